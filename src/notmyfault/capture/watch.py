@@ -1,0 +1,325 @@
+"""Run a child that will crash, watch it die, and find the dump it left.
+
+The parent learns from the kernel itself whether a core was dumped: waitid()
+reports CLD_DUMPED for a death that wrote a core (the WCOREDUMP bit).  The
+child is reaped only after that status has been read (WNOWAIT), and waiting
+uses a pidfd, so a timeout or Ctrl-C never leaves a child behind.
+
+Where the dump went depends on kernel.core_pattern (see :mod:`.pattern`):
+
+- relative file pattern: the child runs in a fresh staging directory inside
+  the dump directory, so the kernel writes there; the core is then moved to a
+  unique name in the dump directory (a plain ``core`` pattern would otherwise
+  overwrite the previous dump);
+- absolute file pattern: the kernel writes where the pattern says; the file is
+  found by expanding the pattern with the child's pid, uid, gid and signal;
+- systemd-coredump: the dump is fetched with ``coredumpctl dump PID``;
+- apport: its core directory is searched for the child's pid;
+- anything else: the report says who has the dump, or why there is none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from notmyfault.capture.config import (
+    APPORT_CORE_DIR,
+    Assessment,
+    DumpSettings,
+    assess,
+)
+from notmyfault.capture.pattern import CrashFacts, Handler, PatternKind, expand
+from notmyfault.sigcodes import CORE_SIGNALS, signal_name
+
+CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
+CHILD_COMM = "notmyfault"
+"""The name (comm) the crashing child gives itself; core_pattern's %e expands to it."""
+COREDUMPCTL_WAIT = 15.0
+"""Seconds to wait for systemd-coredump to register a dump."""
+
+
+@dataclass(frozen=True)
+class ChildExit:
+    """How the child ended, as the kernel reported it."""
+
+    pid: int
+    signal: int | None
+    """The signal that killed it, or None if it exited."""
+    exit_code: int | None
+    """Its exit code, or None if a signal killed it."""
+    core_dumped: bool
+    """The kernel's word (CLD_DUMPED): a core was dumped (to a file, a pipe or a socket)."""
+    timed_out: bool
+    elapsed_s: float
+    stderr: str
+
+
+@dataclass(frozen=True)
+class DumpFile:
+    """A dump that exists, and how it was found."""
+
+    path: str
+    size: int
+    """Apparent size in bytes (st_size)."""
+    allocated: int
+    """Bytes allocated on disk (cores are sparse)."""
+    source: str
+    """How it was found: 'core_pattern file', 'systemd-coredump', 'apport'."""
+
+
+@dataclass(frozen=True)
+class CrashRun:
+    """Everything the parent knows after a crash in a child."""
+
+    label: str
+    child: ChildExit
+    dump: DumpFile | None
+    reason: str | None
+    """Why there is no dump (None when there is one)."""
+    assessment: Assessment
+    locate_s: float
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def myfault_lines(self) -> tuple[str, ...]:
+        """What myfault said on stderr before the fault."""
+        return tuple(line for line in self.child.stderr.splitlines() if line.startswith("myfault:"))
+
+    @property
+    def other_lines(self) -> tuple[str, ...]:
+        """Everything else on the child's stderr (e.g. the C library's abort message)."""
+        return tuple(
+            line
+            for line in self.child.stderr.splitlines()
+            if line.strip() and not line.startswith("myfault:")
+        )
+
+
+class CrashInterrupted(Exception):
+    """The watch was interrupted (Ctrl-C or SIGTERM); the child was killed and reaped."""
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, bool]:
+    """Wait for ``proc`` to exit; return (si_code, si_status, timed_out), reaping it."""
+    fd = os.pidfd_open(proc.pid)
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        timed_out = not ready
+        if timed_out:
+            os.kill(proc.pid, signal.SIGKILL)
+        info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+        assert info is not None
+        code, status = info.si_code, info.si_status
+    finally:
+        os.close(fd)
+    proc.wait()
+    return code, status, timed_out
+
+
+def run_child(argv: Sequence[str], cwd: str, timeout: float, env: dict[str, str] | None = None) -> ChildExit:
+    """Run ``argv`` in ``cwd``, wait up to ``timeout`` seconds, and say how it ended.
+
+    stderr is collected (the C library writes its abort message there when
+    LIBC_FATAL_STDERR_ is set) and also passed through to ours.  On Ctrl-C the
+    child is killed and reaped, then CrashInterrupted is raised.
+    """
+    child_env = dict(os.environ if env is None else env)
+    child_env["LIBC_FATAL_STDERR_"] = "1"
+    child_env.pop("PYTHONFAULTHANDLER", None)
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        list(argv), cwd=cwd, env=child_env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    chunks: list[bytes] = []
+
+    def pump() -> None:
+        assert proc.stderr is not None
+        for line in iter(proc.stderr.readline, b""):
+            chunks.append(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        code, status, timed_out = _wait(proc, timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait()
+        raise CrashInterrupted(f"interrupted; the crashing child (pid {proc.pid}) was killed") from None
+    elapsed = time.monotonic() - start
+    reader.join(timeout=2.0)
+    stderr = b"".join(chunks).decode(errors="replace")
+    if code == CLD_EXITED:
+        return ChildExit(proc.pid, None, status, False, timed_out, elapsed, stderr)
+    return ChildExit(proc.pid, status, None, code == CLD_DUMPED, timed_out, elapsed, stderr)
+
+
+def _dump_file(path: str, source: str) -> DumpFile:
+    st = os.stat(path)
+    return DumpFile(path, st.st_size, st.st_blocks * 512, source)
+
+
+def _unique(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}.{n}")
+        n += 1
+    return candidate
+
+
+def dump_name(label: str, pid: int) -> str:
+    """The file name notmyfault gives a dump it files away: core.LABEL.PID.YYYYmmdd-HHMMSS."""
+    return f"core.{label}.{pid}.{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _facts(child: ChildExit) -> CrashFacts:
+    return CrashFacts(
+        pid=child.pid,
+        tid=None,
+        uid=os.getuid(),
+        gid=os.getgid(),
+        signal=child.signal,
+        comm=CHILD_COMM,
+        hostname=socket.gethostname(),
+    )
+
+
+def _no_core_reason(child: ChildExit, settings: DumpSettings, verdict: Assessment) -> str:
+    if child.timed_out:
+        return "the child survived the fault for its whole time limit and was killed; no dump was asked for"
+    if child.signal is None:
+        return f"the child exited with code {child.exit_code} instead of crashing, so there is no dump"
+    name = signal_name(child.signal)
+    if child.signal not in CORE_SIGNALS:
+        return (
+            f"{name}'s default action is to terminate without a core dump, so the kernel wrote none; "
+            "use a core-dumping signal (SIGQUIT, SIGABRT, SIGSEGV ...) for a dump"
+        )
+    if verdict.problems:
+        return "the kernel wrote no dump: " + verdict.problems[0]
+    p = settings.core_pattern
+    return (
+        f"the kernel wrote no dump although {name} dumps core and the settings allow it "
+        f"(core_pattern {p.raw!r}); look at the kernel log (dmesg) for a coredump message: "
+        "the target file may exist and belong to another user, the file system may be full or "
+        "read-only, or the process may not have been dumpable"
+    )
+
+
+def _coredumpctl(pid: int, out: Path, deadline: float) -> str | None:
+    """Fetch the dump of ``pid`` from systemd-coredump into ``out``; return an error or None."""
+    exe = shutil.which("coredumpctl")
+    if exe is None:
+        return "systemd-coredump took the dump, but coredumpctl is not installed to fetch it (apt-get install systemd-coredump)"
+    last = ""
+    while time.monotonic() < deadline:
+        r = subprocess.run(
+            [exe, "--no-pager", "dump", str(pid), "--output", str(out)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if r.returncode == 0 and out.exists() and out.stat().st_size > 0:
+            return None
+        said = (r.stderr or r.stdout).strip()
+        last = said.splitlines()[-1] if said else ""
+        time.sleep(0.25)
+    return f"systemd-coredump did not give up the dump of pid {pid} in time: {last or 'no answer'}"
+
+
+def locate(child: ChildExit, settings: DumpSettings, staging: str, label: str, start_time: float) -> tuple[DumpFile | None, str | None, tuple[str, ...]]:
+    """Find the dump ``child`` left, file it into the dump directory where that is ours to do.
+
+    Returns (dump, reason when there is none, notes).
+    """
+    verdict = assess(settings)
+    if not child.core_dumped:
+        return None, _no_core_reason(child, settings, verdict), ()
+    p = settings.core_pattern
+    facts = _facts(child)
+    notes: list[str] = []
+    dump_dir = Path(settings.dump_dir)
+    if p.kind is PatternKind.FILE:
+        name_glob = expand(p, facts, settings.core_uses_pid, as_glob=True)
+        base = staging if p.relative else ""
+        matches = sorted(
+            (m for m in glob.glob(os.path.join(base, name_glob)) if os.path.isfile(m)),
+            key=lambda m: os.stat(m).st_mtime,
+        )
+        if not p.relative:
+            matches = [m for m in matches if os.stat(m).st_mtime >= start_time - 1]
+        if not matches:
+            where = staging if p.relative else os.path.dirname(p.raw)
+            return None, (
+                f"the kernel says a core was dumped, but no file matching {name_glob!r} is in {where}"
+            ), ()
+        found = matches[-1]
+        if p.relative:
+            final = _unique(dump_dir / dump_name(label, child.pid))
+            os.replace(found, final)
+            return _dump_file(str(final), "core_pattern file"), None, ()
+        notes.append("core_pattern is absolute, so the dump stays where the kernel wrote it")
+        return _dump_file(found, "core_pattern file"), None, tuple(notes)
+    if p.handler is Handler.SYSTEMD_COREDUMP:
+        dump_dir.mkdir(parents=True, exist_ok=True)
+        final = _unique(dump_dir / dump_name(label, child.pid))
+        err = _coredumpctl(child.pid, final, time.monotonic() + COREDUMPCTL_WAIT)
+        if err:
+            return None, err, ()
+        return _dump_file(str(final), "systemd-coredump"), None, ("fetched with coredumpctl dump",)
+    if p.handler is Handler.APPORT:
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            hits = [h for h in glob.glob(os.path.join(APPORT_CORE_DIR, f"core.*.{child.pid}.*")) if os.path.isfile(h)]
+            if hits:
+                return _dump_file(hits[-1], "apport"), None, ()
+            time.sleep(0.25)
+        return None, (
+            f"apport took the dump and kept no core for pid {child.pid} in {APPORT_CORE_DIR}; "
+            "apport keeps cores of non-packaged programs only when configured to "
+            "(or set a file core_pattern as root: sysctl -w kernel.core_pattern=core)"
+        ), ()
+    return None, (
+        f"the kernel handed the dump to {p.program!r} ({p.raw!r}); notmyfault cannot tell where "
+        "that helper keeps it"
+    ), ()
+
+
+def crash_in_child(
+    argv: Sequence[str],
+    settings: DumpSettings,
+    label: str,
+    timeout: float = 120.0,
+) -> CrashRun:
+    """Run a child that will crash, and report how it died and where its dump is.
+
+    The child runs in a fresh staging directory inside the dump directory, so
+    a relative core_pattern writes there; the staging directory is removed
+    afterwards whatever happens.
+    """
+    verdict = assess(settings)
+    dump_dir = Path(settings.dump_dir)
+    dump_dir.mkdir(parents=True, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".incoming-", dir=dump_dir)
+    start_time = time.time()
+    try:
+        child = run_child(argv, staging, timeout)
+        t0 = time.monotonic()
+        dump, reason, notes = locate(child, settings, staging, label, start_time)
+        locate_s = time.monotonic() - t0
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return CrashRun(label, child, dump, reason, verdict, locate_s, notes)

@@ -1,0 +1,243 @@
+"""The ``notmyfault`` command line: a thin front end over faults, capture and render.
+
+Exit codes: 0 the fault left a dump (or the command succeeded); 1 the fault
+happened but no dump exists (the reason is printed); 2 bad input; 130
+interrupted (Ctrl-C or SIGTERM).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from notmyfault import __version__
+
+EXIT_NO_DUMP = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    """Print a one-line error and exit with ``code``."""
+    click.echo(f"notmyfault: error: {message}", err=True)
+    sys.exit(code)
+
+
+def emit_json(obj: Any) -> None:
+    """Print ``obj`` as indented JSON on stdout."""
+    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+
+
+def _catalog_epilog() -> str:
+    from notmyfault.faults.catalog import CATALOG
+
+    names = ", ".join(f"{c.number}={c.name}" if c.number else c.name for c in CATALOG)
+    return f"Crash types: {names}. See 'notmyfault crash --list' for what each does and what its dump shows."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="notmyfault")
+def cli() -> None:
+    """notmyfault: crash, hang and leak on purpose inside the native module myfault, and capture the dump."""
+
+
+@cli.command(epilog=_catalog_epilog())
+@click.argument("crash_type", required=False, metavar="TYPE")
+@click.option("--list", "list_", is_flag=True, help="List the crash types and what their dumps show.")
+@click.option("-v", "--verbose", is_flag=True, help="With --list: also the NotMyfault analog and the exact fault.")
+@click.option("--signal", "signal_", metavar="SIG", help="For TYPE 'signal': the signal to die by (number or name).")
+@click.option(
+    "--dump-dir",
+    type=click.Path(file_okay=False),
+    help="Where dumps go when core_pattern is relative (default: $NOTMYFAULT_DUMP_DIR or ~/.local/state/notmyfault/dumps).",
+)
+@click.option("--in-process", is_flag=True, help="Crash notmyfault itself, as NotMyfault does, instead of a child.")
+@click.option("--ballast", metavar="SIZE", help="Touch SIZE of anonymous memory first (e.g. 200MB), so the dump is that big.")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the child to die.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report (or the list) as JSON.")
+@click.option("--child", is_flag=True, hidden=True)
+def crash(
+    crash_type: str | None,
+    list_: bool,
+    verbose: bool,
+    signal_: str | None,
+    dump_dir: str | None,
+    in_process: bool,
+    ballast: str | None,
+    timeout: float,
+    as_json: bool,
+    child: bool,
+) -> None:
+    """Crash in a precise, documented way inside myfault, and report where the dump went.
+
+    TYPE is a NotMyfault number (1-8) or a name. By default the crash happens
+    in a child process that notmyfault watches; the report gives the signal,
+    the exit status, and the dump's path and size, or exactly why there is no
+    dump.
+    """
+    from notmyfault.faults.catalog import UnknownCrashType, lookup
+
+    if list_:
+        from notmyfault.render.catalog import catalog_json, catalog_text
+
+        if as_json:
+            emit_json(catalog_json())
+        else:
+            click.echo(catalog_text(verbose))
+        return
+    if crash_type is None:
+        if signal_ is None:
+            fail("give a crash type (e.g. 'notmyfault crash 1' or 'notmyfault crash high-irql'); 'notmyfault crash --list' lists them")
+        crash_type = "signal"
+    try:
+        entry = lookup(crash_type)
+    except UnknownCrashType as e:
+        fail(str(e))
+    signo = _parse_signal(signal_, entry.takes_signal, entry.name)
+    ballast_bytes = _parse_ballast(ballast)
+    if child or in_process:
+        _crash_here(entry.name, signo, ballast_bytes, dump_dir, child, as_json)
+        return
+    _crash_child(entry.name, signo, ballast, dump_dir, timeout, as_json)
+
+
+def _parse_signal(text: str | None, takes_signal: bool, name: str) -> int | None:
+    from notmyfault.faults.crash import check_signal
+    from notmyfault.sigcodes import parse_signal
+
+    if text is None:
+        return None
+    if not takes_signal:
+        fail(f"--signal applies only to the crash type 'signal', not '{name}'")
+    try:
+        signo = parse_signal(text)
+        check_signal(signo)
+    except ValueError as e:
+        fail(str(e))
+    return signo
+
+
+def _parse_ballast(text: str | None) -> int:
+    from notmyfault.faults.safety import check_floor
+    from notmyfault.units import parse_size
+
+    if text is None:
+        return 0
+    try:
+        n = parse_size(text)
+        check_floor(n)
+    except ValueError as e:
+        fail(f"--ballast: {e}")
+    return n
+
+
+def _crash_here(name: str, signo: int | None, ballast: int, dump_dir: str | None, child: bool, as_json: bool) -> None:
+    """Crash this very process (``--in-process``, or as the watched child)."""
+    from notmyfault.capture.config import assess, probe
+    from notmyfault.capture.prepare import prepare_current_process
+    from notmyfault.capture.watch import CHILD_COMM
+    from notmyfault.faults.catalog import lookup
+    from notmyfault.faults.crash import FaultSurvived, commit
+
+    if child:
+        prepare_current_process(name=CHILD_COMM)
+    else:
+        settings = probe(dump_dir)
+        verdict = assess(settings)
+        workdir = settings.dump_dir if settings.core_pattern.relative else None
+        prepared = prepare_current_process(workdir=workdir)
+        message = {
+            "schema_version": 1,
+            "kind": "crash-in-process",
+            "crash_type": name,
+            "pid": os.getpid(),
+            "cwd": prepared.cwd,
+            "verdict": verdict.verdict.value,
+            "where": verdict.where,
+            "summary": verdict.summary,
+        }
+        if as_json:
+            emit_json(message)
+        else:
+            click.echo(f"notmyfault: crashing this process (pid {os.getpid()}) with {name} now")
+            click.echo(f"notmyfault: {verdict.summary}")
+            for prob in verdict.problems:
+                click.echo(f"notmyfault: problem: {prob}")
+        sys.stdout.flush()
+    hold = bytearray(b"\xa5") * ballast if ballast else None
+    try:
+        commit(lookup(name), signo)
+    except FaultSurvived as e:
+        del hold
+        fail(str(e), EXIT_NO_DUMP)
+
+
+def _crash_child(name: str, signo: int | None, ballast: str | None, dump_dir: str | None, timeout: float, as_json: bool) -> None:
+    """Crash a child process, watch it, and report where its dump went."""
+    from notmyfault.capture.config import assess, probe
+    from notmyfault.capture.watch import CrashInterrupted, crash_in_child
+    from notmyfault.render.capture import crash_json, crash_text
+
+    settings = probe(dump_dir)
+    verdict = assess(settings)
+    if not settings.dump_dir_writable:
+        fail(f"cannot write the dump directory {settings.dump_dir}: give --dump-dir a directory you can write")
+    if verdict.problems and not as_json:
+        for prob in verdict.problems:
+            click.echo(f"notmyfault: warning: {prob}", err=True)
+    argv = [sys.executable, "-m", "notmyfault", "crash", name, "--child"]
+    if signo is not None:
+        argv += ["--signal", str(signo)]
+    if ballast:
+        argv += ["--ballast", ballast]
+    label = name if signo is None else f"signal-{signo}"
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        run = crash_in_child(argv, settings, label, timeout)
+    except CrashInterrupted as e:
+        fail(str(e), EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if as_json:
+        emit_json(crash_json(run))
+    else:
+        click.echo(crash_text(run))
+    if run.dump is None:
+        sys.exit(EXIT_NO_DUMP)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@cli.command()
+@click.option("--dump-dir", type=click.Path(file_okay=False), help="The dump directory to judge (default: the per-user one).")
+@click.option("--pattern", metavar="PATTERN", help="Judge this core_pattern instead of the machine's (a 'what if').")
+@click.option("--json", "as_json", is_flag=True, help="Print the configuration and the verdict as JSON.")
+def dumpconfig(dump_dir: str | None, pattern: str | None, as_json: bool) -> None:
+    """Say whether a crash would leave a dump, where, and what stops it (NotMyfault's Dump Configuration)."""
+    from notmyfault.capture.config import assess, probe, with_pattern
+    from notmyfault.render.capture import dumpconfig_json, dumpconfig_text
+
+    settings = probe(dump_dir)
+    if pattern is not None:
+        settings = with_pattern(settings, pattern)
+    verdict = assess(settings)
+    if as_json:
+        emit_json(dumpconfig_json(settings, verdict))
+    else:
+        click.echo(dumpconfig_text(settings, verdict))
+
+
+def main() -> None:
+    """Entry point of the ``notmyfault`` console script."""
+    try:
+        cli.main(prog_name="notmyfault", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("notmyfault: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,0 +1,1 @@
+"""The injector: the crash catalog and the code that commits faults through myfault."""
