@@ -181,8 +181,15 @@ def read_systemd_coredump(root: str = "/") -> SystemdCoredump:
         "ProcessSizeMax": "2G",
         "ExternalSizeMax": "2G",
     }
-    files = [os.path.join(root, "usr/lib/systemd/coredump.conf"), os.path.join(root, "etc/systemd/coredump.conf")]
-    for d in ("usr/lib/systemd/coredump.conf.d", "run/systemd/coredump.conf.d", "etc/systemd/coredump.conf.d"):
+    files = [
+        os.path.join(root, "usr/lib/systemd/coredump.conf"),
+        os.path.join(root, "etc/systemd/coredump.conf"),
+    ]
+    for d in (
+        "usr/lib/systemd/coredump.conf.d",
+        "run/systemd/coredump.conf.d",
+        "etc/systemd/coredump.conf.d",
+    ):
         files.extend(sorted(glob.glob(os.path.join(root, d, "*.conf"))))
     for f in files:
         parser = configparser.ConfigParser(strict=False, interpolation=None)
@@ -254,7 +261,7 @@ def probe(dump_dir: str | None = None) -> DumpSettings:
 def effective_core_limit(s: DumpSettings) -> int:
     """The RLIMIT_CORE a crash of this tool will have: notmyfault raises the soft
     limit to the hard one, and the hard one to unlimited when it may."""
-    soft, hard = s.rlimit_core
+    _soft, hard = s.rlimit_core
     if s.can_raise_hard_limit:
         return resource.RLIM_INFINITY
     return hard
@@ -311,7 +318,9 @@ def assess(s: DumpSettings) -> Assessment:
         else:
             where = p.raw
             if "%" in (os.path.dirname(p.raw)):
-                notes.append("the pattern's directory part holds %-specifiers; the kernel does not create directories")
+                notes.append(
+                    "the pattern's directory part holds %-specifiers; the kernel does not create directories"
+                )
             elif not s.pattern_dir_writable:
                 problems.append(
                     f"core_pattern writes to {s.pattern_dir}, which this user cannot write: the kernel "
@@ -325,7 +334,9 @@ def assess(s: DumpSettings) -> Assessment:
         if s.core_uses_pid and not p.pid_in_pattern:
             notes.append("core_uses_pid=1 appends '.PID' to the file name")
         if problems and limit == 0:
-            return Assessment(Verdict.NO_DUMP, None, "no dump: the core size limit is 0", tuple(problems), tuple(notes))
+            return Assessment(
+                Verdict.NO_DUMP, None, "no dump: the core size limit is 0", tuple(problems), tuple(notes)
+            )
         verdict = Verdict.NO_DUMP if problems else Verdict.WILL_DUMP
         summary = (
             f"a crash of this tool would leave a dump at {where}"
@@ -357,12 +368,18 @@ def assess(s: DumpSettings) -> Assessment:
                 "in /etc/systemd/coredump.conf"
             )
         if sd is not None and sd.coredumpctl is None:
-            notes.append("coredumpctl is not installed, so notmyfault cannot fetch the dump: apt-get install systemd-coredump")
-        where = (sd.directory if sd else SYSTEMD_COREDUMP_DIR) + " (fetched with coredumpctl into the dump directory)"
+            notes.append(
+                "coredumpctl is not installed, so notmyfault cannot fetch the dump: apt-get install systemd-coredump"
+            )
+        where = (
+            sd.directory if sd else SYSTEMD_COREDUMP_DIR
+        ) + " (fetched with coredumpctl into the dump directory)"
         if sd is not None and sd.storage == "journal":
             where = "the journal (fetched with coredumpctl into the dump directory)"
         if problems:
-            return Assessment(Verdict.NO_DUMP, None, "no dump: " + problems[0].split(":")[0], tuple(problems), tuple(notes))
+            return Assessment(
+                Verdict.NO_DUMP, None, "no dump: " + problems[0].split(":")[0], tuple(problems), tuple(notes)
+            )
         return Assessment(
             Verdict.WILL_DUMP,
             where,
@@ -402,7 +419,9 @@ def with_pattern(s: DumpSettings, raw: str) -> DumpSettings:
     systemd = s.systemd
     if pattern.handler is Handler.SYSTEMD_COREDUMP and systemd is None:
         systemd = read_systemd_coredump()
-    return replace(s, core_pattern=pattern, pattern_dir=pattern_dir, pattern_dir_writable=writable, systemd=systemd)
+    return replace(
+        s, core_pattern=pattern, pattern_dir=pattern_dir, pattern_dir_writable=writable, systemd=systemd
+    )
 
 
 def decode_filter(value: int) -> tuple[str, ...]:

@@ -112,11 +112,7 @@ class CorePattern:
                 Handler.OTHER: f"{self.program}, which decides what to keep",
             }[self.handler]
             return f"the kernel pipes the dump to {who}"
-        where = (
-            "in the crashing process's working directory"
-            if self.relative
-            else "at that absolute path"
-        )
+        where = "in the crashing process's working directory" if self.relative else "at that absolute path"
         suffix = ""
         if core_uses_pid and not self.pid_in_pattern:
             suffix = ", with '.PID' appended (core_uses_pid=1)"

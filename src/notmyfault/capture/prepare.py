@@ -32,7 +32,7 @@ def _prctl(option: int, arg: int | bytes = 0) -> int:
 
 def raise_core_limit() -> tuple[int, int]:
     """Raise RLIMIT_CORE: the soft limit to the hard one, and both to unlimited if allowed."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
     try:
         resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     except (ValueError, OSError):

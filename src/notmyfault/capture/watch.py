@@ -240,7 +240,9 @@ def _coredumpctl(pid: int, out: Path, deadline: float) -> str | None:
     return f"systemd-coredump did not give up the dump of pid {pid} in time: {last or 'no answer'}"
 
 
-def locate(child: ChildExit, settings: DumpSettings, staging: str, label: str, start_time: float) -> tuple[DumpFile | None, str | None, tuple[str, ...]]:
+def locate(
+    child: ChildExit, settings: DumpSettings, staging: str, label: str, start_time: float
+) -> tuple[DumpFile | None, str | None, tuple[str, ...]]:
     """Find the dump ``child`` left, file it into the dump directory where that is ours to do.
 
     Returns (dump, reason when there is none, notes).
@@ -263,9 +265,11 @@ def locate(child: ChildExit, settings: DumpSettings, staging: str, label: str, s
             matches = [m for m in matches if os.stat(m).st_mtime >= start_time - 1]
         if not matches:
             where = staging if p.relative else os.path.dirname(p.raw)
-            return None, (
-                f"the kernel says a core was dumped, but no file matching {name_glob!r} is in {where}"
-            ), ()
+            return (
+                None,
+                (f"the kernel says a core was dumped, but no file matching {name_glob!r} is in {where}"),
+                (),
+            )
         found = matches[-1]
         if p.relative:
             final = _unique(dump_dir / dump_name(label, child.pid))
@@ -283,19 +287,31 @@ def locate(child: ChildExit, settings: DumpSettings, staging: str, label: str, s
     if p.handler is Handler.APPORT:
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
-            hits = [h for h in glob.glob(os.path.join(APPORT_CORE_DIR, f"core.*.{child.pid}.*")) if os.path.isfile(h)]
+            hits = [
+                h
+                for h in glob.glob(os.path.join(APPORT_CORE_DIR, f"core.*.{child.pid}.*"))
+                if os.path.isfile(h)
+            ]
             if hits:
                 return _dump_file(hits[-1], "apport"), None, ()
             time.sleep(0.25)
-        return None, (
-            f"apport took the dump and kept no core for pid {child.pid} in {APPORT_CORE_DIR}; "
-            "apport keeps cores of non-packaged programs only when configured to "
-            "(or set a file core_pattern as root: sysctl -w kernel.core_pattern=core)"
-        ), ()
-    return None, (
-        f"the kernel handed the dump to {p.program!r} ({p.raw!r}); notmyfault cannot tell where "
-        "that helper keeps it"
-    ), ()
+        return (
+            None,
+            (
+                f"apport took the dump and kept no core for pid {child.pid} in {APPORT_CORE_DIR}; "
+                "apport keeps cores of non-packaged programs only when configured to "
+                "(or set a file core_pattern as root: sysctl -w kernel.core_pattern=core)"
+            ),
+            (),
+        )
+    return (
+        None,
+        (
+            f"the kernel handed the dump to {p.program!r} ({p.raw!r}); notmyfault cannot tell where "
+            "that helper keeps it"
+        ),
+        (),
+    )
 
 
 def crash_in_child(

@@ -49,16 +49,28 @@ def cli() -> None:
 @cli.command(epilog=_catalog_epilog())
 @click.argument("crash_type", required=False, metavar="TYPE")
 @click.option("--list", "list_", is_flag=True, help="List the crash types and what their dumps show.")
-@click.option("-v", "--verbose", is_flag=True, help="With --list: also the NotMyfault analog and the exact fault.")
-@click.option("--signal", "signal_", metavar="SIG", help="For TYPE 'signal': the signal to die by (number or name).")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="With --list: also the NotMyfault analog and the exact fault."
+)
+@click.option(
+    "--signal", "signal_", metavar="SIG", help="For TYPE 'signal': the signal to die by (number or name)."
+)
 @click.option(
     "--dump-dir",
     type=click.Path(file_okay=False),
     help="Where dumps go when core_pattern is relative (default: $NOTMYFAULT_DUMP_DIR or ~/.local/state/notmyfault/dumps).",
 )
-@click.option("--in-process", is_flag=True, help="Crash notmyfault itself, as NotMyfault does, instead of a child.")
-@click.option("--ballast", metavar="SIZE", help="Touch SIZE of anonymous memory first (e.g. 200MB), so the dump is that big.")
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the child to die.")
+@click.option(
+    "--in-process", is_flag=True, help="Crash notmyfault itself, as NotMyfault does, instead of a child."
+)
+@click.option(
+    "--ballast",
+    metavar="SIZE",
+    help="Touch SIZE of anonymous memory first (e.g. 200MB), so the dump is that big.",
+)
+@click.option(
+    "--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the child to die."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report (or the list) as JSON.")
 @click.option("--child", is_flag=True, hidden=True)
 def crash(
@@ -92,7 +104,9 @@ def crash(
         return
     if crash_type is None:
         if signal_ is None:
-            fail("give a crash type (e.g. 'notmyfault crash 1' or 'notmyfault crash high-irql'); 'notmyfault crash --list' lists them")
+            fail(
+                "give a crash type (e.g. 'notmyfault crash 1' or 'notmyfault crash high-irql'); 'notmyfault crash --list' lists them"
+            )
         crash_type = "signal"
     try:
         entry = lookup(crash_type)
@@ -136,7 +150,9 @@ def _parse_ballast(text: str | None) -> int:
     return n
 
 
-def _crash_here(name: str, signo: int | None, ballast: int, dump_dir: str | None, child: bool, as_json: bool) -> None:
+def _crash_here(
+    name: str, signo: int | None, ballast: int, dump_dir: str | None, child: bool, as_json: bool
+) -> None:
     """Crash this very process (``--in-process``, or as the watched child)."""
     from notmyfault.capture.config import assess, probe
     from notmyfault.capture.prepare import prepare_current_process
@@ -177,7 +193,9 @@ def _crash_here(name: str, signo: int | None, ballast: int, dump_dir: str | None
         fail(str(e), EXIT_NO_DUMP)
 
 
-def _crash_child(name: str, signo: int | None, ballast: str | None, dump_dir: str | None, timeout: float, as_json: bool) -> None:
+def _crash_child(
+    name: str, signo: int | None, ballast: str | None, dump_dir: str | None, timeout: float, as_json: bool
+) -> None:
     """Crash a child process, watch it, and report where its dump went."""
     from notmyfault.capture.config import assess, probe
     from notmyfault.capture.watch import CrashInterrupted, crash_in_child
@@ -186,7 +204,9 @@ def _crash_child(name: str, signo: int | None, ballast: str | None, dump_dir: st
     settings = probe(dump_dir)
     verdict = assess(settings)
     if not settings.dump_dir_writable:
-        fail(f"cannot write the dump directory {settings.dump_dir}: give --dump-dir a directory you can write")
+        fail(
+            f"cannot write the dump directory {settings.dump_dir}: give --dump-dir a directory you can write"
+        )
     if verdict.problems and not as_json:
         for prob in verdict.problems:
             click.echo(f"notmyfault: warning: {prob}", err=True)
@@ -216,8 +236,14 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 @cli.command()
-@click.option("--dump-dir", type=click.Path(file_okay=False), help="The dump directory to judge (default: the per-user one).")
-@click.option("--pattern", metavar="PATTERN", help="Judge this core_pattern instead of the machine's (a 'what if').")
+@click.option(
+    "--dump-dir",
+    type=click.Path(file_okay=False),
+    help="The dump directory to judge (default: the per-user one).",
+)
+@click.option(
+    "--pattern", metavar="PATTERN", help="Judge this core_pattern instead of the machine's (a 'what if')."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the configuration and the verdict as JSON.")
 def dumpconfig(dump_dir: str | None, pattern: str | None, as_json: bool) -> None:
     """Say whether a crash would leave a dump, where, and what stops it (NotMyfault's Dump Configuration)."""

@@ -168,8 +168,7 @@ CATALOG: tuple[CrashType, ...] = (
         analog="Stack trash: corrupts the stack of a thread",
         summary="overwrites its own return address and returns",
         fault=(
-            "writes 0x414141414141 over its saved frame pointer and its return address, "
-            "then returns to it"
+            "writes 0x414141414141 over its saved frame pointer and its return address, then returns to it"
         ),
         function="myfault_stack_trash",
         frame=None,
@@ -396,9 +395,7 @@ class UnknownCrashType(LookupError):
 
 def valid_choices() -> str:
     """Return the valid crash types, numbers and names, for an error message."""
-    return ", ".join(
-        f"{c.number} {c.name}" if c.number is not None else c.name for c in CATALOG
-    )
+    return ", ".join(f"{c.number} {c.name}" if c.number is not None else c.name for c in CATALOG)
 
 
 def lookup(key: str) -> CrashType:

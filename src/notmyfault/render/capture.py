@@ -138,12 +138,20 @@ def dumpconfig_text(s: DumpSettings, a: Assessment) -> str:
         ("core_pattern", repr(p.raw)),
         ("  meaning", p.meaning(s.core_uses_pid)),
         ("core_uses_pid", str(int(s.core_uses_pid))),
-        ("core_pipe_limit", f"{s.core_pipe_limit}" + (" (the kernel does not wait for the pipe helper)" if s.core_pipe_limit == 0 else "")),
+        (
+            "core_pipe_limit",
+            f"{s.core_pipe_limit}"
+            + (" (the kernel does not wait for the pipe helper)" if s.core_pipe_limit == 0 else ""),
+        ),
         ("suid_dumpable", "unknown" if s.suid_dumpable is None else str(s.suid_dumpable)),
         (
             "core size limit",
             f"soft {limit_text(soft)}, hard {limit_text(hard)}"
-            + (" (notmyfault raises both: this user may)" if s.can_raise_hard_limit else " (notmyfault raises soft to hard)"),
+            + (
+                " (notmyfault raises both: this user may)"
+                if s.can_raise_hard_limit
+                else " (notmyfault raises soft to hard)"
+            ),
         ),
         (
             "coredump_filter",
