@@ -312,7 +312,7 @@ MYFAULT_API int myfault_do_bug(const struct myfault_entry *entry, long arg)
     return survived;
 }
 
-static PyObject *myfault_py_do_bug(PyObject *self, PyObject *args)
+MYFAULT_API PyObject *myfault_py_do_bug(PyObject *self, PyObject *args)
 {
     (void)self;
     const char *name;

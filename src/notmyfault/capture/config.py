@@ -143,9 +143,13 @@ def _read_int(path: Path | str, base: int = 10) -> int | None:
         return None
 
 
-def _writable_dir(path: str) -> bool:
-    """True if ``path`` is (or can be created as) a directory this process may write in."""
+def _writable_dir(path: str, must_exist: bool = False) -> bool:
+    """True if ``path`` is (or, unless ``must_exist``, can be created as) a directory
+    this process may write in.  The kernel creates no directories for core_pattern,
+    so a pattern's directory must exist; notmyfault creates its own dump directory."""
     p = Path(path)
+    if must_exist and not p.is_dir():
+        return False
     while not p.exists():
         if p.parent == p:
             return False
@@ -163,14 +167,17 @@ def _free_bytes(path: str) -> int | None:
         return None
 
 
+CAP_SYS_RESOURCE = 24
+
+
 def _can_raise_hard_limit() -> bool:
-    if os.geteuid() == 0:
-        return True
+    """True if this process holds CAP_SYS_RESOURCE (root usually does; root in a
+    container or under setpriv may not), which raising a hard limit needs."""
     status = _read("/proc/self/status") or ""
     for line in status.splitlines():
         if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) & (1 << 24))  # CAP_SYS_RESOURCE
-    return False
+            return bool(int(line.split()[1], 16) & (1 << CAP_SYS_RESOURCE))
+    return os.geteuid() == 0
 
 
 def read_systemd_coredump(root: str = "/") -> SystemdCoredump:
@@ -235,7 +242,7 @@ def probe(dump_dir: str | None = None) -> DumpSettings:
     pattern_dir_writable = None
     if pattern.kind is PatternKind.FILE and not pattern.relative:
         pattern_dir = os.path.dirname(pattern.raw) or "/"
-        pattern_dir_writable = _writable_dir(pattern_dir) and "%" not in pattern_dir
+        pattern_dir_writable = _writable_dir(pattern_dir, must_exist=True) and "%" not in pattern_dir
         target_dir = pattern_dir
     systemd = read_systemd_coredump() if pattern.handler is Handler.SYSTEMD_COREDUMP else None
     if systemd is not None:
@@ -415,7 +422,7 @@ def with_pattern(s: DumpSettings, raw: str) -> DumpSettings:
     writable = None
     if pattern.kind is PatternKind.FILE and not pattern.relative:
         pattern_dir = os.path.dirname(pattern.raw) or "/"
-        writable = _writable_dir(pattern_dir) and "%" not in pattern_dir
+        writable = _writable_dir(pattern_dir, must_exist=True) and "%" not in pattern_dir
     systemd = s.systemd
     if pattern.handler is Handler.SYSTEMD_COREDUMP and systemd is None:
         systemd = read_systemd_coredump()

@@ -36,8 +36,12 @@ def emit_json(obj: Any) -> None:
 def _catalog_epilog() -> str:
     from notmyfault.faults.catalog import CATALOG
 
-    names = ", ".join(f"{c.number}={c.name}" if c.number else c.name for c in CATALOG)
-    return f"Crash types: {names}. See 'notmyfault crash --list' for what each does and what its dump shows."
+    lines = [f"  {c.number if c.number else '-':>2}  {c.name:<20} {c.summary}" for c in CATALOG]
+    return (
+        "\b\nCrash types:\n"
+        + "\n".join(lines)
+        + "\n\nSee 'notmyfault crash --list -v' for what each dump shows."
+    )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

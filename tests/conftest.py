@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "corpus"
+
+
+def run_nmf(
+    *args: str, check_json: bool = False, timeout: float = 180, **kw: Any
+) -> subprocess.CompletedProcess[str]:
+    """Run the notmyfault command (as ``python -m notmyfault``) and return what it did."""
+    env = dict(os.environ)
+    env.update(kw.pop("env", {}))
+    return subprocess.run(
+        [sys.executable, "-m", "notmyfault", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+        **kw,
+    )
+
+
+def run_json(*args: str, **kw: Any) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    r = run_nmf(*args, "--json", **kw)
+    try:
+        return r, json.loads(r.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"not JSON (exit {r.returncode}):\n{r.stdout}\n{r.stderr}") from None
+
+
+@pytest.fixture
+def dump_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "dumps"
+    d.mkdir()
+    return d

@@ -1,0 +1,190 @@
+"""Test helpers: read facts from real core files with pyelftools and gdb.
+
+These are deliberately independent of notmyfault's own code (the analyzer
+does not exist yet, and when it does the tests must not grade it by itself).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.elf.elffile import ELFFile
+
+HERE = Path(__file__).parent
+SYSTEM_LIBS = ("libc.so", "libc-", "ld-linux", "libpthread", "libgcc_s", "libstdc++", "linux-vdso")
+
+
+@dataclass(frozen=True)
+class Mapping:
+    start: int
+    end: int
+    flags: int  # p_flags: 1 X, 2 W, 4 R
+    path: str | None  # from NT_FILE, None for anonymous memory
+
+
+@dataclass(frozen=True)
+class Core:
+    path: str
+    machine: str
+    signo: int
+    si_code: int
+    si_addr: int
+    sighold: int
+    pc: int
+    sp: int
+    mappings: tuple[Mapping, ...]
+
+    def mapping_at(self, addr: int) -> Mapping | None:
+        for m in self.mappings:
+            if m.start <= addr < m.end:
+                return m
+        return None
+
+    def files_at(self, addr: int) -> list[str]:
+        return [m.path for m in self.mappings if m.path and m.start <= addr < m.end]
+
+    def read(self, addr: int, size: int) -> bytes:
+        with open(self.path, "rb") as f:
+            elf = ELFFile(f)
+            for seg in elf.iter_segments():
+                if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= addr < seg["p_vaddr"] + seg["p_memsz"]:
+                    off = addr - seg["p_vaddr"]
+                    if off + size > seg["p_filesz"]:
+                        raise ValueError(f"{addr:#x}+{size} is not in the file")
+                    f.seek(seg["p_offset"] + off)
+                    return f.read(size)
+        raise ValueError(f"{addr:#x} is not in the core")
+
+
+# Offsets into struct elf_prstatus on x86_64 and aarch64 (64-bit).
+PRSTATUS_SIGHOLD = 24
+PRSTATUS_REGS = 112
+X86_64_REGS = (
+    "r15",
+    "r14",
+    "r13",
+    "r12",
+    "rbp",
+    "rbx",
+    "r11",
+    "r10",
+    "r9",
+    "r8",
+    "rax",
+    "rcx",
+    "rdx",
+    "rsi",
+    "rdi",
+    "orig_rax",
+    "rip",
+    "cs",
+    "eflags",
+    "rsp",
+    "ss",
+)
+
+
+def read_core(path: str | os.PathLike[str]) -> Core:
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        machine = elf.header["e_machine"]
+        loads: list[tuple[int, int, int]] = []
+        files: list[tuple[int, int, str]] = []
+        prstatus = siginfo = None
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD":
+                loads.append((seg["p_vaddr"], seg["p_vaddr"] + seg["p_memsz"], seg["p_flags"]))
+            elif seg["p_type"] == "PT_NOTE":
+                for note in seg.iter_notes():
+                    if note["n_type"] == "NT_PRSTATUS" and prstatus is None:
+                        prstatus = note["n_desc"]
+                    elif note["n_type"] == "NT_SIGINFO":
+                        siginfo = note["n_desc"]
+                    elif note["n_type"] == "NT_FILE":
+                        d = note["n_desc"]
+                        for entry, name in zip(d["Elf_Nt_File_Entry"], d["filename"]):
+                            fname = name.decode() if isinstance(name, bytes) else name
+                            files.append((entry["vm_start"], entry["vm_end"], fname))
+    assert prstatus is not None and siginfo is not None, "core lacks NT_PRSTATUS or NT_SIGINFO"
+    signo, _errno, code = struct.unpack_from("<iii", siginfo, 0)
+    (addr,) = struct.unpack_from("<Q", siginfo, 16)
+    (sighold,) = struct.unpack_from("<Q", prstatus, PRSTATUS_SIGHOLD)
+    if machine == "EM_X86_64":
+        regs = dict(zip(X86_64_REGS, struct.unpack_from("<21Q", prstatus, PRSTATUS_REGS)))
+        pc, sp = regs["rip"], regs["rsp"]
+    elif machine == "EM_AARCH64":
+        regs_a = struct.unpack_from("<34Q", prstatus, PRSTATUS_REGS)
+        pc, sp = regs_a[32], regs_a[31]
+    else:
+        raise NotImplementedError(machine)
+    maps = []
+    for start, end, flags in loads:
+        path_ = next((p for s, e, p in files if s <= start < e), None)
+        maps.append(Mapping(start, end, flags, path_))
+    for s, e, p in files:  # file mappings the dump holds no bytes of (e.g. past EOF)
+        if not any(m.start <= s < m.end for m in maps):
+            maps.append(Mapping(s, e, 0, p))
+    return Core(str(path), machine, signo, code, addr, sighold, pc, sp, tuple(maps))
+
+
+def gdb_path() -> str:
+    gdb = shutil.which("gdb")
+    assert gdb, "gdb is needed to check frames: install it (apt-get install gdb), as .ci/run does"
+    return gdb
+
+
+def gdb_frames(core: str | os.PathLike[str], exe: str | None = None) -> list[dict[str, object]]:
+    exe = exe or os.path.realpath(sys.executable)
+    out = subprocess.run(
+        [
+            gdb_path(),
+            "-batch",
+            "-nx",
+            "-ex",
+            "set pagination off",
+            exe,
+            str(core),
+            "-x",
+            str(HERE / "gdb_frames.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    for line in out.stdout.splitlines():
+        if line.startswith("FRAMES="):
+            return json.loads(line[len("FRAMES=") :])
+    raise AssertionError(f"gdb printed no frames:\n{out.stdout}\n{out.stderr}")
+
+
+def gdb_info_symbol(core: str | os.PathLike[str], addr: int, exe: str | None = None) -> str:
+    exe = exe or os.path.realpath(sys.executable)
+    out = subprocess.run(
+        [gdb_path(), "-batch", "-nx", exe, str(core), "-ex", f"info symbol {addr:#x}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+
+
+def is_system(frame: dict[str, object]) -> bool:
+    solib = frame.get("solib") or ""
+    return any(s in os.path.basename(str(solib)) for s in SYSTEM_LIBS)
+
+
+def innermost_own_frame(frames: list[dict[str, object]]) -> str | None:
+    """The innermost named frame outside the C library and the loader."""
+    for fr in frames:
+        if fr["name"] and not is_system(fr):
+            return str(fr["name"])
+    return None

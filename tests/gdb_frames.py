@@ -1,0 +1,17 @@
+# Run inside gdb (gdb -batch -nx CORE -x tests/gdb_frames.py): print the
+# crashing thread's frames as one JSON line, innermost first, each with the
+# function name gdb gives it, its pc and the shared object holding the pc.
+import json
+
+import gdb  # type: ignore[import-not-found]
+
+frames = []
+frame = gdb.newest_frame()
+while frame is not None and len(frames) < 64:
+    pc = frame.pc()
+    frames.append({"name": frame.name(), "pc": pc, "solib": gdb.solib_name(pc)})
+    try:
+        frame = frame.older()
+    except gdb.error:
+        break
+print("FRAMES=" + json.dumps(frames))

@@ -1,0 +1,61 @@
+"""The child watcher: timeouts and interruptions never leave a child behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from notmyfault.capture.watch import CrashInterrupted, run_child
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_timeout_kills_and_reaps(tmp_path) -> None:
+    t0 = time.monotonic()
+    c = run_child([sys.executable, "-c", "import time; time.sleep(60)"], str(tmp_path), timeout=0.5)
+    assert time.monotonic() - t0 < 10
+    assert c.timed_out and c.signal == signal.SIGKILL and not c.core_dumped
+    assert _gone(c.pid)
+
+
+def test_exit_code_and_stderr(tmp_path) -> None:
+    c = run_child(
+        [sys.executable, "-c", "import sys; sys.stderr.write('myfault: hello\\n'); sys.exit(3)"],
+        str(tmp_path),
+        timeout=30,
+    )
+    assert (c.exit_code, c.signal, c.core_dumped, c.timed_out) == (3, None, False, False)
+    assert c.stderr == "myfault: hello\n"
+
+
+def test_interrupt_kills_child(tmp_path) -> None:
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(CrashInterrupted) as info:
+        run_child([sys.executable, "-c", "import time; time.sleep(60)"], str(tmp_path), timeout=30)
+    pid = int(str(info.value).split("pid ")[1].split(")")[0])
+    assert _gone(pid)
+
+
+def test_cli_timeout_reports_no_dump(tmp_path) -> None:
+    """A child that does not die within --timeout: killed, reported, exit 1."""
+    from notmyfault.capture.config import probe
+    from notmyfault.capture.watch import crash_in_child
+
+    run = crash_in_child(
+        [sys.executable, "-c", "import time; time.sleep(60)"], probe(str(tmp_path)), "sleeper", timeout=0.5
+    )
+    assert run.dump is None and run.child.timed_out
+    assert "survived" in (run.reason or "")
+    assert list(tmp_path.iterdir()) == []  # the staging directory is gone
