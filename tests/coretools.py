@@ -109,7 +109,7 @@ def read_core(path: str | os.PathLike[str]) -> Core:
                         siginfo = note["n_desc"]
                     elif note["n_type"] == "NT_FILE":
                         d = note["n_desc"]
-                        for entry, name in zip(d["Elf_Nt_File_Entry"], d["filename"]):
+                        for entry, name in zip(d["Elf_Nt_File_Entry"], d["filename"], strict=False):
                             fname = name.decode() if isinstance(name, bytes) else name
                             files.append((entry["vm_start"], entry["vm_end"], fname))
     assert prstatus is not None and siginfo is not None, "core lacks NT_PRSTATUS or NT_SIGINFO"
@@ -117,7 +117,7 @@ def read_core(path: str | os.PathLike[str]) -> Core:
     (addr,) = struct.unpack_from("<Q", siginfo, 16)
     (sighold,) = struct.unpack_from("<Q", prstatus, PRSTATUS_SIGHOLD)
     if machine == "EM_X86_64":
-        regs = dict(zip(X86_64_REGS, struct.unpack_from("<21Q", prstatus, PRSTATUS_REGS)))
+        regs = dict(zip(X86_64_REGS, struct.unpack_from("<21Q", prstatus, PRSTATUS_REGS), strict=False))
         pc, sp = regs["rip"], regs["rsp"]
     elif machine == "EM_AARCH64":
         regs_a = struct.unpack_from("<34Q", prstatus, PRSTATUS_REGS)

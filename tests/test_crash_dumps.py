@@ -36,7 +36,8 @@ def _crash(entry: CrashType, dump_dir: Path) -> tuple[dict, Core]:
     assert report["core_dumped"] is True
     assert report["dump"] is not None, report["reason"]
     path = Path(report["dump"]["path"])
-    assert path.is_file() and path.parent == dump_dir
+    assert path.is_file()
+    assert path.parent == dump_dir
     assert path.stat().st_size == report["dump"]["size"] > 0
     # nothing else is left in the dump directory (the staging directory is gone)
     assert sorted(p.name for p in dump_dir.iterdir()) == [path.name]
@@ -175,7 +176,8 @@ def test_in_process_crash_dies_and_leaves_core(dump_dir: Path) -> None:
     """--in-process crashes notmyfault itself; the relative core_pattern writes into --dump-dir."""
     r, report = run_json("crash", "null-deref", "--in-process", "--dump-dir", str(dump_dir))
     assert r.returncode == -signal.SIGSEGV
-    assert report["pid"] > 0 and report["verdict"] == "will-dump"
+    assert report["pid"] > 0
+    assert report["verdict"] == "will-dump"
     pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
     if pattern.startswith(("|", "/")) or not pattern:
         pytest.skip(f"core_pattern {pattern!r} does not write into the working directory")

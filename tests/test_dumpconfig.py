@@ -19,7 +19,9 @@ APPORT = "|/usr/share/apport/apport -p%p -s%s -c%c -d%d -P%P -u%u -g%g -- %E"
 
 def test_real_settings_match_proc(dump_dir: Path) -> None:
     r, data = run_json("dumpconfig", "--dump-dir", str(dump_dir))
-    assert r.returncode == 0 and data["kind"] == "dumpconfig" and data["schema_version"] == 1
+    assert r.returncode == 0
+    assert data["kind"] == "dumpconfig"
+    assert data["schema_version"] == 1
     assert data["core_pattern"]["raw"] == Path("/proc/sys/kernel/core_pattern").read_text().rstrip("\n")
     assert data["core_uses_pid"] == bool(int(Path("/proc/sys/kernel/core_uses_pid").read_text()))
     assert data["core_pipe_limit"] == int(Path("/proc/sys/kernel/core_pipe_limit").read_text())
@@ -28,7 +30,8 @@ def test_real_settings_match_proc(dump_dir: Path) -> None:
     assert data["rlimit_core"]["soft"] == (None if soft == resource.RLIM_INFINITY else soft)
     assert data["rlimit_core"]["hard"] == (None if hard == resource.RLIM_INFINITY else hard)
     assert int(data["coredump_filter"], 16) == int(Path("/proc/self/coredump_filter").read_text(), 16)
-    assert data["dump_dir"] == str(dump_dir) and data["dump_dir_writable"] is True
+    assert data["dump_dir"] == str(dump_dir)
+    assert data["dump_dir_writable"] is True
     assert abs(data["free_bytes"] - shutil.disk_usage(dump_dir).free) < 256 * 1024 * 1024
     assert data["assessment"]["verdict"] in {v.value for v in Verdict}
 
@@ -38,9 +41,11 @@ def test_real_verdict_agrees_with_a_real_crash(dump_dir: Path) -> None:
     _, config = run_json("dumpconfig", "--dump-dir", str(dump_dir))
     r, crash = run_json("crash", "abort", "--dump-dir", str(dump_dir))
     if config["assessment"]["verdict"] == "will-dump":
-        assert crash["dump"] is not None and Path(crash["dump"]["path"]).is_file()
+        assert crash["dump"] is not None
+        assert Path(crash["dump"]["path"]).is_file()
     elif config["assessment"]["verdict"] == "no-dump":
-        assert crash["dump"] is None and r.returncode == 1
+        assert crash["dump"] is None
+        assert r.returncode == 1
 
 
 def test_text_page(dump_dir: Path) -> None:
@@ -65,12 +70,14 @@ def _settings(dump_dir: Path, raw: str):
 
 def test_relative_file_pattern(dump_dir: Path) -> None:
     a = assess(_settings(dump_dir, "core.%e.%p"))
-    assert a.verdict is Verdict.WILL_DUMP and a.where == str(dump_dir)
+    assert a.verdict is Verdict.WILL_DUMP
+    assert a.where == str(dump_dir)
 
 
 def test_absolute_writable_pattern(tmp_path: Path, dump_dir: Path) -> None:
     a = assess(_settings(dump_dir, f"{tmp_path}/core.%p"))
-    assert a.verdict is Verdict.WILL_DUMP and a.where == f"{tmp_path}/core.%p"
+    assert a.verdict is Verdict.WILL_DUMP
+    assert a.where == f"{tmp_path}/core.%p"
 
 
 def test_absolute_missing_directory(dump_dir: Path) -> None:
@@ -82,7 +89,8 @@ def test_absolute_missing_directory(dump_dir: Path) -> None:
 @pytest.mark.parametrize("raw", ["", "|/bin/false"])
 def test_disabled_patterns(raw: str, dump_dir: Path) -> None:
     a = assess(_settings(dump_dir, raw))
-    assert a.verdict is Verdict.NO_DUMP and a.where is None
+    assert a.verdict is Verdict.NO_DUMP
+    assert a.where is None
     assert "sysctl -w kernel.core_pattern=core" in a.problems[0]
 
 
@@ -93,11 +101,13 @@ def test_systemd_pattern(dump_dir: Path) -> None:
     if s.systemd.storage == "none":
         assert a.verdict is Verdict.NO_DUMP
     else:
-        assert a.verdict is Verdict.WILL_DUMP and "/var/lib/systemd/coredump" in (a.where or "")
+        assert a.verdict is Verdict.WILL_DUMP
+        assert "/var/lib/systemd/coredump" in (a.where or "")
     if shutil.which("coredumpctl") is None:
         assert any("coredumpctl is not installed" in n for n in a.notes)
     none = dataclasses.replace(s, systemd=dataclasses.replace(s.systemd, storage="none"))
-    assert assess(none).verdict is Verdict.NO_DUMP and "Storage=none" in assess(none).problems[0]
+    assert assess(none).verdict is Verdict.NO_DUMP
+    assert "Storage=none" in assess(none).problems[0]
 
 
 def test_systemd_config_files(tmp_path: Path) -> None:
@@ -111,15 +121,18 @@ def test_systemd_config_files(tmp_path: Path) -> None:
 
 def test_apport_and_socket(dump_dir: Path) -> None:
     a = assess(_settings(dump_dir, APPORT))
-    assert a.verdict is Verdict.MAY_DUMP and "apport" in a.summary
+    assert a.verdict is Verdict.MAY_DUMP
+    assert "apport" in a.summary
     s = assess(_settings(dump_dir, "@/run/coredump.socket"))
-    assert s.verdict is Verdict.MAY_DUMP and "/run/coredump.socket" in s.summary
+    assert s.verdict is Verdict.MAY_DUMP
+    assert "/run/coredump.socket" in s.summary
 
 
 def test_hard_limit_zero_without_privilege(dump_dir: Path) -> None:
     s = dataclasses.replace(_settings(dump_dir, "core"), rlimit_core=(0, 0), can_raise_hard_limit=False)
     a = assess(s)
-    assert a.verdict is Verdict.NO_DUMP and "hard core size limit is 0" in a.problems[0]
+    assert a.verdict is Verdict.NO_DUMP
+    assert "hard core size limit is 0" in a.problems[0]
     tiny = dataclasses.replace(s, rlimit_core=(4096, 4096))
     assert "cut off" in assess(tiny).problems[0]
     sd = dataclasses.replace(_settings(dump_dir, SYSTEMD), rlimit_core=(0, 0), can_raise_hard_limit=False)
@@ -173,7 +186,9 @@ def test_real_crash_with_unraisable_zero_limit(dump_dir: Path) -> None:
 
     data = json.loads(r.stdout)
     assert r.returncode == 1
-    assert data["signal"] == 11 and data["core_dumped"] is False and data["dump"] is None
+    assert data["signal"] == 11
+    assert data["core_dumped"] is False
+    assert data["dump"] is None
     assert "hard core size limit is 0" in data["reason"]
     assert list(dump_dir.iterdir()) == []
 

@@ -34,7 +34,8 @@ def test_plain_core() -> None:
 
 def test_file_pattern_with_specifiers() -> None:
     p = parse_pattern("/var/crash/core.%e.%p.%u.%g.%s.%t.%h.%%")
-    assert p.kind is PatternKind.FILE and not p.relative
+    assert p.kind is PatternKind.FILE
+    assert not p.relative
     assert p.specifiers == ("e", "p", "u", "g", "s", "t", "h", "%")
     assert (
         expand(p, FACTS, core_uses_pid=True) == "/var/crash/core.notmyfault.4242.1000.100.11.1700000000.box.%"
