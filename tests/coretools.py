@@ -112,7 +112,8 @@ def read_core(path: str | os.PathLike[str]) -> Core:
                         for entry, name in zip(d["Elf_Nt_File_Entry"], d["filename"], strict=False):
                             fname = name.decode() if isinstance(name, bytes) else name
                             files.append((entry["vm_start"], entry["vm_end"], fname))
-    assert prstatus is not None and siginfo is not None, "core lacks NT_PRSTATUS or NT_SIGINFO"
+    assert prstatus is not None, "core lacks NT_PRSTATUS"
+    assert siginfo is not None, "core lacks NT_SIGINFO"
     signo, _errno, code = struct.unpack_from("<iii", siginfo, 0)
     (addr,) = struct.unpack_from("<Q", siginfo, 16)
     (sighold,) = struct.unpack_from("<Q", prstatus, PRSTATUS_SIGHOLD)

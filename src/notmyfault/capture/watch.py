@@ -64,7 +64,12 @@ class ChildExit:
     """The kernel's word (CLD_DUMPED): a core was dumped (to a file, a pipe or a socket)."""
     timed_out: bool
     elapsed_s: float
+    """Seconds from spawning the child to reaping it."""
     stderr: str
+    fault_at_s: float | None = None
+    """Seconds from spawning the child to its first 'myfault:' line, said just before
+    the fault (None if it said none); elapsed_s - fault_at_s is the time the kernel
+    took to kill the process and write its core."""
 
 
 @dataclass(frozen=True)
@@ -144,10 +149,13 @@ def run_child(argv: Sequence[str], cwd: str, timeout: float, env: dict[str, str]
         list(argv), cwd=cwd, env=child_env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     chunks: list[bytes] = []
+    fault_at: list[float] = []
 
     def pump() -> None:
         assert proc.stderr is not None
         for line in iter(proc.stderr.readline, b""):
+            if not fault_at and line.startswith(b"myfault:"):
+                fault_at.append(time.monotonic() - start)
             chunks.append(line)
 
     reader = threading.Thread(target=pump, daemon=True)
@@ -162,9 +170,10 @@ def run_child(argv: Sequence[str], cwd: str, timeout: float, env: dict[str, str]
     elapsed = time.monotonic() - start
     reader.join(timeout=2.0)
     stderr = b"".join(chunks).decode(errors="replace")
+    when = fault_at[0] if fault_at else None
     if code == CLD_EXITED:
-        return ChildExit(proc.pid, None, status, False, timed_out, elapsed, stderr)
-    return ChildExit(proc.pid, status, None, code == CLD_DUMPED, timed_out, elapsed, stderr)
+        return ChildExit(proc.pid, None, status, False, timed_out, elapsed, stderr, when)
+    return ChildExit(proc.pid, status, None, code == CLD_DUMPED, timed_out, elapsed, stderr, when)
 
 
 def _dump_file(path: str, source: str) -> DumpFile:

@@ -67,7 +67,12 @@ def crash_json(run: CrashRun) -> dict[str, Any]:
         "stderr": list(run.other_lines),
         "notes": list(run.notes),
         "verdict": run.assessment.verdict.value,
-        "timings": {"child_s": round(c.elapsed_s, 6), "locate_s": round(run.locate_s, 6)},
+        "timings": {
+            "child_s": round(c.elapsed_s, 6),
+            "spawn_to_fault_s": None if c.fault_at_s is None else round(c.fault_at_s, 6),
+            "fault_to_exit_s": None if c.fault_at_s is None else round(c.elapsed_s - c.fault_at_s, 6),
+            "locate_s": round(run.locate_s, 6),
+        },
     }
 
 
