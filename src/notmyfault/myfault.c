@@ -34,6 +34,18 @@
 
 #define MYFAULT_API __attribute__((noinline, noclone, used, visibility("default")))
 
+/* The faults below are bugs on purpose; the compiler's warnings about them
+ * (infinite recursion, use after free) are expected and silenced here only.
+ * Older compilers do not know these warnings, hence the unknown-option guards. */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wunknown-warning-option"
+#pragma clang diagnostic ignored "-Winfinite-recursion"
+#elif defined(__GNUC__)
+#pragma GCC diagnostic ignored "-Wpragmas"
+#pragma GCC diagnostic ignored "-Winfinite-recursion"
+#pragma GCC diagnostic ignored "-Wuse-after-free"
+#endif
+
 /* The wild value written over a return address by stack-trash: canonical,
  * in user space on every 48-bit address layout, and far from anything the
  * kernel or the loader places, so it is never mapped. */
