@@ -183,6 +183,21 @@ def test_in_process_crash_dies_and_leaves_core(dump_dir: Path) -> None:
         pytest.skip(f"core_pattern {pattern!r} does not write into the working directory")
     cores = list(dump_dir.iterdir())
     assert len(cores) == 1
+    assert report["expected_dump"] is not None
+    assert cores[0].match(report["expected_dump"])  # the prediction named the file the kernel wrote
+    assert report["replaces"] == []
     core = read_core(cores[0])
     assert (core.signo, core.si_addr) == (11, 0)
     assert innermost_own_frame(gdb_frames(core.path)) == "myfault_null_deref"
+
+
+def test_in_process_warns_before_replacing_a_dump(dump_dir: Path) -> None:
+    pattern = Path("/proc/sys/kernel/core_pattern").read_text().strip()
+    uses_pid = Path("/proc/sys/kernel/core_uses_pid").read_text().strip() == "1"
+    if pattern != "core" or uses_pid:
+        pytest.skip("only a plain 'core' pattern makes successive dumps share a name")
+    (dump_dir / "core").write_bytes(b"an older dump")
+    r, report = run_json("crash", "abort", "--in-process", "--dump-dir", str(dump_dir))
+    assert r.returncode == -signal.SIGABRT
+    assert report["replaces"] == [str(dump_dir / "core")]
+    assert (dump_dir / "core").read_bytes()[:4] == b"\x7fELF"  # the kernel did replace it

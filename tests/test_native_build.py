@@ -88,3 +88,31 @@ def test_aarch64_cross_build(tmp_path: Path) -> None:
     assert "int3" in host["myfault_breakpoint"]
     assert "ud2" in host["myfault_illegal_instruction"]
     assert "idiv" in host["myfault_divide_by_zero"]
+
+
+def test_missing_compiler_names_the_packages(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    env = dict(os.environ, CC="/nonexistent/cc")
+    r = subprocess.run(
+        [
+            sys.executable,
+            "setup.py",
+            "-q",
+            "build_ext",
+            "--build-temp",
+            str(tmp_path / "t"),
+            "--build-lib",
+            str(tmp_path / "l"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode != 0
+    assert "needs a C compiler ('/nonexistent/cc' is not on PATH)" in r.stderr
+    assert "apt-get install gcc python3-dev" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,32 @@ def test_cli_timeout_reports_no_dump(tmp_path) -> None:
     assert run.child.timed_out
     assert "survived" in (run.reason or "")
     assert list(tmp_path.iterdir()) == []  # the staging directory is gone
+
+
+def test_sigterm_to_parent_kills_child_and_cleans_up(tmp_path) -> None:
+    """SIGTERM while the child is still getting ready: exit 130, no child, no staging directory."""
+    import subprocess
+
+    dump_dir = tmp_path / "dumps"
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "notmyfault", "crash", "5", "--ballast", "3GiB", "--dump-dir", str(dump_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    children_file = f"/proc/{parent.pid}/task/{parent.pid}/children"
+    deadline = time.monotonic() + 30
+    child = None
+    while time.monotonic() < deadline and child is None:
+        kids = Path(children_file).read_text().split()
+        child = int(kids[0]) if kids else None
+        time.sleep(0.01)
+    assert child is not None, "the crashing child never started"
+    time.sleep(0.2)  # it is filling 3 GiB of ballast: well before the fault
+    parent.send_signal(signal.SIGTERM)
+    _, err = parent.communicate(timeout=30)
+    assert parent.returncode == 130
+    assert "interrupted; the crashing child" in err
+    assert "Traceback" not in err
+    assert _gone(child)
+    assert list(dump_dir.iterdir()) == []

@@ -194,16 +194,29 @@ def dump_name(label: str, pid: int) -> str:
     return f"core.{label}.{pid}.{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _facts(child: ChildExit) -> CrashFacts:
+def crash_facts(pid: int, signo: int | None) -> CrashFacts:
+    """What is known about a crashing notmyfault process of this user before its dump exists."""
     return CrashFacts(
-        pid=child.pid,
+        pid=pid,
         tid=None,
         uid=os.getuid(),
         gid=os.getgid(),
-        signal=child.signal,
+        signal=signo,
         comm=CHILD_COMM,
         hostname=socket.gethostname(),
     )
+
+
+def expected_dump_glob(settings: DumpSettings, facts: CrashFacts, workdir: str) -> str | None:
+    """The glob that the dump file of a crash with ``facts`` will match (None unless a file pattern).
+
+    A relative pattern is taken from ``workdir``, the crashing process's working directory.
+    """
+    p = settings.core_pattern
+    if p.kind is not PatternKind.FILE:
+        return None
+    name = expand(p, facts, settings.core_uses_pid, as_glob=True)
+    return os.path.join(glob.escape(workdir), name) if p.relative else name
 
 
 def _no_core_reason(child: ChildExit, settings: DumpSettings, verdict: Assessment) -> str:
@@ -260,25 +273,18 @@ def locate(
     if not child.core_dumped:
         return None, _no_core_reason(child, settings, verdict), ()
     p = settings.core_pattern
-    facts = _facts(child)
     notes: list[str] = []
     dump_dir = Path(settings.dump_dir)
-    if p.kind is PatternKind.FILE:
-        name_glob = expand(p, facts, settings.core_uses_pid, as_glob=True)
-        base = staging if p.relative else ""
+    name_glob = expected_dump_glob(settings, crash_facts(child.pid, child.signal), staging)
+    if name_glob is not None:
         matches = sorted(
-            (m for m in glob.glob(os.path.join(base, name_glob)) if os.path.isfile(m)),
+            (m for m in glob.glob(name_glob) if os.path.isfile(m)),
             key=lambda m: os.stat(m).st_mtime,
         )
         if not p.relative:
             matches = [m for m in matches if os.stat(m).st_mtime >= start_time - 1]
         if not matches:
-            where = staging if p.relative else os.path.dirname(p.raw)
-            return (
-                None,
-                (f"the kernel says a core was dumped, but no file matching {name_glob!r} is in {where}"),
-                (),
-            )
+            return None, f"the kernel says a core was dumped, but no file matches {name_glob!r}", ()
         found = matches[-1]
         if p.relative:
             final = _unique(dump_dir / dump_name(label, child.pid))

@@ -7,6 +7,7 @@ interrupted (Ctrl-C or SIGTERM).
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -160,23 +161,29 @@ def _crash_here(
     """Crash this very process (``--in-process``, or as the watched child)."""
     from notmyfault.capture.config import assess, probe
     from notmyfault.capture.prepare import prepare_current_process
-    from notmyfault.capture.watch import CHILD_COMM
+    from notmyfault.capture.watch import CHILD_COMM, crash_facts, expected_dump_glob
     from notmyfault.faults.catalog import lookup
     from notmyfault.faults.crash import FaultSurvived, commit
 
+    entry = lookup(name)
     if child:
         prepare_current_process(name=CHILD_COMM)
     else:
         settings = probe(dump_dir)
         verdict = assess(settings)
         workdir = settings.dump_dir if settings.core_pattern.relative else None
-        prepared = prepare_current_process(workdir=workdir)
+        prepared = prepare_current_process(workdir=workdir, name=CHILD_COMM)
+        expected_signal = signo if entry.takes_signal else int(entry.outcome.signal)
+        expected = expected_dump_glob(settings, crash_facts(os.getpid(), expected_signal), prepared.cwd)
+        replaces = sorted(p for p in glob.glob(expected) if os.path.isfile(p)) if expected else []
         message = {
             "schema_version": 1,
             "kind": "crash-in-process",
             "crash_type": name,
             "pid": os.getpid(),
             "cwd": prepared.cwd,
+            "expected_dump": expected,
+            "replaces": replaces,
             "verdict": verdict.verdict.value,
             "where": verdict.where,
             "summary": verdict.summary,
@@ -186,12 +193,16 @@ def _crash_here(
         else:
             click.echo(f"notmyfault: crashing this process (pid {os.getpid()}) with {name} now")
             click.echo(f"notmyfault: {verdict.summary}")
+            if expected:
+                click.echo(f"notmyfault: the kernel will write {expected}")
+            for old in replaces:
+                click.echo(f"notmyfault: warning: this replaces the dump already at {old}")
             for prob in verdict.problems:
                 click.echo(f"notmyfault: problem: {prob}")
         sys.stdout.flush()
     hold = bytearray(b"\xa5") * ballast if ballast else None
     try:
-        commit(lookup(name), signo)
+        commit(entry, signo)
     except FaultSurvived as e:
         del hold
         fail(str(e), EXIT_NO_DUMP)
