@@ -198,3 +198,28 @@ def test_unwritable_dump_dir() -> None:
     assert r.returncode == 2
     assert "cannot write the dump directory /dev/null/dumps" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+@needs_setpriv
+def test_crash_needs_no_privilege(dump_dir: Path) -> None:
+    """With every capability dropped, crash still leaves its dump (it only touches its own process)."""
+    import json
+    import subprocess
+    import sys
+
+    if resource.getrlimit(resource.RLIMIT_CORE)[1] == 0:
+        pytest.skip("the hard core limit is 0 here, so an unprivileged crash cannot dump")
+    no_caps = ["setpriv", "--bounding-set", "-all", "--inh-caps", "-all", "--no-new-privs", "--"]
+    nmf = [sys.executable, "-m", "notmyfault"]
+    cmd = [*no_caps, *nmf, "crash", "1", "--json", "--dump-dir", str(dump_dir)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    data = json.loads(r.stdout)
+    assert r.returncode == 0, data["reason"]
+    assert Path(data["dump"]["path"]).is_file()
+    cfg = subprocess.run(
+        [*no_caps, *nmf, "dumpconfig", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(cfg.stdout)["can_raise_hard_limit"] is False
