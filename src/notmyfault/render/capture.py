@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from notmyfault.capture.config import Assessment, DumpSettings, decode_filter
@@ -54,14 +55,7 @@ def crash_json(run: CrashRun) -> dict[str, Any]:
         "exit_code": c.exit_code,
         "core_dumped": c.core_dumped,
         "timed_out": c.timed_out,
-        "dump": None
-        if run.dump is None
-        else {
-            "path": run.dump.path,
-            "size": run.dump.size,
-            "allocated": run.dump.allocated,
-            "source": run.dump.source,
-        },
+        "dump": None if run.dump is None else asdict(run.dump),
         "reason": run.reason,
         "myfault_said": list(run.myfault_lines),
         "stderr": list(run.other_lines),
@@ -113,24 +107,8 @@ def dumpconfig_json(s: DumpSettings, a: Assessment) -> dict[str, Any]:
         "dump_dir": s.dump_dir,
         "dump_dir_writable": s.dump_dir_writable,
         "free_bytes": s.free_bytes,
-        "systemd_coredump": None
-        if s.systemd is None
-        else {
-            "storage": s.systemd.storage,
-            "process_size_max": s.systemd.process_size_max,
-            "external_size_max": s.systemd.external_size_max,
-            "compress": s.systemd.compress,
-            "directory": s.systemd.directory,
-            "coredumpctl": s.systemd.coredumpctl,
-        },
-        "kernel_dump": None
-        if s.kernel is None
-        else {
-            "ready": s.kernel.ready,
-            "crash_kernel_loaded": s.kernel.crash_kernel_loaded,
-            "crash_kernel_size": s.kernel.crash_kernel_size,
-            "crashkernel_cmdline": s.kernel.crashkernel_cmdline,
-        },
+        "systemd_coredump": None if s.systemd is None else asdict(s.systemd),
+        "kernel_dump": None if s.kernel is None else {"ready": s.kernel.ready, **asdict(s.kernel)},
         "assessment": _assessment_json(a),
     }
 
