@@ -31,6 +31,7 @@ CFLAGS = [
     "-D_FORTIFY_SOURCE=0",
     "-Wall",
     "-Wextra",
+    "-pthread",
 ]
 
 MISSING_TOOLS = (
@@ -61,7 +62,8 @@ setup(
     ext_modules=[
         Extension(
             "notmyfault.myfault",
-            sources=["src/notmyfault/myfault.c"],
+            sources=["src/notmyfault/myfault.c", "src/notmyfault/myfault_pool.c", "src/notmyfault/myfault_hang.c"],
+            depends=["src/notmyfault/myfault.h"],
             extra_compile_args=CFLAGS,
         )
     ],

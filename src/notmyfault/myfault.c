@@ -17,9 +17,7 @@
  * Architecture-specific instructions sit behind #if blocks for x86_64, i386
  * and aarch64.
  */
-#define PY_SSIZE_T_CLEAN
-#define _GNU_SOURCE
-#include <Python.h>
+#include "myfault.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -31,8 +29,6 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
-
-#define MYFAULT_API __attribute__((noinline, noclone, used, visibility("default")))
 
 /* The faults below are bugs on purpose; the compiler's warnings about them
  * (infinite recursion, use after free) are expected and silenced here only.
@@ -377,6 +373,21 @@ static PyMethodDef myfault_methods[] = {
      "faults() -> tuple[str, ...]\n\nThe names of the faults this module can commit."},
     {"wild_pc", myfault_py_wild_pc, METH_NOARGS,
      "wild_pc() -> int\n\nThe address stack-trash writes over its return address."},
+    {"leak_block", myfault_py_leak_block, METH_VARARGS,
+     "leak_block(pool, size, tag, seq) -> int\n\nLeak a paged (1) or nonpaged (2) block; its address."},
+    {"free_block", myfault_py_free_block, METH_VARARGS, "free_block(address, size)\n\nFree a leaked block."},
+    {"shm_block", myfault_py_shm_block, METH_VARARGS,
+     "shm_block(key, size, tag, seq) -> int\n\nLeak a block in a new System V shm segment; its id."},
+    {"msg_queue", myfault_py_msg_queue, METH_VARARGS, "msg_queue(key) -> int\n\nCreate a System V message queue."},
+    {"msg_block", myfault_py_msg_block, METH_VARARGS,
+     "msg_block(msqid, size, tag, seq)\n\nLeak one message of size bytes onto a queue."},
+    {"ipc_header", myfault_py_ipc_header, METH_VARARGS,
+     "ipc_header(kind, id) -> bytes\n\nThe pool header of a shm segment or of a queue's first message."},
+    {"ipc_remove", myfault_py_ipc_remove, METH_VARARGS, "ipc_remove(kind, id)\n\nRemove a System V object."},
+    {"hang", myfault_py_hang, METH_VARARGS,
+     "hang(name, threads=1, realtime=False) -> int\n\nHang this thread (deadlock, spin, unkillable)."},
+    {"start_watchdog", myfault_py_start_watchdog, METH_VARARGS,
+     "start_watchdog(seconds)\n\nStart a thread that aborts the process after seconds (> 0), or just waits."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -28,12 +28,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from notmyfault.capture.config import (
     APPORT_CORE_DIR,
@@ -117,36 +119,141 @@ class CrashInterrupted(Exception):
     """The watch was interrupted (Ctrl-C or SIGTERM); the child was killed and reaped."""
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int, bool]:
-    """Wait for ``proc`` to exit; return (si_code, si_status, timed_out), reaping it."""
+def _wait(
+    proc: subprocess.Popen[bytes], timeout: float | None, on_interrupt: str, group: bool
+) -> tuple[int, int, bool]:
+    """Wait for ``proc`` to exit; return (si_code, si_status, timed_out), reaping it.
+
+    On Ctrl-C / SIGTERM (KeyboardInterrupt): with ``on_interrupt="forward"``
+    the first one is passed on to the child as SIGTERM (it stops what it does
+    and finishes, e.g. a leak that then crashes), and waiting goes on; otherwise
+    (or at the second one) the child, and its process group when ``group``,
+    is killed and reaped and CrashInterrupted is raised.
+    """
     fd = os.pidfd_open(proc.pid)
+    forwarded = False
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        ready, _, _ = select.select([fd], [], [], timeout)
+        while True:
+            try:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ready, _, _ = select.select([fd], [], [], left)
+                break
+            except KeyboardInterrupt:
+                if on_interrupt == "forward" and not forwarded:
+                    forwarded = True
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(proc.pid, signal.SIGTERM)
+                    continue
+                _kill(proc, group)
+                raise CrashInterrupted(f"interrupted; the child (pid {proc.pid}) was killed") from None
         timed_out = not ready
         if timed_out:
-            os.kill(proc.pid, signal.SIGKILL)
+            _kill(proc, group, reap=False)
         info = os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
         assert info is not None
         code, status = info.si_code, info.si_status
     finally:
         os.close(fd)
+    members = [m for m in _group_members(proc.pid) if m != proc.pid] if group else []
     proc.wait()
+    if group:  # whatever the child left in its group (a vfork child)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for m in members:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(m, 0)
     return code, status, timed_out
 
 
-def run_child(argv: Sequence[str], cwd: str, timeout: float, env: dict[str, str] | None = None) -> ChildExit:
-    """Run ``argv`` in ``cwd``, wait up to ``timeout`` seconds, and say how it ended.
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _become_subreaper() -> None:
+    """Make this process inherit its descendants' orphans, so it can reap them."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """The pids of the processes in process group ``pgid`` (from /proc)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid:  # state, ppid, pgrp
+                members.append(int(entry))
+    return members
+
+
+def _kill_group(pgid: int) -> None:
+    """Kill process group ``pgid`` and reap its members that became ours.
+
+    The watcher is a child subreaper (see run_child), so what the child
+    started (e.g. the unkillable hang's vfork child) is reparented to us when
+    the child dies, and is reaped here instead of lingering as a zombie.
+    """
+    members = [m for m in _group_members(pgid) if m != pgid]
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    for m in members:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(m, 0)
+
+
+def _kill(proc: subprocess.Popen[bytes], group: bool, reap: bool = True) -> None:
+    if group:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    if reap:
+        proc.wait()
+        if group:
+            _kill_group(proc.pid)
+
+
+def run_child(
+    argv: Sequence[str],
+    cwd: str,
+    timeout: float | None,
+    env: dict[str, str] | None = None,
+    *,
+    on_interrupt: str = "kill",
+    new_session: bool = False,
+    echo_stderr: bool = False,
+    on_start: Callable[[int], None] | None = None,
+) -> ChildExit:
+    """Run ``argv`` in ``cwd``, wait up to ``timeout`` seconds (None: no limit), and say how it ended.
 
     stderr is collected (the C library writes its abort message there when
-    LIBC_FATAL_STDERR_ is set) and also passed through to ours.  On Ctrl-C the
-    child is killed and reaped, then CrashInterrupted is raised.
+    LIBC_FATAL_STDERR_ is set), and with ``echo_stderr`` also copied to ours as
+    it comes.  ``new_session`` puts the child in a session (and process group)
+    of its own, so that the terminal's Ctrl-C reaches only this parent, which
+    decides (``on_interrupt``, see :func:`_wait`), and so that killing it kills
+    whatever it started.  ``on_start`` is called with the child's pid.  A child
+    that is killed because of an interruption is reaped before
+    CrashInterrupted is raised.
     """
+    if new_session:
+        _become_subreaper()
     child_env = dict(os.environ if env is None else env)
     child_env["LIBC_FATAL_STDERR_"] = "1"
     child_env.pop("PYTHONFAULTHANDLER", None)
     start = time.monotonic()
     proc = subprocess.Popen(
-        list(argv), cwd=cwd, env=child_env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+        list(argv),
+        cwd=cwd,
+        env=child_env,
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=new_session,
     )
     chunks: list[bytes] = []
     fault_at: list[float] = []
@@ -157,16 +264,21 @@ def run_child(argv: Sequence[str], cwd: str, timeout: float, env: dict[str, str]
             if not fault_at and line.startswith(b"myfault:"):
                 fault_at.append(time.monotonic() - start)
             chunks.append(line)
+            if echo_stderr:
+                sys.stderr.buffer.write(line)
+                sys.stderr.flush()
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     try:
-        code, status, timed_out = _wait(proc, timeout)
+        if on_start is not None:
+            on_start(proc.pid)
+        code, status, timed_out = _wait(proc, timeout, on_interrupt, new_session)
+    except CrashInterrupted:
+        raise
     except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        proc.wait()
-        raise CrashInterrupted(f"interrupted; the crashing child (pid {proc.pid}) was killed") from None
+        _kill(proc, new_session)
+        raise CrashInterrupted(f"interrupted; the child (pid {proc.pid}) was killed") from None
     elapsed = time.monotonic() - start
     reader.join(timeout=2.0)
     stderr = b"".join(chunks).decode(errors="replace")
@@ -333,13 +445,14 @@ def crash_in_child(
     argv: Sequence[str],
     settings: DumpSettings,
     label: str,
-    timeout: float = 120.0,
+    timeout: float | None = 120.0,
+    **child_options: Any,
 ) -> CrashRun:
     """Run a child that will crash, and report how it died and where its dump is.
 
     The child runs in a fresh staging directory inside the dump directory, so
     a relative core_pattern writes there; the staging directory is removed
-    afterwards whatever happens.
+    afterwards whatever happens.  ``child_options`` go to :func:`run_child`.
     """
     verdict = assess(settings)
     dump_dir = Path(settings.dump_dir)
@@ -347,7 +460,7 @@ def crash_in_child(
     staging = tempfile.mkdtemp(prefix=".incoming-", dir=dump_dir)
     start_time = time.time()
     try:
-        child = run_child(argv, staging, timeout)
+        child = run_child(argv, staging, timeout, **child_options)
         t0 = time.monotonic()
         dump, reason, notes = locate(child, settings, staging, label, start_time)
         locate_s = time.monotonic() - t0

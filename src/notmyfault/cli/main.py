@@ -8,30 +8,21 @@ interrupted (Ctrl-C or SIGTERM).
 from __future__ import annotations
 
 import glob
-import json
 import os
 import signal
 import sys
-from typing import Any, NoReturn
 
 import click
 
 from notmyfault import __version__
-
-EXIT_NO_DUMP = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print a one-line error and exit with ``code``."""
-    click.echo(f"notmyfault: error: {message}", err=True)
-    sys.exit(code)
-
-
-def emit_json(obj: Any) -> None:
-    """Print ``obj`` as indented JSON on stdout."""
-    click.echo(json.dumps(obj, indent=2, sort_keys=False))
+from notmyfault.cli.common import (
+    DUMP_DIR_HELP,
+    EXIT_INTERRUPTED,
+    EXIT_NO_DUMP,
+    emit_json,
+    fail,
+    raise_interrupt,
+)
 
 
 def _catalog_epilog() -> str:
@@ -63,7 +54,7 @@ def cli() -> None:
 @click.option(
     "--dump-dir",
     type=click.Path(file_okay=False),
-    help="Where dumps go when core_pattern is relative (default: $NOTMYFAULT_DUMP_DIR or ~/.local/state/notmyfault/dumps).",
+    help=DUMP_DIR_HELP,
 )
 @click.option(
     "--in-process", is_flag=True, help="Crash notmyfault itself, as NotMyfault does, instead of a child."
@@ -231,7 +222,7 @@ def _crash_child(
     if ballast:
         argv += ["--ballast", ballast]
     label = name if signo is None else f"signal-{signo}"
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         run = crash_in_child(argv, settings, label, timeout)
     except CrashInterrupted as e:
@@ -244,10 +235,6 @@ def _crash_child(
         click.echo(crash_text(run))
     if run.dump is None:
         sys.exit(EXIT_NO_DUMP)
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 @cli.command()
@@ -273,6 +260,18 @@ def dumpconfig(dump_dir: str | None, pattern: str | None, as_json: bool) -> None
         emit_json(dumpconfig_json(settings, verdict))
     else:
         click.echo(dumpconfig_text(settings, verdict))
+
+
+def _register() -> None:
+    from notmyfault.cli.hang import hang
+    from notmyfault.cli.leak import cleanup, leak
+
+    cli.add_command(leak)
+    cli.add_command(cleanup)
+    cli.add_command(hang)
+
+
+_register()
 
 
 def main() -> None:

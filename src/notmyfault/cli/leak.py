@@ -1,0 +1,301 @@
+"""``notmyfault leak`` and ``notmyfault cleanup``: NotMyfault's Leak tab."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from notmyfault.cli.common import (
+    DUMP_DIR_HELP,
+    EXIT_INTERRUPTED,
+    EXIT_NO_DUMP,
+    emit_json,
+    fail,
+    parse_size_option,
+    raise_interrupt,
+)
+
+HOLD_TICK = 1.0
+
+
+@click.command()
+@click.option(
+    "--pool",
+    type=click.Choice(["paged", "nonpaged", "kernel"]),
+    default="nonpaged",
+    show_default=True,
+    help="paged: committed anonymous memory; nonpaged: mlocked; kernel: System V message queues (SUnreclaim).",
+)
+@click.option(
+    "--rate", default="1000KB", show_default=True, help="Leak per second (KB = 1000 bytes, KiB = 1024)."
+)
+@click.option("--stop-at", default="200MB", show_default=True, help="Stop leaking at this many bytes.")
+@click.option(
+    "--tag", default="Leak", show_default=True, help="The 4-character pool tag in every block's header."
+)
+@click.option(
+    "--block", metavar="SIZE", help="Bytes per block (default 64KiB; kernel pool: one 4048-byte message)."
+)
+@click.option(
+    "--then-crash",
+    metavar="TYPE",
+    help="After the leak, crash (in a watched child) so the dump holds the leak.",
+)
+@click.option("--hold", is_flag=True, help="After the leak stops, hold the memory until interrupted again.")
+@click.option(
+    "--persist",
+    is_flag=True,
+    help="Let the leak outlive the process (paged: System V shm; kernel: message queues).",
+)
+@click.option("--force", is_flag=True, help="Leak even past the safety floor of available memory.")
+@click.option("--list", "list_", is_flag=True, help="List the persistent leaks held on this machine, by tag.")
+@click.option("--dump-dir", type=click.Path(file_okay=False), help=DUMP_DIR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Events and progress as JSON Lines.")
+@click.option("--child", is_flag=True, hidden=True)
+def leak(
+    pool: str,
+    rate: str,
+    stop_at: str,
+    tag: str,
+    block: str | None,
+    then_crash: str | None,
+    hold: bool,
+    persist: bool,
+    force: bool,
+    list_: bool,
+    dump_dir: str | None,
+    as_json: bool,
+    child: bool,
+) -> None:
+    """Leak memory at a set rate in blocks tagged like pool allocations (NotMyfault's Leak Paged / Nonpaged).
+
+    Ctrl-C or SIGTERM stops the leak at once; then the memory is freed and the
+    process exits, unless --hold (hold until interrupted again), --persist (the
+    leak stays: see --list and 'notmyfault cleanup') or --then-crash TYPE (crash
+    with the leak in memory: the seed's scenario is
+    'leak --pool nonpaged --rate 1000KB --stop-at 200MB --then-crash high-irql').
+    """
+    from notmyfault.faults.leak import LeakRefused, Pool, plan_leak
+
+    if list_:
+        _list_held(as_json)
+        return
+    if then_crash and hold:
+        fail("--then-crash and --hold exclude each other: the crash ends the process")
+    crash_name = None
+    if then_crash:
+        from notmyfault.faults.catalog import UnknownCrashType, lookup
+
+        try:
+            entry = lookup(then_crash)
+        except UnknownCrashType as e:
+            fail(f"--then-crash: {e}")
+        if entry.takes_signal:
+            fail("--then-crash takes a crash type, not 'signal'")
+        crash_name = entry.name
+    try:
+        plan = plan_leak(
+            Pool(pool),
+            parse_size_option("--rate", rate),
+            parse_size_option("--stop-at", stop_at),
+            tag,
+            None if block is None else parse_size_option("--block", block),
+            persist,
+            force,
+        )
+    except LeakRefused as e:
+        fail(str(e))
+    if crash_name and not child:
+        _leak_then_crash_in_child(crash_name, dump_dir, as_json)
+        return
+    _leak_here(plan, hold, crash_name, as_json, child)
+
+
+def _view_mode(as_json: bool) -> str:
+    if as_json:
+        return "json"
+    return "rich" if sys.stdout.isatty() else "lines"
+
+
+def _leak_here(plan: Any, hold: bool, crash_name: str | None, as_json: bool, child: bool) -> None:
+    """Run the leak in this process; then free, hold, keep or crash."""
+    from notmyfault.faults.leak import Leaker
+    from notmyfault.render.leakview import LeakView, status_fields
+    from notmyfault.units import format_size
+
+    if child:
+        from notmyfault.capture.prepare import prepare_current_process
+        from notmyfault.capture.watch import CHILD_COMM
+
+        prepare_current_process(name=CHILD_COMM)
+    interrupts = [0]
+    interrupted = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        interrupts[0] += 1
+        interrupted.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    view = LeakView(plan, _view_mode(as_json))
+    leaker = Leaker(plan)
+    view.start(os.getpid())
+    st = leaker.run(interrupted, view.update)
+    summary = (
+        f"{'reached its limit' if st.reached_limit else 'stopped'}: {format_size(st.leaked)} in "
+        f"{st.blocks} blocks tagged '{plan.tag}' ({plan.pool.value}) in {st.elapsed_s:.2f} s"
+    )
+    if st.error:
+        view.event("error", message=f"leak failed: {st.error}", **status_fields(st))
+    else:
+        view.event("limit" if st.reached_limit else "stopped", message=f"leak {summary}", **status_fields(st))
+    if crash_name and st.error is None:
+        _crash_with_leak(plan, st, crash_name)
+    if hold and st.error is None:
+        seen = interrupts[0]
+        view.event("holding", message="holding the leak; Ctrl-C (or SIGTERM) frees it", **status_fields(st))
+        interrupted.clear()
+        while interrupts[0] == seen:
+            interrupted.wait(HOLD_TICK)
+            if interrupts[0] == seen:
+                view.update(st, state="holding")
+    if plan.persist and st.error is None:
+        leaker.release_ownership()
+        view.event(
+            "kept",
+            message=f"the leak outlives this process: 'notmyfault leak --list' shows it, "
+            f"'notmyfault cleanup --tag {plan.tag.strip()}' frees it",
+            **status_fields(st),
+        )
+        return
+    freed = leaker.free()
+    view.event("freed", message=f"freed {format_size(freed)}", freed=freed)
+    if st.error:
+        sys.exit(EXIT_NO_DUMP)
+
+
+def _crash_with_leak(plan: Any, st: Any, crash_name: str) -> None:
+    """Commit the crash in this process, with the leak still in memory."""
+    from notmyfault.faults.catalog import lookup
+    from notmyfault.faults.crash import FaultSurvived, commit
+
+    print(
+        f"notmyfault: leaked {st.leaked} bytes in {st.blocks} blocks tagged '{plan.tag}' "
+        f"({plan.code.name.lower()} pool); crashing with {crash_name}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        commit(lookup(crash_name))
+    except FaultSurvived as e:
+        fail(str(e), EXIT_NO_DUMP)
+
+
+def _leak_then_crash_in_child(crash_name: str, dump_dir: str | None, as_json: bool) -> None:
+    """The seed's scenario: leak, then crash, in a watched child; report the dump it left."""
+    from notmyfault.capture.config import probe
+    from notmyfault.capture.watch import CrashInterrupted, crash_in_child
+    from notmyfault.render.capture import crash_json, crash_text
+
+    settings = probe(dump_dir)
+    if not settings.dump_dir_writable:
+        fail(
+            f"cannot write the dump directory {settings.dump_dir}: give --dump-dir a directory you can write"
+        )
+    argv = [sys.executable, "-m", "notmyfault", "leak", *_child_args(), "--child"]
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        run = crash_in_child(
+            argv,
+            settings,
+            f"leak-then-{crash_name}",
+            timeout=None,
+            on_interrupt="forward",
+            new_session=True,
+            echo_stderr=not as_json,
+        )
+    except CrashInterrupted as e:
+        fail(str(e), EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if as_json:
+        emit_json(crash_json(run), lines=True)
+    else:
+        click.echo(crash_text(run))
+    if run.dump is None:
+        sys.exit(EXIT_NO_DUMP)
+
+
+def _child_args() -> list[str]:
+    """This command's own arguments, for the child that runs the leak."""
+    args = sys.argv[1:]
+    if args and args[0] == "leak":
+        return args[1:]
+    return args[args.index("leak") + 1 :] if "leak" in args else args
+
+
+def _list_held(as_json: bool) -> None:
+    from notmyfault.faults.sysv import held
+    from notmyfault.units import format_size
+
+    objs = held()
+    by_tag: dict[tuple[str, str], list[Any]] = {}
+    for o in objs:
+        by_tag.setdefault((o.header.tag, o.header.pool.name.lower()), []).append(o)
+    rows = [
+        {
+            "tag": t,
+            "pool": pool,
+            "objects": len(group),
+            "blocks": sum(o.blocks for o in group),
+            "bytes": sum(o.bytes for o in group),
+            "oldest_age_s": round(max(o.age_s for o in group), 1),
+            "kind": group[0].kind,
+        }
+        for (t, pool), group in sorted(by_tag.items())
+    ]
+    if as_json:
+        emit_json({"schema_version": 1, "kind": "held", "leaks": rows})
+        return
+    if not rows:
+        click.echo("no persistent leaks are held")
+        return
+    click.echo(f"{'tag':<6} {'pool':<8} {'objects':>8} {'blocks':>8} {'bytes':>12}  age")
+    for r in rows:
+        click.echo(
+            f"{r['tag']:<6} {r['pool']:<8} {r['objects']:>8} {r['blocks']:>8} {format_size(r['bytes']):>12}  "
+            f"{r['oldest_age_s']:.0f} s ({r['kind']})"
+        )
+
+
+@click.command()
+@click.option("--tag", help="Free only the leaks with this tag.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was freed as JSON.")
+def cleanup(tag: str | None, as_json: bool) -> None:
+    """Free persistent leaks (System V shm segments and message queues that notmyfault made)."""
+    from notmyfault.faults.sysv import held, mine, remove
+    from notmyfault.units import format_size
+
+    objs = mine(held(tag))
+    removed = [o for o in objs if remove(o)]
+    total = sum(o.bytes for o in removed)
+    if as_json:
+        emit_json(
+            {
+                "schema_version": 1,
+                "kind": "cleanup",
+                "tag": tag,
+                "removed": [
+                    {"kind": o.kind, "id": o.ident, "tag": o.header.tag, "bytes": o.bytes} for o in removed
+                ],
+                "bytes": total,
+            }
+        )
+        return
+    what = f" tagged '{tag}'" if tag else ""
+    click.echo(f"freed {len(removed)} persistent objects{what}, {format_size(total)}")
