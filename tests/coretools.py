@@ -189,3 +189,57 @@ def innermost_own_frame(frames: list[dict[str, object]]) -> str | None:
         if fr["name"] and not is_system(fr):
             return str(fr["name"])
     return None
+
+
+def gdb_threads(core: str | os.PathLike[str], exe: str | None = None) -> list[dict[str, object]]:
+    """Every thread of the core with its frame names, innermost first (from gdb)."""
+    exe = exe or os.path.realpath(sys.executable)
+    out = subprocess.run(
+        [
+            gdb_path(),
+            "-batch",
+            "-nx",
+            "-ex",
+            "set pagination off",
+            exe,
+            str(core),
+            "-x",
+            str(HERE / "gdb_threads.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    for line in out.stdout.splitlines():
+        if line.startswith("THREADS="):
+            return json.loads(line[len("THREADS=") :])
+    raise AssertionError(f"gdb printed no threads:\n{out.stdout}\n{out.stderr}")
+
+
+def pool_blocks(
+    core: str | os.PathLike[str], magic: bytes = b"MYFAULT1"
+) -> list[tuple[str, int, int, int, int]]:
+    """Scan the start of every page of every PT_LOAD for a pool header.
+
+    Returns (tag, pool, size, seq, pid) for each header found.  Independent of
+    notmyfault's own header parser on purpose.
+    """
+    import mmap
+
+    found = []
+    with open(core, "rb") as f:
+        elf = ELFFile(f)
+        segments = [
+            (seg["p_offset"], seg["p_filesz"]) for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"
+        ]
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            for offset, filesz in segments:
+                for page in range(offset, offset + filesz - 31, 4096):
+                    if mm[page : page + 8] == magic:
+                        tag, pool, size, seq, pid = struct.unpack_from("<4sIQII", mm, page + 8)
+                        found.append((tag.decode(), pool, size, seq, pid))
+        finally:
+            mm.close()
+    return found

@@ -20,7 +20,7 @@ import pytest
 from notmyfault.faults.catalog import CATALOG
 from tests.conftest import REPO
 
-SOURCE = REPO / "src" / "notmyfault" / "myfault.c"
+SOURCES = sorted((REPO / "src" / "notmyfault").glob("myfault*.c"))
 
 
 def _cflags() -> list[str]:
@@ -32,21 +32,24 @@ def _cflags() -> list[str]:
 
 
 def _compile(cc: str, out: Path) -> None:
-    cmd = [
-        cc,
-        *_cflags(),
-        "-Werror",
-        "-fPIC",
-        "-I",
-        sysconfig.get_paths()["include"],
-        "-c",
-        str(SOURCE),
-        "-o",
-        str(out),
-    ]
-    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    assert r.returncode == 0, r.stderr
-    assert r.stderr == ""
+    """Compile every C source of myfault with the real flags and -Werror into one relocatable object."""
+    objs = []
+    for src in SOURCES:
+        obj = out.with_name(f"{out.stem}-{src.stem}.o")
+        include = sysconfig.get_paths()["include"]
+        cmd = [cc, *_cflags(), "-Werror", "-fPIC", "-I", include, "-c", str(src), "-o", str(obj)]
+        r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr == ""
+        objs.append(str(obj))
+    ld = cc[: -len("gcc")] + "ld" if cc.endswith("gcc") else "ld"
+    subprocess.run([ld, "-r", "-o", str(out), *objs], check=True)
+
+
+def test_all_sources_are_built() -> None:
+    setup_text = (REPO / "setup.py").read_text()
+    for src in SOURCES:
+        assert f"src/notmyfault/{src.name}" in setup_text
 
 
 def _functions(objdump: str, obj: Path) -> dict[str, str]:
@@ -78,6 +81,14 @@ def test_aarch64_cross_build(tmp_path: Path) -> None:
     bodies = _functions("aarch64-linux-gnu-objdump", obj)
     for c in CATALOG:
         assert c.function in bodies
+    for fn in (
+        "myfault_deadlock_a",
+        "myfault_spin",
+        "myfault_hang_unkillable",
+        "myfault_watchdog",
+        "myfault_leak_block",
+    ):
+        assert fn in bodies
     assert re.search(r"\sbrk\s", bodies["myfault_breakpoint"])
     assert re.search(r"\sudf\s", bodies["myfault_illegal_instruction"])
     # aarch64 division does not trap: myfault raises SIGFPE itself there
