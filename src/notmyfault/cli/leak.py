@@ -145,7 +145,7 @@ def _leak_here(plan: Any, hold: bool, crash_name: str | None, as_json: bool, chi
     view = LeakView(plan, _view_mode(as_json))
     leaker = Leaker(plan)
     view.start(os.getpid())
-    st = leaker.run(interrupted, view.update)
+    st = leaker.run(interrupted, view.update, view.tick)
     summary = (
         f"{'reached its limit' if st.reached_limit else 'stopped'}: {format_size(st.leaked)} in "
         f"{st.blocks} blocks tagged '{plan.tag}' ({plan.pool.value}) in {st.elapsed_s:.2f} s"
@@ -155,6 +155,7 @@ def _leak_here(plan: Any, hold: bool, crash_name: str | None, as_json: bool, chi
     else:
         view.event("limit" if st.reached_limit else "stopped", message=f"leak {summary}", **status_fields(st))
     if crash_name and st.error is None:
+        view.close()
         _crash_with_leak(plan, st, crash_name)
     if hold and st.error is None:
         seen = interrupts[0]

@@ -28,7 +28,7 @@ def crash_text(run: CrashRun) -> str:
     for line in run.myfault_lines:
         lines.append(f"  {line}")
     for line in run.other_lines:
-        lines.append(f"  C library / child said: {line}")
+        lines.append(f"  child stderr: {line}")
     if run.dump is not None:
         d = run.dump
         lines.append(f"Dump: {d.path}")

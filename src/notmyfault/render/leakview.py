@@ -26,6 +26,8 @@ class LeakView:
         self.out = out or sys.stdout
         self.baseline = counters(plan)
         self._live: Any = None
+        self.tick = 0.25 if mode == "rich" else 1.0
+        """Seconds between updates: smooth on a terminal, one a second in logs and JSON."""
 
     def _line(self, st: LeakStatus, now: dict[str, int]) -> str:
         p = self.plan
@@ -48,13 +50,16 @@ class LeakView:
 
         p = self.plan
         table = Table.grid(padding=(0, 2))
+        pct = 100.0 * st.leaked / p.stop_at if p.stop_at else 0.0
+        bar = Table.grid(padding=(0, 1))
+        bar.add_row(ProgressBar(total=p.stop_at, completed=st.leaked, width=50), f"{pct:.0f}%")
+        table.add_row("progress", bar)
         table.add_row("leaked", f"{format_size(st.leaked)} of {format_size(p.stop_at)} in {st.blocks} blocks")
         table.add_row("rate", f"{st.rate / 1e6:.2f} MB/s achieved, {p.rate / 1e6:.2f} MB/s asked")
         for k, v in now.items():
             delta = "" if k == "MemAvailable" else f"  ({(v - self.baseline.get(k, 0)) / 2**20:+.1f} MiB)"
             table.add_row(k, f"{format_size(v)}{delta}")
-        bar = ProgressBar(total=p.stop_at, completed=st.leaked, width=60)
-        return Group(title, bar, table)
+        return Group(title, table)
 
     def _title(self, state: str) -> str:
         p = self.plan
@@ -84,17 +89,25 @@ class LeakView:
         else:
             print(f"notmyfault: {self._line(st, now)}", file=self.out, flush=True)
 
+    def close(self) -> None:
+        """Stop the live display (before the process crashes, so the terminal is left sane)."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
     def event(self, name: str, **fields: Any) -> None:
         """Report an event: JSON Lines in json mode, a sentence otherwise."""
         if self.mode == "json":
             record = {"schema_version": SCHEMA_VERSION, "kind": "leak", "event": name, **fields}
             print(json.dumps(record), file=self.out, flush=True)
             return
-        if self._live is not None and name in ("limit", "stopped", "error", "freed", "kept", "holding"):
-            self._live.stop()
-            self._live = None
         text = fields.get("message")
-        if text:
+        if self._live is not None and name in ("error", "freed", "kept"):
+            self._live.stop()  # the end: the last picture stays on screen
+            self._live = None
+        if text and self._live is not None:
+            self._live.console.print(f"notmyfault: {text}")  # above the live view, which goes on
+        elif text:
             print(f"notmyfault: {text}", file=self.out, flush=True)
 
 
