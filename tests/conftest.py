@@ -43,3 +43,12 @@ def dump_dir(tmp_path: Path) -> Path:
     d = tmp_path / "dumps"
     d.mkdir()
     return d
+
+
+def gone(pid: int) -> bool:
+    """True if no process ``pid`` exists (it was reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

@@ -141,29 +141,22 @@ def gdb_path() -> str:
     return gdb
 
 
-def gdb_frames(core: str | os.PathLike[str], exe: str | None = None) -> list[dict[str, object]]:
+def _gdb_script(
+    core: str | os.PathLike[str], script: str, marker: str, exe: str | None
+) -> list[dict[str, object]]:
+    """Run tests/SCRIPT inside gdb on ``core`` and return the JSON it prints after ``marker``."""
     exe = exe or os.path.realpath(sys.executable)
-    out = subprocess.run(
-        [
-            gdb_path(),
-            "-batch",
-            "-nx",
-            "-ex",
-            "set pagination off",
-            exe,
-            str(core),
-            "-x",
-            str(HERE / "gdb_frames.py"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    cmd = [gdb_path(), "-batch", "-nx", "-ex", "set pagination off", exe, str(core), "-x", str(HERE / script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     for line in out.stdout.splitlines():
-        if line.startswith("FRAMES="):
-            return json.loads(line[len("FRAMES=") :])
-    raise AssertionError(f"gdb printed no frames:\n{out.stdout}\n{out.stderr}")
+        if line.startswith(marker):
+            return json.loads(line[len(marker) :])
+    raise AssertionError(f"gdb printed no {marker}:\n{out.stdout}\n{out.stderr}")
+
+
+def gdb_frames(core: str | os.PathLike[str], exe: str | None = None) -> list[dict[str, object]]:
+    """The crashing thread's frames (name, pc, solib), innermost first (from gdb)."""
+    return _gdb_script(core, "gdb_frames.py", "FRAMES=", exe)
 
 
 def gdb_info_symbol(core: str | os.PathLike[str], addr: int, exe: str | None = None) -> str:
@@ -193,28 +186,7 @@ def innermost_own_frame(frames: list[dict[str, object]]) -> str | None:
 
 def gdb_threads(core: str | os.PathLike[str], exe: str | None = None) -> list[dict[str, object]]:
     """Every thread of the core with its frame names, innermost first (from gdb)."""
-    exe = exe or os.path.realpath(sys.executable)
-    out = subprocess.run(
-        [
-            gdb_path(),
-            "-batch",
-            "-nx",
-            "-ex",
-            "set pagination off",
-            exe,
-            str(core),
-            "-x",
-            str(HERE / "gdb_threads.py"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    for line in out.stdout.splitlines():
-        if line.startswith("THREADS="):
-            return json.loads(line[len("THREADS=") :])
-    raise AssertionError(f"gdb printed no threads:\n{out.stdout}\n{out.stderr}")
+    return _gdb_script(core, "gdb_threads.py", "THREADS=", exe)
 
 
 def pool_blocks(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_nmf
+from tests.conftest import gone, run_nmf
 from tests.coretools import gdb_threads
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -47,14 +47,6 @@ def _tasks(pid: int) -> dict[int, tuple[str, str, int]]:
     return out
 
 
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
 def _wait_for(pred, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,7 +70,7 @@ def test_deadlock_threads_block_in_mutex_wait() -> None:
     events = h.finish()
     assert events[-1]["event"] == "released"
     assert h.proc.returncode == 0
-    assert _gone(h.pid)
+    assert gone(h.pid)
 
 
 def test_spin_burns_cpu() -> None:
@@ -90,7 +82,7 @@ def test_spin_burns_cpu() -> None:
     assert (after - before) / CLK_TCK >= 0.5
     h.proc.send_signal(signal.SIGINT)
     assert h.finish()[-1]["event"] == "released"
-    assert _gone(h.pid)
+    assert gone(h.pid)
 
 
 def test_unkillable_thread_is_in_d_state() -> None:
@@ -106,7 +98,7 @@ def test_unkillable_thread_is_in_d_state() -> None:
     os.kill(h.pid, signal.SIGCONT)
     h.proc.send_signal(signal.SIGTERM)
     assert h.finish()[-1]["event"] == "released"
-    assert _gone(h.pid)
+    assert gone(h.pid)
     # the vfork child was killed and reaped too: nothing of the hang is left
     leftovers = subprocess.run(
         ["ps", "-eo", "ppid=,pid=,stat="], capture_output=True, text=True, check=True
@@ -145,7 +137,7 @@ def test_crash_after_dumps_the_hung_threads(hang: str, functions: set[str], dump
     if hang == "unkillable":
         frames = next(t["frames"] for t in threads if "myfault_hang_unkillable" in t["frames"])
         assert "vfork" in (frames[0] or "")
-    assert _gone(h.pid)
+    assert gone(h.pid)
 
 
 def test_kill_quit_dumps_a_hang(dump_dir: Path) -> None:

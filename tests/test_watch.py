@@ -12,14 +12,7 @@ from pathlib import Path
 import pytest
 
 from notmyfault.capture.watch import CrashInterrupted, run_child
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+from tests.conftest import gone
 
 
 def test_timeout_kills_and_reaps(tmp_path) -> None:
@@ -29,7 +22,7 @@ def test_timeout_kills_and_reaps(tmp_path) -> None:
     assert c.timed_out
     assert c.signal == signal.SIGKILL
     assert not c.core_dumped
-    assert _gone(c.pid)
+    assert gone(c.pid)
 
 
 def test_exit_code_and_stderr(tmp_path) -> None:
@@ -48,7 +41,7 @@ def test_interrupt_kills_child(tmp_path) -> None:
     with pytest.raises(CrashInterrupted) as info:
         run_child([sys.executable, "-c", "import time; time.sleep(60)"], str(tmp_path), timeout=30)
     pid = int(str(info.value).split("pid ")[1].split(")")[0])
-    assert _gone(pid)
+    assert gone(pid)
 
 
 def test_cli_timeout_reports_no_dump(tmp_path) -> None:
@@ -90,5 +83,5 @@ def test_sigterm_to_parent_kills_child_and_cleans_up(tmp_path) -> None:
     assert parent.returncode == 130
     assert "interrupted; the child (pid" in err
     assert "Traceback" not in err
-    assert _gone(child)
+    assert gone(child)
     assert list(dump_dir.iterdir()) == []

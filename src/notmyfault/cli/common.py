@@ -42,3 +42,44 @@ def parse_size_option(name: str, text: str) -> int:
         return parse_size(text)
     except ValueError as e:
         fail(f"{name}: {e}")
+
+
+def dump_settings(dump_dir: str | None) -> Any:
+    """Probe the dump settings for ``dump_dir``; fail at once if that directory is not writable."""
+    from notmyfault.capture.config import probe
+
+    settings = probe(dump_dir)
+    if not settings.dump_dir_writable:
+        fail(
+            f"cannot write the dump directory {settings.dump_dir}: give --dump-dir a directory you can write"
+        )
+    return settings
+
+
+def run_watched(argv: list[str], settings: Any, label: str, timeout: float | None, **options: Any) -> Any:
+    """Run a child that will crash (crash_in_child), with SIGTERM treated like Ctrl-C meanwhile.
+
+    CrashInterrupted passes through to the caller, which knows what an
+    interruption means for its command.
+    """
+    import signal
+
+    from notmyfault.capture.watch import crash_in_child
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        return crash_in_child(argv, settings, label, timeout, **options)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def report_crash(run: Any, as_json: bool, lines: bool = False) -> None:
+    """Print a crash report (text or JSON); exit EXIT_NO_DUMP when no dump exists."""
+    from notmyfault.render.capture import crash_json, crash_text
+
+    if as_json:
+        emit_json(crash_json(run), lines=lines)
+    else:
+        click.echo(crash_text(run))
+    if run.dump is None:
+        sys.exit(EXIT_NO_DUMP)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 import click
 
-from notmyfault.cli.common import DUMP_DIR_HELP, EXIT_NO_DUMP, emit_json, fail, raise_interrupt
+from notmyfault.cli.common import (
+    DUMP_DIR_HELP,
+    EXIT_NO_DUMP,
+    dump_settings,
+    emit_json,
+    fail,
+    report_crash,
+    run_watched,
+)
 
 
 @click.command()
@@ -96,17 +103,11 @@ def _hang_here(name: str, threads: int, realtime: bool, crash_after: float | Non
 def _hang_child(
     name: str, threads: int, realtime: bool, crash_after: float | None, dump_dir: str | None, as_json: bool
 ) -> None:
-    from notmyfault.capture.config import probe
-    from notmyfault.capture.watch import CrashInterrupted, crash_in_child
+    from notmyfault.capture.watch import CrashInterrupted
     from notmyfault.faults.hang import lookup_hang
-    from notmyfault.render.capture import crash_json, crash_text
 
     entry = lookup_hang(name)
-    settings = probe(dump_dir)
-    if not settings.dump_dir_writable:
-        fail(
-            f"cannot write the dump directory {settings.dump_dir}: give --dump-dir a directory you can write"
-        )
+    settings = dump_settings(dump_dir)
     argv = [sys.executable, "-m", "notmyfault", "hang", name, "--child"]
     if name == "spin":
         argv += ["--threads", str(threads)] + (["--realtime"] if realtime else [])
@@ -140,13 +141,12 @@ def _hang_child(
             click.echo(f"notmyfault: Ctrl-C releases it{after}")
         sys.stdout.flush()
 
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
-        run = crash_in_child(
+        run = run_watched(
             argv,
             settings,
             f"hang-{name}",
-            timeout=None,
+            None,
             on_interrupt="kill",
             new_session=True,
             echo_stderr=not as_json,
@@ -159,27 +159,18 @@ def _hang_child(
         else:
             click.echo(f"notmyfault: released: pid {pid} and everything it started were killed")
         return
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if run.child.signal is None:
-        message = f"the hang ended: pid {run.child.pid} exited with code {run.child.exit_code}"
+        code = run.child.exit_code
         if as_json:
-            emit_json(
-                {
-                    "schema_version": 1,
-                    "kind": "hang",
-                    "event": "ended",
-                    "pid": run.child.pid,
-                    "exit_code": run.child.exit_code,
-                },
-                lines=True,
-            )
+            event = {
+                "schema_version": 1,
+                "kind": "hang",
+                "event": "ended",
+                "pid": run.child.pid,
+                "exit_code": code,
+            }
+            emit_json(event, lines=True)
         else:
-            click.echo(f"notmyfault: {message}")
-        sys.exit(0 if run.child.exit_code == 0 else EXIT_NO_DUMP)
-    if as_json:
-        emit_json(crash_json(run), lines=True)
-    else:
-        click.echo(crash_text(run))
-    if run.dump is None:
-        sys.exit(EXIT_NO_DUMP)
+            click.echo(f"notmyfault: the hang ended: pid {run.child.pid} exited with code {code}")
+        sys.exit(0 if code == 0 else EXIT_NO_DUMP)
+    report_crash(run, as_json, lines=True)

@@ -14,10 +14,12 @@ from notmyfault.cli.common import (
     DUMP_DIR_HELP,
     EXIT_INTERRUPTED,
     EXIT_NO_DUMP,
+    dump_settings,
     emit_json,
     fail,
     parse_size_option,
-    raise_interrupt,
+    report_crash,
+    run_watched,
 )
 
 HOLD_TICK = 1.0
@@ -199,37 +201,23 @@ def _crash_with_leak(plan: Any, st: Any, crash_name: str) -> None:
 
 def _leak_then_crash_in_child(crash_name: str, dump_dir: str | None, as_json: bool) -> None:
     """The seed's scenario: leak, then crash, in a watched child; report the dump it left."""
-    from notmyfault.capture.config import probe
-    from notmyfault.capture.watch import CrashInterrupted, crash_in_child
-    from notmyfault.render.capture import crash_json, crash_text
+    from notmyfault.capture.watch import CrashInterrupted
 
-    settings = probe(dump_dir)
-    if not settings.dump_dir_writable:
-        fail(
-            f"cannot write the dump directory {settings.dump_dir}: give --dump-dir a directory you can write"
-        )
+    settings = dump_settings(dump_dir)
     argv = [sys.executable, "-m", "notmyfault", "leak", *_child_args(), "--child"]
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
-        run = crash_in_child(
+        run = run_watched(
             argv,
             settings,
             f"leak-then-{crash_name}",
-            timeout=None,
+            None,
             on_interrupt="forward",
             new_session=True,
             echo_stderr=not as_json,
         )
     except CrashInterrupted as e:
         fail(str(e), EXIT_INTERRUPTED)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if as_json:
-        emit_json(crash_json(run), lines=True)
-    else:
-        click.echo(crash_text(run))
-    if run.dump is None:
-        sys.exit(EXIT_NO_DUMP)
+    report_crash(run, as_json, lines=True)
 
 
 def _child_args() -> list[str]:

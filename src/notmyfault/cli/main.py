@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import os
-import signal
 import sys
 
 import click
@@ -19,9 +18,11 @@ from notmyfault.cli.common import (
     DUMP_DIR_HELP,
     EXIT_INTERRUPTED,
     EXIT_NO_DUMP,
+    dump_settings,
     emit_json,
     fail,
-    raise_interrupt,
+    report_crash,
+    run_watched,
 )
 
 
@@ -203,18 +204,12 @@ def _crash_child(
     name: str, signo: int | None, ballast: str | None, dump_dir: str | None, timeout: float, as_json: bool
 ) -> None:
     """Crash a child process, watch it, and report where its dump went."""
-    from notmyfault.capture.config import assess, probe
-    from notmyfault.capture.watch import CrashInterrupted, crash_in_child
-    from notmyfault.render.capture import crash_json, crash_text
+    from notmyfault.capture.config import assess
+    from notmyfault.capture.watch import CrashInterrupted
 
-    settings = probe(dump_dir)
-    verdict = assess(settings)
-    if not settings.dump_dir_writable:
-        fail(
-            f"cannot write the dump directory {settings.dump_dir}: give --dump-dir a directory you can write"
-        )
-    if verdict.problems and not as_json:
-        for prob in verdict.problems:
+    settings = dump_settings(dump_dir)
+    if not as_json:
+        for prob in assess(settings).problems:
             click.echo(f"notmyfault: warning: {prob}", err=True)
     argv = [sys.executable, "-m", "notmyfault", "crash", name, "--child"]
     if signo is not None:
@@ -222,19 +217,11 @@ def _crash_child(
     if ballast:
         argv += ["--ballast", ballast]
     label = name if signo is None else f"signal-{signo}"
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
-        run = crash_in_child(argv, settings, label, timeout)
+        run = run_watched(argv, settings, label, timeout)
     except CrashInterrupted as e:
         fail(str(e), EXIT_INTERRUPTED)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if as_json:
-        emit_json(crash_json(run))
-    else:
-        click.echo(crash_text(run))
-    if run.dump is None:
-        sys.exit(EXIT_NO_DUMP)
+    report_crash(run, as_json)
 
 
 @cli.command()
