@@ -186,7 +186,15 @@ def _crash_with_leak(plan: Any, st: Any, crash_name: str) -> None:
     """Commit the crash in this process, with the leak still in memory."""
     from notmyfault.faults.catalog import lookup
     from notmyfault.faults.crash import FaultSurvived, commit
+    from notmyfault.faults.leak import Pool
 
+    if plan.pool is Pool.KERNEL or plan.persist:
+        print(
+            "notmyfault: note: these blocks are kernel or shared memory, not in this process's dump; "
+            f"they stay after the crash: 'notmyfault cleanup --tag {plan.tag.strip()}' frees them",
+            file=sys.stderr,
+            flush=True,
+        )
     print(
         f"notmyfault: leaked {st.leaked} bytes in {st.blocks} blocks tagged '{plan.tag}' "
         f"({plan.code.name.lower()} pool); crashing with {crash_name}",
