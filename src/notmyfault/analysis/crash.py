@@ -1,0 +1,294 @@
+"""``!analyze -v`` for a Linux process core: class, arguments, blame, faulting instruction, stack."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from notmyfault.analysis.blame import choose, short_name
+from notmyfault.analysis.classes import CRASH_CLASSES
+from notmyfault.analysis.unwind import Frame, Program, code_bytes, load_program, stack_depth, thread_frames
+from notmyfault.dumps.elfcore import PF_X, ElfCore, SigInfo
+from notmyfault.sigcodes import si_code_name, signal_name
+
+NULL_PAGE = 4096
+STACK_GUARD_REACH = 1024 * 1024 + 64 * 1024
+"""How far below a stack mapping a fault still counts as hitting its guard (stack_guard_gap is 1 MiB)."""
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """A decoded instruction."""
+
+    address: int
+    text: str
+    """Mnemonic and operands (Intel syntax on x86)."""
+    size: int
+    access: str | None
+    """read, write or None: what it does to memory, from the decoder."""
+
+
+@dataclass(frozen=True)
+class CrashAnalysis:
+    """Everything ``notmyfault analyze`` says about a core."""
+
+    path: str
+    arch: str
+    pid: int | None
+    executable: str | None
+    command_line: str | None
+    uid: int | None
+    crashed_tid: int | None
+    signal: int | None
+    signal_name: str | None
+    si_code: int | None
+    si_code_name: str | None
+    fault_address: int | None
+    sender_pid: int | None
+    access: str | None
+    access_source: str
+    """How the access kind was found: the signal, the instruction, or not known."""
+    fault_pc: int | None
+    instruction: Instruction | None
+    blocked_signals: tuple[str, ...]
+    crash_class: str
+    description: str
+    blamed: Frame | None
+    blame_reason: str
+    bucket: str
+    abort_message: str | None
+    frames: tuple[Frame, ...]
+    notes: tuple[str, ...] = field(default=())
+    missing: tuple[str, ...] = field(default=())
+    """Modules whose files or debug information could not be found."""
+
+    @property
+    def probably_caused_by(self) -> str:
+        """The WinDbg line: 'myfault.cpython-311-x86_64-linux-gnu.so ( myfault!myfault_high_irql+0x2c )'."""
+        if self.blamed is None:
+            return "unknown (no frame in a known module)"
+        return f"{os.path.basename(self.blamed.module or '?')} ( {self.blamed.location()} )"
+
+
+def _abort_message(program: Program) -> str | None:
+    """glibc's last abort message (__abort_msg), if the dump holds one."""
+    prog = program.prog
+    try:
+        sym = prog.symbol("__abort_msg")
+        ptr = prog.read_word(sym.address)
+        if not ptr:
+            return None
+        text = prog.read(ptr + 4, 512).split(b"\0", 1)[0]
+    except Exception:
+        return None
+    return text.decode(errors="replace").strip() or None
+
+
+def decode(core: ElfCore, pc: int, sysroot: str | None = None) -> Instruction | None:
+    """Decode the instruction at ``pc`` with capstone (from the dump, or the mapped file)."""
+    import capstone  # type: ignore[import-untyped]
+
+    data = code_bytes(core, pc, 16, sysroot)
+    if not data:
+        return None
+    if core.arch == "x86_64":
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    elif core.arch == "aarch64":
+        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+    else:
+        return None
+    md.detail = True
+    for insn in md.disasm(data, pc):
+        access = None
+        try:
+            for op in insn.operands:
+                if op.type == getattr(capstone, "CS_OP_MEM", 3):
+                    if op.access & capstone.CS_AC_WRITE:
+                        access = "write"
+                    elif op.access & capstone.CS_AC_READ and access is None:
+                        access = "read"
+        except capstone.CsError:
+            pass
+        if access is None and core.arch == "aarch64":
+            access = (
+                "write"
+                if insn.mnemonic.startswith("st")
+                else "read"
+                if insn.mnemonic.startswith("ld")
+                else None
+            )
+        return Instruction(insn.address, f"{insn.mnemonic} {insn.op_str}".strip(), insn.size, access)
+    return None
+
+
+def _blocked(mask: int) -> tuple[str, ...]:
+    return tuple(signal_name(i + 1) for i in range(64) if mask & (1 << i))
+
+
+_HEAP_PATTERNS = re.compile(
+    r"free\(\)|malloc\(\)|realloc\(\)|corrupted|unaligned tcache|invalid (next )?size|munmap_chunk|malloc_consolidate"
+)
+
+
+def _abort_class(message: str | None) -> str:
+    if not message:
+        return "ABORT"
+    if "double free" in message:
+        return "DOUBLE_FREE"
+    if "Assertion" in message and "failed" in message:
+        return "ASSERTION_FAILURE"
+    if _HEAP_PATTERNS.search(message):
+        return "HEAP_CORRUPTION"
+    return "ABORT"
+
+
+def _in_stack_guard(core: ElfCore, addr: int, sp: int | None) -> bool:
+    """True if ``addr`` lies in the guard area just below a stack: the mapping right
+    above it is within the guard gap, and the thread's stack pointer is at its bottom
+    (already below it, often: the frame that faulted was being set up)."""
+    if sp is None:
+        return False
+    for seg in core.segments:
+        if 0 < seg.vaddr - addr <= STACK_GUARD_REACH and addr - 65536 <= sp < seg.end:
+            return True
+    return False
+
+
+def classify(
+    core: ElfCore, sig: SigInfo | None, pc: int | None, sp: int | None, access: str | None, abort: str | None
+) -> tuple[str, list[str]]:
+    """Pick the crash class; return it with notes that explain the choice."""
+    notes: list[str] = []
+    if sig is None:
+        return "UNKNOWN", ["the core has no NT_SIGINFO: the signal is not known"]
+    s, code, addr = sig.signo, sig.code, sig.addr
+    pc_exec = pc is not None and core.segment_at(pc) is not None and bool(core.segment_at(pc).flags & PF_X)  # type: ignore[union-attr]
+    if code <= 0 and s not in (6,):
+        return "KILLED_BY_SIGNAL", notes
+    if s == 11:  # SIGSEGV
+        if pc is not None and not pc_exec:
+            if pc < NULL_PAGE:
+                return "NULL_POINTER_EXECUTE", notes
+            if core.segment_at(pc) is not None:
+                return "EXECUTE_NON_EXECUTABLE", notes
+            notes.append(f"the program counter {pc:#x} is outside every mapping")
+            return "STACK_CORRUPTION", notes
+        if addr is not None and _in_stack_guard(core, addr, sp):
+            return "STACK_OVERFLOW", notes
+        if addr is not None and addr < NULL_PAGE:
+            return ("NULL_POINTER_WRITE" if access == "write" else "NULL_POINTER_READ"), notes
+        if si_code_name(s, code) == "SEGV_ACCERR" and access == "write":
+            return "WRITE_TO_READONLY_MEMORY", notes
+        return ("INVALID_MEMORY_WRITE" if access == "write" else "INVALID_MEMORY_READ"), notes
+    if s == 6:
+        return _abort_class(abort), notes
+    if s == 5:
+        return "BREAKPOINT", notes
+    if s == 4:
+        return "ILLEGAL_INSTRUCTION", notes
+    if s == 8:
+        return (
+            "DIVIDE_BY_ZERO" if si_code_name(s, code) in ("FPE_INTDIV", "FPE_FLTDIV") else "ARITHMETIC_ERROR"
+        ), notes
+    if s == 7:
+        return "BUS_ERROR", notes
+    return "KILLED_BY_SIGNAL", notes
+
+
+def _recursion(frames: tuple[Frame, ...]) -> tuple[str, int] | None:
+    """The function that recurses at the top of the stack, and how many frames of it there are."""
+    if len(frames) < 8 or not frames[0].function:
+        return None
+    name = frames[0].function
+    depth = 0
+    for f in frames:
+        if f.function != name:
+            break
+        depth += 1
+    return (name, depth) if depth >= 8 else None
+
+
+def _recursion_note(core: ElfCore, frames: tuple[Frame, ...], name: str, sp: int | None, unwound: int) -> str:
+    """How deep the recursion goes: drgn stops unwinding at 1024 frames, so the depth is
+    estimated from the stack itself: the stack used, over one recursive frame's size."""
+    f1, f2 = frames[1], frames[2]
+    seg = core.segment_at(f1.sp) if f1.sp is not None else None
+    if seg is None or sp is None or f1.sp is None or f2.sp is None or f2.sp <= f1.sp:
+        return f"{name} recurses: at least {unwound} frames deep"
+    size = f2.sp - f1.sp
+    used = seg.end - sp
+    return (
+        f"{name} recurses: about {used // size} frames deep ({size} bytes each over {used} bytes of stack; "
+        f"{unwound} frames unwound)"
+    )
+
+
+def analyze(
+    core: ElfCore, exe: str | None = None, sysroot: str | None = None, program: Program | None = None
+) -> CrashAnalysis:
+    """Analyse ``core``: the ``!analyze -v`` page as a result object."""
+    program = program or load_program(core, exe, sysroot)
+    sig = core.siginfo
+    crashed = core.threads[0]
+    frames = tuple(thread_frames(program, core, crashed.tid))
+    pc = crashed.pc
+    insn = decode(core, pc, sysroot) if pc is not None else None
+    access, source = None, "not known"
+    if (
+        sig is not None
+        and sig.addr is not None
+        and pc is not None
+        and sig.addr == pc
+        and sig.signo in (11, 7)
+    ):
+        access, source = "execute", "the fault address is the program counter"
+    elif insn is not None and insn.access:
+        access, source = insn.access, f"the faulting instruction ({insn.text})"
+    abort = _abort_message(program)
+    crash_class, notes = classify(core, sig, pc, crashed.sp, access, abort)
+    if crash_class == "STACK_OVERFLOW":
+        rec = _recursion(frames)
+        if rec:
+            notes.append(_recursion_note(core, frames, rec[0], crashed.sp, stack_depth(program, crashed.tid)))
+    if crash_class == "STACK_CORRUPTION" and any(f.how == "scan" for f in frames):
+        notes.append("frames after the first were found by scanning the stack for return addresses")
+    choice = choose([f.module for f in frames])
+    blamed = frames[choice.index] if choice.index is not None else None
+    bucket = f"{crash_class}:{short_name(blamed.module) if blamed else '?'}!{(blamed.function if blamed else None) or '?'}"
+    proc = core.process
+    executable = core.files[0].path if core.files else None
+    try:
+        main = program.prog.main_module()
+        executable = str(main.name)
+    except LookupError:
+        pass
+    return CrashAnalysis(
+        path=core.path,
+        arch=core.arch,
+        pid=proc.pid if proc else crashed.tid,
+        executable=executable,
+        command_line=proc.args if proc else None,
+        uid=proc.uid if proc else None,
+        crashed_tid=crashed.tid,
+        signal=sig.signo if sig else crashed.cursig or None,
+        signal_name=signal_name(sig.signo) if sig else None,
+        si_code=sig.code if sig else None,
+        si_code_name=si_code_name(sig.signo, sig.code) if sig else None,
+        fault_address=sig.addr if sig else None,
+        sender_pid=sig.sender_pid if sig else None,
+        access=access,
+        access_source=source,
+        fault_pc=pc,
+        instruction=insn,
+        blocked_signals=_blocked(crashed.sighold),
+        crash_class=crash_class,
+        description=CRASH_CLASSES[crash_class],
+        blamed=blamed,
+        blame_reason=choice.reason,
+        bucket=bucket,
+        abort_message=abort,
+        frames=frames,
+        notes=tuple(notes),
+        missing=program.missing,
+    )

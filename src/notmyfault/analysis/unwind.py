@@ -1,0 +1,231 @@
+"""Stacks: drgn unwinds (CFI, with its frame-pointer fallback); a stack scan recovers frames past a wild pc.
+
+Each frame says how it was found: ``context`` (the registers saved in the
+dump), ``unwound`` (by drgn from the frame before it: call frame information,
+or frame pointers where there is none; drgn does not say which), ``inline``
+(a function inlined at the same pc), or ``scan`` (a word on the stack that
+points just after a call in a known function: a guess, as WinDbg's
+stack-scan frames are).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from notmyfault.dumps.elfcore import PF_X, ElfCore
+from notmyfault.dumps.errors import UnreadableMemory
+
+SCAN_BYTES = 64 * 1024
+SCAN_FRAMES = 16
+MAX_FRAMES = 512
+"""Frames symbolised per thread; a deeper stack (a runaway recursion) is cut there."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a stack."""
+
+    index: int
+    pc: int
+    sp: int | None
+    module: str | None
+    """Path of the module holding pc, if any."""
+    function: str | None
+    offset: int | None
+    """pc minus the start of the function's symbol."""
+    file: str | None
+    line: int | None
+    how: str
+    """context, unwound, inline or scan."""
+
+    def location(self) -> str:
+        """module!function+0xoff, or module+0xoff without symbols, or the bare address."""
+        from notmyfault.analysis.blame import short_name
+
+        if self.function and self.module:
+            return f"{short_name(self.module)}!{self.function}+{self.offset or 0:#x}"
+        if self.function:
+            return f"{self.function}+{self.offset or 0:#x}"
+        return f"{self.pc:#x}"
+
+
+@dataclass(frozen=True)
+class Program:
+    """A drgn program over a core, and what could not be loaded."""
+
+    prog: Any
+    missing: tuple[str, ...]
+
+
+def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = None) -> Program:
+    """Open ``core`` with drgn and load what debug information and symbols can be found.
+
+    ``exe`` names the executable when it is not at the path the core records;
+    ``sysroot`` is a directory under which the recorded paths of the
+    executable and libraries are looked up first.
+    """
+    import drgn
+
+    logging.getLogger("drgn").setLevel(logging.CRITICAL)  # it warns on stderr for each missing file
+    prog = drgn.Program()
+    prog.set_core_dump(core.path)
+    with contextlib.suppress(Exception):
+        prog.create_loaded_modules()
+    if sysroot:
+        for module in prog.modules():
+            candidate = os.path.join(sysroot, module.name.lstrip("/"))
+            if os.path.exists(candidate):
+                module.try_file(candidate)
+    if exe:
+        with contextlib.suppress(LookupError):
+            prog.main_module().try_file(exe, force=True)
+    missing: list[str] = []
+    try:
+        prog.load_default_debug_info()
+    except drgn.MissingDebugInfoError:
+        missing = [m.name for m in prog.modules() if m.wants_loaded_file() or m.wants_debug_file()]
+    return Program(prog, tuple(missing))
+
+
+def _module_of(prog: Any, pc: int) -> str | None:
+    try:
+        return str(prog.module(pc).name)
+    except LookupError:
+        return None
+
+
+def _symbol(prog: Any, pc: int, return_address: bool = False) -> tuple[str | None, int | None]:
+    """The symbol holding ``pc`` and pc's offset in it.
+
+    A return address is looked up at pc - 1: after a call to a function that
+    never returns (abort), the return address is one past the caller's last
+    instruction and may be the first byte of the next function.
+    """
+    try:
+        sym = prog.symbol(pc - 1 if return_address else pc)
+    except LookupError:
+        return None, None
+    return sym.name, pc - sym.address
+
+
+def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
+    """The frames of thread ``tid``, innermost first; scanned frames follow a wild pc."""
+    prog = program.prog
+    frames: list[Frame] = []
+    try:
+        trace = prog.thread(tid).stack_trace()
+    except Exception:
+        trace = None
+    if trace is not None:
+        for i, f in enumerate(trace):
+            if i >= MAX_FRAMES:
+                break
+            try:
+                pc = f.pc
+            except LookupError:  # drgn knows no pc for this frame: the trace ends here
+                break
+            name, offset = _symbol(prog, pc, return_address=not f.interrupted)
+            if f.is_inline:
+                name = f.name
+            file = line = None
+            try:
+                src = f.source()
+                file, line = src[0], src[1]
+            except LookupError:
+                pass
+            how = "context" if i == 0 else ("inline" if f.is_inline else "unwound")
+            sp = f.sp if hasattr(f, "sp") else None
+            frames.append(Frame(i, pc, sp, _module_of(prog, pc), name, offset, file, line, how))
+    if not frames:
+        state = next((t for t in core.threads if t.tid == tid), None)
+        if state is None or state.pc is None:
+            return []
+        name, offset = _symbol(prog, state.pc)
+        frames.append(
+            Frame(0, state.pc, state.sp, _module_of(prog, state.pc), name, offset, None, None, "context")
+        )
+    if len(frames) == 1 and frames[0].module is None:
+        frames.extend(scan_frames(program, core, frames[0].sp, start_index=1))
+    return frames
+
+
+def stack_depth(program: Program, tid: int) -> int:
+    """How many frames drgn unwinds for thread ``tid`` (all of them, uncut)."""
+    try:
+        return len(program.prog.thread(tid).stack_trace())
+    except Exception:
+        return 0
+
+
+def _executable(core: ElfCore, addr: int) -> bool:
+    seg = core.segment_at(addr)
+    return seg is not None and bool(seg.flags & PF_X)
+
+
+def scan_frames(program: Program, core: ElfCore, sp: int | None, start_index: int) -> list[Frame]:
+    """Frames found by scanning the stack upward from ``sp`` for return addresses.
+
+    A word counts when it points into an executable mapping, inside a known
+    function but not at its first byte (a return address lands after a call).
+    """
+    if sp is None:
+        return []
+    prog = program.prog
+    seg = core.segment_at(sp)
+    if seg is None:
+        return []
+    size = min(SCAN_BYTES, seg.end - sp)
+    size -= size % 8
+    try:
+        data = core.read(sp, size)
+    except UnreadableMemory:
+        return []
+    out: list[Frame] = []
+    for i, (word,) in enumerate(struct.iter_unpack("<Q", data)):
+        if not _executable(core, word):
+            continue
+        name, offset = _symbol(prog, word, return_address=True)
+        if name is None or not offset:
+            continue
+        out.append(
+            Frame(
+                start_index + len(out),
+                word,
+                sp + 8 * i,
+                _module_of(prog, word),
+                name,
+                offset,
+                None,
+                None,
+                "scan",
+            )
+        )
+        if len(out) >= SCAN_FRAMES:
+            break
+    return out
+
+
+def code_bytes(core: ElfCore, pc: int, size: int = 16, sysroot: str | None = None) -> bytes | None:
+    """Machine code at ``pc``: from the dump, else from the mapped file on disk (code is rarely dumped)."""
+    try:
+        return core.read(pc, size)
+    except UnreadableMemory:
+        pass
+    mapping = core.file_at(pc)
+    if mapping is None:
+        return None
+    path = mapping.path
+    if sysroot and os.path.exists(os.path.join(sysroot, path.lstrip("/"))):
+        path = os.path.join(sysroot, path.lstrip("/"))
+    try:
+        with open(path, "rb") as f:
+            f.seek(mapping.file_offset + (pc - mapping.start))
+            data = f.read(size)
+    except OSError:
+        return None
+    return data or None

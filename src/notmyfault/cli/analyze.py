@@ -1,0 +1,157 @@
+"""``notmyfault analyze / stack / regs / poolused``: the WinDbg session of the seed, on Linux cores.
+
+Unusable input (not a core, truncated, corrupt, foreign) exits 2 with one line;
+an unexpected failure inside the analysis exits 3 with one line naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from notmyfault.cli.common import emit_json, fail
+
+EXIT_INTERNAL = 3
+
+core_argument = click.argument("core")
+exe_option = click.option(
+    "--exe",
+    type=click.Path(dir_okay=False),
+    help="The executable, when it is not at the path the core records.",
+)
+sysroot_option = click.option(
+    "--sysroot",
+    type=click.Path(file_okay=False),
+    help="Look up the recorded paths of the executable and libraries under this directory first.",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON (docs/json-schema.md)."
+)
+
+
+@contextmanager
+def opened(path: str) -> Iterator[Any]:
+    """Open a dump; turn every failure into a one-line error."""
+    from notmyfault.dumps import DumpError, open_dump
+
+    try:
+        core = open_dump(path)
+    except DumpError as e:
+        fail(str(e))
+    try:
+        yield core
+    except DumpError as e:
+        fail(str(e))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:
+        fail(
+            f"analysing {path} failed: {type(e).__name__}: {e} (a bug in notmyfault: please report it)",
+            EXIT_INTERNAL,
+        )
+    finally:
+        core.close()
+
+
+def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> None:
+    if as_json:
+        emit_json(obj())
+    else:
+        click.echo(text())
+
+
+@click.command()
+@core_argument
+@exe_option
+@sysroot_option
+@click.option("-v", "--verbose", is_flag=True, help="Every frame, and the modules whose files were missing.")
+@json_option
+def analyze(core: str, exe: str | None, sysroot: str | None, verbose: bool, as_json: bool) -> None:
+    """The !analyze -v page: crash class, arguments, faulting instruction, stack, and Probably caused by."""
+    from notmyfault.analysis.crash import analyze as run
+    from notmyfault.render.analysis import analysis_json, analysis_text
+
+    with opened(core) as c:
+        result = run(c, exe, sysroot)
+        _emit(as_json, lambda: analysis_json(result), lambda: analysis_text(result, verbose))
+
+
+@click.command()
+@core_argument
+@click.option("--thread", "tid", type=int, help="This thread (default: the one that crashed).")
+@click.option("--all", "all_threads", is_flag=True, help="Every thread.")
+@exe_option
+@sysroot_option
+@json_option
+def stack(
+    core: str, tid: int | None, all_threads: bool, exe: str | None, sysroot: str | None, as_json: bool
+) -> None:
+    """kvL: the stack of the crashing thread (or --thread TID, or --all), and how each frame was found."""
+    from notmyfault.analysis.unwind import load_program, thread_frames
+    from notmyfault.render import SCHEMA_VERSION
+    from notmyfault.render.analysis import frame_json, stack_text
+
+    with opened(core) as c:
+        tids = [t.tid for t in c.threads]
+        if tid is not None and tid not in tids:
+            fail(f"the dump has no thread {tid}; its threads are {', '.join(map(str, tids))}")
+        chosen = tids if all_threads else [tid if tid is not None else tids[0]]
+        program = load_program(c, exe, sysroot)
+        stacks = [(t, thread_frames(program, c, t)) for t in chosen]
+        _emit(
+            as_json,
+            lambda: {
+                "schema_version": SCHEMA_VERSION,
+                "kind": "stacks",
+                "threads": [{"tid": t, "frames": [frame_json(f) for f in fs]} for t, fs in stacks],
+            },
+            lambda: "\n\n".join(stack_text(t, fs) for t, fs in stacks),
+        )
+
+
+@click.command()
+@core_argument
+@click.option("--thread", "tid", type=int, help="This thread (default: the one that crashed).")
+@sysroot_option
+@json_option
+def regs(core: str, tid: int | None, sysroot: str | None, as_json: bool) -> None:
+    """.trap: general registers, flags decoded, and the instruction at the program counter."""
+    from notmyfault.analysis.crash import decode
+    from notmyfault.render.analysis import regs_json, regs_text
+
+    with opened(core) as c:
+        threads = {t.tid: t for t in c.threads}
+        if tid is not None and tid not in threads:
+            fail(f"the dump has no thread {tid}; its threads are {', '.join(map(str, threads))}")
+        t = threads[tid] if tid is not None else c.threads[0]
+        if not t.regs:
+            fail(f"registers of {c.arch} cores are not decoded yet (x86_64 and aarch64 are)")
+        insn = decode(c, t.pc, sysroot) if t.pc is not None else None
+        mapping = c.file_at(t.pc) if t.pc is not None else None
+        where = f"in {mapping.path}" if mapping else None
+        _emit(as_json, lambda: regs_json(t, insn), lambda: regs_text(t, insn, where))
+
+
+@click.command()
+@core_argument
+@click.option("--sort", type=click.Choice(["bytes", "count"]), default="bytes", show_default=True)
+@click.option("--top", type=int, help="Only the first N tags.")
+@json_option
+def poolused(core: str, sort: str, top: int | None, as_json: bool) -> None:
+    """!poolused: tagged leak blocks by tag, with count and bytes, largest first."""
+    from notmyfault.analysis.pool import pool_usage
+    from notmyfault.render.analysis import pool_json, pool_text
+
+    with opened(core) as c:
+        usage = pool_usage(c)
+        if sort == "count":
+            usage.sort(key=lambda u: (-u.blocks, u.tag))
+        if top is not None:
+            usage = usage[:top]
+        _emit(as_json, lambda: pool_json(usage), lambda: pool_text(usage, top))
+
+
+COMMANDS = (analyze, stack, regs, poolused)

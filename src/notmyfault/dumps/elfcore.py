@@ -1,0 +1,346 @@
+"""ELF process core dumps: opened lazily over mmap, parsed on request.
+
+Opening validates the ELF header and the program headers only; notes
+(threads, signal, process, mapped files, auxv) are parsed when first asked
+for, and memory is read straight from the mapping, so a multi-gigabyte core
+costs little memory.  pyelftools parses the ELF structures; everything it or
+the file can throw is turned into :class:`DumpError` with one line that says
+what is wrong.  NT_PRSTATUS and NT_SIGINFO are decoded here, since pyelftools
+leaves them as bytes.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from notmyfault.dumps.errors import DumpError, UnreadableMemory
+
+# Offsets in struct elf_prstatus on 64-bit Linux (the same on x86_64 and aarch64).
+_PR_CURSIG = 12
+_PR_SIGPEND = 16
+_PR_SIGHOLD = 24
+_PR_PID = 32
+_PR_REG = 112
+
+X86_64_REGS = (
+    "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi", "rdi",
+    "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs",
+)  # fmt: skip
+AARCH64_REGS = (*tuple(f"x{i}" for i in range(31)), "sp", "pc", "pstate")
+
+ARCHES: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
+    # e_machine: (arch name, register names, pc, sp, frame pointer)
+    "EM_X86_64": ("x86_64", X86_64_REGS, "rip", "rsp", "rbp"),
+    "EM_AARCH64": ("aarch64", AARCH64_REGS, "pc", "sp", "x29"),
+}
+
+PF_X, PF_W, PF_R = 1, 2, 4
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A PT_LOAD segment: memory of the process at the time of the dump."""
+
+    vaddr: int
+    memsz: int
+    offset: int
+    filesz: int
+    flags: int
+
+    @property
+    def end(self) -> int:
+        """First address past the segment."""
+        return self.vaddr + self.memsz
+
+    @property
+    def perms(self) -> str:
+        """Permissions as rwx."""
+        return "".join(c if self.flags & bit else "-" for c, bit in (("r", PF_R), ("w", PF_W), ("x", PF_X)))
+
+
+@dataclass(frozen=True)
+class FileMapping:
+    """A file mapped into the process (NT_FILE)."""
+
+    start: int
+    end: int
+    file_offset: int
+    path: str
+
+
+@dataclass(frozen=True)
+class ThreadState:
+    """One thread's NT_PRSTATUS."""
+
+    tid: int
+    cursig: int
+    sigpend: int
+    sighold: int
+    regs: dict[str, int]
+    pc: int | None
+    sp: int | None
+    fp: int | None
+
+
+@dataclass(frozen=True)
+class SigInfo:
+    """The signal that ended the process (NT_SIGINFO)."""
+
+    signo: int
+    errno: int
+    code: int
+    addr: int | None
+    """The fault address, for SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGTRAP."""
+    sender_pid: int | None
+    """The sending process, for signals sent by a process (si_code <= 0)."""
+    sender_uid: int | None
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """NT_PRPSINFO: who the process was."""
+
+    pid: int
+    ppid: int
+    uid: int
+    gid: int
+    fname: str
+    args: str
+
+
+FAULT_SIGNALS = frozenset({4, 5, 7, 8, 11})  # SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV
+
+
+class ElfCore:
+    """An ELF core file of a Linux process."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        try:
+            self._file = open(self.path, "rb")  # noqa: SIM115 - kept open for the mmap's lifetime
+        except OSError as e:
+            raise DumpError(f"cannot open {self.path}: {e.strerror}") from None
+        try:
+            size = os.fstat(self._file.fileno()).st_size
+            if size < 64:
+                raise DumpError(f"{self.path} is {size} bytes long: too short to be an ELF core")
+            self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ)
+            self.size = size
+            self._validate()
+        except DumpError:
+            self.close()
+            raise
+        except (OSError, ValueError) as e:
+            self.close()
+            raise DumpError(f"cannot read {self.path}: {e}") from None
+
+    def close(self) -> None:
+        """Release the file and its mapping."""
+        if getattr(self, "_map", None) is not None:
+            self._map.close()
+            self._map = None  # type: ignore[assignment]
+        self._file.close()
+
+    def __enter__(self) -> ElfCore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _validate(self) -> None:
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+
+        head = self._map[:16]
+        if head[:4] != b"\x7fELF":
+            raise DumpError(f"{self.path} is not an ELF file (it starts with {head[:4]!r}); give a core dump")
+        try:
+            self._elf = ELFFile(self._file)
+            if self._elf.header["e_type"] != "ET_CORE":
+                kind = self._elf.header["e_type"]
+                raise DumpError(f"{self.path} is an ELF file of type {kind}, not a core dump (ET_CORE)")
+            self.machine = str(self._elf.header["e_machine"])
+            self.elfclass = self._elf.elfclass
+            self.little_endian = self._elf.little_endian
+            segments = []
+            for seg in self._elf.iter_segments():
+                if seg["p_type"] == "PT_LOAD":
+                    segments.append(
+                        Segment(
+                            seg["p_vaddr"], seg["p_memsz"], seg["p_offset"], seg["p_filesz"], seg["p_flags"]
+                        )
+                    )
+        except DumpError:
+            raise
+        except (ELFError, struct.error, ValueError, KeyError, OSError, IndexError) as e:
+            raise DumpError(f"{self.path} is a corrupt ELF core: {e}") from None
+        if not segments:
+            raise DumpError(f"{self.path} holds no memory segments (PT_LOAD): a truncated or empty core")
+        self.segments = tuple(sorted(segments, key=lambda s: s.vaddr))
+        last = max(s.offset + s.filesz for s in self.segments)
+        self.truncated = last > self.size
+        """True when the file ends before its last segment does (a cut-off core)."""
+
+    @property
+    def arch(self) -> str:
+        """The architecture name (x86_64, aarch64, or the ELF machine for others)."""
+        return ARCHES[self.machine][0] if self.machine in ARCHES else self.machine
+
+    def _notes(self) -> Iterator[tuple[str, str, Any]]:
+        from elftools.common.exceptions import ELFError
+
+        try:
+            for seg in self._elf.iter_segments():
+                if seg["p_type"] != "PT_NOTE":
+                    continue
+                if seg["p_offset"] + seg["p_filesz"] > self.size:
+                    raise DumpError(f"{self.path} is truncated: its notes run past the end of the file")
+                for note in seg.iter_notes():  # type: ignore[attr-defined]  # a NoteSegment
+                    yield note["n_name"], note["n_type"], note["n_desc"]
+        except DumpError:
+            raise
+        except (ELFError, struct.error, ValueError, KeyError, UnicodeDecodeError, IndexError) as e:
+            raise DumpError(f"{self.path} has corrupt notes: {e}") from None
+
+    @cached_property
+    def _note_list(self) -> list[tuple[str, str, Any]]:
+        return list(self._notes())
+
+    @cached_property
+    def threads(self) -> tuple[ThreadState, ...]:
+        """Every thread, in the order of the dump: the first is the one that took the signal."""
+        out = []
+        names: tuple[str, ...] = ()
+        pc_name = sp_name = fp_name = ""
+        if self.machine in ARCHES:
+            _, names, pc_name, sp_name, fp_name = ARCHES[self.machine]
+        for _name, ntype, desc in self._note_list:
+            if ntype != "NT_PRSTATUS" or not isinstance(desc, bytes) or len(desc) < _PR_REG:
+                continue
+            if self.elfclass != 64:
+                (tid,) = struct.unpack_from("<i", desc, 24)
+                out.append(
+                    ThreadState(tid, struct.unpack_from("<h", desc, 12)[0], 0, 0, {}, None, None, None)
+                )
+                continue
+            cursig = struct.unpack_from("<h", desc, _PR_CURSIG)[0]
+            sigpend, sighold = struct.unpack_from("<QQ", desc, _PR_SIGPEND)
+            (tid,) = struct.unpack_from("<i", desc, _PR_PID)
+            regs: dict[str, int] = {}
+            if names and len(desc) >= _PR_REG + 8 * len(names):
+                regs = dict(zip(names, struct.unpack_from(f"<{len(names)}Q", desc, _PR_REG), strict=True))
+            out.append(
+                ThreadState(
+                    tid,
+                    cursig,
+                    sigpend,
+                    sighold,
+                    regs,
+                    regs.get(pc_name),
+                    regs.get(sp_name),
+                    regs.get(fp_name),
+                )
+            )
+        if not out:
+            raise DumpError(f"{self.path} has no thread state (NT_PRSTATUS): not a process core, or corrupt")
+        return tuple(out)
+
+    @cached_property
+    def siginfo(self) -> SigInfo | None:
+        """The signal that ended the process, or None if the core has no NT_SIGINFO."""
+        for _name, ntype, desc in self._note_list:
+            if ntype == "NT_SIGINFO" and isinstance(desc, bytes) and len(desc) >= 24:
+                signo, errno, code = struct.unpack_from("<iii", desc, 0)
+                addr = pid = uid = None
+                if code > 0 and signo in FAULT_SIGNALS:
+                    (addr,) = struct.unpack_from(
+                        "<Q" if self.elfclass == 64 else "<I", desc, 16 if self.elfclass == 64 else 12
+                    )
+                elif code <= 0:
+                    pid, uid = struct.unpack_from("<iI", desc, 16 if self.elfclass == 64 else 12)
+                return SigInfo(signo, errno, code, addr, pid, uid)
+        return None
+
+    @cached_property
+    def process(self) -> ProcessInfo | None:
+        """Who the process was (NT_PRPSINFO), or None if the core does not say."""
+        for _name, ntype, desc in self._note_list:
+            if ntype == "NT_PRPSINFO" and not isinstance(desc, bytes):
+
+                def text(v: Any) -> str:
+                    return (v.decode(errors="replace") if isinstance(v, bytes) else str(v)).rstrip("\x00 ")
+
+                return ProcessInfo(
+                    int(desc["pr_pid"]),
+                    int(desc["pr_ppid"]),
+                    int(desc["pr_uid"]),
+                    int(desc["pr_gid"]),
+                    text(desc["pr_fname"]),
+                    text(desc["pr_psargs"]),
+                )
+        return None
+
+    @cached_property
+    def files(self) -> tuple[FileMapping, ...]:
+        """Mapped files (NT_FILE)."""
+        out = []
+        for _name, ntype, desc in self._note_list:
+            if ntype == "NT_FILE" and not isinstance(desc, bytes):
+                page = int(desc["page_size"])
+                for entry, name in zip(desc["Elf_Nt_File_Entry"], desc["filename"], strict=False):
+                    path = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+                    out.append(
+                        FileMapping(
+                            int(entry["vm_start"]),
+                            int(entry["vm_end"]),
+                            int(entry["page_offset"]) * page,
+                            path,
+                        )
+                    )
+        return tuple(out)
+
+    def file_at(self, addr: int) -> FileMapping | None:
+        """The mapped file that holds ``addr``, if any."""
+        for f in self.files:
+            if f.start <= addr < f.end:
+                return f
+        return None
+
+    def segment_at(self, addr: int) -> Segment | None:
+        """The PT_LOAD segment that holds ``addr``, if any."""
+        for s in self.segments:
+            if s.vaddr <= addr < s.end:
+                return s
+        return None
+
+    def read(self, addr: int, size: int) -> bytes:
+        """Read ``size`` bytes of process memory at ``addr``; raise UnreadableMemory if the dump lacks them."""
+        seg = self.segment_at(addr)
+        if seg is None:
+            raise UnreadableMemory(f"{addr:#x} is not in the dump")
+        off = addr - seg.vaddr
+        if off + size > seg.filesz or seg.offset + off + size > self.size:
+            raise UnreadableMemory(
+                f"{addr:#x}+{size} is not in the file (not dumped, or the core is truncated)"
+            )
+        start = seg.offset + off
+        return bytes(self._map[start : start + size])
+
+    def find_all(self, needle: bytes) -> Iterator[int]:
+        """Every address in the dumped memory where ``needle`` starts (searched in place, no copies)."""
+        if not needle:
+            return
+        for seg in self.segments:
+            pos, end = seg.offset, min(seg.offset + seg.filesz, self.size)
+            while pos < end:
+                i = self._map.find(needle, pos, end)
+                if i < 0:
+                    break
+                yield seg.vaddr + (i - seg.offset)
+                pos = i + 1

@@ -1,0 +1,208 @@
+"""Render analysis results: the WinDbg-like text page and the JSON contract's ``analysis`` objects."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from notmyfault.analysis.crash import CrashAnalysis, Instruction
+from notmyfault.analysis.pool import TagUsage
+from notmyfault.analysis.unwind import Frame
+from notmyfault.dumps.elfcore import ThreadState
+from notmyfault.render import SCHEMA_VERSION
+from notmyfault.units import format_size
+
+RULE = "*" * 79
+
+
+def hexa(value: int | None) -> str | None:
+    """An address for JSON: a 0x-prefixed hex string, or null."""
+    return None if value is None else f"{value:#x}"
+
+
+def frame_line(f: Frame, width: int = 16) -> str:
+    """One stack line, kvL style: '#n  sp  pc  module!function+0xoff [file:line]  (how)'."""
+    sp = f"{f.sp:0{width}x}" if f.sp is not None else "?" * width
+    src = f" [{f.file}:{f.line}]" if f.file else ""
+    return f"#{f.index:<3} {sp} {f.pc:0{width}x} {f.location()}{src}  ({f.how})"
+
+
+def frame_json(f: Frame) -> dict[str, Any]:
+    """A frame as JSON."""
+    return {
+        "index": f.index,
+        "pc": hexa(f.pc),
+        "sp": hexa(f.sp),
+        "module": f.module,
+        "function": f.function,
+        "offset": hexa(f.offset),
+        "location": f.location(),
+        "file": f.file,
+        "line": f.line,
+        "trust": f.how,
+    }
+
+
+def _insn(i: Instruction | None) -> dict[str, Any] | None:
+    return (
+        None
+        if i is None
+        else {"address": hexa(i.address), "text": i.text, "size": i.size, "access": i.access}
+    )
+
+
+def analysis_text(a: CrashAnalysis, verbose: bool = False) -> str:
+    """The ``!analyze -v`` page."""
+    out = [RULE, "*" + "Crash Analysis (notmyfault analyze)".center(77) + "*", RULE, ""]
+    code = f" / {a.si_code_name}" if a.si_code_name else ""
+    out.append(f"{a.crash_class} ({a.signal_name or 'no signal'}{code})")
+    out.append(a.description)
+    out.append("")
+    out.append("Arguments:")
+    out.append(
+        f"Arg1: {a.fault_address:016x}, memory referenced (fault address)"
+        if a.fault_address is not None
+        else "Arg1: none, the signal carries no fault address"
+    )
+    out.append(f"Arg2: {a.access or 'unknown'}, the access (from {a.access_source})")
+    out.append(
+        f"Arg3: {a.fault_pc:016x}, address of the faulting instruction"
+        if a.fault_pc is not None
+        else "Arg3: unknown program counter"
+    )
+    out.append(f"Arg4: {a.signal_name} ({a.signal}), si_code {a.si_code_name} ({a.si_code})")
+    if a.sender_pid is not None:
+        out.append(f"      sent by pid {a.sender_pid}")
+    if a.blocked_signals:
+        blocked = (
+            ", ".join(a.blocked_signals)
+            if len(a.blocked_signals) < 8
+            else f"{len(a.blocked_signals)} signals ({', '.join(a.blocked_signals[:4])} ...)"
+        )
+        out.append(f"Blocked signals: {blocked}")
+    if a.abort_message:
+        out += ["", f"ABORT_MESSAGE: {a.abort_message}"]
+    out += ["", "FAULTING_IP:"]
+    if a.frames:
+        out.append(a.frames[0].location())
+    if a.instruction is not None:
+        out.append(f"{a.instruction.address:016x} {a.instruction.text}")
+    else:
+        out.append("(the instruction cannot be read: no code at that address in the dump or on disk)")
+    out += ["", f"PROCESS: pid {a.pid}, uid {a.uid}, thread {a.crashed_tid}, {a.arch}"]
+    if a.command_line:
+        out.append(f"COMMAND_LINE: {a.command_line}")
+    if a.executable:
+        out.append(f"EXECUTABLE: {a.executable}")
+    out += ["", "STACK_TEXT:"]
+    limit = None if verbose else 20
+    for f in a.frames[:limit]:
+        out.append(frame_line(f))
+    if limit is not None and len(a.frames) > limit:
+        out.append(f"... {len(a.frames) - limit} more frames (-v shows them)")
+    out += ["", f"Probably caused by : {a.probably_caused_by}", f"BUCKET_ID: {a.bucket}"]
+    for note in a.notes:
+        out.append(f"NOTE: {note}")
+    if a.missing and verbose:
+        out.append("MISSING: " + ", ".join(os.path.basename(m) for m in a.missing))
+    return "\n".join(out)
+
+
+def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
+    """The analysis as the JSON contract's ``analysis`` object."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "analysis",
+        "dump": a.path,
+        "arch": a.arch,
+        "process": {"pid": a.pid, "uid": a.uid, "executable": a.executable, "command_line": a.command_line},
+        "crashed_tid": a.crashed_tid,
+        "crash_class": a.crash_class,
+        "description": a.description,
+        "signal": {
+            "number": a.signal,
+            "name": a.signal_name,
+            "code": a.si_code,
+            "code_name": a.si_code_name,
+            "address": hexa(a.fault_address),
+            "sender_pid": a.sender_pid,
+        },
+        "access": a.access,
+        "access_source": a.access_source,
+        "fault_pc": hexa(a.fault_pc),
+        "instruction": _insn(a.instruction),
+        "blocked_signals": list(a.blocked_signals),
+        "abort_message": a.abort_message,
+        "blamed": None if a.blamed is None else frame_json(a.blamed),
+        "blame_reason": a.blame_reason,
+        "probably_caused_by": a.probably_caused_by,
+        "bucket": a.bucket,
+        "frames": [frame_json(f) for f in a.frames],
+        "notes": list(a.notes),
+        "missing": list(a.missing),
+    }
+
+
+def stack_text(tid: int, frames: list[Frame]) -> str:
+    """One thread's stack."""
+    lines = [f"Thread {tid}:", "#    sp               pc               location"]
+    lines += [frame_line(f) for f in frames]
+    return "\n".join(lines)
+
+
+_EFLAGS = {0: "CF", 2: "PF", 4: "AF", 6: "ZF", 7: "SF", 8: "TF", 9: "IF", 10: "DF", 11: "OF"}
+
+
+def regs_text(t: ThreadState, insn: Instruction | None, where: str | None) -> str:
+    """``.trap``: registers, flags decoded, the instruction at the program counter."""
+    lines = [f"Thread {t.tid} (signal {t.cursig}):"]
+    items = [(k, v) for k, v in t.regs.items() if k not in ("fs_base", "gs_base", "ds", "es", "fs", "gs")]
+    for i in range(0, len(items), 3):
+        lines.append("  ".join(f"{k:>8}={v:016x}" for k, v in items[i : i + 3]))
+    if "eflags" in t.regs:
+        flags = t.regs["eflags"]
+        lines.append("flags: " + " ".join(name for bit, name in _EFLAGS.items() if flags & (1 << bit)))
+    if "pstate" in t.regs:
+        p = t.regs["pstate"]
+        lines.append(
+            "flags: " + " ".join(n for b, n in ((31, "N"), (30, "Z"), (29, "C"), (28, "V")) if p & (1 << b))
+        )
+    if where:
+        lines.append(where)
+    lines.append(f"{insn.address:016x} {insn.text}" if insn else "(no instruction at the program counter)")
+    return "\n".join(lines)
+
+
+def regs_json(t: ThreadState, insn: Instruction | None) -> dict[str, Any]:
+    """Registers as JSON."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "registers",
+        "tid": t.tid,
+        "registers": {k: hexa(v) for k, v in t.regs.items()},
+        "instruction": _insn(insn),
+    }
+
+
+def pool_text(usage: list[TagUsage], top: int | None) -> str:
+    """``!poolused``: tags by bytes."""
+    if not usage:
+        return "No tagged pool blocks (notmyfault's leak headers) are in this dump; nothing is known of its heap by tag."
+    lines = [f"{'Tag':<6} {'Pool':<9} {'Allocs':>8} {'Bytes':>14} {'':>10}  Pids"]
+    for u in usage[:top]:
+        lines.append(
+            f"{u.tag:<6} {u.pool:<9} {u.blocks:>8} {u.bytes:>14} {format_size(u.bytes):>10}  {','.join(map(str, u.pids))}"
+        )
+    return "\n".join(lines)
+
+
+def pool_json(usage: list[TagUsage]) -> dict[str, Any]:
+    """Pool usage as JSON."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "poolused",
+        "tags": [
+            {"tag": u.tag, "pool": u.pool, "blocks": u.blocks, "bytes": u.bytes, "pids": list(u.pids)}
+            for u in usage
+        ],
+    }

@@ -1,0 +1,224 @@
+"""The analyzer, end to end on real cores: every catalog crash, the seed's leak, hangs, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from notmyfault.faults.catalog import CATALOG, Access, CrashType
+from tests.conftest import CORPUS, run_json, run_nmf
+from tests.coretools import gdb_frames, read_core
+
+CRASHES = [c for c in CATALOG if not c.takes_signal]
+
+
+@pytest.fixture(scope="module")
+def catalog_dumps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One real core per catalog type, made once for this module."""
+    d = tmp_path_factory.mktemp("catalog-dumps")
+    out = {}
+    for c in CRASHES:
+        _, report = run_json("crash", c.name, "--dump-dir", str(d))
+        assert report["dump"] is not None, report["reason"]
+        out[c.name] = report["dump"]["path"]
+    return out
+
+
+def _analyze(path: str) -> dict:
+    r, data = run_json("analyze", path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    return data
+
+
+@pytest.mark.parametrize("entry", CRASHES, ids=lambda c: c.name)
+def test_analysis_of_every_catalog_crash(entry: CrashType, catalog_dumps: dict[str, str]) -> None:
+    a = _analyze(catalog_dumps[entry.name])
+    expected_fn = entry.frame or entry.scan_frame
+    assert a["crash_class"] == entry.outcome.crash_class
+    assert a["blamed"]["function"] == expected_fn
+    assert os.path.basename(a["blamed"]["module"]).startswith("myfault.")
+    assert a["bucket"] == f"{entry.outcome.crash_class}:myfault!{expected_fn}"
+    assert a["probably_caused_by"].startswith("myfault.")
+    core = read_core(catalog_dumps[entry.name])
+    assert a["signal"]["number"] == core.signo
+    assert a["signal"]["code"] == core.si_code
+    assert a["signal"]["code_name"] == entry.outcome.si_code_for()
+    assert a["fault_pc"] == f"{core.pc:#x}"
+    if a["signal"]["address"] is not None:
+        assert int(a["signal"]["address"], 16) == core.si_addr
+    if entry.outcome.access in (Access.READ, Access.WRITE, Access.EXECUTE) and entry.outcome.signal in (
+        signal.SIGSEGV,
+        signal.SIGBUS,
+    ):
+        assert a["access"] == entry.outcome.access.value
+    if entry.outcome.abort_message:
+        assert entry.outcome.abort_message in a["abort_message"]
+    assert a["frames"][0]["trust"] == "context"
+    assert a["schema_version"] == 1
+
+
+def test_stack_trash_frames_are_found_by_scanning(catalog_dumps: dict[str, str]) -> None:
+    a = _analyze(catalog_dumps["stack-trash"])
+    assert a["frames"][0]["pc"] == "0x414141414141"
+    assert a["frames"][0]["module"] is None
+    assert a["blamed"]["trust"] == "scan"
+    assert any("scanning the stack" in n for n in a["notes"])
+
+
+def test_stack_overflow_names_the_recursion(catalog_dumps: dict[str, str]) -> None:
+    a = _analyze(catalog_dumps["stack-overflow"])
+    note = next(n for n in a["notes"] if "recurses" in n)
+    assert note.startswith("myfault_stack_overflow recurses: about ")
+    depth = int(note.split("about ")[1].split()[0])
+    assert 20_000 < depth < 8 * 1024 * 1024 // 192  # an 8 MiB stack of frames of at least 192 bytes
+    assert all(f["function"] == "myfault_stack_overflow" for f in a["frames"][:100])
+
+
+def test_frames_match_gdb(catalog_dumps: dict[str, str]) -> None:
+    """Differential: the pcs and names of the first frames equal gdb's backtrace of the same core."""
+
+    def physical(pcs: list[int]) -> list[int]:
+        # gdb and drgn expand inlined calls differently; the physical frames (distinct pcs) must agree
+        return [pc for i, pc in enumerate(pcs) if i == 0 or pc != pcs[i - 1]]
+
+    for name in ("high-irql", "double-free", "jump-to-null", "bus-error"):
+        ours = _analyze(catalog_dumps[name])["frames"]
+        theirs = gdb_frames(catalog_dumps[name])
+        ours_pcs = physical([int(f["pc"], 16) for f in ours])
+        # gdb also makes up "tail call" frames from DWARF call-site data: no return address of
+        # theirs is on the stack (a function that jumped to its callee), so they are not compared
+        theirs_pcs = physical([int(f["pc"]) for f in theirs if f["kind"] != "tailcall"])
+        n = min(8, len(theirs_pcs))
+        assert ours_pcs[:n] == theirs_pcs[:n], name
+        assert ours[0]["function"] == theirs[0]["name"] or theirs[0]["name"] is None
+
+
+def test_text_page(catalog_dumps: dict[str, str]) -> None:
+    r = run_nmf("analyze", catalog_dumps["high-irql"])
+    assert r.returncode == 0
+    out = r.stdout
+    assert "INVALID_MEMORY_READ (SIGSEGV / SEGV_MAPERR)" in out
+    assert (
+        "Arg2: read, the access (from the faulting instruction (mov eax, dword ptr [rbx + 8]))" in out
+        or "Arg2: read" in out
+    )
+    assert "Probably caused by : myfault.cpython" in out
+    assert "( myfault!myfault_high_irql+0x" in out
+    assert "BUCKET_ID: INVALID_MEMORY_READ:myfault!myfault_high_irql" in out
+    assert "#0   " in out
+    assert "(context)" in out
+
+
+def test_regs_and_stack_commands(catalog_dumps: dict[str, str]) -> None:
+    path = catalog_dumps["null-deref"]
+    core = read_core(path)
+    r, regs = run_json("regs", path)
+    assert r.returncode == 0
+    assert regs["registers"]["rip" if core.machine == "EM_X86_64" else "pc"] == f"{core.pc:#x}"
+    assert regs["instruction"]["access"] == "write"
+    text = run_nmf("regs", path).stdout
+    assert "flags:" in text
+    r, stacks = run_json("stack", path)
+    assert stacks["threads"][0]["frames"][0]["function"] == "myfault_null_deref"
+    assert run_nmf("stack", path, "--thread", "1").returncode == 2
+
+
+def test_poolused_counts_the_seed_leak(dump_dir: Path) -> None:
+    """The seed: nonpaged leak tagged Leak, then high-irql; poolused puts Leak on top with the exact numbers."""
+    lines = run_nmf(
+        "leak",
+        "--pool",
+        "nonpaged",
+        "--rate",
+        "1GB",
+        "--stop-at",
+        "64MB",
+        "--then-crash",
+        "high-irql",
+        "--json",
+        "--dump-dir",
+        str(dump_dir),
+    ).stdout.splitlines()
+    events = [json.loads(line) for line in lines if line.strip()]
+    limit = next(e for e in events if e.get("event") == "limit")
+    report = events[-1]
+    r, used = run_json("poolused", report["dump"]["path"])
+    assert r.returncode == 0
+    top = used["tags"][0]
+    assert (top["tag"], top["pool"]) == ("Leak", "nonpaged")
+    assert top["blocks"] == limit["blocks"]
+    assert top["bytes"] == limit["leaked"]
+    assert top["pids"] == [report["pid"]]
+    a = _analyze(report["dump"]["path"])
+    assert a["crash_class"] == "INVALID_MEMORY_READ"
+    assert a["blamed"]["function"] == "myfault_high_irql"
+    text = run_nmf("poolused", report["dump"]["path"]).stdout
+    assert text.splitlines()[1].startswith("Leak   nonpaged")
+
+
+def test_poolused_without_tags(catalog_dumps: dict[str, str]) -> None:
+    r = run_nmf("poolused", catalog_dumps["abort"])
+    assert r.returncode == 0
+    assert "No tagged pool blocks" in r.stdout
+
+
+def test_stack_all_shows_deadlocked_threads(dump_dir: Path) -> None:
+    lines = run_nmf(
+        "hang", "deadlock", "--crash-after", "1", "--json", "--dump-dir", str(dump_dir)
+    ).stdout.splitlines()
+    report = json.loads(lines[-1])
+    r, stacks = run_json("stack", report["dump"]["path"], "--all")
+    assert r.returncode == 0
+    names = [{f["function"] for f in t["frames"]} for t in stacks["threads"]]
+    assert any("myfault_deadlock_a" in n for n in names)
+    assert any("myfault_deadlock_b" in n for n in names)
+    assert any("myfault_watchdog" in n for n in names)
+    a = _analyze(report["dump"]["path"])
+    assert a["crash_class"] == "ABORT"
+    assert a["blamed"]["function"] == "myfault_watchdog"
+
+
+def _bad_inputs(tmp: Path, real_core: str) -> dict[str, Path]:
+    text = tmp / "notes.txt"
+    text.write_text("not a core\n")
+    empty = tmp / "empty"
+    empty.write_bytes(b"")
+    zeros = tmp / "zeros"
+    zeros.write_bytes(b"\0" * 4096)
+    truncated = tmp / "truncated"
+    truncated.write_bytes(Path(real_core).read_bytes()[:2000])
+    elf_exe = tmp / "true"
+    shutil.copy("/bin/true", elf_exe)
+    headers_only = tmp / "headers-only"
+    data = Path(real_core).read_bytes()
+    headers_only.write_bytes(data[:64])
+    cases = {
+        "text": text,
+        "empty": empty,
+        "zeros": zeros,
+        "truncated": truncated,
+        "executable": elf_exe,
+        "elf-header-only": headers_only,
+        "missing": tmp / "no-such-file",
+        "directory": tmp,
+    }
+    minidumps = sorted(CORPUS.glob("breakpad-linux_null_read_av/*.dmp")) if CORPUS.exists() else []
+    if minidumps:
+        cases["minidump"] = minidumps[0]
+    return cases
+
+
+@pytest.mark.parametrize("command", ["analyze", "stack", "regs", "poolused"])
+def test_bad_input_one_line_exit_2(command: str, tmp_path: Path, catalog_dumps: dict[str, str]) -> None:
+    for label, path in _bad_inputs(tmp_path, catalog_dumps["abort"]).items():
+        r = run_nmf(command, str(path))
+        assert r.returncode == 2, (label, r.returncode, r.stderr)
+        assert "Traceback" not in r.stderr, label
+        assert len(r.stderr.strip().splitlines()) == 1, (label, r.stderr)
+        assert r.stdout == "", label
