@@ -222,3 +222,129 @@ def test_bad_input_one_line_exit_2(command: str, tmp_path: Path, catalog_dumps: 
         assert "Traceback" not in r.stderr, label
         assert len(r.stderr.strip().splitlines()) == 1, (label, r.stderr)
         assert r.stdout == "", label
+
+
+@pytest.fixture(scope="module")
+def seed_core(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+    """The seed's dump: 64 MB of nonpaged pool tagged Leak, then high-irql."""
+    d = tmp_path_factory.mktemp("seed")
+    out = run_nmf(
+        "leak",
+        "--pool",
+        "nonpaged",
+        "--rate",
+        "1GB",
+        "--stop-at",
+        "64MB",
+        "--then-crash",
+        "high-irql",
+        "--json",
+        "--dump-dir",
+        str(d),
+    ).stdout
+    events = [json.loads(line) for line in out.splitlines() if line.strip()]
+    limit = next(e for e in events if e.get("event") == "limit")
+    return events[-1]["dump"]["path"], limit
+
+
+def test_vm_warns_of_excessive_nonpaged_pool(
+    seed_core: tuple[str, dict], catalog_dumps: dict[str, str]
+) -> None:
+    path, limit = seed_core
+    r, vm = run_json("vm", path)
+    assert r.returncode == 0
+    assert vm["pool_nonpaged"] == limit["leaked"]
+    assert any(w.startswith("Excessive NonPaged Pool Usage") for w in vm["warnings"])
+    assert vm["dumped"] >= limit["leaked"]
+    assert vm["stacks"] > 0
+    assert "Excessive NonPaged Pool Usage" in run_nmf("vm", path).stdout
+    _, plain = run_json("vm", catalog_dumps["abort"])
+    assert plain["warnings"] == []
+    assert plain["pool_nonpaged"] == 0
+
+
+def test_search_finds_the_tag_in_myfault(seed_core: tuple[str, dict]) -> None:
+    """s -a 'Leak': the tag's owner is myfault (its rodata, read from the matching file), and the blocks hold it."""
+    path, limit = seed_core
+    r, found = run_json("search", path, "Leak", "--module", "myfault")
+    assert r.returncode == 0
+    assert found["hits"]
+    for hit in found["hits"]:
+        assert hit["where"].startswith("myfault+")
+        assert os.path.basename(hit["module"]).startswith("myfault.")
+    # the hit really is 'Leak' in the module file, at the offset the hit names (a shared
+    # object's file offsets equal its addresses relative to its base, as ld lays them out)
+    first = found["hits"][0]
+    offset = int(first["where"].split("+")[1], 16)
+    with open(first["module"], "rb") as f:
+        f.seek(offset)
+        assert f.read(4) == b"Leak"
+    _, everywhere = run_json("search", path, "4c65616b", "--hex")
+    in_blocks = [h for h in everywhere["hits"] if h["source"] == "dump" and h["module"] is None]
+    assert len(in_blocks) >= limit["blocks"]  # every block header carries the tag
+
+
+def test_modules_match_readelf(catalog_dumps: dict[str, str]) -> None:
+    import subprocess
+
+    r, mods = run_json("modules", catalog_dumps["abort"])
+    assert r.returncode == 0
+    by_name = {m["name"]: m for m in mods["modules"]}
+    mf = by_name["myfault"]
+    readelf = subprocess.run(["readelf", "-n", mf["path"]], capture_output=True, text=True, check=True).stdout
+    assert f"Build ID: {mf['build_id']}" in readelf
+    assert mf["file_matches"] is True
+    assert "libc" in by_name
+    assert by_name["libc"]["build_id"]
+    text = run_nmf("modules", catalog_dumps["abort"], "-v", "myfault").stdout
+    assert f"Build-id:     {mf['build_id']}" in text
+    assert "(build-id matches)" in text
+    bad = run_nmf("modules", catalog_dumps["abort"], "-v", "nosuchmodule")
+    assert bad.returncode == 2
+    assert "no module named 'nosuchmodule'" in bad.stderr
+
+
+def test_a_rebuilt_file_is_not_trusted(catalog_dumps: dict[str, str]) -> None:
+    from notmyfault.dumps import open_dump
+    from notmyfault.dumps.buildid import dumped_build_id, file_usable
+
+    with open_dump(catalog_dumps["abort"]) as core:
+        path = next(f.path for f in core.files if "/myfault." in f.path)
+        assert dumped_build_id(core, path) is not None
+        assert file_usable(core, path, path)
+        assert not file_usable(core, path, "/bin/true")  # another build-id
+
+
+def test_disasm_matches_gdb(catalog_dumps: dict[str, str]) -> None:
+    import subprocess
+    import sys
+
+    path = catalog_dumps["high-irql"]
+    r, dis = run_json("disasm", path, "myfault_high_irql", "-n", "4")
+    assert r.returncode == 0
+    ours = [i["text"].split()[0] for i in dis["instructions"]]
+    gdb = subprocess.run(
+        [
+            "gdb",
+            "-batch",
+            "-nx",
+            "-ex",
+            "set disassembly-flavor intel",
+            "-ex",
+            "x/4i myfault_high_irql",
+            os.path.realpath(sys.executable),
+            path,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    theirs = [
+        line.split(":", 1)[1].split()[0]
+        for line in gdb.splitlines()
+        if "<myfault_high_irql" in line and ":" in line
+    ]
+    assert ours == theirs[:4]
+    bad = run_nmf("disasm", path, "no_such_symbol")
+    assert bad.returncode == 2
+    assert "no symbol named 'no_such_symbol'" in bad.stderr

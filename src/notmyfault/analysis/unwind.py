@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import PF_X, ElfCore
 from notmyfault.dumps.errors import UnreadableMemory
 
@@ -222,6 +223,8 @@ def code_bytes(core: ElfCore, pc: int, size: int = 16, sysroot: str | None = Non
     path = mapping.path
     if sysroot and os.path.exists(os.path.join(sysroot, path.lstrip("/"))):
         path = os.path.join(sysroot, path.lstrip("/"))
+    if not file_usable(core, mapping.path, path):
+        return None  # the file on disk is another build than the one that was running
     try:
         with open(path, "rb") as f:
             f.seek(mapping.file_offset + (pc - mapping.start))

@@ -154,4 +154,100 @@ def poolused(core: str, sort: str, top: int | None, as_json: bool) -> None:
         _emit(as_json, lambda: pool_json(usage), lambda: pool_text(usage, top))
 
 
-COMMANDS = (analyze, stack, regs, poolused)
+@click.command()
+@core_argument
+@click.option("-v", "verbose_name", metavar="NAME", help="lmvm: details of the module NAME (e.g. myfault).")
+@exe_option
+@sysroot_option
+@json_option
+def modules(core: str, verbose_name: str | None, exe: str | None, sysroot: str | None, as_json: bool) -> None:
+    """lm / lmvm: modules with load range, build-id, and whether the file on disk matches."""
+    from notmyfault.analysis.modules import modules as list_modules
+    from notmyfault.analysis.unwind import load_program
+    from notmyfault.render.memory import modules_json, modules_text
+
+    with opened(core) as c:
+        mods = list_modules(load_program(c, exe, sysroot))
+        if verbose_name is not None:
+            mods_v = [m for m in mods if m.name == verbose_name or m.path.endswith("/" + verbose_name)]
+            if not mods_v:
+                fail(
+                    f"no module named {verbose_name!r} in the dump; modules: {', '.join(sorted({m.name for m in mods}))}"
+                )
+            if as_json:
+                mods = mods_v
+        _emit(as_json, lambda: modules_json(mods), lambda: modules_text(mods, verbose_name))
+
+
+@click.command()
+@core_argument
+@click.option(
+    "--top", type=int, default=10, show_default=True, help="How many of the biggest mappings to list."
+)
+@json_option
+def vm(core: str, top: int, as_json: bool) -> None:
+    """!vm: memory by kind (file, anonymous, heap, stacks, tagged pools), the biggest mappings, warnings."""
+    from notmyfault.analysis.pool import pool_usage
+    from notmyfault.analysis.vm import vm_summary
+    from notmyfault.render.memory import vm_json, vm_text
+
+    with opened(core) as c:
+        summary = vm_summary(c, pool_usage(c), top)
+        _emit(as_json, lambda: vm_json(summary), lambda: vm_text(summary))
+
+
+@click.command()
+@core_argument
+@click.argument("pattern")
+@click.option("--module", "module", metavar="M", help="Search only the mappings of module M (e.g. myfault).")
+@click.option("--hex", "as_hex", is_flag=True, help="PATTERN is hex bytes (e.g. 4c65616b).")
+@json_option
+def search(core: str, pattern: str, module: str | None, as_hex: bool, as_json: bool) -> None:
+    """s -a: find a string (or --hex bytes) in the dump and in the mapped files it left out."""
+    from notmyfault.analysis.search import search as run
+    from notmyfault.render.memory import search_json, search_text
+
+    try:
+        needle = bytes.fromhex(pattern) if as_hex else pattern.encode()
+    except ValueError:
+        fail(f"--hex: {pattern!r} is not hex bytes (e.g. 4c65616b)")
+    if not needle:
+        fail("give a non-empty pattern")
+    with opened(core) as c:
+        hits = run(c, needle, module)
+        _emit(as_json, lambda: search_json(needle, hits), lambda: search_text(hits))
+
+
+@click.command()
+@core_argument
+@click.argument("target", metavar="ADDRESS|SYMBOL")
+@click.option("-n", "count", type=int, default=8, show_default=True, help="How many instructions.")
+@click.option("--att", is_flag=True, help="AT&T syntax (x86).")
+@exe_option
+@sysroot_option
+@json_option
+def disasm(
+    core: str, target: str, count: int, att: bool, exe: str | None, sysroot: str | None, as_json: bool
+) -> None:
+    """u: disassemble at an address or a symbol."""
+    from notmyfault.analysis.disasm import UnknownTarget, disassemble, resolve
+    from notmyfault.analysis.unwind import load_program
+    from notmyfault.render.memory import disasm_json, disasm_text
+
+    with opened(core) as c:
+        program = load_program(c, exe, sysroot)
+        try:
+            address = resolve(program, target)
+            insns = disassemble(c, address, count, "att" if att else "intel", sysroot)
+        except UnknownTarget as e:
+            fail(str(e))
+        where = {}
+        try:
+            sym = program.prog.symbol(address)
+            where[address] = f"{sym.name}+{address - sym.address:#x}"
+        except LookupError:
+            pass
+        _emit(as_json, lambda: disasm_json(insns), lambda: disasm_text(insns, where))
+
+
+COMMANDS = (analyze, stack, regs, poolused, modules, vm, search, disasm)

@@ -1,0 +1,53 @@
+"""``u``: disassemble at an address or a symbol, with capstone."""
+
+from __future__ import annotations
+
+from notmyfault.analysis.crash import Instruction
+from notmyfault.analysis.unwind import Program, code_bytes
+from notmyfault.dumps.elfcore import ElfCore
+
+
+class UnknownTarget(LookupError):
+    """The address or symbol cannot be found."""
+
+
+def resolve(program: Program, target: str) -> int:
+    """An address from '0x...', a decimal, or a symbol name."""
+    t = target.strip()
+    try:
+        return int(t, 0)
+    except ValueError:
+        pass
+    try:
+        return int(program.prog.symbol(t).address)
+    except LookupError:
+        raise UnknownTarget(
+            f"no symbol named {t!r} in the dump's modules (give an address, or check the name)"
+        ) from None
+
+
+def disassemble(
+    core: ElfCore, address: int, count: int = 8, syntax: str = "intel", sysroot: str | None = None
+) -> list[Instruction]:
+    """Up to ``count`` instructions from ``address`` (from the dump, or the mapped file)."""
+    import capstone  # type: ignore[import-untyped]
+
+    data = code_bytes(core, address, 16 * count, sysroot)
+    if not data:
+        raise UnknownTarget(
+            f"no code at {address:#x}: the address is not in the dump nor in a mapped file on disk"
+        )
+    if core.arch == "x86_64":
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        if syntax == "att":
+            md.syntax = capstone.CS_OPT_SYNTAX_ATT
+    elif core.arch == "aarch64":
+        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+    else:
+        raise UnknownTarget(f"disassembly of {core.arch} is not supported yet")
+    out = []
+    for insn in md.disasm(data, address):
+        out.append(Instruction(insn.address, f"{insn.mnemonic} {insn.op_str}".strip(), insn.size, None))
+        if len(out) >= count:
+            break
+    return out

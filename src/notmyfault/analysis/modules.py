@@ -1,0 +1,86 @@
+"""``lm`` / ``lmvm``: the modules of a process core, with build-ids and the files that match them."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from notmyfault.analysis.blame import short_name
+from notmyfault.analysis.unwind import Program
+
+_VERSION = re.compile(r"\.so\.(\d+(?:\.\d+)*)$")
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """One loaded module."""
+
+    path: str
+    """The path the core records."""
+    name: str
+    """Short name (myfault, libc)."""
+    start: int | None
+    end: int | None
+    build_id: str | None
+    file: str | None
+    """The file on disk whose build-id matches the dump's, if found."""
+    file_matches: bool | None
+    """True: a matching file was found; False: a file is at the recorded path but its build-id differs; None: no file."""
+    debug_info: bool
+    soname: str | None
+    version: str | None
+    """From the file name (libz.so.1.2.13 -> 1.2.13), when it carries one."""
+    file_size: int | None
+    file_mtime: float | None
+
+
+def _soname(path: str) -> str | None:
+    try:
+        from elftools.elf.dynamic import DynamicSection
+        from elftools.elf.elffile import ELFFile
+
+        with open(path, "rb") as f:
+            for sec in ELFFile(f).iter_sections():
+                if isinstance(sec, DynamicSection):
+                    for tag in sec.iter_tags():
+                        if tag.entry.d_tag == "DT_SONAME":
+                            return str(tag.soname)  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    return None
+
+
+def modules(program: Program) -> list[ModuleInfo]:
+    """Every module drgn found in the core, by load address."""
+    out = []
+    for m in program.prog.modules():
+        rng = m.address_range
+        loaded = m.loaded_file_path
+        real = os.path.realpath(loaded) if loaded and os.path.exists(loaded) else None
+        matches: bool | None = True if loaded and real else (False if os.path.exists(m.name) else None)
+        st = os.stat(real) if real else None
+        version = None
+        for candidate in (real or "", m.name):
+            found = _VERSION.search(os.path.basename(candidate))
+            if found:
+                version = found.group(1)
+                if "." in version:
+                    break
+        out.append(
+            ModuleInfo(
+                path=m.name,
+                name=short_name(m.name),
+                start=rng[0] if rng else None,
+                end=rng[1] if rng else None,
+                build_id=m.build_id.hex() if m.build_id else None,
+                file=real,
+                file_matches=matches,
+                debug_info=m.debug_file_path is not None,
+                soname=_soname(real) if real else None,
+                version=version,
+                file_size=st.st_size if st else None,
+                file_mtime=st.st_mtime if st else None,
+            )
+        )
+    return sorted(out, key=lambda i: (i.start is None, i.start or 0))

@@ -1,0 +1,82 @@
+"""``s -a``: find a string or bytes in the dumped memory, and in the mapped files the dump left out.
+
+Code and read-only data of libraries are file-backed and usually not in a core
+(coredump_filter leaves them out); a hit there is searched in the mapped file
+on disk and says so (``source: file``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from notmyfault.analysis.blame import short_name
+from notmyfault.dumps.buildid import file_usable
+from notmyfault.dumps.elfcore import ElfCore
+
+MAX_HITS = 10_000
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One place where the pattern is."""
+
+    address: int
+    where: str
+    """module+0xoff for a mapped file, or the region's kind."""
+    source: str
+    """dump or file."""
+    module: str | None
+
+
+def _where(core: ElfCore, addr: int) -> tuple[str, str | None]:
+    f = core.file_at(addr)
+    if f is None:
+        return "anonymous memory", None
+    base = min(m.start for m in core.files if m.path == f.path)
+    return f"{short_name(f.path)}+{addr - base:#x}", f.path
+
+
+def search(core: ElfCore, pattern: bytes, module: str | None = None) -> list[Hit]:
+    """Every address where ``pattern`` starts; ``module`` restricts the search to one module's mappings."""
+    hits: list[Hit] = []
+    seen: set[int] = set()
+
+    def wanted(path: str | None) -> bool:
+        if module is None:
+            return True
+        return path is not None and (
+            short_name(path) == module or path.endswith("/" + module) or path == module
+        )
+
+    for addr in core.find_all(pattern):
+        where, path = _where(core, addr)
+        if wanted(path):
+            hits.append(Hit(addr, where, "dump", path))
+            seen.add(addr)
+        if len(hits) >= MAX_HITS:
+            return hits
+    for f in core.files:
+        if not wanted(f.path):
+            continue
+        seg = core.segment_at(f.start)
+        if seg is not None and seg.filesz >= min(seg.memsz, f.end - seg.vaddr):
+            continue  # dumped: already searched
+        if not file_usable(core, f.path, f.path):
+            continue  # another build than the one in the dump: its bytes would mislead
+        try:
+            with open(f.path, "rb") as fh:
+                fh.seek(f.file_offset)
+                data = fh.read(f.end - f.start)
+        except OSError:
+            continue
+        pos = data.find(pattern)
+        while pos >= 0:
+            addr = f.start + pos
+            if addr not in seen:
+                where, path = _where(core, addr)
+                hits.append(Hit(addr, where, "file", path))
+                seen.add(addr)
+            if len(hits) >= MAX_HITS:
+                return hits
+            pos = data.find(pattern, pos + 1)
+    return sorted(hits, key=lambda h: h.address)

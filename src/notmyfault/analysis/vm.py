@@ -1,0 +1,99 @@
+"""``!vm``: the memory of the process at the time of the dump, by kind, with warnings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from notmyfault.analysis.pool import TagUsage
+from notmyfault.dumps.elfcore import PF_W, PF_X, ElfCore
+
+EXCESSIVE_NONPAGED = 0.25
+"""Tagged nonpaged (locked) blocks above this share of the dumped memory draw a warning."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """One mapping, classified."""
+
+    start: int
+    end: int
+    perms: str
+    kind: str
+    """stack, heap, file, anonymous."""
+    name: str | None
+    dumped: int
+
+
+@dataclass(frozen=True)
+class VmSummary:
+    """Totals by kind, the biggest regions, and warnings."""
+
+    virtual: int
+    dumped: int
+    file_backed: int
+    anonymous: int
+    stacks: int
+    heap: int
+    executable: int
+    writable: int
+    pool_paged: int
+    pool_nonpaged: int
+    biggest: tuple[Region, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _regions(core: ElfCore) -> list[Region]:
+    stack_sps = [t.sp for t in core.threads if t.sp is not None]
+    files = core.files
+    main_end = max((f.end for f in files if files and f.path == files[0].path), default=0)
+    out = []
+    heap_found = False
+    for s in core.segments:
+        f = next((m for m in files if m.start <= s.vaddr < m.end), None)
+        if f is not None:
+            kind, name = "file", f.path
+        elif any(s.vaddr <= sp < s.end for sp in stack_sps):
+            kind, name = "stack", None
+        elif not heap_found and main_end and 0 <= s.vaddr - main_end < (64 << 20) and s.flags & PF_W:
+            kind, name = "heap", "[heap] (brk area, by its place after the executable)"
+            heap_found = True
+        else:
+            kind, name = "anonymous", None
+        out.append(Region(s.vaddr, s.end, s.perms, kind, name, s.filesz))
+    return out
+
+
+def vm_summary(core: ElfCore, pools: list[TagUsage], top: int = 10) -> VmSummary:
+    """Summarise the process's memory; warn when locked pool blocks dominate."""
+    regions = _regions(core)
+
+    def total(kind: str) -> int:
+        return sum(r.end - r.start for r in regions if r.kind == kind)
+
+    dumped = sum(r.dumped for r in regions)
+    nonpaged = sum(u.bytes for u in pools if u.pool == "nonpaged")
+    paged = sum(u.bytes for u in pools if u.pool == "paged")
+    warnings = []
+    if dumped and nonpaged / dumped > EXCESSIVE_NONPAGED:
+        warnings.append(
+            f"Excessive NonPaged Pool Usage: {nonpaged} bytes of locked (mlocked) tagged blocks, "
+            f"{100 * nonpaged / dumped:.0f}% of the dumped memory"
+        )
+    if dumped and paged / dumped > EXCESSIVE_NONPAGED:
+        warnings.append(
+            f"Excessive Paged Pool Usage: {paged} bytes of tagged blocks, {100 * paged / dumped:.0f}% of the dumped memory"
+        )
+    return VmSummary(
+        virtual=sum(r.end - r.start for r in regions),
+        dumped=dumped,
+        file_backed=total("file"),
+        anonymous=total("anonymous") + total("heap") + total("stack"),
+        stacks=total("stack"),
+        heap=total("heap"),
+        executable=sum(s.memsz for s in core.segments if s.flags & PF_X),
+        writable=sum(s.memsz for s in core.segments if s.flags & PF_W),
+        pool_paged=paged,
+        pool_nonpaged=nonpaged,
+        biggest=tuple(sorted(regions, key=lambda r: r.start - r.end)[:top]),
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,135 @@
+"""Render modules (lm / lmvm), vm (!vm), search (s -a) and disassembly (u)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from typing import Any
+
+from notmyfault.analysis.crash import Instruction
+from notmyfault.analysis.modules import ModuleInfo
+from notmyfault.analysis.search import Hit
+from notmyfault.analysis.vm import VmSummary
+from notmyfault.render import SCHEMA_VERSION
+from notmyfault.render.analysis import hexa
+from notmyfault.units import format_size
+
+
+def modules_text(mods: list[ModuleInfo], verbose_name: str | None) -> str:
+    """lm, or lmvm NAME for one module's details."""
+    if verbose_name is not None:
+        chosen = [m for m in mods if m.name == verbose_name or m.path.endswith("/" + verbose_name)]
+        if not chosen:
+            return f"no module named {verbose_name!r}; modules: {', '.join(sorted({m.name for m in mods}))}"
+        out = []
+        for m in chosen:
+            out += [
+                "start             end                 module name",
+                f"{m.start or 0:016x}  {m.end or 0:016x}    {m.name}",
+                f"    Image path:   {m.path}",
+                f"    Loaded file:  {m.file or 'not found'}"
+                + (
+                    ""
+                    if m.file_matches is None
+                    else " (build-id matches)"
+                    if m.file_matches
+                    else " (a file is there, but its build-id differs)"
+                ),
+                f"    Build-id:     {m.build_id or 'not in the dump'}",
+                f"    SONAME:       {m.soname or '-'}",
+                f"    Version:      {m.version or 'unknown (not in the file name)'}",
+                f"    File size:    {m.file_size if m.file_size is not None else '-'}",
+                "    Timestamp:    "
+                + (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.file_mtime)) if m.file_mtime else "-"),
+                f"    Symbols:      {'debug info' if m.debug_info else 'ELF symbols only' if m.file else 'none'}",
+            ]
+        return "\n".join(out)
+    lines = [
+        "start             end               module            build-id                                  file"
+    ]
+    for m in mods:
+        mark = "" if m.file_matches else " (missing)" if m.file_matches is None else " (MISMATCH)"
+        lines.append(
+            f"{m.start or 0:016x}  {m.end or 0:016x}  {m.name:<16}  {m.build_id or '-':<40}  {m.path}{mark}"
+        )
+    return "\n".join(lines)
+
+
+def modules_json(mods: list[ModuleInfo]) -> dict[str, Any]:
+    """Modules as JSON."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "modules",
+        "modules": [{**asdict(m), "start": hexa(m.start), "end": hexa(m.end)} for m in mods],
+    }
+
+
+def vm_text(v: VmSummary) -> str:
+    """!vm."""
+    rows = [
+        ("Virtual size", v.virtual),
+        ("Dumped", v.dumped),
+        ("File-backed", v.file_backed),
+        ("Anonymous", v.anonymous),
+        ("  heap", v.heap),
+        ("  stacks", v.stacks),
+        ("Executable", v.executable),
+        ("Writable", v.writable),
+        ("Paged pool (tagged blocks)", v.pool_paged),
+        ("NonPaged pool (tagged, locked)", v.pool_nonpaged),
+    ]
+    lines = [f"{k:<32} {format_size(n):>12}  ({n} bytes)" for k, n in rows]
+    lines += ["", "Biggest mappings:"]
+    for r in v.biggest:
+        lines.append(
+            f"  {r.start:016x}-{r.end:016x} {r.perms} {format_size(r.end - r.start):>10}  {r.kind:<9} {r.name or ''}"
+        )
+    for w in v.warnings:
+        lines += ["", f"********** {w} **********"]
+    return "\n".join(lines)
+
+
+def vm_json(v: VmSummary) -> dict[str, Any]:
+    """!vm as JSON."""
+    d = asdict(v)
+    d["biggest"] = [{**asdict(r), "start": hexa(r.start), "end": hexa(r.end)} for r in v.biggest]
+    return {"schema_version": SCHEMA_VERSION, "kind": "vm", **d, "warnings": list(v.warnings)}
+
+
+def search_text(hits: list[Hit]) -> str:
+    """s -a."""
+    if not hits:
+        return "no hits"
+    return "\n".join(f"{h.address:016x}  {h.where:<40} ({h.source})" for h in hits)
+
+
+def search_json(pattern: bytes, hits: list[Hit]) -> dict[str, Any]:
+    """Search hits as JSON."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "search",
+        "pattern": pattern.hex(),
+        "hits": [
+            {"address": hexa(h.address), "where": h.where, "source": h.source, "module": h.module}
+            for h in hits
+        ],
+    }
+
+
+def disasm_text(insns: list[Instruction], where: dict[int, str]) -> str:
+    """u."""
+    out = []
+    for i in insns:
+        if i.address in where:
+            out.append(f"{where[i.address]}:")
+        out.append(f"{i.address:016x} {i.text}")
+    return "\n".join(out)
+
+
+def disasm_json(insns: list[Instruction]) -> dict[str, Any]:
+    """Instructions as JSON."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "disassembly",
+        "instructions": [{"address": hexa(i.address), "text": i.text, "size": i.size} for i in insns],
+    }
