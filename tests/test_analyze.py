@@ -168,7 +168,7 @@ def test_poolused_without_tags(catalog_dumps: dict[str, str]) -> None:
     assert "No tagged pool blocks" in r.stdout
 
 
-def test_stack_all_shows_deadlocked_threads(dump_dir: Path) -> None:
+def test_stack_all_shows_deadlocked_threads(dump_dir: Path, catalog_dumps: dict[str, str]) -> None:
     lines = run_nmf(
         "hang", "deadlock", "--crash-after", "1", "--json", "--dump-dir", str(dump_dir)
     ).stdout.splitlines()
@@ -180,8 +180,17 @@ def test_stack_all_shows_deadlocked_threads(dump_dir: Path) -> None:
     assert any("myfault_deadlock_b" in n for n in names)
     assert any("myfault_watchdog" in n for n in names)
     a = _analyze(report["dump"]["path"])
-    assert a["crash_class"] == "ABORT"
-    assert a["blamed"]["function"] == "myfault_watchdog"
+    assert a["crash_class"] == "DEADLOCK"
+    assert a["signal"]["name"] == "SIGABRT"  # the watchdog ended it; the story is the deadlock
+    assert a["bucket"] == "DEADLOCK:myfault!myfault_deadlock_a"  # canonical, whatever the thread order
+    cycle = a["deadlock"]
+    assert [w["function"] for w in cycle] == ["myfault_deadlock_a", "myfault_deadlock_b"]
+    assert cycle[0]["owner"] == cycle[1]["tid"]
+    assert cycle[1]["owner"] == cycle[0]["tid"]
+    assert cycle[0]["mutex"] != cycle[1]["mutex"]
+    assert any("waits for mutex" in n for n in a["notes"])
+    # a crash that is not a deadlock has no cycle
+    assert _analyze(catalog_dumps["abort"])["deadlock"] == []
 
 
 def _bad_inputs(tmp: Path, real_core: str) -> dict[str, Path]:

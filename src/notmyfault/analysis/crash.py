@@ -6,8 +6,9 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from notmyfault.analysis.blame import choose, short_name
+from notmyfault.analysis.blame import choose
 from notmyfault.analysis.classes import CRASH_CLASSES
+from notmyfault.analysis.deadlock import LockWait, find_deadlock
 from notmyfault.analysis.unwind import Frame, Program, code_bytes, load_program, stack_depth, thread_frames
 from notmyfault.dumps.elfcore import PF_X, ElfCore, SigInfo
 from notmyfault.sigcodes import si_code_name, signal_name
@@ -61,6 +62,8 @@ class CrashAnalysis:
     frames: tuple[Frame, ...]
     notes: tuple[str, ...] = field(default=())
     missing: tuple[str, ...] = field(default=())
+    deadlock: tuple[LockWait, ...] = field(default=())
+    """The threads of a mutex wait cycle, when the dump shows one."""
     """Modules whose files or debug information could not be found."""
 
     @property
@@ -255,7 +258,22 @@ def analyze(
         notes.append("frames after the first were found by scanning the stack for return addresses")
     choice = choose([f.module for f in frames])
     blamed = frames[choice.index] if choice.index is not None else None
-    bucket = f"{crash_class}:{short_name(blamed.module) if blamed else '?'}!{(blamed.function if blamed else None) or '?'}"
+    blame_reason = choice.reason
+    cycle = find_deadlock(core, program)
+    if cycle:
+        how = f"the process was ended by {signal_name(sig.signo)}" if sig else "the process was dumped"
+        notes.append(f"deadlock: {len(cycle)} threads wait for each other's mutexes; {how} while they hung")
+        for w in cycle:
+            notes.append(
+                f"thread {w.tid} ({w.function or '?'}) waits for mutex {w.mutex:#x}, held by thread {w.owner}"
+            )
+        crash_class = "DEADLOCK"
+        if cycle[0].frame is not None:
+            blamed, blame_reason = (
+                cycle[0].frame,
+                "the first thread of the deadlock cycle, in its first frame outside the system modules",
+            )
+    bucket = f"{crash_class}:{blamed.symbolic() if blamed else '?'}"
     proc = core.process
     executable = core.files[0].path if core.files else None
     try:
@@ -285,7 +303,8 @@ def analyze(
         crash_class=crash_class,
         description=CRASH_CLASSES[crash_class],
         blamed=blamed,
-        blame_reason=choice.reason,
+        blame_reason=blame_reason,
+        deadlock=cycle,
         bucket=bucket,
         abort_message=abort,
         frames=frames,

@@ -43,16 +43,24 @@ class Frame:
     line: int | None
     how: str
     """context, unwound, inline or scan."""
+    module_base: int | None = None
+    """Load address of the module (its lowest mapping)."""
+
+    def symbolic(self) -> str:
+        """module!function, or module+0xoff without symbols: stable across runs and ASLR."""
+        from notmyfault.analysis.blame import short_name
+
+        if self.function:
+            return f"{short_name(self.module)}!{self.function}" if self.module else self.function
+        if self.module and self.module_base is not None:
+            return f"{short_name(self.module)}+{self.pc - self.module_base:#x}"
+        return f"{self.pc:#x}"
 
     def location(self) -> str:
         """module!function+0xoff, or module+0xoff without symbols, or the bare address."""
-        from notmyfault.analysis.blame import short_name
-
-        if self.function and self.module:
-            return f"{short_name(self.module)}!{self.function}+{self.offset or 0:#x}"
         if self.function:
-            return f"{self.function}+{self.offset or 0:#x}"
-        return f"{self.pc:#x}"
+            return f"{self.symbolic()}+{self.offset or 0:#x}"
+        return self.symbolic()
 
 
 @dataclass(frozen=True)
@@ -93,11 +101,13 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
     return Program(prog, tuple(missing))
 
 
-def _module_of(prog: Any, pc: int) -> str | None:
+def _module_of(prog: Any, pc: int) -> tuple[str | None, int | None]:
     try:
-        return str(prog.module(pc).name)
+        m = prog.module(pc)
     except LookupError:
-        return None
+        return None, None
+    rng = m.address_range
+    return str(m.name), (rng[0] if rng else None)
 
 
 def _symbol(prog: Any, pc: int, return_address: bool = False) -> tuple[str | None, int | None]:
@@ -141,15 +151,15 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
                 pass
             how = "context" if i == 0 else ("inline" if f.is_inline else "unwound")
             sp = f.sp if hasattr(f, "sp") else None
-            frames.append(Frame(i, pc, sp, _module_of(prog, pc), name, offset, file, line, how))
+            module, base = _module_of(prog, pc)
+            frames.append(Frame(i, pc, sp, module, name, offset, file, line, how, base))
     if not frames:
         state = next((t for t in core.threads if t.tid == tid), None)
         if state is None or state.pc is None:
             return []
         name, offset = _symbol(prog, state.pc)
-        frames.append(
-            Frame(0, state.pc, state.sp, _module_of(prog, state.pc), name, offset, None, None, "context")
-        )
+        module, base = _module_of(prog, state.pc)
+        frames.append(Frame(0, state.pc, state.sp, module, name, offset, None, None, "context", base))
     if len(frames) == 1 and frames[0].module is None:
         frames.extend(scan_frames(program, core, frames[0].sp, start_index=1))
     return frames
@@ -193,18 +203,9 @@ def scan_frames(program: Program, core: ElfCore, sp: int | None, start_index: in
         name, offset = _symbol(prog, word, return_address=True)
         if name is None or not offset:
             continue
+        module, base = _module_of(prog, word)
         out.append(
-            Frame(
-                start_index + len(out),
-                word,
-                sp + 8 * i,
-                _module_of(prog, word),
-                name,
-                offset,
-                None,
-                None,
-                "scan",
-            )
+            Frame(start_index + len(out), word, sp + 8 * i, module, name, offset, None, None, "scan", base)
         )
         if len(out) >= SCAN_FRAMES:
             break

@@ -140,6 +140,10 @@ def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
         "frames": [frame_json(f) for f in a.frames],
         "notes": list(a.notes),
         "missing": list(a.missing),
+        "deadlock": [
+            {"tid": w.tid, "mutex": hexa(w.mutex), "owner": w.owner, "function": w.function}
+            for w in a.deadlock
+        ],
     }
 
 
