@@ -164,7 +164,19 @@ def classify(
     """Pick the crash class; return it with notes that explain the choice."""
     notes: list[str] = []
     if sig is None:
-        return "UNKNOWN", ["the core has no NT_SIGINFO: the signal is not known"]
+        cursig = core.threads[0].cursig
+        by_signal = {
+            6: _abort_class(abort),
+            5: "BREAKPOINT",
+            4: "ILLEGAL_INSTRUCTION",
+            7: "BUS_ERROR",
+            8: "ARITHMETIC_ERROR",
+        }
+        if cursig in by_signal:
+            return by_signal[cursig], [
+                f"the core has no NT_SIGINFO: the signal ({signal_name(cursig)}) comes from pr_cursig, without si_code or address"
+            ]
+        return "UNKNOWN", ["the core has no NT_SIGINFO: the signal's code and address are not known"]
     s, code, addr = sig.signo, sig.code, sig.addr
     pc_exec = pc is not None and core.segment_at(pc) is not None and bool(core.segment_at(pc).flags & PF_X)  # type: ignore[union-attr]
     if code <= 0 and s not in (6,):
@@ -290,7 +302,9 @@ def analyze(
         uid=proc.uid if proc else None,
         crashed_tid=crashed.tid,
         signal=sig.signo if sig else crashed.cursig or None,
-        signal_name=signal_name(sig.signo) if sig else None,
+        signal_name=signal_name(sig.signo)
+        if sig
+        else (signal_name(crashed.cursig) if crashed.cursig else None),
         si_code=sig.code if sig else None,
         si_code_name=si_code_name(sig.signo, sig.code) if sig else None,
         fault_address=sig.addr if sig else None,

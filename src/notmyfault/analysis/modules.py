@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from notmyfault.analysis.blame import short_name
-from notmyfault.analysis.unwind import Program
+from notmyfault.analysis.unwind import Program, module_span
 
 _VERSION = re.compile(r"\.so\.(\d+(?:\.\d+)*)$")
 
@@ -55,7 +55,7 @@ def modules(program: Program) -> list[ModuleInfo]:
     """Every module drgn found in the core, by load address."""
     out = []
     for m in program.prog.modules():
-        rng = m.address_range
+        start, end = module_span(m)
         loaded = m.loaded_file_path
         real = os.path.realpath(loaded) if loaded and os.path.exists(loaded) else None
         matches: bool | None = True if loaded and real else (False if os.path.exists(m.name) else None)
@@ -71,8 +71,8 @@ def modules(program: Program) -> list[ModuleInfo]:
             ModuleInfo(
                 path=m.name,
                 name=short_name(m.name),
-                start=rng[0] if rng else None,
-                end=rng[1] if rng else None,
+                start=start,
+                end=end,
                 build_id=m.build_id.hex() if m.build_id else None,
                 file=real,
                 file_matches=matches,

@@ -101,13 +101,20 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
     return Program(prog, tuple(missing))
 
 
+def module_span(module: Any) -> tuple[int | None, int | None]:
+    """Lowest start and highest end of a drgn module's address ranges (a module may have several)."""
+    ranges = [r for r in (module.address_ranges or ()) if r]
+    if not ranges:
+        return None, None
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
 def _module_of(prog: Any, pc: int) -> tuple[str | None, int | None]:
     try:
         m = prog.module(pc)
     except LookupError:
         return None, None
-    rng = m.address_range
-    return str(m.name), (rng[0] if rng else None)
+    return str(m.name), module_span(m)[0]
 
 
 def _symbol(prog: Any, pc: int, return_address: bool = False) -> tuple[str | None, int | None]:
@@ -117,9 +124,11 @@ def _symbol(prog: Any, pc: int, return_address: bool = False) -> tuple[str | Non
     never returns (abort), the return address is one past the caller's last
     instruction and may be the first byte of the next function.
     """
+    if pc <= 0:
+        return None, None
     try:
         sym = prog.symbol(pc - 1 if return_address else pc)
-    except LookupError:
+    except (LookupError, OverflowError):
         return None, None
     return sym.name, pc - sym.address
 
@@ -150,7 +159,10 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
             except LookupError:
                 pass
             how = "context" if i == 0 else ("inline" if f.is_inline else "unwound")
-            sp = f.sp if hasattr(f, "sp") else None
+            try:
+                sp = f.sp
+            except LookupError:  # drgn could not recover it for this frame
+                sp = None
             module, base = _module_of(prog, pc)
             frames.append(Frame(i, pc, sp, module, name, offset, file, line, how, base))
     if not frames:

@@ -168,6 +168,7 @@ class ElfCore:
             self.machine = str(self._elf.header["e_machine"])
             self.elfclass = self._elf.elfclass
             self.little_endian = self._elf.little_endian
+            self._e = "<" if self.little_endian else ">"
             segments = []
             for seg in self._elf.iter_segments():
                 if seg["p_type"] == "PT_LOAD":
@@ -223,18 +224,18 @@ class ElfCore:
         for _name, ntype, desc in self._note_list:
             if ntype != "NT_PRSTATUS" or not isinstance(desc, bytes) or len(desc) < _PR_REG:
                 continue
+            e = self._e
             if self.elfclass != 64:
-                (tid,) = struct.unpack_from("<i", desc, 24)
-                out.append(
-                    ThreadState(tid, struct.unpack_from("<h", desc, 12)[0], 0, 0, {}, None, None, None)
-                )
+                (tid,) = struct.unpack_from(e + "i", desc, 24)
+                cursig32 = struct.unpack_from(e + "h", desc, 12)[0]
+                out.append(ThreadState(tid, cursig32, 0, 0, {}, None, None, None))
                 continue
-            cursig = struct.unpack_from("<h", desc, _PR_CURSIG)[0]
-            sigpend, sighold = struct.unpack_from("<QQ", desc, _PR_SIGPEND)
-            (tid,) = struct.unpack_from("<i", desc, _PR_PID)
+            cursig = struct.unpack_from(e + "h", desc, _PR_CURSIG)[0]
+            sigpend, sighold = struct.unpack_from(e + "QQ", desc, _PR_SIGPEND)
+            (tid,) = struct.unpack_from(e + "i", desc, _PR_PID)
             regs: dict[str, int] = {}
             if names and len(desc) >= _PR_REG + 8 * len(names):
-                regs = dict(zip(names, struct.unpack_from(f"<{len(names)}Q", desc, _PR_REG), strict=True))
+                regs = dict(zip(names, struct.unpack_from(f"{e}{len(names)}Q", desc, _PR_REG), strict=True))
             out.append(
                 ThreadState(
                     tid,
@@ -256,14 +257,15 @@ class ElfCore:
         """The signal that ended the process, or None if the core has no NT_SIGINFO."""
         for _name, ntype, desc in self._note_list:
             if ntype == "NT_SIGINFO" and isinstance(desc, bytes) and len(desc) >= 24:
-                signo, errno, code = struct.unpack_from("<iii", desc, 0)
+                e = self._e
+                signo, errno, code = struct.unpack_from(e + "iii", desc, 0)
+                # the union starts 16 bytes in on 64-bit (after an alignment pad), 12 on 32-bit
+                union = 16 if self.elfclass == 64 else 12
                 addr = pid = uid = None
                 if code > 0 and signo in FAULT_SIGNALS:
-                    (addr,) = struct.unpack_from(
-                        "<Q" if self.elfclass == 64 else "<I", desc, 16 if self.elfclass == 64 else 12
-                    )
+                    (addr,) = struct.unpack_from(e + ("Q" if self.elfclass == 64 else "I"), desc, union)
                 elif code <= 0:
-                    pid, uid = struct.unpack_from("<iI", desc, 16 if self.elfclass == 64 else 12)
+                    pid, uid = struct.unpack_from(e + "iI", desc, union)
                 return SigInfo(signo, errno, code, addr, pid, uid)
         return None
 
