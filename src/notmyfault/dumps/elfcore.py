@@ -155,6 +155,7 @@ class ElfCore:
 
     def _validate(self) -> None:
         from elftools.common.exceptions import ELFError
+        from elftools.construct.core import ConstructError
         from elftools.elf.elffile import ELFFile
 
         head = self._map[:16]
@@ -179,7 +180,7 @@ class ElfCore:
                     )
         except DumpError:
             raise
-        except (ELFError, struct.error, ValueError, KeyError, OSError, IndexError) as e:
+        except (ELFError, ConstructError, struct.error, ValueError, KeyError, OSError, IndexError) as e:
             raise DumpError(f"{self.path} is a corrupt ELF core: {e}") from None
         if not segments:
             raise DumpError(f"{self.path} holds no memory segments (PT_LOAD): a truncated or empty core")
@@ -195,6 +196,7 @@ class ElfCore:
 
     def _notes(self) -> Iterator[tuple[str, str, Any]]:
         from elftools.common.exceptions import ELFError
+        from elftools.construct.core import ConstructError
 
         try:
             for seg in self._elf.iter_segments():
@@ -206,7 +208,15 @@ class ElfCore:
                     yield note["n_name"], note["n_type"], note["n_desc"]
         except DumpError:
             raise
-        except (ELFError, struct.error, ValueError, KeyError, UnicodeDecodeError, IndexError) as e:
+        except (
+            ELFError,
+            ConstructError,
+            struct.error,
+            ValueError,
+            KeyError,
+            UnicodeDecodeError,
+            IndexError,
+        ) as e:
             raise DumpError(f"{self.path} has corrupt notes: {e}") from None
 
     @cached_property

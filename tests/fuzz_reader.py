@@ -1,0 +1,124 @@
+"""Fuzz the ELF core reader with mutated corpus cores: every failure must be DumpError or UnreadableMemory.
+
+Run: python tests/fuzz_reader.py [--count N] [--seed S]. Prints one summary line
+and exits non-zero if any input raised anything else (each is printed with
+its mutation, so it can be reproduced with the same seed).  Seeds are the
+small ELF cores of ../shared/corpus; mutations: truncation, zeroed ranges, bit
+flips in the first pages (headers and notes) and anywhere, and overwritten
+length fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "corpus"
+sys.path.insert(0, str(REPO / "src"))
+
+from notmyfault.dumps import DumpError, UnreadableMemory, open_dump  # noqa: E402
+
+
+def seeds(limit: int = 1 << 20) -> list[bytes]:
+    out = []
+    for p in sorted(CORPUS.glob("*/*")):
+        if p.is_file() and p.suffix not in (".txt", ".sym", ".dmp") and p.stat().st_size <= limit:
+            data = p.read_bytes()
+            if data[:4] == b"\x7fELF":
+                out.append(data)
+    return out
+
+
+def mutate(rng: random.Random, data: bytes) -> tuple[bytes, str]:
+    b = bytearray(data)
+    kind = rng.choice(["truncate", "zero", "flip-head", "flip-any", "length", "multi"])
+    if kind == "truncate":
+        n = rng.randrange(0, len(b))
+        return bytes(b[:n]), f"truncate {n}"
+    if kind == "zero":
+        at = rng.randrange(0, len(b))
+        n = rng.randrange(1, 4096)
+        b[at : at + n] = bytes(min(n, len(b) - at))
+        return bytes(b), f"zero {at}+{n}"
+    if kind == "length":
+        at = rng.randrange(0, min(len(b), 8192)) & ~3
+        value = rng.choice([0, 1, 0x7FFFFFFF, 0xFFFFFFFF, rng.randrange(0, 1 << 32)])
+        b[at : at + 4] = value.to_bytes(4, "little")
+        return bytes(b), f"length {at}={value:#x}"
+    flips = rng.randrange(1, 16) if kind == "multi" else 1
+    desc = []
+    for _ in range(flips):
+        at = (
+            rng.randrange(0, min(len(b), 8192))
+            if kind == "flip-head" or rng.random() < 0.7
+            else rng.randrange(0, len(b))
+        )
+        bit = rng.randrange(8)
+        b[at] ^= 1 << bit
+        desc.append(f"{at}.{bit}")
+    return bytes(b), f"flip {','.join(desc)}"
+
+
+def exercise(path: str) -> None:
+    with open_dump(path) as core:
+        core.threads  # noqa: B018 - parsing is the point
+        sig = core.siginfo
+        core.process  # noqa: B018
+        files = core.files
+        t = core.threads[0]
+        for addr in (t.pc, t.sp, sig.addr if sig else None, files[0].start if files else None):
+            if addr is not None:
+                with contextlib.suppress(UnreadableMemory):
+                    core.read(addr, 64)
+        for _ in zip(range(50), core.find_all(b"MYFAULT1"), strict=False):
+            pass
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=10_000)
+    ap.add_argument("--seed", type=int, default=20261125)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    pool = seeds()
+    if not pool:
+        print("fuzz: no seeds (../shared/corpus is missing)")
+        return 2
+    tmpdir = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    fd, path = tempfile.mkstemp(prefix="nmf-fuzz-", dir=tmpdir)
+    os.close(fd)
+    failures = rejected = accepted = 0
+    t0 = time.monotonic()
+    try:
+        for i in range(args.count):
+            data, how = mutate(rng, rng.choice(pool))
+            Path(path).write_bytes(data)
+            try:
+                exercise(path)
+                accepted += 1
+            except DumpError as e:
+                rejected += 1
+                if "\n" in str(e):
+                    failures += 1
+                    print(f"fuzz: input {i} ({how}): a DumpError of several lines: {e!r}")
+            except Exception:
+                failures += 1
+                print(f"fuzz: input {i} ({how}) raised:\n{traceback.format_exc()}")
+    finally:
+        os.unlink(path)
+    print(
+        f"fuzz: {args.count} inputs from {len(pool)} seeds in {time.monotonic() - t0:.1f} s: {accepted} read, {rejected} rejected with one line, {failures} failures"
+    )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
