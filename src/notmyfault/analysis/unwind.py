@@ -130,7 +130,7 @@ def _symbol(prog: Any, pc: int, return_address: bool = False) -> tuple[str | Non
         sym = prog.symbol(pc - 1 if return_address else pc)
     except (LookupError, OverflowError):
         return None, None
-    return sym.name, pc - sym.address
+    return sym.name.split("@", 1)[0], pc - sym.address  # clock_nanosleep@GLIBC_2.2.5 -> clock_nanosleep
 
 
 def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
@@ -150,8 +150,8 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
             except LookupError:  # drgn knows no pc for this frame: the trace ends here
                 break
             name, offset = _symbol(prog, pc, return_address=not f.interrupted)
-            if f.is_inline:
-                name = f.name
+            # the function as the debug info names it (as gdb does), else the ELF symbol
+            name = f.function_name or name
             file = line = None
             try:
                 src = f.source()
