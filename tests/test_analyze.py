@@ -129,25 +129,9 @@ def test_regs_and_stack_commands(catalog_dumps: dict[str, str]) -> None:
     assert run_nmf("stack", path, "--thread", "1").returncode == 2
 
 
-def test_poolused_counts_the_seed_leak(dump_dir: Path) -> None:
+def test_poolused_counts_the_seed_leak(seed_core: tuple[str, dict, dict]) -> None:
     """The seed: nonpaged leak tagged Leak, then high-irql; poolused puts Leak on top with the exact numbers."""
-    lines = run_nmf(
-        "leak",
-        "--pool",
-        "nonpaged",
-        "--rate",
-        "1GB",
-        "--stop-at",
-        "64MB",
-        "--then-crash",
-        "high-irql",
-        "--json",
-        "--dump-dir",
-        str(dump_dir),
-    ).stdout.splitlines()
-    events = [json.loads(line) for line in lines if line.strip()]
-    limit = next(e for e in events if e.get("event") == "limit")
-    report = events[-1]
+    _, limit, report = seed_core
     r, used = run_json("poolused", report["dump"]["path"])
     assert r.returncode == 0
     top = used["tags"][0]
@@ -234,7 +218,7 @@ def test_bad_input_one_line_exit_2(command: str, tmp_path: Path, catalog_dumps: 
 
 
 @pytest.fixture(scope="module")
-def seed_core(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
+def seed_core(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, dict]:
     """The seed's dump: 64 MB of nonpaged pool tagged Leak, then high-irql."""
     d = tmp_path_factory.mktemp("seed")
     out = run_nmf(
@@ -253,13 +237,13 @@ def seed_core(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
     ).stdout
     events = [json.loads(line) for line in out.splitlines() if line.strip()]
     limit = next(e for e in events if e.get("event") == "limit")
-    return events[-1]["dump"]["path"], limit
+    return events[-1]["dump"]["path"], limit, events[-1]
 
 
 def test_vm_warns_of_excessive_nonpaged_pool(
-    seed_core: tuple[str, dict], catalog_dumps: dict[str, str]
+    seed_core: tuple[str, dict, dict], catalog_dumps: dict[str, str]
 ) -> None:
-    path, limit = seed_core
+    path, limit, _ = seed_core
     r, vm = run_json("vm", path)
     assert r.returncode == 0
     assert vm["pool_nonpaged"] == limit["leaked"]
@@ -272,9 +256,9 @@ def test_vm_warns_of_excessive_nonpaged_pool(
     assert plain["pool_nonpaged"] == 0
 
 
-def test_search_finds_the_tag_in_myfault(seed_core: tuple[str, dict]) -> None:
+def test_search_finds_the_tag_in_myfault(seed_core: tuple[str, dict, dict]) -> None:
     """s -a 'Leak': the tag's owner is myfault (its rodata, read from the matching file), and the blocks hold it."""
-    path, limit = seed_core
+    path, limit, _ = seed_core
     r, found = run_json("search", path, "Leak", "--module", "myfault")
     assert r.returncode == 0
     assert found["hits"]

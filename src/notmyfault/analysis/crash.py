@@ -178,14 +178,15 @@ def classify(
             ]
         return "UNKNOWN", ["the core has no NT_SIGINFO: the signal's code and address are not known"]
     s, code, addr = sig.signo, sig.code, sig.addr
-    pc_exec = pc is not None and core.segment_at(pc) is not None and bool(core.segment_at(pc).flags & PF_X)  # type: ignore[union-attr]
-    if code <= 0 and s not in (6,):
+    pc_seg = core.segment_at(pc) if pc is not None else None
+    pc_exec = pc_seg is not None and bool(pc_seg.flags & PF_X)
+    if code <= 0 and s != 6:
         return "KILLED_BY_SIGNAL", notes
     if s == 11:  # SIGSEGV
         if pc is not None and not pc_exec:
             if pc < NULL_PAGE:
                 return "NULL_POINTER_EXECUTE", notes
-            if core.segment_at(pc) is not None:
+            if pc_seg is not None:
                 return "EXECUTE_NON_EXECUTABLE", notes
             notes.append(f"the program counter {pc:#x} is outside every mapping")
             return "STACK_CORRUPTION", notes
