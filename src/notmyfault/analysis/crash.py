@@ -113,6 +113,14 @@ def decode(core: ElfCore, pc: int, sysroot: str | None = None) -> Instruction | 
                         access = "read"
         except capstone.CsError:
             pass
+        if access is None and core.arch == "x86_64":
+            # implicit stack accesses have no memory operand: a stack overflow often faults on a
+            # push or a call (the return address), which write; pop, ret and leave read
+            mnemonic = insn.mnemonic
+            if mnemonic.startswith(("push", "call", "enter")):
+                access = "write"
+            elif mnemonic.startswith(("pop", "ret", "leave")):
+                access = "read"
         if access is None and core.arch == "aarch64":
             access = (
                 "write"
