@@ -105,3 +105,40 @@ def test_x86_64_backtrace_cores_unwind_like_eu_stack(folder: str) -> None:
     it = iter(theirs)
     assert all(pc in it for pc in ours), (ours, theirs)  # a subsequence, in order
     assert len(ours) >= 4
+
+
+def test_crashme_modules_match_drgns_expectations() -> None:
+    """Build-ids and load ranges of the five modules, as drgn's own tests assert them (EXPECTED.txt).
+
+    Ends are compared to the page: this drgn reports the mapped range (page-rounded),
+    the expectations the segment's exact end.
+    """
+    core = next(c for f, c in CORES if f == "drgn-crashme")
+    expected = {
+        "/home/osandov/crashme": (0x400000, 0x404010, "99a6524c4df01fbff9b43a6ead3d8e8e6201568b"),
+        "/home/osandov/crashme.so": (
+            0x7F6112CA9000,
+            0x7F6112CAD010,
+            "7bd58f10e741c3c8fbcf2031aa65f830f933d616",
+        ),
+        "/lib64/libc.so.6": (0x7F6112AAE000, 0x7F6112C9EB70, "77c77fee058b19c6f001cf2cb0371ce3b8341211"),
+        "/lib64/ld-linux-x86-64.so.2": (
+            0x7F6112CB6000,
+            0x7F6112CEC2D8,
+            "91dcd0244204201b616bbf59427771b3751736ce",
+        ),
+        "linux-vdso.so.1": (0x7F6112CB4000, 0x7F6112CB590F, "fdc3e4d463911345fbc6d9cc432e5ebc276e8e03"),
+    }
+    r, mods = run_json("modules", str(core))
+    assert r.returncode == 0
+    got = {m["path"]: m for m in mods["modules"]}
+    assert set(got) == set(expected)
+    for path, (start, end, build_id) in expected.items():
+        m = got[path]
+        assert m["build_id"] == build_id
+        assert int(m["start"], 16) == start
+        assert end <= int(m["end"], 16) < end + 4096
+    # none of these files is on this machine; ld.so is, but another build: it must not be trusted
+    ld = got["/lib64/ld-linux-x86-64.so.2"]
+    if Path(ld["path"]).exists():
+        assert ld["file_matches"] is False
