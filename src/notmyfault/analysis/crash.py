@@ -95,8 +95,10 @@ def decode(core: ElfCore, pc: int, sysroot: str | None = None) -> Instruction | 
     data = code_bytes(core, pc, 16, sysroot)
     if not data:
         return None
-    if core.arch == "x86_64":
+    if core.arch in ("x86_64", "x32"):
         md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    elif core.arch == "i386":
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
     elif core.arch == "aarch64":
         md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
     else:
@@ -113,7 +115,7 @@ def decode(core: ElfCore, pc: int, sysroot: str | None = None) -> Instruction | 
                         access = "read"
         except capstone.CsError:
             pass
-        if access is None and core.arch == "x86_64":
+        if access is None and core.arch in ("x86_64", "x32", "i386"):
             # implicit stack accesses have no memory operand: a stack overflow often faults on a
             # push or a call (the return address), which write; pop, ret and leave read
             mnemonic = insn.mnemonic

@@ -42,7 +42,7 @@ class Frame:
     file: str | None
     line: int | None
     how: str
-    """context, unwound, inline or scan."""
+    """context, unwound, inline, frame pointer or scan."""
     module_base: int | None = None
     """Load address of the module (its lowest mapping)."""
 
@@ -170,15 +170,66 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
             module, base = _module_of(prog, pc)
             frames.append(Frame(i, pc, sp, module, name, offset, file, line, how, base))
     if not frames:
+        # drgn cannot unwind this core (it refuses i386; x32's registers are too short for it):
+        # the registers, then our own frame-pointer walk, else a stack scan
         state = next((t for t in core.threads if t.tid == tid), None)
         if state is None or state.pc is None:
             return []
         name, offset = _symbol(prog, state.pc)
         module, base = _module_of(prog, state.pc)
+        if module is None:
+            module, base = _file_module(core, state.pc)
         frames.append(Frame(0, state.pc, state.sp, module, name, offset, None, None, "context", base))
+        walked = frame_pointer_frames(program, core, state.fp, start_index=1)
+        frames.extend(walked or scan_frames(program, core, state.sp, start_index=1))
+        return frames
     if len(frames) == 1 and frames[0].module is None:
         frames.extend(scan_frames(program, core, frames[0].sp, start_index=1))
     return frames
+
+
+def _file_module(core: ElfCore, pc: int) -> tuple[str | None, int | None]:
+    """The mapped file holding ``pc`` and its load address, from NT_FILE (when drgn knows no module)."""
+    f = core.file_at(pc)
+    if f is None:
+        return None, None
+    return f.path, min(m.start for m in core.files if m.path == f.path)
+
+
+def frame_pointer_frames(program: Program, core: ElfCore, fp: int | None, start_index: int) -> list[Frame]:
+    """Frames found by following saved frame pointers: [fp] is the caller's fp, [fp + word] the return address."""
+    word = core.stack_word
+    fmt = "<I" if word == 4 else "<Q"
+    out: list[Frame] = []
+    while fp and len(out) < 64:
+        try:
+            saved, ret = struct.unpack(fmt[0] + fmt[1] * 2, core.read(fp, 2 * word))
+        except UnreadableMemory:
+            break
+        if not ret or not _executable(core, ret):
+            break
+        name, offset = _symbol(program.prog, ret, return_address=True)
+        module, base = _module_of(program.prog, ret)
+        if module is None:
+            module, base = _file_module(core, ret)
+        out.append(
+            Frame(
+                start_index + len(out),
+                ret,
+                fp + 2 * word,
+                module,
+                name,
+                offset,
+                None,
+                None,
+                "frame pointer",
+                base,
+            )
+        )
+        if saved <= fp:  # the chain must climb the stack
+            break
+        fp = saved
+    return out
 
 
 def stack_depth(program: Program, tid: int) -> int:
@@ -207,13 +258,14 @@ def scan_frames(program: Program, core: ElfCore, sp: int | None, start_index: in
     if seg is None:
         return []
     size = min(SCAN_BYTES, seg.end - sp)
-    size -= size % 8
+    step = core.stack_word
+    size -= size % step
     try:
         data = core.read(sp, size)
     except UnreadableMemory:
         return []
     out: list[Frame] = []
-    for i, (word,) in enumerate(struct.iter_unpack("<Q", data)):
+    for i, (word,) in enumerate(struct.iter_unpack("<I" if step == 4 else "<Q", data)):
         if not _executable(core, word):
             continue
         name, offset = _symbol(prog, word, return_address=True)
@@ -221,7 +273,7 @@ def scan_frames(program: Program, core: ElfCore, sp: int | None, start_index: in
             continue
         module, base = _module_of(prog, word)
         out.append(
-            Frame(start_index + len(out), word, sp + 8 * i, module, name, offset, None, None, "scan", base)
+            Frame(start_index + len(out), word, sp + step * i, module, name, offset, None, None, "scan", base)
         )
         if len(out) >= SCAN_FRAMES:
             break

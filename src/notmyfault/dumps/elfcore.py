@@ -34,6 +34,10 @@ X86_64_REGS = (
     "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi", "rdi",
     "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs",
 )  # fmt: skip
+I386_REGS = (
+    "ebx", "ecx", "edx", "esi", "edi", "ebp", "eax", "xds", "xes", "xfs", "xgs", "orig_eax", "eip", "xcs",
+    "eflags", "esp", "xss",
+)  # fmt: skip
 AARCH64_REGS = (*tuple(f"x{i}" for i in range(31)), "sp", "pc", "pstate")
 
 ARCHES: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
@@ -217,7 +221,16 @@ class ElfCore:
     @property
     def arch(self) -> str:
         """The architecture name (x86_64, aarch64, or the ELF machine for others)."""
+        if self.machine == "EM_386":
+            return "i386"
+        if self.machine == "EM_X86_64" and self.elfclass == 32:
+            return "x32"
         return ARCHES[self.machine][0] if self.machine in ARCHES else self.machine
+
+    @property
+    def stack_word(self) -> int:
+        """Bytes in a saved frame pointer or return address on the stack (x32 runs in 64-bit mode)."""
+        return 4 if self.machine == "EM_386" else (8 if self.machine in ARCHES else (self.elfclass // 8))
 
     def _notes(self) -> Iterator[tuple[str, str, Any]]:
         from elftools.common.exceptions import ELFError
@@ -250,41 +263,44 @@ class ElfCore:
     @cached_property
     def threads(self) -> tuple[ThreadState, ...]:
         """Every thread, in the order of the dump: the first is the one that took the signal."""
+        layout = self._register_layout()
         out = []
-        names: tuple[str, ...] = ()
-        pc_name = sp_name = fp_name = ""
-        if self.machine in ARCHES:
-            _, names, pc_name, sp_name, fp_name = ARCHES[self.machine]
         for _name, ntype, desc in self._note_list:
-            if ntype != "NT_PRSTATUS" or not isinstance(desc, bytes) or len(desc) < _PR_REG:
+            if ntype != "NT_PRSTATUS" or not isinstance(desc, bytes) or len(desc) < 72:
                 continue
             e = self._e
-            if self.elfclass != 64:
+            if self.elfclass == 64:
+                cursig = struct.unpack_from(e + "h", desc, _PR_CURSIG)[0]
+                sigpend, sighold = struct.unpack_from(e + "QQ", desc, _PR_SIGPEND)
+                (tid,) = struct.unpack_from(e + "i", desc, _PR_PID)
+                reg_at = _PR_REG
+            else:  # 32-bit prstatus: 4-byte signal sets, pr_reg at 72
+                cursig = struct.unpack_from(e + "h", desc, 12)[0]
+                sigpend, sighold = struct.unpack_from(e + "II", desc, 16)
                 (tid,) = struct.unpack_from(e + "i", desc, 24)
-                cursig32 = struct.unpack_from(e + "h", desc, 12)[0]
-                out.append(ThreadState(tid, cursig32, 0, 0, {}, None, None, None))
-                continue
-            cursig = struct.unpack_from(e + "h", desc, _PR_CURSIG)[0]
-            sigpend, sighold = struct.unpack_from(e + "QQ", desc, _PR_SIGPEND)
-            (tid,) = struct.unpack_from(e + "i", desc, _PR_PID)
+                reg_at = 72
             regs: dict[str, int] = {}
-            if names and len(desc) >= _PR_REG + 8 * len(names):
-                regs = dict(zip(names, struct.unpack_from(f"{e}{len(names)}Q", desc, _PR_REG), strict=True))
-            out.append(
-                ThreadState(
-                    tid,
-                    cursig,
-                    sigpend,
-                    sighold,
-                    regs,
-                    regs.get(pc_name),
-                    regs.get(sp_name),
-                    regs.get(fp_name),
-                )
-            )
+            if layout is not None:
+                names, word = layout[0], layout[1]
+                if len(desc) >= reg_at + word * len(names):
+                    fmt = f"{e}{len(names)}{'Q' if word == 8 else 'I'}"
+                    regs = dict(zip(names, struct.unpack_from(fmt, desc, reg_at), strict=True))
+            pc = sp = fp = None
+            if regs and layout is not None:
+                pc, sp, fp = regs.get(layout[2]), regs.get(layout[3]), regs.get(layout[4])
+            out.append(ThreadState(tid, cursig, sigpend, sighold, regs, pc, sp, fp))
         if not out:
             raise DumpError(f"{self.path} has no thread state (NT_PRSTATUS): not a process core, or corrupt")
         return tuple(out)
+
+    def _register_layout(self) -> tuple[tuple[str, ...], int, str, str, str] | None:
+        """(register names, register size, pc, sp, frame pointer) of pr_reg, where decoded."""
+        if self.machine == "EM_386" and self.elfclass == 32:
+            return I386_REGS, 4, "eip", "esp", "ebp"
+        if self.machine in ARCHES:  # x86_64 and aarch64; x32 keeps x86_64's 8-byte registers
+            _, names, pc_name, sp_name, fp_name = ARCHES[self.machine]
+            return names, 8, pc_name, sp_name, fp_name
+        return None
 
     @cached_property
     def siginfo(self) -> SigInfo | None:
