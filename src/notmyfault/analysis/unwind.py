@@ -19,7 +19,7 @@ from typing import Any
 
 from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import PF_X, ElfCore
-from notmyfault.dumps.errors import UnreadableMemory
+from notmyfault.dumps.errors import DumpError, UnreadableMemory
 
 SCAN_BYTES = 64 * 1024
 SCAN_FRAMES = 16
@@ -86,7 +86,10 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
 
     logging.getLogger("drgn").setLevel(logging.CRITICAL)  # it warns on stderr for each missing file
     prog = drgn.Program()
-    prog.set_core_dump(core.path)
+    try:
+        prog.set_core_dump(core.path)
+    except Exception as e:  # whatever drgn cannot read is unusable input, said in one line
+        raise DumpError(f"{core.path}: drgn cannot read this core ({type(e).__name__}: {e})") from None
     with contextlib.suppress(Exception):
         prog.create_loaded_modules()
     if sysroot:
@@ -102,6 +105,8 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
         prog.load_default_debug_info()
     except drgn.MissingDebugInfoError:
         missing = [m.name for m in prog.modules() if m.wants_loaded_file() or m.wants_debug_file()]
+    except Exception as e:  # broken debug info: go on with what loaded, and say so
+        missing = [f"(debug info failed to load: {type(e).__name__}: {e})"]
     return Program(prog, tuple(missing))
 
 
