@@ -78,3 +78,15 @@ def sysv_rows(kind: str) -> list[dict[str, int]]:
     names = lines[0].split()
     rows = [dict(zip(names, map(int, line.split()), strict=False)) for line in lines[1:]]
     return [r for r in rows if r["key"] >> 16 == MY_KEY_PREFIX]
+
+
+SEED_ARGS = ("--pool", "nonpaged", "--rate", "1GB", "--stop-at", "64MB", "--then-crash", "high-irql")
+"""The seed's scenario, fast: 64 MB of nonpaged pool tagged Leak, then the high-irql crash."""
+
+
+def seed_scenario(dump_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the seed's scenario into ``dump_dir``; return (the leak's limit event, the crash report)."""
+    leak = LeakProc(*SEED_ARGS, "--dump-dir", str(dump_dir))
+    assert leak.finish(timeout=120) == 0
+    report = next(e for e in leak.events if e.get("kind") == "crash")
+    return leak.event("limit"), report

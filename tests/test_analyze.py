@@ -13,6 +13,7 @@ import pytest
 from notmyfault.faults.catalog import CATALOG, Access, CrashType
 from tests.conftest import CORPUS, run_json, run_nmf
 from tests.coretools import gdb_frames, read_core
+from tests.leakutil import seed_scenario
 
 CRASHES = [c for c in CATALOG if not c.takes_signal]
 
@@ -220,24 +221,8 @@ def test_bad_input_one_line_exit_2(command: str, tmp_path: Path, catalog_dumps: 
 @pytest.fixture(scope="module")
 def seed_core(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict, dict]:
     """The seed's dump: 64 MB of nonpaged pool tagged Leak, then high-irql."""
-    d = tmp_path_factory.mktemp("seed")
-    out = run_nmf(
-        "leak",
-        "--pool",
-        "nonpaged",
-        "--rate",
-        "1GB",
-        "--stop-at",
-        "64MB",
-        "--then-crash",
-        "high-irql",
-        "--json",
-        "--dump-dir",
-        str(d),
-    ).stdout
-    events = [json.loads(line) for line in out.splitlines() if line.strip()]
-    limit = next(e for e in events if e.get("event") == "limit")
-    return events[-1]["dump"]["path"], limit, events[-1]
+    limit, report = seed_scenario(tmp_path_factory.mktemp("seed"))
+    return report["dump"]["path"], limit, report
 
 
 def test_vm_warns_of_excessive_nonpaged_pool(

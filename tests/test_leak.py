@@ -17,7 +17,7 @@ import pytest
 from notmyfault.faults.leak import DEFAULT_BLOCK, PAGE
 from tests.conftest import run_nmf
 from tests.coretools import pool_blocks
-from tests.leakutil import LeakProc, meminfo, proc_status, sysv_rows
+from tests.leakutil import LeakProc, meminfo, proc_status, seed_scenario, sysv_rows
 
 MiB = 1024 * 1024
 LIMIT = 64_000_000  # 64 MB, as the issue asks: not a multiple of the block, so the last block is cut
@@ -253,21 +253,7 @@ def test_nonpaged_refused_when_memlock_too_small() -> None:
 
 def test_then_crash_core_holds_every_tagged_block(dump_dir: Path) -> None:
     """The seed's scenario: nonpaged leak with tag Leak, then high-irql; the core holds the leak."""
-    leak = LeakProc(
-        "--pool",
-        "nonpaged",
-        "--rate",
-        "1GB",
-        "--stop-at",
-        "64MB",
-        "--then-crash",
-        "high-irql",
-        "--dump-dir",
-        str(dump_dir),
-    )
-    assert leak.finish(timeout=120) == 0
-    limit = leak.event("limit")
-    report = next(e for e in leak.events if e.get("kind") == "crash")
+    limit, report = seed_scenario(dump_dir)
     assert report["signal_name"] == "SIGSEGV"
     assert report["dump"] is not None
     blocks = [b for b in pool_blocks(report["dump"]["path"]) if b[4] == report["pid"]]
