@@ -251,12 +251,14 @@ def dumpconfig(dump_dir: str | None, pattern: str | None, as_json: bool) -> None
 
 def _register() -> None:
     from notmyfault.cli.analyze import COMMANDS
+    from notmyfault.cli.demo import demo
     from notmyfault.cli.hang import hang
     from notmyfault.cli.leak import cleanup, leak
 
     cli.add_command(leak)
     cli.add_command(cleanup)
     cli.add_command(hang)
+    cli.add_command(demo)
     for command in COMMANDS:
         cli.add_command(command)
 

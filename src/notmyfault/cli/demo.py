@@ -1,0 +1,123 @@
+"""``notmyfault demo``: the seed's whole story in one command.
+
+Leak nonpaged pool tagged ``Leak`` (Leak/second, to a limit), crash with
+``high-irql`` in the same process, then read the dump the way the seed's
+WinDbg session did, section by section: ``!analyze -v``, ``.trap``, ``kvL``,
+``!vm``, ``!poolused``, ``s -a`` for the tag, ``lmvm myfault``.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+
+import click
+
+from notmyfault.cli.common import (
+    DUMP_DIR_HELP,
+    EXIT_INTERRUPTED,
+    EXIT_NO_DUMP,
+    dump_settings,
+    fail,
+    run_watched,
+)
+
+SEED_RATE, SEED_STOP = "1000KB", "200MB"
+FAST_RATE, FAST_STOP = "100MB", "200MB"
+
+
+def _heading(command: str) -> str:
+    return f"\n{'=' * 79}\nkd> {command}\n{'=' * 79}"
+
+
+def _pool(stop_at: int) -> tuple[str, str | None]:
+    """nonpaged, unless this user may not lock that much: then paged, with the reason."""
+    from notmyfault.faults.leak import CAP_IPC_LOCK, has_capability
+
+    if has_capability(CAP_IPC_LOCK):
+        return "nonpaged", None
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    if hard == resource.RLIM_INFINITY or hard >= stop_at:
+        return "nonpaged", None
+    return (
+        "paged",
+        f"RLIMIT_MEMLOCK ({hard} bytes) is too small to lock {stop_at} bytes: leaking the paged pool instead",
+    )
+
+
+@click.command()
+@click.option(
+    "--exact", is_flag=True, help=f"The seed's own numbers: {SEED_RATE}/s to {SEED_STOP} (about 200 s)."
+)
+@click.option("--rate", help=f"Leak per second (default {FAST_RATE}).")
+@click.option("--stop-at", help=f"Leak this much (default {FAST_STOP}).")
+@click.option("--dump-dir", type=click.Path(file_okay=False), help=DUMP_DIR_HELP)
+def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | None) -> None:
+    """The seed's scenario end to end: nonpaged leak tagged Leak, high-irql crash, then the dump's analysis."""
+    from notmyfault.analysis.crash import analyze, decode
+    from notmyfault.analysis.modules import modules
+    from notmyfault.analysis.pool import pool_usage
+    from notmyfault.analysis.search import search
+    from notmyfault.analysis.unwind import load_program
+    from notmyfault.analysis.vm import vm_summary
+    from notmyfault.capture.watch import CrashInterrupted
+    from notmyfault.cli.common import parse_size_option
+    from notmyfault.dumps import DumpError, open_dump
+    from notmyfault.render.analysis import analysis_text, pool_text, regs_text, stack_text
+    from notmyfault.render.capture import crash_text
+    from notmyfault.render.memory import modules_text, search_text, vm_text
+
+    if exact and (rate or stop_at):
+        fail("--exact uses the seed's numbers; leave out --rate and --stop-at, or --exact")
+    rate = rate or (SEED_RATE if exact else FAST_RATE)
+    stop_at = stop_at or (SEED_STOP if exact else FAST_STOP)
+    stop_bytes = parse_size_option("--stop-at", stop_at)
+    parse_size_option("--rate", rate)
+    pool, why = _pool(stop_bytes)
+    settings = dump_settings(dump_dir)
+    click.echo(
+        f"notmyfault demo: Leak/second {rate}, {pool} pool, tag 'Leak', to {stop_at}; then High IRQL fault"
+    )
+    if why:
+        click.echo(f"notmyfault demo: {why}")
+    argv = [sys.executable, "-m", "notmyfault", "leak", "--pool", pool, "--rate", rate, "--stop-at", stop_at,
+            "--tag", "Leak", "--then-crash", "high-irql", "--child"]  # fmt: skip
+    try:
+        run = run_watched(
+            argv,
+            settings,
+            "leak-then-high-irql",
+            None,
+            on_interrupt="forward",
+            new_session=True,
+            echo_stderr=True,
+        )
+    except CrashInterrupted as e:
+        fail(str(e), EXIT_INTERRUPTED)
+    click.echo(crash_text(run))
+    if run.dump is None:
+        sys.exit(EXIT_NO_DUMP)
+    path = run.dump.path
+    try:
+        with open_dump(path) as core:
+            program = load_program(core)
+            result = analyze(core, program=program)
+            click.echo(_heading(f"!analyze -v    ({os.path.basename(path)})"))
+            click.echo(analysis_text(result))
+            t = core.threads[0]
+            click.echo(_heading(".trap"))
+            click.echo(regs_text(t, decode(core, t.pc) if t.pc is not None else None, None))
+            click.echo(_heading("kvL"))
+            click.echo(stack_text(t.tid, list(result.frames[:12])))
+            pools = pool_usage(core)
+            click.echo(_heading("!vm"))
+            click.echo(vm_text(vm_summary(core, pools, top=5)))
+            click.echo(_heading("!poolused /t 3 2"))
+            click.echo(pool_text(pools, 3))
+            click.echo(_heading('s -a myfault "Leak"'))
+            click.echo(search_text(search(core, b"Leak", "myfault")))
+            click.echo(_heading("lmvm myfault"))
+            click.echo(modules_text(modules(program), "myfault"))
+    except DumpError as e:
+        fail(str(e))

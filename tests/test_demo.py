@@ -1,0 +1,48 @@
+"""notmyfault demo: the seed's story from a real dump, with the leak's own numbers."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tests.conftest import run_nmf
+
+
+def test_demo_tells_the_seed_story(dump_dir: Path) -> None:
+    r = run_nmf("demo", "--stop-at", "32MB", "--dump-dir", str(dump_dir), timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = r.stdout + r.stderr
+    for heading in (
+        "kd> !analyze -v",
+        "kd> .trap",
+        "kd> kvL",
+        "kd> !vm",
+        "kd> !poolused",
+        'kd> s -a myfault "Leak"',
+        "kd> lmvm myfault",
+    ):
+        assert heading in out
+    assert "INVALID_MEMORY_READ (SIGSEGV / SEGV_MAPERR)" in out
+    assert "Probably caused by : myfault." in out
+    assert "( myfault!myfault_high_irql+0x" in out
+    # the leak's own numbers, as the leaking process reported them before the crash ...
+    m = re.search(r"leaked (\d+) bytes in (\d+) blocks tagged 'Leak' \((nonpaged|paged) pool\)", out)
+    assert m
+    leaked, blocks, pool = int(m.group(1)), int(m.group(2)), m.group(3)
+    assert 32_000_000 - 64 * 1024 < leaked <= 32_000_000
+    # ... are the numbers !poolused reads from the dump
+    assert re.search(rf"^Leak\s+{pool}\s+{blocks}\s+{leaked}\s", out, re.M)
+    assert re.search(
+        r"^[0-9a-f]{16}\s+myfault\+0x[0-9a-f]+\s+\(file\)", out, re.M
+    )  # the tag found in myfault
+    assert "Build-id:" in out
+    assert len(list(dump_dir.glob("core.*"))) == 1
+
+
+def test_demo_bad_options() -> None:
+    r = run_nmf("demo", "--exact", "--rate", "5MB")
+    assert r.returncode == 2
+    assert "--exact uses the seed's numbers" in r.stderr
+    r = run_nmf("demo", "--stop-at", "lots")
+    assert r.returncode == 2
+    assert "cannot read size" in r.stderr
