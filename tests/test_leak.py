@@ -33,7 +33,6 @@ def test_paged_leak_reaches_limit_and_shows_in_rss() -> None:
     leak = LeakProc("--pool", "paged", "--rate", "1GB", "--stop-at", "64MB", "--hold")
     start = leak.until("start")
     pid = start["pid"]
-    rss0 = proc_status(pid)["VmRSS"]
     limit = leak.until("limit", "error")
     total, blocks = _expected_total(LIMIT)
     assert limit["event"] == "limit"
@@ -41,7 +40,8 @@ def test_paged_leak_reaches_limit_and_shows_in_rss() -> None:
     assert LIMIT - total < DEFAULT_BLOCK  # stopped at the limit, within one block
     leak.until("holding")
     st = proc_status(pid)
-    assert st["VmRSS"] - rss0 >= total * 0.98
+    # the whole leak is resident anonymous memory (a baseline read after "start" would race the leak)
+    assert st["RssAnon"] >= total
     assert st["VmLck"] == 0  # paged: nothing locked
     leak.proc.send_signal(signal.SIGTERM)
     assert leak.finish() == 0
