@@ -155,14 +155,9 @@ def _wait(
         code, status = info.si_code, info.si_status
     finally:
         os.close(fd)
-    members = [m for m in _group_members(proc.pid) if m != proc.pid] if group else []
     proc.wait()
     if group:  # whatever the child left in its group (a vfork child)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        for m in members:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(m, 0)
+        _kill_group(proc.pid)
     return code, status, timed_out
 
 
