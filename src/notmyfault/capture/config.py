@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
+from notmyfault.caps import CAP_SYS_RESOURCE, has_capability
 from notmyfault.capture.pattern import CorePattern, Handler, PatternKind, parse_pattern
 
 PROC_KERNEL = Path("/proc/sys/kernel")
@@ -167,17 +168,10 @@ def _free_bytes(path: str) -> int | None:
         return None
 
 
-CAP_SYS_RESOURCE = 24
-
-
 def _can_raise_hard_limit() -> bool:
     """True if this process holds CAP_SYS_RESOURCE (root usually does; root in a
     container or under setpriv may not), which raising a hard limit needs."""
-    status = _read("/proc/self/status") or ""
-    for line in status.splitlines():
-        if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) & (1 << CAP_SYS_RESOURCE))
-    return os.geteuid() == 0
+    return has_capability(CAP_SYS_RESOURCE, unknown=os.geteuid() == 0)
 
 
 def read_systemd_coredump(root: str = "/") -> SystemdCoredump:

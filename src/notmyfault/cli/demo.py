@@ -33,13 +33,11 @@ def _heading(command: str) -> str:
 
 def _pool(stop_at: int) -> tuple[str, str | None]:
     """nonpaged, unless this user may not lock that much: then paged, with the reason."""
-    from notmyfault.faults.leak import CAP_IPC_LOCK, has_capability
+    from notmyfault.faults.leak import memlock_allows
 
-    if has_capability(CAP_IPC_LOCK):
+    if memlock_allows(stop_at):
         return "nonpaged", None
     hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
-    if hard == resource.RLIM_INFINITY or hard >= stop_at:
-        return "nonpaged", None
     return (
         "paged",
         f"RLIMIT_MEMLOCK ({hard} bytes) is too small to lock {stop_at} bytes: leaking the paged pool instead",

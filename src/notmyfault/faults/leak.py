@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from notmyfault.caps import CAP_IPC_LOCK, has_capability
 from notmyfault.faults import sysv
 from notmyfault.faults.pool import PoolCode, normalize_tag
 from notmyfault.faults.safety import check_floor
@@ -44,7 +45,6 @@ KERNEL_MSG_OVERHEAD = 48
 """Bytes the kernel adds to each message (struct msg_msg on 64-bit)."""
 DEFAULT_BLOCK = 64 * 1024
 DEFAULT_KERNEL_BLOCK = 4096 - KERNEL_MSG_OVERHEAD
-CAP_IPC_LOCK = 14
 
 
 class Pool(str, Enum):
@@ -93,12 +93,13 @@ def _read_int(path: str) -> int:
     return int(Path(path).read_text().split()[0])
 
 
-def has_capability(bit: int) -> bool:
-    """True if this process holds capability number ``bit``."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) & (1 << bit))
-    return False
+def memlock_allows(nbytes: int) -> bool:
+    """True if this process may lock ``nbytes``: it holds CAP_IPC_LOCK, or its hard
+    RLIMIT_MEMLOCK (to which the leak raises the soft one) is at least that."""
+    if has_capability(CAP_IPC_LOCK):
+        return True
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    return hard == resource.RLIM_INFINITY or nbytes <= hard
 
 
 def block_sizes(plan: LeakPlan) -> list[int]:
@@ -171,15 +172,14 @@ def plan_leak(
 
 
 def _check_limits(plan: LeakPlan) -> None:
-    if plan.pool is Pool.NONPAGED and not has_capability(CAP_IPC_LOCK):
-        _soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
-        if hard != resource.RLIM_INFINITY and plan.stop_at > hard:
-            raise LeakRefused(
-                f"a nonpaged leak of {format_size(plan.stop_at)} must lock that much, but RLIMIT_MEMLOCK "
-                f"is {format_size(hard)} (hard) and this user may not raise it: ask for at most "
-                f"{format_size(hard)}, or raise the limit as root (ulimit -l unlimited, 'memlock' in "
-                "/etc/security/limits.conf, or LimitMEMLOCK= for a systemd service)"
-            )
+    if plan.pool is Pool.NONPAGED and not memlock_allows(plan.stop_at):
+        hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+        raise LeakRefused(
+            f"a nonpaged leak of {format_size(plan.stop_at)} must lock that much, but RLIMIT_MEMLOCK "
+            f"is {format_size(hard)} (hard) and this user may not raise it: ask for at most "
+            f"{format_size(hard)}, or raise the limit as root (ulimit -l unlimited, 'memlock' in "
+            "/etc/security/limits.conf, or LimitMEMLOCK= for a systemd service)"
+        )
     if plan.pool is Pool.KERNEL:
         per_queue = messages_per_queue(plan.block)
         queues = -(-plan.blocks // per_queue)
