@@ -55,6 +55,13 @@ def short_name(path: str | None) -> str:
     return os.path.basename(path).split(".", 1)[0] or os.path.basename(path)
 
 
+def module_matches(path: str | None, name: str) -> bool:
+    """True if the module at ``path`` is the one called ``name``: its short name, its file name, or its path."""
+    if not path:
+        return False
+    return short_name(path) == name or path.endswith("/" + name) or path == name
+
+
 @dataclass(frozen=True)
 class BlameChoice:
     """Which frame the rule picked, and why."""

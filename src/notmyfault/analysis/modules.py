@@ -6,7 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from notmyfault.analysis.blame import short_name
+from notmyfault.analysis.blame import module_matches, short_name
 from notmyfault.analysis.unwind import Program, module_span
 
 _VERSION = re.compile(r"\.so\.(\d+(?:\.\d+)*)$")
@@ -84,3 +84,8 @@ def modules(program: Program) -> list[ModuleInfo]:
             )
         )
     return sorted(out, key=lambda i: (i.start is None, i.start or 0))
+
+
+def select_modules(mods: list[ModuleInfo], name: str) -> list[ModuleInfo]:
+    """The modules called ``name`` (short name, file name or path)."""
+    return [m for m in mods if module_matches(m.path, name)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from notmyfault.analysis.blame import short_name
+from notmyfault.analysis.blame import module_matches, short_name
 from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import ElfCore
 
@@ -32,8 +32,7 @@ def _where(core: ElfCore, addr: int) -> tuple[str, str | None]:
     f = core.file_at(addr)
     if f is None:
         return "anonymous memory", None
-    base = min(m.start for m in core.files if m.path == f.path)
-    return f"{short_name(f.path)}+{addr - base:#x}", f.path
+    return f"{short_name(f.path)}+{addr - core.file_base(f.path):#x}", f.path
 
 
 def search(core: ElfCore, pattern: bytes, module: str | None = None) -> list[Hit]:
@@ -42,11 +41,7 @@ def search(core: ElfCore, pattern: bytes, module: str | None = None) -> list[Hit
     seen: set[int] = set()
 
     def wanted(path: str | None) -> bool:
-        if module is None:
-            return True
-        return path is not None and (
-            short_name(path) == module or path.endswith("/" + module) or path == module
-        )
+        return module is None or module_matches(path, module)
 
     for addr in core.find_all(pattern):
         where, path = _where(core, addr)

@@ -198,7 +198,7 @@ def _file_module(core: ElfCore, pc: int) -> tuple[str | None, int | None]:
     f = core.file_at(pc)
     if f is None:
         return None, None
-    return f.path, min(m.start for m in core.files if m.path == f.path)
+    return f.path, core.file_base(f.path)
 
 
 def frame_pointer_frames(program: Program, core: ElfCore, fp: int | None, start_index: int) -> list[Frame]:

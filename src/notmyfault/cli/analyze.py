@@ -163,20 +163,19 @@ def poolused(core: str, sort: str, top: int | None, as_json: bool) -> None:
 def modules(core: str, verbose_name: str | None, exe: str | None, sysroot: str | None, as_json: bool) -> None:
     """lm / lmvm: modules with load range, build-id, and whether the file on disk matches."""
     from notmyfault.analysis.modules import modules as list_modules
+    from notmyfault.analysis.modules import select_modules
     from notmyfault.analysis.unwind import load_program
     from notmyfault.render.memory import modules_json, modules_text
 
     with opened(core) as c:
         mods = list_modules(load_program(c, exe, sysroot))
         if verbose_name is not None:
-            mods_v = [m for m in mods if m.name == verbose_name or m.path.endswith("/" + verbose_name)]
-            if not mods_v:
-                fail(
-                    f"no module named {verbose_name!r} in the dump; modules: {', '.join(sorted({m.name for m in mods}))}"
-                )
-            if as_json:
-                mods = mods_v
-        _emit(as_json, lambda: modules_json(mods), lambda: modules_text(mods, verbose_name))
+            chosen = select_modules(mods, verbose_name)
+            if not chosen:
+                names = ", ".join(sorted({m.name for m in mods}))
+                fail(f"no module named {verbose_name!r} in the dump; modules: {names}")
+            mods = chosen
+        _emit(as_json, lambda: modules_json(mods), lambda: modules_text(mods, verbose_name is not None))
 
 
 @click.command()

@@ -54,7 +54,7 @@ def _pool(stop_at: int) -> tuple[str, str | None]:
 def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | None) -> None:
     """The seed's scenario end to end: nonpaged leak tagged Leak, high-irql crash, then the dump's analysis."""
     from notmyfault.analysis.crash import analyze, decode
-    from notmyfault.analysis.modules import modules
+    from notmyfault.analysis.modules import modules, select_modules
     from notmyfault.analysis.pool import pool_usage
     from notmyfault.analysis.search import search
     from notmyfault.analysis.unwind import load_program
@@ -116,6 +116,6 @@ def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | Non
             click.echo(_heading('s -a myfault "Leak"'))
             click.echo(search_text(search(core, b"Leak", "myfault")))
             click.echo(_heading("lmvm myfault"))
-            click.echo(modules_text(modules(program), "myfault"))
+            click.echo(modules_text(select_modules(modules(program), "myfault"), details=True))
     except DumpError as e:
         fail(str(e))

@@ -368,6 +368,10 @@ class ElfCore:
     def _starts(self) -> list[int]:
         return [s.vaddr for s in self.segments]
 
+    def file_base(self, path: str) -> int:
+        """Where the file ``path`` is loaded: the lowest start of its mappings."""
+        return min(f.start for f in self.files if f.path == path)
+
     def segment_at(self, addr: int) -> Segment | None:
         """The PT_LOAD segment that holds ``addr``, if any (a binary search: cores have thousands)."""
         i = bisect.bisect_right(self._starts, addr) - 1

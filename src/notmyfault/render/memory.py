@@ -15,14 +15,11 @@ from notmyfault.render.analysis import hexa
 from notmyfault.units import format_size
 
 
-def modules_text(mods: list[ModuleInfo], verbose_name: str | None) -> str:
-    """lm, or lmvm NAME for one module's details."""
-    if verbose_name is not None:
-        chosen = [m for m in mods if m.name == verbose_name or m.path.endswith("/" + verbose_name)]
-        if not chosen:
-            return f"no module named {verbose_name!r}; modules: {', '.join(sorted({m.name for m in mods}))}"
+def modules_text(mods: list[ModuleInfo], details: bool) -> str:
+    """lm: one line a module; or, with ``details``, lmvm's page for each module given."""
+    if details:
         out = []
-        for m in chosen:
+        for m in mods:
             out += [
                 "start             end                 module name",
                 f"{m.start or 0:016x}  {m.end or 0:016x}    {m.name}",
