@@ -16,6 +16,7 @@ from notmyfault.cli.common import (
     report_crash,
     run_watched,
 )
+from notmyfault.render import SCHEMA_VERSION
 
 
 @click.command()
@@ -55,7 +56,9 @@ def hang(
 
     if list_:
         if as_json:
-            emit_json({"schema_version": 1, "kind": "hangs", "hang_types": [h.__dict__ for h in HANGS]})
+            emit_json(
+                {"schema_version": SCHEMA_VERSION, "kind": "hangs", "hang_types": [h.__dict__ for h in HANGS]}
+            )
         else:
             for h in HANGS:
                 click.echo(f"{h.name:<11} {h.summary} (state {h.state}; {', '.join(h.functions)})")
@@ -121,7 +124,7 @@ def _hang_child(
         if as_json:
             emit_json(
                 {
-                    "schema_version": 1,
+                    "schema_version": SCHEMA_VERSION,
                     "kind": "hang",
                     "event": "started",
                     "hang_type": name,
@@ -155,7 +158,10 @@ def _hang_child(
     except CrashInterrupted:
         pid = started[0] if started else None
         if as_json:
-            emit_json({"schema_version": 1, "kind": "hang", "event": "released", "pid": pid}, lines=True)
+            emit_json(
+                {"schema_version": SCHEMA_VERSION, "kind": "hang", "event": "released", "pid": pid},
+                lines=True,
+            )
         else:
             click.echo(f"notmyfault: released: pid {pid} and everything it started were killed")
         return
@@ -163,7 +169,7 @@ def _hang_child(
         code = run.child.exit_code
         if as_json:
             event = {
-                "schema_version": 1,
+                "schema_version": SCHEMA_VERSION,
                 "kind": "hang",
                 "event": "ended",
                 "pid": run.child.pid,

@@ -21,6 +21,7 @@ from notmyfault.cli.common import (
     report_crash,
     run_watched,
 )
+from notmyfault.render import SCHEMA_VERSION
 
 HOLD_TICK = 1.0
 
@@ -257,7 +258,7 @@ def _list_held(as_json: bool) -> None:
         for (t, pool), group in sorted(by_tag.items())
     ]
     if as_json:
-        emit_json({"schema_version": 1, "kind": "held", "leaks": rows})
+        emit_json({"schema_version": SCHEMA_VERSION, "kind": "held", "leaks": rows})
         return
     if not rows:
         click.echo("no persistent leaks are held")
@@ -284,7 +285,7 @@ def cleanup(tag: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(
             {
-                "schema_version": 1,
+                "schema_version": SCHEMA_VERSION,
                 "kind": "cleanup",
                 "tag": tag,
                 "removed": [

@@ -24,6 +24,7 @@ from notmyfault.cli.common import (
     report_crash,
     run_watched,
 )
+from notmyfault.render import SCHEMA_VERSION
 
 
 def _catalog_epilog() -> str:
@@ -169,7 +170,7 @@ def _crash_here(
         expected = expected_dump_glob(settings, crash_facts(os.getpid(), expected_signal), prepared.cwd)
         replaces = sorted(p for p in glob.glob(expected) if os.path.isfile(p)) if expected else []
         message = {
-            "schema_version": 1,
+            "schema_version": SCHEMA_VERSION,
             "kind": "crash-in-process",
             "crash_type": name,
             "pid": os.getpid(),
