@@ -171,7 +171,7 @@ def _become_subreaper() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _group_members(pgid: int) -> list[int]:
+def group_members(pgid: int) -> list[int]:
     """The pids of the processes in process group ``pgid`` (from /proc)."""
     members = []
     for entry in os.listdir("/proc"):
@@ -193,7 +193,7 @@ def _kill_group(pgid: int) -> None:
     started (e.g. the unkillable hang's vfork child) is reparented to us when
     the child dies, and is reaped here instead of lingering as a zombie.
     """
-    members = [m for m in _group_members(pgid) if m != pgid]
+    members = [m for m in group_members(pgid) if m != pgid]
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
     for m in members:
@@ -224,12 +224,16 @@ def run_child(
     new_session: bool = False,
     echo_stderr: bool = False,
     on_start: Callable[[int], None] | None = None,
+    on_stdout: Callable[[bytes], None] | None = None,
+    on_stderr: Callable[[bytes], None] | None = None,
 ) -> ChildExit:
     """Run ``argv`` in ``cwd``, wait up to ``timeout`` seconds (None: no limit), and say how it ended.
 
     stderr is collected (the C library writes its abort message there when
     LIBC_FATAL_STDERR_ is set), and with ``echo_stderr`` also copied to ours as
-    it comes.  ``new_session`` puts the child in a session (and process group)
+    it comes.  With ``on_stdout`` the child's stdout is read too, and each
+    line of it (and with ``on_stderr`` each line of stderr) is given to that
+    callback, from a reader thread, as it comes.  ``new_session`` puts the child in a session (and process group)
     of its own, so that the terminal's Ctrl-C reaches only this parent, which
     decides (``on_interrupt``, see :func:`_wait`), and so that killing it kills
     whatever it started.  ``on_start`` is called with the child's pid.  A child
@@ -247,6 +251,7 @@ def run_child(
         cwd=cwd,
         env=child_env,
         stdin=subprocess.DEVNULL,
+        stdout=None if on_stdout is None else subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=new_session,
     )
@@ -262,9 +267,20 @@ def run_child(
             if echo_stderr:
                 sys.stderr.buffer.write(line)
                 sys.stderr.flush()
+            if on_stderr is not None:
+                on_stderr(line)
 
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
+    def pump_stdout() -> None:
+        assert proc.stdout is not None
+        assert on_stdout is not None
+        for line in iter(proc.stdout.readline, b""):
+            on_stdout(line)
+
+    readers = [threading.Thread(target=pump, daemon=True)]
+    if on_stdout is not None:
+        readers.append(threading.Thread(target=pump_stdout, daemon=True))
+    for reader in readers:
+        reader.start()
     try:
         if on_start is not None:
             on_start(proc.pid)
@@ -275,7 +291,8 @@ def run_child(
         _kill(proc, new_session)
         raise CrashInterrupted(f"interrupted; the child (pid {proc.pid}) was killed") from None
     elapsed = time.monotonic() - start
-    reader.join(timeout=2.0)
+    for reader in readers:
+        reader.join(timeout=2.0)
     stderr = b"".join(chunks).decode(errors="replace")
     when = fault_at[0] if fault_at else None
     if code == CLD_EXITED:

@@ -8,7 +8,6 @@ WinDbg session did, section by section: ``!analyze -v``, ``.trap``, ``kvL``,
 
 from __future__ import annotations
 
-import os
 import resource
 import sys
 
@@ -53,18 +52,11 @@ def _pool(stop_at: int) -> tuple[str, str | None]:
 @click.option("--dump-dir", type=click.Path(file_okay=False), help=DUMP_DIR_HELP)
 def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | None) -> None:
     """The seed's scenario end to end: nonpaged leak tagged Leak, high-irql crash, then the dump's analysis."""
-    from notmyfault.analysis.crash import analyze, decode
-    from notmyfault.analysis.modules import modules, select_modules
-    from notmyfault.analysis.pool import pool_usage
-    from notmyfault.analysis.search import search
-    from notmyfault.analysis.unwind import load_program
-    from notmyfault.analysis.vm import vm_summary
     from notmyfault.capture.watch import CrashInterrupted
     from notmyfault.cli.common import parse_size_option
-    from notmyfault.dumps import DumpError, open_dump
-    from notmyfault.render.analysis import analysis_text, pool_text, regs_text, stack_text
+    from notmyfault.dumps import DumpError
     from notmyfault.render.capture import crash_text
-    from notmyfault.render.memory import modules_text, search_text, vm_text
+    from notmyfault.report import dump_report
 
     if exact and (rate or stop_at):
         fail("--exact uses the seed's numbers; leave out --rate and --stop-at, or --exact")
@@ -96,26 +88,10 @@ def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | Non
     click.echo(crash_text(run))
     if run.dump is None:
         sys.exit(EXIT_NO_DUMP)
-    path = run.dump.path
     try:
-        with open_dump(path) as core:
-            program = load_program(core)
-            result = analyze(core, program=program)
-            click.echo(_heading(f"!analyze -v    ({os.path.basename(path)})"))
-            click.echo(analysis_text(result))
-            t = core.threads[0]
-            click.echo(_heading(".trap"))
-            click.echo(regs_text(t, decode(core, t.pc) if t.pc is not None else None, None))
-            click.echo(_heading("kvL"))
-            click.echo(stack_text(t.tid, list(result.frames[:12])))
-            pools = pool_usage(core)
-            click.echo(_heading("!vm"))
-            click.echo(vm_text(vm_summary(core, pools, top=5)))
-            click.echo(_heading("!poolused /t 3 2"))
-            click.echo(pool_text(pools, 3))
-            click.echo(_heading('s -a myfault "Leak"'))
-            click.echo(search_text(search(core, b"Leak", "myfault")))
-            click.echo(_heading("lmvm myfault"))
-            click.echo(modules_text(select_modules(modules(program), "myfault"), details=True))
+        report = dump_report(run.dump.path, tag="Leak")
     except DumpError as e:
         fail(str(e))
+    for section in report.sections:
+        click.echo(_heading(section.command))
+        click.echo(section.text)

@@ -59,7 +59,14 @@ HOLD_TICK = 1.0
 @click.option("--list", "list_", is_flag=True, help="List the persistent leaks held on this machine, by tag.")
 @click.option("--dump-dir", type=click.Path(file_okay=False), help=DUMP_DIR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Events and progress as JSON Lines.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.05, 60.0),
+    metavar="SECONDS",
+    help="Seconds between progress updates (default: 0.25 on a terminal, 1 otherwise).",
+)
 @click.option("--child", is_flag=True, hidden=True)
+@click.option("--crash-on-usr1", metavar="TYPE", hidden=True)
 def leak(
     pool: str,
     rate: str,
@@ -73,7 +80,9 @@ def leak(
     list_: bool,
     dump_dir: str | None,
     as_json: bool,
+    interval: float | None,
     child: bool,
+    crash_on_usr1: str | None,
 ) -> None:
     """Leak memory at a set rate in blocks tagged like pool allocations (NotMyfault's Leak Paged / Nonpaged).
 
@@ -90,17 +99,10 @@ def leak(
         return
     if then_crash and hold:
         fail("--then-crash and --hold exclude each other: the crash ends the process")
-    crash_name = None
-    if then_crash:
-        from notmyfault.faults.catalog import UnknownCrashType, lookup
-
-        try:
-            entry = lookup(then_crash)
-        except UnknownCrashType as e:
-            fail(f"--then-crash: {e}")
-        if entry.takes_signal:
-            fail("--then-crash takes a crash type, not 'signal'")
-        crash_name = entry.name
+    if crash_on_usr1 and not child:
+        fail("--crash-on-usr1 is for the window's leak child (with --child)")
+    crash_name = _crash_option("--then-crash", then_crash)
+    usr1_crash = _crash_option("--crash-on-usr1", crash_on_usr1)
     try:
         plan = plan_leak(
             Pool(pool),
@@ -116,7 +118,22 @@ def leak(
     if crash_name and not child:
         _leak_then_crash_in_child(crash_name, dump_dir, as_json)
         return
-    _leak_here(plan, hold, crash_name, as_json, child)
+    _leak_here(plan, hold, crash_name, as_json, child, interval, usr1_crash)
+
+
+def _crash_option(option: str, value: str | None) -> str | None:
+    """The crash type named by ``option``, or fail with a one-line error."""
+    if not value:
+        return None
+    from notmyfault.faults.catalog import UnknownCrashType, lookup
+
+    try:
+        entry = lookup(value)
+    except UnknownCrashType as e:
+        fail(f"{option}: {e}")
+    if entry.takes_signal:
+        fail(f"{option} takes a crash type, not 'signal'")
+    return entry.name
 
 
 def _view_mode(as_json: bool) -> str:
@@ -125,9 +142,21 @@ def _view_mode(as_json: bool) -> str:
     return "rich" if sys.stdout.isatty() else "lines"
 
 
-def _leak_here(plan: Any, hold: bool, crash_name: str | None, as_json: bool, child: bool) -> None:
-    """Run the leak in this process; then free, hold, keep or crash."""
-    from notmyfault.faults.leak import Leaker
+def _leak_here(
+    plan: Any,
+    hold: bool,
+    crash_name: str | None,
+    as_json: bool,
+    child: bool,
+    interval: float | None = None,
+    usr1_crash: str | None = None,
+) -> None:
+    """Run the leak in this process; then free, hold, keep or crash.
+
+    With ``usr1_crash``, SIGUSR1 (the window's Do Bug) stops the leak or the
+    hold and crashes with that type, the leak still in memory.
+    """
+    from notmyfault.faults.leak import Leaker, counters
     from notmyfault.render.leakview import LeakView, status_fields
     from notmyfault.units import format_size
 
@@ -143,9 +172,19 @@ def _leak_here(plan: Any, hold: bool, crash_name: str | None, as_json: bool, chi
         interrupts[0] += 1
         interrupted.set()
 
+    bug = threading.Event()
+
+    def on_usr1(signum: int, frame: object) -> None:
+        bug.set()
+        interrupted.set()
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if usr1_crash:
+        signal.signal(signal.SIGUSR1, on_usr1)
     view = LeakView(plan, _view_mode(as_json))
+    if interval is not None:
+        view.tick = interval
     leaker = Leaker(plan)
     view.start(os.getpid())
     st = leaker.run(interrupted, view.update, view.tick)
@@ -156,18 +195,27 @@ def _leak_here(plan: Any, hold: bool, crash_name: str | None, as_json: bool, chi
     if st.error:
         view.event("error", message=f"leak failed: {st.error}", **status_fields(st))
     else:
-        view.event("limit" if st.reached_limit else "stopped", message=f"leak {summary}", **status_fields(st))
-    if crash_name and st.error is None:
+        view.event(
+            "limit" if st.reached_limit else "stopped",
+            message=f"leak {summary}",
+            **status_fields(st),
+            counters=counters(plan),
+        )
+    crash_now = crash_name or (usr1_crash if bug.is_set() else None)
+    if crash_now and st.error is None:
         view.close()
-        _crash_with_leak(plan, st, crash_name)
+        _crash_with_leak(plan, st, crash_now)
     if hold and st.error is None:
         seen = interrupts[0]
         view.event("holding", message="holding the leak; Ctrl-C (or SIGTERM) frees it", **status_fields(st))
         interrupted.clear()
-        while interrupts[0] == seen:
+        while interrupts[0] == seen and not bug.is_set():
             interrupted.wait(HOLD_TICK)
-            if interrupts[0] == seen:
+            if interrupts[0] == seen and not bug.is_set():
                 view.update(st, state="holding")
+        if bug.is_set() and usr1_crash:
+            view.close()
+            _crash_with_leak(plan, st, usr1_crash)
     if plan.persist and st.error is None:
         leaker.release_ownership()
         view.event(

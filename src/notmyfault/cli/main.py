@@ -255,11 +255,13 @@ def _register() -> None:
     from notmyfault.cli.demo import demo
     from notmyfault.cli.hang import hang
     from notmyfault.cli.leak import cleanup, leak
+    from notmyfault.cli.ui import ui
 
     cli.add_command(leak)
     cli.add_command(cleanup)
     cli.add_command(hang)
     cli.add_command(demo)
+    cli.add_command(ui)
     for command in COMMANDS:
         cli.add_command(command)
 

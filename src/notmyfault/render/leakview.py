@@ -69,7 +69,7 @@ class LeakView:
     def start(self, pid: int) -> None:
         """The leak begins in process ``pid``."""
         if self.mode == "json":
-            self.event("start", pid=pid)
+            self.event("start", pid=pid, counters=self.baseline)
         elif self.mode == "rich":
             from rich.live import Live
 

@@ -1,0 +1,27 @@
+"""``notmyfault ui``: the window."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from notmyfault.cli.common import DUMP_DIR_HELP, dump_settings, fail
+
+
+@click.command()
+@click.option("--dump-dir", type=click.Path(file_okay=False), help=DUMP_DIR_HELP)
+def ui(dump_dir: str | None) -> None:
+    """NotMyfault's window in the terminal: Crash, Hang, Leak, Dump Configuration and Dump Analysis tabs.
+
+    Every fault runs in a child process, so the window survives it and shows
+    the analysis of the dump the child left. Keys: 1-5 tabs, b Do Bug, s start
+    a hang, l leak, x stop, r refresh, Esc leaves a field, q quits (and kills
+    every child the window started).
+    """
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        fail("the window needs a terminal; for scripts use the commands (crash, hang, leak, analyze)")
+    dump_settings(dump_dir)
+    from notmyfault.ui.app import run_window
+
+    run_window(dump_dir)

@@ -1,0 +1,1 @@
+"""The window (Textual): ``notmyfault ui``."""
