@@ -111,7 +111,12 @@ def test_do_bug_shows_the_analysis_of_a_real_dump(name: str, dump_dir: Path) -> 
         async with app.run_test(size=SIZE) as pilot:
             choose(app, "catalog", name)
             if name == "signal":
-                app.query_one("#signo", Input).value = str(int(signal.SIGQUIT))
+                assert app.query_one("#signo", Input).value == "SIGQUIT"  # the catalog's default
+                app.query_one("#signo", Input).value = "CHLD"
+                await pilot.press("b")
+                assert "SIGCHLD does not end a process by default" in text_of(app, "crash-status")
+                assert not app.children_jobs.alive()
+                app.query_one("#signo", Input).value = "3"
             if name == "stack-overflow":
                 await pilot.click("#crash-bug")  # the button does what b does
             else:

@@ -38,12 +38,14 @@ from textual.widgets import (
 
 from notmyfault.capture.config import DumpSettings, Verdict, assess, probe
 from notmyfault.capture.watch import CrashRun
-from notmyfault.faults.catalog import CATALOG, lookup
+from notmyfault.faults.catalog import CATALOG, DEFAULT_SIGNAL, lookup
+from notmyfault.faults.crash import check_signal
 from notmyfault.faults.hang import HANGS
 from notmyfault.faults.leak import LeakRefused, Pool, plan_leak
 from notmyfault.faults.safety import floor_bytes, meminfo
 from notmyfault.render.capture import crash_text, dumpconfig_text
 from notmyfault.report import DumpReport, dump_report
+from notmyfault.sigcodes import parse_signal
 from notmyfault.ui.jobs import (
     CRASH_TIMEOUT,
     LEAK_BUG,
@@ -156,7 +158,7 @@ class NotMyfaultApp(App[None]):
                 yield DataTable(id="catalog", cursor_type="row", zebra_stripes=True)
                 with Horizontal(id="signal-field"):
                     yield Label("signal for 'signal':")
-                    yield Input("11", id="signo", type="integer")
+                    yield Input(DEFAULT_SIGNAL.name, id="signo")
                 with Horizontal(classes="buttons"):
                     yield Button("Do Bug (b)", id="crash-bug", variant="error")
                 yield Static("Choose a crash type and press b (Do Bug).", id="crash-status", classes="status")
@@ -374,11 +376,12 @@ class NotMyfaultApp(App[None]):
         name = self._selected("catalog")
         signo = None
         if lookup(name).takes_signal:
-            text = self.query_one("#signo", Input).value.strip()
-            if not text.isdigit() or not 1 <= int(text) < signal.SIGRTMAX:
-                self.say("crash-status", f"the signal must be a number from 1 to {signal.SIGRTMAX - 1}")
+            try:
+                signo = parse_signal(self.query_one("#signo", Input).value.strip())
+                check_signal(signo)
+            except ValueError as e:
+                self.say("crash-status", str(e))
                 return
-            signo = int(text)
         settings = self._settings("crash-status")
         if settings is None:
             return
