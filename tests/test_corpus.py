@@ -41,6 +41,12 @@ def test_every_elf_core_is_analysed(folder: str, core: Path) -> None:
     assert r.stderr == ""
     assert a["signal"]["name"], folder
     assert a["crash_class"] != "UNKNOWN", folder
+    eu = folder_file(folder, "EUSTACK.txt")
+    pid = re.search(r"^PID (\d+) - core", eu or "", re.M)
+    if pid:  # NT_PRPSINFO read right (x32's differs from i386's and x86_64's)
+        assert a["process"]["pid"] == int(pid.group(1)), folder
+        tids = [int(t) for t in re.findall(r"^TID (\d+):", eu or "", re.M)]
+        assert a["crashed_tid"] in tids
     gdb = folder_file(folder, "GDB.txt")
     if gdb:
         m = re.search(r"Program terminated with signal (SIG\w+)", gdb)

@@ -120,6 +120,15 @@ class ProcessInfo:
     args: str
 
 
+_PRPSINFO = {
+    # (ELF class, note size): struct elf_prpsinfo after pr_state, pr_sname, pr_zomb, pr_nice
+    (64, 136): "4x4xQIIiiii16s80s",  # 64-bit: 8-byte pr_flag, 32-bit uid and gid
+    (32, 124): "4xIHHiiii16s80s",  # i386, x32 (compat) and 32-bit arm: 16-bit uid and gid
+    (32, 128): "4xIIIiiii16s80s",  # other 32-bit ABIs: 32-bit uid and gid
+}
+"""NT_PRPSINFO layouts, told apart by the note's size: pyelftools reads x32's as i386's
+with 32-bit ids, which shifts every field after pr_flag."""
+
 FAULT_SIGNALS = frozenset({4, 5, 7, 8, 11})  # SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV
 
 
@@ -242,7 +251,10 @@ class ElfCore:
                 if offset + size > self.size:
                     raise DumpError(f"{self.path} is truncated: its notes run past the end of the file")
                 for note in iter_notes(self._elf, offset, size):
-                    yield note["n_name"], note["n_type"], note["n_desc"]
+                    if note["n_type"] == "NT_PRPSINFO":  # parsed here: see _PRPSINFO
+                        yield note["n_name"], note["n_type"], bytes(note["n_descdata"])
+                    else:
+                        yield note["n_name"], note["n_type"], note["n_desc"]
         except DumpError:
             raise
         except (
@@ -323,19 +335,17 @@ class ElfCore:
     def process(self) -> ProcessInfo | None:
         """Who the process was (NT_PRPSINFO), or None if the core does not say."""
         for _name, ntype, desc in self._note_list:
-            if ntype == "NT_PRPSINFO" and not isinstance(desc, bytes):
+            if ntype != "NT_PRPSINFO" or not isinstance(desc, bytes):
+                continue
+            layout = _PRPSINFO.get((self.elfclass, len(desc)))
+            if layout is None:
+                return None
+            _flag, uid, gid, pid, ppid, _pgrp, _sid, fname, args = struct.unpack(self._e + layout, desc)
 
-                def text(v: Any) -> str:
-                    return (v.decode(errors="replace") if isinstance(v, bytes) else str(v)).rstrip("\x00 ")
+            def text(raw: bytes) -> str:
+                return raw.split(b"\0", 1)[0].decode(errors="replace").rstrip()
 
-                return ProcessInfo(
-                    int(desc["pr_pid"]),
-                    int(desc["pr_ppid"]),
-                    int(desc["pr_uid"]),
-                    int(desc["pr_gid"]),
-                    text(desc["pr_fname"]),
-                    text(desc["pr_psargs"]),
-                )
+            return ProcessInfo(pid, ppid, uid, gid, text(fname), text(args))
         return None
 
     @cached_property
