@@ -161,3 +161,15 @@ def test_i386_cores_unwind_by_frame_pointers(folder: str) -> None:
     assert sps == sorted(sps)  # each frame lies further up the stack
     _, regs = run_json("regs", str(core))
     assert int(regs["registers"]["eip"], 16) == int(frames[0]["pc"], 16)
+
+
+def test_x32_core_says_why_it_has_one_frame() -> None:
+    """x32: drgn cannot unwind it and the static executable is not in the corpus: say so, don't guess."""
+    core = next(c for f, c in CORES if f == "elfutils-backtrace-x32")
+    _, a = run_json("analyze", str(core))
+    assert a["arch"] == "x32"
+    assert len(a["frames"]) == 1
+    assert a["frames"][0]["pc"] == "0x40b2a2"  # gdb's #0 (raise)
+    assert any(
+        n.startswith("only the frame in the registers") and "backtrace.x32.exe" in n for n in a["notes"]
+    )

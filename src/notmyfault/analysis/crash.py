@@ -279,6 +279,12 @@ def analyze(
             notes.append(_recursion_note(core, frames, rec[0], crashed.sp, stack_depth(program, crashed.tid)))
     if crash_class == "STACK_CORRUPTION" and any(f.how == "scan" for f in frames):
         notes.append("frames after the first were found by scanning the stack for return addresses")
+    if len(frames) == 1 and program.missing:
+        lost = [m for m in program.missing if m == frames[0].module] or list(program.missing)
+        notes.append(
+            "only the frame in the registers: the dump holds no unwind information (CFI) or frame-pointer "
+            f"chain to follow, and {', '.join(lost)} is not here (give --exe or --sysroot)"
+        )
     choice = choose([f.module for f in frames])
     blamed = frames[choice.index] if choice.index is not None else None
     blame_reason = choice.reason
