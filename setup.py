@@ -7,9 +7,13 @@ compiler or the Python headers are missing.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import subprocess
 import sysconfig
+import tempfile
 
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
@@ -40,6 +44,29 @@ MISSING_TOOLS = (
 )
 
 
+def _version() -> str:
+    text = open(os.path.join("src", "notmyfault", "__init__.py")).read()
+    found = re.search(r'^__version__ = "([^"]+)"', text, re.M)
+    return found.group(1) if found else "0"
+
+
+def _package_note(cc: str) -> list[str]:
+    """The linker flags for an ELF package note (the FDO "package metadata" spec), if the linker has them.
+
+    ``notmyfault modules -v myfault`` reads the note back from the module, as
+    WinDbg's lmvm reads a driver's version resource.
+    """
+    meta = json.dumps({"type": "pypi", "name": "notmyfault", "version": _version()}, separators=(",", ":"))
+    flags = ["-Xlinker", f"--package-metadata={meta}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "t.c")
+        with open(src, "w") as f:
+            f.write("int notmyfault_probe(void) { return 0; }\n")
+        probe = [cc, "-shared", "-fPIC", src, "-o", os.path.join(tmp, "t.so"), *flags]
+        ok = subprocess.run(probe, capture_output=True).returncode == 0
+    return flags if ok else []
+
+
 class CheckedBuildExt(build_ext):
     """build_ext that names the missing packages instead of failing obscurely."""
 
@@ -55,6 +82,8 @@ class CheckedBuildExt(build_ext):
             raise SystemExit(
                 MISSING_TOOLS.format(what=f"the Python headers ({include}/Python.h is missing)", ver=ver)
             )
+        for ext in self.extensions:
+            ext.extra_link_args = [*ext.extra_link_args, *_package_note(cc)]
         super().run()
 
 

@@ -277,6 +277,17 @@ def test_modules_match_readelf(catalog_dumps: dict[str, str]) -> None:
     text = run_nmf("modules", catalog_dumps["abort"], "-v", "myfault").stdout
     assert f"Build-id:     {mf['build_id']}" in text
     assert "(build-id matches)" in text
+    # lmvm's version: myfault carries a package note (readelf shows it), read back from the dump's
+    # copy of its ELF header page
+    from notmyfault import __version__
+
+    assert f'Packaging Metadata: {{"type":"pypi","name":"notmyfault","version":"{__version__}"}}' in readelf
+    assert mf["version"] == __version__
+    assert mf["version_source"] == "package note in the dump"
+    assert mf["package"] == {"type": "pypi", "name": "notmyfault", "version": __version__}
+    assert f"Version:      {__version__} (from the package note in the dump)" in text
+    assert by_name["libc"]["package"] is None  # Debian's libc has no package note
+    assert by_name["libc"]["version_source"] == "file name"
     bad = run_nmf("modules", catalog_dumps["abort"], "-v", "nosuchmodule")
     assert bad.returncode == 2
     assert "no module named 'nosuchmodule'" in bad.stderr

@@ -85,6 +85,6 @@ def dump_report(path: str, tag: str | None = None, frames: int = 12) -> DumpRepo
             if len(hits) > SEARCH_SHOWN:
                 text += f"\n... and {len(hits) - SEARCH_SHOWN} more ('notmyfault search' lists them all)"
             sections.append(Section("search", command, "Search", text))
-        mods = modules_text(select_modules(modules(program), "myfault"), details=True)
+        mods = modules_text(select_modules(modules(program, core), "myfault"), details=True)
         sections.append(Section("modules", "lmvm myfault", "Module", mods))
     return DumpReport(path, result, tuple(sections))

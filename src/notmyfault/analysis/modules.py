@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from notmyfault.analysis.blame import module_matches, short_name
 from notmyfault.analysis.unwind import Program, module_span
+from notmyfault.dumps.buildid import dumped_package, file_package
+from notmyfault.dumps.elfcore import ElfCore
 
 _VERSION = re.compile(r"\.so\.(\d+(?:\.\d+)*)$")
 
@@ -30,7 +32,11 @@ class ModuleInfo:
     debug_info: bool
     soname: str | None
     version: str | None
-    """From the file name (libz.so.1.2.13 -> 1.2.13), when it carries one."""
+    """From the module's package note, else from the file name (libz.so.1.2.13 -> 1.2.13)."""
+    version_source: str | None
+    """Where the version comes from: "package note in the dump", "package note in the file", "file name"."""
+    package: dict[str, str] | None
+    """The package note (https://systemd.io/ELF_PACKAGE_METADATA/): type, name, version, ..."""
     file_size: int | None
     file_mtime: float | None
 
@@ -51,8 +57,17 @@ def _soname(path: str) -> str | None:
     return None
 
 
-def modules(program: Program) -> list[ModuleInfo]:
-    """Every module drgn found in the core, by load address."""
+def _package(core: ElfCore | None, path: str, real: str | None) -> tuple[dict[str, str] | None, str | None]:
+    """The module's package note: from its ELF header page in the dump, else from the matching file."""
+    found = dumped_package(core, path) if core is not None else None
+    if found:
+        return found, "package note in the dump"
+    found = file_package(real) if real else None
+    return (found, "package note in the file") if found else (None, None)
+
+
+def modules(program: Program, core: ElfCore | None = None) -> list[ModuleInfo]:
+    """Every module drgn found in the core, by load address; with ``core``, package notes are read from it."""
     out = []
     for m in program.prog.modules():
         start, end = module_span(m)
@@ -60,13 +75,16 @@ def modules(program: Program) -> list[ModuleInfo]:
         real = os.path.realpath(loaded) if loaded and os.path.exists(loaded) else None
         matches: bool | None = True if loaded and real else (False if os.path.exists(m.name) else None)
         st = os.stat(real) if real else None
-        version = None
-        for candidate in (real or "", m.name):
-            found = _VERSION.search(os.path.basename(candidate))
-            if found:
-                version = found.group(1)
-                if "." in version:
-                    break
+        package, source = _package(core, m.name, real)
+        version = package.get("version") if package else None
+        if version is None:
+            source = None
+            for candidate in (real or "", m.name):
+                found = _VERSION.search(os.path.basename(candidate))
+                if found:
+                    version, source = found.group(1), "file name"
+                    if "." in version:
+                        break
         out.append(
             ModuleInfo(
                 path=m.name,
@@ -79,6 +97,8 @@ def modules(program: Program) -> list[ModuleInfo]:
                 debug_info=m.debug_file_path is not None,
                 soname=_soname(real) if real else None,
                 version=version,
+                version_source=source,
+                package=package,
                 file_size=st.st_size if st else None,
                 file_mtime=st.st_mtime if st else None,
             )

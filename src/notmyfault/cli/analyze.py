@@ -168,7 +168,7 @@ def modules(core: str, verbose_name: str | None, exe: str | None, sysroot: str |
     from notmyfault.render.memory import modules_json, modules_text
 
     with opened(core) as c:
-        mods = list_modules(load_program(c, exe, sysroot))
+        mods = list_modules(load_program(c, exe, sysroot), c)
         if verbose_name is not None:
             chosen = select_modules(mods, verbose_name)
             if not chosen:

@@ -7,7 +7,9 @@ the same path would otherwise give wrong instructions and wrong search hits.
 
 from __future__ import annotations
 
+import json
 import struct
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import IO
 
@@ -40,21 +42,26 @@ def file_build_id(path: str) -> str | None:
         return None
 
 
-def page_build_id(page: bytes) -> str | None:
-    """The GNU build-id in an ELF header page (64-bit little-endian), or None.
+NT_GNU_BUILD_ID = 3
+NT_FDO_PACKAGING_METADATA = 0xCAFE1A7E
+"""The package note (https://systemd.io/ELF_PACKAGE_METADATA/): JSON naming the package and version."""
+
+
+def page_notes(page: bytes) -> Iterator[tuple[bytes, int, bytes]]:
+    """The notes (name, type, desc) in an ELF header page (64-bit little-endian) that lie within the page.
 
     Parsed by hand: the dump holds only the first page of a mapped ELF file,
     and pyelftools cannot open a fragment (it reaches for the section headers
     at the end of the file).
     """
     if len(page) < 64 or page[:4] != b"\x7fELF" or page[4] != 2 or page[5] != 1:
-        return None
+        return
     (phoff,) = struct.unpack_from("<Q", page, 32)
     phentsize, phnum = struct.unpack_from("<HH", page, 54)
     for i in range(phnum):
         at = phoff + i * phentsize
         if at + 56 > len(page):
-            return None
+            return
         p_type, _flags, p_offset, _vaddr, _paddr, p_filesz = struct.unpack_from("<IIQQQQ", page, at)
         if p_type != 4:  # PT_NOTE
             continue
@@ -65,9 +72,66 @@ def page_build_id(page: bytes) -> str | None:
             desc_at = name_at + ((namesz + 3) & ~3)
             if desc_at + descsz > len(page):
                 break
-            if ntype == 3 and page[name_at : name_at + namesz] == b"GNU\0":
-                return page[desc_at : desc_at + descsz].hex()
+            yield page[name_at : name_at + namesz].rstrip(b"\0"), ntype, page[desc_at : desc_at + descsz]
             pos = desc_at + ((descsz + 3) & ~3)
+
+
+def page_build_id(page: bytes) -> str | None:
+    """The GNU build-id in an ELF header page (64-bit little-endian), or None."""
+    for name, ntype, desc in page_notes(page):
+        if ntype == NT_GNU_BUILD_ID and name == b"GNU":
+            return desc.hex()
+    return None
+
+
+def page_package(page: bytes) -> dict[str, str] | None:
+    """The package note in an ELF header page ({"type", "name", "version", ...}), or None."""
+    for name, ntype, desc in page_notes(page):
+        if ntype == NT_FDO_PACKAGING_METADATA and name == b"FDO":
+            return _package_json(desc)
+    return None
+
+
+_FDO_TYPES = (NT_FDO_PACKAGING_METADATA, "NT_FDO_PACKAGING_METADATA")  # pyelftools may name it
+
+
+def _package_json(desc: bytes) -> dict[str, str] | None:
+    try:
+        meta = json.loads(desc.rstrip(b"\0"))
+    except ValueError:
+        return None
+    if not isinstance(meta, dict):
+        return None
+    return {str(k): str(v) for k, v in meta.items() if isinstance(v, (str, int, float))}
+
+
+@lru_cache(maxsize=256)
+def file_package(path: str) -> dict[str, str] | None:
+    """The package note of the ELF file at ``path``, or None."""
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(path, "rb") as f:
+            for seg in ELFFile(f).iter_segments():
+                if seg["p_type"] == "PT_NOTE":
+                    for note in seg.iter_notes():  # type: ignore[attr-defined]
+                        if note["n_name"] == "FDO" and note["n_type"] in _FDO_TYPES:
+                            return _package_json(bytes(note["n_descdata"]))
+    except Exception:
+        return None
+    return None
+
+
+def dumped_package(core: ElfCore, path: str) -> dict[str, str] | None:
+    """The package note of the module mapped from ``path``, read from its ELF header page in the dump."""
+    for f in core.files:
+        if f.path == path and f.file_offset == 0:
+            try:
+                found = page_package(core.read(f.start, 4096))
+            except UnreadableMemory:
+                continue
+            if found:
+                return found
     return None
 
 

@@ -34,7 +34,16 @@ def modules_text(mods: list[ModuleInfo], details: bool) -> str:
                 ),
                 f"    Build-id:     {m.build_id or 'not in the dump'}",
                 f"    SONAME:       {m.soname or '-'}",
-                f"    Version:      {m.version or 'unknown (not in the file name)'}",
+                "    Version:      "
+                + (
+                    f"{m.version} (from the {m.version_source})"
+                    if m.version
+                    else "unknown (no package note, not in the file name)"
+                ),
+                "    Package:      "
+                + (
+                    " ".join(m.package.get(k, "?") for k in ("type", "name", "version")) if m.package else "-"
+                ),
                 f"    File size:    {m.file_size if m.file_size is not None else '-'}",
                 "    Timestamp:    "
                 + (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.file_mtime)) if m.file_mtime else "-"),
