@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from notmyfault.dumps.buildid import file_usable
@@ -42,7 +42,7 @@ class Frame:
     file: str | None
     line: int | None
     how: str
-    """context, unwound, inline, frame pointer or scan."""
+    """context, unwound, inline, frame pointer, return address at sp, or scan."""
     module_base: int | None = None
     """Load address of the module (its lowest mapping)."""
 
@@ -190,7 +190,64 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
         return frames
     if len(frames) == 1 and frames[0].module is None:
         frames.extend(scan_frames(program, core, frames[0].sp, start_index=1))
+    caller = leaf_caller(program, core, frames)
+    if caller is not None:
+        frames = [frames[0], caller, *(replace(f, index=f.index + 1) for f in frames[1:])]
     return frames
+
+
+LEAF_PROLOGUE = 64
+"""How far into a function frame 0 may be for :func:`leaf_caller` to read its code from the start."""
+
+
+def leaf_caller(program: Program, core: ElfCore, frames: list[Frame]) -> Frame | None:
+    """The caller that a frame-pointer unwind skips when frame 0 has not set up a frame (x86_64).
+
+    Without unwind tables drgn follows rbp, but a leaf function that pushes no
+    frame (or one stopped at its first instruction) leaves rbp pointing at its
+    caller's frame, so the caller is skipped.  As gdb's prologue analysis does:
+    when no instruction from the function's start to the pc moves rsp, the
+    return address is still the word at rsp; if that is not frame 1, it is
+    the missing caller.  Frames found this way are marked ``return address at
+    sp``.
+    """
+    if core.arch != "x86_64" or len(frames) < 2 or frames[1].how not in ("unwound", "frame pointer"):
+        return None
+    top = frames[0]
+    if top.sp is None or top.offset is None or top.offset > LEAF_PROLOGUE:
+        return None
+    try:
+        (ret,) = struct.unpack("<Q", core.read(top.sp, 8))
+    except UnreadableMemory:
+        return None
+    if ret == frames[1].pc or not _executable(core, ret) or _moves_sp(core, top.pc - top.offset, top.offset):
+        return None
+    name, offset = _symbol(program.prog, ret, return_address=True)
+    module, base = _module_of(program.prog, ret)
+    if module is None:
+        module, base = _file_module(core, ret)
+    return Frame(1, ret, top.sp + 8, module, name, offset, None, None, "return address at sp", base)
+
+
+def _moves_sp(core: ElfCore, start: int, size: int) -> bool:
+    """True if the x86_64 code in [start, start + size) may move rsp (or cannot be read to tell)."""
+    if size == 0:
+        return False
+    code = code_bytes(core, start, size)
+    if code is None or len(code) < size:
+        return True
+    import capstone  # type: ignore[import-untyped]
+
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    seen = 0
+    for insn in md.disasm(code, start):
+        seen += insn.size
+        if (
+            insn.mnemonic in ("push", "pop", "call", "enter", "leave", "pushfq", "popfq")
+            or "rsp" in insn.op_str
+        ):
+            return True
+    return seen != size  # undecodable bytes: cannot tell
 
 
 def _file_module(core: ElfCore, pc: int) -> tuple[str | None, int | None]:
