@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
 sys.path.insert(0, str(REPO / "src"))
 
+from notmyfault.analysis.heap import heap_summary  # noqa: E402
 from notmyfault.dumps import DumpError, UnreadableMemory, open_dump  # noqa: E402
 
 
@@ -80,6 +81,7 @@ def exercise(path: str) -> None:
                     core.read(addr, 64)
         for _ in zip(range(50), core.find_all(b"MYFAULT1"), strict=False):
             pass
+        heap_summary(core)  # the heap walk follows sizes read from the dump: it must stay in bounds
 
 
 def main() -> int:

@@ -54,6 +54,7 @@ def dump_report(path: str, tag: str | None = None, frames: int = 12) -> DumpRepo
     DumpError for a dump that cannot be read.
     """
     from notmyfault.analysis.crash import analyze, decode
+    from notmyfault.analysis.heap import heap_summary
     from notmyfault.analysis.modules import modules, select_modules
     from notmyfault.analysis.pool import pool_usage
     from notmyfault.analysis.search import search
@@ -76,7 +77,8 @@ def dump_report(path: str, tag: str | None = None, frames: int = 12) -> DumpRepo
         )
         pools = pool_usage(core)
         sections.append(Section("vm", "!vm", "Memory", vm_text(vm_summary(core, pools, top=5))))
-        sections.append(Section("poolused", "!poolused /t 3 2", "Pool", pool_text(pools, 3)))
+        heap = None if pools else heap_summary(core)
+        sections.append(Section("poolused", "!poolused /t 3 2", "Pool", pool_text(pools, 3, heap)))
         if tag:
             hits, command = search(core, tag.encode(), "myfault"), f's -a myfault "{tag}"'
             if not hits:  # a tag of the user's own: where it lies in the whole dump

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from notmyfault.analysis.heap import main_heap
 from notmyfault.analysis.pool import TagUsage
 from notmyfault.dumps.elfcore import PF_W, PF_X, ElfCore
 
@@ -45,18 +46,17 @@ class VmSummary:
 def _regions(core: ElfCore) -> list[Region]:
     stack_sps = [t.sp for t in core.threads if t.sp is not None]
     files = core.files
-    main_end = max((f.end for f in files if files and f.path == files[0].path), default=0)
+    found = main_heap(core)
+    heap_at = found[0].vaddr if found else None
     out = []
-    heap_found = False
     for s in core.segments:
         f = next((m for m in files if m.start <= s.vaddr < m.end), None)
         if f is not None:
             kind, name = "file", f.path
         elif any(s.vaddr <= sp < s.end for sp in stack_sps):
             kind, name = "stack", None
-        elif not heap_found and main_end and 0 <= s.vaddr - main_end < (64 << 20) and s.flags & PF_W:
-            kind, name = "heap", "[heap] (brk area, by its place after the executable)"
-            heap_found = True
+        elif s.vaddr == heap_at:
+            kind, name = "heap", "[heap] (glibc's main heap: its chunks chain from start to end)"
         else:
             kind, name = "anonymous", None
         out.append(Region(s.vaddr, s.end, s.perms, kind, name, s.filesz))

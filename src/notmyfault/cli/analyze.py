@@ -141,17 +141,19 @@ def regs(core: str, tid: int | None, sysroot: str | None, as_json: bool) -> None
 @click.option("--top", type=int, help="Only the first N tags.")
 @json_option
 def poolused(core: str, sort: str, top: int | None, as_json: bool) -> None:
-    """!poolused: tagged leak blocks by tag, with count and bytes, largest first."""
+    """!poolused: tagged leak blocks by tag, with count and bytes, largest first; else glibc's main heap."""
+    from notmyfault.analysis.heap import heap_summary
     from notmyfault.analysis.pool import pool_usage
     from notmyfault.render.analysis import pool_json, pool_text
 
     with opened(core) as c:
         usage = pool_usage(c)
+        heap = heap_summary(c)
         if sort == "count":
             usage.sort(key=lambda u: (-u.blocks, u.tag))
         if top is not None:
             usage = usage[:top]
-        _emit(as_json, lambda: pool_json(usage), lambda: pool_text(usage, top))
+        _emit(as_json, lambda: pool_json(usage, heap), lambda: pool_text(usage, top, heap))
 
 
 @click.command()

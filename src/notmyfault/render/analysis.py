@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 from typing import Any
 
 from notmyfault.analysis.crash import CrashAnalysis, Instruction
+from notmyfault.analysis.heap import HeapResult
 from notmyfault.analysis.pool import TagUsage
 from notmyfault.analysis.unwind import Frame
 from notmyfault.dumps.elfcore import ThreadState
@@ -188,10 +190,15 @@ def regs_json(t: ThreadState, insn: Instruction | None) -> dict[str, Any]:
     }
 
 
-def pool_text(usage: list[TagUsage], top: int | None) -> str:
-    """``!poolused``: tags by bytes."""
+def pool_text(usage: list[TagUsage], top: int | None, heap: HeapResult | None = None) -> str:
+    """``!poolused``: tags by bytes; with no tags, what the dump says of glibc's main heap."""
     if not usage:
-        return "No tagged pool blocks (notmyfault's leak headers) are in this dump; nothing is known of its heap by tag."
+        lines = [
+            "No tagged pool blocks (notmyfault's leak headers) are in this dump; nothing is known of its heap by tag."
+        ]
+        if heap is not None:
+            lines += ["", *heap_lines(heap)]
+        return "\n".join(lines)
     lines = [f"{'Tag':<6} {'Pool':<9} {'Allocs':>8} {'Bytes':>14} {'':>10}  Pids"]
     for u in usage[:top]:
         lines.append(
@@ -200,9 +207,29 @@ def pool_text(usage: list[TagUsage], top: int | None) -> str:
     return "\n".join(lines)
 
 
-def pool_json(usage: list[TagUsage]) -> dict[str, Any]:
-    """Pool usage as JSON."""
-    return {
+def heap_lines(result: HeapResult) -> list[str]:
+    """glibc's main heap by size class (or why nothing is known of it)."""
+    h = result.heap
+    if h is None:
+        return [f"glibc heap: nothing is known: {result.reason}"]
+    lines = [
+        f"glibc main heap (brk area) {h.start:016x}-{h.end:016x}, {format_size(h.end - h.start)}: {h.chunks} chunks",
+        f"  in use {h.in_use:>9} chunks {h.in_use_bytes:>14} bytes  (tcache and fast-bin chunks count as in use)",
+        f"  free   {h.free:>9} chunks {h.free_bytes:>14} bytes",
+        f"  top    {'':>9}        {h.top:>14} bytes  (not handed out)",
+        f"  {'chunk size':<12} {'chunks':>9} {'in use':>9} {'bytes':>14} {'in-use bytes':>14}",
+    ]
+    lower = 0
+    for c in h.classes:
+        label = f"<= {c.upto}" if c.upto is not None else f"> {lower}"
+        lines.append(f"  {label:<12} {c.chunks:>9} {c.in_use:>9} {c.bytes:>14} {c.in_use_bytes:>14}")
+        lower = c.upto or lower
+    return lines
+
+
+def pool_json(usage: list[TagUsage], heap: HeapResult | None = None) -> dict[str, Any]:
+    """Pool usage as JSON, with glibc's main heap when it was walked."""
+    out: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "kind": "poolused",
         "tags": [
@@ -210,3 +237,25 @@ def pool_json(usage: list[TagUsage]) -> dict[str, Any]:
             for u in usage
         ],
     }
+    if heap is not None:
+        h = heap.heap
+        out["heap"] = {
+            "known": h is not None,
+            "reason": heap.reason,
+            **(
+                {}
+                if h is None
+                else {
+                    "start": hexa(h.start),
+                    "end": hexa(h.end),
+                    "chunks": h.chunks,
+                    "in_use": h.in_use,
+                    "in_use_bytes": h.in_use_bytes,
+                    "free": h.free,
+                    "free_bytes": h.free_bytes,
+                    "top": h.top,
+                    "classes": [asdict(c) for c in h.classes],
+                }
+            ),
+        }
+    return out
