@@ -4,7 +4,8 @@ Makes the seed-scenario core (a nonpaged leak tagged Leak, then high-irql;
 200 MB by default), then times, median of N runs, with the peak RSS of each
 process (wait4's ru_maxrss):
 
-- ``notmyfault analyze``, ``notmyfault stack``, ``notmyfault search CORE absent-pattern``;
+- ``notmyfault analyze``, ``notmyfault stack``, ``notmyfault search CORE absent-pattern``,
+  ``notmyfault poolused`` (tags and the glibc heap walk);
 - ``gdb -batch -ex bt EXE CORE`` and ``eu-stack --core CORE``.
 
 Targets from the analyzer issue: stack faster than gdb's bt; analyze (the whole
@@ -65,6 +66,7 @@ def main() -> None:
             "notmyfault analyze": [*nmf, "analyze", core],
             "notmyfault stack": [*nmf, "stack", core],
             "notmyfault search": [*nmf, "search", core, "absent-pattern-0123456789"],
+            "notmyfault poolused": [*nmf, "poolused", core],
             "gdb -batch -ex bt": ["gdb", "-batch", "-nx", "-ex", "bt", exe, core],
         }
         if shutil.which("eu-stack"):
