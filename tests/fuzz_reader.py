@@ -25,15 +25,18 @@ CORPUS = REPO.parent / "shared" / "corpus"
 sys.path.insert(0, str(REPO / "src"))
 
 from notmyfault.analysis.heap import heap_summary  # noqa: E402
-from notmyfault.dumps import DumpError, UnreadableMemory, open_dump  # noqa: E402
+from notmyfault.analysis.minidump import analyze_minidump, minidump_frames  # noqa: E402
+from notmyfault.dumps import DumpError, Minidump, UnreadableMemory, open_any, open_dump  # noqa: E402
 
 
-def seeds(limit: int = 1 << 20) -> list[bytes]:
+def seeds(kind: str = "elf", limit: int = 1 << 20) -> list[bytes]:
+    """The corpus files of ``kind`` (elf: ELF cores; minidump: MDMP files) up to ``limit`` bytes."""
+    magic = b"\x7fELF" if kind == "elf" else b"MDMP"
     out = []
     for p in sorted(CORPUS.glob("*/*")):
-        if p.is_file() and p.suffix not in (".txt", ".sym", ".dmp") and p.stat().st_size <= limit:
+        if p.is_file() and p.suffix not in (".txt", ".sym") and p.stat().st_size <= limit:
             data = p.read_bytes()
-            if data[:4] == b"\x7fELF":
+            if data[:4] == magic:
                 out.append(data)
     return out
 
@@ -68,6 +71,19 @@ def mutate(rng: random.Random, data: bytes) -> tuple[bytes, str]:
     return bytes(b), f"flip {','.join(desc)}"
 
 
+def exercise_minidump(path: str) -> None:
+    with open_any(path) as md:
+        assert isinstance(md, Minidump)
+        md.system_info  # noqa: B018 - parsing is the point
+        md.misc_info  # noqa: B018
+        md.command_line  # noqa: B018
+        for m in md.modules:
+            m.code_id  # noqa: B018
+        analyze_minidump(md)
+        for t in md.threads:
+            minidump_frames(md, t)
+
+
 def exercise(path: str) -> None:
     with open_dump(path) as core:
         core.threads  # noqa: B018 - parsing is the point
@@ -88,9 +104,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=20261125)
+    ap.add_argument("--kind", choices=["elf", "minidump"], default="elf")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    pool = seeds()
+    pool = seeds(args.kind)
+    run = exercise if args.kind == "elf" else exercise_minidump
     if not pool:
         print("fuzz: no seeds (../shared/corpus is missing)")
         return 2
@@ -104,7 +122,7 @@ def main() -> int:
             data, how = mutate(rng, rng.choice(pool))
             Path(path).write_bytes(data)
             try:
-                exercise(path)
+                run(path)
                 accepted += 1
             except DumpError as e:
                 rejected += 1

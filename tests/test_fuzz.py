@@ -1,4 +1,5 @@
-"""10,000 mutated corpus cores through the reader: one-line errors only, never a traceback."""
+"""10,000 mutated corpus cores, and 10,000 mutated corpus minidumps, through the readers: one-line
+errors only, never a traceback."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ FUZZER = Path(__file__).with_name("fuzz_reader.py")
 
 
 @pytest.mark.skipif(not CORPUS.exists(), reason="../shared/corpus is not here")
-def test_reader_survives_10000_mutations() -> None:
+@pytest.mark.parametrize("kind", ["elf", "minidump"])
+def test_reader_survives_10000_mutations(kind: str) -> None:
     r = subprocess.run(
-        [sys.executable, str(FUZZER), "--count", "10000"],
+        [sys.executable, str(FUZZER), "--count", "10000", "--kind", kind],
         capture_output=True,
         text=True,
         timeout=300,

@@ -37,29 +37,47 @@ SKIP_MODULES: tuple[str, ...] = (
     "python3*",
     "python",
     "libpython3*.so*",
+    # Windows (minidumps), matched without regard to case
+    "ntdll.dll",
+    "kernel32.dll",
+    "kernelbase.dll",
+    "msvcrt.dll",
+    "ucrtbase.dll",
+    "vcruntime*.dll",
+    "msvcp*.dll",
+    "user32.dll",
+    "win32u.dll",
 )
+
+
+def base_name(path: str) -> str:
+    """The file name of a module path, Linux or Windows (c:\\windows\\system32\\ntdll.dll -> ntdll.dll)."""
+    return os.path.basename(path.replace("\\", "/"))
 
 
 def is_system_module(path: str | None) -> bool:
     """True if the module at ``path`` matches the skip list."""
     if not path:
         return False
-    name = os.path.basename(path)
-    return any(fnmatch.fnmatch(name, pattern) for pattern in SKIP_MODULES)
+    name = base_name(path)
+    if name.lower().endswith((".dll", ".exe", ".sys")):
+        name = name.lower()
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in SKIP_MODULES)
 
 
 def short_name(path: str | None) -> str:
     """A module's short name, as WinDbg prints it: the file name up to its first dot (myfault)."""
     if not path:
         return "?"
-    return os.path.basename(path).split(".", 1)[0] or os.path.basename(path)
+    name = base_name(path)
+    return name.split(".", 1)[0] or name
 
 
 def module_matches(path: str | None, name: str) -> bool:
     """True if the module at ``path`` is the one called ``name``: its short name, its file name, or its path."""
     if not path:
         return False
-    return short_name(path) == name or path.endswith("/" + name) or path == name
+    return short_name(path) == name or base_name(path) == name or path.endswith("/" + name) or path == name
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 
-from notmyfault.analysis.blame import choose
+from notmyfault.analysis.blame import base_name, choose
 from notmyfault.analysis.classes import CRASH_CLASSES
 from notmyfault.analysis.deadlock import LockWait, find_deadlock
 from notmyfault.analysis.unwind import Frame, Program, code_bytes, load_program, stack_depth, thread_frames
@@ -63,6 +62,12 @@ class CrashAnalysis:
     notes: tuple[str, ...] = field(default=())
     missing: tuple[str, ...] = field(default=())
     deadlock: tuple[LockWait, ...] = field(default=())
+    dump_kind: str = "elf-core"
+    """elf-core or minidump."""
+    exception_code: int | None = None
+    """Minidumps of Windows: the NTSTATUS exception code (Linux minidumps: the signal, as ``signal``)."""
+    exception_name: str | None = None
+    exception_parameters: tuple[int, ...] = field(default=())
     """The threads of a mutex wait cycle, when the dump shows one."""
     """Modules whose files or debug information could not be found."""
 
@@ -71,7 +76,7 @@ class CrashAnalysis:
         """The WinDbg line: 'myfault.cpython-311-x86_64-linux-gnu.so ( myfault!myfault_high_irql+0x2c )'."""
         if self.blamed is None:
             return "unknown (no frame in a known module)"
-        return f"{os.path.basename(self.blamed.module or '?')} ( {self.blamed.location()} )"
+        return f"{base_name(self.blamed.module or '?')} ( {self.blamed.location()} )"
 
 
 def _abort_message(program: Program) -> str | None:
@@ -90,16 +95,22 @@ def _abort_message(program: Program) -> str | None:
 
 def decode(core: ElfCore, pc: int, sysroot: str | None = None) -> Instruction | None:
     """Decode the instruction at ``pc`` with capstone (from the dump, or the mapped file)."""
-    import capstone  # type: ignore[import-untyped]
-
     data = code_bytes(core, pc, 16, sysroot)
     if not data:
         return None
-    if core.arch in ("x86_64", "x32"):
+    return decode_bytes(data, pc, core.arch)
+
+
+def decode_bytes(data: bytes, pc: int, arch: str) -> Instruction | None:
+    """Decode the first instruction of ``data`` (machine code at ``pc`` for ``arch``) with capstone,
+    with the memory access it makes."""
+    import capstone  # type: ignore[import-untyped]
+
+    if arch in ("x86_64", "x32"):
         md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    elif core.arch == "i386":
+    elif arch in ("i386", "x86"):
         md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
-    elif core.arch == "aarch64":
+    elif arch == "aarch64":
         md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
     else:
         return None
@@ -115,7 +126,7 @@ def decode(core: ElfCore, pc: int, sysroot: str | None = None) -> Instruction | 
                         access = "read"
         except capstone.CsError:
             pass
-        if access is None and core.arch in ("x86_64", "x32", "i386"):
+        if access is None and arch in ("x86_64", "x32", "i386", "x86"):
             # implicit stack accesses have no memory operand: a stack overflow often faults on a
             # push or a call (the return address), which write; pop, ret and leave read
             mnemonic = insn.mnemonic
@@ -123,7 +134,7 @@ def decode(core: ElfCore, pc: int, sysroot: str | None = None) -> Instruction | 
                 access = "write"
             elif mnemonic.startswith(("pop", "ret", "leave")):
                 access = "read"
-        if access is None and core.arch == "aarch64":
+        if access is None and arch == "aarch64":
             access = (
                 "write"
                 if insn.mnemonic.startswith("st")

@@ -32,13 +32,20 @@ json_option = click.option(
 )
 
 
+symbols_option = click.option(
+    "--symbols",
+    type=click.Path(file_okay=False),
+    help="Minidumps: a directory of Breakpad symbol files (DIR/<debug file>/<debug id>/<name>.sym).",
+)
+
+
 @contextmanager
-def opened(path: str) -> Iterator[Any]:
-    """Open a dump; turn every failure into a one-line error."""
-    from notmyfault.dumps import DumpError, open_dump
+def opened(path: str, minidumps: bool = False) -> Iterator[Any]:
+    """Open a dump (with ``minidumps``, a minidump too); turn every failure into a one-line error."""
+    from notmyfault.dumps import DumpError, open_any, open_dump
 
     try:
-        core = open_dump(path)
+        core = open_any(path) if minidumps else open_dump(path)
     except DumpError as e:
         fail(str(e))
     try:
@@ -67,15 +74,23 @@ def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> Non
 @core_argument
 @exe_option
 @sysroot_option
+@symbols_option
 @click.option("-v", "--verbose", is_flag=True, help="Every frame, and the modules whose files were missing.")
 @json_option
-def analyze(core: str, exe: str | None, sysroot: str | None, verbose: bool, as_json: bool) -> None:
-    """The !analyze -v page: crash class, arguments, faulting instruction, stack, and Probably caused by."""
+def analyze(
+    core: str, exe: str | None, sysroot: str | None, symbols: str | None, verbose: bool, as_json: bool
+) -> None:
+    """The !analyze -v page: crash class, arguments, faulting instruction, stack, and Probably caused by.
+
+    Reads ELF process cores and minidumps (Windows, and Breakpad's of Linux).
+    """
     from notmyfault.analysis.crash import analyze as run
+    from notmyfault.analysis.minidump import analyze_minidump
+    from notmyfault.dumps import Minidump
     from notmyfault.render.analysis import analysis_json, analysis_text
 
-    with opened(core) as c:
-        result = run(c, exe, sysroot)
+    with opened(core, minidumps=True) as c:
+        result = analyze_minidump(c, symbols) if isinstance(c, Minidump) else run(c, exe, sysroot)
         _emit(as_json, lambda: analysis_json(result), lambda: analysis_text(result, verbose))
 
 
@@ -85,22 +100,37 @@ def analyze(core: str, exe: str | None, sysroot: str | None, verbose: bool, as_j
 @click.option("--all", "all_threads", is_flag=True, help="Every thread.")
 @exe_option
 @sysroot_option
+@symbols_option
 @json_option
 def stack(
-    core: str, tid: int | None, all_threads: bool, exe: str | None, sysroot: str | None, as_json: bool
+    core: str,
+    tid: int | None,
+    all_threads: bool,
+    exe: str | None,
+    sysroot: str | None,
+    symbols: str | None,
+    as_json: bool,
 ) -> None:
     """kvL: the stack of the crashing thread (or --thread TID, or --all), and how each frame was found."""
+    from notmyfault.analysis.minidump import minidump_frames
     from notmyfault.analysis.unwind import load_program, thread_frames
+    from notmyfault.dumps import Minidump
     from notmyfault.render import SCHEMA_VERSION
     from notmyfault.render.analysis import frame_json, stack_text
 
-    with opened(core) as c:
+    with opened(core, minidumps=True) as c:
         tids = [t.tid for t in c.threads]
+        if not tids:
+            fail(f"{core} records no threads")
         if tid is not None and tid not in tids:
             fail(f"the dump has no thread {tid}; its threads are {', '.join(map(str, tids))}")
         chosen = tids if all_threads else [tid if tid is not None else tids[0]]
-        program = load_program(c, exe, sysroot)
-        stacks = [(t, thread_frames(program, c, t)) for t in chosen]
+        if isinstance(c, Minidump):
+            by_tid = {t.tid: t for t in c.threads}
+            stacks = [(t, minidump_frames(c, by_tid[t], symbols)) for t in chosen]
+        else:
+            program = load_program(c, exe, sysroot)
+            stacks = [(t, thread_frames(program, c, t)) for t in chosen]
         _emit(
             as_json,
             lambda: {
@@ -119,19 +149,32 @@ def stack(
 @json_option
 def regs(core: str, tid: int | None, sysroot: str | None, as_json: bool) -> None:
     """.trap: general registers, flags decoded, and the instruction at the program counter."""
-    from notmyfault.analysis.crash import decode
+    from notmyfault.analysis.crash import decode, decode_bytes
+    from notmyfault.dumps import Minidump, UnreadableMemory
     from notmyfault.render.analysis import regs_json, regs_text
 
-    with opened(core) as c:
+    with opened(core, minidumps=True) as c:
         threads = {t.tid: t for t in c.threads}
+        if not threads:
+            fail(f"{core} records no threads")
         if tid is not None and tid not in threads:
             fail(f"the dump has no thread {tid}; its threads are {', '.join(map(str, threads))}")
         t = threads[tid] if tid is not None else c.threads[0]
         if not t.regs:
-            fail(f"registers of {c.arch} cores are not decoded yet (x86_64 and aarch64 are)")
-        insn = decode(c, t.pc, sysroot) if t.pc is not None else None
-        mapping = c.file_at(t.pc) if t.pc is not None else None
-        where = f"in {mapping.path}" if mapping else None
+            fail(f"registers of {c.arch} dumps are not decoded yet")
+        insn, where = None, None
+        if isinstance(c, Minidump):
+            module = c.module_at(t.pc) if t.pc is not None else None
+            where = f"in {module.name}" if module else None
+            if t.pc is not None:
+                try:
+                    insn = decode_bytes(c.read(t.pc, 16), t.pc, c.arch)
+                except UnreadableMemory:
+                    insn = None
+        else:
+            insn = decode(c, t.pc, sysroot) if t.pc is not None else None
+            mapping = c.file_at(t.pc) if t.pc is not None else None
+            where = f"in {mapping.path}" if mapping else None
         _emit(as_json, lambda: regs_json(t, insn), lambda: regs_text(t, insn, where))
 
 
@@ -164,12 +207,32 @@ def poolused(core: str, sort: str, top: int | None, as_json: bool) -> None:
 @json_option
 def modules(core: str, verbose_name: str | None, exe: str | None, sysroot: str | None, as_json: bool) -> None:
     """lm / lmvm: modules with load range, build-id, and whether the file on disk matches."""
+    from notmyfault.analysis.blame import module_matches
     from notmyfault.analysis.modules import modules as list_modules
     from notmyfault.analysis.modules import select_modules
     from notmyfault.analysis.unwind import load_program
-    from notmyfault.render.memory import modules_json, modules_text
+    from notmyfault.dumps import Minidump
+    from notmyfault.render.memory import (
+        minidump_modules_json,
+        minidump_modules_text,
+        modules_json,
+        modules_text,
+    )
 
-    with opened(core) as c:
+    with opened(core, minidumps=True) as c:
+        if isinstance(c, Minidump):
+            mini = list(c.modules)
+            if verbose_name is not None:
+                mini = [m for m in mini if module_matches(m.name, verbose_name)]
+                if not mini:
+                    names = ", ".join(sorted({m.name for m in c.modules}))
+                    fail(f"no module named {verbose_name!r} in the dump; modules: {names}")
+            _emit(
+                as_json,
+                lambda: minidump_modules_json(mini),
+                lambda: minidump_modules_text(mini, verbose_name is not None),
+            )
+            return
         mods = list_modules(load_program(c, exe, sysroot), c)
         if verbose_name is not None:
             chosen = select_modules(mods, verbose_name)

@@ -7,6 +7,7 @@ the same path would otherwise give wrong instructions and wrong search hits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 from collections.abc import Iterator
@@ -122,30 +123,22 @@ def file_package(path: str) -> dict[str, str] | None:
     return None
 
 
-def dumped_package(core: ElfCore, path: str) -> dict[str, str] | None:
-    """The package note of the module mapped from ``path``, read from its ELF header page in the dump."""
+def _header_pages(core: ElfCore, path: str) -> Iterator[bytes]:
+    """The ELF header pages, in the dump, of the module mapped from ``path``."""
     for f in core.files:
         if f.path == path and f.file_offset == 0:
-            try:
-                found = page_package(core.read(f.start, 4096))
-            except UnreadableMemory:
-                continue
-            if found:
-                return found
-    return None
+            with contextlib.suppress(UnreadableMemory):
+                yield core.read(f.start, 4096)
+
+
+def dumped_package(core: ElfCore, path: str) -> dict[str, str] | None:
+    """The package note of the module mapped from ``path``, read from its ELF header page in the dump."""
+    return next((found for page in _header_pages(core, path) if (found := page_package(page))), None)
 
 
 def dumped_build_id(core: ElfCore, path: str) -> str | None:
     """The build-id of the module mapped from ``path``, read from its ELF header page in the dump."""
-    for f in core.files:
-        if f.path == path and f.file_offset == 0:
-            try:
-                found = page_build_id(core.read(f.start, 4096))
-            except UnreadableMemory:
-                continue
-            if found:
-                return found
-    return None
+    return next((found for page in _header_pages(core, path) if (found := page_build_id(page))), None)
 
 
 def file_usable(core: ElfCore, dump_path: str, disk_path: str) -> bool:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 from notmyfault.analysis.crash import CrashAnalysis, Instruction
 from notmyfault.analysis.heap import HeapResult
 from notmyfault.analysis.pool import TagUsage
 from notmyfault.analysis.unwind import Frame
-from notmyfault.dumps.elfcore import ThreadState
 from notmyfault.render import SCHEMA_VERSION
 from notmyfault.units import format_size
 
@@ -57,7 +56,10 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False) -> str:
     """The ``!analyze -v`` page."""
     out = [RULE, "*" + "Crash Analysis (notmyfault analyze)".center(77) + "*", RULE, ""]
     code = f" / {a.si_code_name}" if a.si_code_name else ""
-    out.append(f"{a.crash_class} ({a.signal_name or 'no signal'}{code})")
+    if a.exception_code is not None:
+        out.append(f"{a.crash_class} ({a.exception_name} / {a.exception_code:#010x})")
+    else:
+        out.append(f"{a.crash_class} ({a.signal_name or 'no signal'}{code})")
     out.append(a.description)
     out.append("")
     out.append("Arguments:")
@@ -72,7 +74,11 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False) -> str:
         if a.fault_pc is not None
         else "Arg3: unknown program counter"
     )
-    out.append(f"Arg4: {a.signal_name} ({a.signal}), si_code {a.si_code_name} ({a.si_code})")
+    if a.exception_code is not None:
+        params = ", ".join(f"{p:#x}" for p in a.exception_parameters) or "none"
+        out.append(f"Arg4: {a.exception_name} ({a.exception_code:#010x}), parameters {params}")
+    else:
+        out.append(f"Arg4: {a.signal_name} ({a.signal}), si_code {a.si_code_name} ({a.si_code})")
     if a.sender_pid is not None:
         out.append(f"      sent by pid {a.sender_pid}")
     if a.blocked_signals:
@@ -116,6 +122,14 @@ def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "kind": "analysis",
         "dump": a.path,
+        "dump_kind": a.dump_kind,
+        "exception": None
+        if a.exception_code is None
+        else {
+            "code": f"{a.exception_code:#010x}",
+            "name": a.exception_name,
+            "parameters": [hexa(p) for p in a.exception_parameters],
+        },
         "arch": a.arch,
         "process": {"pid": a.pid, "uid": a.uid, "executable": a.executable, "command_line": a.command_line},
         "crashed_tid": a.crashed_tid,
@@ -159,9 +173,24 @@ def stack_text(tid: int, frames: list[Frame]) -> str:
 _EFLAGS = {0: "CF", 2: "PF", 4: "AF", 6: "ZF", 7: "SF", 8: "TF", 9: "IF", 10: "DF", 11: "OF"}
 
 
-def regs_text(t: ThreadState, insn: Instruction | None, where: str | None) -> str:
+class HasRegisters(Protocol):
+    """A thread with registers: of an ELF core (ThreadState) or of a minidump."""
+
+    @property
+    def tid(self) -> int:
+        """The thread id."""
+        ...
+
+    @property
+    def regs(self) -> dict[str, int]:
+        """Register name -> value."""
+        ...
+
+
+def regs_text(t: HasRegisters, insn: Instruction | None, where: str | None) -> str:
     """``.trap``: registers, flags decoded, the instruction at the program counter."""
-    lines = [f"Thread {t.tid} (signal {t.cursig}):"]
+    cursig = getattr(t, "cursig", None)
+    lines = [f"Thread {t.tid}" + (f" (signal {cursig}):" if cursig is not None else ":")]
     items = [(k, v) for k, v in t.regs.items() if k not in ("fs_base", "gs_base", "ds", "es", "fs", "gs")]
     for i in range(0, len(items), 3):
         lines.append("  ".join(f"{k:>8}={v:016x}" for k, v in items[i : i + 3]))
@@ -179,7 +208,7 @@ def regs_text(t: ThreadState, insn: Instruction | None, where: str | None) -> st
     return "\n".join(lines)
 
 
-def regs_json(t: ThreadState, insn: Instruction | None) -> dict[str, Any]:
+def regs_json(t: HasRegisters, insn: Instruction | None) -> dict[str, Any]:
     """Registers as JSON."""
     return {
         "schema_version": SCHEMA_VERSION,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from notmyfault.analysis.blame import short_name
 from notmyfault.analysis.crash import Instruction
 from notmyfault.analysis.modules import ModuleInfo
 from notmyfault.analysis.search import Hit
 from notmyfault.analysis.vm import VmSummary
+from notmyfault.dumps.minidump import Module
 from notmyfault.render import SCHEMA_VERSION
 from notmyfault.render.analysis import hexa
 from notmyfault.units import format_size
@@ -138,4 +141,63 @@ def disasm_json(insns: list[Instruction]) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "kind": "disassembly",
         "instructions": [{"address": hexa(i.address), "text": i.text, "size": i.size} for i in insns],
+    }
+
+
+def minidump_modules_text(mods: Sequence[Module], details: bool = False) -> str:
+    """``lm`` / ``lmvm`` for a minidump's module list."""
+    if details:
+        out = []
+        for m in mods:
+            out += [
+                "start             end                 module name",
+                f"{m.base:016x}  {m.end:016x}    {short_name(m.name)}",
+                f"    Image path:   {m.name}",
+                f"    Timestamp:    {m.timestamp:#010x}"
+                + (
+                    f" ({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(m.timestamp))} UTC)"
+                    if m.timestamp
+                    else ""
+                ),
+                f"    CheckSum:     {m.checksum:#010x}",
+                f"    ImageSize:    {m.size:#x}",
+                f"    File version: {m.file_version or '-'}",
+                f"    Product version: {m.product_version or '-'}",
+                f"    Debug file:   {m.debug_file or '-'}",
+                f"    Debug id:     {m.debug_id or '-'}",
+                f"    Build-id:     {m.build_id or '-'}",
+            ]
+        return "\n".join(out)
+    lines = ["start             end               module            version          debug id"]
+    for m in mods:
+        lines.append(
+            f"{m.base:016x}  {m.end - 1:016x}  {short_name(m.name):<16}  {m.file_version or '-':<15}  "
+            f"{m.debug_id or '-'}  {m.name}"
+        )
+    return "\n".join(lines)
+
+
+def minidump_modules_json(mods: Sequence[Module]) -> dict[str, Any]:
+    """A minidump's modules as JSON (the ``modules`` object, minidump flavour)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "modules",
+        "modules": [
+            {
+                "path": m.name,
+                "name": short_name(m.name),
+                "start": hexa(m.base),
+                "end": hexa(m.end),
+                "size": m.size,
+                "timestamp": m.timestamp,
+                "checksum": m.checksum,
+                "file_version": m.file_version,
+                "product_version": m.product_version,
+                "debug_file": m.debug_file,
+                "debug_id": m.debug_id,
+                "code_id": m.code_id,
+                "build_id": m.build_id,
+            }
+            for m in mods
+        ],
     }

@@ -1,0 +1,495 @@
+"""Minidumps (``MDMP``): Windows user-mode dumps and the ones Breakpad and Crashpad make on Linux.
+
+Read lazily over an mmap of the file: the header and stream directory are
+checked when the dump is opened, each stream is parsed when asked for, and
+every offset and count is checked against the file before it is followed, so
+a corrupt dump gives a DumpError and never a traceback, a hang or a large
+allocation.  (Written here rather than taken from the ``minidump`` package on
+PyPI: that reader raises bare Exceptions, logs tracebacks while looking for a
+Windows PEB, and knows neither Breakpad's Linux streams nor its ELF build-id
+records; it serves the tests as an independent second reader.)
+
+Layouts: Microsoft's minidumpapiset.h and winnt.h (CONTEXT), and Breakpad's
+minidump_format.h for the Linux parts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import mmap
+import os
+import struct
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from notmyfault.dumps.errors import DumpError, UnreadableMemory
+
+MAGIC = b"MDMP"
+VERSION = 0xA793
+
+THREAD_LIST, MODULE_LIST, MEMORY_LIST, EXCEPTION, SYSTEM_INFO = 3, 4, 5, 6, 7
+MEMORY64_LIST, MISC_INFO = 9, 15
+BREAKPAD_INFO = 0x47670001
+LINUX_CMD_LINE, LINUX_ENVIRON, LINUX_MAPS = 0x47670007, 0x47670008, 0x47670009
+
+ARCHES = {0: "x86", 5: "arm", 9: "x86_64", 12: "aarch64", 0x8003: "aarch64"}
+"""PROCESSOR_ARCHITECTURE_* (and Breakpad's ARM64 value) to our architecture names."""
+PLATFORMS = {
+    0: "Windows 3.1",
+    1: "Windows 9x",
+    2: "Windows NT",
+    0x8000: "Unix",
+    0x8101: "Mac OS X",
+    0x8102: "iOS",
+    0x8201: "Linux",
+    0x8202: "Solaris",
+    0x8203: "Android",
+    0x8204: "PS3",
+    0x8205: "NaCl",
+    0x8206: "Fuchsia",
+}
+
+# CONTEXT layouts: register name -> (offset, size) in the record
+_X86 = {
+    "edi": 156, "esi": 160, "ebx": 164, "edx": 168, "ecx": 172, "eax": 176,
+    "ebp": 180, "eip": 184, "cs": 188, "eflags": 192, "esp": 196, "ss": 200,
+}  # fmt: skip
+_X86_SIZE = 716
+_AMD64 = {
+    name: 120 + 8 * i
+    for i, name in enumerate(
+        [
+            "rax",
+            "rcx",
+            "rdx",
+            "rbx",
+            "rsp",
+            "rbp",
+            "rsi",
+            "rdi",
+            "r8",
+            "r9",
+            "r10",
+            "r11",
+            "r12",
+            "r13",
+            "r14",
+            "r15",
+            "rip",
+        ]
+    )
+}
+_AMD64_SIZE = 1232
+_ARM64 = {**{f"x{i}": 8 + 8 * i for i in range(29)}, "fp": 240, "lr": 248, "sp": 256, "pc": 264}
+_ARM64_SIZE = 912
+_LAYOUTS = {
+    "x86": (_X86, 4, _X86_SIZE, "eip", "esp", "ebp"),
+    "x86_64": (_AMD64, 8, _AMD64_SIZE, "rip", "rsp", "rbp"),
+    "aarch64": (_ARM64, 8, _ARM64_SIZE, "pc", "sp", "fp"),
+}
+MAX_ITEMS = 1 << 20
+"""No list in a dump is believed to hold more entries than this."""
+
+
+@dataclass(frozen=True)
+class SystemInfo:
+    """MINIDUMP_SYSTEM_INFO."""
+
+    arch: str
+    processor_architecture: int
+    processor_level: int
+    processor_revision: int
+    processors: int
+    product_type: int
+    os_version: tuple[int, int, int]
+    platform_id: int
+    csd_version: str
+    cpu_vendor: str | None
+    """The x86 CPUID vendor string (GenuineIntel)."""
+
+    @property
+    def os(self) -> str:
+        """The operating system's name (Windows NT, Linux, ...)."""
+        return PLATFORMS.get(self.platform_id, f"platform {self.platform_id:#x}")
+
+    @property
+    def cpu_info(self) -> str:
+        """As Breakpad prints it: 'GenuineIntel family 6 model 13 stepping 8'."""
+        if self.arch not in ("x86", "x86_64"):
+            return ""
+        model, stepping = self.processor_revision >> 8, self.processor_revision & 0xFF
+        vendor = f"{self.cpu_vendor} " if self.cpu_vendor else ""
+        return f"{vendor}family {self.processor_level} model {model} stepping {stepping}"
+
+
+@dataclass(frozen=True)
+class ExceptionRecord:
+    """MINIDUMP_EXCEPTION_STREAM: which thread, what exception (or, on Linux, which signal)."""
+
+    thread_id: int
+    code: int
+    flags: int
+    address: int
+    parameters: tuple[int, ...]
+    context: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A thread: its registers and where its stack lies in the dump."""
+
+    tid: int
+    regs: dict[str, int]
+    pc: int | None
+    sp: int | None
+    fp: int | None
+    stack_start: int
+    stack_size: int
+
+
+@dataclass(frozen=True)
+class Module:
+    """A loaded module, with what the dump records of its build."""
+
+    base: int
+    size: int
+    checksum: int
+    timestamp: int
+    name: str
+    file_version: str | None
+    product_version: str | None
+    debug_file: str | None
+    debug_id: str | None
+    """Breakpad's debug identifier (PDB GUID and age in hex, or an ELF build-id as a GUID)."""
+    build_id: str | None
+    """For Linux modules (Breakpad's BpEL record): the ELF build-id in hex."""
+
+    @property
+    def end(self) -> int:
+        """First address past the module."""
+        return self.base + self.size
+
+    @property
+    def code_id(self) -> str:
+        """The code identifier (timestamp and size of image, as symbol servers use)."""
+        return f"{self.timestamp:08X}{self.size:x}"
+
+
+@dataclass(frozen=True)
+class MiscInfo:
+    """MINIDUMP_MISC_INFO: the process id and its creation time, when the flags say they are there."""
+
+    process_id: int | None
+    process_create_time: int | None
+
+
+@dataclass(frozen=True)
+class _Range:
+    start: int
+    size: int
+    offset: int
+
+
+@dataclass
+class Minidump:
+    """A minidump file, opened for reading (a context manager)."""
+
+    path: str
+    size: int = 0
+    _map: mmap.mmap | None = field(default=None, repr=False)
+    streams: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Stream type -> (size, offset), the first stream of each type."""
+    time_date_stamp: int = 0
+
+    def __post_init__(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as e:
+            raise DumpError(f"cannot open {self.path}: {e.strerror}") from None
+        try:
+            self.size = os.fstat(fd).st_size
+            if self.size < 32:
+                raise DumpError(f"{self.path} is truncated: {self.size} bytes, less than a minidump header")
+            self._map = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+        finally:
+            os.close(fd)
+        sig, version, count, rva, _checksum, stamp = struct.unpack_from("<4sIIIII", self._map, 0)
+        if sig != MAGIC:
+            raise DumpError(f"{self.path} is not a minidump (no MDMP signature)")
+        if version & 0xFFFF != VERSION:
+            raise DumpError(f"{self.path}: unknown minidump version {version & 0xFFFF:#x} (expected 0xa793)")
+        if count > MAX_ITEMS or rva + 12 * count > self.size:
+            raise DumpError(f"{self.path} is truncated or corrupt: its stream directory runs past the end")
+        self.time_date_stamp = stamp
+        for i in range(count):
+            kind, size, offset = struct.unpack_from("<III", self._map, rva + 12 * i)
+            if kind and kind not in self.streams:
+                self.streams[kind] = (size, offset)
+
+    # ----------------------------------------------------------- plumbing
+
+    def close(self) -> None:
+        """Unmap the file."""
+        if self._map is not None:
+            with contextlib.suppress(BufferError):
+                self._map.close()
+            self._map = None
+
+    def __enter__(self) -> Minidump:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _bytes(self, offset: int, size: int, what: str) -> bytes:
+        if offset < 0 or size < 0 or offset + size > self.size or self._map is None:
+            raise DumpError(f"{self.path} is truncated or corrupt: {what} lies past the end of the file")
+        return self._map[offset : offset + size]
+
+    def _unpack(self, fmt: str, offset: int, what: str) -> tuple[int, ...]:
+        return struct.unpack(fmt, self._bytes(offset, struct.calcsize(fmt), what))
+
+    def _stream(self, kind: int) -> tuple[int, int] | None:
+        found = self.streams.get(kind)
+        if found is None:
+            return None
+        size, offset = found
+        self._bytes(offset, size, f"stream {kind:#x}")
+        return size, offset
+
+    def _string(self, rva: int, what: str) -> str:
+        """A MINIDUMP_STRING: a 32-bit byte length, then UTF-16LE."""
+        if rva == 0:
+            return ""
+        (length,) = self._unpack("<I", rva, what)
+        if length > 65536:
+            raise DumpError(f"{self.path} is corrupt: {what} claims {length} bytes")
+        return self._bytes(rva + 4, length, what).decode("utf-16-le", errors="replace")
+
+    def _count(self, count: int, item: int, offset: int, what: str) -> None:
+        if count > MAX_ITEMS or offset + count * item > self.size:
+            raise DumpError(
+                f"{self.path} is truncated or corrupt: {what} ({count} entries) runs past the end"
+            )
+
+    # --------------------------------------------------------------- streams
+
+    @cached_property
+    def system_info(self) -> SystemInfo | None:
+        """The machine and the operating system (None if the dump has no system info stream)."""
+        found = self._stream(SYSTEM_INFO)
+        if found is None:
+            return None
+        _, at = found
+        arch, level, revision, cpus, product, major, minor, build, platform, csd_rva = self._unpack(
+            "<HHHBBIIIII", at, "the system info"
+        )
+        vendor = None
+        if arch in (0, 9):
+            raw = self._bytes(at + 32, 12, "the CPU vendor")
+            vendor = raw.decode("ascii", errors="replace").rstrip("\0") or None
+        return SystemInfo(
+            ARCHES.get(arch, f"architecture {arch:#x}"), arch, level, revision, cpus, product,
+            (major, minor, build), platform, self._string(csd_rva, "the service pack name"), vendor,
+        )  # fmt: skip
+
+    @property
+    def arch(self) -> str:
+        """x86, x86_64, aarch64, ... (from the system info)."""
+        return self.system_info.arch if self.system_info else "unknown"
+
+    def _context(self, size: int, rva: int) -> dict[str, int]:
+        layout = _LAYOUTS.get(self.arch)
+        if layout is None or size < layout[2]:
+            return {}
+        regs, word = layout[0], layout[1]
+        data = self._bytes(rva, layout[2], "a thread context")
+        out = {}
+        for name, at in regs.items():
+            width = 2 if name in ("cs", "ss") and word == 4 else word
+            out[name] = int.from_bytes(data[at : at + width], "little")
+        if self.arch == "x86_64":
+            out["eflags"] = int.from_bytes(data[68:72], "little")
+        return out
+
+    def _thread_state(self, regs: dict[str, int]) -> tuple[int | None, int | None, int | None]:
+        layout = _LAYOUTS.get(self.arch)
+        if layout is None or not regs:
+            return None, None, None
+        return regs.get(layout[3]), regs.get(layout[4]), regs.get(layout[5])
+
+    @cached_property
+    def exception(self) -> ExceptionRecord | None:
+        """The exception (or signal) that made the dump; None for a dump taken without one."""
+        found = self._stream(EXCEPTION)
+        if found is None:
+            return None
+        _, at = found
+        tid, _align, code, flags, _record, address, nparams, _pad = self._unpack(
+            "<IIIIQQII", at, "the exception record"
+        )
+        params = self._unpack("<15Q", at + 40, "the exception parameters")
+        ctx_size, ctx_rva = self._unpack("<II", at + 160, "the exception context")
+        return ExceptionRecord(
+            tid, code, flags, address, tuple(params[: min(nparams, 15)]), self._context(ctx_size, ctx_rva)
+        )
+
+    @cached_property
+    def dump_thread_id(self) -> int | None:
+        """The thread that wrote the dump (Breakpad's handler), when the Breakpad info stream names it."""
+        found = self._stream(BREAKPAD_INFO)
+        if found is None or found[0] < 12:
+            return None
+        validity, dump_tid, _requesting = self._unpack("<III", found[1], "the Breakpad info")
+        return dump_tid if validity & 1 else None
+
+    @cached_property
+    def threads(self) -> tuple[Thread, ...]:
+        """The threads of the program; the one that took the exception first, with the exception's context.
+
+        The thread that wrote the dump (Breakpad's handler thread) is left
+        out, as minidump_stackwalk leaves it out: it is not the program's.
+        """
+        found = self._stream(THREAD_LIST)
+        if found is None:
+            return ()
+        _, at = found
+        (count,) = self._unpack("<I", at, "the thread list")
+        self._count(count, 48, at + 4, "the thread list")
+        exc = self.exception
+        out = []
+        for i in range(count):
+            tid, _s, _pc, _p, _teb, stack_start, stack_size, _stack_rva, ctx_size, ctx_rva = self._unpack(
+                "<IIIIQQIIII", at + 4 + 48 * i, "a thread"
+            )
+            if tid == self.dump_thread_id:
+                continue
+            regs = exc.context if exc is not None and exc.thread_id == tid and exc.context else None
+            if regs is None:
+                regs = self._context(ctx_size, ctx_rva)
+            pc, sp, fp = self._thread_state(regs)
+            out.append(Thread(tid, regs, pc, sp, fp, stack_start, stack_size))
+        if exc is not None:  # the crashed thread first, as in ELF cores
+            out.sort(key=lambda t: t.tid != exc.thread_id)
+        return tuple(out)
+
+    @cached_property
+    def modules(self) -> tuple[Module, ...]:
+        """The loaded modules, in the order of the dump (the main executable first)."""
+        found = self._stream(MODULE_LIST)
+        if found is None:
+            return ()
+        _, at = found
+        (count,) = self._unpack("<I", at, "the module list")
+        self._count(count, 108, at + 4, "the module list")
+        out = []
+        for i in range(count):
+            rec = at + 4 + 108 * i
+            base, size, checksum, stamp, name_rva = self._unpack("<QIIII", rec, "a module")
+            sig, _sv, fv_ms, fv_ls, pv_ms, pv_ls = self._unpack("<IIIIII", rec + 24, "a module's version")
+            cv_size, cv_rva = self._unpack("<II", rec + 76, "a module's CodeView record")
+            debug_file, debug_id, build_id = self._codeview(cv_size, cv_rva)
+            out.append(
+                Module(
+                    base,
+                    size,
+                    checksum,
+                    stamp,
+                    self._string(name_rva, "a module name"),
+                    _version(fv_ms, fv_ls) if sig == 0xFEEF04BD else None,
+                    _version(pv_ms, pv_ls) if sig == 0xFEEF04BD else None,
+                    debug_file,
+                    debug_id,
+                    build_id,
+                )
+            )
+        return tuple(out)
+
+    def _codeview(self, size: int, rva: int) -> tuple[str | None, str | None, str | None]:
+        """(debug file, debug identifier, ELF build-id) from a CodeView record."""
+        if size < 4 or rva == 0:
+            return None, None, None
+        data = self._bytes(rva, min(size, 4096), "a CodeView record")
+        sig = data[:4]
+        if sig == b"RSDS" and len(data) >= 24:  # PDB 7.0: GUID, age, file name
+            guid = uuid.UUID(bytes_le=data[4:20])
+            (age,) = struct.unpack_from("<I", data, 20)
+            name = data[24:].split(b"\0", 1)[0].decode(errors="replace")
+            return name, f"{guid.hex.upper()}{age:X}", None
+        if sig == b"NB10" and len(data) >= 16:  # PDB 2.0: timestamp, age, file name
+            stamp, age = struct.unpack_from("<II", data, 8)
+            name = data[16:].split(b"\0", 1)[0].decode(errors="replace")
+            return name, f"{stamp:08X}{age:X}", None
+        if sig == b"BpEL":  # Breakpad, Linux: the ELF build-id
+            build = data[4:]
+            ident = build[:16].ljust(16, b"\0")
+            return None, f"{uuid.UUID(bytes_le=ident).hex.upper()}0", build.hex()
+        return None, None, None
+
+    @cached_property
+    def misc_info(self) -> MiscInfo:
+        """The process id and creation time, when the dump records them."""
+        found = self._stream(MISC_INFO)
+        if found is None or found[0] < 24:
+            return MiscInfo(None, None)
+        _, at = found
+        _size, flags, pid, created = self._unpack("<IIII", at, "the misc info")
+        return MiscInfo(pid if flags & 1 else None, created if flags & 2 else None)
+
+    @cached_property
+    def _ranges(self) -> list[_Range]:
+        out: list[_Range] = []
+        found = self._stream(MEMORY_LIST)
+        if found is not None:
+            _, at = found
+            (count,) = self._unpack("<I", at, "the memory list")
+            self._count(count, 16, at + 4, "the memory list")
+            for i in range(count):
+                start, size, offset = self._unpack("<QII", at + 4 + 16 * i, "a memory range")
+                if offset + size <= self.size:
+                    out.append(_Range(start, size, offset))
+        found = self._stream(MEMORY64_LIST)
+        if found is not None:
+            _, at = found
+            count, base = self._unpack("<QQ", at, "the memory64 list")
+            self._count(count, 16, at + 16, "the memory64 list")
+            for i in range(count):
+                start, size = self._unpack("<QQ", at + 16 + 16 * i, "a memory64 range")
+                if base + size <= self.size:
+                    out.append(_Range(start, size, base))
+                base += size
+        return sorted(out, key=lambda r: r.start)
+
+    @cached_property
+    def _starts(self) -> list[int]:
+        return [r.start for r in self._ranges]
+
+    def read(self, addr: int, size: int) -> bytes:
+        """``size`` bytes of the process's memory at ``addr``; UnreadableMemory if the dump lacks them."""
+        ranges = self._ranges
+        i = bisect.bisect_right(self._starts, addr) - 1
+        if i >= 0:
+            r = ranges[i]
+            if addr + size <= r.start + r.size:
+                return self._bytes(r.offset + addr - r.start, size, "process memory")
+        raise UnreadableMemory(f"{addr:#x} (+{size}) is not in the dump")
+
+    def module_at(self, addr: int) -> Module | None:
+        """The module whose image holds ``addr``."""
+        return next((m for m in self.modules if m.base <= addr < m.end), None)
+
+    @cached_property
+    def command_line(self) -> str | None:
+        """Breakpad's Linux command-line stream, if there is one."""
+        found = self._stream(LINUX_CMD_LINE)
+        if found is None:
+            return None
+        size, at = found
+        raw = self._bytes(at, min(size, 65536), "the command line")
+        return raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+
+
+def _version(ms: int, ls: int) -> str:
+    return f"{ms >> 16}.{ms & 0xFFFF}.{ls >> 16}.{ls & 0xFFFF}"
