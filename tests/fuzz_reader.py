@@ -25,18 +25,26 @@ CORPUS = REPO.parent / "shared" / "corpus"
 sys.path.insert(0, str(REPO / "src"))
 
 from notmyfault.analysis.heap import heap_summary  # noqa: E402
+from notmyfault.analysis.kernel import analyze_kernel_dump  # noqa: E402
 from notmyfault.analysis.minidump import analyze_minidump, minidump_frames  # noqa: E402
-from notmyfault.dumps import DumpError, Minidump, UnreadableMemory, open_any, open_dump  # noqa: E402
+from notmyfault.dumps import (  # noqa: E402
+    DumpError,
+    Minidump,
+    UnreadableMemory,
+    WindowsKernelDump,
+    open_any,
+    open_dump,
+)
 
 
 def seeds(kind: str = "elf", limit: int = 1 << 20) -> list[bytes]:
     """The corpus files of ``kind`` (elf: ELF cores; minidump: MDMP files) up to ``limit`` bytes."""
-    magic = b"\x7fELF" if kind == "elf" else b"MDMP"
+    magic = {"elf": b"\x7fELF", "minidump": b"MDMP", "windows": b"PAGEDU"}[kind]
     out = []
     for p in sorted(CORPUS.glob("*/*")):
         if p.is_file() and p.suffix not in (".txt", ".sym") and p.stat().st_size <= limit:
             data = p.read_bytes()
-            if data[:4] == magic:
+            if data.startswith(magic):
                 out.append(data)
     return out
 
@@ -84,6 +92,15 @@ def exercise_minidump(path: str) -> None:
             minidump_frames(md, t)
 
 
+def exercise_windows(path: str) -> None:
+    with open_any(path) as kd:
+        assert isinstance(kd, WindowsKernelDump)
+        kd.system_time  # noqa: B018 - parsing is the point
+        kd.triage  # noqa: B018
+        kd.drivers  # noqa: B018
+        analyze_kernel_dump(kd)
+
+
 def exercise(path: str) -> None:
     with open_dump(path) as core:
         core.threads  # noqa: B018 - parsing is the point
@@ -104,11 +121,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=20261125)
-    ap.add_argument("--kind", choices=["elf", "minidump"], default="elf")
+    ap.add_argument("--kind", choices=["elf", "minidump", "windows"], default="elf")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    pool = seeds(args.kind)
-    run = exercise if args.kind == "elf" else exercise_minidump
+    pool = seeds(args.kind, limit=2 << 20 if args.kind == "windows" else 1 << 20)
+    run = {"elf": exercise, "minidump": exercise_minidump, "windows": exercise_windows}[args.kind]
     if not pool:
         print("fuzz: no seeds (../shared/corpus is missing)")
         return 2

@@ -63,11 +63,14 @@ class CrashAnalysis:
     missing: tuple[str, ...] = field(default=())
     deadlock: tuple[LockWait, ...] = field(default=())
     dump_kind: str = "elf-core"
-    """elf-core or minidump."""
+    """elf-core, minidump or windows-kernel."""
     exception_code: int | None = None
-    """Minidumps of Windows: the NTSTATUS exception code (Linux minidumps: the signal, as ``signal``)."""
+    """Windows minidumps: the NTSTATUS exception code (Linux minidumps: the signal, as ``signal``);
+    Windows kernel dumps: the bug check code."""
     exception_name: str | None = None
     exception_parameters: tuple[int, ...] = field(default=())
+    argument_notes: tuple[str, ...] = field(default=())
+    """Windows kernel dumps: what each bug check parameter means."""
     """The threads of a mutex wait cycle, when the dump shows one."""
     """Modules whose files or debug information could not be found."""
 

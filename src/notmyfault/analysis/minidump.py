@@ -25,6 +25,8 @@ from notmyfault.analysis.unwind import Frame
 from notmyfault.analysis.wincodes import exception_class, exception_name
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump, Module, Thread
+from notmyfault.dumps.windump import Driver, WindowsKernelDump
+from notmyfault.dumps.windump import Thread as KernelThread
 from notmyfault.sigcodes import si_code_name
 
 MAX_FRAMES = 64
@@ -96,16 +98,20 @@ def _load_sym(path: str) -> SymbolFile | None:
         return None
 
 
-def symbol_file(symbols: str | None, module: Module) -> SymbolFile | None:
+def symbol_file(symbols: str | None, module: Module | Driver) -> SymbolFile | None:
     """The module's Breakpad symbols under ``symbols`` (the layout of symbol stores), if there."""
-    if not symbols or not module.debug_id:
+    if not symbols or not isinstance(module, Module) or not module.debug_id:
         return None
     debug_file = ntpath.basename(module.debug_file or module.name) or os.path.basename(module.name)
     stem = debug_file[:-4] if debug_file.lower().endswith(".pdb") else debug_file
     return _load_sym(os.path.join(symbols, debug_file, module.debug_id, stem + ".sym"))
 
 
-def _frame(md: Minidump, index: int, pc: int, sp: int | None, how: str, symbols: str | None) -> Frame:
+Dump = Minidump | WindowsKernelDump
+"""The dumps whose stacks are walked here: minidumps and Windows kernel (triage) dumps."""
+
+
+def _frame(md: Dump, index: int, pc: int, sp: int | None, how: str, symbols: str | None) -> Frame:
     module = md.module_at(pc)
     if module is None:
         return Frame(index, pc, sp, None, None, None, None, None, how, None)
@@ -120,8 +126,13 @@ def _frame(md: Minidump, index: int, pc: int, sp: int | None, how: str, symbols:
     return Frame(index, pc, sp, module.name, name, offset, file, line, how, module.base)
 
 
-def minidump_frames(md: Minidump, thread: Thread, symbols: str | None = None) -> list[Frame]:
-    """The thread's frames, innermost first: the context, then its frame-pointer chain."""
+def minidump_frames(md: Dump, thread: Thread | KernelThread, symbols: str | None = None) -> list[Frame]:
+    """The thread's frames, innermost first: the context, then its frame-pointer chain.
+
+    The chain is the same on x86, x86_64 and aarch64: the frame pointer
+    points at the caller's saved frame pointer, with the return address (the
+    saved link register) one word above it.
+    """
     if thread.pc is None:
         return []
     frames = [_frame(md, 0, thread.pc, thread.sp, "context", symbols)]

@@ -82,15 +82,21 @@ def analyze(
 ) -> None:
     """The !analyze -v page: crash class, arguments, faulting instruction, stack, and Probably caused by.
 
-    Reads ELF process cores and minidumps (Windows, and Breakpad's of Linux).
+    Reads ELF process cores, minidumps (Windows, and Breakpad's of Linux) and Windows kernel dumps.
     """
     from notmyfault.analysis.crash import analyze as run
+    from notmyfault.analysis.kernel import analyze_kernel_dump
     from notmyfault.analysis.minidump import analyze_minidump
-    from notmyfault.dumps import Minidump
+    from notmyfault.dumps import Minidump, WindowsKernelDump
     from notmyfault.render.analysis import analysis_json, analysis_text
 
     with opened(core, minidumps=True) as c:
-        result = analyze_minidump(c, symbols) if isinstance(c, Minidump) else run(c, exe, sysroot)
+        if isinstance(c, Minidump):
+            result = analyze_minidump(c, symbols)
+        elif isinstance(c, WindowsKernelDump):
+            result = analyze_kernel_dump(c)
+        else:
+            result = run(c, exe, sysroot)
         _emit(as_json, lambda: analysis_json(result), lambda: analysis_text(result, verbose))
 
 
@@ -114,7 +120,7 @@ def stack(
     """kvL: the stack of the crashing thread (or --thread TID, or --all), and how each frame was found."""
     from notmyfault.analysis.minidump import minidump_frames
     from notmyfault.analysis.unwind import load_program, thread_frames
-    from notmyfault.dumps import Minidump
+    from notmyfault.dumps import Minidump, WindowsKernelDump
     from notmyfault.render import SCHEMA_VERSION
     from notmyfault.render.analysis import frame_json, stack_text
 
@@ -125,7 +131,7 @@ def stack(
         if tid is not None and tid not in tids:
             fail(f"the dump has no thread {tid}; its threads are {', '.join(map(str, tids))}")
         chosen = tids if all_threads else [tid if tid is not None else tids[0]]
-        if isinstance(c, Minidump):
+        if isinstance(c, (Minidump, WindowsKernelDump)):
             by_tid = {t.tid: t for t in c.threads}
             stacks = [(t, minidump_frames(c, by_tid[t], symbols)) for t in chosen]
         else:
@@ -150,7 +156,7 @@ def stack(
 def regs(core: str, tid: int | None, sysroot: str | None, as_json: bool) -> None:
     """.trap: general registers, flags decoded, and the instruction at the program counter."""
     from notmyfault.analysis.crash import decode, decode_bytes
-    from notmyfault.dumps import Minidump, UnreadableMemory
+    from notmyfault.dumps import Minidump, UnreadableMemory, WindowsKernelDump
     from notmyfault.render.analysis import regs_json, regs_text
 
     with opened(core, minidumps=True) as c:
@@ -163,7 +169,7 @@ def regs(core: str, tid: int | None, sysroot: str | None, as_json: bool) -> None
         if not t.regs:
             fail(f"registers of {c.arch} dumps are not decoded yet")
         insn, where = None, None
-        if isinstance(c, Minidump):
+        if isinstance(c, (Minidump, WindowsKernelDump)):
             module = c.module_at(t.pc) if t.pc is not None else None
             where = f"in {module.name}" if module else None
             if t.pc is not None:
@@ -211,8 +217,10 @@ def modules(core: str, verbose_name: str | None, exe: str | None, sysroot: str |
     from notmyfault.analysis.modules import modules as list_modules
     from notmyfault.analysis.modules import select_modules
     from notmyfault.analysis.unwind import load_program
-    from notmyfault.dumps import Minidump
+    from notmyfault.dumps import Minidump, WindowsKernelDump
     from notmyfault.render.memory import (
+        drivers_json,
+        drivers_text,
         minidump_modules_json,
         minidump_modules_text,
         modules_json,
@@ -220,6 +228,18 @@ def modules(core: str, verbose_name: str | None, exe: str | None, sysroot: str |
     )
 
     with opened(core, minidumps=True) as c:
+        if isinstance(c, WindowsKernelDump):
+            drivers = [d for d in c.drivers if verbose_name is None or module_matches(d.name, verbose_name)]
+            if not c.is_triage:
+                fail(f"{core} is a {c.dump_type} dump: its module list is in memory that is not read yet")
+            if verbose_name is not None and not drivers:
+                fail(f"no module named {verbose_name!r} in the dump")
+            _emit(
+                as_json,
+                lambda: drivers_json(drivers),
+                lambda: drivers_text(drivers, verbose_name is not None),
+            )
+            return
         if isinstance(c, Minidump):
             mini = list(c.modules)
             if verbose_name is not None:

@@ -1,9 +1,9 @@
 """Dump readers, chosen by the file's magic.
 
-ELF process cores are read by every command; minidumps (``MDMP``) by
-``analyze``, ``stack``, ``regs`` and ``modules`` (:func:`open_any`).  Kernel
-vmcores and Windows kernel dumps are later stages and are refused with a
-message saying so.
+ELF process cores are read by every command; minidumps (``MDMP``) and Windows
+kernel dumps (``PAGEDUMP``, ``PAGEDU64``) by ``analyze``, ``stack``, ``regs``
+and ``modules`` (:func:`open_any`).  Linux kernel vmcores are a later stage
+and are refused with a message saying so.
 """
 
 from __future__ import annotations
@@ -13,13 +13,22 @@ import os
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.dumps.minidump import Minidump
+from notmyfault.dumps.windump import WindowsKernelDump
 
-__all__ = ["DumpError", "ElfCore", "Minidump", "UnreadableMemory", "open_any", "open_dump"]
+__all__ = [
+    "DumpError",
+    "ElfCore",
+    "Minidump",
+    "UnreadableMemory",
+    "WindowsKernelDump",
+    "open_any",
+    "open_dump",
+]
 
-MINIDUMP_COMMANDS = "analyze, stack, regs and modules"
+OTHER_DUMP_COMMANDS = "analyze, stack, regs and modules"
 _FOREIGN = {
-    b"MDMP": f"a minidump: {MINIDUMP_COMMANDS} read minidumps, this one reads ELF process cores so far",
-    b"PAGE": "a Windows kernel crash dump",
+    b"MDMP": f"a minidump: {OTHER_DUMP_COMMANDS} read minidumps, this one reads ELF process cores so far",
+    b"PAGE": f"a Windows kernel crash dump: {OTHER_DUMP_COMMANDS} read those, this one reads ELF process cores",
     b"KDUM": "a compressed kernel dump (makedumpfile)",
 }
 
@@ -33,19 +42,21 @@ def open_dump(path: str | os.PathLike[str]) -> ElfCore:
         raise DumpError(f"cannot open {os.fspath(path)}: {e.strerror}") from None
     for prefix, what in _FOREIGN.items():
         if magic.startswith(prefix):
-            if prefix == b"MDMP":
+            if prefix in (b"MDMP", b"PAGE"):
                 raise DumpError(f"{os.fspath(path)} is {what}")
             raise DumpError(f"{os.fspath(path)} is {what}; notmyfault reads Linux ELF process cores so far")
     return ElfCore(path)
 
 
-def open_any(path: str | os.PathLike[str]) -> ElfCore | Minidump:
-    """Open an ELF process core or a minidump by its magic (see :func:`open_dump` for the errors)."""
+def open_any(path: str | os.PathLike[str]) -> ElfCore | Minidump | WindowsKernelDump:
+    """Open an ELF process core, a minidump or a Windows kernel dump by its magic (see :func:`open_dump`)."""
     try:
         with open(path, "rb") as f:
-            magic = f.read(4)
+            magic = f.read(8)
     except OSError as e:
         raise DumpError(f"cannot open {os.fspath(path)}: {e.strerror}") from None
-    if magic == b"MDMP":
+    if magic.startswith(b"MDMP"):
         return Minidump(os.fspath(path))
+    if magic in (b"PAGEDUMP", b"PAGEDU64"):
+        return WindowsKernelDump(os.fspath(path))
     return open_dump(path)

@@ -23,6 +23,7 @@ import struct
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
 
@@ -84,11 +85,48 @@ _AMD64 = {
 _AMD64_SIZE = 1232
 _ARM64 = {**{f"x{i}": 8 + 8 * i for i in range(29)}, "fp": 240, "lr": 248, "sp": 256, "pc": 264}
 _ARM64_SIZE = 912
-_LAYOUTS = {
-    "x86": (_X86, 4, _X86_SIZE, "eip", "esp", "ebp"),
-    "x86_64": (_AMD64, 8, _AMD64_SIZE, "rip", "rsp", "rbp"),
-    "aarch64": (_ARM64, 8, _ARM64_SIZE, "pc", "sp", "fp"),
+
+
+class ContextLayout(NamedTuple):
+    """Where a CONTEXT record keeps the registers of one architecture."""
+
+    offsets: dict[str, int]
+    word: int
+    size: int
+    pc: str
+    sp: str
+    fp: str
+
+
+CONTEXT_LAYOUTS = {
+    "x86": ContextLayout(_X86, 4, _X86_SIZE, "eip", "esp", "ebp"),
+    "x86_64": ContextLayout(_AMD64, 8, _AMD64_SIZE, "rip", "rsp", "rbp"),
+    "aarch64": ContextLayout(_ARM64, 8, _ARM64_SIZE, "pc", "sp", "fp"),
 }
+"""The Windows CONTEXT layouts (minidumps and kernel dumps share them)."""
+
+
+def decode_context(arch: str, data: bytes) -> dict[str, int]:
+    """The registers in a CONTEXT record of ``arch`` ({} for an unknown architecture or a short record)."""
+    layout = CONTEXT_LAYOUTS.get(arch)
+    if layout is None or len(data) < layout.size:
+        return {}
+    out = {name: int.from_bytes(data[at : at + layout.word], "little") for name, at in layout.offsets.items()}
+    if arch == "x86_64":
+        out["eflags"] = int.from_bytes(data[68:72], "little")
+    if arch == "aarch64":
+        out["cpsr"] = int.from_bytes(data[4:8], "little")
+    return out
+
+
+def context_pointers(arch: str, regs: dict[str, int]) -> tuple[int | None, int | None, int | None]:
+    """(pc, sp, fp) from decoded registers."""
+    layout = CONTEXT_LAYOUTS.get(arch)
+    if layout is None or not regs:
+        return None, None, None
+    return regs.get(layout.pc), regs.get(layout.sp), regs.get(layout.fp)
+
+
 MAX_ITEMS = 1 << 20
 """No list in a dump is believed to hold more entries than this."""
 
@@ -301,24 +339,10 @@ class Minidump:
         return self.system_info.arch if self.system_info else "unknown"
 
     def _context(self, size: int, rva: int) -> dict[str, int]:
-        layout = _LAYOUTS.get(self.arch)
-        if layout is None or size < layout[2]:
+        layout = CONTEXT_LAYOUTS.get(self.arch)
+        if layout is None or size < layout.size:
             return {}
-        regs, word = layout[0], layout[1]
-        data = self._bytes(rva, layout[2], "a thread context")
-        out = {}
-        for name, at in regs.items():
-            width = 2 if name in ("cs", "ss") and word == 4 else word
-            out[name] = int.from_bytes(data[at : at + width], "little")
-        if self.arch == "x86_64":
-            out["eflags"] = int.from_bytes(data[68:72], "little")
-        return out
-
-    def _thread_state(self, regs: dict[str, int]) -> tuple[int | None, int | None, int | None]:
-        layout = _LAYOUTS.get(self.arch)
-        if layout is None or not regs:
-            return None, None, None
-        return regs.get(layout[3]), regs.get(layout[4]), regs.get(layout[5])
+        return decode_context(self.arch, self._bytes(rva, layout.size, "a thread context"))
 
     @cached_property
     def exception(self) -> ExceptionRecord | None:
@@ -369,7 +393,7 @@ class Minidump:
             regs = exc.context if exc is not None and exc.thread_id == tid and exc.context else None
             if regs is None:
                 regs = self._context(ctx_size, ctx_rva)
-            pc, sp, fp = self._thread_state(regs)
+            pc, sp, fp = context_pointers(self.arch, regs)
             out.append(Thread(tid, regs, pc, sp, fp, stack_start, stack_size))
         if exc is not None:  # the crashed thread first, as in ELF cores
             out.sort(key=lambda t: t.tid != exc.thread_id)

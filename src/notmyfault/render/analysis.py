@@ -56,6 +56,17 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False) -> str:
     """The ``!analyze -v`` page."""
     out = [RULE, "*" + "Crash Analysis (notmyfault analyze)".center(77) + "*", RULE, ""]
     code = f" / {a.si_code_name}" if a.si_code_name else ""
+    if a.dump_kind == "windows-kernel" and a.exception_code is not None:
+        out.append(f"{a.crash_class} ({a.exception_code:x})")
+        out.append(a.description)
+        out += ["", "Arguments:"]
+        for i, (value, meaning) in enumerate(zip(a.exception_parameters, a.argument_notes, strict=False)):
+            out.append(f"Arg{i + 1}: {value:016x}" + (f", {meaning}" if meaning else ""))
+        out.append("")
+        out.append(
+            f"BugCheck {a.exception_code:X}, {{{', '.join(f'{p:x}' for p in a.exception_parameters)}}}"
+        )
+        return _kernel_tail(a, out, verbose)
     if a.exception_code is not None:
         out.append(f"{a.crash_class} ({a.exception_name} / {a.exception_code:#010x})")
     else:
@@ -116,6 +127,23 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False) -> str:
     return "\n".join(out)
 
 
+def _kernel_tail(a: CrashAnalysis, out: list[str], verbose: bool) -> str:
+    """The rest of a kernel dump's page: faulting IP, stack, blame, notes."""
+    out += ["", "FAULTING_IP:"]
+    out.append(a.frames[0].location() if a.frames else "unknown")
+    if a.instruction is not None:
+        out.append(f"{a.instruction.address:016x} {a.instruction.text}")
+    out += ["", f"MACHINE: {a.arch}" + (f", {a.executable}" if a.executable else "")]
+    out += ["", "STACK_TEXT:"]
+    limit = None if verbose else 20
+    for f in a.frames[:limit]:
+        out.append(frame_line(f))
+    out += ["", f"Probably caused by : {a.probably_caused_by}", f"BUCKET_ID: {a.bucket}"]
+    for note in a.notes:
+        out.append(f"NOTE: {note}")
+    return "\n".join(out)
+
+
 def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
     """The analysis as the JSON contract's ``analysis`` object."""
     return {
@@ -124,11 +152,19 @@ def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
         "dump": a.path,
         "dump_kind": a.dump_kind,
         "exception": None
-        if a.exception_code is None
+        if a.exception_code is None or a.dump_kind == "windows-kernel"
         else {
             "code": f"{a.exception_code:#010x}",
             "name": a.exception_name,
             "parameters": [hexa(p) for p in a.exception_parameters],
+        },
+        "bugcheck": None
+        if a.dump_kind != "windows-kernel" or a.exception_code is None
+        else {
+            "code": f"{a.exception_code:#x}",
+            "name": a.exception_name,
+            "parameters": [hexa(p) for p in a.exception_parameters],
+            "meanings": list(a.argument_notes),
         },
         "arch": a.arch,
         "process": {"pid": a.pid, "uid": a.uid, "executable": a.executable, "command_line": a.command_line},

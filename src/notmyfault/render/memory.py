@@ -13,6 +13,7 @@ from notmyfault.analysis.modules import ModuleInfo
 from notmyfault.analysis.search import Hit
 from notmyfault.analysis.vm import VmSummary
 from notmyfault.dumps.minidump import Module
+from notmyfault.dumps.windump import Driver
 from notmyfault.render import SCHEMA_VERSION
 from notmyfault.render.analysis import hexa
 from notmyfault.units import format_size
@@ -199,5 +200,53 @@ def minidump_modules_json(mods: Sequence[Module]) -> dict[str, Any]:
                 "build_id": m.build_id,
             }
             for m in mods
+        ],
+    }
+
+
+def drivers_text(drivers: Sequence[Driver], details: bool = False) -> str:
+    """``lm`` / ``lmvm`` for a Windows kernel dump's driver list."""
+    if details:
+        out = []
+        for d in drivers:
+            out += [
+                "start             end                 module name",
+                f"{d.base:016x}  {d.end:016x}    {short_name(d.name)}",
+                f"    Image path:   {d.name}",
+                f"    Timestamp:    {d.timestamp:#010x}"
+                + (
+                    f" ({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(d.timestamp))} UTC)"
+                    if d.timestamp
+                    else ""
+                ),
+                f"    CheckSum:     {d.checksum:#010x}",
+                f"    ImageSize:    {d.size:#x}",
+                f"    Symbol key:   {short_name(d.name)}.{d.name.rsplit('.', 1)[-1]}/{d.timestamp:08X}{d.size:x}",
+            ]
+        return "\n".join(out)
+    lines = ["start             end               module            timestamp   path"]
+    for d in drivers:
+        lines.append(
+            f"{d.base:016x}  {d.end - 1:016x}  {short_name(d.name):<16}  {d.timestamp:08x}    {d.name}"
+        )
+    return "\n".join(lines)
+
+
+def drivers_json(drivers: Sequence[Driver]) -> dict[str, Any]:
+    """A kernel dump's drivers as JSON (the ``modules`` object, kernel flavour)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "modules",
+        "modules": [
+            {
+                "path": d.name,
+                "name": short_name(d.name),
+                "start": hexa(d.base),
+                "end": hexa(d.end),
+                "size": d.size,
+                "timestamp": d.timestamp,
+                "checksum": d.checksum,
+            }
+            for d in drivers
         ],
     }

@@ -1,0 +1,99 @@
+"""The ``!analyze -v`` page for Windows kernel dumps: the bug check, its arguments, the stack, the blame.
+
+The blame rule for kernel dumps (kept as data in bugcheck.py): when the bug
+check says which argument is the address of the faulting instruction, the
+driver that holds that address is blamed (the seed's ``myfault+579`` comes
+from argument 4 of D1); otherwise the first frame of the stack outside the
+kernel and the HAL; otherwise the innermost frame in a module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ntpath
+
+from notmyfault.analysis.bugcheck import KERNEL_MODULES, bugcheck
+from notmyfault.analysis.crash import CrashAnalysis, decode_bytes
+from notmyfault.analysis.minidump import minidump_frames
+from notmyfault.analysis.unwind import Frame
+from notmyfault.dumps.errors import UnreadableMemory
+from notmyfault.dumps.windump import WindowsKernelDump
+
+ACCESS = {0: "read", 1: "write", 8: "execute"}
+
+
+def _is_kernel(module: str | None) -> bool:
+    return bool(module) and ntpath.basename(module or "").lower() in KERNEL_MODULES
+
+
+def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
+    """Analyse a Windows kernel dump: the same result object as for process cores and minidumps."""
+    code, params = kd.bugcheck
+    bc = bugcheck(code)
+    thread = kd.threads[0] if kd.threads else None
+    frames: tuple[Frame, ...] = tuple(minidump_frames(kd, thread)) if thread is not None else ()
+    notes = []
+    if not kd.is_triage:
+        notes.append(
+            f"this is a {kd.dump_type} dump: its bug check and context are read; its memory (the stack "
+            "beyond the context, the module list) needs the page-table walk, which is not written yet"
+        )
+    if frames and all(f.function is None for f in frames):
+        notes.append("frames are module+offset: names need the modules' PDB symbols, which are not read")
+    blamed, reason = None, "no frame lies in a known module"
+    if bc.code_arg is not None:
+        addr = params[bc.code_arg]
+        driver = kd.module_at(addr)
+        if driver is not None:
+            blamed = Frame(
+                -1, addr, None, driver.name, None, None, None, None, "bug check argument", driver.base
+            )
+            reason = f"argument {bc.code_arg + 1} of the bug check is the address of the faulting instruction"
+    if blamed is None:
+        outside = next((f for f in frames if f.module and not _is_kernel(f.module)), None)
+        inside = next((f for f in frames if f.module), None)
+        if outside is not None:
+            blamed, reason = outside, "first frame outside the kernel and the HAL"
+        elif inside is not None:
+            blamed, reason = inside, "every frame is in the kernel or the HAL: the innermost one is blamed"
+    insn = None
+    if thread is not None and thread.pc is not None:
+        with contextlib.suppress(UnreadableMemory):  # triage dumps often keep the code around the pc
+            insn = decode_bytes(kd.read(thread.pc, 16), thread.pc, kd.arch)
+    access = None
+    if bc.args[2].startswith("0: read"):
+        access = ACCESS.get(params[2])
+    memory = bc.args[0] == "memory referenced"
+    return CrashAnalysis(
+        path=kd.path,
+        arch=kd.arch,
+        pid=None,
+        executable=kd.drivers[0].name if kd.drivers else None,
+        command_line=None,
+        uid=None,
+        crashed_tid=None,
+        signal=None,
+        signal_name=None,
+        si_code=None,
+        si_code_name=None,
+        fault_address=params[0] if memory else None,
+        sender_pid=None,
+        access=access,
+        access_source="argument 3 of the bug check" if access else "not known",
+        fault_pc=thread.pc if thread else None,
+        instruction=insn,
+        blocked_signals=(),
+        crash_class=bc.name,
+        description=bc.meaning or "A bug check this table does not describe.",
+        blamed=blamed,
+        blame_reason=reason,
+        bucket=f"{bc.name}:{blamed.symbolic() if blamed else '?'}",
+        abort_message=None,
+        frames=frames,
+        notes=tuple(notes),
+        dump_kind="windows-kernel",
+        exception_code=code,
+        exception_name=bc.name,
+        exception_parameters=params,
+        argument_notes=bc.args,
+    )

@@ -1,0 +1,197 @@
+"""Windows kernel dumps: the corpus' ARM64 triage dump held to rizin's expected output, and dumps of our
+own (tests/windump_synth.py) for the 32- and 64-bit layouts, the bug check texts, the blame rule and
+malformed input.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+import pytest
+
+from notmyfault.analysis.bugcheck import BUGCHECKS
+from notmyfault.dumps import WindowsKernelDump, open_any
+from tests.conftest import CORPUS, run_json, run_nmf
+from tests.windump_synth import SynthDump, seed_d1
+
+TRIAGE = CORPUS / "rizin-dmp-triage_arm64" / "triage_arm64.dmp"
+needs_corpus = pytest.mark.skipif(not TRIAGE.exists(), reason="../shared/corpus is not here")
+
+
+def _expected() -> str:
+    text = (TRIAGE.parent / "EXPECTED.txt").read_text()
+    return text[text.index("EXPECT=<<EOF") :]
+
+
+@needs_corpus
+def test_triage_header_fields_equal_rizins() -> None:
+    exp = _expected()
+    head = exp[exp.index("DUMP_HEADER64:") : exp.index("TRIAGE_DUMP64:")]
+    tri = exp[exp.index("TRIAGE_DUMP64:") : exp.index("cpsr =")]
+    fields = dict(re.findall(r"^\s+(\w+) : (0x[0-9a-f]+)", head, re.M))
+    triage_fields = dict(re.findall(r"^\s+(\w+) : (0x[0-9a-f]+)", tri, re.M))
+    with open_any(TRIAGE) as kd:
+        assert isinstance(kd, WindowsKernelDump)
+        checked = 0
+        for name, value in fields.items():
+            if name in kd.header:
+                assert kd.header[name] == int(value, 16), name
+                checked += 1
+        assert checked >= 15
+        for name, value in triage_fields.items():
+            if name in kd.triage:
+                assert kd.triage[name] == int(value, 16), name
+        assert len(kd.triage) == len(triage_fields) - 3  # the Ia64 backing-store fields are not kept
+        assert kd.arch == "aarch64"
+        assert kd.dump_type == "triage (small memory dump)"
+        assert len(kd.drivers) == kd.triage["DriverCount"] == 245
+        assert kd.drivers[0].name == "\\SystemRoot\\system32\\ntoskrnl.exe"
+    assert "BugCheckCode : 0x000001c8 (MANUALLY_INITIATED_POWER_BUTTON_HOLD)" in exp
+    _, a = run_json("analyze", str(TRIAGE))
+    assert a["dump_kind"] == "windows-kernel"
+    assert a["bugcheck"]["code"] == "0x1c8"
+    assert a["bugcheck"]["name"] == BUGCHECKS[0x1C8].name == "MANUALLY_INITIATED_POWER_BUTTON_HOLD"
+    assert a["bugcheck"]["parameters"] == ["0x1b58", "0xfffff803f3a20860", "0x0", "0x0"]
+    assert a["crash_class"] == "MANUALLY_INITIATED_POWER_BUTTON_HOLD"
+
+
+@needs_corpus
+def test_triage_registers_instruction_and_frames_equal_rizins() -> None:
+    exp = _expected()
+    regs = dict(re.findall(r"^(\w+) = (0x[0-9a-f]+)$", exp, re.M))
+    _, ours = run_json("regs", str(TRIAGE))
+    checked = 0
+    for name, value in regs.items():
+        if name in ("fpcr", "fpsr"):
+            continue  # floating-point control: not kept
+        assert int(ours["registers"][name], 16) == int(value, 16), name
+        checked += 1
+    assert checked == 34  # x0-x28, fp, lr, sp, pc, cpsr
+    first = exp.split("fpsr = ")[1].splitlines()[1]  # pi 4: the first instruction at the pc
+    assert ours["instruction"]["text"].replace("#", "") == first  # add x0, x19, 0x40
+    frames = re.findall(r"^\d+\s+(0x[0-9a-f]+) sp: (0x[0-9a-f]+)", exp, re.M)
+    assert len(frames) == 5
+    _, stacks = run_json("stack", str(TRIAGE))
+    got = [(int(f["pc"], 16), int(f["sp"], 16)) for f in stacks["threads"][0]["frames"]]
+    assert got == [(int(pc, 16), int(sp, 16)) for pc, sp in frames]
+    text = run_nmf("analyze", str(TRIAGE)).stdout
+    assert "BugCheck 1C8, {1b58, fffff803f3a20860, 0, 0}" in text
+    assert "Probably caused by : ntoskrnl.exe ( ntoskrnl+0x4de014 )" in text
+    assert "names need the modules' PDB symbols" in text
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_the_seeds_bugcheck_d1_blames_myfault(bits: int, tmp_path: Path) -> None:
+    """The seed's page: BugCheck D1, {e14c0008, 2, 0, f799f579} ... Probably caused by : myfault.sys ( myfault+579 )."""
+    synth = seed_d1(bits)
+    dump = synth.write(tmp_path / f"seed{bits}.dmp")
+    text = run_nmf("analyze", str(dump)).stdout
+    p = synth.params
+    assert f"BugCheck D1, {{{p[0]:x}, 2, 0, {p[3]:x}}}" in text
+    assert "DRIVER_IRQL_NOT_LESS_OR_EQUAL (d1)" in text
+    assert f"Arg1: {p[0]:016x}, memory referenced" in text
+    assert "Arg2: 0000000000000002, IRQL at the time of the reference" in text
+    assert f"Arg4: {p[3]:016x}, address of the instruction that referenced the memory" in text
+    assert "Probably caused by : myfault.sys ( myfault+0x579 )" in text
+    _, a = run_json("analyze", str(dump))
+    assert a["arch"] == ("x86" if bits == 32 else "x86_64")
+    assert a["access"] == "read"
+    assert a["blame_reason"] == "argument 4 of the bug check is the address of the faulting instruction"
+    assert a["bucket"] == "DRIVER_IRQL_NOT_LESS_OR_EQUAL:myfault+0x579"
+    _, stacks = run_json("stack", str(dump))
+    locations = [f["location"] for f in stacks["threads"][0]["frames"]]
+    nt = synth.drivers[0][1]
+    assert locations == [
+        "myfault+0x579",
+        "myfault+0x4a2",
+        f"ntoskrnl+{synth.returns[1] - nt:#x}",
+        f"ntoskrnl+{synth.returns[2] - nt:#x}",
+    ]
+    _, mods = run_json("modules", str(dump))
+    assert [m["name"] for m in mods["modules"]] == ["ntoskrnl", "myfault"]
+    assert int(mods["modules"][1]["start"], 16) == synth.drivers[1][1]
+
+
+@pytest.mark.parametrize("code", sorted(c for c, b in BUGCHECKS.items() if b.code_arg is not None))
+def test_every_bugcheck_with_a_code_argument_blames_the_driver_it_names(code: int, tmp_path: Path) -> None:
+    synth = seed_d1(64)
+    bc = BUGCHECKS[code]
+    myfault = synth.drivers[1][1]
+    params = [0x11, 0x22, 0x33, 0x44]
+    params[bc.code_arg or 0] = myfault + 0x123
+    synth.code, synth.params = code, (params[0], params[1], params[2], params[3])
+    synth.pc = synth.drivers[0][1] + 0x100  # the context is in the kernel: the argument decides
+    dump = synth.write(tmp_path / f"bc{code:x}.dmp")
+    _, a = run_json("analyze", str(dump))
+    assert a["crash_class"] == bc.name
+    assert a["blamed"]["location"] == "myfault+0x123"
+    assert a["bugcheck"]["meanings"] == list(bc.args)
+
+
+def test_without_a_code_argument_the_first_driver_outside_the_kernel_is_blamed(tmp_path: Path) -> None:
+    synth = seed_d1(64)
+    nt, myfault = synth.drivers[0][1], synth.drivers[1][1]
+    synth.code, synth.params = 0x9F, (3, 0, 0, 0)
+    synth.pc = nt + 0x100
+    synth.returns = [nt + 0x200, myfault + 0x4A2, nt + 0x300]
+    _, a = run_json("analyze", str(synth.write(tmp_path / "9f.dmp")))
+    assert a["crash_class"] == "DRIVER_POWER_STATE_FAILURE"
+    assert a["blamed"]["location"] == "myfault+0x4a2"
+    assert a["blame_reason"] == "first frame outside the kernel and the HAL"
+    synth.code = 0x12345
+    _, a = run_json("analyze", str(synth.write(tmp_path / "unknown.dmp")))
+    assert a["crash_class"] == "BUGCHECK_12345"
+
+
+def test_a_full_dump_says_what_is_not_read(tmp_path: Path) -> None:
+    synth = seed_d1(64)
+    synth.dump_type = 1
+    dump = synth.write(tmp_path / "full.dmp")
+    _, a = run_json("analyze", str(dump))
+    assert a["crash_class"] == "DRIVER_IRQL_NOT_LESS_OR_EQUAL"
+    assert any("needs the page-table walk, which is not written yet" in n for n in a["notes"])
+    assert len(a["frames"]) == 1  # the context only: no memory is read
+    r = run_nmf("modules", str(dump))
+    assert r.returncode == 2
+    assert "its module list is in memory that is not read yet" in r.stderr
+
+
+def test_malformed_kernel_dumps_get_one_line(tmp_path: Path) -> None:
+    good = seed_d1(64).write(tmp_path / "good.dmp").read_bytes()
+    huge_count = bytearray(good)
+    struct.pack_into("<I", huge_count, 0x2000 + 13 * 4, 10**6)  # DriverCount
+    long_name = bytearray(good)
+    (name_at,) = struct.unpack_from("<I", good, 0x4000)
+    struct.pack_into("<I", long_name, name_at, 10**6)
+    cases = {
+        "truncated": good[:0x100],
+        "header-only": good[:0x2000],
+        "driver-count": bytes(huge_count),
+        "driver-name": bytes(long_name),
+        "magic-only": b"PAGEDU64",
+    }
+    for label, blob in cases.items():
+        p = tmp_path / f"{label}.dmp"
+        p.write_bytes(blob)
+        for command in ("analyze", "modules"):
+            r = run_nmf(command, str(p))
+            assert r.returncode == 2, (label, command, r.stdout, r.stderr)
+            assert r.stderr.count("\n") == 1, (label, r.stderr)
+            assert "Traceback" not in r.stderr
+    r = run_nmf("vm", str(tmp_path / "good.dmp"))
+    assert r.returncode == 2
+    assert "is a Windows kernel crash dump: analyze, stack, regs and modules read those" in r.stderr
+
+
+def test_synthetic_dump_round_trip_of_the_header(tmp_path: Path) -> None:
+    synth = SynthDump(bits=32, code=0x7F, params=(8, 0, 0, 0), drivers=[("\\x\\hal.dll", 0x80000000, 0x1000)],
+                      pc=0x80000010, returns=[], processors=4)  # fmt: skip
+    with open_any(synth.write(tmp_path / "7f.dmp")) as kd:
+        assert isinstance(kd, WindowsKernelDump)
+        assert kd.bits == 32
+        assert kd.bugcheck == (0x7F, (8, 0, 0, 0))
+        assert kd.header["NumberProcessors"] == 4
+        assert kd.threads[0].pc == 0x80000010
+        assert [d.name for d in kd.drivers] == ["\\x\\hal.dll"]
