@@ -16,16 +16,14 @@ minidump_format.h for the Linux parts.
 from __future__ import annotations
 
 import bisect
-import contextlib
-import mmap
-import os
 import struct
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
+from notmyfault.dumps.mapped import MappedDump
 
 MAGIC = b"MDMP"
 VERSION = 0xA793
@@ -230,64 +228,26 @@ class _Range:
     offset: int
 
 
-@dataclass
-class Minidump:
+class Minidump(MappedDump):
     """A minidump file, opened for reading (a context manager)."""
 
-    path: str
-    size: int = 0
-    _map: mmap.mmap | None = field(default=None, repr=False)
-    streams: dict[int, tuple[int, int]] = field(default_factory=dict)
-    """Stream type -> (size, offset), the first stream of each type."""
-    time_date_stamp: int = 0
-
-    def __post_init__(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError as e:
-            raise DumpError(f"cannot open {self.path}: {e.strerror}") from None
-        try:
-            self.size = os.fstat(fd).st_size
-            if self.size < 32:
-                raise DumpError(f"{self.path} is truncated: {self.size} bytes, less than a minidump header")
-            self._map = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
-        finally:
-            os.close(fd)
-        sig, version, count, rva, _checksum, stamp = struct.unpack_from("<4sIIIII", self._map, 0)
-        if sig != MAGIC:
+    def __init__(self, path: str) -> None:
+        """Open ``path``; check the header and read the stream directory (DumpError if they are bad)."""
+        super().__init__(path, 32)
+        self.streams: dict[int, tuple[int, int]] = {}
+        """Stream type -> (size, offset), the first stream of each type."""
+        if self._bytes(0, 4, "the signature") != MAGIC:
             raise DumpError(f"{self.path} is not a minidump (no MDMP signature)")
+        version, count, rva, _checksum, stamp = self._unpack("<IIIII", 4, "the header")
         if version & 0xFFFF != VERSION:
             raise DumpError(f"{self.path}: unknown minidump version {version & 0xFFFF:#x} (expected 0xa793)")
         if count > MAX_ITEMS or rva + 12 * count > self.size:
             raise DumpError(f"{self.path} is truncated or corrupt: its stream directory runs past the end")
         self.time_date_stamp = stamp
         for i in range(count):
-            kind, size, offset = struct.unpack_from("<III", self._map, rva + 12 * i)
+            kind, size, offset = self._unpack("<III", rva + 12 * i, "the stream directory")
             if kind and kind not in self.streams:
                 self.streams[kind] = (size, offset)
-
-    # ----------------------------------------------------------- plumbing
-
-    def close(self) -> None:
-        """Unmap the file."""
-        if self._map is not None:
-            with contextlib.suppress(BufferError):
-                self._map.close()
-            self._map = None
-
-    def __enter__(self) -> Minidump:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _bytes(self, offset: int, size: int, what: str) -> bytes:
-        if offset < 0 or size < 0 or offset + size > self.size or self._map is None:
-            raise DumpError(f"{self.path} is truncated or corrupt: {what} lies past the end of the file")
-        return self._map[offset : offset + size]
-
-    def _unpack(self, fmt: str, offset: int, what: str) -> tuple[int, ...]:
-        return struct.unpack(fmt, self._bytes(offset, struct.calcsize(fmt), what))
 
     def _stream(self, kind: int) -> tuple[int, int] | None:
         found = self.streams.get(kind)

@@ -20,15 +20,12 @@ against the file before it is followed.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import datetime as dt
-import mmap
-import os
-import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
+from notmyfault.dumps.mapped import MappedDump
 from notmyfault.dumps.minidump import CONTEXT_LAYOUTS, context_pointers, decode_context
 
 MAGIC32, MAGIC64 = b"PAGEDUMP", b"PAGEDU64"
@@ -82,28 +79,13 @@ class Thread:
     fp: int | None
 
 
-@dataclass
-class WindowsKernelDump:
+class WindowsKernelDump(MappedDump):
     """A Windows kernel crash dump, opened for reading (a context manager)."""
 
-    path: str
-    bits: int = 64
-    size: int = 0
-    _map: mmap.mmap | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError as e:
-            raise DumpError(f"cannot open {self.path}: {e.strerror}") from None
-        try:
-            self.size = os.fstat(fd).st_size
-            if self.size < 8:
-                raise DumpError(f"{self.path} is truncated: {self.size} bytes")
-            self._map = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
-        finally:
-            os.close(fd)
-        magic = self._map[:8]
+    def __init__(self, path: str) -> None:
+        """Open ``path`` and check its signature and header size (DumpError if they are bad)."""
+        super().__init__(path, 8)
+        magic = self._bytes(0, 8, "the signature")
         if magic not in (MAGIC32, MAGIC64):
             raise DumpError(f"{self.path} is not a Windows kernel dump (no PAGEDUMP or PAGEDU64 signature)")
         self.bits = 64 if magic == MAGIC64 else 32
@@ -112,27 +94,6 @@ class WindowsKernelDump:
                 f"{self.path} is truncated: {self.size} bytes, less than the {HEADER_SIZE[self.bits]}-byte "
                 f"header of a {self.bits}-bit kernel dump"
             )
-
-    def close(self) -> None:
-        """Unmap the file."""
-        if self._map is not None:
-            with contextlib.suppress(BufferError):
-                self._map.close()
-            self._map = None
-
-    def __enter__(self) -> WindowsKernelDump:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _bytes(self, offset: int, size: int, what: str) -> bytes:
-        if offset < 0 or size < 0 or offset + size > self.size or self._map is None:
-            raise DumpError(f"{self.path} is truncated or corrupt: {what} lies past the end of the file")
-        return self._map[offset : offset + size]
-
-    def _unpack(self, fmt: str, offset: int, what: str) -> tuple[int, ...]:
-        return struct.unpack(fmt, self._bytes(offset, struct.calcsize(fmt), what))
 
     # ------------------------------------------------------------- header
 
