@@ -64,11 +64,9 @@ def test_triage_registers_instruction_and_frames_equal_rizins() -> None:
     _, ours = run_json("regs", str(TRIAGE))
     checked = 0
     for name, value in regs.items():
-        if name in ("fpcr", "fpsr"):
-            continue  # floating-point control: not kept
         assert int(ours["registers"][name], 16) == int(value, 16), name
         checked += 1
-    assert checked == 34  # x0-x28, fp, lr, sp, pc, cpsr
+    assert checked == 36  # x0-x28, fp, lr, sp, pc, cpsr, fpcr, fpsr
     first = exp.split("fpsr = ")[1].splitlines()[1]  # pi 4: the first instruction at the pc
     assert ours["instruction"]["text"].replace("#", "") == first  # add x0, x19, 0x40
     frames = re.findall(r"^\d+\s+(0x[0-9a-f]+) sp: (0x[0-9a-f]+)", exp, re.M)
@@ -195,3 +193,39 @@ def test_synthetic_dump_round_trip_of_the_header(tmp_path: Path) -> None:
         assert kd.header["NumberProcessors"] == 4
         assert kd.threads[0].pc == 0x80000010
         assert [d.name for d in kd.drivers] == ["\\x\\hal.dll"]
+
+
+COMMON = [
+    0x0A,
+    0x1E,
+    0x3B,
+    0x50,
+    0x7E,
+    0x7F,
+    0x9F,
+    0xC2,
+    0xC5,
+    0xD1,
+    0xD6,
+    0xEF,
+    0x133,
+    0x139,
+    0x1000007E,
+    0x1000008E,
+]
+"""The common bug checks the issue names: each must be known, with its arguments explained."""
+
+
+@pytest.mark.parametrize("code", COMMON)
+def test_common_bugchecks_are_explained_on_the_page(code: int, tmp_path: Path) -> None:
+    bc = BUGCHECKS[code]
+    assert bc.meaning
+    assert sum(1 for a in bc.args if a) >= 1
+    synth = seed_d1(32)
+    synth.code, synth.params = code, (0x10, 0x20, 0x30, 0x40)
+    text = run_nmf("analyze", str(synth.write(tmp_path / f"{code:x}.dmp"))).stdout
+    assert f"{bc.name} ({code:x})" in text
+    assert f"BugCheck {code:X}, {{10, 20, 30, 40}}" in text
+    for i, meaning in enumerate(bc.args):
+        if meaning:
+            assert f"Arg{i + 1}: {0x10 * (i + 1):016x}, {meaning}" in text

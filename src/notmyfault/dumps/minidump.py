@@ -114,6 +114,8 @@ def decode_context(arch: str, data: bytes) -> dict[str, int]:
         out["eflags"] = int.from_bytes(data[68:72], "little")
     if arch == "aarch64":
         out["cpsr"] = int.from_bytes(data[4:8], "little")
+        out["fpcr"] = int.from_bytes(data[784:788], "little")  # after the 32 128-bit V registers
+        out["fpsr"] = int.from_bytes(data[788:792], "little")
     return out
 
 
