@@ -199,4 +199,13 @@ def test_bad_minidumps_get_one_line(tmp_path: Path) -> None:
         assert "Traceback" not in r.stderr
     r = run_nmf("vm", str(DUMP))
     assert r.returncode == 2
-    assert "is a minidump: analyze, stack, regs and modules read minidumps" in r.stderr
+    assert "is a minidump: analyze, stack, regs, modules, search and disasm read minidumps" in r.stderr
+
+
+def test_search_finds_a_return_address_on_the_stack() -> None:
+    """The return address into main (0x404200, frame 1) lies just below frame 1's esp."""
+    _, hits = run_json("search", str(DUMP), "00424000", "--hex")
+    assert [(h["address"], h["where"]) for h in hits["hits"]] == [("0x12fe8c", "memory")]
+    r = run_nmf("disasm", str(DUMP), "0x40429e")
+    assert r.returncode == 2
+    assert "the dump does not hold that memory" in r.stderr  # minidump2 keeps no code

@@ -180,7 +180,10 @@ def test_malformed_kernel_dumps_get_one_line(tmp_path: Path) -> None:
             assert "Traceback" not in r.stderr
     r = run_nmf("vm", str(tmp_path / "good.dmp"))
     assert r.returncode == 2
-    assert "is a Windows kernel crash dump: analyze, stack, regs and modules read those" in r.stderr
+    assert (
+        "is a Windows kernel crash dump: analyze, stack, regs, modules, search and disasm read those"
+        in r.stderr
+    )
 
 
 def test_synthetic_dump_round_trip_of_the_header(tmp_path: Path) -> None:
@@ -229,3 +232,18 @@ def test_common_bugchecks_are_explained_on_the_page(code: int, tmp_path: Path) -
     for i, meaning in enumerate(bc.args):
         if meaning:
             assert f"Arg{i + 1}: {0x10 * (i + 1):016x}, {meaning}" in text
+
+
+@needs_corpus
+def test_disasm_and_search_read_the_triage_dumps_memory() -> None:
+    """u at the pc gives rizin's 'pi 4'; s finds the return addresses the stack holds."""
+    exp = _expected()
+    expected = exp.split("fpsr = ")[1].splitlines()[1:5]
+    _, insns = run_json("disasm", str(TRIAGE), "0xfffff803f32de014", "-n", "4")
+    assert [i["text"].replace("#", "") for i in insns["instructions"]] == expected
+    # frame 2's return address, as the frame record of frame 1 holds it
+    _, hits = run_json("search", str(TRIAGE), (0xFFFFF803F309FF1C).to_bytes(8, "little").hex(), "--hex")
+    assert [h["address"] for h in hits["hits"]][:1] == ["0xffffe00e0e4bcb18"]
+    r = run_nmf("disasm", str(TRIAGE), "KeBugCheck2")
+    assert r.returncode == 2
+    assert "give an address" in r.stderr

@@ -5,6 +5,11 @@ from __future__ import annotations
 from notmyfault.analysis.crash import Instruction
 from notmyfault.analysis.unwind import Program, code_bytes
 from notmyfault.dumps.elfcore import ElfCore
+from notmyfault.dumps.errors import UnreadableMemory
+from notmyfault.dumps.minidump import Minidump
+from notmyfault.dumps.windump import WindowsKernelDump
+
+MemoryDump = Minidump | WindowsKernelDump
 
 
 class UnknownTarget(LookupError):
@@ -30,21 +35,44 @@ def disassemble(
     core: ElfCore, address: int, count: int = 8, syntax: str = "intel", sysroot: str | None = None
 ) -> list[Instruction]:
     """Up to ``count`` instructions from ``address`` (from the dump, or the mapped file)."""
-    import capstone  # type: ignore[import-untyped]
-
     data = code_bytes(core, address, 16 * count, sysroot)
     if not data:
         raise UnknownTarget(
             f"no code at {address:#x}: the address is not in the dump nor in a mapped file on disk"
         )
-    if core.arch == "x86_64":
+    return decode_many(data, address, core.arch, count, syntax)
+
+
+def disassemble_memory(
+    dump: MemoryDump, address: int, count: int = 8, syntax: str = "intel"
+) -> list[Instruction]:
+    """Up to ``count`` instructions from ``address`` in a minidump's or a kernel dump's memory."""
+    size = 16 * count
+    while size >= 1:
+        try:
+            data = dump.read(address, size)
+            break
+        except UnreadableMemory:
+            size //= 2
+    else:
+        raise UnknownTarget(f"no code at {address:#x}: the dump does not hold that memory")
+    return decode_many(data, address, dump.arch, count, syntax)
+
+
+def decode_many(data: bytes, address: int, arch: str, count: int, syntax: str = "intel") -> list[Instruction]:
+    """Up to ``count`` instructions of ``data`` (machine code of ``arch`` at ``address``)."""
+    import capstone  # type: ignore[import-untyped]
+
+    if arch == "x86_64":
         md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-        if syntax == "att":
-            md.syntax = capstone.CS_OPT_SYNTAX_ATT
-    elif core.arch == "aarch64":
+    elif arch in ("x86", "i386"):
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
+    elif arch == "aarch64":
         md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
     else:
-        raise UnknownTarget(f"disassembly of {core.arch} is not supported yet")
+        raise UnknownTarget(f"disassembly of {arch} is not supported yet")
+    if syntax == "att" and arch != "aarch64":
+        md.syntax = capstone.CS_OPT_SYNTAX_ATT
     out = []
     for insn in md.disasm(data, address):
         out.append(Instruction(insn.address, f"{insn.mnemonic} {insn.op_str}".strip(), insn.size, None))

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from notmyfault.analysis.blame import module_matches, short_name
 from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import ElfCore
+from notmyfault.dumps.minidump import Minidump
+from notmyfault.dumps.windump import WindowsKernelDump
 
 MAX_HITS = 10_000
 
@@ -75,3 +77,19 @@ def search(core: ElfCore, pattern: bytes, module: str | None = None) -> list[Hit
                 return hits
             pos = data.find(pattern, pos + 1)
     return sorted(hits, key=lambda h: h.address)
+
+
+def search_memory(dump: Minidump | WindowsKernelDump, pattern: bytes, module: str | None = None) -> list[Hit]:
+    """Every address of ``pattern`` in a minidump's or a kernel dump's memory (``module``: only in its image)."""
+    hits: list[Hit] = []
+    for start, size in dump.regions():
+        data = dump.read(start, size)
+        at = data.find(pattern)
+        while at != -1 and len(hits) < MAX_HITS:
+            addr = start + at
+            m = dump.module_at(addr)
+            if module is None or (m is not None and module_matches(m.name, module)):
+                where = f"{short_name(m.name)}+{addr - m.base:#x}" if m else "memory"
+                hits.append(Hit(addr, where, "dump", m.name if m else None))
+            at = data.find(pattern, at + 1)
+    return hits

@@ -289,6 +289,8 @@ def vm(core: str, top: int, as_json: bool) -> None:
 def search(core: str, pattern: str, module: str | None, as_hex: bool, as_json: bool) -> None:
     """s -a: find a string (or --hex bytes) in the dump and in the mapped files it left out."""
     from notmyfault.analysis.search import search as run
+    from notmyfault.analysis.search import search_memory
+    from notmyfault.dumps import Minidump, WindowsKernelDump
     from notmyfault.render.memory import search_json, search_text
 
     try:
@@ -297,8 +299,12 @@ def search(core: str, pattern: str, module: str | None, as_hex: bool, as_json: b
         fail(f"--hex: {pattern!r} is not hex bytes (e.g. 4c65616b)")
     if not needle:
         fail("give a non-empty pattern")
-    with opened(core) as c:
-        hits = run(c, needle, module)
+    with opened(core, minidumps=True) as c:
+        hits = (
+            search_memory(c, needle, module)
+            if isinstance(c, (Minidump, WindowsKernelDump))
+            else run(c, needle, module)
+        )
         _emit(as_json, lambda: search_json(needle, hits), lambda: search_text(hits))
 
 
@@ -313,12 +319,29 @@ def search(core: str, pattern: str, module: str | None, as_hex: bool, as_json: b
 def disasm(
     core: str, target: str, count: int, att: bool, exe: str | None, sysroot: str | None, as_json: bool
 ) -> None:
-    """u: disassemble at an address or a symbol."""
-    from notmyfault.analysis.disasm import UnknownTarget, disassemble, resolve
+    """u: disassemble at an address or a symbol (minidumps and kernel dumps: an address)."""
+    from notmyfault.analysis.blame import short_name
+    from notmyfault.analysis.disasm import UnknownTarget, disassemble, disassemble_memory, resolve
     from notmyfault.analysis.unwind import load_program
+    from notmyfault.dumps import Minidump, WindowsKernelDump
     from notmyfault.render.memory import disasm_json, disasm_text
 
-    with opened(core) as c:
+    with opened(core, minidumps=True) as c:
+        if isinstance(c, (Minidump, WindowsKernelDump)):
+            try:
+                address = int(target, 0)
+            except ValueError:
+                fail(
+                    f"{target!r}: give an address (0x...): symbols of minidumps and kernel dumps are not read"
+                )
+            try:
+                insns = disassemble_memory(c, address, count, "att" if att else "intel")
+            except UnknownTarget as e:
+                fail(str(e))
+            mod = c.module_at(address)
+            where = {address: f"{short_name(mod.name)}+{address - mod.base:#x}"} if mod else {}
+            _emit(as_json, lambda: disasm_json(insns), lambda: disasm_text(insns, where))
+            return
         program = load_program(c, exe, sysroot)
         try:
             address = resolve(program, target)

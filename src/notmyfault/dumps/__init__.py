@@ -1,8 +1,8 @@
 """Dump readers, chosen by the file's magic.
 
 ELF process cores are read by every command; minidumps (``MDMP``) and Windows
-kernel dumps (``PAGEDUMP``, ``PAGEDU64``) by ``analyze``, ``stack``, ``regs``
-and ``modules`` (:func:`open_any`).  Linux kernel vmcores are a later stage
+kernel dumps (``PAGEDUMP``, ``PAGEDU64``) by ``analyze``, ``stack``, ``regs``,
+``modules``, ``search`` and ``disasm`` (:func:`open_any`).  Linux kernel vmcores are a later stage
 and are refused with a message saying so.
 """
 
@@ -25,7 +25,7 @@ __all__ = [
     "open_dump",
 ]
 
-OTHER_DUMP_COMMANDS = "analyze, stack, regs and modules"
+OTHER_DUMP_COMMANDS = "analyze, stack, regs, modules, search and disasm"
 _FOREIGN = {
     b"MDMP": f"a minidump: {OTHER_DUMP_COMMANDS} read minidumps, this one reads ELF process cores so far",
     b"PAGE": f"a Windows kernel crash dump: {OTHER_DUMP_COMMANDS} read those, this one reads ELF process cores",

@@ -448,6 +448,10 @@ class Minidump(MappedDump):
                 base += size
         return sorted(out, key=lambda r: r.start)
 
+    def regions(self) -> list[tuple[int, int]]:
+        """(start, size) of every memory range the dump holds, by address."""
+        return [(r.start, r.size) for r in self._ranges]
+
     @cached_property
     def _starts(self) -> list[int]:
         return [r.start for r in self._ranges]

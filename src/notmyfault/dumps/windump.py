@@ -280,6 +280,10 @@ class WindowsKernelDump(MappedDump):
                 out.append(_Block(va, size, offset))
         return sorted(out, key=lambda b: b.start)
 
+    def regions(self) -> list[tuple[int, int]]:
+        """(start, size) of every piece of kernel memory the (triage) dump holds, by address."""
+        return [(b.start, b.size) for b in self._blocks]
+
     @cached_property
     def _starts(self) -> list[int]:
         return [b.start for b in self._blocks]
