@@ -92,6 +92,23 @@ def exercise_minidump(path: str) -> None:
             minidump_frames(md, t)
 
 
+def synthetic_windows() -> list[bytes]:
+    """Our own 32- and 64-bit triage dumps and 64-bit full and bitmap dumps (tests/windump_synth.py)."""
+    sys.path.insert(0, str(REPO))
+    from tests.windump_synth import paged_dump, seed_d1
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, write in (
+            ("t32", lambda p: seed_d1(32).write(p)),
+            ("t64", lambda p: seed_d1(64).write(p)),
+            ("full", lambda p: paged_dump(p, "full")),
+            ("bitmap", lambda p: paged_dump(p, "bitmap")),
+        ):
+            out.append(write(Path(tmp) / name).read_bytes())
+    return out
+
+
 def exercise_windows(path: str) -> None:
     with open_any(path) as kd:
         assert isinstance(kd, WindowsKernelDump)
@@ -99,6 +116,8 @@ def exercise_windows(path: str) -> None:
         kd.triage  # noqa: B018
         kd.drivers  # noqa: B018
         analyze_kernel_dump(kd)
+        for start, size in kd.regions()[:4]:
+            kd.read(start, min(size, 64))
 
 
 def exercise(path: str) -> None:
@@ -125,6 +144,8 @@ def main() -> int:
     args = ap.parse_args()
     rng = random.Random(args.seed)
     pool = seeds(args.kind, limit=2 << 20 if args.kind == "windows" else 1 << 20)
+    if args.kind == "windows" and pool:
+        pool += synthetic_windows()
     run = {"elf": exercise, "minidump": exercise_minidump, "windows": exercise_windows}[args.kind]
     if not pool:
         print("fuzz: no seeds (../shared/corpus is missing)")

@@ -14,7 +14,7 @@ import pytest
 from notmyfault.analysis.bugcheck import BUGCHECKS
 from notmyfault.dumps import WindowsKernelDump, open_any
 from tests.conftest import CORPUS, run_json, run_nmf
-from tests.windump_synth import SynthDump, seed_d1
+from tests.windump_synth import BIG_VA, DATA_VA, KERNEL, MYFAULT, NT, SynthDump, paged_dump, seed_d1
 
 TRIAGE = CORPUS / "rizin-dmp-triage_arm64" / "triage_arm64.dmp"
 needs_corpus = pytest.mark.skipif(not TRIAGE.exists(), reason="../shared/corpus is not here")
@@ -149,11 +149,12 @@ def test_a_full_dump_says_what_is_not_read(tmp_path: Path) -> None:
     dump = synth.write(tmp_path / "full.dmp")
     _, a = run_json("analyze", str(dump))
     assert a["crash_class"] == "DRIVER_IRQL_NOT_LESS_OR_EQUAL"
-    assert any("needs the page-table walk, which is not written yet" in n for n in a["notes"])
+    assert any("its memory (the stack beyond the context, the module list) is not: it records no physical" in n
+               for n in a["notes"])  # fmt: skip
     assert len(a["frames"]) == 1  # the context only: no memory is read
     r = run_nmf("modules", str(dump))
     assert r.returncode == 2
-    assert "its module list is in memory that is not read yet" in r.stderr
+    assert "no module list could be read" in r.stderr
 
 
 def test_malformed_kernel_dumps_get_one_line(tmp_path: Path) -> None:
@@ -247,3 +248,49 @@ def test_disasm_and_search_read_the_triage_dumps_memory() -> None:
     r = run_nmf("disasm", str(TRIAGE), "KeBugCheck2")
     assert r.returncode == 2
     assert "give an address" in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["full", "bitmap"])
+def test_full_and_bitmap_dumps_are_read_through_their_page_tables(kind: str, tmp_path: Path) -> None:
+    dump = paged_dump(tmp_path / f"{kind}.dmp", kind)
+    with open_any(dump) as kd:
+        assert isinstance(kd, WindowsKernelDump)
+        assert kd.reads_memory
+        assert kd.read(BIG_VA + 0x10, 8) == b"BIGPAGE!"  # through a 2 MiB page
+        assert [(d.name, d.base, d.size) for d in kd.drivers] == [
+            ("\\SystemRoot\\system32\\ntoskrnl.exe", NT, 0x5DF000),
+            ("\\??\\C:\\myfault.sys", MYFAULT, 0x7000),
+        ]
+        assert kd.module_list_problem is None
+    text = run_nmf("analyze", str(dump)).stdout
+    assert "BugCheck D1, {fffff8a00e14c008, 2, 0, fffff88004e9f579}" in text
+    assert "Probably caused by : myfault.sys ( myfault+0x579 )" in text
+    _, a = run_json("analyze", str(dump))
+    assert [f["location"] for f in a["frames"]] == ["myfault+0x579", "myfault+0x4a2", "ntoskrnl+0x8b2e9"]
+    assert [f["trust"] for f in a["frames"]] == ["context", "scan", "scan"]
+    _, mods = run_json("modules", str(dump))
+    assert [m["name"] for m in mods["modules"]] == ["ntoskrnl", "myfault"]
+
+
+def test_a_looping_module_list_ends_with_what_was_found(tmp_path: Path) -> None:
+    with open_any(paged_dump(tmp_path / "loop.dmp", "full", loop=True)) as kd:
+        assert isinstance(kd, WindowsKernelDump)
+        assert [d.base for d in kd.drivers] == [NT, MYFAULT]
+        assert (
+            kd.module_list_problem
+            == f"the module list loops back to {DATA_VA + 0x200:#x} instead of its head"
+        )
+    r = run_nmf("analyze", str(tmp_path / "loop.dmp"))
+    assert r.returncode == 0
+    assert "the module list loops back" in r.stdout
+
+
+def test_unmapped_and_missing_memory_is_unreadable(tmp_path: Path) -> None:
+    from notmyfault.dumps import UnreadableMemory
+
+    with open_any(paged_dump(tmp_path / "full.dmp")) as kd:
+        assert isinstance(kd, WindowsKernelDump)
+        with pytest.raises(UnreadableMemory, match="not mapped"):
+            kd.read(KERNEL + 0x7000, 8)  # no PTE
+        with pytest.raises(UnreadableMemory, match="not in the dump"):
+            kd.read(BIG_VA + 0x1000, 8)  # mapped, but the dump holds only the large page's first 4 KiB

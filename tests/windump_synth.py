@@ -124,3 +124,80 @@ def seed_d1(bits: int = 32) -> SynthDump:
         pc=myfault + 0x579,
         returns=[myfault + 0x4A2, nt + 0x8B2E9, nt + 0x2C5A1],
     )
+
+
+KERNEL = 0xFFFFF80000000000
+DATA_VA, STACK_VA, BIG_VA = KERNEL + 0x5000, KERNEL + 0x6000, KERNEL + 0x200000
+"""Virtual addresses of the data page (module list, names), the stack page, and a 2 MiB large page."""
+NT, MYFAULT = 0xFFFFF80002A00000, 0xFFFFF88004E9F000
+
+
+def paged_dump(path: Path, kind: str = "full", loop: bool = False) -> Path:
+    """A 64-bit x86_64 kernel dump holding physical pages, with page tables that map the kernel
+    addresses above: ``kind`` full (DumpType 1, memory runs) or bitmap (DumpType 6, an SDMP bitmap).
+
+    Physical pages: 1 PML4, 2 PDPT, 3 PD, 4 PT, 5 data, 6 stack, 0x200 the first page of a 2 MiB page.
+    PsLoadedModuleList holds ntoskrnl.exe and myfault.sys (with ``loop``, myfault's entry points back
+    at itself instead of the head). The bug check is the seed's D1 in myfault; the stack holds a return
+    address into myfault and one into the kernel.
+    """
+    pages: dict[int, bytearray] = {pfn: bytearray(0x1000) for pfn in (1, 2, 3, 4, 5, 6, 0x200)}
+
+    def index(va: int, shift: int) -> int:
+        return (va >> shift) & 0x1FF
+
+    struct.pack_into("<Q", pages[1], 8 * index(KERNEL, 39), 0x2000 | 3)
+    struct.pack_into("<Q", pages[2], 8 * index(KERNEL, 30), 0x3000 | 3)
+    struct.pack_into("<Q", pages[3], 8 * index(KERNEL, 21), 0x4000 | 3)
+    struct.pack_into("<Q", pages[3], 8 * index(BIG_VA, 21), 0x200000 | 0x83)  # present, writable, large
+    struct.pack_into("<Q", pages[4], 8 * index(DATA_VA, 12), 0x5000 | 3)
+    struct.pack_into("<Q", pages[4], 8 * index(STACK_VA, 12), 0x6000 | 3)
+    pages[0x200][0x10:0x18] = b"BIGPAGE!"
+    data = pages[5]
+    head, first, second = DATA_VA, DATA_VA + 0x100, DATA_VA + 0x200
+    struct.pack_into("<Q", data, 0, first)
+    for at, nxt, base, size, name in (
+        (0x100, second, NT, 0x5DF000, "\\SystemRoot\\system32\\ntoskrnl.exe"),
+        (0x200, second if loop else head, MYFAULT, 0x7000, "\\??\\C:\\myfault.sys"),
+    ):
+        name_at = 0x400 + at * 2
+        raw = name.encode("utf-16-le")
+        data[name_at : name_at + len(raw)] = raw
+        struct.pack_into("<Q", data, at, nxt)
+        struct.pack_into("<QQI", data, at + 48, base, base + 0x1000, size)
+        struct.pack_into("<HHxxxxQ", data, at + 72, len(raw), len(raw), DATA_VA + name_at)
+        struct.pack_into("<I", data, at + 120, 0xABCD)
+        struct.pack_into("<I", data, at + 128, 0x5F5F5F5F)
+    struct.pack_into("<QQQ", pages[6], 0x100, MYFAULT + 0x4A2, 0x1234, NT + 0x8B2E9)
+
+    header = bytearray(0x2000)
+    header[0:8] = b"PAGEDU64"
+    struct.pack_into("<4sII", header, 4, b"DU64", 0xF, 19041)
+    struct.pack_into("<QQQQ", header, 0x10, 0x1000, 0, head, 0)
+    struct.pack_into("<III", header, 0x30, 0x8664, 1, 0xD1)
+    struct.pack_into("<4Q", header, 0x40, 0xFFFFF8A00E14C008, 2, 0, MYFAULT + 0x579)
+    ctx = 0x348
+    struct.pack_into("<Q", header, ctx + 120 + 8 * 4, STACK_VA + 0x100)  # rsp
+    struct.pack_into("<Q", header, ctx + 248, MYFAULT + 0x579)  # rip
+    order = sorted(pages)
+    if kind == "full":
+        struct.pack_into("<I", header, 0xF98, 1)
+        runs = [(1, 6), (0x200, 1)]
+        struct.pack_into("<IxxxxQ", header, 0x88, len(runs), 7)
+        for i, (base, count) in enumerate(runs):
+            struct.pack_into("<QQ", header, 0x98 + 16 * i, base, count)
+        body = bytes(header) + b"".join(bytes(pages[p]) for p in order)
+    else:
+        struct.pack_into("<I", header, 0xF98, 6)
+        bits = 0x201
+        bitmap = bytearray((bits + 7) // 8)
+        for pfn in order:
+            bitmap[pfn // 8] |= 1 << (pfn % 8)
+        first_page = 0x3000
+        sdmp = bytearray(first_page - 0x2000)
+        sdmp[0:8] = b"SDMPDUMP"
+        struct.pack_into("<QQQ", sdmp, 0x20, first_page, len(order), bits)
+        sdmp[0x38 : 0x38 + len(bitmap)] = bitmap
+        body = bytes(header) + bytes(sdmp) + b"".join(bytes(pages[p]) for p in order)
+    path.write_bytes(body)
+    return path

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ntpath
+import struct
 
 from notmyfault.analysis.bugcheck import KERNEL_MODULES, bugcheck
 from notmyfault.analysis.crash import CrashAnalysis, decode_bytes
@@ -26,18 +27,71 @@ def _is_kernel(module: str | None) -> bool:
     return bool(module) and ntpath.basename(module or "").lower() in KERNEL_MODULES
 
 
+SCAN_BYTES = 0x2000
+SCAN_FRAMES = 16
+
+
+def _scan(kd: WindowsKernelDump, sp: int | None) -> list[Frame]:
+    """Words on the stack above ``sp`` that point into a loaded module (frames marked ``scan``)."""
+    if sp is None:
+        return []
+    out: list[Frame] = []
+    for offset in range(0, SCAN_BYTES, 8):
+        try:
+            (word,) = struct.unpack("<Q", kd.read(sp + offset, 8))
+        except UnreadableMemory:
+            break
+        driver = kd.module_at(word)
+        if driver is not None and word != driver.base:
+            out.append(
+                Frame(
+                    len(out) + 1,
+                    word,
+                    sp + offset + 8,
+                    driver.name,
+                    None,
+                    None,
+                    None,
+                    None,
+                    "scan",
+                    driver.base,
+                )
+            )
+            if len(out) >= SCAN_FRAMES:
+                break
+    return out
+
+
 def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
     """Analyse a Windows kernel dump: the same result object as for process cores and minidumps."""
     code, params = kd.bugcheck
     bc = bugcheck(code)
     thread = kd.threads[0] if kd.threads else None
-    frames: tuple[Frame, ...] = tuple(minidump_frames(kd, thread)) if thread is not None else ()
     notes = []
-    if not kd.is_triage:
-        notes.append(
-            f"this is a {kd.dump_type} dump: its bug check and context are read; its memory (the stack "
-            "beyond the context, the module list) needs the page-table walk, which is not written yet"
-        )
+    frames: tuple[Frame, ...] = ()
+    if thread is not None:
+        if kd.is_triage:
+            frames = tuple(minidump_frames(kd, thread))
+        elif kd.reads_memory:
+            frames = tuple(minidump_frames(kd, thread))[:1] + tuple(_scan(kd, thread.sp))
+            if len(frames) > 1:
+                notes.append(
+                    "frames after the first were found by scanning the stack for addresses in loaded "
+                    "modules (the x64 unwind data of the images is not read): some may be stale"
+                )
+        else:
+            frames = tuple(minidump_frames(kd, thread))[:1]
+            why = (
+                "it records no physical memory"
+                if kd.arch == "x86_64" and kd.bits == 64
+                else f"the page-table walk is written for 64-bit x86_64 dumps only, not {kd.bits}-bit {kd.arch}"
+            )
+            notes.append(
+                f"this is a {kd.dump_type} dump: its bug check and context are read, its memory (the stack "
+                f"beyond the context, the module list) is not: {why}"
+            )
+    if kd.module_list_problem:
+        notes.append(kd.module_list_problem)
     if frames and all(f.function is None for f in frames):
         notes.append("frames are module+offset: names need the modules' PDB symbols, which are not read")
     blamed, reason = None, "no frame lies in a known module"

@@ -230,8 +230,9 @@ def modules(core: str, verbose_name: str | None, exe: str | None, sysroot: str |
     with opened(core, minidumps=True) as c:
         if isinstance(c, WindowsKernelDump):
             drivers = [d for d in c.drivers if verbose_name is None or module_matches(d.name, verbose_name)]
-            if not c.is_triage:
-                fail(f"{core} is a {c.dump_type} dump: its module list is in memory that is not read yet")
+            if not c.drivers:
+                why = c.module_list_problem or "its memory is not read (see 'notmyfault analyze')"
+                fail(f"{core} is a {c.dump_type} dump and no module list could be read: {why}")
             if verbose_name is not None and not drivers:
                 fail(f"no module named {verbose_name!r} in the dump")
             _emit(

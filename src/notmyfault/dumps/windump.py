@@ -7,10 +7,11 @@ memory) dumps, which carry no page tables, everything else they hold: the
 driver list with names from the string pool, the call-stack bytes, the data
 blocks and the data page, which together are the memory :meth:`read` serves.
 
-Full and bitmap dumps hold physical memory; reading their virtual memory
-needs the page-table walk through DirectoryTableBase, which is not written
-yet: for them the header, bug check and context are read, and the memory and
-module list are reported as not read.
+Full and bitmap dumps hold physical memory (in runs, or pages named by a
+bitmap); their virtual memory is read through the four-level page tables
+from DirectoryTableBase (64-bit x86_64; other machines' full dumps are read as
+far as their header and context), and the module list by walking
+PsLoadedModuleList.
 
 Layouts as WinDbg's dump header (Microsoft's public headers and the
 format's open-source readers agree on them); every offset and count is checked
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import struct
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -41,6 +43,12 @@ DUMP_TYPES = {
     7: "automatic",
 }
 TRIAGE = 4
+FULL, BITMAP_FULL, BITMAP_KERNEL = 1, 5, 6
+PAGE = 0x1000
+PTE_ADDRESS = 0x000FFFFFFFFFF000
+PRESENT, LARGE = 1, 1 << 7
+MAX_RUNS = 42
+"""A full dump's run list lives in the header's 700-byte PhysicalMemoryBlock: at most 42 runs fit."""
 MAX_DRIVERS = 4096
 MAX_BLOCKS = 1 << 16
 
@@ -234,10 +242,11 @@ class WindowsKernelDump(MappedDump):
 
     @cached_property
     def drivers(self) -> tuple[Driver, ...]:
-        """The loaded modules (triage dumps; empty for others, whose list is in memory not read here)."""
+        """The loaded modules: a triage dump's driver list, or the kernel's PsLoadedModuleList read
+        through the page tables of a full or bitmap dump (x86_64)."""
         t = self.triage
         if not t:
-            return ()
+            return self._module_list()
         count, at = t["DriverCount"], t["DriverListOffset"]
         entry = 144 if self.bits == 64 else 76
         if count > MAX_DRIVERS or at + count * entry > self.size:
@@ -256,6 +265,105 @@ class WindowsKernelDump(MappedDump):
                 checksum, stamp = self._unpack("<II", e + 4 + 64, "a driver entry")
             out.append(Driver(self._string(name_at), base, size, checksum, stamp))
         return tuple(out)
+
+    def _module_list(self) -> tuple[Driver, ...]:
+        """Walk PsLoadedModuleList (KLDR_DATA_TABLE_ENTRY, 64-bit): stop at the head, a loop, or memory
+        the dump lacks (what was found so far is kept, and ``module_list_problem`` says why it ended)."""
+        head = self.header["PsLoadedModuleList"]
+        out: list[Driver] = []
+        seen = {head}
+        try:
+            (link,) = struct.unpack("<Q", self.read(head, 8))
+            while link not in seen and len(out) < MAX_DRIVERS:
+                seen.add(link)
+                entry = self.read(link, 136)
+                (nxt,) = struct.unpack_from("<Q", entry, 0)
+                (base,) = struct.unpack_from("<Q", entry, 48)
+                (size,) = struct.unpack_from("<I", entry, 64)
+                length, _max, buffer = struct.unpack_from("<HHxxxxQ", entry, 72)
+                (checksum,) = struct.unpack_from("<I", entry, 120)
+                (stamp,) = struct.unpack_from("<I", entry, 128)
+                name = (
+                    self.read(buffer, min(length, 1024)).decode("utf-16-le", errors="replace")
+                    if length
+                    else ""
+                )
+                out.append(Driver(name, base, size, checksum, stamp))
+                link = nxt
+            if link != head and len(out) < MAX_DRIVERS:
+                self.module_list_problem = f"the module list loops back to {link:#x} instead of its head"
+        except UnreadableMemory as e:
+            self.module_list_problem = f"the module list leads to memory the dump does not hold ({e})"
+        return tuple(out)
+
+    module_list_problem: str | None = None
+    """Why the walk of PsLoadedModuleList ended early, if it did."""
+
+    @cached_property
+    def _runs(self) -> list[tuple[int, int, int]]:
+        """(first page number, page count, file offset) of the physical memory a full or bitmap dump holds."""
+        if self.bits != 64 or self.arch != "x86_64":
+            return []
+        kind = self.header["DumpType"]
+        if kind == FULL:
+            count, _pages = self._unpack("<IxxxxQ", 0x88, "the physical memory runs")
+            if count > MAX_RUNS:
+                raise DumpError(
+                    f"{self.path} is corrupt: {count} physical memory runs (at most {MAX_RUNS} fit)"
+                )
+            out, offset = [], HEADER_SIZE[64]
+            for i in range(count):
+                base, n = self._unpack("<QQ", 0x98 + 16 * i, "a physical memory run")
+                if offset + n * PAGE > self.size:
+                    raise DumpError(f"{self.path} is truncated: its physical memory runs past the end")
+                out.append((base, n, offset))
+                offset += n * PAGE
+            return sorted(out)
+        if kind in (BITMAP_FULL, BITMAP_KERNEL):
+            at = HEADER_SIZE[64]
+            if self._bytes(at, 4, "the bitmap header") not in (b"SDMP", b"FDMP"):
+                raise DumpError(f"{self.path} is corrupt: a bitmap dump without its SDMP/FDMP header")
+            first, present, bits = self._unpack("<QQQ", at + 0x20, "the bitmap header")
+            if bits > 8 * (self.size - at - 0x38) or first + present * PAGE > self.size:
+                raise DumpError(f"{self.path} is truncated or corrupt: its page bitmap runs past the end")
+            bitmap = self._bytes(at + 0x38, (bits + 7) // 8, "the page bitmap")
+            runs: list[tuple[int, int, int]] = []
+            offset = first
+            for byte_no, byte in enumerate(bitmap):
+                if not byte:
+                    continue
+                for bit in range(8):
+                    if byte >> bit & 1:
+                        pfn = 8 * byte_no + bit
+                        if runs and runs[-1][0] + runs[-1][1] == pfn:
+                            runs[-1] = (runs[-1][0], runs[-1][1] + 1, runs[-1][2])
+                        else:
+                            runs.append((pfn, 1, offset))
+                        offset += PAGE
+            return runs
+        return []
+
+    def _physical(self, address: int, size: int) -> bytes:
+        """Physical memory (within one page)."""
+        pfn = address // PAGE
+        i = bisect.bisect_right(self._runs, (pfn, 1 << 64, 0)) - 1
+        if i >= 0:
+            first, count, offset = self._runs[i]
+            if first <= pfn < first + count:
+                return self._bytes(offset + (pfn - first) * PAGE + address % PAGE, size, "physical memory")
+        raise UnreadableMemory(f"physical page {pfn:#x} is not in the dump")
+
+    def _translate(self, va: int) -> int:
+        """The physical address of ``va``: x86_64 four-level paging from DirectoryTableBase."""
+        table = self.header["DirectoryTableBase"] & PTE_ADDRESS
+        for shift in (39, 30, 21, 12):
+            entry = int.from_bytes(self._physical(table + 8 * ((va >> shift) & 0x1FF), 8), "little")
+            if not entry & PRESENT:
+                raise UnreadableMemory(f"{va:#x} is not mapped (not present at level {shift})")
+            if shift in (30, 21) and entry & LARGE:  # a 1 GiB or 2 MiB page
+                return (entry & PTE_ADDRESS & ~((1 << shift) - 1)) + (va & ((1 << shift) - 1))
+            table = entry & PTE_ADDRESS
+        return table + (va & (PAGE - 1))
 
     @cached_property
     def _blocks(self) -> list[_Block]:
@@ -288,8 +396,23 @@ class WindowsKernelDump(MappedDump):
     def _starts(self) -> list[int]:
         return [b.start for b in self._blocks]
 
+    @property
+    def reads_memory(self) -> bool:
+        """True if the dump's virtual memory can be read: a triage dump, or an x86_64 full or bitmap dump."""
+        return self.is_triage or bool(self._runs)
+
     def read(self, addr: int, size: int) -> bytes:
-        """Kernel virtual memory the triage dump holds; UnreadableMemory elsewhere (and for full dumps)."""
+        """Kernel virtual memory: a triage dump's blocks, or a full or bitmap dump's pages through the
+        page tables; UnreadableMemory where the dump lacks it."""
+        if not self.is_triage:
+            if not self._runs:
+                raise UnreadableMemory(f"the memory of {self.arch} {self.dump_type} dumps is not read yet")
+            out = b""
+            while len(out) < size:
+                va = addr + len(out)
+                chunk = min(size - len(out), PAGE - va % PAGE)
+                out += self._physical(self._translate(va), chunk)
+            return out
         i = bisect.bisect_right(self._starts, addr) - 1
         if i >= 0:
             b = self._blocks[i]
