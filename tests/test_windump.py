@@ -250,9 +250,11 @@ def test_disasm_and_search_read_the_triage_dumps_memory() -> None:
     assert "give an address" in r.stderr
 
 
-@pytest.mark.parametrize("kind", ["full", "bitmap"])
-def test_full_and_bitmap_dumps_are_read_through_their_page_tables(kind: str, tmp_path: Path) -> None:
-    dump = paged_dump(tmp_path / f"{kind}.dmp", kind)
+@pytest.mark.parametrize(("kind", "filler"), [("full", 0), ("bitmap", 0), ("full", 16), ("bitmap", 16)])
+def test_full_and_bitmap_dumps_are_read_through_their_page_tables(
+    kind: str, filler: int, tmp_path: Path
+) -> None:
+    dump = paged_dump(tmp_path / f"{kind}.dmp", kind, filler=filler)
     with open_any(dump) as kd:
         assert isinstance(kd, WindowsKernelDump)
         assert kd.reads_memory

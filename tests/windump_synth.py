@@ -132,16 +132,19 @@ DATA_VA, STACK_VA, BIG_VA = KERNEL + 0x5000, KERNEL + 0x6000, KERNEL + 0x200000
 NT, MYFAULT = 0xFFFFF80002A00000, 0xFFFFF88004E9F000
 
 
-def paged_dump(path: Path, kind: str = "full", loop: bool = False) -> Path:
+def paged_dump(path: Path, kind: str = "full", loop: bool = False, filler: int = 0) -> Path:
     """A 64-bit x86_64 kernel dump holding physical pages, with page tables that map the kernel
     addresses above: ``kind`` full (DumpType 1, memory runs) or bitmap (DumpType 6, an SDMP bitmap).
 
     Physical pages: 1 PML4, 2 PDPT, 3 PD, 4 PT, 5 data, 6 stack, 0x200 the first page of a 2 MiB page.
     PsLoadedModuleList holds ntoskrnl.exe and myfault.sys (with ``loop``, myfault's entry points back
     at itself instead of the head). The bug check is the seed's D1 in myfault; the stack holds a return
-    address into myfault and one into the kernel.
+    address into myfault and one into the kernel. ``filler`` more pages (from 8 on, mapped by nothing)
+    sit between them and page 0x200, so that every later page's place in the file depends on them.
     """
     pages: dict[int, bytearray] = {pfn: bytearray(0x1000) for pfn in (1, 2, 3, 4, 5, 6, 0x200)}
+    for pfn in range(8, 8 + filler):
+        pages[pfn] = bytearray(b"F" * 0x1000)
 
     def index(va: int, shift: int) -> int:
         return (va >> shift) & 0x1FF
@@ -182,8 +185,8 @@ def paged_dump(path: Path, kind: str = "full", loop: bool = False) -> Path:
     order = sorted(pages)
     if kind == "full":
         struct.pack_into("<I", header, 0xF98, 1)
-        runs = [(1, 6), (0x200, 1)]
-        struct.pack_into("<IxxxxQ", header, 0x88, len(runs), 7)
+        runs = [(1, 6), *([(8, filler)] if filler else []), (0x200, 1)]
+        struct.pack_into("<IxxxxQ", header, 0x88, len(runs), len(pages))
         for i, (base, count) in enumerate(runs):
             struct.pack_into("<QQ", header, 0x98 + 16 * i, base, count)
         body = bytes(header) + b"".join(bytes(pages[p]) for p in order)

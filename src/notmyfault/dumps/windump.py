@@ -332,6 +332,14 @@ class WindowsKernelDump(MappedDump):
             for byte_no, byte in enumerate(bitmap):
                 if not byte:
                     continue
+                if byte == 0xFF:  # eight present pages in a row: most of a real bitmap
+                    pfn = 8 * byte_no
+                    if runs and runs[-1][0] + runs[-1][1] == pfn:
+                        runs[-1] = (runs[-1][0], runs[-1][1] + 8, runs[-1][2])
+                    else:
+                        runs.append((pfn, 8, offset))
+                    offset += 8 * PAGE
+                    continue
                 for bit in range(8):
                     if byte >> bit & 1:
                         pfn = 8 * byte_no + bit
