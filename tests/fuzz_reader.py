@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO / "src"))
 from notmyfault.analysis.heap import heap_summary  # noqa: E402
 from notmyfault.analysis.kernel import analyze_kernel_dump  # noqa: E402
 from notmyfault.analysis.minidump import analyze_minidump, minidump_frames  # noqa: E402
+from notmyfault.analysis.search import search_memory  # noqa: E402
 from notmyfault.dumps import (  # noqa: E402
     DumpError,
     Minidump,
@@ -117,7 +118,9 @@ def exercise_windows(path: str) -> None:
         kd.drivers  # noqa: B018
         analyze_kernel_dump(kd)
         for start, size in kd.regions()[:4]:
-            kd.read(start, min(size, 64))
+            with contextlib.suppress(UnreadableMemory):  # a full dump's mapped ranges may be absent
+                kd.read(start, min(size, 64))
+        search_memory(kd, b"Leak")
 
 
 def exercise(path: str) -> None:

@@ -272,6 +272,11 @@ def test_full_and_bitmap_dumps_are_read_through_their_page_tables(
     assert [f["trust"] for f in a["frames"]] == ["context", "scan", "scan"]
     _, mods = run_json("modules", str(dump))
     assert [m["name"] for m in mods["modules"]] == ["ntoskrnl", "myfault"]
+    # search walks the page tables: the large page's text, and a driver name in the data page
+    _, hits = run_json("search", str(dump), "BIGPAGE!")
+    assert [h["address"] for h in hits["hits"]] == [hex(BIG_VA + 0x10)]
+    _, hits = run_json("search", str(dump), "myfault.sys".encode("utf-16-le").hex(), "--hex")
+    assert [h["address"] for h in hits["hits"]] == [hex(DATA_VA + 0x400 + 0x400 + 2 * len("\\??\\C:\\"))]
 
 
 def test_a_looping_module_list_ends_with_what_was_found(tmp_path: Path) -> None:

@@ -7,11 +7,13 @@ on disk and says so (``source: file``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from notmyfault.analysis.blame import module_matches, short_name
 from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import ElfCore
+from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump
 from notmyfault.dumps.windump import WindowsKernelDump
 
@@ -83,13 +85,42 @@ def search_memory(dump: Minidump | WindowsKernelDump, pattern: bytes, module: st
     """Every address of ``pattern`` in a minidump's or a kernel dump's memory (``module``: only in its image)."""
     hits: list[Hit] = []
     for start, size in dump.regions():
-        data = dump.read(start, size)
-        at = data.find(pattern)
-        while at != -1 and len(hits) < MAX_HITS:
-            addr = start + at
-            m = dump.module_at(addr)
-            if module is None or (m is not None and module_matches(m.name, module)):
-                where = f"{short_name(m.name)}+{addr - m.base:#x}" if m else "memory"
-                hits.append(Hit(addr, where, "dump", m.name if m else None))
-            at = data.find(pattern, at + 1)
+        for base, data, own in _chunks(dump, start, size, len(pattern)):
+            at = data.find(pattern)
+            while at != -1 and at < own and len(hits) < MAX_HITS:  # hits past ``own``: the next chunk's
+                addr = base + at
+                m = dump.module_at(addr)
+                if module is None or (m is not None and module_matches(m.name, module)):
+                    where = f"{short_name(m.name)}+{addr - m.base:#x}" if m else "memory"
+                    hits.append(Hit(addr, where, "dump", m.name if m else None))
+                at = data.find(pattern, at + 1)
     return hits
+
+
+CHUNK = 1 << 20
+
+
+def _chunks(
+    dump: Minidump | WindowsKernelDump, start: int, size: int, overlap: int
+) -> Iterator[tuple[int, bytes, int]]:
+    """The readable parts of [start, start + size) as (address, bytes, own length), in pieces of up to
+    1 MiB (4 KiB where the dump has holes), each running ``overlap - 1`` bytes past its own length into
+    the next so that no hit falls between two."""
+    at, end = start, start + size
+    while at < end:
+        n = min(CHUNK, end - at)
+        try:
+            data = dump.read(at, min(n + overlap - 1, end - at))
+        except UnreadableMemory:
+            step = 0x1000 - at % 0x1000
+            n = min(step, end - at)
+            try:
+                data = dump.read(at, min(n + overlap - 1, end - at))
+            except UnreadableMemory:
+                try:
+                    data = dump.read(at, n)  # the page is here, the next one is not
+                except UnreadableMemory:
+                    at += n
+                    continue
+        yield at, data, n
+        at += n

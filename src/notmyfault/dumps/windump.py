@@ -50,6 +50,8 @@ PRESENT, LARGE = 1, 1 << 7
 MAX_RUNS = 42
 """A full dump's run list lives in the header's 700-byte PhysicalMemoryBlock: at most 42 runs fit."""
 MAX_DRIVERS = 4096
+MAX_MAPPINGS = 1 << 22
+"""The page-table walk for regions() stops with an error past this many mappings (16 GiB of 4 KiB pages)."""
 MAX_BLOCKS = 1 << 16
 
 
@@ -397,8 +399,50 @@ class WindowsKernelDump(MappedDump):
         return sorted(out, key=lambda b: b.start)
 
     def regions(self) -> list[tuple[int, int]]:
-        """(start, size) of every piece of kernel memory the (triage) dump holds, by address."""
-        return [(b.start, b.size) for b in self._blocks]
+        """(start, size) of the kernel memory the dump holds, by address: a triage dump's blocks, or the
+        virtual ranges a full or bitmap dump's page tables map (parts of which may still be absent)."""
+        if self.is_triage:
+            return [(b.start, b.size) for b in self._blocks]
+        return self._mapped
+
+    @cached_property
+    def _mapped(self) -> list[tuple[int, int]]:
+        """Every present mapping of the page tables (x86_64), merged into ranges."""
+        if not self._runs:
+            return []
+
+        def present(table: int) -> list[tuple[int, int]]:
+            try:
+                data = self._physical(table & PTE_ADDRESS, PAGE)
+            except UnreadableMemory:
+                return []
+            return [(i, e) for i, (e,) in enumerate(struct.iter_unpack("<Q", data)) if e & PRESENT]
+
+        def canonical(va: int) -> int:
+            return va | 0xFFFF000000000000 if va & (1 << 47) else va
+
+        found: list[tuple[int, int]] = []
+        for i4, e4 in present(self.header["DirectoryTableBase"]):
+            for i3, e3 in present(e4):
+                base3 = canonical(i4 << 39 | i3 << 30)
+                if e3 & LARGE:
+                    found.append((base3, 1 << 30))
+                    continue
+                for i2, e2 in present(e3):
+                    base2 = base3 | i2 << 21
+                    if e2 & LARGE:
+                        found.append((base2, 1 << 21))
+                        continue
+                    found.extend((base2 | i1 << 12, PAGE) for i1, _ in present(e2))
+                if len(found) > MAX_MAPPINGS:
+                    raise DumpError(f"{self.path}: its page tables map more than {MAX_MAPPINGS} ranges")
+        merged: list[tuple[int, int]] = []
+        for start, size in sorted(found):
+            if merged and merged[-1][0] + merged[-1][1] == start:
+                merged[-1] = (merged[-1][0], merged[-1][1] + size)
+            else:
+                merged.append((start, size))
+        return merged
 
     @cached_property
     def _starts(self) -> list[int]:
