@@ -94,9 +94,10 @@ def exercise_minidump(path: str) -> None:
 
 
 def synthetic_windows() -> list[bytes]:
-    """Our own 32- and 64-bit triage dumps and 64-bit full and bitmap dumps (tests/windump_synth.py)."""
+    """Our own 32- and 64-bit triage dumps, 64-bit full and bitmap dumps and a 32-bit PAE full dump
+    (tests/windump_synth.py)."""
     sys.path.insert(0, str(REPO))
-    from tests.windump_synth import paged_dump, seed_d1
+    from tests.windump_synth import paged_dump, paged_dump_32, seed_d1
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -104,6 +105,7 @@ def synthetic_windows() -> list[bytes]:
             ("t32", lambda p: seed_d1(32).write(p)),
             ("t64", lambda p: seed_d1(64).write(p)),
             ("full", lambda p: paged_dump(p, "full")),
+            ("xp", lambda p: paged_dump_32(p)),
             ("bitmap", lambda p: paged_dump(p, "bitmap")),
         ):
             out.append(write(Path(tmp) / name).read_bytes())

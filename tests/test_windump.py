@@ -14,7 +14,19 @@ import pytest
 from notmyfault.analysis.bugcheck import BUGCHECKS
 from notmyfault.dumps import WindowsKernelDump, open_any
 from tests.conftest import CORPUS, run_json, run_nmf
-from tests.windump_synth import BIG_VA, DATA_VA, KERNEL, MYFAULT, NT, SynthDump, paged_dump, seed_d1
+from tests.windump_synth import (
+    BIG_VA,
+    DATA_VA,
+    KERNEL,
+    MYFAULT,
+    MYFAULT32,
+    NT,
+    NT32,
+    SynthDump,
+    paged_dump,
+    paged_dump_32,
+    seed_d1,
+)
 
 TRIAGE = CORPUS / "rizin-dmp-triage_arm64" / "triage_arm64.dmp"
 needs_corpus = pytest.mark.skipif(not TRIAGE.exists(), reason="../shared/corpus is not here")
@@ -301,3 +313,31 @@ def test_unmapped_and_missing_memory_is_unreadable(tmp_path: Path) -> None:
             kd.read(KERNEL + 0x7000, 8)  # no PTE
         with pytest.raises(UnreadableMemory, match="not in the dump"):
             kd.read(BIG_VA + 0x1000, 8)  # mapped, but the dump holds only the large page's first 4 KiB
+
+
+@pytest.mark.parametrize("pae", [True, False])
+def test_the_seeds_own_machine_a_32_bit_full_dump(pae: bool, tmp_path: Path) -> None:
+    """Windows XP, x86, a full dump: the page tables (PAE or classic), the module list, the EBP chain,
+    and the seed's page word for word."""
+    dump = paged_dump_32(tmp_path / "xp.dmp", pae)
+    with open_any(dump) as kd:
+        assert isinstance(kd, WindowsKernelDump)
+        assert kd.bits == 32
+        assert kd.reads_memory
+        assert [(d.name, d.base) for d in kd.drivers] == [
+            ("\\WINDOWS\\system32\\ntoskrnl.exe", NT32),
+            ("\\??\\C:\\myfault.sys", MYFAULT32),
+        ]
+    text = run_nmf("analyze", str(dump)).stdout
+    assert "BugCheck D1, {e14c0008, 2, 0, f799f579}" in text
+    assert "Probably caused by : myfault.sys ( myfault+0x579 )" in text
+    _, a = run_json("analyze", str(dump))
+    assert [f["location"] for f in a["frames"]] == [
+        "myfault+0x579",
+        "myfault+0x4a2",
+        "ntoskrnl+0x4f3a",
+        "ntoskrnl+0x6ea1",
+    ]
+    assert [f["trust"] for f in a["frames"]][1:] == ["frame pointer"] * 3
+    _, hits = run_json("search", str(dump), "myfault.sys".encode("utf-16-le").hex(), "--hex")
+    assert len(hits["hits"]) == 1

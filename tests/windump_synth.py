@@ -204,3 +204,63 @@ def paged_dump(path: Path, kind: str = "full", loop: bool = False, filler: int =
         body = bytes(header) + bytes(sdmp) + b"".join(bytes(pages[p]) for p in order)
     path.write_bytes(body)
     return path
+
+
+KERNEL32, DATA32, STACK32 = 0xF7000000, 0xF7005000, 0xF7006000
+NT32, MYFAULT32 = 0x804D7000, 0xF799F000
+
+
+def paged_dump_32(path: Path, pae: bool = True) -> Path:
+    """The seed's own machine: a 32-bit x86 full dump (Windows XP) with PAE or classic page tables,
+    a module list of ntoskrnl.exe and myfault.sys, and the seed's D1 with an EBP chain on the stack.
+
+    Physical pages: 1 top table (PDPT with PAE, else the page directory), 2 PAE's page directory,
+    3 page table, 5 data, 6 stack.
+    """
+    pages: dict[int, bytearray] = {pfn: bytearray(0x1000) for pfn in (1, 2, 3, 5, 6)}
+    if pae:
+        struct.pack_into("<Q", pages[1], 8 * (KERNEL32 >> 30), 0x2000 | 1)
+        struct.pack_into("<Q", pages[2], 8 * ((KERNEL32 >> 21) & 0x1FF), 0x3000 | 3)
+        struct.pack_into("<Q", pages[3], 8 * ((DATA32 >> 12) & 0x1FF), 0x5000 | 3)
+        struct.pack_into("<Q", pages[3], 8 * ((STACK32 >> 12) & 0x1FF), 0x6000 | 3)
+    else:
+        struct.pack_into("<I", pages[1], 4 * (KERNEL32 >> 22), 0x3000 | 3)
+        struct.pack_into("<I", pages[3], 4 * ((DATA32 >> 12) & 0x3FF), 0x5000 | 3)
+        struct.pack_into("<I", pages[3], 4 * ((STACK32 >> 12) & 0x3FF), 0x6000 | 3)
+    data = pages[5]
+    head, first, second = DATA32, DATA32 + 0x100, DATA32 + 0x200
+    struct.pack_into("<I", data, 0, first)
+    for at, nxt, base, size, name in (
+        (0x100, second, NT32, 0x214600, "\\WINDOWS\\system32\\ntoskrnl.exe"),
+        (0x200, head, MYFAULT32, 0x1000, "\\??\\C:\\myfault.sys"),
+    ):
+        name_at = 0x400 + at * 2
+        raw = name.encode("utf-16-le")
+        data[name_at : name_at + len(raw)] = raw
+        struct.pack_into("<I", data, at, nxt)
+        struct.pack_into("<III", data, at + 24, base, base + 0x100, size)
+        struct.pack_into("<HHI", data, at + 36, len(raw), len(raw), DATA32 + name_at)
+        struct.pack_into("<II", data, at + 64, 0x1234, 0x48025EAB)
+    # the EBP chain: [ebp] = caller's ebp, [ebp + 4] = return address
+    struct.pack_into("<II", pages[6], 0x100, STACK32 + 0x120, MYFAULT32 + 0x4A2)
+    struct.pack_into("<II", pages[6], 0x120, STACK32 + 0x140, NT32 + 0x4F3A)
+    struct.pack_into("<II", pages[6], 0x140, 0, NT32 + 0x6EA1)
+
+    header = bytearray(0x1000)
+    header[0:8] = b"PAGEDUMP"
+    struct.pack_into("<4sII", header, 4, b"DUMP", 0xF, 2600)
+    struct.pack_into("<IIII", header, 0x10, 0x1000, 0, head, 0)
+    struct.pack_into("<III", header, 0x20, 0x14C, 1, 0xD1)
+    struct.pack_into("<4I", header, 0x2C, 0xE14C0008, 2, 0, MYFAULT32 + 0x579)
+    header[0x5C] = 1 if pae else 0
+    ctx = 0x320
+    struct.pack_into("<I", header, ctx + 180, STACK32 + 0x100)  # ebp
+    struct.pack_into("<I", header, ctx + 184, MYFAULT32 + 0x579)  # eip
+    struct.pack_into("<I", header, ctx + 196, STACK32 + 0xF0)  # esp
+    struct.pack_into("<I", header, 0xF88, 1)  # a full dump
+    runs = [(1, 3), (5, 2)]
+    struct.pack_into("<II", header, 0x64, len(runs), 5)
+    for i, (base, count) in enumerate(runs):
+        struct.pack_into("<II", header, 0x6C + 8 * i, base, count)
+    path.write_bytes(bytes(header) + b"".join(bytes(pages[p]) for p in sorted(pages)))
+    return path

@@ -70,7 +70,7 @@ def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
     notes = []
     frames: tuple[Frame, ...] = ()
     if thread is not None:
-        if kd.is_triage:
+        if kd.is_triage or (kd.reads_memory and kd.arch != "x86_64"):  # x86 kernels keep EBP chains
             frames = tuple(minidump_frames(kd, thread))
         elif kd.reads_memory:
             frames = tuple(minidump_frames(kd, thread))[:1] + tuple(_scan(kd, thread.sp))
@@ -82,9 +82,9 @@ def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
         else:
             frames = tuple(minidump_frames(kd, thread))[:1]
             why = (
-                "it records no physical memory"
-                if kd.arch == "x86_64" and kd.bits == 64
-                else f"the page-table walk is written for 64-bit x86_64 dumps only, not {kd.bits}-bit {kd.arch}"
+                f"the page-table walk is written for x86_64 and x86, not {kd.arch}"
+                if kd.arch not in ("x86_64", "x86")
+                else "it records no physical memory (or its dump type keeps none)"
             )
             notes.append(
                 f"this is a {kd.dump_type} dump: its bug check and context are read, its memory (the stack "

@@ -8,10 +8,10 @@ driver list with names from the string pool, the call-stack bytes, the data
 blocks and the data page, which together are the memory :meth:`read` serves.
 
 Full and bitmap dumps hold physical memory (in runs, or pages named by a
-bitmap); their virtual memory is read through the four-level page tables
-from DirectoryTableBase (64-bit x86_64; other machines' full dumps are read as
-far as their header and context), and the module list by walking
-PsLoadedModuleList.
+bitmap); their virtual memory is read through the page tables from
+DirectoryTableBase (x86_64's four levels; x86's three with PAE, or two
+without; ARM64 full dumps are read as far as their header and context), and
+the module list by walking PsLoadedModuleList.
 
 Layouts as WinDbg's dump header (Microsoft's public headers and the
 format's open-source readers agree on them); every offset and count is checked
@@ -47,8 +47,9 @@ FULL, BITMAP_FULL, BITMAP_KERNEL = 1, 5, 6
 PAGE = 0x1000
 PTE_ADDRESS = 0x000FFFFFFFFFF000
 PRESENT, LARGE = 1, 1 << 7
-MAX_RUNS = 42
-"""A full dump's run list lives in the header's 700-byte PhysicalMemoryBlock: at most 42 runs fit."""
+MAX_RUNS, MAX_RUNS_32 = 42, 86
+"""A full dump's run list lives in the header's 700-byte PhysicalMemoryBlock: at most 42 runs fit
+(64-bit runs of 16 bytes after a 16-byte count), or 86 (32-bit: 8 bytes after 8)."""
 MAX_DRIVERS = 4096
 MAX_MAPPINGS = 1 << 22
 """The page-table walk for regions() stops with an error past this many mappings (16 GiB of 4 KiB pages)."""
@@ -269,22 +270,29 @@ class WindowsKernelDump(MappedDump):
         return tuple(out)
 
     def _module_list(self) -> tuple[Driver, ...]:
-        """Walk PsLoadedModuleList (KLDR_DATA_TABLE_ENTRY, 64-bit): stop at the head, a loop, or memory
+        """Walk PsLoadedModuleList (KLDR_DATA_TABLE_ENTRY): stop at the head, a loop, or memory
         the dump lacks (what was found so far is kept, and ``module_list_problem`` says why it ended)."""
         head = self.header["PsLoadedModuleList"]
         out: list[Driver] = []
         seen = {head}
         try:
-            (link,) = struct.unpack("<Q", self.read(head, 8))
+            (link,) = struct.unpack("<Q" if self.bits == 64 else "<I", self.read(head, self.bits // 8))
             while link not in seen and len(out) < MAX_DRIVERS:
                 seen.add(link)
-                entry = self.read(link, 136)
-                (nxt,) = struct.unpack_from("<Q", entry, 0)
-                (base,) = struct.unpack_from("<Q", entry, 48)
-                (size,) = struct.unpack_from("<I", entry, 64)
-                length, _max, buffer = struct.unpack_from("<HHxxxxQ", entry, 72)
-                (checksum,) = struct.unpack_from("<I", entry, 120)
-                (stamp,) = struct.unpack_from("<I", entry, 128)
+                if self.bits == 64:
+                    entry = self.read(link, 136)
+                    (nxt,) = struct.unpack_from("<Q", entry, 0)
+                    (base,) = struct.unpack_from("<Q", entry, 48)
+                    (size,) = struct.unpack_from("<I", entry, 64)
+                    length, _max, buffer = struct.unpack_from("<HHxxxxQ", entry, 72)
+                    (checksum,) = struct.unpack_from("<I", entry, 120)
+                    (stamp,) = struct.unpack_from("<I", entry, 128)
+                else:
+                    entry = self.read(link, 72)
+                    (nxt,) = struct.unpack_from("<I", entry, 0)
+                    base, _entry_point, size = struct.unpack_from("<III", entry, 24)
+                    length, _max, buffer = struct.unpack_from("<HHI", entry, 36)
+                    checksum, stamp = struct.unpack_from("<II", entry, 64)
                 name = (
                     self.read(buffer, min(length, 1024)).decode("utf-16-le", errors="replace")
                     if length
@@ -304,9 +312,23 @@ class WindowsKernelDump(MappedDump):
     @cached_property
     def _runs(self) -> list[tuple[int, int, int]]:
         """(first page number, page count, file offset) of the physical memory a full or bitmap dump holds."""
-        if self.bits != 64 or self.arch != "x86_64":
+        if not self._paging[0]:
             return []
         kind = self.header["DumpType"]
+        if kind == FULL and self.bits == 32:
+            count, _pages = self._unpack("<II", 0x64, "the physical memory runs")
+            if count > MAX_RUNS_32:
+                raise DumpError(
+                    f"{self.path} is corrupt: {count} physical memory runs (at most {MAX_RUNS_32} fit)"
+                )
+            out, offset = [], HEADER_SIZE[32]
+            for i in range(count):
+                base, n = self._unpack("<II", 0x6C + 8 * i, "a physical memory run")
+                if offset + n * PAGE > self.size:
+                    raise DumpError(f"{self.path} is truncated: its physical memory runs past the end")
+                out.append((base, n, offset))
+                offset += n * PAGE
+            return sorted(out)
         if kind == FULL:
             count, _pages = self._unpack("<IxxxxQ", 0x88, "the physical memory runs")
             if count > MAX_RUNS:
@@ -363,16 +385,31 @@ class WindowsKernelDump(MappedDump):
                 return self._bytes(offset + (pfn - first) * PAGE + address % PAGE, size, "physical memory")
         raise UnreadableMemory(f"physical page {pfn:#x} is not in the dump")
 
+    @cached_property
+    def _paging(self) -> tuple[tuple[tuple[int, int, int], ...], int, tuple[int, ...], int]:
+        """(levels as (shift, index bits, entry size), entry address mask, shifts where a large page may
+        end the walk, the top table's address): x86_64, x86 with PAE, or x86 without."""
+        dtb = self.header["DirectoryTableBase"]
+        if self.arch == "x86_64" and self.bits == 64:
+            return ((39, 9, 8), (30, 9, 8), (21, 9, 8), (12, 9, 8)), PTE_ADDRESS, (30, 21), dtb & PTE_ADDRESS
+        if self.arch == "x86" and self.bits == 32:
+            (pae,) = self._unpack("<B", 0x5C, "the header")
+            if pae:
+                return ((30, 2, 8), (21, 9, 8), (12, 9, 8)), PTE_ADDRESS, (21,), dtb & 0xFFFFFFE0
+            return ((22, 10, 4), (12, 10, 4)), 0xFFFFF000, (22,), dtb & 0xFFFFF000
+        return (), 0, (), 0
+
     def _translate(self, va: int) -> int:
-        """The physical address of ``va``: x86_64 four-level paging from DirectoryTableBase."""
-        table = self.header["DirectoryTableBase"] & PTE_ADDRESS
-        for shift in (39, 30, 21, 12):
-            entry = int.from_bytes(self._physical(table + 8 * ((va >> shift) & 0x1FF), 8), "little")
+        """The physical address of ``va``, by the page tables from DirectoryTableBase."""
+        levels, mask, large, table = self._paging
+        for n, (shift, bits, size) in enumerate(levels):
+            at = table + size * ((va >> shift) & ((1 << bits) - 1))
+            entry = int.from_bytes(self._physical(at, size), "little")
             if not entry & PRESENT:
                 raise UnreadableMemory(f"{va:#x} is not mapped (not present at level {shift})")
-            if shift in (30, 21) and entry & LARGE:  # a 1 GiB or 2 MiB page
-                return (entry & PTE_ADDRESS & ~((1 << shift) - 1)) + (va & ((1 << shift) - 1))
-            table = entry & PTE_ADDRESS
+            if n < len(levels) - 1 and shift in large and entry & LARGE:  # a 4 MiB, 2 MiB or 1 GiB page
+                return (entry & mask & ~((1 << shift) - 1)) + (va & ((1 << shift) - 1))
+            table = entry & mask
         return table + (va & (PAGE - 1))
 
     @cached_property
@@ -407,35 +444,33 @@ class WindowsKernelDump(MappedDump):
 
     @cached_property
     def _mapped(self) -> list[tuple[int, int]]:
-        """Every present mapping of the page tables (x86_64), merged into ranges."""
+        """Every present mapping of the page tables, merged into ranges."""
         if not self._runs:
             return []
-
-        def present(table: int) -> list[tuple[int, int]]:
-            try:
-                data = self._physical(table & PTE_ADDRESS, PAGE)
-            except UnreadableMemory:
-                return []
-            return [(i, e) for i, (e,) in enumerate(struct.iter_unpack("<Q", data)) if e & PRESENT]
-
-        def canonical(va: int) -> int:
-            return va | 0xFFFF000000000000 if va & (1 << 47) else va
-
+        levels, mask, large, top = self._paging
         found: list[tuple[int, int]] = []
-        for i4, e4 in present(self.header["DirectoryTableBase"]):
-            for i3, e3 in present(e4):
-                base3 = canonical(i4 << 39 | i3 << 30)
-                if e3 & LARGE:
-                    found.append((base3, 1 << 30))
+
+        def walk(table: int, level: int, base: int) -> None:
+            shift, bits, size = levels[level]
+            try:
+                data = self._physical(table, size << bits)
+            except UnreadableMemory:
+                return
+            for i in range(1 << bits):
+                entry = int.from_bytes(data[size * i : size * (i + 1)], "little")
+                if not entry & PRESENT:
                     continue
-                for i2, e2 in present(e3):
-                    base2 = base3 | i2 << 21
-                    if e2 & LARGE:
-                        found.append((base2, 1 << 21))
-                        continue
-                    found.extend((base2 | i1 << 12, PAGE) for i1, _ in present(e2))
-                if len(found) > MAX_MAPPINGS:
-                    raise DumpError(f"{self.path}: its page tables map more than {MAX_MAPPINGS} ranges")
+                va = base | i << shift
+                if self.bits == 64 and va & (1 << 47):
+                    va |= 0xFFFF000000000000  # canonical form
+                if level == len(levels) - 1 or (shift in large and entry & LARGE):
+                    found.append((va, 1 << shift))
+                elif len(found) <= MAX_MAPPINGS:
+                    walk(entry & mask, level + 1, va)
+            if len(found) > MAX_MAPPINGS:
+                raise DumpError(f"{self.path}: its page tables map more than {MAX_MAPPINGS} ranges")
+
+        walk(top, 0, 0)
         merged: list[tuple[int, int]] = []
         for start, size in sorted(found):
             if merged and merged[-1][0] + merged[-1][1] == start:
@@ -455,7 +490,7 @@ class WindowsKernelDump(MappedDump):
 
     def read(self, addr: int, size: int) -> bytes:
         """Kernel virtual memory: a triage dump's blocks, or a full or bitmap dump's pages through the
-        page tables; UnreadableMemory where the dump lacks it."""
+        page tables (x86_64; x86 with or without PAE); UnreadableMemory where the dump lacks it."""
         if not self.is_triage:
             if not self._runs:
                 raise UnreadableMemory(f"the memory of {self.arch} {self.dump_type} dumps is not read yet")
