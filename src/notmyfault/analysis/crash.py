@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from notmyfault.analysis.blame import base_name, choose
 from notmyfault.analysis.classes import CRASH_CLASSES
 from notmyfault.analysis.deadlock import LockWait, find_deadlock
+from notmyfault.analysis.isa import capstone_for
 from notmyfault.analysis.unwind import Frame, Program, code_bytes, load_program, stack_depth, thread_frames
 from notmyfault.dumps.elfcore import PF_X, ElfCore, SigInfo
 from notmyfault.sigcodes import si_code_name, signal_name
@@ -109,13 +110,8 @@ def decode_bytes(data: bytes, pc: int, arch: str) -> Instruction | None:
     with the memory access it makes."""
     import capstone  # type: ignore[import-untyped]
 
-    if arch in ("x86_64", "x32"):
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    elif arch in ("i386", "x86"):
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
-    elif arch == "aarch64":
-        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
-    else:
+    md = capstone_for(arch)
+    if md is None:
         return None
     md.detail = True
     for insn in md.disasm(data, pc):

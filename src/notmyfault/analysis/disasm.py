@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from notmyfault.analysis.crash import Instruction
+from notmyfault.analysis.isa import capstone_for
 from notmyfault.analysis.unwind import Program, code_bytes
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import UnreadableMemory
@@ -63,13 +64,8 @@ def decode_many(data: bytes, address: int, arch: str, count: int, syntax: str = 
     """Up to ``count`` instructions of ``data`` (machine code of ``arch`` at ``address``)."""
     import capstone  # type: ignore[import-untyped]
 
-    if arch == "x86_64":
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
-    elif arch in ("x86", "i386"):
-        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
-    elif arch == "aarch64":
-        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
-    else:
+    md = capstone_for(arch)
+    if md is None:
         raise UnknownTarget(f"disassembly of {arch} is not supported yet")
     if syntax == "att" and arch != "aarch64":
         md.syntax = capstone.CS_OPT_SYNTAX_ATT

@@ -17,6 +17,7 @@ import struct
 from dataclasses import dataclass, replace
 from typing import Any
 
+from notmyfault.analysis.isa import capstone_for
 from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import PF_X, ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
@@ -236,9 +237,8 @@ def _moves_sp(core: ElfCore, start: int, size: int) -> bool:
     code = code_bytes(core, start, size)
     if code is None or len(code) < size:
         return True
-    import capstone  # type: ignore[import-untyped]
-
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+    md = capstone_for("x86_64")
+    assert md is not None
     seen = 0
     for insn in md.disasm(code, start):
         seen += insn.size
