@@ -315,29 +315,18 @@ class WindowsKernelDump(MappedDump):
         if not self._paging[0]:
             return []
         kind = self.header["DumpType"]
-        if kind == FULL and self.bits == 32:
-            count, _pages = self._unpack("<II", 0x64, "the physical memory runs")
-            if count > MAX_RUNS_32:
-                raise DumpError(
-                    f"{self.path} is corrupt: {count} physical memory runs (at most {MAX_RUNS_32} fit)"
-                )
-            out, offset = [], HEADER_SIZE[32]
-            for i in range(count):
-                base, n = self._unpack("<II", 0x6C + 8 * i, "a physical memory run")
-                if offset + n * PAGE > self.size:
-                    raise DumpError(f"{self.path} is truncated: its physical memory runs past the end")
-                out.append((base, n, offset))
-                offset += n * PAGE
-            return sorted(out)
         if kind == FULL:
-            count, _pages = self._unpack("<IxxxxQ", 0x88, "the physical memory runs")
-            if count > MAX_RUNS:
-                raise DumpError(
-                    f"{self.path} is corrupt: {count} physical memory runs (at most {MAX_RUNS} fit)"
-                )
-            out, offset = [], HEADER_SIZE[64]
+            # PHYSICAL_MEMORY_DESCRIPTOR: a run count, then (first page, page count) runs
+            count_fmt, count_at, run_fmt, limit = (
+                ("<IxxxxQ", 0x88, "<QQ", MAX_RUNS) if self.bits == 64 else ("<II", 0x64, "<II", MAX_RUNS_32)
+            )
+            count, _pages = self._unpack(count_fmt, count_at, "the physical memory runs")
+            if count > limit:
+                raise DumpError(f"{self.path} is corrupt: {count} physical memory runs (at most {limit} fit)")
+            out, offset = [], HEADER_SIZE[self.bits]
+            runs_at, run_size = count_at + struct.calcsize(count_fmt), struct.calcsize(run_fmt)
             for i in range(count):
-                base, n = self._unpack("<QQ", 0x98 + 16 * i, "a physical memory run")
+                base, n = self._unpack(run_fmt, runs_at + run_size * i, "a physical memory run")
                 if offset + n * PAGE > self.size:
                     raise DumpError(f"{self.path} is truncated: its physical memory runs past the end")
                 out.append((base, n, offset))
