@@ -188,21 +188,14 @@ class Thread:
 
 
 @dataclass(frozen=True)
-class Module:
-    """A loaded module, with what the dump records of its build."""
+class Image:
+    """A loaded PE (or ELF) image as Windows dumps record it: where it lies and which build it is."""
 
     base: int
     size: int
     checksum: int
     timestamp: int
     name: str
-    file_version: str | None
-    product_version: str | None
-    debug_file: str | None
-    debug_id: str | None
-    """Breakpad's debug identifier (PDB GUID and age in hex, or an ELF build-id as a GUID)."""
-    build_id: str | None
-    """For Linux modules (Breakpad's BpEL record): the ELF build-id in hex."""
 
     @property
     def end(self) -> int:
@@ -213,6 +206,19 @@ class Module:
     def code_id(self) -> str:
         """The code identifier (timestamp and size of image, as symbol servers use)."""
         return f"{self.timestamp:08X}{self.size:x}"
+
+
+@dataclass(frozen=True)
+class Module(Image):
+    """A minidump's module, with what the dump records of its build."""
+
+    file_version: str | None
+    product_version: str | None
+    debug_file: str | None
+    debug_id: str | None
+    """Breakpad's debug identifier (PDB GUID and age in hex, or an ELF build-id as a GUID)."""
+    build_id: str | None
+    """For Linux modules (Breakpad's BpEL record): the ELF build-id in hex."""
 
 
 @dataclass(frozen=True)

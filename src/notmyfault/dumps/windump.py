@@ -28,7 +28,7 @@ from functools import cached_property
 
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.dumps.mapped import MappedDump
-from notmyfault.dumps.minidump import CONTEXT_LAYOUTS, context_pointers, decode_context
+from notmyfault.dumps.minidump import CONTEXT_LAYOUTS, Image, context_pointers, decode_context
 
 MAGIC32, MAGIC64 = b"PAGEDUMP", b"PAGEDU64"
 HEADER_SIZE = {32: 0x1000, 64: 0x2000}
@@ -57,19 +57,8 @@ MAX_BLOCKS = 1 << 16
 
 
 @dataclass(frozen=True)
-class Driver:
-    """A loaded kernel module, from the triage dump's driver list."""
-
-    name: str
-    base: int
-    size: int
-    checksum: int
-    timestamp: int
-
-    @property
-    def end(self) -> int:
-        """First address past the module."""
-        return self.base + self.size
+class Driver(Image):
+    """A loaded kernel module: from a triage dump's driver list, or from PsLoadedModuleList."""
 
 
 @dataclass(frozen=True)
@@ -266,7 +255,7 @@ class WindowsKernelDump(MappedDump):
                 (name_at,) = self._unpack("<I", e, "a driver entry")
                 base, _entry, size = self._unpack("<III", e + 4 + 24, "a driver entry")
                 checksum, stamp = self._unpack("<II", e + 4 + 64, "a driver entry")
-            out.append(Driver(self._string(name_at), base, size, checksum, stamp))
+            out.append(Driver(base, size, checksum, stamp, self._string(name_at)))
         return tuple(out)
 
     def _module_list(self) -> tuple[Driver, ...]:
@@ -298,7 +287,7 @@ class WindowsKernelDump(MappedDump):
                     if length
                     else ""
                 )
-                out.append(Driver(name, base, size, checksum, stamp))
+                out.append(Driver(base, size, checksum, stamp, name))
                 link = nxt
             if link != head and len(out) < MAX_DRIVERS:
                 self.module_list_problem = f"the module list loops back to {link:#x} instead of its head"

@@ -12,7 +12,7 @@ from notmyfault.analysis.crash import Instruction
 from notmyfault.analysis.modules import ModuleInfo
 from notmyfault.analysis.search import Hit
 from notmyfault.analysis.vm import VmSummary
-from notmyfault.dumps.minidump import Module
+from notmyfault.dumps.minidump import Image, Module
 from notmyfault.dumps.windump import Driver
 from notmyfault.render import SCHEMA_VERSION
 from notmyfault.render.analysis import hexa
@@ -145,23 +145,40 @@ def disasm_json(insns: list[Instruction]) -> dict[str, Any]:
     }
 
 
+def _image_lines(m: Image) -> list[str]:
+    """The lmvm lines every Windows image has: range, path, timestamp, checksum, size."""
+    stamp = f" ({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(m.timestamp))} UTC)" if m.timestamp else ""
+    return [
+        "start             end                 module name",
+        f"{m.base:016x}  {m.end:016x}    {short_name(m.name)}",
+        f"    Image path:   {m.name}",
+        f"    Timestamp:    {m.timestamp:#010x}{stamp}",
+        f"    CheckSum:     {m.checksum:#010x}",
+        f"    ImageSize:    {m.size:#x}",
+    ]
+
+
+def _image_json(m: Image) -> dict[str, Any]:
+    """The JSON fields every Windows image has."""
+    return {
+        "path": m.name,
+        "name": short_name(m.name),
+        "start": hexa(m.base),
+        "end": hexa(m.end),
+        "size": m.size,
+        "timestamp": m.timestamp,
+        "checksum": m.checksum,
+        "code_id": m.code_id,
+    }
+
+
 def minidump_modules_text(mods: Sequence[Module], details: bool = False) -> str:
     """``lm`` / ``lmvm`` for a minidump's module list."""
     if details:
         out = []
         for m in mods:
             out += [
-                "start             end                 module name",
-                f"{m.base:016x}  {m.end:016x}    {short_name(m.name)}",
-                f"    Image path:   {m.name}",
-                f"    Timestamp:    {m.timestamp:#010x}"
-                + (
-                    f" ({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(m.timestamp))} UTC)"
-                    if m.timestamp
-                    else ""
-                ),
-                f"    CheckSum:     {m.checksum:#010x}",
-                f"    ImageSize:    {m.size:#x}",
+                *_image_lines(m),
                 f"    File version: {m.file_version or '-'}",
                 f"    Product version: {m.product_version or '-'}",
                 f"    Debug file:   {m.debug_file or '-'}",
@@ -185,18 +202,11 @@ def minidump_modules_json(mods: Sequence[Module]) -> dict[str, Any]:
         "kind": "modules",
         "modules": [
             {
-                "path": m.name,
-                "name": short_name(m.name),
-                "start": hexa(m.base),
-                "end": hexa(m.end),
-                "size": m.size,
-                "timestamp": m.timestamp,
-                "checksum": m.checksum,
+                **_image_json(m),
                 "file_version": m.file_version,
                 "product_version": m.product_version,
                 "debug_file": m.debug_file,
                 "debug_id": m.debug_id,
-                "code_id": m.code_id,
                 "build_id": m.build_id,
             }
             for m in mods
@@ -210,18 +220,8 @@ def drivers_text(drivers: Sequence[Driver], details: bool = False) -> str:
         out = []
         for d in drivers:
             out += [
-                "start             end                 module name",
-                f"{d.base:016x}  {d.end:016x}    {short_name(d.name)}",
-                f"    Image path:   {d.name}",
-                f"    Timestamp:    {d.timestamp:#010x}"
-                + (
-                    f" ({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(d.timestamp))} UTC)"
-                    if d.timestamp
-                    else ""
-                ),
-                f"    CheckSum:     {d.checksum:#010x}",
-                f"    ImageSize:    {d.size:#x}",
-                f"    Symbol key:   {short_name(d.name)}.{d.name.rsplit('.', 1)[-1]}/{d.timestamp:08X}{d.size:x}",
+                *_image_lines(d),
+                f"    Symbol key:   {short_name(d.name)}.{d.name.rsplit('.', 1)[-1]}/{d.code_id}",
             ]
         return "\n".join(out)
     lines = ["start             end               module            timestamp   path"]
@@ -234,19 +234,4 @@ def drivers_text(drivers: Sequence[Driver], details: bool = False) -> str:
 
 def drivers_json(drivers: Sequence[Driver]) -> dict[str, Any]:
     """A kernel dump's drivers as JSON (the ``modules`` object, kernel flavour)."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "modules",
-        "modules": [
-            {
-                "path": d.name,
-                "name": short_name(d.name),
-                "start": hexa(d.base),
-                "end": hexa(d.end),
-                "size": d.size,
-                "timestamp": d.timestamp,
-                "checksum": d.checksum,
-            }
-            for d in drivers
-        ],
-    }
+    return {"schema_version": SCHEMA_VERSION, "kind": "modules", "modules": [_image_json(d) for d in drivers]}
