@@ -17,10 +17,9 @@ from notmyfault.analysis.bugcheck import KERNEL_MODULES, bugcheck
 from notmyfault.analysis.crash import CrashAnalysis, decode_bytes
 from notmyfault.analysis.minidump import minidump_frames
 from notmyfault.analysis.unwind import Frame
+from notmyfault.analysis.wincodes import ACCESS_KINDS
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.windump import WindowsKernelDump
-
-ACCESS = {0: "read", 1: "write", 8: "execute"}
 
 
 def _is_kernel(module: str | None) -> bool:
@@ -116,7 +115,7 @@ def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
             insn = decode_bytes(kd.read(thread.pc, 16), thread.pc, kd.arch)
     access = None
     if bc.args[2].startswith("0: read"):
-        access = ACCESS.get(params[2])
+        access = ACCESS_KINDS.get(params[2])
     memory = bc.args[0] == "memory referenced"
     return CrashAnalysis(
         path=kd.path,

@@ -22,7 +22,7 @@ from notmyfault.analysis.blame import choose
 from notmyfault.analysis.classes import CRASH_CLASSES
 from notmyfault.analysis.crash import CrashAnalysis, decode_bytes
 from notmyfault.analysis.unwind import Frame
-from notmyfault.analysis.wincodes import exception_class, exception_name
+from notmyfault.analysis.wincodes import ACCESS_KINDS, exception_class, exception_name
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump, Module, Thread
 from notmyfault.dumps.windump import Driver, WindowsKernelDump
@@ -175,7 +175,7 @@ def analyze_minidump(md: Minidump, symbols: str | None = None) -> CrashAnalysis:
     access, source = None, "not known"
     if exc and not linux and code == 0xC0000005 and params:
         access, source = (
-            {0: "read", 1: "write", 8: "execute"}.get(params[0]),
+            ACCESS_KINDS.get(params[0]),
             "the exception's first parameter",
         )
     elif insn is not None and insn.access:

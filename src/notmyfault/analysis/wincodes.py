@@ -40,8 +40,11 @@ EXCEPTIONS: dict[int, tuple[str, str]] = {
     0x40000015: ("STATUS_FATAL_APP_EXIT", "ABORT"),
     0xE06D7363: ("EXCEPTION_CPP (an unhandled C++ exception)", "ABORT"),
 }
-ACCESS = {0: "READ", 1: "WRITE", 8: "EXEC"}
-"""The first parameter of an access violation: what the faulting instruction did."""
+ACCESS_KINDS = {0: "read", 1: "write", 8: "execute"}
+"""What the faulting instruction did, as an access violation's first parameter (and argument 3 of the
+IRQL bug checks) codes it."""
+ACCESS_NAMES = {0: "READ", 1: "WRITE", 8: "EXEC"}
+"""The suffix of EXCEPTION_ACCESS_VIOLATION_* for each kind."""
 
 SIGNAL_CLASSES: dict[int, str] = {
     int(signal.SIGSEGV): "INVALID_MEMORY_READ",
@@ -62,7 +65,7 @@ def exception_name(code: int, parameters: tuple[int, ...], linux: bool) -> str:
             return f"signal {code}"
     name = EXCEPTIONS.get(code, (f"unknown exception {code:#010x}", ""))[0]
     if code == 0xC0000005 and parameters:
-        name += "_" + ACCESS.get(parameters[0], "UNKNOWN")
+        name += "_" + ACCESS_NAMES.get(parameters[0], "UNKNOWN")
     return name
 
 
@@ -84,7 +87,7 @@ def exception_class(
             return _memory_class(access or "read", address)
         return cls
     if code == 0xC0000005 and len(parameters) >= 2:
-        return _memory_class({0: "read", 1: "write", 8: "execute"}.get(parameters[0], "read"), parameters[1])
+        return _memory_class(ACCESS_KINDS.get(parameters[0], "read"), parameters[1])
     return EXCEPTIONS.get(code, ("", "UNKNOWN"))[1]
 
 
