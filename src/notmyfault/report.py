@@ -76,9 +76,11 @@ def dump_report(path: str, tag: str | None = None, frames: int = 12) -> DumpRepo
             Section("stack", "kvL", "Stack", stack_text(thread.tid, list(result.frames[:frames])))
         )
         pools = pool_usage(core)
-        sections.append(Section("vm", "!vm", "Memory", vm_text(vm_summary(core, pools, top=5))))
-        heap = None if pools else heap_summary(core)
-        sections.append(Section("poolused", "!poolused /t 3 2", "Pool", pool_text(pools, 3, heap)))
+        heap = heap_summary(core)  # walked once: !vm's heap line, and !poolused when nothing is tagged
+        sections.append(Section("vm", "!vm", "Memory", vm_text(vm_summary(core, pools, top=5, heap=heap))))
+        sections.append(
+            Section("poolused", "!poolused /t 3 2", "Pool", pool_text(pools, 3, None if pools else heap))
+        )
         if tag:
             hits, command = search(core, tag.encode(), "myfault"), f's -a myfault "{tag}"'
             if not hits:  # a tag of the user's own: where it lies in the whole dump

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from notmyfault.analysis.heap import main_heap
+from notmyfault.analysis.heap import HeapResult, main_heap
 from notmyfault.analysis.pool import TagUsage
 from notmyfault.dumps.elfcore import PF_W, PF_X, ElfCore
 
@@ -43,11 +43,9 @@ class VmSummary:
     warnings: tuple[str, ...] = field(default=())
 
 
-def _regions(core: ElfCore) -> list[Region]:
+def _regions(core: ElfCore, heap_at: int | None) -> list[Region]:
     stack_sps = [t.sp for t in core.threads if t.sp is not None]
     files = core.files
-    found = main_heap(core)
-    heap_at = found[0].vaddr if found else None
     out = []
     for s in core.segments:
         f = next((m for m in files if m.start <= s.vaddr < m.end), None)
@@ -63,9 +61,19 @@ def _regions(core: ElfCore) -> list[Region]:
     return out
 
 
-def vm_summary(core: ElfCore, pools: list[TagUsage], top: int = 10) -> VmSummary:
-    """Summarise the process's memory; warn when locked pool blocks dominate."""
-    regions = _regions(core)
+def vm_summary(
+    core: ElfCore, pools: list[TagUsage], top: int = 10, heap: HeapResult | None = None
+) -> VmSummary:
+    """Summarise the process's memory; warn when locked pool blocks dominate.
+
+    ``heap`` is glibc's main heap when the caller has walked it already (else it is walked here).
+    """
+    if heap is None:
+        found = main_heap(core)
+        heap_at = found[0].vaddr if found else None
+    else:
+        heap_at = heap.heap.start if heap.heap else None
+    regions = _regions(core, heap_at)
 
     def total(kind: str) -> int:
         return sum(r.end - r.start for r in regions if r.kind == kind)
