@@ -148,6 +148,19 @@ def test_do_bug_shows_the_analysis_of_a_real_dump(name: str, dump_dir: Path) -> 
     run(go)
 
 
+async def start_leak(
+    app: NotMyfaultApp, pilot: Pilot[None], rate: str, stop_at: str, pool: str, tag: str | None = None
+) -> None:
+    """Fill the Leak tab (Leak/second, stop-at, pool, and tag if given) and press l."""
+    await pilot.press("3")
+    app.query_one("#leak-rate", Input).value = rate
+    app.query_one("#leak-stop", Input).value = stop_at
+    if tag is not None:
+        app.query_one("#leak-tag", Input).value = tag
+    app.query_one(f"#pool-{pool}", RadioButton).value = True
+    await pilot.press("l")
+
+
 def _pool_for(nbytes: int) -> str:
     return "nonpaged" if memlock_allows(nbytes) else "paged"
 
@@ -160,11 +173,7 @@ def test_leak_tab_grows_the_chart_stops_at_its_limit_and_stop_frees(dump_dir: Pa
     async def go() -> None:
         app = NotMyfaultApp(str(dump_dir))
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("3")
-            app.query_one("#leak-rate", Input).value = "16MiB"
-            app.query_one("#leak-stop", Input).value = "24MiB"
-            app.query_one(f"#pool-{pool}", RadioButton).value = True
-            await pilot.press("l")
+            await start_leak(app, pilot, "16MiB", "24MiB", pool)
             await until(pilot, lambda: any(e.event == "holding" for e in app.leak_events))
             job = app.leak_job
             assert job is not None
@@ -227,12 +236,7 @@ def test_do_bug_after_a_leak_puts_the_leak_in_the_dump(dump_dir: Path) -> None:
     async def go() -> None:
         app = NotMyfaultApp(str(dump_dir))
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("3")
-            app.query_one("#leak-rate", Input).value = "12MiB"
-            app.query_one("#leak-stop", Input).value = "6MiB"
-            app.query_one("#leak-tag", Input).value = "Tui1"
-            app.query_one(f"#pool-{pool}", RadioButton).value = True
-            await pilot.press("l")
+            await start_leak(app, pilot, "12MiB", "6MiB", pool, tag="Tui1")
             await until(pilot, lambda: any(e.event == "holding" for e in app.leak_events))
             await pilot.press("b")
             await until(pilot, lambda: app.report is not None)
@@ -326,11 +330,7 @@ def test_quit_leaves_no_child_behind(dump_dir: Path) -> None:
             await pilot.press("2")
             choose(app, "hangs", "unkillable")
             await pilot.press("s")
-            await pilot.press("3")
-            app.query_one("#leak-rate", Input).value = "1MiB"
-            app.query_one("#leak-stop", Input).value = "64MiB"
-            app.query_one(f"#pool-{_pool_for(64 * MiB)}", RadioButton).value = True
-            await pilot.press("l")
+            await start_leak(app, pilot, "1MiB", "64MiB", _pool_for(64 * MiB))
             await until(pilot, lambda: len(app.children_jobs.alive()) == 2 and app.leak_events)
             await until(
                 pilot, lambda: all(len(group_members(j.pid or 0)) >= 1 for j in app.children_jobs.alive())
