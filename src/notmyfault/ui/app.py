@@ -143,10 +143,8 @@ class NotMyfaultApp(App[None]):
         self.last_run: CrashRun | None = None
         """How the last child that could leave a dump ended."""
         self.leak_job: ChildJob | None = None
+        """The last leak child (its ``name`` is its pool)."""
         self.leak_events: list[LeakEvent] = []
-        self.leak_pool = "nonpaged"
-        self.messages: list[str] = []
-        """What the window told its user, in order (also for tests)."""
 
     # ----------------------------------------------------------------- layout
 
@@ -261,8 +259,7 @@ class NotMyfaultApp(App[None]):
         self.screen.set_focus(None)
 
     def say(self, widget_id: str, text: str | Text) -> None:
-        """Show ``text`` in a status widget, and remember it."""
-        self.messages.append(str(text))
+        """Show ``text`` in a status widget."""
         self.query_one(f"#{widget_id}", Static).update(text)
 
     def _from_thread(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -494,7 +491,6 @@ class NotMyfaultApp(App[None]):
         settings = self._settings("leak-status")
         if settings is None:
             return
-        self.leak_pool = pool
         self.leak_events = []
         self.query_one("#leak-chart", Sparkline).data = []
         self.query_one("#counter-chart", Sparkline).data = []
@@ -520,7 +516,7 @@ class NotMyfaultApp(App[None]):
         self.leak_events.append(ev)
         if ev.event == "freed":
             return
-        counter = WATCHED_COUNTER[self.leak_pool]
+        counter = WATCHED_COUNTER[self.leak_job.name if self.leak_job else "nonpaged"]
         base = next((e.counters[counter] for e in self.leak_events if counter in e.counters), 0)
         seen, last = [], base
         for e in self.leak_events[-CHART_POINTS:]:
