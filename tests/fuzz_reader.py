@@ -28,6 +28,7 @@ from notmyfault.analysis.heap import heap_summary  # noqa: E402
 from notmyfault.analysis.kernel import analyze_kernel_dump  # noqa: E402
 from notmyfault.analysis.minidump import analyze_minidump, minidump_frames  # noqa: E402
 from notmyfault.analysis.search import search_memory  # noqa: E402
+from notmyfault.analysis.winvm import windows_vm  # noqa: E402
 from notmyfault.dumps import (  # noqa: E402
     DumpError,
     Minidump,
@@ -94,10 +95,12 @@ def exercise_minidump(path: str) -> None:
 
 
 def synthetic_windows() -> list[bytes]:
-    """Our own 32- and 64-bit triage dumps, 64-bit full and bitmap dumps and a 32-bit PAE full dump
-    (tests/windump_synth.py)."""
+    """Our own 32- and 64-bit triage dumps, 64-bit full and bitmap dumps, a 32-bit PAE full dump with
+    a KDBG, an ARM64 full dump (tests/windump_synth.py), and the MinGW-built driver crashed in unicorn
+    (tests/winfault.py: PE headers, unwind data, exports and a version resource in memory)."""
     sys.path.insert(0, str(REPO))
-    from tests.windump_synth import paged_dump, paged_dump_32, seed_d1
+    from tests import winfault
+    from tests.windump_synth import paged_dump, paged_dump_32, paged_dump_arm64, seed_d1
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,8 +110,12 @@ def synthetic_windows() -> list[bytes]:
             ("full", lambda p: paged_dump(p, "full")),
             ("xp", lambda p: paged_dump_32(p)),
             ("bitmap", lambda p: paged_dump(p, "bitmap")),
+            ("arm64", paged_dump_arm64),
         ):
             out.append(write(Path(tmp) / name).read_bytes())
+        image = winfault.build(Path(tmp))
+        winfault.crash(image, Path(tmp) / "winfault.dmp")
+        out.append((Path(tmp) / "winfault.dmp").read_bytes())
     return out
 
 
@@ -119,6 +126,9 @@ def exercise_windows(path: str) -> None:
         kd.triage  # noqa: B018
         kd.drivers  # noqa: B018
         analyze_kernel_dump(kd)
+        windows_vm(kd)
+        for d in kd.drivers[:4]:
+            kd.image(d).version  # noqa: B018 - pefile over what the mutated memory holds
         for start, size in kd.regions()[:4]:
             with contextlib.suppress(UnreadableMemory):  # a full dump's mapped ranges may be absent
                 kd.read(start, min(size, 64))

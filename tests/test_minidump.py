@@ -197,7 +197,7 @@ def test_bad_minidumps_get_one_line(tmp_path: Path) -> None:
         assert r.stderr.count("\n") == 1, (label, r.stderr)
         assert r.stderr.startswith("notmyfault: error: "), label
         assert "Traceback" not in r.stderr
-    r = run_nmf("vm", str(DUMP))
+    r = run_nmf("poolused", str(DUMP))
     assert r.returncode == 2
     assert "is a minidump: analyze, stack, regs, modules, search and disasm read minidumps" in r.stderr
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from notmyfault.analysis.bugcheck import BUGCHECKS
-from notmyfault.dumps import WindowsKernelDump, open_any
+from notmyfault.dumps import UnreadableMemory, WindowsKernelDump, open_any
 from tests.conftest import CORPUS, run_json, run_nmf
 from tests.windump_synth import (
+    ARM64_BLOCK,
     BIG_VA,
     DATA_VA,
     KERNEL,
@@ -25,6 +26,7 @@ from tests.windump_synth import (
     SynthDump,
     paged_dump,
     paged_dump_32,
+    paged_dump_arm64,
     seed_d1,
 )
 
@@ -191,10 +193,10 @@ def test_malformed_kernel_dumps_get_one_line(tmp_path: Path) -> None:
             assert r.returncode == 2, (label, command, r.stdout, r.stderr)
             assert r.stderr.count("\n") == 1, (label, r.stderr)
             assert "Traceback" not in r.stderr
-    r = run_nmf("vm", str(tmp_path / "good.dmp"))
+    r = run_nmf("poolused", str(tmp_path / "good.dmp"))
     assert r.returncode == 2
     assert (
-        "is a Windows kernel crash dump: analyze, stack, regs, modules, search and disasm read those"
+        "is a Windows kernel crash dump: analyze, stack, regs, modules, vm, search and disasm read those"
         in r.stderr
     )
 
@@ -341,3 +343,85 @@ def test_the_seeds_own_machine_a_32_bit_full_dump(pae: bool, tmp_path: Path) -> 
     assert [f["trust"] for f in a["frames"]][1:] == ["frame pointer"] * 3
     _, hits = run_json("search", str(dump), "myfault.sys".encode("utf-16-le").hex(), "--hex")
     assert len(hits["hits"]) == 1
+
+
+SEED = Path(__file__).resolve().parents[1].parent / "shared" / "seed" / "000_2e462ef5e0c6ac09.txt"
+
+
+@pytest.mark.parametrize("pae", [True, False])
+def test_vm_reads_the_counters_where_the_kdbg_points(pae: bool, tmp_path: Path) -> None:
+    """The seed's machine: !vm's counters come from the variables the KDBG names, read through the
+    page tables, and its lines equal the seed's, the Excessive NonPaged Pool Usage warning included."""
+    dump = paged_dump_32(tmp_path / "xp.dmp", pae)
+    r = run_nmf("vm", str(dump))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    seed = SEED.read_text(encoding="utf-8").replace("\xa0", " ").splitlines()  # the page's no-break spaces
+    start = seed.index("kd> !vm")
+    wanted = [
+        "*** Virtual Memory Usage ***",
+        " Physical Memory:      262010 (   1048040 Kb)",
+        " Available Pages:      166628 (    666512 Kb)",
+        " ResAvail Pages:       199386 (    797544 Kb)",
+        " NonPagedPool Usage:    49746 (    198984 Kb)",
+        " NonPagedPool Max:      51967 (    207868 Kb)",
+        " ********** Excessive NonPaged Pool Usage *****",
+    ]
+    assert all(line in seed[start : start + 30] for line in wanted)  # the seed's own lines
+    assert [line for line in lines if line in wanted] == wanted
+    assert " PagedPool Maximum:     70656 (    282624 Kb)" in lines  # the seed's "PagedPool Maximum"
+    _, j = run_json("vm", str(dump))
+    assert j["dump_kind"] == "windows-kernel"
+    assert j["counters"]["NonPagedPool Usage"] == 49746
+    assert j["counters"]["Commit limit"] == 655360
+    assert j["warnings"] == ["Excessive NonPaged Pool Usage"]
+    assert j["notes"] == []
+
+
+@needs_corpus
+def test_a_windows_11_kdbg_names_few_counters_and_vm_says_so() -> None:
+    """The corpus triage dump carries a decoded KDBG: its kernel base and module list head equal the
+    driver list's and the header's; the counters it leaves out are named as missing, none invented."""
+    with open_any(TRIAGE) as kd:
+        assert isinstance(kd, WindowsKernelDump)
+        assert kd.kdbg["KernBase"] == kd.drivers[0].base == 0xFFFFF803F2E00000
+        assert kd.kdbg["PsLoadedModuleList"] == kd.header["PsLoadedModuleList"]
+    _, j = run_json("vm", str(TRIAGE))
+    assert set(j["counters"].values()) == {None}
+    assert j["warnings"] == []
+    assert "the KDBG does not name MmNumberOfPhysicalPages, MmAvailablePages" in j["notes"][0]
+
+
+def test_vm_without_a_kdbg_says_why(tmp_path: Path) -> None:
+    """A dump whose KdDebuggerDataBlock leads nowhere: every counter is missing and the note says why;
+    a minidump has no system counters at all and gets one line."""
+    _, j = run_json("vm", str(paged_dump(tmp_path / "full.dmp")))
+    assert set(j["counters"].values()) == {None}
+    assert j["notes"][0].startswith("the KDBG (KdDebuggerDataBlock) is not in the dump")
+    mini = next((CORPUS / "breakpad-minidump2").glob("*.dmp"), None)
+    if mini is not None:
+        r = run_nmf("vm", str(mini))
+        assert r.returncode == 2
+        assert r.stderr.count("\n") == 1
+        assert "holds no system memory counters" in r.stderr
+
+
+def test_an_arm64_full_dump_is_read_through_its_page_tables(tmp_path: Path) -> None:
+    """ARM64 descriptors (pages with attribute bits above the address, a 2 MiB block): the module
+    list, the faulting instruction, the frame-pointer chain and a search inside the block."""
+    dump = paged_dump_arm64(tmp_path / "arm64.dmp")
+    with open_any(dump) as kd:
+        assert isinstance(kd, WindowsKernelDump)
+        assert kd.arch == "aarch64"
+        assert kd.reads_memory
+        assert [d.base for d in kd.drivers] == [NT, MYFAULT]
+        assert kd.read(ARM64_BLOCK + 0x123456, 8) == b"BLOCK!!!"
+        assert (ARM64_BLOCK, 0x200000) in kd.regions()
+        with pytest.raises(UnreadableMemory):
+            kd.read(ARM64_BLOCK + 0x200000, 8)
+    _, a = run_json("analyze", str(dump))
+    assert a["instruction"]["text"] == "str w1, [x0]"
+    assert [f["location"] for f in a["frames"]] == ["myfault+0x578", "myfault+0x4a4", "ntoskrnl+0x8b2e8"]
+    assert a["blamed"]["location"] == "myfault+0x578"
+    _, hits = run_json("search", str(dump), "BLOCK!!!")
+    assert [h["address"] for h in hits["hits"]] == [hex(ARM64_BLOCK + 0x123456)]

@@ -207,6 +207,22 @@ def paged_dump(path: Path, kind: str = "full", loop: bool = False, filler: int =
 
 
 KERNEL32, DATA32, STACK32 = 0xF7000000, 0xF7005000, 0xF7006000
+SEED_VM = {
+    "MmNumberOfPhysicalPages": 262010,
+    "MmAvailablePages": 166628,
+    "MmResidentAvailablePages": 199386,
+    "MmAllocatedNonPagedPool": 49746,
+    "MmMaximumNonPagedPoolInBytes": 51967 * 4096,
+    "MmSizeOfPagedPoolInBytes": 70656 * 4096,
+    "MmTotalCommittedPages": 98304,
+    "MmTotalCommitLimit": 655360,
+}
+"""The seed's !vm (its Physical Memory, Available, ResAvail, NonPagedPool Usage and Max, PagedPool
+Maximum), and a commit charge and limit the seed does not show."""
+KDBG_AT = {"MmNumberOfPhysicalPages": 248, "MmAvailablePages": 424, "MmResidentAvailablePages": 432,
+           "MmAllocatedNonPagedPool": 592, "MmMaximumNonPagedPoolInBytes": 256, "MmSizeOfPagedPoolInBytes": 320,
+           "MmTotalCommittedPages": 336, "MmTotalCommitLimit": 328}  # fmt: skip
+"""KDDEBUGGER_DATA64's offsets, written out here from the published header (not taken from notmyfault)."""
 NT32, MYFAULT32 = 0x804D7000, 0xF799F000
 
 
@@ -241,6 +257,12 @@ def paged_dump_32(path: Path, pae: bool = True) -> Path:
         struct.pack_into("<III", data, at + 24, base, base + 0x100, size)
         struct.pack_into("<HHI", data, at + 36, len(raw), len(raw), DATA32 + name_at)
         struct.pack_into("<II", data, at + 64, 0x1234, 0x48025EAB)
+    # the KDBG (at 0xA00: the tag, its size, and where the memory manager's variables are, as
+    # sign-extended 64-bit addresses) and the variables (at 0xD00) with the seed's !vm numbers
+    struct.pack_into("<4sI", data, 0xA00 + 16, b"KDBG", 0x290)
+    for i, (name, value) in enumerate(SEED_VM.items()):
+        struct.pack_into("<Q", data, 0xA00 + KDBG_AT[name], 0xFFFFFFFF00000000 | DATA32 + 0xD00 + 4 * i)
+        struct.pack_into("<I", data, 0xD00 + 4 * i, value)
     # the EBP chain: [ebp] = caller's ebp, [ebp + 4] = return address
     struct.pack_into("<II", pages[6], 0x100, STACK32 + 0x120, MYFAULT32 + 0x4A2)
     struct.pack_into("<II", pages[6], 0x120, STACK32 + 0x140, NT32 + 0x4F3A)
@@ -253,6 +275,7 @@ def paged_dump_32(path: Path, pae: bool = True) -> Path:
     struct.pack_into("<III", header, 0x20, 0x14C, 1, 0xD1)
     struct.pack_into("<4I", header, 0x2C, 0xE14C0008, 2, 0, MYFAULT32 + 0x579)
     header[0x5C] = 1 if pae else 0
+    struct.pack_into("<I", header, 0x60, DATA32 + 0xA00)  # KdDebuggerDataBlock
     ctx = 0x320
     struct.pack_into("<I", header, ctx + 180, STACK32 + 0x100)  # ebp
     struct.pack_into("<I", header, ctx + 184, MYFAULT32 + 0x579)  # eip
@@ -264,3 +287,148 @@ def paged_dump_32(path: Path, pae: bool = True) -> Path:
         struct.pack_into("<II", header, 0x6C + 8 * i, base, count)
     path.write_bytes(bytes(header) + b"".join(bytes(pages[p]) for p in sorted(pages)))
     return path
+
+
+class X64Memory:
+    """Physical memory being laid out for an x86_64 machine: pages mapped at virtual addresses
+    through four-level page tables built as they are needed (page 1 is the PML4).
+
+    With ``arm64``, the tables are ARM64's (4 KiB granule, 48-bit addresses): table and page
+    descriptors 0b11, pages with the access flag and PXN set (attribute bits the walk must mask off),
+    and ``map_block`` maps 2 MiB blocks (descriptor 0b01)."""
+
+    def __init__(self, arm64: bool = False) -> None:
+        self.pages: dict[int, bytearray] = {0: bytearray(0x1000), 1: bytearray(0x1000)}
+        self.cr3 = 0x1000
+        self.arm64 = arm64
+        self.table_bits = 3
+        self.page_bits = 3 | 1 << 10 | 1 << 53 if arm64 else 3
+
+    def map_block(self, va: int, data: bytes) -> None:
+        """Map 2 MiB at ``va`` (2 MiB aligned) as one large page (x86_64) or block (ARM64) over new,
+        aligned physical pages holding ``data``."""
+        first = (max(self.pages) + 1 + 511) // 512 * 512
+        for i in range(512):
+            self.pages[first + i] = bytearray(data[0x1000 * i : 0x1000 * (i + 1)].ljust(0x1000, b"\0"))
+        table = self._table(va, (39, 30))
+        bits = 1 | 1 << 10 if self.arm64 else 0x83
+        struct.pack_into("<Q", self.pages[table], 8 * ((va >> 21) & 0x1FF), first << 12 | bits)
+
+    def _table(self, va: int, shifts: tuple[int, ...]) -> int:
+        table = 1
+        for shift in shifts:
+            slot = 8 * ((va >> shift) & 0x1FF)
+            (entry,) = struct.unpack_from("<Q", self.pages[table], slot)
+            if not entry & 1:
+                entry = self._new() << 12 | self.table_bits
+                struct.pack_into("<Q", self.pages[table], slot, entry)
+            table = entry >> 12 & 0xFFFFFFFFF
+        return table
+
+    def _new(self) -> int:
+        pfn = max(self.pages) + 1
+        self.pages[pfn] = bytearray(0x1000)
+        return pfn
+
+    def map(self, va: int, data: bytes) -> None:
+        """Map ``data`` at ``va`` (page-aligned), a new physical page for each of its pages."""
+        assert va % 0x1000 == 0
+        for at in range(0, len(data), 0x1000):
+            page_va = va + at
+            table = self._table(page_va, (39, 30, 21))
+            pfn = self._new()
+            self.pages[pfn][: len(data[at : at + 0x1000])] = data[at : at + 0x1000]
+            struct.pack_into(
+                "<Q", self.pages[table], 8 * ((page_va >> 12) & 0x1FF), pfn << 12 | self.page_bits
+            )
+
+    def physical(self) -> bytes:
+        """All physical memory, page 0 on."""
+        blank = bytes(0x1000)
+        return b"".join(bytes(self.pages.get(p, blank)) for p in range(max(self.pages) + 1))
+
+
+def module_list(memory: X64Memory, va: int, modules: list[tuple[str, int, int]]) -> int:
+    """Write a PsLoadedModuleList of (name, base, size) at ``va`` (one page); return its head."""
+    data = bytearray(0x1000)
+    entries = [va + 0x100 * (i + 1) for i in range(len(modules))]
+    struct.pack_into("<Q", data, 0, entries[0] if entries else va)
+    for i, (name, base, size) in enumerate(modules):
+        at = 0x100 * (i + 1)
+        raw = name.encode("utf-16-le")
+        name_at = 0x800 + 0x80 * i
+        data[name_at : name_at + len(raw)] = raw
+        struct.pack_into("<Q", data, at, entries[i + 1] if i + 1 < len(entries) else va)
+        struct.pack_into("<QQI", data, at + 48, base, base + 0x1000, size)
+        struct.pack_into("<HHxxxxQ", data, at + 72, len(raw), len(raw), va + name_at)
+        struct.pack_into("<I", data, at + 120, 0xC0DE + i)
+        struct.pack_into("<I", data, at + 128, 0x4B0A0000 + i)
+    memory.map(va, bytes(data))
+    return va
+
+
+X64_CONTEXT_ORDER = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
+                     "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip")  # fmt: skip
+
+
+def x64_full_dump(
+    path: Path,
+    physical: bytes,
+    cr3: int,
+    modules_head: int,
+    regs: dict[str, int],
+    code: int,
+    params: tuple[int, int, int, int],
+    machine: int = 0x8664,
+) -> Path:
+    """A 64-bit full kernel dump (DumpType 1) of ``physical`` as one run, with every register of
+    ``regs`` in its context record (x86_64's, or ARM64's with ``machine`` 0xAA64)."""
+    header = bytearray(0x2000)
+    header[0:8] = b"PAGEDU64"
+    struct.pack_into("<4sII", header, 4, b"DU64", 0xF, 19041)
+    struct.pack_into("<QQQQ", header, 0x10, cr3, 0, modules_head, 0)
+    struct.pack_into("<III", header, 0x30, machine, 1, code)
+    struct.pack_into("<4Q", header, 0x40, *params)
+    ctx = 0x348
+    if machine == 0xAA64:  # ARM64's CONTEXT: x0-x28, fp, lr, sp, pc from offset 8
+        for name, value in regs.items():
+            at = {"fp": 240, "lr": 248, "sp": 256, "pc": 264}.get(name) or 8 + 8 * int(name[1:])
+            struct.pack_into("<Q", header, ctx + at, value)
+    else:
+        for i, name in enumerate(X64_CONTEXT_ORDER):
+            struct.pack_into("<Q", header, ctx + 120 + 8 * i, regs.get(name, 0))
+        struct.pack_into("<I", header, ctx + 68, regs.get("eflags", 0))
+    struct.pack_into("<I", header, 0xF98, 1)
+    pages = len(physical) // 0x1000
+    struct.pack_into("<IxxxxQ", header, 0x88, 1, pages)
+    struct.pack_into("<QQ", header, 0x98, 0, pages)
+    path.write_bytes(bytes(header) + physical)
+    return path
+
+
+ARM64_STACK, ARM64_BLOCK = 0xFFFFF88000106000, 0xFFFFF80000200000
+
+
+def paged_dump_arm64(path: Path) -> Path:
+    """An ARM64 full kernel dump: ARM64 page tables (pages and a 2 MiB block), a module list of
+    ntoskrnl.exe and myfault.sys, the seed's D1 in myfault at ``str w1, [x0]``, and a frame-pointer
+    chain (fp, lr) through myfault and the kernel. The block holds "BLOCK!!!" at +0x123456."""
+    memory = X64Memory(arm64=True)
+    pc, sp, fp = MYFAULT + 0x578, ARM64_STACK + 0xF0, ARM64_STACK + 0x100
+    code = bytearray(0x1000)
+    struct.pack_into("<I", code, 0x578, 0xB9000001)  # str w1, [x0]
+    memory.map(MYFAULT, bytes(code))
+    stack = bytearray(0x1000)
+    struct.pack_into("<QQ", stack, 0x100, ARM64_STACK + 0x120, MYFAULT + 0x4A4)
+    struct.pack_into("<QQ", stack, 0x120, 0, NT + 0x8B2E8)
+    memory.map(ARM64_STACK, bytes(stack))
+    block = bytearray(0x200000)
+    block[0x123456 : 0x123456 + 8] = b"BLOCK!!!"
+    memory.map_block(ARM64_BLOCK, bytes(block))
+    head = module_list(
+        memory,
+        DATA_VA,
+        [("\\SystemRoot\\system32\\ntoskrnl.exe", NT, 0x5DF000), ("\\??\\C:\\myfault.sys", MYFAULT, 0x7000)],
+    )
+    regs = {"x0": 0, "x1": 0x2A, "fp": fp, "lr": MYFAULT + 0x4A4, "sp": sp, "pc": pc}
+    return x64_full_dump(path, memory.physical(), memory.cr3, head, regs, 0xD1, (0, 2, 1, pc), machine=0xAA64)

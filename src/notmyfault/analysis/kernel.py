@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import ntpath
 import struct
+from dataclasses import replace
 
 from notmyfault.analysis.bugcheck import KERNEL_MODULES, bugcheck
 from notmyfault.analysis.crash import CrashAnalysis, decode_bytes
-from notmyfault.analysis.minidump import minidump_frames
+from notmyfault.analysis.minidump import frame_at, minidump_frames
 from notmyfault.analysis.unwind import Frame
 from notmyfault.analysis.wincodes import ACCESS_KINDS
+from notmyfault.analysis.winunwind import x64_steps
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.windump import WindowsKernelDump
 
@@ -42,20 +44,7 @@ def _scan(kd: WindowsKernelDump, sp: int | None) -> list[Frame]:
             break
         driver = kd.module_at(word)
         if driver is not None and word != driver.base:
-            out.append(
-                Frame(
-                    len(out) + 1,
-                    word,
-                    sp + offset + 8,
-                    driver.name,
-                    None,
-                    None,
-                    None,
-                    None,
-                    "scan",
-                    driver.base,
-                )
-            )
+            out.append(frame_at(kd, len(out) + 1, word, sp + offset + 8, "scan"))
             if len(out) >= SCAN_FRAMES:
                 break
     return out
@@ -72,17 +61,22 @@ def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
         if kd.is_triage or (kd.reads_memory and kd.arch != "x86_64"):  # x86 kernels keep EBP chains
             frames = tuple(minidump_frames(kd, thread))
         elif kd.reads_memory:
-            frames = tuple(minidump_frames(kd, thread))[:1] + tuple(_scan(kd, thread.sp))
-            if len(frames) > 1:
-                notes.append(
-                    "frames after the first were found by scanning the stack for addresses in loaded "
-                    "modules (the x64 unwind data of the images is not read): some may be stale"
-                )
+            steps, problem = x64_steps(kd.read, kd.image_at, thread.regs)
+            frames = tuple(frame_at(kd, i, s.pc, s.sp, s.how) for i, s in enumerate(steps))
+            if len(steps) == 1:
+                frames += tuple(_scan(kd, thread.sp))
+                if len(frames) > 1:
+                    notes.append(
+                        f"frames after the first were found by scanning the stack for addresses in loaded "
+                        f"modules, since the unwind data could not be used ({problem}): some may be stale"
+                    )
+            elif problem:
+                notes.append(f"the unwind stopped at {frames[-1].location()}: {problem}")
         else:
             frames = tuple(minidump_frames(kd, thread))[:1]
             why = (
-                f"the page-table walk is written for x86_64 and x86, not {kd.arch}"
-                if kd.arch not in ("x86_64", "x86")
+                f"the page-table walk is written for x86_64, aarch64 and x86, not {kd.arch}"
+                if kd.arch not in ("x86_64", "aarch64", "x86")
                 else "it records no physical memory (or its dump type keeps none)"
             )
             notes.append(
@@ -93,14 +87,18 @@ def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
         notes.append(kd.module_list_problem)
     if frames and all(f.function is None for f in frames):
         notes.append("frames are module+offset: names need the modules' PDB symbols, which are not read")
+    elif any(f.function for f in frames):
+        notes.append(
+            "names are the drivers' exports (PDB symbols are not read): a function that is not exported "
+            "shows as the nearest export before it"
+        )
     blamed, reason = None, "no frame lies in a known module"
     if bc.code_arg is not None:
         addr = params[bc.code_arg]
         driver = kd.module_at(addr)
         if driver is not None:
-            blamed = Frame(
-                -1, addr, None, driver.name, None, None, None, None, "bug check argument", driver.base
-            )
+            # named as a pc, not a return address: the argument is the faulting instruction itself
+            blamed = replace(frame_at(kd, -1, addr, None, "context"), how="bug check argument")
             reason = f"argument {bc.code_arg + 1} of the bug check is the address of the faulting instruction"
     if blamed is None:
         outside = next((f for f in frames if f.module and not _is_kernel(f.module)), None)

@@ -111,18 +111,25 @@ Dump = Minidump | WindowsKernelDump
 """The dumps whose stacks are walked here: minidumps and Windows kernel (triage) dumps."""
 
 
-def _frame(md: Dump, index: int, pc: int, sp: int | None, how: str, symbols: str | None) -> Frame:
+def frame_at(md: Dump, index: int, pc: int, sp: int | None, how: str, symbols: str | None = None) -> Frame:
+    """The frame at ``pc``, named by the module's Breakpad symbols when given, else (kernel dumps)
+    by the nearest export of the driver's image when the dump holds its export table."""
     module = md.module_at(pc)
     if module is None:
         return Frame(index, pc, sp, None, None, None, None, None, how, None)
     name = offset = file = line = None
+    # a return address points after the call: look up the call itself
+    look = pc - module.base - (0 if how == "context" else 1)
     syms = symbol_file(symbols, module)
     if syms is not None:
-        # a return address points after the call: look up the call itself
-        look = pc - module.base - (0 if how == "context" else 1)
         name, offset, file, line = syms.lookup(look)
-        if offset is not None and how != "context":
-            offset += 1
+    elif isinstance(md, WindowsKernelDump) and isinstance(module, Driver):
+        exports = md.image(module).exports
+        i = bisect.bisect_right(exports, (look, "\uffff")) - 1
+        if i >= 0:
+            name, offset = exports[i][1], look - exports[i][0]
+    if offset is not None and how != "context":
+        offset += 1
     return Frame(index, pc, sp, module.name, name, offset, file, line, how, module.base)
 
 
@@ -135,7 +142,7 @@ def minidump_frames(md: Dump, thread: Thread | KernelThread, symbols: str | None
     """
     if thread.pc is None:
         return []
-    frames = [_frame(md, 0, thread.pc, thread.sp, "context", symbols)]
+    frames = [frame_at(md, 0, thread.pc, thread.sp, "context", symbols)]
     word = 4 if md.arch == "x86" else 8
     fmt = "<II" if word == 4 else "<QQ"
     if frames[0].module is None and thread.sp is not None and md.arch in ("x86", "x86_64"):
@@ -143,7 +150,7 @@ def minidump_frames(md: Dump, thread: Thread | KernelThread, symbols: str | None
         with contextlib.suppress(UnreadableMemory):
             (ret,) = struct.unpack(fmt[0] + fmt[1], md.read(thread.sp, word))
             if md.module_at(ret) is not None:
-                frames.append(_frame(md, 1, ret, thread.sp + word, "return address at sp", symbols))
+                frames.append(frame_at(md, 1, ret, thread.sp + word, "return address at sp", symbols))
     fp = thread.fp
     while fp and len(frames) < MAX_FRAMES:
         try:
@@ -152,7 +159,7 @@ def minidump_frames(md: Dump, thread: Thread | KernelThread, symbols: str | None
             break
         if md.module_at(ret) is None:
             break
-        frames.append(_frame(md, len(frames), ret, fp + 2 * word, "frame pointer", symbols))
+        frames.append(frame_at(md, len(frames), ret, fp + 2 * word, "frame pointer", symbols))
         if saved <= fp:  # the chain must climb the stack
             break
         fp = saved

@@ -235,10 +235,12 @@ def modules(core: str, verbose_name: str | None, exe: str | None, sysroot: str |
                 fail(f"{core} is a {c.dump_type} dump and no module list could be read: {why}")
             if verbose_name is not None and not drivers:
                 fail(f"no module named {verbose_name!r} in the dump")
+            details = verbose_name is not None or as_json
+            versions = {d.base: c.image(d).version for d in drivers} if details else {}
             _emit(
                 as_json,
-                lambda: drivers_json(drivers),
-                lambda: drivers_text(drivers, verbose_name is not None),
+                lambda: drivers_json(drivers, versions),
+                lambda: drivers_text(drivers, verbose_name is not None, versions),
             )
             return
         if isinstance(c, Minidump):
@@ -274,9 +276,17 @@ def vm(core: str, top: int, as_json: bool) -> None:
     """!vm: memory by kind (file, anonymous, heap, stacks, tagged pools), the biggest mappings, warnings."""
     from notmyfault.analysis.pool import pool_usage
     from notmyfault.analysis.vm import vm_summary
-    from notmyfault.render.memory import vm_json, vm_text
+    from notmyfault.analysis.winvm import windows_vm
+    from notmyfault.dumps import Minidump, WindowsKernelDump
+    from notmyfault.render.memory import vm_json, vm_text, windows_vm_json, windows_vm_text
 
-    with opened(core) as c:
+    with opened(core, minidumps=True) as c:
+        if isinstance(c, WindowsKernelDump):
+            kv = windows_vm(c)
+            _emit(as_json, lambda: windows_vm_json(kv), lambda: windows_vm_text(kv))
+            return
+        if isinstance(c, Minidump):
+            fail(f"{core} is a minidump: it holds no system memory counters for !vm")
         summary = vm_summary(c, pool_usage(c), top)
         _emit(as_json, lambda: vm_json(summary), lambda: vm_text(summary))
 

@@ -25,10 +25,11 @@ __all__ = [
     "open_dump",
 ]
 
-OTHER_DUMP_COMMANDS = "analyze, stack, regs, modules, search and disasm"
+MINIDUMP_COMMANDS = "analyze, stack, regs, modules, search and disasm"
+KERNEL_DUMP_COMMANDS = "analyze, stack, regs, modules, vm, search and disasm"
 _FOREIGN = {
-    b"MDMP": f"a minidump: {OTHER_DUMP_COMMANDS} read minidumps, this one reads ELF process cores so far",
-    b"PAGE": f"a Windows kernel crash dump: {OTHER_DUMP_COMMANDS} read those, this one reads ELF process cores",
+    b"MDMP": f"a minidump: {MINIDUMP_COMMANDS} read minidumps, this one reads ELF process cores so far",
+    b"PAGE": f"a Windows kernel crash dump: {KERNEL_DUMP_COMMANDS} read those, this one reads ELF process cores",
     b"KDUM": "a compressed kernel dump (makedumpfile)",
 }
 

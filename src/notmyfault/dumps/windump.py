@@ -9,9 +9,8 @@ blocks and the data page, which together are the memory :meth:`read` serves.
 
 Full and bitmap dumps hold physical memory (in runs, or pages named by a
 bitmap); their virtual memory is read through the page tables from
-DirectoryTableBase (x86_64's four levels; x86's three with PAE, or two
-without; ARM64 full dumps are read as far as their header and context), and
-the module list by walking PsLoadedModuleList.
+DirectoryTableBase (x86_64's and ARM64's four levels; x86's three with
+PAE, or two without), and the module list by walking PsLoadedModuleList.
 
 Layouts as WinDbg's dump header (Microsoft's public headers and the
 format's open-source readers agree on them); every offset and count is checked
@@ -29,6 +28,7 @@ from functools import cached_property
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.dumps.mapped import MappedDump
 from notmyfault.dumps.minidump import CONTEXT_LAYOUTS, Image, context_pointers, decode_context
+from notmyfault.dumps.pe import PeImage
 
 MAGIC32, MAGIC64 = b"PAGEDUMP", b"PAGEDU64"
 HEADER_SIZE = {32: 0x1000, 64: 0x2000}
@@ -47,6 +47,9 @@ FULL, BITMAP_FULL, BITMAP_KERNEL = 1, 5, 6
 PAGE = 0x1000
 PTE_ADDRESS = 0x000FFFFFFFFFF000
 PRESENT, LARGE = 1, 1 << 7
+ARM64_ADDRESS, ARM64_TABLE = 0x0000FFFFFFFFF000, 1 << 1
+"""ARM64 descriptors: the output address is bits 47:12 (above are attributes); bit 1 set is a table
+(or, at the last level, a page), clear a block."""
 MAX_RUNS, MAX_RUNS_32 = 42, 86
 """A full dump's run list lives in the header's 700-byte PhysicalMemoryBlock: at most 42 runs fit
 (64-bit runs of 16 bytes after a 16-byte count), or 86 (32-bit: 8 bytes after 8)."""
@@ -54,6 +57,22 @@ MAX_DRIVERS = 4096
 MAX_MAPPINGS = 1 << 22
 """The page-table walk for regions() stops with an error past this many mappings (16 GiB of 4 KiB pages)."""
 MAX_BLOCKS = 1 << 16
+KDBG_FIELDS = {
+    "KernBase": 24,
+    "PsLoadedModuleList": 72,
+    "MmNumberOfPhysicalPages": 248,
+    "MmMaximumNonPagedPoolInBytes": 256,
+    "MmSizeOfPagedPoolInBytes": 320,
+    "MmTotalCommitLimit": 328,
+    "MmTotalCommittedPages": 336,
+    "MmAvailablePages": 424,
+    "MmResidentAvailablePages": 432,
+    "PoolTrackTable": 440,
+    "MmAllocatedNonPagedPool": 592,
+}
+"""Where KDDEBUGGER_DATA64 (the KDBG, on 32- and 64-bit Windows alike) keeps the addresses of the
+kernel's variables: after its 24-byte header (list links, the 'KDBG' tag, its size)."""
+KDBG_MAX = 0x1000
 
 
 @dataclass(frozen=True)
@@ -298,6 +317,39 @@ class WindowsKernelDump(MappedDump):
     module_list_problem: str | None = None
     """Why the walk of PsLoadedModuleList ended early, if it did."""
 
+    kdbg_problem: str | None = None
+    """Why the KDBG could not be read, once it was asked for and could not."""
+
+    @cached_property
+    def kdbg(self) -> dict[str, int]:
+        """The KDBG's addresses of kernel variables (those within its size; 0 where the kernel left
+        one out), from a triage dump's copy or through the page tables; empty if unreadable."""
+        t = self.triage
+        try:
+            if t and t["DebuggerDataSize"]:
+                data = self._bytes(t["DebuggerDataOffset"], min(t["DebuggerDataSize"], KDBG_MAX), "the KDBG")
+            else:
+                data = self.read(self.header["KdDebuggerDataBlock"], 24)
+                (size,) = struct.unpack_from("<I", data, 20)
+                data = (
+                    self.read(self.header["KdDebuggerDataBlock"], min(size, KDBG_MAX)) if size >= 24 else data
+                )
+        except (UnreadableMemory, DumpError) as e:
+            self.kdbg_problem = f"the KDBG (KdDebuggerDataBlock) is not in the dump ({e})"
+            return {}
+        if data[16:20] != b"KDBG":
+            self.kdbg_problem = (
+                "the KDBG (KdDebuggerDataBlock) has no 'KDBG' tag: Windows 8 and later keep it encoded "
+                "in memory, and decoding it needs the kernel's symbols"
+            )
+            return {}
+        mask = (1 << self.bits) - 1
+        return {
+            name: struct.unpack_from("<Q", data, at)[0] & mask
+            for name, at in KDBG_FIELDS.items()
+            if at + 8 <= len(data)
+        }
+
     @cached_property
     def _runs(self) -> list[tuple[int, int, int]]:
         """(first page number, page count, file offset) of the physical memory a full or bitmap dump holds."""
@@ -366,10 +418,19 @@ class WindowsKernelDump(MappedDump):
     @cached_property
     def _paging(self) -> tuple[tuple[tuple[int, int, int], ...], int, tuple[int, ...], int]:
         """(levels as (shift, index bits, entry size), entry address mask, shifts where a large page may
-        end the walk, the top table's address): x86_64, x86 with PAE, or x86 without."""
+        end the walk, the top table's address): x86_64, ARM64 (4 KiB granule, 48-bit addresses), x86
+        with PAE, or x86 without."""
         dtb = self.header["DirectoryTableBase"]
         if self.arch == "x86_64" and self.bits == 64:
             return ((39, 9, 8), (30, 9, 8), (21, 9, 8), (12, 9, 8)), PTE_ADDRESS, (30, 21), dtb & PTE_ADDRESS
+        if self.arch == "aarch64" and self.bits == 64:
+            # the kernel half is translated from DirectoryTableBase as the level 0 table (TTBR1's)
+            return (
+                ((39, 9, 8), (30, 9, 8), (21, 9, 8), (12, 9, 8)),
+                ARM64_ADDRESS,
+                (30, 21),
+                dtb & ARM64_ADDRESS,
+            )
         if self.arch == "x86" and self.bits == 32:
             (pae,) = self._unpack("<B", 0x5C, "the header")
             if pae:
@@ -377,15 +438,33 @@ class WindowsKernelDump(MappedDump):
             return ((22, 10, 4), (12, 10, 4)), 0xFFFFF000, (22,), dtb & 0xFFFFF000
         return (), 0, (), 0
 
+    def _leaf(self, entry: int, last: bool, shift: int) -> bool:
+        """True if a present ``entry`` maps memory (a page, or a large page or block) instead of
+        pointing at the next table."""
+        if last:
+            return True
+        if shift not in self._paging[2]:
+            return False
+        if self.arch == "aarch64":
+            return not entry & ARM64_TABLE  # a block descriptor: bit 1 clear
+        return bool(entry & LARGE)
+
+    def _present(self, entry: int, last: bool) -> bool:
+        """True if ``entry`` is valid (ARM64's last level needs bits 1:0 = 0b11, a page descriptor)."""
+        if self.arch == "aarch64" and last:
+            return entry & 3 == 3
+        return bool(entry & PRESENT)
+
     def _translate(self, va: int) -> int:
         """The physical address of ``va``, by the page tables from DirectoryTableBase."""
-        levels, mask, large, table = self._paging
+        levels, mask, _large, table = self._paging
         for n, (shift, bits, size) in enumerate(levels):
             at = table + size * ((va >> shift) & ((1 << bits) - 1))
             entry = int.from_bytes(self._physical(at, size), "little")
-            if not entry & PRESENT:
+            last = n == len(levels) - 1
+            if not self._present(entry, last):
                 raise UnreadableMemory(f"{va:#x} is not mapped (not present at level {shift})")
-            if n < len(levels) - 1 and shift in large and entry & LARGE:  # a 4 MiB, 2 MiB or 1 GiB page
+            if not last and self._leaf(entry, last, shift):  # a 4 MiB, 2 MiB or 1 GiB page or block
                 return (entry & mask & ~((1 << shift) - 1)) + (va & ((1 << shift) - 1))
             table = entry & mask
         return table + (va & (PAGE - 1))
@@ -425,7 +504,7 @@ class WindowsKernelDump(MappedDump):
         """Every present mapping of the page tables, merged into ranges."""
         if not self._runs:
             return []
-        levels, mask, large, top = self._paging
+        levels, mask, _large, top = self._paging
         found: list[tuple[int, int]] = []
 
         def walk(table: int, level: int, base: int) -> None:
@@ -434,14 +513,15 @@ class WindowsKernelDump(MappedDump):
                 data = self._physical(table, size << bits)
             except UnreadableMemory:
                 return
+            last = level == len(levels) - 1
             for i in range(1 << bits):
                 entry = int.from_bytes(data[size * i : size * (i + 1)], "little")
-                if not entry & PRESENT:
+                if not self._present(entry, last):
                     continue
                 va = base | i << shift
                 if self.bits == 64 and va & (1 << 47):
-                    va |= 0xFFFF000000000000  # canonical form
-                if level == len(levels) - 1 or (shift in large and entry & LARGE):
+                    va |= 0xFFFF000000000000  # canonical form (ARM64: the kernel half)
+                if self._leaf(entry, last, shift):
                     found.append((va, 1 << shift))
                 elif len(found) <= MAX_MAPPINGS:
                     walk(entry & mask, level + 1, va)
@@ -488,3 +568,19 @@ class WindowsKernelDump(MappedDump):
     def module_at(self, addr: int) -> Driver | None:
         """The driver whose image holds ``addr``."""
         return next((d for d in self.drivers if d.base <= addr < d.end), None)
+
+    def image(self, driver: Driver) -> PeImage:
+        """The driver's PE image as the dump holds it in memory (read lazily; parts may be absent)."""
+        key = (driver.base, driver.size)
+        if key not in self._images:
+            self._images[key] = PeImage(self.read, driver.base, driver.size)
+        return self._images[key]
+
+    def image_at(self, addr: int) -> PeImage | None:
+        """The PE image of the driver that holds ``addr``, if any."""
+        driver = self.module_at(addr)
+        return self.image(driver) if driver is not None else None
+
+    @cached_property
+    def _images(self) -> dict[tuple[int, int], PeImage]:
+        return {}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -12,6 +12,7 @@ from notmyfault.analysis.crash import Instruction
 from notmyfault.analysis.modules import ModuleInfo
 from notmyfault.analysis.search import Hit
 from notmyfault.analysis.vm import VmSummary
+from notmyfault.analysis.winvm import WindowsVm
 from notmyfault.dumps.minidump import Image, Module
 from notmyfault.dumps.windump import Driver
 from notmyfault.render import SCHEMA_VERSION
@@ -104,6 +105,33 @@ def vm_json(v: VmSummary) -> dict[str, Any]:
     d = asdict(v)
     d["biggest"] = [{**asdict(r), "start": hexa(r.start), "end": hexa(r.end)} for r in v.biggest]
     return {"schema_version": SCHEMA_VERSION, "kind": "vm", **d, "warnings": list(v.warnings)}
+
+
+def windows_vm_text(v: WindowsVm) -> str:
+    """``!vm`` for a Windows kernel dump, in WinDbg's layout: pages, then kilobytes."""
+    lines = ["*** Virtual Memory Usage ***"]
+    for label, pages in v.counters.items():
+        if pages is None:
+            lines.append(f" {label + ':':<20}{'-':>8}")
+            continue
+        lines.append(f" {label + ':':<20}{pages:>8} ({pages * 4:>10} Kb)")
+        if label == "NonPagedPool Max":
+            lines += [f" ********** {w} *****" for w in v.warnings]
+    lines += [f"NOTE: {n}" for n in v.notes]
+    return "\n".join(lines)
+
+
+def windows_vm_json(v: WindowsVm) -> dict[str, Any]:
+    """``!vm`` for a Windows kernel dump as JSON: counters in pages (4 KiB; null where not given)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "vm",
+        "dump_kind": "windows-kernel",
+        "page_size": 4096,
+        "counters": dict(v.counters),
+        "warnings": list(v.warnings),
+        "notes": list(v.notes),
+    }
 
 
 def search_text(hits: list[Hit]) -> str:
@@ -214,8 +242,11 @@ def minidump_modules_json(mods: Sequence[Module]) -> dict[str, Any]:
     }
 
 
-def drivers_text(drivers: Sequence[Driver], details: bool = False) -> str:
-    """``lm`` / ``lmvm`` for a Windows kernel dump's driver list."""
+def drivers_text(
+    drivers: Sequence[Driver], details: bool = False, versions: Mapping[int, Mapping[str, str]] | None = None
+) -> str:
+    """``lm`` / ``lmvm`` for a Windows kernel dump's driver list; ``versions`` (by base) are the
+    version resources read from the images the dump holds."""
     if details:
         out = []
         for d in drivers:
@@ -223,6 +254,12 @@ def drivers_text(drivers: Sequence[Driver], details: bool = False) -> str:
                 *_image_lines(d),
                 f"    Symbol key:   {short_name(d.name)}.{d.name.rsplit('.', 1)[-1]}/{d.code_id}",
             ]
+            version = (versions or {}).get(d.base)
+            if version:
+                width = max(len(k) for k in version) + 2
+                out += [f"    {k + ':':<{width}}{v}" for k, v in version.items()]
+            else:
+                out.append("    Version:      not in the dump (the image's resources are not in its memory)")
         return "\n".join(out)
     lines = ["start             end               module            timestamp   path"]
     for d in drivers:
@@ -232,6 +269,15 @@ def drivers_text(drivers: Sequence[Driver], details: bool = False) -> str:
     return "\n".join(lines)
 
 
-def drivers_json(drivers: Sequence[Driver]) -> dict[str, Any]:
-    """A kernel dump's drivers as JSON (the ``modules`` object, kernel flavour)."""
-    return {"schema_version": SCHEMA_VERSION, "kind": "modules", "modules": [_image_json(d) for d in drivers]}
+def drivers_json(
+    drivers: Sequence[Driver], versions: Mapping[int, Mapping[str, str]] | None = None
+) -> dict[str, Any]:
+    """A kernel dump's drivers as JSON (the ``modules`` object, kernel flavour): ``version_info`` is
+    the image's version resource (empty where the dump does not hold it)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "modules",
+        "modules": [
+            {**_image_json(d), "version_info": dict((versions or {}).get(d.base, {}))} for d in drivers
+        ],
+    }
