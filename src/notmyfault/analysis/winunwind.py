@@ -72,7 +72,10 @@ def unwind_once(read: pe.Reader, image: PeImage, step: Step, innermost: bool) ->
     rva = rip - image.base - (0 if innermost else 1)
     if not image.has_unwind_table:
         raise UnwindError(image.problem or "its image's unwind data is not in the dump")
-    entry = image.function_entry(rva)
+    try:
+        entry = image.function_entry(rva)
+    except UnreadableMemory as e:
+        raise UnwindError(f"a page of its image's .pdata is not in the dump ({e})") from e
     if entry is None:  # a leaf function: nothing pushed, the return address is at rsp
         regs["rip"] = _word(read, regs["rsp"])
         regs["rsp"] += 8

@@ -143,7 +143,9 @@ class PeImage:
             return pefile.PE(data=data, fast_load=True)
         except pefile.PEFormatError as e:
             self.problem = f"its image's headers are not a PE image ({e.value})"
-            return None
+        except (struct.error, ValueError, IndexError) as e:
+            self.problem = f"its image's headers are corrupt ({e})"
+        return None
 
     def _directory(self, index: int) -> tuple[int, int]:
         """(RVA, size) of a data directory, or (0, 0)."""
@@ -161,25 +163,22 @@ class PeImage:
     # ------------------------------------------------------------- unwind data
 
     def function_entry(self, rva: int) -> tuple[int, int, int] | None:
-        """The RUNTIME_FUNCTION (begin, end, unwind info RVA) whose range holds ``rva``, or None
-        (a leaf function has none; so does an image whose ``.pdata`` is not in the dump)."""
+        """The RUNTIME_FUNCTION (begin, end, unwind info RVA) whose range holds ``rva``, or None for a
+        leaf function (which has none); UnreadableMemory if a page of ``.pdata`` it needs is absent."""
         table, size = self._directory(EXCEPTION)
         count = min(size // RUNTIME_FUNCTION, 1 << 20)
         lo, hi = 0, count
-        try:
-            while lo < hi:
-                mid = (lo + hi) // 2
-                begin, end, info = struct.unpack(
-                    "<III", self._read(self.base + table + RUNTIME_FUNCTION * mid, RUNTIME_FUNCTION)
-                )
-                if rva < begin:
-                    hi = mid
-                elif rva >= end:
-                    lo = mid + 1
-                else:
-                    return begin, end, info
-        except UnreadableMemory:
-            return None
+        while lo < hi:
+            mid = (lo + hi) // 2
+            begin, end, info = struct.unpack(
+                "<III", self._read(self.base + table + RUNTIME_FUNCTION * mid, RUNTIME_FUNCTION)
+            )
+            if rva < begin:
+                hi = mid
+            elif rva >= end:
+                lo = mid + 1
+            else:
+                return begin, end, info
         return None
 
     @cached_property

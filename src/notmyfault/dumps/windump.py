@@ -67,7 +67,6 @@ KDBG_FIELDS = {
     "MmTotalCommittedPages": 336,
     "MmAvailablePages": 424,
     "MmResidentAvailablePages": 432,
-    "PoolTrackTable": 440,
     "MmAllocatedNonPagedPool": 592,
 }
 """Where KDDEBUGGER_DATA64 (the KDBG, on 32- and 64-bit Windows alike) keeps the addresses of the
