@@ -255,6 +255,7 @@ def _register() -> None:
     from notmyfault.cli.demo import demo
     from notmyfault.cli.hang import hang
     from notmyfault.cli.leak import cleanup, leak
+    from notmyfault.cli.triage import triage
     from notmyfault.cli.ui import ui
 
     cli.add_command(leak)
@@ -262,6 +263,7 @@ def _register() -> None:
     cli.add_command(hang)
     cli.add_command(demo)
     cli.add_command(ui)
+    cli.add_command(triage)
     for command in COMMANDS:
         cli.add_command(command)
 

@@ -1,0 +1,243 @@
+"""``notmyfault triage``: many dumps into buckets (ingest, buckets, show, rebucket, report)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, parse_size_option, raise_interrupt
+
+DEFAULT_DB = os.path.join(
+    os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "notmyfault", "triage.db"
+)
+db_option = click.option(
+    "--db",
+    "db_url",
+    metavar="URL",
+    default=lambda: os.environ.get("NOTMYFAULT_TRIAGE_DB", DEFAULT_DB),
+    show_default="$NOTMYFAULT_TRIAGE_DB or ~/.local/state/notmyfault/triage.db",
+    help="A SQLite file, or postgresql://user@host/dbname.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+rules_option = click.option(
+    "--rules",
+    "rules_path",
+    metavar="FILE",
+    help="Signature rules as JSON ({skip: [...], prefix: [...], max_frames: N}) instead of the built-in ones.",
+)
+
+
+@contextmanager
+def _database(url: str) -> Iterator[Any]:
+    from notmyfault.triage.db import Database
+
+    if "://" not in url:
+        os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
+    try:
+        db = Database(url)
+    except ValueError as e:
+        fail(str(e))
+    except Exception as e:
+        fail(
+            f"cannot use the database {url}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}"
+        )
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _rules(path: str | None) -> Any:
+    from notmyfault.triage.signature import DEFAULT_RULES, load_rules
+
+    if path is None:
+        return DEFAULT_RULES
+    try:
+        return load_rules(path)
+    except ValueError as e:
+        fail(str(e))
+
+
+@click.group()
+def triage() -> None:
+    """Fleet triage: analyse many dumps into a database and group them into buckets by signature."""
+
+
+@triage.command()
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option("-r", "--recursive", is_flag=True, help="Look into subdirectories too.")
+@click.option(
+    "--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Local analysis processes."
+)
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the analyses on this Dask cluster instead.")
+@click.option(
+    "--timeout", type=click.FloatRange(0.1), default=120.0, show_default=True, help="Seconds per dump."
+)
+@click.option(
+    "--memory-limit", "memory", default="2GB", show_default=True, help="Heap per analysis process (0: none)."
+)
+@db_option
+@rules_option
+@json_option
+def ingest(
+    paths: tuple[str, ...],
+    recursive: bool,
+    workers: int,
+    scheduler: str | None,
+    timeout: float,
+    memory: str,
+    db_url: str,
+    rules_path: str | None,
+    as_json: bool,
+) -> None:
+    """Analyse the dumps under PATH... and store one row each; dumps already stored are skipped.
+
+    A dump whose analysis fails, takes longer than --timeout or outgrows --memory-limit is stored
+    as failed with the reason; the batch goes on. Ctrl-C or SIGTERM stops it; what was stored stays,
+    and running the same ingest again does the rest.
+    """
+    from notmyfault.triage.ingest import ingest as run
+
+    limit = parse_size_option("--memory-limit", memory) or None
+    rules = _rules(rules_path)
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    with _database(db_url) as db:
+        try:
+            result = run(db, list(paths), recursive, workers, scheduler, timeout, limit, rules)
+        except FileNotFoundError as e:
+            fail(f"no such file or directory: {e}")
+        except ValueError as e:
+            fail(str(e))
+        summary = {
+            "found": result.found,
+            "duplicates": result.duplicates,
+            "already_stored": result.known,
+            "analysed": result.analysed,
+            "failed": result.failed,
+            "stored": result.stored,
+            "seconds": round(result.seconds, 3),
+            "dumps_per_second": round(result.analysed / result.seconds, 2) if result.seconds else None,
+            "max_rss_kb": result.maxrss_kb,
+            "interrupted": result.interrupted,
+            "db": db_url,
+        }
+        if as_json:
+            emit_json({"schema_version": 1, "kind": "triage-ingest", **summary})
+        else:
+            click.echo(
+                f"{result.found} dumps found ({result.duplicates} duplicate files, {result.known} already stored); "
+                f"{result.analysed} analysed, {result.failed} failed, {result.stored} stored in {result.seconds:.1f} s"
+                + (" (interrupted: run it again to do the rest)" if result.interrupted else "")
+            )
+            if result.failed:
+                click.echo("see 'notmyfault triage show failed' for why")
+    if result.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@triage.command()
+@click.option("--since", metavar="DATE", help="Only dumps from this time on (ISO 8601, e.g. 2026-11-01).")
+@click.option("--top", type=click.IntRange(1), help="Only the N biggest buckets.")
+@db_option
+@json_option
+def buckets(since: str | None, top: int | None, db_url: str, as_json: bool) -> None:
+    """The buckets, biggest first: count, first and last seen, crash class, signature, examples."""
+    with _database(db_url) as db:
+        found = db.buckets(since, top)
+        failed = db.count("failed")
+    if as_json:
+        emit_json(
+            {
+                "schema_version": 1,
+                "kind": "triage-buckets",
+                "buckets": [
+                    {
+                        "id": b.id,
+                        "bucket": b.key,
+                        "crash_class": b.crash_class,
+                        "signature": b.signature,
+                        "count": b.count,
+                        "first_seen": b.first_seen,
+                        "last_seen": b.last_seen,
+                        "examples": list(b.examples),
+                    }
+                    for b in found
+                ],
+                "failed": failed,
+            }
+        )
+        return
+    if not found:
+        click.echo("no buckets yet: 'notmyfault triage ingest PATH' stores dumps")
+    else:
+        click.echo(f"{'id':<10}  {'count':>5}  {'first seen':<19}  {'last seen':<19}  bucket")
+        for b in found:
+            click.echo(f"{b.id:<10}  {b.count:>5}  {b.first_seen[:19]:<19}  {b.last_seen[:19]:<19}  {b.key}")
+            for path in b.examples:
+                click.echo(f"{'':<10}  {'':>5}  e.g. {path}")
+    if failed:
+        click.echo(f"{failed} dumps could not be analysed: 'notmyfault triage show failed'")
+
+
+@triage.command()
+@click.argument("bucket")
+@db_option
+@json_option
+def show(bucket: str, db_url: str, as_json: bool) -> None:
+    """The dumps of BUCKET (an id from 'triage buckets', or its full name); 'failed' lists failures."""
+    with _database(db_url) as db:
+        if bucket == "failed":
+            failures = db.failures()
+            if as_json:
+                emit_json({"schema_version": 1, "kind": "triage-failed",
+                           "dumps": [{"path": p, "error": e} for p, e in failures]})  # fmt: skip
+            else:
+                for path, error in failures:
+                    click.echo(f"{path}: {error}")
+            return
+        members = db.members(bucket)
+    if not members:
+        fail(f"no bucket {bucket!r}: 'notmyfault triage buckets' lists them")
+    if as_json:
+        emit_json(
+            {"schema_version": 1, "kind": "triage-bucket", "bucket": members[0]["bucket"], "dumps": members}
+        )
+        return
+    click.echo(members[0]["bucket"])
+    for m in members:
+        when = (m["crash_time"] or m["file_time"] or "")[:19]
+        click.echo(f"  {when}  pid {m['pid'] or '-':<7}  {m['blamed'] or '?':<40}  {m['path']}")
+
+
+@triage.command()
+@db_option
+@rules_option
+def rebucket(db_url: str, rules_path: str | None) -> None:
+    """Recompute every signature from the stored frames (after a rule change; no dump is read again)."""
+    rules = _rules(rules_path)
+    with _database(db_url) as db:
+        changed = db.rebucket(rules)
+        click.echo(f"{changed} dumps changed bucket; {len(db.buckets())} buckets now")
+
+
+@triage.command()
+@click.option("--html", "html_path", required=True, metavar="FILE", help="Write the report here.")
+@db_option
+def report(html_path: str, db_url: str) -> None:
+    """One self-contained HTML page: the buckets (sortable), counts over time, each bucket's analysis."""
+    from notmyfault.triage.report import html_report
+
+    with _database(db_url) as db:
+        page = html_report(db)
+    try:
+        with open(html_path, "w", encoding="utf-8") as f:
+            f.write(page)
+    except OSError as e:
+        fail(f"cannot write {html_path}: {e.strerror}")
+    click.echo(f"wrote {html_path}")

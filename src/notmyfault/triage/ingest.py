@@ -1,0 +1,237 @@
+"""Ingest: find dumps, skip the ones stored already, analyse the rest in workers, store a row each.
+
+Dumps are found by their magic (ELF cores, minidumps, Windows kernel dumps), hashed (SHA-256 of the
+content: the same dump under two names is one row), and looked up by (hash, analysis version).
+The rest go to the workers: a local pool by default (threads, each driving its own warm analysis
+process), or a Dask cluster with ``scheduler`` (each Dask worker keeps its own warm process; the
+workers read the dumps from the paths the client gives, which they must share). Each result is
+committed as it arrives, so an interrupted ingest keeps everything it finished and a re-run does
+only the rest.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from notmyfault.triage import worker as warm
+from notmyfault.triage.db import Database, now
+from notmyfault.triage.record import ANALYSIS_VERSION, file_time
+from notmyfault.triage.signature import DEFAULT_RULES, Rules, bucket_id, bucket_key, signature
+
+MAGICS = (b"MDMP", b"PAGEDUMP", b"PAGEDU64")
+ET_CORE = 4
+
+
+@dataclass
+class IngestResult:
+    """What an ingest did."""
+
+    found: int = 0
+    duplicates: int = 0
+    """Files whose content another file found in this batch already has."""
+    known: int = 0
+    """Dumps already stored for this analysis version (skipped)."""
+    analysed: int = 0
+    failed: int = 0
+    stored: int = 0
+    """New rows (a concurrent ingest may have stored some of the analysed ones first)."""
+    seconds: float = 0.0
+    analysis_seconds: list[float] = field(default_factory=list)
+    maxrss_kb: int = 0
+    """The largest peak RSS any analysis process reported."""
+    interrupted: bool = False
+
+
+def is_dump(path: str) -> bool:
+    """True if ``path`` is a regular file that starts as a dump the analyzer reads."""
+    try:
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as f:
+            head = f.read(18)
+    except OSError:
+        return False
+    if head.startswith(b"\x7fELF") and len(head) >= 18:
+        return int.from_bytes(head[16:18], "little" if head[5] == 1 else "big") == ET_CORE
+    return head.startswith(MAGICS)
+
+
+def discover(paths: list[str], recursive: bool) -> list[str]:
+    """The dumps among ``paths`` (files, and the files in directories: their subdirectories too with
+    ``recursive``), sorted; a path that does not exist raises FileNotFoundError."""
+    out: set[str] = set()
+    for p in paths:
+        if not os.path.exists(p):
+            raise FileNotFoundError(p)
+        if os.path.isdir(p):
+            if recursive:
+                for root, _dirs, files in os.walk(p):
+                    out.update(os.path.join(root, f) for f in files)
+            else:
+                out.update(os.path.join(p, f) for f in os.listdir(p))
+        else:
+            out.add(p)
+    return sorted(os.path.abspath(p) for p in out if is_dump(p))
+
+
+def content_hash(path: str) -> str:
+    """SHA-256 of the file's content."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def row_for(path: str, digest: str, answer: dict[str, Any], rules: Rules) -> dict[str, Any]:
+    """The row stored for one dump, from its worker's answer."""
+    import json
+
+    row: dict[str, Any] = {
+        "hash": digest,
+        "analysis_version": ANALYSIS_VERSION,
+        "path": path,
+        "size": os.path.getsize(path) if os.path.exists(path) else 0,
+        "file_time": file_time(path) if os.path.exists(path) else None,
+        "ingested_at": now(),
+        "seconds": answer.get("seconds"),
+    }
+    if not answer.get("ok"):
+        row.update(status="failed", error=str(answer.get("error") or "unknown failure"))
+        return row
+    fields = answer["fields"]
+    sig = signature([f["token"] for f in fields["frames"]], rules)
+    key = bucket_key(fields["crash_class"], sig)
+    row.update(
+        status="ok",
+        crash_time=fields.get("crash_time"),
+        pid=fields.get("pid"),
+        executable=fields.get("executable"),
+        dump_kind=fields.get("dump_kind"),
+        arch=fields.get("arch"),
+        crash_class=fields.get("crash_class"),
+        reason=fields.get("reason"),
+        blamed=fields.get("blamed"),
+        frames=json.dumps(fields["frames"]),
+        build_ids=json.dumps(fields.get("build_ids") or {}),
+        signature=sig,
+        bucket=key,
+        bucket_id=bucket_id(key),
+        rules=rules.digest(),
+        analysis_text=fields.get("analysis_text"),
+    )
+    return row
+
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+def ingest(
+    db: Database,
+    paths: list[str],
+    recursive: bool = False,
+    workers: int = 1,
+    scheduler: str | None = None,
+    timeout: float = 120.0,
+    memory_limit: int | None = None,
+    rules: Rules = DEFAULT_RULES,
+    progress: Progress | None = None,
+) -> IngestResult:
+    """Ingest the dumps under ``paths`` into ``db`` (see the module's docstring)."""
+    t0 = time.monotonic()
+    result = IngestResult()
+    found = discover(paths, recursive)
+    result.found = len(found)
+    by_hash: dict[str, str] = {}
+    for p in found:
+        by_hash.setdefault(content_hash(p), p)
+    result.duplicates = len(found) - len(by_hash)
+    known = db.known(by_hash, ANALYSIS_VERSION)
+    result.known = len(known)
+    todo = [(p, h) for h, p in by_hash.items() if h not in known]
+    todo.sort()
+    try:
+        for path, digest, answer in _run(todo, workers, scheduler, timeout, memory_limit):
+            row = row_for(path, digest, answer, rules)
+            result.analysed += 1
+            result.failed += row["status"] == "failed"
+            result.stored += db.insert(row)
+            if answer.get("seconds") is not None:
+                result.analysis_seconds.append(float(answer["seconds"]))
+            result.maxrss_kb = max(result.maxrss_kb, int(answer.get("maxrss_kb") or 0))
+            if progress is not None:
+                progress(path, row)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def _run(
+    todo: list[tuple[str, str]], workers: int, scheduler: str | None, timeout: float, memory_limit: int | None
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(path, hash, worker's answer) for every dump, as they finish."""
+    if not todo:
+        return
+    if scheduler is not None:
+        yield from _run_dask(todo, scheduler, timeout, memory_limit)
+        return
+    pool: list[warm.WarmWorker] = []
+    local = threading.local()
+
+    def one(path: str) -> dict[str, Any]:
+        w = getattr(local, "worker", None)
+        if w is None:
+            w = local.worker = warm.WarmWorker(timeout, memory_limit, single_threaded=workers > 1)
+            pool.append(w)
+        return w.analyze(path)
+
+    executor = cf.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="triage")
+    futures: dict[cf.Future[dict[str, Any]], tuple[str, str]] = {}
+    try:
+        futures = {executor.submit(one, path): (path, digest) for path, digest in todo}
+        for fut in cf.as_completed(futures):
+            path, digest = futures[fut]
+            yield path, digest, fut.result()
+    finally:  # done, or interrupted: nothing new starts, analyses in flight are killed, then reaped
+        for fut in futures:
+            fut.cancel()
+        for w in pool:
+            w.stop()
+        executor.shutdown(wait=True, cancel_futures=True)
+        for w in pool:
+            w.close()
+
+
+def _run_dask(
+    todo: list[tuple[str, str]], scheduler: str, timeout: float, memory_limit: int | None
+) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    try:
+        from distributed import Client, as_completed
+    except ImportError as e:
+        raise ValueError("--scheduler needs Dask's distributed: pip install distributed") from e
+    try:
+        client = Client(scheduler, timeout=30)  # type: ignore[no-untyped-call]
+    except (OSError, TimeoutError) as e:
+        raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from e
+    try:
+        futures = client.map(
+            warm.analyze_in_warm_worker,
+            [p for p, _ in todo],
+            timeout=timeout,
+            memory_limit=memory_limit,
+            pure=False,
+        )
+        digests = {f.key: (p, h) for f, (p, h) in zip(futures, todo, strict=True)}
+        for fut in as_completed(futures):  # type: ignore[no-untyped-call]
+            path, digest = digests[fut.key]
+            yield path, digest, fut.result()
+    finally:
+        client.close()  # type: ignore[no-untyped-call]

@@ -1,0 +1,89 @@
+"""One dump's analysis as the row triage stores: what it is, what crashed, the frames that make its
+signature, the build ids of the modules on its stack, and the ``!analyze -v`` page itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from notmyfault import __version__
+from notmyfault.analysis.blame import short_name
+from notmyfault.analysis.crash import CrashAnalysis
+from notmyfault.triage.signature import token
+
+ANALYSIS_VERSION = f"{__version__}+triage1"
+"""Stored with every row: a dump analysed by another version is analysed again on the next ingest."""
+TOP_FRAMES = 32
+
+
+def analyze_path(path: str) -> dict[str, Any]:
+    """Analyse the dump at ``path`` (any format the analyzer reads) into a row's fields.
+
+    Errors propagate (DumpError for a bad file): the worker turns them into a failure record.
+    """
+    from notmyfault.analysis.crash import analyze as analyze_core
+    from notmyfault.analysis.kernel import analyze_kernel_dump
+    from notmyfault.analysis.minidump import analyze_minidump
+    from notmyfault.dumps import ElfCore, Minidump, WindowsKernelDump, open_any
+    from notmyfault.dumps.buildid import dumped_build_id
+    from notmyfault.render.analysis import analysis_text
+
+    with open_any(path) as dump:
+        crash_time: dt.datetime | None = None
+        build_ids: dict[str, str] = {}
+        if isinstance(dump, Minidump):
+            a = analyze_minidump(dump)
+            for m in dump.modules:
+                if m.code_id:
+                    build_ids.setdefault(short_name(m.name), m.code_id)
+        elif isinstance(dump, WindowsKernelDump):
+            a = analyze_kernel_dump(dump)
+            crash_time = dump.system_time
+            for d in dump.drivers:
+                build_ids.setdefault(short_name(d.name), d.code_id)
+        else:
+            assert isinstance(dump, ElfCore)
+            a = analyze_core(dump)
+            for module in {f.module for f in a.frames[:TOP_FRAMES] if f.module}:
+                bid = dumped_build_id(dump, module)
+                if bid:
+                    build_ids[short_name(module)] = bid
+        on_stack = {short_name(f.module) for f in a.frames[:TOP_FRAMES] if f.module}
+        return _fields(a, crash_time, {k: v for k, v in build_ids.items() if k in on_stack}, analysis_text(a))
+
+
+def _fields(
+    a: CrashAnalysis, crash_time: dt.datetime | None, build_ids: dict[str, str], text: str
+) -> dict[str, Any]:
+    frames = [
+        {
+            "function": f.function,
+            "module": short_name(f.module) if f.module else None,
+            "offset": f.pc - f.module_base if f.module_base is not None else None,
+            "token": token(
+                f.function,
+                short_name(f.module) if f.module else None,
+                f.pc - f.module_base if f.module_base else None,
+            ),
+        }
+        for f in a.frames[:TOP_FRAMES]
+    ]
+    return {
+        "dump_kind": a.dump_kind,
+        "arch": a.arch,
+        "pid": a.pid,
+        "executable": a.executable,
+        "crash_class": a.crash_class,
+        "reason": a.signal_name or a.exception_name,
+        "blamed": a.blamed.location() if a.blamed else None,
+        "frames": frames,
+        "build_ids": build_ids,
+        "crash_time": crash_time.isoformat() if crash_time else None,
+        "analysis_text": text,
+    }
+
+
+def file_time(path: str) -> str:
+    """The file's modification time (UTC, ISO 8601): when the kernel wrote a core."""
+    return dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.timezone.utc).isoformat()

@@ -1,0 +1,396 @@
+"""Fleet triage on a fleet of real dumps: the crash catalog three times over and seven C bugs 28 times
+each (tests/build_crashers.py), plus a truncated core. Every dump of a bug must land in its bug's
+bucket, with exact counts, on SQLite, on a real PostgreSQL server and on a Dask cluster alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from notmyfault.triage.db import Database
+from tests.build_crashers import BUGS, build, crash_all
+from tests.conftest import run_json, run_nmf
+
+pytestmark = pytest.mark.skipif(
+    Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
+    reason="needs the plain 'core' pattern",
+)
+RUNS = 28
+CATALOG = {
+    "high-irql": "INVALID_MEMORY_READ myfault_high_irql",
+    "buffer-overflow": "HEAP_CORRUPTION __libc_free | myfault_buffer_overflow",
+    "code-overwrite": "WRITE_TO_READONLY_MEMORY myfault_code_overwrite",
+    "stack-trash": "STACK_CORRUPTION ?? | myfault_py_do_bug",
+    "null-deref": "NULL_POINTER_WRITE myfault_null_deref",
+    "stack-overflow": "STACK_OVERFLOW myfault_stack_overflow",
+    "breakpoint": "BREAKPOINT myfault_breakpoint",
+    "double-free": "DOUBLE_FREE __libc_free | myfault_double_free",
+    "use-after-free": "INVALID_MEMORY_READ myfault_use_after_free",
+    "abort": "ABORT myfault_abort",
+}
+"""The crash catalog's types and the bucket each one's dumps must land in."""
+CATALOG_RUNS = 3
+
+
+class Fleet:
+    """The dumps, and the bucket each one must land in."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.expected: dict[str, str] = {}
+        """Path to bucket."""
+        self.bad: Path = root / "bad"
+
+    @property
+    def buckets(self) -> Counter[str]:
+        return Counter(self.expected.values())
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    root = tmp_path_factory.mktemp("fleet")
+    f = Fleet(root)
+    for bug, cores in crash_all(build(root / "build"), root / "crashers", RUNS).items():
+        cls, sig = BUGS[bug]
+        f.expected.update({str(c): f"{cls} {sig}" for c in cores})
+    catalog = root / "catalog"
+    for _ in range(CATALOG_RUNS):
+        for kind, bucket in CATALOG.items():
+            r, report = run_json("crash", kind, "--dump-dir", str(catalog))
+            assert report["dump"] is not None, (kind, r.stderr)
+            f.expected[report["dump"]["path"]] = bucket
+    f.bad.mkdir()
+    good = next(p for p, b in f.expected.items() if b.startswith("NULL_POINTER_WRITE myfault"))
+    (f.bad / "core.truncated").write_bytes(Path(good).read_bytes()[:3000])
+    return f
+
+
+def _table(db_url: str) -> list[tuple[str, str, str]]:
+    """(path, status, bucket or error) of every row, by path."""
+    with Database(db_url) as db:
+        rows = db.execute("SELECT path, status, COALESCE(bucket, error) FROM dumps ORDER BY path")
+    return [(str(p), str(s), str(b)) for p, s, b in rows]
+
+
+def _check(fleet: Fleet, db_url: str) -> None:
+    """Every dump in its bug's bucket, exact counts; the truncated core failed, with its reason."""
+    table = _table(db_url)
+    ok = {p: b for p, s, b in table if s == "ok"}
+    assert ok == fleet.expected
+    failed = [(p, b) for p, s, b in table if s == "failed"]
+    assert [p for p, _ in failed] == [str(fleet.bad / "core.truncated")]
+    assert "truncated" in failed[0][1]
+    _, out = run_json("triage", "buckets", "--db", db_url)
+    assert {b["bucket"]: b["count"] for b in out["buckets"]} == dict(fleet.buckets)
+    assert len(out["buckets"]) == 17
+    assert out["failed"] == 1
+
+
+def _ingest(db_url: str, *paths: str, workers: int = 2, extra: tuple[str, ...] = ()) -> dict[str, object]:
+    r, out = run_json(
+        "triage", "ingest", "-r", "--workers", str(workers), "--db", db_url, *extra, *paths, timeout=600
+    )
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_every_bug_lands_in_its_own_bucket_and_a_rerun_skips_everything(fleet: Fleet, tmp_path: Path) -> None:
+    db = str(tmp_path / "triage.db")
+    first = _ingest(db, str(fleet.root))
+    assert (first["found"], first["analysed"], first["failed"]) == (
+        len(fleet.expected) + 1,
+        len(fleet.expected) + 1,
+        1,
+    )
+    _check(fleet, db)
+    again = _ingest(db, str(fleet.root))
+    assert (again["already_stored"], again["analysed"], again["stored"]) == (len(fleet.expected) + 1, 0, 0)
+    _check(fleet, db)
+    bucket = run_json("triage", "buckets", "--db", db, "--top", "1")[1]["buckets"][0]
+    _, members = run_json("triage", "show", bucket["id"], "--db", db)
+    assert len(members["dumps"]) == bucket["count"] == RUNS
+    assert all(fleet.expected[m["path"]] == bucket["bucket"] for m in members["dumps"])
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.split("/")[2]))
+    return out
+
+
+def _mapped_dump(pid: int, root: Path) -> str | None:
+    """The dump under ``root`` that process ``pid`` has mapped (is analysing), if any."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return None
+    paths = {line.split(None, 5)[5] for line in maps.splitlines() if len(line.split(None, 5)) == 6}
+    return next((p for p in paths if p.startswith(str(root))), None)
+
+
+def test_killed_midway_then_run_again_gives_the_same_table(fleet: Fleet, tmp_path: Path) -> None:
+    """SIGKILL an ingest halfway: what it committed stays, and running it again completes the table
+    exactly; SIGTERM stops one cleanly, saying it was interrupted (exit 130)."""
+    db = str(tmp_path / "resumed.db")
+    cmd = [sys.executable, "-m", "notmyfault", "triage", "ingest", "-r", "--db", db, str(fleet.root)]
+    for sig, code in ((signal.SIGKILL, -9), (signal.SIGTERM, 130)):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if os.path.exists(db) and Database(db).count() >= (40 if sig == signal.SIGKILL else 80):
+                break
+        proc.send_signal(sig)
+        out, _err = proc.communicate(timeout=60)
+        assert proc.returncode == code
+        if sig == signal.SIGTERM:
+            assert "interrupted: run it again to do the rest" in out
+        stored = Database(db).count()
+        assert stored < len(fleet.expected) + 1
+    done = _ingest(db, str(fleet.root))
+    assert done["already_stored"] == stored
+    _check(fleet, db)
+
+
+def test_a_hung_or_dying_analysis_is_recorded_and_the_batch_goes_on(fleet: Fleet, tmp_path: Path) -> None:
+    """Caught with a dump in hand, one analysis process is stopped (SIGSTOP: it hangs) and another is
+    killed (SIGKILL: it dies). Those two dumps are stored as failed with exactly that reason, fresh
+    processes take over, and every other dump is analysed."""
+    db = str(tmp_path / "hung.db")
+    catalog = fleet.root / "catalog"
+    cmd = [sys.executable, "-m", "notmyfault", "triage", "ingest", "--workers", "2", "--timeout", "4",
+           "--db", db, "--json", str(catalog)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    caught: dict[int, str] = {}
+    deadline = time.monotonic() + 60
+    while len(caught) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        for pid in _children(proc.pid):
+            if pid in caught:
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            dump = _mapped_dump(pid, catalog)
+            if dump is None:
+                os.kill(pid, signal.SIGCONT)
+                continue
+            caught[pid] = dump
+            if len(caught) == 2:
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert len(caught) == 2, "could not catch two analyses in the act"
+    hung, killed = caught.values()
+    for pid in caught:  # the stopped one was killed by the ingest; reap-proof either way
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    failures = dict(Database(db).failures())
+    assert failures == {hung: "the analysis took longer than 4 s and was stopped",
+                        killed: "the analysis process died (signal SIGKILL)"}  # fmt: skip
+    summary = json.loads(out)
+    assert (summary["analysed"], summary["failed"]) == (len(CATALOG) * CATALOG_RUNS, 2)
+
+
+def test_an_analysis_past_its_memory_limit_fails_alone(fleet: Fleet, tmp_path: Path) -> None:
+    db = str(tmp_path / "small.db")
+    some = sorted(fleet.expected)[:3]
+    out = _ingest(db, *some, extra=("--memory-limit", "1MB"))
+    assert (out["analysed"], out["failed"]) == (3, 3)
+    assert {e for _, e in Database(db).failures()} == {
+        "the analysis ran out of its memory limit (1000000 bytes)"
+    }
+
+
+def test_rebucketing_after_a_rule_change_reads_no_dump(fleet: Fleet, tmp_path: Path) -> None:
+    """New rules (parse_header is generic; at most two frames) change the two parse_header buckets,
+    from the stored frames alone: the dumps are moved away first."""
+    db = str(tmp_path / "rules.db")
+    crashers = fleet.root / "crashers"
+    _ingest(db, str(crashers))
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"prefix": ["parse_header", "free", "__libc_free"], "max_frames": 2}))
+    hidden = tmp_path / "hidden"
+    shutil.move(str(crashers), hidden)
+    try:
+        r = run_nmf("triage", "rebucket", "--db", db, "--rules", str(rules))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith(f"{2 * RUNS} dumps changed bucket; 7 buckets now")
+        _, out = run_json("triage", "buckets", "--db", db)
+        names = {b["bucket"] for b in out["buckets"]}
+        assert {"NULL_POINTER_READ parse_header | run", "NULL_POINTER_WRITE parse_header | run"} <= names
+        assert all(b["count"] == RUNS for b in out["buckets"])
+    finally:
+        shutil.move(str(hidden), crashers)
+
+
+def test_concurrent_ingests_neither_lose_nor_duplicate(fleet: Fleet, tmp_path: Path) -> None:
+    db = str(tmp_path / "both.db")
+    _concurrent(db, fleet)
+
+
+def _concurrent(db: str, fleet: Fleet) -> None:
+    cmd = [sys.executable, "-m", "notmyfault", "triage", "ingest", "-r", "--db", db, "--json",
+           str(fleet.root / "crashers")]  # fmt: skip
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    results = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert sum(r["stored"] for r in results) == RUNS * len(BUGS)
+    with Database(db) as d:
+        assert d.count() == RUNS * len(BUGS)
+        assert d.execute("SELECT COUNT(DISTINCT hash) FROM dumps")[0][0] == RUNS * len(BUGS)
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    """A PostgreSQL server of our own on loopback (initdb in a temporary directory), as its URL."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.fail("PostgreSQL is not installed: ./dev test installs it (Debian: postgresql)")
+    bindir = Path(found[-1]).parent
+    home = Path(tempfile.mkdtemp(prefix="nmf-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        shutil.chown(home, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = home / "data", _free_port()
+    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)  # fmt: skip
+    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(home / "log"),
+                    "-w", "start"], check=True, capture_output=True)  # fmt: skip
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       check=False, capture_output=True)  # fmt: skip
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _fresh(url: str, name: str) -> str:
+    """A new database ``name`` on the server at ``url``."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_postgresql_gives_the_same_buckets(fleet: Fleet, postgres: str) -> None:
+    db = _fresh(postgres, "triage_same")
+    _ingest(db, str(fleet.root))
+    _check(fleet, db)
+    with Database(db) as d:
+        assert d.execute("SELECT version FROM schema_migrations") == [(1,)]
+    assert _ingest(db, str(fleet.root))["analysed"] == 0
+
+
+def test_postgresql_concurrent_ingests(fleet: Fleet, postgres: str) -> None:
+    _concurrent(_fresh(postgres, "triage_both"), fleet)
+
+
+# ------------------------------------------------------------------ Dask
+
+
+def test_a_dask_cluster_gives_the_same_buckets(fleet: Fleet, tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+        db = str(tmp_path / "dask.db")
+        out = _ingest(db, str(fleet.root), extra=("--scheduler", cluster.scheduler_address))
+        assert out["analysed"] == len(fleet.expected) + 1
+    _check(fleet, db)
+
+
+# ------------------------------------------------------------------ report
+
+
+def test_the_html_report_renders_in_chromium(fleet: Fleet, tmp_path: Path) -> None:
+    """The page in headless Chromium: the table's rows (after its script ran) have the right counts,
+    sorting by count works, and a screenshot is taken."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("chromium is not installed: ./dev test installs it (Debian: chromium)")
+    db = str(tmp_path / "report.db")
+    _ingest(db, str(fleet.root))
+    page = tmp_path / "report.html"
+    r = run_nmf("triage", "report", "--html", str(page), "--db", db)
+    assert r.returncode == 0, r.stderr
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    body = dom.stdout[dom.stdout.index('<table class="sortable"') : dom.stdout.index("</table>")]
+    rows = re.findall(
+        r'<td class="n" data-key="(\d+)">\d+</td><td>.*?</td><td>(.*?)</td><td>(.*?)</td>', body
+    )
+    counts = Counter({f"{cls} {sig}".replace("&amp;", "&"): int(n) for n, cls, sig in rows})
+    assert counts == fleet.buckets
+    assert "1 dumps could not be analysed" in dom.stdout
+    shot = tmp_path / "report.png"
+    r = subprocess.run([chromium, *flags, "--window-size=1200,900", f"--screenshot={shot}", page.as_uri()],
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert shot.stat().st_size > 10_000
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_bad_input_gets_one_line(tmp_path: Path) -> None:
+    cases = [
+        (
+            ("triage", "ingest", str(tmp_path / "nothing-here"), "--db", str(tmp_path / "a.db")),
+            "no such file",
+        ),
+        (("triage", "ingest", str(tmp_path), "--db", str(tmp_path)), "is a directory"),
+        (("triage", "buckets", "--db", "postgresql://nobody@127.0.0.1:1/x"), "cannot connect"),
+        (("triage", "show", "nope", "--db", str(tmp_path / "a.db")), "no bucket 'nope'"),
+        (
+            ("triage", "ingest", str(tmp_path), "--memory-limit", "lots", "--db", str(tmp_path / "a.db")),
+            "--memory-limit",
+        ),
+        (
+            ("triage", "rebucket", "--rules", str(tmp_path / "missing.json"), "--db", str(tmp_path / "a.db")),
+            "cannot read",
+        ),
+    ]
+    for args, words in cases:
+        r = run_nmf(*args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert r.stderr.count("\n") == 1, (args, r.stderr)
+        assert words in r.stderr, (args, r.stderr)
