@@ -81,7 +81,7 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     results["1 local worker"] = ingest(fleet, root / "w1.db", "--workers", "1")
     results["2 local workers"] = ingest(fleet, root / "w2.db", "--workers", "2")
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster:
         results["Dask, 2 workers"] = ingest(fleet, root / "dask.db", "--scheduler", cluster.scheduler_address)
     base = results["1 local worker"]["wall"]
     for name, r in results.items():

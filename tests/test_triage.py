@@ -81,6 +81,15 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
     return f
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: a SQLite file, or a new database on our PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "triage.db")
+    name = "t_" + re.sub(r"\W", "_", request.node.name.split("[")[0])[-40:]
+    return _fresh(request.getfixturevalue("postgres"), name)
+
+
 def _table(db_url: str) -> list[tuple[str, str, str]]:
     """(path, status, bucket or error) of every row, by path."""
     with Database(db_url) as db:
@@ -110,8 +119,8 @@ def _ingest(db_url: str, *paths: str, workers: int = 2, extra: tuple[str, ...] =
     return out
 
 
-def test_every_bug_lands_in_its_own_bucket_and_a_rerun_skips_everything(fleet: Fleet, tmp_path: Path) -> None:
-    db = str(tmp_path / "triage.db")
+def test_every_bug_lands_in_its_own_bucket_and_a_rerun_skips_everything(fleet: Fleet, database: str) -> None:
+    db = database
     first = _ingest(db, str(fleet.root))
     assert (first["found"], first["analysed"], first["failed"]) == (
         len(fleet.expected) + 1,
@@ -150,35 +159,35 @@ def _mapped_dump(pid: int, root: Path) -> str | None:
     return next((p for p in paths if p.startswith(str(root))), None)
 
 
-def test_killed_midway_then_run_again_gives_the_same_table(fleet: Fleet, tmp_path: Path) -> None:
+def test_killed_midway_then_run_again_gives_the_same_table(fleet: Fleet, database: str) -> None:
     """SIGKILL an ingest halfway: what it committed stays, and running it again completes the table
     exactly; SIGTERM stops one cleanly, saying it was interrupted (exit 130)."""
-    db = str(tmp_path / "resumed.db")
+    db = database
     cmd = [sys.executable, "-m", "notmyfault", "triage", "ingest", "-r", "--db", db, str(fleet.root)]
     for sig, code in ((signal.SIGKILL, -9), (signal.SIGTERM, 130)):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             time.sleep(0.2)
-            if os.path.exists(db) and Database(db).count() >= (40 if sig == signal.SIGKILL else 80):
+            if _count(db) >= (40 if sig == signal.SIGKILL else 80):
                 break
         proc.send_signal(sig)
         out, _err = proc.communicate(timeout=60)
         assert proc.returncode == code
         if sig == signal.SIGTERM:
             assert "interrupted: run it again to do the rest" in out
-        stored = Database(db).count()
+        stored = _count(db)
         assert stored < len(fleet.expected) + 1
     done = _ingest(db, str(fleet.root))
     assert done["already_stored"] == stored
     _check(fleet, db)
 
 
-def test_a_hung_or_dying_analysis_is_recorded_and_the_batch_goes_on(fleet: Fleet, tmp_path: Path) -> None:
+def test_a_hung_or_dying_analysis_is_recorded_and_the_batch_goes_on(fleet: Fleet, database: str) -> None:
     """Caught with a dump in hand, one analysis process is stopped (SIGSTOP: it hangs) and another is
     killed (SIGKILL: it dies). Those two dumps are stored as failed with exactly that reason, fresh
     processes take over, and every other dump is analysed."""
-    db = str(tmp_path / "hung.db")
+    db = database
     catalog = fleet.root / "catalog"
     cmd = [sys.executable, "-m", "notmyfault", "triage", "ingest", "--workers", "2", "--timeout", "4",
            "--db", db, "--json", str(catalog)]  # fmt: skip
@@ -205,27 +214,25 @@ def test_a_hung_or_dying_analysis_is_recorded_and_the_batch_goes_on(fleet: Fleet
     for pid in caught:  # the stopped one was killed by the ingest; reap-proof either way
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    failures = dict(Database(db).failures())
+    failures = dict(_failures(db))
     assert failures == {hung: "the analysis took longer than 4 s and was stopped",
                         killed: "the analysis process died (signal SIGKILL)"}  # fmt: skip
     summary = json.loads(out)
     assert (summary["analysed"], summary["failed"]) == (len(CATALOG) * CATALOG_RUNS, 2)
 
 
-def test_an_analysis_past_its_memory_limit_fails_alone(fleet: Fleet, tmp_path: Path) -> None:
-    db = str(tmp_path / "small.db")
+def test_an_analysis_past_its_memory_limit_fails_alone(fleet: Fleet, database: str) -> None:
+    db = database
     some = sorted(fleet.expected)[:3]
     out = _ingest(db, *some, extra=("--memory-limit", "1MB"))
     assert (out["analysed"], out["failed"]) == (3, 3)
-    assert {e for _, e in Database(db).failures()} == {
-        "the analysis ran out of its memory limit (1000000 bytes)"
-    }
+    assert {e for _, e in _failures(db)} == {"the analysis ran out of its memory limit (1000000 bytes)"}
 
 
-def test_rebucketing_after_a_rule_change_reads_no_dump(fleet: Fleet, tmp_path: Path) -> None:
+def test_rebucketing_after_a_rule_change_reads_no_dump(fleet: Fleet, database: str, tmp_path: Path) -> None:
     """New rules (parse_header is generic; at most two frames) change the two parse_header buckets,
     from the stored frames alone: the dumps are moved away first."""
-    db = str(tmp_path / "rules.db")
+    db = database
     crashers = fleet.root / "crashers"
     _ingest(db, str(crashers))
     rules = tmp_path / "rules.json"
@@ -244,26 +251,48 @@ def test_rebucketing_after_a_rule_change_reads_no_dump(fleet: Fleet, tmp_path: P
         shutil.move(str(hidden), crashers)
 
 
-def test_concurrent_ingests_neither_lose_nor_duplicate(fleet: Fleet, tmp_path: Path) -> None:
-    db = str(tmp_path / "both.db")
-    _concurrent(db, fleet)
+def test_concurrent_ingests_neither_lose_nor_duplicate(fleet: Fleet, database: str) -> None:
+    _concurrent(database, fleet)
+
+
+CONCURRENT_BUGS = ("null-read", "divide", "double-free")
 
 
 def _concurrent(db: str, fleet: Fleet) -> None:
-    cmd = [sys.executable, "-m", "notmyfault", "triage", "ingest", "-r", "--db", db, "--json",
-           str(fleet.root / "crashers")]  # fmt: skip
+    """Two ingests of the same dumps at once (three bugs' worth: 84 dumps) into one database."""
+    dirs = sorted(
+        str(p) for p in (fleet.root / "crashers").iterdir() if p.name.rsplit("-", 1)[0] in CONCURRENT_BUGS
+    )
+    cmd = [sys.executable, "-m", "notmyfault", "triage", "ingest", "-r", "--db", db, "--json", *dirs]
     procs = [
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
     ]
     results = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
     assert all(p.returncode == 0 for p in procs)
-    assert sum(r["stored"] for r in results) == RUNS * len(BUGS)
+    n = RUNS * len(CONCURRENT_BUGS)
+    assert [r["found"] for r in results] == [n, n]
+    assert sum(r["stored"] for r in results) == n
     with Database(db) as d:
-        assert d.count() == RUNS * len(BUGS)
-        assert d.execute("SELECT COUNT(DISTINCT hash) FROM dumps")[0][0] == RUNS * len(BUGS)
+        assert d.count() == n
+        assert d.execute("SELECT COUNT(DISTINCT hash) FROM dumps")[0][0] == n
+    _, out = run_json("triage", "buckets", "--db", db)
+    assert sorted(b["count"] for b in out["buckets"]) == [RUNS] * len(CONCURRENT_BUGS)
 
 
 # ------------------------------------------------------------------ PostgreSQL
+
+
+def _failures(db: str) -> list[tuple[str, str]]:
+    with Database(db) as d:
+        return d.failures()
+
+
+def _count(db: str) -> int:
+    """Rows stored so far (0 before the ingest has made its database)."""
+    if "://" not in db and not os.path.exists(db):
+        return 0
+    with Database(db) as d:
+        return d.count()
 
 
 def _free_port() -> int:
@@ -308,17 +337,12 @@ def _fresh(url: str, name: str) -> str:
     return url.rsplit("/", 1)[0] + f"/{name}"
 
 
-def test_postgresql_gives_the_same_buckets(fleet: Fleet, postgres: str) -> None:
-    db = _fresh(postgres, "triage_same")
-    _ingest(db, str(fleet.root))
-    _check(fleet, db)
-    with Database(db) as d:
-        assert d.execute("SELECT version FROM schema_migrations") == [(1,)]
-    assert _ingest(db, str(fleet.root))["analysed"] == 0
-
-
-def test_postgresql_concurrent_ingests(fleet: Fleet, postgres: str) -> None:
-    _concurrent(_fresh(postgres, "triage_both"), fleet)
+def test_the_schema_is_migrated_once(database: str) -> None:
+    """Two connections, one migration; the same tables on both backends."""
+    for _ in range(2):
+        with Database(database) as d:
+            assert d.execute("SELECT version FROM schema_migrations") == [(1,)]
+            assert d.count() == 0
 
 
 # ------------------------------------------------------------------ Dask
@@ -327,7 +351,7 @@ def test_postgresql_concurrent_ingests(fleet: Fleet, postgres: str) -> None:
 def test_a_dask_cluster_gives_the_same_buckets(fleet: Fleet, tmp_path: Path) -> None:
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster:
         db = str(tmp_path / "dask.db")
         out = _ingest(db, str(fleet.root), extra=("--scheduler", cluster.scheduler_address))
         assert out["analysed"] == len(fleet.expected) + 1
