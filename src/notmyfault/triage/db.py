@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -103,11 +104,23 @@ class Database:
                 raise ValueError(f"--db {path} is a directory: give a file name (e.g. triage.db)")
             try:
                 self.conn = sqlite3.connect(path, timeout=60, isolation_level=None)
-                self.conn.execute("PRAGMA journal_mode=WAL")
-                self.conn.execute("PRAGMA busy_timeout=60000")
+                self._wal()
             except sqlite3.Error as e:
                 raise ValueError(f"cannot open the database {path}: {e}") from e
         self.migrate()
+
+    def _wal(self) -> None:
+        """Switch SQLite to write-ahead logging (readers do not block the writer). Switching takes a
+        lock that the busy timeout does not wait for: two ingests opening a new file at once retry."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def __enter__(self) -> Database:
         return self
