@@ -123,13 +123,21 @@ def ingest(
             "stored": result.stored,
             "seconds": round(result.seconds, 3),
             "dumps_per_second": round(result.analysed / result.seconds, 2) if result.seconds else None,
+            "mean_analysis_seconds": (
+                round(sum(result.analysis_seconds) / len(result.analysis_seconds), 4)
+                if result.analysis_seconds
+                else None
+            ),
             "max_rss_kb": result.maxrss_kb,
+            "not_dumps": result.not_dumps,
             "interrupted": result.interrupted,
             "db": db_url,
         }
         if as_json:
             emit_json({"schema_version": 1, "kind": "triage-ingest", **summary})
         else:
+            for path in result.not_dumps:
+                click.echo(f"skipped {path}: not a core dump, minidump or Windows kernel dump")
             click.echo(
                 f"{result.found} dumps found ({result.duplicates} duplicate files, {result.known} already stored); "
                 f"{result.analysed} analysed, {result.failed} failed, {result.stored} stored in {result.seconds:.1f} s"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import hashlib
+import json
 import os
 import threading
 import time
@@ -47,6 +48,9 @@ class IngestResult:
     maxrss_kb: int = 0
     """The largest peak RSS any analysis process reported."""
     interrupted: bool = False
+    not_dumps: list[str] = field(default_factory=list)
+    """Files named on the command line that are not dumps (files found in directories are only
+    taken when they are)."""
 
 
 def is_dump(path: str) -> bool:
@@ -63,10 +67,12 @@ def is_dump(path: str) -> bool:
     return head.startswith(MAGICS)
 
 
-def discover(paths: list[str], recursive: bool) -> list[str]:
+def discover(paths: list[str], recursive: bool) -> tuple[list[str], list[str]]:
     """The dumps among ``paths`` (files, and the files in directories: their subdirectories too with
-    ``recursive``), sorted; a path that does not exist raises FileNotFoundError."""
+    ``recursive``), sorted, and the files named in ``paths`` that are not dumps; a path that does
+    not exist raises FileNotFoundError."""
     out: set[str] = set()
+    named: set[str] = set()
     for p in paths:
         if not os.path.exists(p):
             raise FileNotFoundError(p)
@@ -77,8 +83,9 @@ def discover(paths: list[str], recursive: bool) -> list[str]:
             else:
                 out.update(os.path.join(p, f) for f in os.listdir(p))
         else:
-            out.add(p)
-    return sorted(os.path.abspath(p) for p in out if is_dump(p))
+            named.add(p)
+    dumps = {os.path.abspath(p) for p in out | named if is_dump(p)}
+    return sorted(dumps), sorted(p for p in named if os.path.abspath(p) not in dumps)
 
 
 def content_hash(path: str) -> str:
@@ -92,8 +99,6 @@ def content_hash(path: str) -> str:
 
 def row_for(path: str, digest: str, answer: dict[str, Any], rules: Rules) -> dict[str, Any]:
     """The row stored for one dump, from its worker's answer."""
-    import json
-
     row: dict[str, Any] = {
         "hash": digest,
         "analysis_version": ANALYSIS_VERSION,
@@ -147,7 +152,7 @@ def ingest(
     """Ingest the dumps under ``paths`` into ``db`` (see the module's docstring)."""
     t0 = time.monotonic()
     result = IngestResult()
-    found = discover(paths, recursive)
+    found, result.not_dumps = discover(paths, recursive)
     result.found = len(found)
     by_hash: dict[str, str] = {}
     for p in found:
