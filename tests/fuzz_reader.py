@@ -26,8 +26,9 @@ sys.path.insert(0, str(REPO / "src"))
 
 from notmyfault.analysis.heap import heap_summary  # noqa: E402
 from notmyfault.analysis.kernel import analyze_kernel_dump  # noqa: E402
-from notmyfault.analysis.minidump import analyze_minidump, minidump_frames  # noqa: E402
+from notmyfault.analysis.minidump import analyze_minidump  # noqa: E402
 from notmyfault.analysis.search import search_memory  # noqa: E402
+from notmyfault.analysis.winframes import fp_chain_frames  # noqa: E402
 from notmyfault.analysis.winvm import windows_vm  # noqa: E402
 from notmyfault.dumps import (  # noqa: E402
     DumpError,
@@ -91,7 +92,7 @@ def exercise_minidump(path: str) -> None:
             m.code_id  # noqa: B018
         analyze_minidump(md)
         for t in md.threads:
-            minidump_frames(md, t)
+            fp_chain_frames(md, t)
 
 
 def synthetic_windows() -> list[bytes]:

@@ -30,39 +30,42 @@ class Instruction:
     """read, write or None: what it does to memory, from the decoder."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CrashAnalysis:
-    """Everything ``notmyfault analyze`` says about a core."""
+    """Everything ``notmyfault analyze`` says about a dump (keyword arguments only; what a dump
+    kind does not record is left at its default)."""
 
     path: str
     arch: str
-    pid: int | None
-    executable: str | None
-    command_line: str | None
-    uid: int | None
-    crashed_tid: int | None
-    signal: int | None
-    signal_name: str | None
-    si_code: int | None
-    si_code_name: str | None
-    fault_address: int | None
-    sender_pid: int | None
-    access: str | None
-    access_source: str
+    pid: int | None = None
+    executable: str | None = None
+    command_line: str | None = None
+    uid: int | None = None
+    crashed_tid: int | None = None
+    signal: int | None = None
+    signal_name: str | None = None
+    si_code: int | None = None
+    si_code_name: str | None = None
+    fault_address: int | None = None
+    sender_pid: int | None = None
+    access: str | None = None
+    access_source: str = "not known"
     """How the access kind was found: the signal, the instruction, or not known."""
-    fault_pc: int | None
-    instruction: Instruction | None
-    blocked_signals: tuple[str, ...]
+    fault_pc: int | None = None
+    instruction: Instruction | None = None
+    blocked_signals: tuple[str, ...] = ()
     crash_class: str
     description: str
     blamed: Frame | None
     blame_reason: str
     bucket: str
-    abort_message: str | None
+    abort_message: str | None = None
     frames: tuple[Frame, ...]
     notes: tuple[str, ...] = field(default=())
     missing: tuple[str, ...] = field(default=())
+    """Modules whose files or debug information could not be found."""
     deadlock: tuple[LockWait, ...] = field(default=())
+    """The threads of a mutex wait cycle, when the dump shows one."""
     dump_kind: str = "elf-core"
     """elf-core, minidump or windows-kernel."""
     exception_code: int | None = None
@@ -72,8 +75,6 @@ class CrashAnalysis:
     exception_parameters: tuple[int, ...] = field(default=())
     argument_notes: tuple[str, ...] = field(default=())
     """Windows kernel dumps: what each bug check parameter means."""
-    """The threads of a mutex wait cycle, when the dump shows one."""
-    """Modules whose files or debug information could not be found."""
 
     @property
     def probably_caused_by(self) -> str:

@@ -16,9 +16,9 @@ from dataclasses import replace
 
 from notmyfault.analysis.bugcheck import KERNEL_MODULES, bugcheck
 from notmyfault.analysis.crash import CrashAnalysis, decode_bytes
-from notmyfault.analysis.minidump import frame_at, minidump_frames
 from notmyfault.analysis.unwind import Frame
 from notmyfault.analysis.wincodes import ACCESS_KINDS
+from notmyfault.analysis.winframes import fp_chain_frames, frame_at
 from notmyfault.analysis.winunwind import x64_steps
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.windump import WindowsKernelDump
@@ -59,7 +59,7 @@ def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
     frames: tuple[Frame, ...] = ()
     if thread is not None:
         if kd.is_triage or (kd.reads_memory and kd.arch != "x86_64"):  # x86 kernels keep EBP chains
-            frames = tuple(minidump_frames(kd, thread))
+            frames = tuple(fp_chain_frames(kd, thread))
         elif kd.reads_memory:
             steps, problem = x64_steps(kd.read, kd.image_at, thread.regs)
             frames = tuple(frame_at(kd, i, s.pc, s.sp, s.how) for i, s in enumerate(steps))
@@ -73,7 +73,7 @@ def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
             elif problem:
                 notes.append(f"the unwind stopped at {frames[-1].location()}: {problem}")
         else:
-            frames = tuple(minidump_frames(kd, thread))[:1]
+            frames = tuple(fp_chain_frames(kd, thread))[:1]
             why = (
                 f"the page-table walk is written for x86_64, aarch64 and x86, not {kd.arch}"
                 if kd.arch not in ("x86_64", "aarch64", "x86")
@@ -118,28 +118,17 @@ def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
     return CrashAnalysis(
         path=kd.path,
         arch=kd.arch,
-        pid=None,
         executable=kd.drivers[0].name if kd.drivers else None,
-        command_line=None,
-        uid=None,
-        crashed_tid=None,
-        signal=None,
-        signal_name=None,
-        si_code=None,
-        si_code_name=None,
         fault_address=params[0] if memory else None,
-        sender_pid=None,
         access=access,
         access_source="argument 3 of the bug check" if access else "not known",
         fault_pc=thread.pc if thread else None,
         instruction=insn,
-        blocked_signals=(),
         crash_class=bc.name,
         description=bc.meaning or "A bug check this table does not describe.",
         blamed=blamed,
         blame_reason=reason,
         bucket=f"{bc.name}:{blamed.symbolic() if blamed else '?'}",
-        abort_message=None,
         frames=frames,
         notes=tuple(notes),
         dump_kind="windows-kernel",

@@ -118,8 +118,8 @@ def stack(
     as_json: bool,
 ) -> None:
     """kvL: the stack of the crashing thread (or --thread TID, or --all), and how each frame was found."""
-    from notmyfault.analysis.minidump import minidump_frames
     from notmyfault.analysis.unwind import load_program, thread_frames
+    from notmyfault.analysis.winframes import fp_chain_frames
     from notmyfault.dumps import Minidump, WindowsKernelDump
     from notmyfault.render import SCHEMA_VERSION
     from notmyfault.render.analysis import frame_json, stack_text
@@ -133,7 +133,7 @@ def stack(
         chosen = tids if all_threads else [tid if tid is not None else tids[0]]
         if isinstance(c, (Minidump, WindowsKernelDump)):
             by_tid = {t.tid: t for t in c.threads}
-            stacks = [(t, minidump_frames(c, by_tid[t], symbols)) for t in chosen]
+            stacks = [(t, fp_chain_frames(c, by_tid[t], symbols)) for t in chosen]
         else:
             program = load_program(c, exe, sysroot)
             stacks = [(t, thread_frames(program, c, t)) for t in chosen]
