@@ -118,13 +118,18 @@ class Assessment:
     notes: tuple[str, ...] = field(default=())
 
 
+def state_dir() -> str:
+    """notmyfault's per-user state: $XDG_STATE_HOME/notmyfault (~/.local/state/notmyfault)."""
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(state, "notmyfault")
+
+
 def default_dump_dir() -> str:
     """The per-user directory for dumps: $NOTMYFAULT_DUMP_DIR, else $XDG_STATE_HOME/notmyfault/dumps."""
     env = os.environ.get("NOTMYFAULT_DUMP_DIR")
     if env:
         return os.path.abspath(env)
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return os.path.join(state, "notmyfault", "dumps")
+    return os.path.join(state_dir(), "dumps")
 
 
 def _read(path: Path | str) -> str | None:

@@ -11,20 +11,25 @@ from typing import Any
 
 import click
 
+from notmyfault.cli.analyze import json_option
 from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, parse_size_option, raise_interrupt
 
-DEFAULT_DB = os.path.join(
-    os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "notmyfault", "triage.db"
-)
+
+def _default_db() -> str:
+    """$NOTMYFAULT_TRIAGE_DB, else triage.db in notmyfault's state directory."""
+    from notmyfault.capture.config import state_dir
+
+    return os.environ.get("NOTMYFAULT_TRIAGE_DB") or os.path.join(state_dir(), "triage.db")
+
+
 db_option = click.option(
     "--db",
     "db_url",
     metavar="URL",
-    default=lambda: os.environ.get("NOTMYFAULT_TRIAGE_DB", DEFAULT_DB),
+    default=_default_db,
     show_default="$NOTMYFAULT_TRIAGE_DB or ~/.local/state/notmyfault/triage.db",
     help="A SQLite file, or postgresql://user@host/dbname.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 rules_option = click.option(
     "--rules",
     "rules_path",

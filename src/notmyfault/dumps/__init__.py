@@ -12,8 +12,9 @@ import os
 
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
+from notmyfault.dumps.minidump import MAGIC as MINIDUMP_MAGIC
 from notmyfault.dumps.minidump import Minidump
-from notmyfault.dumps.windump import WindowsKernelDump
+from notmyfault.dumps.windump import MAGIC32, MAGIC64, WindowsKernelDump
 
 __all__ = [
     "DumpError",
@@ -56,8 +57,8 @@ def open_any(path: str | os.PathLike[str]) -> ElfCore | Minidump | WindowsKernel
             magic = f.read(8)
     except OSError as e:
         raise DumpError(f"cannot open {os.fspath(path)}: {e.strerror}") from None
-    if magic.startswith(b"MDMP"):
+    if magic.startswith(MINIDUMP_MAGIC):
         return Minidump(os.fspath(path))
-    if magic in (b"PAGEDUMP", b"PAGEDU64"):
+    if magic in (MAGIC32, MAGIC64):
         return WindowsKernelDump(os.fspath(path))
     return open_dump(path)

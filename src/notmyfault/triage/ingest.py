@@ -21,12 +21,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from notmyfault.dumps.minidump import MAGIC as MINIDUMP_MAGIC
+from notmyfault.dumps.windump import MAGIC32, MAGIC64
 from notmyfault.triage import worker as warm
 from notmyfault.triage.db import Database, now
 from notmyfault.triage.record import ANALYSIS_VERSION, file_time
 from notmyfault.triage.signature import DEFAULT_RULES, Rules, bucket_id, bucket_key, signature
 
-MAGICS = (b"MDMP", b"PAGEDUMP", b"PAGEDU64")
+MAGICS = (MINIDUMP_MAGIC, MAGIC32, MAGIC64)
 ET_CORE = 4
 
 

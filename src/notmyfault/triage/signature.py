@@ -22,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,11 @@ DEFAULT_PREFIX = (
 )  # fmt: skip
 
 
+def _alternatives(patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One regular expression matching any of ``patterns`` (none: matching nothing)."""
+    return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
+
+
 @dataclass(frozen=True)
 class Rules:
     """The signature rule's data: regular expressions matched against whole tokens."""
@@ -50,21 +56,22 @@ class Rules:
     skip: tuple[str, ...] = DEFAULT_SKIP
     prefix: tuple[str, ...] = DEFAULT_PREFIX
     max_frames: int = 5
-    _compiled: dict[str, re.Pattern[str]] = field(default_factory=dict, compare=False, repr=False)
 
-    def _re(self, kind: str) -> re.Pattern[str]:
-        if kind not in self._compiled:
-            patterns = self.skip if kind == "skip" else self.prefix
-            self._compiled[kind] = re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
-        return self._compiled[kind]
+    @cached_property
+    def _skip(self) -> re.Pattern[str]:
+        return _alternatives(self.skip)
+
+    @cached_property
+    def _prefix(self) -> re.Pattern[str]:
+        return _alternatives(self.prefix)
 
     def skips(self, token: str) -> bool:
         """True if ``token`` is machinery to drop from the top of the stack."""
-        return self._re("skip").fullmatch(token) is not None
+        return self._skip.fullmatch(token) is not None
 
     def extends(self, token: str) -> bool:
         """True if ``token`` is too generic to end a signature."""
-        return self._re("prefix").fullmatch(token) is not None
+        return self._prefix.fullmatch(token) is not None
 
     def digest(self) -> str:
         """A short hash of the rules, stored with each signature computed by them."""
