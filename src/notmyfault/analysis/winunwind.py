@@ -150,18 +150,19 @@ def x64_steps(
     """The frames from the context ``regs`` outwards, and why the walk ended early (None if it
     reached a frame whose return address lies in no loaded image, or stack memory ran out)."""
     steps = [Step(dict(regs), {}, "context")]
+    image = image_at(regs["rip"])
+    if image is None:
+        return steps, f"{regs['rip']:#x} is in no loaded image"
     while len(steps) < MAX_FRAMES:
         step = steps[-1]
-        image = image_at(step.pc)
-        if image is None:
-            return steps, None if len(steps) > 1 else f"{step.pc:#x} is in no loaded image"
         try:
             caller = unwind_once(read, image, step, innermost=len(steps) == 1)
         except UnwindError as e:
             return steps, str(e)
         if caller.sp <= step.sp:
             return steps, f"the unwound stack pointer {caller.sp:#x} does not climb the stack"
-        if image_at(caller.pc) is None:  # the outermost frame (or a return address the dump cannot place)
+        image = image_at(caller.pc)
+        if image is None:  # the outermost frame (or a return address the dump cannot place)
             return steps, None
         steps.append(caller)
     return steps, f"the walk stopped at {MAX_FRAMES} frames"

@@ -121,23 +121,29 @@ def parse_unwind_info(data: bytes, begin: int, end: int) -> UnwindInfo:
 class PeImage:
     """A PE image loaded at ``base`` in a dump's memory."""
 
-    def __init__(self, read: Reader, base: int, size: int) -> None:
+    def __init__(self, read: Reader, base: int) -> None:
         """Keep the reader; nothing is read until it is asked for."""
         self._read = read
         self.base = base
-        self.size = size
         self.problem: str | None = None
         """Why the headers could not be read, once they were asked for and could not."""
+
+    @cached_property
+    def _header_page(self) -> bytes | None:
+        """The image's first page (its headers), read once; None if the dump lacks it."""
+        try:
+            return self._read(self.base, HEADER_BYTES)
+        except UnreadableMemory:
+            self.problem = "its image's headers are not in the dump"
+            return None
 
     @cached_property
     def headers(self) -> Any | None:
         """pefile's view of the headers (fast-loaded: no directory parsed), or None if not in the dump."""
         import pefile  # type: ignore[import-untyped]
 
-        try:
-            data = self._read(self.base, HEADER_BYTES)
-        except UnreadableMemory:
-            self.problem = "its image's headers are not in the dump"
+        data = self._header_page
+        if data is None:
             return None
         try:
             return pefile.PE(data=data, fast_load=True)
@@ -154,11 +160,6 @@ class PeImage:
             return 0, 0
         d = pe.OPTIONAL_HEADER.DATA_DIRECTORY[index]
         return int(d.VirtualAddress), int(d.Size)
-
-    @property
-    def machine(self) -> int | None:
-        """The COFF header's machine (0x8664 for x64), or None."""
-        return int(self.headers.FILE_HEADER.Machine) if self.headers is not None else None
 
     # ------------------------------------------------------------- unwind data
 
@@ -238,11 +239,10 @@ class PeImage:
             return None
         try:
             body = self._read(self.base + section.VirtualAddress, length)
-            header = self._read(self.base, HEADER_BYTES)
         except UnreadableMemory:
             return None
         file = bytearray(max(raw_at + raw_size, HEADER_BYTES))
-        file[:HEADER_BYTES] = header
+        file[:HEADER_BYTES] = self._header_page or b""
         file[raw_at : raw_at + length] = body
         logging.getLogger("pefile").setLevel(logging.ERROR)
         try:

@@ -570,10 +570,9 @@ class WindowsKernelDump(MappedDump):
 
     def image(self, driver: Driver) -> PeImage:
         """The driver's PE image as the dump holds it in memory (read lazily; parts may be absent)."""
-        key = (driver.base, driver.size)
-        if key not in self._images:
-            self._images[key] = PeImage(self.read, driver.base, driver.size)
-        return self._images[key]
+        if driver.base not in self._images:
+            self._images[driver.base] = PeImage(self.read, driver.base)
+        return self._images[driver.base]
 
     def image_at(self, addr: int) -> PeImage | None:
         """The PE image of the driver that holds ``addr``, if any."""
@@ -581,5 +580,6 @@ class WindowsKernelDump(MappedDump):
         return self.image(driver) if driver is not None else None
 
     @cached_property
-    def _images(self) -> dict[tuple[int, int], PeImage]:
+    def _images(self) -> dict[int, PeImage]:
+        """The drivers' images by base address, made on first use."""
         return {}
