@@ -132,6 +132,21 @@ DATA_VA, STACK_VA, BIG_VA = KERNEL + 0x5000, KERNEL + 0x6000, KERNEL + 0x200000
 NT, MYFAULT = 0xFFFFF80002A00000, 0xFFFFF88004E9F000
 
 
+def kldr_entry64(
+    page: bytearray, page_va: int, at: int, nxt: int, base: int, size: int, name: str, name_at: int,
+    checksum: int, stamp: int,
+) -> None:  # fmt: skip
+    """Write a 64-bit KLDR_DATA_TABLE_ENTRY at ``at`` in ``page`` (mapped at ``page_va``): its link
+    to ``nxt``, the image's range, its name (UTF-16, stored at ``name_at``), checksum and time stamp."""
+    raw = name.encode("utf-16-le")
+    page[name_at : name_at + len(raw)] = raw
+    struct.pack_into("<Q", page, at, nxt)
+    struct.pack_into("<QQI", page, at + 48, base, base + 0x1000, size)
+    struct.pack_into("<HHxxxxQ", page, at + 72, len(raw), len(raw), page_va + name_at)
+    struct.pack_into("<I", page, at + 120, checksum)
+    struct.pack_into("<I", page, at + 128, stamp)
+
+
 def paged_dump(path: Path, kind: str = "full", loop: bool = False, filler: int = 0) -> Path:
     """A 64-bit x86_64 kernel dump holding physical pages, with page tables that map the kernel
     addresses above: ``kind`` full (DumpType 1, memory runs) or bitmap (DumpType 6, an SDMP bitmap).
@@ -163,14 +178,7 @@ def paged_dump(path: Path, kind: str = "full", loop: bool = False, filler: int =
         (0x100, second, NT, 0x5DF000, "\\SystemRoot\\system32\\ntoskrnl.exe"),
         (0x200, second if loop else head, MYFAULT, 0x7000, "\\??\\C:\\myfault.sys"),
     ):
-        name_at = 0x400 + at * 2
-        raw = name.encode("utf-16-le")
-        data[name_at : name_at + len(raw)] = raw
-        struct.pack_into("<Q", data, at, nxt)
-        struct.pack_into("<QQI", data, at + 48, base, base + 0x1000, size)
-        struct.pack_into("<HHxxxxQ", data, at + 72, len(raw), len(raw), DATA_VA + name_at)
-        struct.pack_into("<I", data, at + 120, 0xABCD)
-        struct.pack_into("<I", data, at + 128, 0x5F5F5F5F)
+        kldr_entry64(data, DATA_VA, at, nxt, base, size, name, 0x400 + at * 2, 0xABCD, 0x5F5F5F5F)
     struct.pack_into("<QQQ", pages[6], 0x100, MYFAULT + 0x4A2, 0x1234, NT + 0x8B2E9)
 
     header = bytearray(0x2000)
@@ -310,20 +318,34 @@ class X64Memory:
         first = (max(self.pages) + 1 + 511) // 512 * 512
         for i in range(512):
             self.pages[first + i] = bytearray(data[0x1000 * i : 0x1000 * (i + 1)].ljust(0x1000, b"\0"))
-        table = self._table(va, (39, 30))
+        table = self._table(va, (39, 30), create=True)
         bits = 1 | 1 << 10 if self.arm64 else 0x83
         struct.pack_into("<Q", self.pages[table], 8 * ((va >> 21) & 0x1FF), first << 12 | bits)
 
-    def _table(self, va: int, shifts: tuple[int, ...]) -> int:
+    def _table(self, va: int, shifts: tuple[int, ...], create: bool = False) -> int:
+        """The page number of the table that maps ``va`` after the levels in ``shifts`` (with
+        ``create``, making the tables that are missing)."""
         table = 1
         for shift in shifts:
             slot = 8 * ((va >> shift) & 0x1FF)
             (entry,) = struct.unpack_from("<Q", self.pages[table], slot)
             if not entry & 1:
+                if not create:
+                    raise KeyError(f"{va:#x} is not mapped")
                 entry = self._new() << 12 | self.table_bits
                 struct.pack_into("<Q", self.pages[table], slot, entry)
             table = entry >> 12 & 0xFFFFFFFFF
         return table
+
+    def pte_address(self, va: int) -> int:
+        """The physical address of the page-table entry that maps the page at ``va``."""
+        return self._table(va, (39, 30, 21)) << 12 | 8 * ((va >> 12) & 0x1FF)
+
+    def physical_address(self, va: int) -> int:
+        """The physical address ``va`` maps to."""
+        at = self.pte_address(va)
+        (entry,) = struct.unpack_from("<Q", self.pages[at >> 12], at & 0xFFF)
+        return (entry >> 12 & 0xFFFFFFFFF) << 12 | va & 0xFFF
 
     def _new(self) -> int:
         pfn = max(self.pages) + 1
@@ -335,7 +357,7 @@ class X64Memory:
         assert va % 0x1000 == 0
         for at in range(0, len(data), 0x1000):
             page_va = va + at
-            table = self._table(page_va, (39, 30, 21))
+            table = self._table(page_va, (39, 30, 21), create=True)
             pfn = self._new()
             self.pages[pfn][: len(data[at : at + 0x1000])] = data[at : at + 0x1000]
             struct.pack_into(
@@ -354,15 +376,10 @@ def module_list(memory: X64Memory, va: int, modules: list[tuple[str, int, int]])
     entries = [va + 0x100 * (i + 1) for i in range(len(modules))]
     struct.pack_into("<Q", data, 0, entries[0] if entries else va)
     for i, (name, base, size) in enumerate(modules):
-        at = 0x100 * (i + 1)
-        raw = name.encode("utf-16-le")
-        name_at = 0x800 + 0x80 * i
-        data[name_at : name_at + len(raw)] = raw
-        struct.pack_into("<Q", data, at, entries[i + 1] if i + 1 < len(entries) else va)
-        struct.pack_into("<QQI", data, at + 48, base, base + 0x1000, size)
-        struct.pack_into("<HHxxxxQ", data, at + 72, len(raw), len(raw), va + name_at)
-        struct.pack_into("<I", data, at + 120, 0xC0DE + i)
-        struct.pack_into("<I", data, at + 128, 0x4B0A0000 + i)
+        nxt = entries[i + 1] if i + 1 < len(entries) else va
+        kldr_entry64(
+            data, va, 0x100 * (i + 1), nxt, base, size, name, 0x800 + 0x80 * i, 0xC0DE + i, 0x4B0A0000 + i
+        )
     memory.map(va, bytes(data))
     return va
 

@@ -14,7 +14,6 @@ of that frame must give back.
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +107,7 @@ def crash(image: Path, dump: Path, stop_at: int | None = None, hide: tuple[int, 
     for n, r in xmm.items():
         cpu.reg_write(r, int.from_bytes(bytes([n]) * 16, "little"))
     sp = STACK + STACK_SIZE - 0x100
-    cpu.mem_write(physical_of(memory, sp), NT_RETURN.to_bytes(8, "little"))
+    cpu.mem_write(memory.physical_address(sp), NT_RETURN.to_bytes(8, "little"))
     cpu.reg_write(reg["rsp"], sp)
     by_address = {a: n for n, a in exports.items()}
     calls: list[Called] = []
@@ -122,7 +121,7 @@ def crash(image: Path, dump: Path, stop_at: int | None = None, hide: tuple[int, 
             0,
             Called(
                 name,
-                int.from_bytes(cpu.mem_read(physical_of(memory, rsp), 8), "little"),
+                int.from_bytes(cpu.mem_read(memory.physical_address(rsp), 8), "little"),
                 rsp + 8,
                 {n: cpu.reg_read(reg[n]) for n in NONVOLATILE},
                 {n: cpu.reg_read(r).to_bytes(16, "little") for n, r in xmm.items()},
@@ -142,7 +141,7 @@ def crash(image: Path, dump: Path, stop_at: int | None = None, hide: tuple[int, 
     regs = {name: cpu.reg_read(r) for name, r in reg.items()}
     after = bytearray(cpu.mem_read(0, len(physical)))
     for va in hide:
-        after[pte_of(memory, va) : pte_of(memory, va) + 8] = bytes(8)
+        after[memory.pte_address(va) : memory.pte_address(va) + 8] = bytes(8)
     if stop_at is not None:
         assert not fault, f"the CPU faulted at {fault[0]:#x} before {stop_at:#x}"
         assert regs["rip"] == stop_at, f"the CPU did not reach {stop_at:#x}"
@@ -151,19 +150,3 @@ def crash(image: Path, dump: Path, stop_at: int | None = None, hide: tuple[int, 
     assert fault, f"DriverEntry returned instead of faulting (rip {regs['rip']:#x})"
     x64_full_dump(dump, bytes(after), memory.cr3, head, regs, 0xD1, (fault[0], 2, 1, regs["rip"]))
     return Crash(regs, calls, exports, fault[0])
-
-
-def pte_of(memory: X64Memory, va: int) -> int:
-    """The physical address of the page-table entry that maps ``va`` in ``memory``."""
-    table = 1
-    for shift in (39, 30, 21):
-        (entry,) = struct.unpack_from("<Q", memory.pages[table], 8 * ((va >> shift) & 0x1FF))
-        table = entry >> 12 & 0xFFFFFFFFFF
-    return table << 12 | 8 * ((va >> 12) & 0x1FF)
-
-
-def physical_of(memory: X64Memory, va: int) -> int:
-    """The physical address ``va`` maps to in ``memory``'s page tables."""
-    at = pte_of(memory, va)
-    (entry,) = struct.unpack_from("<Q", memory.pages[at >> 12], at & 0xFFF)
-    return (entry >> 12 & 0xFFFFFFFFFF) << 12 | va & 0xFFF

@@ -185,18 +185,14 @@ class Database:
     def known(self, hashes: Iterable[str], analysis_version: str) -> set[str]:
         """The hashes among ``hashes`` already stored for ``analysis_version``."""
         out: set[str] = set()
-        chunk: list[str] = []
-        for h in [*hashes, None]:
-            if h is not None:
-                chunk.append(h)
-            if chunk and (h is None or len(chunk) >= 500):
-                marks = ",".join("?" * len(chunk))
-                rows = self.execute(
-                    f"SELECT hash FROM dumps WHERE analysis_version = ? AND hash IN ({marks})",
-                    [analysis_version, *chunk],
-                )
-                out.update(r[0] for r in rows)
-                chunk = []
+        wanted = list(hashes)
+        for at in range(0, len(wanted), 500):  # at most 500 parameters a query
+            chunk = wanted[at : at + 500]
+            rows = self.execute(
+                f"SELECT hash FROM dumps WHERE analysis_version = ? AND hash IN ({','.join('?' * len(chunk))})",
+                [analysis_version, *chunk],
+            )
+            out.update(r[0] for r in rows)
         return out
 
     def insert(self, row: dict[str, Any]) -> bool:

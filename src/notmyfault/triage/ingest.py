@@ -15,7 +15,6 @@ import concurrent.futures as cf
 import hashlib
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -101,12 +100,16 @@ def content_hash(path: str) -> str:
 
 def row_for(path: str, digest: str, answer: dict[str, Any], rules: Rules) -> dict[str, Any]:
     """The row stored for one dump, from its worker's answer."""
+    try:
+        st: os.stat_result | None = os.stat(path)
+    except OSError:  # gone since it was hashed
+        st = None
     row: dict[str, Any] = {
         "hash": digest,
         "analysis_version": ANALYSIS_VERSION,
         "path": path,
-        "size": os.path.getsize(path) if os.path.exists(path) else 0,
-        "file_time": file_time(path) if os.path.exists(path) else None,
+        "size": st.st_size if st else 0,
+        "file_time": file_time(st.st_mtime) if st else None,
         "ingested_at": now(),
         "seconds": answer.get("seconds"),
     }
@@ -190,31 +193,20 @@ def _run(
     if scheduler is not None:
         yield from _run_dask(todo, scheduler, timeout, memory_limit)
         return
-    pool: list[warm.WarmWorker] = []
-    local = threading.local()
-
-    def one(path: str) -> dict[str, Any]:
-        w = getattr(local, "worker", None)
-        if w is None:
-            w = local.worker = warm.WarmWorker(timeout, memory_limit, single_threaded=workers > 1)
-            pool.append(w)
-        return w.analyze(path)
-
+    pool = warm.PerThread(timeout, memory_limit, single_threaded=workers > 1)
     executor = cf.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="triage")
     futures: dict[cf.Future[dict[str, Any]], tuple[str, str]] = {}
     try:
-        futures = {executor.submit(one, path): (path, digest) for path, digest in todo}
+        futures = {executor.submit(pool.analyze, path): (path, digest) for path, digest in todo}
         for fut in cf.as_completed(futures):
             path, digest = futures[fut]
             yield path, digest, fut.result()
     finally:  # done, or interrupted: nothing new starts, analyses in flight are killed, then reaped
         for fut in futures:
             fut.cancel()
-        for w in pool:
-            w.stop()
+        pool.stop()
         executor.shutdown(wait=True, cancel_futures=True)
-        for w in pool:
-            w.close()
+        pool.close()
 
 
 def _run_dask(

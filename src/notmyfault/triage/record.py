@@ -4,7 +4,6 @@ signature, the build ids of the modules on its stack, and the ``!analyze -v`` pa
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 
 from notmyfault import __version__
@@ -84,6 +83,6 @@ def _fields(
     }
 
 
-def file_time(path: str) -> str:
-    """The file's modification time (UTC, ISO 8601): when the kernel wrote a core."""
-    return dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.timezone.utc).isoformat()
+def file_time(mtime: float) -> str:
+    """A file's modification time (UTC, ISO 8601): for a core, when the kernel wrote it."""
+    return dt.datetime.fromtimestamp(mtime, dt.timezone.utc).isoformat()

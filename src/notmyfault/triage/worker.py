@@ -140,7 +140,41 @@ class WarmWorker:
         self._kill()
 
 
-_local = threading.local()
+class PerThread:
+    """A warm worker for each thread that analyses through it, made on first use; the local pool's
+    threads and a Dask worker's threads both use one."""
+
+    def __init__(self, timeout: float, memory_limit: int | None, single_threaded: bool) -> None:
+        """The settings every worker of this set gets (see :class:`WarmWorker`)."""
+        self.settings = (timeout, memory_limit, single_threaded)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self.workers: list[WarmWorker] = []
+
+    def analyze(self, path: str) -> dict[str, Any]:
+        """Analyse ``path`` in this thread's warm worker."""
+        worker = getattr(self._local, "worker", None)
+        if worker is None:
+            worker = self._local.worker = WarmWorker(*self.settings)
+            with self._lock:
+                self.workers.append(worker)
+        return worker.analyze(path)
+
+    def stop(self) -> None:
+        """Kill every worker's process now (threads waiting on them see them die)."""
+        with self._lock:
+            for w in self.workers:
+                w.stop()
+
+    def close(self) -> None:
+        """Stop and reap every worker's process."""
+        with self._lock:
+            for w in self.workers:
+                w.close()
+
+
+_dask_workers: PerThread | None = None
+_dask_lock = threading.Lock()
 WARM_UP = (
     "notmyfault.analysis.crash",
     "notmyfault.analysis.kernel",
@@ -155,12 +189,14 @@ def analyze_in_warm_worker(path: str, timeout: float, memory_limit: int | None) 
     """Analyse ``path`` in this thread's warm worker (created on first use): what a Dask task runs,
     so that each Dask worker keeps its own warm process between dumps (single-threaded: a Dask
     cluster runs a worker per core)."""
-    worker = getattr(_local, "worker", None)
-    if worker is None or (worker.timeout, worker.memory_limit) != (timeout, memory_limit):
-        if worker is not None:
-            worker.close()
-        worker = _local.worker = WarmWorker(timeout, memory_limit, single_threaded=True)
-    return worker.analyze(path)
+    global _dask_workers
+    with _dask_lock:
+        if _dask_workers is None or _dask_workers.settings != (timeout, memory_limit, True):
+            if _dask_workers is not None:
+                _dask_workers.close()
+            _dask_workers = PerThread(timeout, memory_limit, single_threaded=True)
+        workers = _dask_workers
+    return workers.analyze(path)
 
 
 def _out_of_memory(e: BaseException) -> bool:
