@@ -8,9 +8,10 @@ from notmyfault.analysis.unwind import Program, code_bytes
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump
+from notmyfault.dumps.vmcore import Vmcore
 from notmyfault.dumps.windump import WindowsKernelDump
 
-MemoryDump = Minidump | WindowsKernelDump
+MemoryDump = Minidump | WindowsKernelDump | Vmcore
 
 
 class UnknownTarget(LookupError):

@@ -39,15 +39,28 @@ symbols_option = click.option(
 )
 
 
+debug_option = click.option(
+    "--debug-file",
+    "debug_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="Kernel vmcores: a vmlinux or module (.ko) with debug information (repeatable); "
+    "vmlinux and *.ko beside the dump are used too.",
+)
+
+
 @contextmanager
-def opened(path: str, minidumps: bool = False) -> Iterator[Any]:
-    """Open a dump (with ``minidumps``, a minidump too); turn every failure into a one-line error."""
-    from notmyfault.dumps import DumpError, open_any, open_dump
+def opened(path: str, minidumps: bool = False, debug_files: tuple[str, ...] = ()) -> Iterator[Any]:
+    """Open a dump (with ``minidumps``, a minidump, a Windows kernel dump or a vmcore too); turn every
+    failure into a one-line error."""
+    from notmyfault.dumps import DumpError, Vmcore, open_any, open_dump
 
     try:
         core = open_any(path) if minidumps else open_dump(path)
     except DumpError as e:
         fail(str(e))
+    if isinstance(core, Vmcore):
+        core.extra_paths = list(debug_files)
     try:
         yield core
     except DumpError as e:
@@ -75,23 +88,34 @@ def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> Non
 @exe_option
 @sysroot_option
 @symbols_option
+@debug_option
 @click.option("-v", "--verbose", is_flag=True, help="Every frame, and the modules whose files were missing.")
 @json_option
 def analyze(
-    core: str, exe: str | None, sysroot: str | None, symbols: str | None, verbose: bool, as_json: bool
+    core: str,
+    exe: str | None,
+    sysroot: str | None,
+    symbols: str | None,
+    debug_files: tuple[str, ...],
+    verbose: bool,
+    as_json: bool,
 ) -> None:
     """The !analyze -v page: crash class, arguments, faulting instruction, stack, and Probably caused by.
 
-    Reads ELF process cores, minidumps (Windows, and Breakpad's of Linux) and Windows kernel dumps.
+    Reads ELF process cores, minidumps (Windows, and Breakpad's of Linux), Windows kernel dumps and
+    Linux kernel vmcores.
     """
     from notmyfault.analysis.crash import analyze as run
     from notmyfault.analysis.kernel import analyze_kernel_dump
     from notmyfault.analysis.minidump import analyze_minidump
-    from notmyfault.dumps import Minidump, WindowsKernelDump
+    from notmyfault.analysis.vmcore import analyze_vmcore
+    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render.analysis import analysis_json, analysis_text
 
-    with opened(core, minidumps=True) as c:
-        if isinstance(c, Minidump):
+    with opened(core, minidumps=True, debug_files=debug_files) as c:
+        if isinstance(c, Vmcore):
+            result = analyze_vmcore(c)
+        elif isinstance(c, Minidump):
             result = analyze_minidump(c, symbols)
         elif isinstance(c, WindowsKernelDump):
             result = analyze_kernel_dump(c)
@@ -107,6 +131,7 @@ def analyze(
 @exe_option
 @sysroot_option
 @symbols_option
+@debug_option
 @json_option
 def stack(
     core: str,
@@ -115,16 +140,37 @@ def stack(
     exe: str | None,
     sysroot: str | None,
     symbols: str | None,
+    debug_files: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """kvL: the stack of the crashing thread (or --thread TID, or --all), and how each frame was found."""
+    """kvL: the stack of the crashing thread (or --thread TID, or --all), and how each frame was found.
+
+    Kernel vmcores: the crashed task's stack (or --thread PID, or --all tasks).
+    """
     from notmyfault.analysis.unwind import load_program, thread_frames
     from notmyfault.analysis.winframes import fp_chain_frames
-    from notmyfault.dumps import Minidump, WindowsKernelDump
+    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render import SCHEMA_VERSION
     from notmyfault.render.analysis import frame_json, stack_text
 
-    with opened(core, minidumps=True) as c:
+    with opened(core, minidumps=True, debug_files=debug_files) as c:
+        if isinstance(c, Vmcore):
+            from notmyfault.analysis.vmcore import task_stacks
+
+            try:
+                kstacks = [(t, list(fs)) for t, fs in task_stacks(c, tid, all_threads)]
+            except LookupError as e:
+                fail(str(e))
+            _emit(
+                as_json,
+                lambda: {
+                    "schema_version": SCHEMA_VERSION,
+                    "kind": "stacks",
+                    "threads": [{"tid": t, "frames": [frame_json(f) for f in fs]} for t, fs in kstacks],
+                },
+                lambda: "\n\n".join(stack_text(t, fs) for t, fs in kstacks),
+            )
+            return
         tids = [t.tid for t in c.threads]
         if not tids:
             fail(f"{core} records no threads")
@@ -152,14 +198,32 @@ def stack(
 @core_argument
 @click.option("--thread", "tid", type=int, help="This thread (default: the one that crashed).")
 @sysroot_option
+@debug_option
 @json_option
-def regs(core: str, tid: int | None, sysroot: str | None, as_json: bool) -> None:
-    """.trap: general registers, flags decoded, and the instruction at the program counter."""
+def regs(
+    core: str, tid: int | None, sysroot: str | None, debug_files: tuple[str, ...], as_json: bool
+) -> None:
+    """.trap: general registers, flags decoded, and the instruction at the program counter.
+
+    Kernel vmcores: the trap frame of the crashed task (the faulting instruction's registers).
+    """
     from notmyfault.analysis.crash import decode, decode_bytes
-    from notmyfault.dumps import Minidump, UnreadableMemory, WindowsKernelDump
+    from notmyfault.dumps import Minidump, UnreadableMemory, Vmcore, WindowsKernelDump
     from notmyfault.render.analysis import regs_json, regs_text
 
-    with opened(core, minidumps=True) as c:
+    with opened(core, minidumps=True, debug_files=debug_files) as c:
+        if isinstance(c, Vmcore):
+            from notmyfault.analysis.vmcore import trap_frame
+
+            trap = trap_frame(c, tid)
+            if trap is None:
+                fail(f"{core}: no registers: the crashed task's stack cannot be read and the log holds none")
+            _emit(
+                as_json,
+                lambda: regs_json(trap, trap.instruction),
+                lambda: regs_text(trap, trap.instruction, trap.where),
+            )
+            return
         threads = {t.tid: t for t in c.threads}
         if not threads:
             fail(f"{core} records no threads")
@@ -188,14 +252,37 @@ def regs(core: str, tid: int | None, sysroot: str | None, as_json: bool) -> None
 @core_argument
 @click.option("--sort", type=click.Choice(["bytes", "count"]), default="bytes", show_default=True)
 @click.option("--top", type=int, help="Only the first N tags.")
+@debug_option
 @json_option
-def poolused(core: str, sort: str, top: int | None, as_json: bool) -> None:
-    """!poolused: tagged leak blocks by tag, with count and bytes, largest first; else glibc's main heap."""
+def poolused(core: str, sort: str, top: int | None, debug_files: tuple[str, ...], as_json: bool) -> None:
+    """!poolused: tagged leak blocks by tag, with count and bytes, largest first; else glibc's main heap.
+
+    Kernel vmcores: slab caches (a cache named after the tag is the tag's nonpaged pool) and vmalloc by caller.
+    """
     from notmyfault.analysis.heap import heap_summary
     from notmyfault.analysis.pool import pool_usage
+    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render.analysis import pool_json, pool_text
 
-    with opened(core) as c:
+    with opened(core, minidumps=True, debug_files=debug_files) as c:
+        if isinstance(c, Vmcore):
+            from notmyfault.analysis.kmem import slab_usage, vmalloc_usage
+            from notmyfault.render.kernel import slab_json, slab_text
+
+            _need_types(c, "poolused")
+            slabs, vmallocs = slab_usage(c), vmalloc_usage(c)
+            if sort == "count":
+                slabs.sort(key=lambda s: (-s.active_objects, s.name))
+            _emit(
+                as_json,
+                lambda: slab_json(slabs[:top], vmallocs[:top]),
+                lambda: slab_text(slabs, vmallocs, top),
+            )
+            return
+        if isinstance(c, (Minidump, WindowsKernelDump)):
+            fail(
+                f"{core}: poolused reads Linux process cores and vmcores (Windows dumps: see 'notmyfault vm')"
+            )
         usage = pool_usage(c)
         heap = heap_summary(c)
         if sort == "count":
@@ -210,14 +297,22 @@ def poolused(core: str, sort: str, top: int | None, as_json: bool) -> None:
 @click.option("-v", "verbose_name", metavar="NAME", help="lmvm: details of the module NAME (e.g. myfault).")
 @exe_option
 @sysroot_option
+@debug_option
 @json_option
-def modules(core: str, verbose_name: str | None, exe: str | None, sysroot: str | None, as_json: bool) -> None:
+def modules(
+    core: str,
+    verbose_name: str | None,
+    exe: str | None,
+    sysroot: str | None,
+    debug_files: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """lm / lmvm: modules with load range, build-id, and whether the file on disk matches."""
     from notmyfault.analysis.blame import module_matches
     from notmyfault.analysis.modules import modules as list_modules
     from notmyfault.analysis.modules import select_modules
     from notmyfault.analysis.unwind import load_program
-    from notmyfault.dumps import Minidump, WindowsKernelDump
+    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render.memory import (
         drivers_json,
         drivers_text,
@@ -227,7 +322,23 @@ def modules(core: str, verbose_name: str | None, exe: str | None, sysroot: str |
         modules_text,
     )
 
-    with opened(core, minidumps=True) as c:
+    with opened(core, minidumps=True, debug_files=debug_files) as c:
+        if isinstance(c, Vmcore):
+            from notmyfault.analysis.kmem import kernel_modules
+            from notmyfault.render.kernel import kernel_modules_json, kernel_modules_text
+
+            _need_types(c, "modules")
+            kmods = [
+                m for m in kernel_modules(c) if verbose_name is None or module_matches(m.name, verbose_name)
+            ]
+            if verbose_name is not None and not kmods:
+                fail(f"no module named {verbose_name!r} is loaded in the dump")
+            _emit(
+                as_json,
+                lambda: kernel_modules_json(kmods),
+                lambda: kernel_modules_text(kmods, verbose_name is not None),
+            )
+            return
         if isinstance(c, WindowsKernelDump):
             drivers = [d for d in c.drivers if verbose_name is None or module_matches(d.name, verbose_name)]
             if not c.drivers:
@@ -271,16 +382,28 @@ def modules(core: str, verbose_name: str | None, exe: str | None, sysroot: str |
 @click.option(
     "--top", type=int, default=10, show_default=True, help="How many of the biggest mappings to list."
 )
+@debug_option
 @json_option
-def vm(core: str, top: int, as_json: bool) -> None:
-    """!vm: memory by kind (file, anonymous, heap, stacks, tagged pools), the biggest mappings, warnings."""
+def vm(core: str, top: int, debug_files: tuple[str, ...], as_json: bool) -> None:
+    """!vm: memory by kind (file, anonymous, heap, stacks, tagged pools), the biggest mappings, warnings.
+
+    Kernel vmcores: the kernel's memory counters, with a warning when unreclaimable slab dominates.
+    """
     from notmyfault.analysis.pool import pool_usage
     from notmyfault.analysis.vm import vm_summary
     from notmyfault.analysis.winvm import windows_vm
-    from notmyfault.dumps import Minidump, WindowsKernelDump
+    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render.memory import vm_json, vm_text, windows_vm_json, windows_vm_text
 
-    with opened(core, minidumps=True) as c:
+    with opened(core, minidumps=True, debug_files=debug_files) as c:
+        if isinstance(c, Vmcore):
+            from notmyfault.analysis.kmem import kernel_vm
+            from notmyfault.render.kernel import kernel_vm_json, kernel_vm_text
+
+            _need_types(c, "vm")
+            counters = kernel_vm(c)
+            _emit(as_json, lambda: kernel_vm_json(counters), lambda: kernel_vm_text(counters))
+            return
         if isinstance(c, WindowsKernelDump):
             kv = windows_vm(c)
             _emit(as_json, lambda: windows_vm_json(kv), lambda: windows_vm_text(kv))
@@ -296,12 +419,15 @@ def vm(core: str, top: int, as_json: bool) -> None:
 @click.argument("pattern")
 @click.option("--module", "module", metavar="M", help="Search only the mappings of module M (e.g. myfault).")
 @click.option("--hex", "as_hex", is_flag=True, help="PATTERN is hex bytes (e.g. 4c65616b).")
+@debug_option
 @json_option
-def search(core: str, pattern: str, module: str | None, as_hex: bool, as_json: bool) -> None:
+def search(
+    core: str, pattern: str, module: str | None, as_hex: bool, debug_files: tuple[str, ...], as_json: bool
+) -> None:
     """s -a: find a string (or --hex bytes) in the dump and in the mapped files it left out."""
     from notmyfault.analysis.search import search as run
     from notmyfault.analysis.search import search_memory
-    from notmyfault.dumps import Minidump, WindowsKernelDump
+    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render.memory import search_json, search_text
 
     try:
@@ -310,7 +436,17 @@ def search(core: str, pattern: str, module: str | None, as_hex: bool, as_json: b
         fail(f"--hex: {pattern!r} is not hex bytes (e.g. 4c65616b)")
     if not needle:
         fail("give a non-empty pattern")
-    with opened(core, minidumps=True) as c:
+    with opened(core, minidumps=True, debug_files=debug_files) as c:
+        if isinstance(c, Vmcore):
+            from notmyfault.analysis.kmem import kernel_search
+
+            _need_types(c, "search")
+            try:
+                khits = kernel_search(c, needle, module)
+            except LookupError as e:
+                fail(str(e))
+            _emit(as_json, lambda: search_json(needle, khits), lambda: search_text(khits))
+            return
         hits = (
             search_memory(c, needle, module)
             if isinstance(c, (Minidump, WindowsKernelDump))
@@ -326,18 +462,35 @@ def search(core: str, pattern: str, module: str | None, as_hex: bool, as_json: b
 @click.option("--att", is_flag=True, help="AT&T syntax (x86).")
 @exe_option
 @sysroot_option
+@debug_option
 @json_option
 def disasm(
-    core: str, target: str, count: int, att: bool, exe: str | None, sysroot: str | None, as_json: bool
+    core: str,
+    target: str,
+    count: int,
+    att: bool,
+    exe: str | None,
+    sysroot: str | None,
+    debug_files: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """u: disassemble at an address or a symbol (minidumps and kernel dumps: an address)."""
     from notmyfault.analysis.blame import short_name
     from notmyfault.analysis.disasm import UnknownTarget, disassemble, disassemble_memory, resolve
     from notmyfault.analysis.unwind import load_program
-    from notmyfault.dumps import Minidump, WindowsKernelDump
+    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render.memory import disasm_json, disasm_text
 
-    with opened(core, minidumps=True) as c:
+    with opened(core, minidumps=True, debug_files=debug_files) as c:
+        if isinstance(c, Vmcore):
+            from notmyfault.analysis.vmcore import kernel_disasm
+
+            try:
+                kinsns, kwhere = kernel_disasm(c, target, count, "att" if att else "intel")
+            except UnknownTarget as e:
+                fail(str(e))
+            _emit(as_json, lambda: disasm_json(kinsns), lambda: disasm_text(kinsns, kwhere))
+            return
         if isinstance(c, (Minidump, WindowsKernelDump)):
             try:
                 address = int(target, 0)
@@ -366,6 +519,16 @@ def disasm(
         except LookupError:
             pass
         _emit(as_json, lambda: disasm_json(insns), lambda: disasm_text(insns, where))
+
+
+def _need_types(c: Any, command: str) -> None:
+    """Fail with one line when a vmcore's kernel types (the debug vmlinux) were not found."""
+    if not c.has_types():
+        fail(
+            f"{command} on a vmcore needs the kernel's debug information: give --debug-file vmlinux "
+            f"(Debian: linux-image-{c.release}-dbg; the lab keeps it beside its vmcores); "
+            "'notmyfault analyze' works without it from the kernel log"
+        )
 
 
 COMMANDS = (analyze, stack, regs, poolused, modules, vm, search, disasm)

@@ -254,6 +254,7 @@ def _register() -> None:
     from notmyfault.cli.analyze import COMMANDS
     from notmyfault.cli.demo import demo
     from notmyfault.cli.hang import hang
+    from notmyfault.cli.lab import lab
     from notmyfault.cli.leak import cleanup, leak
     from notmyfault.cli.triage import triage
     from notmyfault.cli.ui import ui
@@ -264,6 +265,7 @@ def _register() -> None:
     cli.add_command(demo)
     cli.add_command(ui)
     cli.add_command(triage)
+    cli.add_command(lab)
     for command in COMMANDS:
         cli.add_command(command)
 

@@ -2,8 +2,8 @@
 
 ELF process cores are read by every command; minidumps (``MDMP``) and Windows
 kernel dumps (``PAGEDUMP``, ``PAGEDU64``) by ``analyze``, ``stack``, ``regs``,
-``modules``, ``search`` and ``disasm`` (:func:`open_any`).  Linux kernel vmcores are a later stage
-and are refused with a message saying so.
+``modules``, ``search`` and ``disasm`` (:func:`open_any`); Linux kernel vmcores (ELF cores that
+carry a VMCOREINFO note) by every analysis command, through drgn.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.dumps.minidump import MAGIC as MINIDUMP_MAGIC
 from notmyfault.dumps.minidump import Minidump
+from notmyfault.dumps.vmcore import Vmcore, is_vmcore
 from notmyfault.dumps.windump import MAGIC32, MAGIC64, WindowsKernelDump
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ElfCore",
     "Minidump",
     "UnreadableMemory",
+    "Vmcore",
     "WindowsKernelDump",
     "open_any",
     "open_dump",
@@ -47,10 +49,17 @@ def open_dump(path: str | os.PathLike[str]) -> ElfCore:
             if prefix in (b"MDMP", b"PAGE"):
                 raise DumpError(f"{os.fspath(path)} is {what}")
             raise DumpError(f"{os.fspath(path)} is {what}; notmyfault reads Linux ELF process cores so far")
-    return ElfCore(path)
+    core = ElfCore(path)
+    if is_vmcore(core):
+        core.close()
+        raise DumpError(f"{os.fspath(path)} is a Linux kernel vmcore: {VMCORE_COMMANDS} read those")
+    return core
 
 
-def open_any(path: str | os.PathLike[str]) -> ElfCore | Minidump | WindowsKernelDump:
+VMCORE_COMMANDS = "analyze, stack, regs, vm, poolused, modules, search and disasm"
+
+
+def open_any(path: str | os.PathLike[str]) -> ElfCore | Minidump | WindowsKernelDump | Vmcore:
     """Open an ELF process core, a minidump or a Windows kernel dump by its magic (see :func:`open_dump`)."""
     try:
         with open(path, "rb") as f:
@@ -61,4 +70,9 @@ def open_any(path: str | os.PathLike[str]) -> ElfCore | Minidump | WindowsKernel
         return Minidump(os.fspath(path))
     if magic in (MAGIC32, MAGIC64):
         return WindowsKernelDump(os.fspath(path))
+    if magic.startswith(b"\x7fELF"):
+        core = ElfCore(path)
+        if is_vmcore(core):
+            return Vmcore(path, core)
+        core.close()
     return open_dump(path)

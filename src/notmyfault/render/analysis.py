@@ -67,6 +67,8 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False) -> str:
             f"BugCheck {a.exception_code:X}, {{{', '.join(f'{p:x}' for p in a.exception_parameters)}}}"
         )
         return _kernel_tail(a, out, verbose)
+    if a.dump_kind == "linux-kernel":
+        return _linux_kernel_text(a, out, verbose)
     if a.exception_code is not None:
         out.append(f"{a.crash_class} ({a.exception_name} / {a.exception_code:#010x})")
     else:
@@ -144,6 +146,39 @@ def _kernel_tail(a: CrashAnalysis, out: list[str], verbose: bool) -> str:
     return "\n".join(out)
 
 
+def _linux_kernel_text(a: CrashAnalysis, out: list[str], verbose: bool) -> str:
+    """The page of a Linux kernel vmcore: the class and its Windows picture, the kernel's report,
+    the four arguments of a page fault, the faulting instruction, the stack, the blame."""
+    out.append(f"{a.crash_class} (the picture of {a.exception_name})")
+    out.append(a.description)
+    if a.abort_message:
+        out += ["", f"REPORT: {a.abort_message}"]
+    if a.exception_parameters:
+        out += ["", "Arguments:"]
+        for i, (value, meaning) in enumerate(zip(a.exception_parameters, a.argument_notes, strict=False)):
+            out.append(f"Arg{i + 1}: {value:016x}, {meaning}")
+    out += ["", "FAULTING_IP:"]
+    trap = next((f for f in a.frames if f.pc == a.fault_pc or (f.how.startswith("trap") and not f.pc)), None)
+    out.append(trap.location() if trap else "none (no exception: the kernel stopped itself)")
+    if a.instruction is not None:
+        out.append(f"{a.instruction.address:016x} {a.instruction.text}")
+    out += ["", f"MACHINE: {a.arch}, {a.executable}, crashed task pid {a.crashed_tid}"]
+    out += ["", "STACK_TEXT:"]
+    limit = None if verbose else 30
+    for f in a.frames[:limit]:
+        out.append(frame_line(f))
+    if limit is not None and len(a.frames) > limit:
+        out.append(f"... {len(a.frames) - limit} more frames (-v shows them)")
+    if a.deadlock:
+        out += ["", "DEADLOCK:"]
+        for w in a.deadlock:
+            out.append(f"  pid {w.tid} ({w.function}) waits for mutex {w.mutex:#x} held by pid {w.owner}")
+    out += ["", f"Probably caused by : {a.probably_caused_by}", f"BUCKET_ID: {a.bucket}"]
+    for note in a.notes:
+        out.append(f"NOTE: {note}")
+    return "\n".join(out)
+
+
 def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
     """The analysis as the JSON contract's ``analysis`` object."""
     return {
@@ -164,6 +199,16 @@ def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
             "code": f"{a.exception_code:#x}",
             "name": a.exception_name,
             "parameters": [hexa(p) for p in a.exception_parameters],
+            "meanings": list(a.argument_notes),
+        },
+        "kernel": None
+        if a.dump_kind != "linux-kernel"
+        else {
+            "release": a.executable,
+            "class": a.crash_class,
+            "bugcheck_picture": a.exception_name,
+            "report": a.abort_message,
+            "arguments": [hexa(p) for p in a.exception_parameters],
             "meanings": list(a.argument_notes),
         },
         "arch": a.arch,

@@ -24,7 +24,8 @@ def analyze_path(path: str) -> dict[str, Any]:
     from notmyfault.analysis.crash import analyze as analyze_core
     from notmyfault.analysis.kernel import analyze_kernel_dump
     from notmyfault.analysis.minidump import analyze_minidump
-    from notmyfault.dumps import ElfCore, Minidump, WindowsKernelDump, open_any
+    from notmyfault.analysis.vmcore import analyze_vmcore
+    from notmyfault.dumps import ElfCore, Minidump, Vmcore, WindowsKernelDump, open_any
     from notmyfault.dumps.buildid import dumped_build_id
     from notmyfault.render.analysis import analysis_text
 
@@ -36,6 +37,8 @@ def analyze_path(path: str) -> dict[str, Any]:
             for m in dump.modules:
                 if m.code_id:
                     build_ids.setdefault(short_name(m.name), m.code_id)
+        elif isinstance(dump, Vmcore):
+            a = analyze_vmcore(dump)
         elif isinstance(dump, WindowsKernelDump):
             a = analyze_kernel_dump(dump)
             crash_time = dump.system_time

@@ -1,0 +1,236 @@
+"""``notmyfault lab``: crash a real kernel in a disposable QEMU guest and analyse its vmcore.
+
+notmyfault lab run -- leak --pool nonpaged --rate 10MB --stop-at 200MB --then-crash high-irql
+notmyfault lab run -- crash null-deref
+notmyfault lab run -- hang dpc
+notmyfault lab shell
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from notmyfault.cli.common import EXIT_INTERRUPTED, fail, parse_size_option, raise_interrupt
+from notmyfault.kernel import CRASHES, HANGS, POOLS
+
+accel_option = click.option(
+    "--accel",
+    type=click.Choice(["tcg", "kvm", "auto"]),
+    default="tcg",
+    show_default=True,
+    help="QEMU's accelerator: tcg emulates (works everywhere); kvm needs a usable /dev/kvm.",
+)
+kernel_option = click.option(
+    "--kernel",
+    "release",
+    metavar="RELEASE",
+    help="Debian kernel ABI (default: what linux-image-amd64 is today).",
+)
+
+
+@click.group()
+def lab() -> None:
+    """A disposable QEMU guest with a real distribution kernel and myfault.ko: crash, hang, leak, analyse."""
+
+
+def _kit(release: str | None) -> Any:
+    from notmyfault.lab.kit import KitError, check_host, fetch
+
+    try:
+        kit = fetch(release, say=lambda m: click.echo(m, err=True))
+    except KitError as e:
+        fail(str(e))
+    problems = check_host(kit)
+    if problems:
+        fail("; ".join(problems))
+    return kit
+
+
+@lab.command()
+@kernel_option
+def fetch(release: str | None) -> None:
+    """Download and unpack the kernel kit (image, debug vmlinux) into the cache, once."""
+    kit = _kit(release)
+    click.echo(f"{kit.release}: {kit.root}")
+
+
+# The scenario: the words after `lab run --`, parsed by their own small command set.
+@click.group(name="lab run --")
+def scenario() -> None:
+    """What the guest does."""
+
+
+@scenario.command("crash")
+@click.argument("crash_type", type=click.Choice(list(CRASHES)))
+@click.option("--code", default="0xe2", show_default=True, help="For 'panic': the bug check code.")
+@click.pass_obj
+def scenario_crash(steps: list[Any], crash_type: str, code: str) -> None:
+    """Crash the guest's kernel in myfault.ko."""
+    from notmyfault.kernel import crash_request
+    from notmyfault.lab.run import Step
+
+    try:
+        value = int(code, 0)
+    except ValueError:
+        raise click.BadParameter(f"{code!r} is not a number (e.g. 0xd1)", param_hint="--code") from None
+    steps.append(Step(crash_request(crash_type, value), f"crash {crash_type}", fault=True))
+
+
+@scenario.command("hang")
+@click.argument("hang_type", type=click.Choice(list(HANGS)))
+@click.pass_obj
+def scenario_hang(steps: list[Any], hang_type: str) -> None:
+    """Hang the guest's kernel in myfault.ko."""
+    from notmyfault.kernel import hang_request
+    from notmyfault.lab.run import Step
+
+    steps.append(Step(hang_request(hang_type), f"hang {hang_type}", fault=True))
+
+
+@scenario.command("leak")
+@click.option("--pool", type=click.Choice(list(POOLS)), default="nonpaged", show_default=True)
+@click.option("--rate", default="10MB", show_default=True, help="Bytes per second.")
+@click.option("--stop-at", default="40MB", show_default=True, help="Stop after this many bytes.")
+@click.option("--block", default="4096", show_default=True, help="Bytes per block (slab object or vmalloc).")
+@click.option(
+    "--tag", default="Leak", show_default=True, help="The tag: nonpaged blocks go to a cache of this name."
+)
+@click.option("--then-crash", type=click.Choice(list(CRASHES)), help="Then crash this way.")
+@click.option("--then-hang", type=click.Choice(list(HANGS)), help="Then hang this way.")
+@click.pass_obj
+def scenario_leak(
+    steps: list[Any],
+    pool: str,
+    rate: str,
+    stop_at: str,
+    block: str,
+    tag: str,
+    then_crash: str | None,
+    then_hang: str | None,
+) -> None:
+    """Leak kernel memory at a rate with a tag (and then crash or hang)."""
+    from notmyfault.kernel import crash_request, hang_request, leak_request
+    from notmyfault.lab.run import Step
+
+    try:
+        req = leak_request(
+            pool,
+            parse_size_option("--rate", rate),
+            parse_size_option("--stop-at", stop_at),
+            parse_size_option("--block", block),
+            tag,
+        )
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--tag") from None
+    steps.append(Step(req, f"leak {pool} {rate}/s to {stop_at} tag {tag}"))
+    if then_crash:
+        steps.append(Step(crash_request(then_crash), f"crash {then_crash}", fault=True))
+    if then_hang:
+        steps.append(Step(hang_request(then_hang), f"hang {then_hang}", fault=True))
+
+
+def _out_dir(out: str | None) -> Path:
+    from notmyfault.capture.config import state_dir
+
+    if out:
+        return Path(out)
+    return Path(state_dir()) / "lab" / time.strftime("%Y%m%d-%H%M%S")
+
+
+@lab.command(context_settings={"ignore_unknown_options": True})
+@click.argument("words", nargs=-1, type=click.UNPROCESSED, required=True)
+@kernel_option
+@accel_option
+@click.option("--out", type=click.Path(file_okay=False), help="Directory for the vmcore and console log.")
+@click.option("--memory", default=512, show_default=True, help="Guest memory in MiB.")
+@click.option("--cpus", default=1, show_default=True, help="Guest CPUs.")
+@click.option(
+    "--nmi-after", default=10.0, show_default=True, help="Seconds to wait for a panic before the NMI button."
+)
+@click.option("--no-analysis", is_flag=True, help="Only capture the vmcore.")
+def run(
+    words: tuple[str, ...],
+    release: str | None,
+    accel: str,
+    out: str | None,
+    memory: int,
+    cpus: int,
+    nmi_after: float,
+    no_analysis: bool,
+) -> None:
+    """Boot a guest, run a scenario (after --: crash TYPE | hang TYPE | leak ...), capture and analyse the vmcore."""
+    steps: list[Any] = []
+    try:
+        scenario.main(list(words), prog_name="notmyfault lab run --", standalone_mode=False, obj=steps)
+    except click.ClickException as e:
+        fail(e.format_message())
+    if not steps:
+        return  # --help of the scenario was printed
+    if not any(s.fault for s in steps):
+        click.echo("lab: the scenario has no fault: the NMI button will end it with a panic", err=True)
+    _run(steps, release, accel, out, memory, cpus, nmi_after, interactive=False, analysis=not no_analysis)
+
+
+@lab.command()
+@kernel_option
+@accel_option
+@click.option("--out", type=click.Path(file_okay=False), help="Directory for the vmcore and console log.")
+@click.option("--memory", default=512, show_default=True, help="Guest memory in MiB.")
+def shell(release: str | None, accel: str, out: str | None, memory: int) -> None:
+    """An interactive guest (myfault.ko loaded, myfaultctl on PATH); a panic is captured as in run."""
+    _run([], release, accel, out, memory, 1, 0, interactive=True, analysis=True)
+
+
+def _run(
+    steps: list[Any],
+    release: str | None,
+    accel: str,
+    out: str | None,
+    memory: int,
+    cpus: int,
+    nmi_after: float,
+    *,
+    interactive: bool,
+    analysis: bool,
+) -> None:
+    from notmyfault.kernel import KernelError
+    from notmyfault.lab.machine import LabError
+    from notmyfault.lab.run import run as run_lab
+
+    kit = _kit(release)
+    directory = _out_dir(out)
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        result = run_lab(
+            kit,
+            steps,
+            directory,
+            accel=accel,
+            memory_mb=memory,
+            cpus=cpus,
+            nmi_after=nmi_after,
+            interactive=interactive,
+            say=lambda m: click.echo(m, err=True),
+        )
+    except (LabError, KernelError) as e:
+        fail(str(e), 1)
+    except KeyboardInterrupt:
+        fail("interrupted: the guest was stopped", EXIT_INTERRUPTED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.outcome.phases.items())
+    click.echo(f"lab: {kit.release} under {result.accel}: {phases}", err=True)
+    click.echo(f"lab: console log: {result.outcome.console}", err=True)
+    if result.vmcore is None:
+        fail("the guest stopped without a panic: no vmcore", 1)
+    click.echo(f"lab: vmcore: {result.vmcore} ({os.path.getsize(result.vmcore) >> 20} MiB)", err=True)
+    if analysis:
+        from notmyfault.cli.analyze import analyze
+
+        analyze.main([str(result.vmcore)], prog_name="notmyfault analyze", standalone_mode=False)

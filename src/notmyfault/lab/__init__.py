@@ -1,0 +1,1 @@
+"""``notmyfault lab``: a disposable QEMU guest that runs a real distribution kernel with myfault.ko."""

@@ -1,0 +1,188 @@
+"""The lab's kernel kit: a distribution kernel, its debug vmlinux, its headers, fetched once.
+
+Debian's registry has, for one ABI version ``6.1.0-NN-amd64``, the image
+(``vmlinuz`` and the modules), the image's debug symbols (``-dbg``, about
+850 MB, full DWARF) and the headers that kbuild builds ``myfault.ko``
+against.  The three must be the same version: the default is the one that
+``linux-image-amd64`` points at today, and the kit is kept under
+``$XDG_CACHE_HOME/notmyfault/lab/<release>/`` so later runs fetch nothing.
+
+Only what the lab uses is unpacked: ``vmlinuz``, the guest modules that catch
+the panic (``qemu_fw_cfg``, ``pvpanic``, ``pvpanic-mmio``) and their debug
+twins, and ``vmlinux``.  The headers are a system package (kbuild's paths are
+absolute), installed with apt-get when missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+GUEST_MODULES = (
+    "kernel/drivers/firmware/qemu_fw_cfg.ko",
+    "kernel/drivers/misc/pvpanic/pvpanic.ko",
+    "kernel/drivers/misc/pvpanic/pvpanic-mmio.ko",
+)
+"""The modules that let QEMU see the panic (pvpanic) and the VMCOREINFO (fw_cfg), in load order:
+pvpanic-mmio needs pvpanic's symbols."""
+
+
+class KitError(Exception):
+    """A one-line reason why the kernel kit could not be had."""
+
+
+@dataclass(frozen=True)
+class Kit:
+    """The files of one kernel release, all in the cache."""
+
+    release: str
+    root: Path
+
+    @property
+    def vmlinuz(self) -> Path:
+        """The bootable kernel."""
+        return self.root / "vmlinuz"
+
+    @property
+    def vmlinux(self) -> Path:
+        """The kernel with full DWARF (from the -dbg package)."""
+        return self.root / "vmlinux"
+
+    @property
+    def modules(self) -> list[Path]:
+        """The guest's modules, in load order (as shipped: stripped)."""
+        return [self.root / "modules" / Path(m).name for m in GUEST_MODULES]
+
+    @property
+    def debug_modules(self) -> list[Path]:
+        """The same modules with their DWARF."""
+        return [self.root / "debug" / Path(m).name for m in GUEST_MODULES]
+
+    @property
+    def kdir(self) -> Path:
+        """kbuild's directory for this release."""
+        return Path("/lib/modules") / self.release / "build"
+
+    def complete(self) -> bool:
+        """Whether every file is in the cache."""
+        files = [self.vmlinuz, self.vmlinux, *self.modules, *self.debug_modules]
+        return all(f.exists() for f in files)
+
+
+def cache_root() -> Path:
+    """Where kits are kept: $NOTMYFAULT_LAB_CACHE, else $XDG_CACHE_HOME/notmyfault/lab."""
+    if os.environ.get("NOTMYFAULT_LAB_CACHE"):
+        return Path(os.environ["NOTMYFAULT_LAB_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "notmyfault" / "lab"
+
+
+def _run(argv: list[str], what: str, **kw: object) -> str:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
+    except FileNotFoundError:
+        raise KitError(f"{what}: {argv[0]} is missing (this needs a Debian/Ubuntu system)") from None
+    if proc.returncode:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no message"]
+        raise KitError(f"{what} failed: {tail[0]}")
+    return str(proc.stdout)
+
+
+def default_release() -> str:
+    """The ABI version that Debian's ``linux-image-amd64`` depends on today (e.g. 6.1.0-56-amd64)."""
+    cached = sorted(p.name for p in cache_root().glob("*-amd64") if Kit(p.name, p).complete())
+    if cached:
+        return cached[-1]
+    out = _run(["apt-cache", "depends", "linux-image-amd64"], "asking apt which kernel is current")
+    m = re.search(r"Depends: linux-image-(\d[\w.-]*-amd64)\b", out)
+    if not m:
+        raise KitError("apt does not know linux-image-amd64: run apt-get update, or give --kernel RELEASE")
+    return m.group(1)
+
+
+def _unpack(deb: Path, dest: Path, members: list[str]) -> None:
+    """Unpack only ``members`` (tar wildcards) of a .deb's data, with a multi-threaded xz."""
+    members_arg = " ".join(f"'{m}'" for m in members)
+    script = (
+        f"set -o pipefail; ar p '{deb}' $(ar t '{deb}' | grep '^data.tar') | "
+        f"case $(ar t '{deb}' | grep '^data.tar') in *.xz) xz -dc -T0;; *.zst) zstd -dc;; *) cat;; esac | "
+        f"tar -x -C '{dest}' --wildcards {members_arg}"
+    )
+    _run(["bash", "-c", script], f"unpacking {deb.name}")
+
+
+def fetch(release: str | None = None, say: object = print) -> Kit:
+    """Fetch and unpack the kit of ``release`` (default: :func:`default_release`) unless cached."""
+    release = release or default_release()
+    if not re.fullmatch(r"\d[\w.+-]*", release):
+        raise KitError(f"{release!r} is not a kernel release (e.g. 6.1.0-56-amd64)")
+    kit = Kit(release, cache_root() / release)
+    if kit.complete():
+        return kit
+    kit.root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=kit.root) as tmp:
+        work = Path(tmp)
+        pkgs = [f"linux-image-{release}", f"linux-image-{release}-dbg"]
+        say(f"lab: downloading {', '.join(pkgs)} (about 930 MB, once)")  # type: ignore[operator]
+        _run(["apt-get", "download", "-q", *pkgs], "apt-get download", cwd=work)
+        image = next(work.glob(f"linux-image-{release}_*.deb"))
+        dbg = next(work.glob(f"linux-image-{release}-dbg_*.deb"))
+        say("lab: unpacking vmlinuz, the guest modules and the debug vmlinux")  # type: ignore[operator]
+        _unpack(
+            image,
+            work,
+            [f"./boot/vmlinuz-{release}", *(f"./*lib/modules/{release}/{m}" for m in GUEST_MODULES)],
+        )
+        _unpack(
+            dbg,
+            work,
+            [
+                f"./usr/lib/debug/boot/vmlinux-{release}",
+                *(f"./usr/lib/debug/lib/modules/{release}/{m}" for m in GUEST_MODULES),
+            ],
+        )
+        (kit.root / "modules").mkdir(exist_ok=True)
+        (kit.root / "debug").mkdir(exist_ok=True)
+        for m in GUEST_MODULES:
+            found = list(work.glob(f"*lib/modules/{release}/{m}")) + list(
+                work.glob(f"usr/lib/modules/{release}/{m}")
+            )
+            if not found:
+                raise KitError(f"linux-image-{release} has no {m}")
+            shutil.move(found[0], kit.root / "modules" / Path(m).name)
+            shutil.move(work / f"usr/lib/debug/lib/modules/{release}/{m}", kit.root / "debug" / Path(m).name)
+        shutil.move(work / f"boot/vmlinuz-{release}", kit.vmlinuz)
+        shutil.move(work / f"usr/lib/debug/boot/vmlinux-{release}", kit.vmlinux)
+    return kit
+
+
+def check_host(kit: Kit) -> list[str]:
+    """What the host lacks to build and boot this kit (each a one-line fix)."""
+    problems = []
+    if not (kit.kdir / "Makefile").exists():
+        problems.append(f"no headers for {kit.release}: apt-get install linux-headers-{kit.release}")
+    if not shutil.which("qemu-system-x86_64"):
+        problems.append("no qemu-system-x86_64: apt-get install qemu-system-x86")
+    if not _static(Path(BUSYBOX)):
+        problems.append("no static busybox: apt-get install busybox-static")
+    return problems
+
+
+BUSYBOX = "/bin/busybox"
+
+
+def _static(path: Path) -> bool:
+    """Whether ``path`` is an ELF executable that needs no dynamic loader (runs in a bare initramfs)."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        with open(path, "rb") as f:
+            return not any(seg["p_type"] == "PT_INTERP" for seg in ELFFile(f).iter_segments())
+    except (OSError, ELFError):
+        return False
