@@ -226,7 +226,8 @@ def _run(
         signal.signal(signal.SIGTERM, previous)
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.outcome.phases.items())
     click.echo(f"lab: {kit.release} under {result.accel}: {phases}", err=True)
-    click.echo(f"lab: console log: {result.outcome.console}", err=True)
+    if result.outcome.console.exists():
+        click.echo(f"lab: console log: {result.outcome.console}", err=True)
     if result.vmcore is None:
         fail("the guest stopped without a panic: no vmcore", 1)
     click.echo(f"lab: vmcore: {result.vmcore} ({os.path.getsize(result.vmcore) >> 20} MiB)", err=True)

@@ -70,6 +70,13 @@ def cli() -> None:
     "--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the child to die."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report (or the list) as JSON.")
+@click.option(
+    "--kernel",
+    "in_kernel",
+    is_flag=True,
+    help="Crash this machine's kernel in myfault.ko (see 'notmyfault kernel').",
+)
+@click.option("--yes-crash-this-machine", "yes", is_flag=True, help="With --kernel: really do it.")
 @click.option("--child", is_flag=True, hidden=True)
 def crash(
     crash_type: str | None,
@@ -81,6 +88,8 @@ def crash(
     ballast: str | None,
     timeout: float,
     as_json: bool,
+    in_kernel: bool,
+    yes: bool,
     child: bool,
 ) -> None:
     """Crash in a precise, documented way inside myfault, and report where the dump went.
@@ -92,6 +101,14 @@ def crash(
     """
     from notmyfault.faults.catalog import UnknownCrashType, lookup
 
+    if in_kernel:
+        from notmyfault.cli.kernel import crash_host
+        from notmyfault.kernel import CRASHES
+
+        if crash_type not in CRASHES:
+            fail(f"kernel crash types: {', '.join(CRASHES)} (got {crash_type!r})")
+        crash_host(crash_type, 0xE2, yes)
+        return
     if list_:
         from notmyfault.render.catalog import catalog_json, catalog_text
 
@@ -254,6 +271,7 @@ def _register() -> None:
     from notmyfault.cli.analyze import COMMANDS
     from notmyfault.cli.demo import demo
     from notmyfault.cli.hang import hang
+    from notmyfault.cli.kernel import kernel
     from notmyfault.cli.lab import lab
     from notmyfault.cli.leak import cleanup, leak
     from notmyfault.cli.triage import triage
@@ -266,6 +284,7 @@ def _register() -> None:
     cli.add_command(ui)
     cli.add_command(triage)
     cli.add_command(lab)
+    cli.add_command(kernel)
     for command in COMMANDS:
         cli.add_command(command)
 

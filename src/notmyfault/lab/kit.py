@@ -94,15 +94,19 @@ def _run(argv: list[str], what: str, **kw: object) -> str:
 
 
 def default_release() -> str:
-    """The ABI version that Debian's ``linux-image-amd64`` depends on today (e.g. 6.1.0-56-amd64)."""
+    """The ABI version that Debian's ``linux-image-amd64`` depends on today (e.g. 6.1.0-56-amd64);
+    when apt cannot say (offline, not Debian), the newest kit already in the cache."""
+    try:
+        out = _run(["apt-cache", "depends", "linux-image-amd64"], "asking apt which kernel is current")
+    except KitError:
+        out = ""
+    m = re.search(r"Depends: linux-image-(\d[\w.-]*-amd64)\b", out)
+    if m:
+        return m.group(1)
     cached = sorted(p.name for p in cache_root().glob("*-amd64") if Kit(p.name, p).complete())
     if cached:
         return cached[-1]
-    out = _run(["apt-cache", "depends", "linux-image-amd64"], "asking apt which kernel is current")
-    m = re.search(r"Depends: linux-image-(\d[\w.-]*-amd64)\b", out)
-    if not m:
-        raise KitError("apt does not know linux-image-amd64: run apt-get update, or give --kernel RELEASE")
-    return m.group(1)
+    raise KitError("apt does not know linux-image-amd64: run apt-get update, or give --kernel RELEASE")
 
 
 def _unpack(deb: Path, dest: Path, members: list[str]) -> None:

@@ -1,0 +1,200 @@
+"""``notmyfault kernel``: myfault.ko on this machine (host mode), for a real Linux host with headers.
+
+Everything here acts on the running kernel, so it says so: building is
+harmless; loading needs root; leaking, hanging and crashing need root and an
+explicit flag, and a crash first shows whether kdump would keep a vmcore.
+Use ``notmyfault lab`` to do the same in a disposable guest instead.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import click
+
+from notmyfault.cli.common import fail, parse_size_option
+from notmyfault.kernel import CRASHES, HANGS, POOLS
+
+YES = "--yes-crash-this-machine"
+BUILD_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "notmyfault" / "kmod"
+
+
+def _kdump_line() -> str:
+    from notmyfault.capture.config import read_kernel_dump
+
+    k = read_kernel_dump()
+    if k.ready:
+        return f"kdump is ready: a crash kernel is loaded ({k.crash_kernel_size or 0} bytes reserved)"
+    if k.crash_kernel_loaded is None:
+        return "kdump: this kernel has no kexec crash support: a panic leaves no vmcore"
+    reserved = "crashkernel= reserves memory" if k.crash_kernel_size else "no crashkernel= reservation"
+    return f"kdump is NOT ready (no crash kernel loaded; {reserved}): a panic now leaves no vmcore"
+
+
+def _loaded() -> bool:
+    return Path("/sys/module/myfault").exists()
+
+
+@click.group()
+def kernel() -> None:
+    """myfault.ko on this machine: build, load, unload, status, and (with --yes-crash-this-machine) faults."""
+
+
+@kernel.command()
+@click.option(
+    "--kdir", type=click.Path(file_okay=False), help="kbuild directory (default: the running kernel's)."
+)
+def build(kdir: str | None) -> None:
+    """Build myfault.ko against the headers of the running kernel (or --kdir)."""
+    from notmyfault.kernel import KernelError, default_kdir
+    from notmyfault.kernel import build as kbuild
+
+    try:
+        ko = kbuild(Path(kdir) if kdir else default_kdir(), BUILD_DIR / os.uname().release)
+    except KernelError as e:
+        fail(str(e), 1)
+    click.echo(str(ko))
+
+
+@kernel.command()
+def load() -> None:
+    """insmod the built myfault.ko (root): /dev/myfault appears."""
+    ko = BUILD_DIR / os.uname().release / "myfault.ko"
+    if not ko.exists():
+        fail("myfault.ko is not built for this kernel: run 'notmyfault kernel build' first")
+    if os.geteuid() != 0:
+        fail("loading a kernel module needs root: run this as root (sudo)")
+    if _loaded():
+        fail("myfault is already loaded ('notmyfault kernel unload' first)")
+    _run(["insmod", str(ko)], "insmod")
+    click.echo("myfault loaded: /dev/myfault")
+
+
+@kernel.command()
+def unload() -> None:
+    """rmmod myfault (its leaked blocks are freed; persistent ones keep it loaded: see 'free')."""
+    if not _loaded():
+        fail("myfault is not loaded")
+    _run(["rmmod", "myfault"], "rmmod")
+    click.echo("myfault unloaded")
+
+
+@kernel.command()
+def status() -> None:
+    """Whether myfault is loaded, what it has leaked, and whether kdump is ready."""
+    from notmyfault.kernel import OP_STATUS, KernelError, Request, send
+
+    click.echo(_kdump_line())
+    if not _loaded():
+        click.echo("myfault: not loaded")
+        return
+    try:
+        leaked, blocks = send(Request(OP_STATUS))
+    except KernelError as e:
+        fail(str(e))
+    click.echo(f"myfault: loaded; leaked {leaked} bytes in {blocks} blocks")
+
+
+@kernel.command()
+def free() -> None:
+    """Free every block myfault.ko leaked, persistent ones too."""
+    from notmyfault.kernel import OP_FREE, KernelError, Request, send
+
+    try:
+        send(Request(OP_FREE))
+    except KernelError as e:
+        fail(str(e))
+    click.echo("myfault: leaked blocks freed")
+
+
+def _guard(what: str, yes: bool) -> None:
+    """Refuse to hurt this machine unless asked explicitly; say whether a vmcore would be kept."""
+    click.echo(_kdump_line(), err=True)
+    if not yes:
+        fail(f"{what} would take down this machine's kernel: add {YES} to mean it (or use 'notmyfault lab')")
+    if not _loaded():
+        fail("myfault is not loaded: notmyfault kernel build && notmyfault kernel load")
+
+
+def crash_host(name: str, code: int, yes: bool) -> None:
+    """Crash the running kernel in myfault.ko (after the guard)."""
+    from notmyfault.kernel import KernelError, crash_request, send
+
+    _guard(f"crash {name}", yes)
+    try:
+        send(crash_request(name, code))
+    except KernelError as e:
+        fail(f"{e} (the kernel survived)", 1)
+    fail("the kernel survived the crash request", 1)
+
+
+@kernel.command("crash")
+@click.argument("crash_type", type=click.Choice(list(CRASHES)))
+@click.option("--code", default="0xe2", show_default=True, help="For 'panic': the bug check code.")
+@click.option(YES, "yes", is_flag=True, help="Really crash this machine.")
+def crash_cmd(crash_type: str, code: str, yes: bool) -> None:
+    """Crash this machine's kernel in myfault.ko (needs --yes-crash-this-machine)."""
+    try:
+        value = int(code, 0)
+    except ValueError:
+        fail(f"--code: {code!r} is not a number (e.g. 0xd1)")
+    crash_host(crash_type, value, yes)
+
+
+@kernel.command("hang")
+@click.argument("hang_type", type=click.Choice(list(HANGS)))
+@click.option(YES, "yes", is_flag=True, help="Really hang this machine.")
+def hang_cmd(hang_type: str, yes: bool) -> None:
+    """Hang this machine's kernel in myfault.ko (needs --yes-crash-this-machine)."""
+    from notmyfault.kernel import KernelError, hang_request, send
+
+    _guard(f"hang {hang_type}", yes)
+    try:
+        send(hang_request(hang_type))
+    except KernelError as e:
+        fail(str(e), 1)
+
+
+@kernel.command("leak")
+@click.option("--pool", type=click.Choice(list(POOLS)), default="nonpaged", show_default=True)
+@click.option("--rate", default="1MB", show_default=True, help="Bytes per second.")
+@click.option("--stop-at", default="20MB", show_default=True, help="Stop after this many bytes.")
+@click.option("--block", default="4096", show_default=True, help="Bytes per block.")
+@click.option(
+    "--tag", default="Leak", show_default=True, help="Nonpaged blocks go to a slab cache of this name."
+)
+@click.option(
+    "--persist", is_flag=True, help="Keep the blocks after this command (myfault then refuses rmmod)."
+)
+@click.option(YES, "yes", is_flag=True, help="Really leak this machine's kernel memory.")
+def leak_cmd(pool: str, rate: str, stop_at: str, block: str, tag: str, persist: bool, yes: bool) -> None:
+    """Leak kernel memory in myfault.ko at a rate with a tag (Ctrl-C stops it; unload frees it)."""
+    from notmyfault.kernel import KernelError, leak_request, send
+
+    _guard("a kernel memory leak", yes)
+    try:
+        req = leak_request(
+            pool,
+            parse_size_option("--rate", rate),
+            parse_size_option("--stop-at", stop_at),
+            parse_size_option("--block", block),
+            tag,
+            persist,
+        )
+        leaked, blocks = send(req)
+    except ValueError as e:
+        fail(str(e))
+    except KernelError as e:
+        fail(str(e), 1)
+    click.echo(f"myfault: {leaked} bytes in {blocks} blocks leaked with tag {tag}")
+
+
+def _run(argv: list[str], what: str) -> None:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True)
+    except FileNotFoundError:
+        fail(f"{argv[0]} is missing: install kmod")
+    if proc.returncode:
+        fail(f"{what} failed: {(proc.stderr or proc.stdout).strip().splitlines()[-1:] or ['no message']}", 1)
