@@ -500,3 +500,43 @@ def test_sigterm_stops_the_guest(lab: dict[str, Run], tmp_path: Path) -> None:
     left = subprocess.run(["pgrep", "-f", f"qemu-system-x86_64.*{tmp_path}"], capture_output=True, text=True)
     assert left.stdout.strip() == ""
     assert not (tmp_path / "vmcore").exists()
+
+
+EXPECTED = {
+    "seed": ("page-fault-irqs-off", "myfault_high_irql"),
+    "buffer-overflow": ("slab-corruption", "myfault_buffer_overflow"),
+    "code-overwrite": ("write-to-readonly", "myfault_code_overwrite"),
+    "stack-trash": ("stack-protector", "myfault_stack_trash"),
+    "null-deref": ("null-deref", "myfault_null_deref"),
+    "stack-overflow": ("stack-overflow", "myfault_stack_overflow"),
+    "bug": ("bug", "myfault_bug"),
+    "double-free": ("double-free", "myfault_double_free"),
+    "panic": ("panic", "myfault_panic"),
+    "irp": ("hung-task", "myfault_hang_irp"),
+    "dpc": ("nmi", "myfault_hang_dpc"),
+    "deadlock": ("hung-task", "myfault_deadlock_thread"),
+    "paged": ("null-deref", "myfault_null_deref"),
+}
+
+
+def test_triage_buckets_the_lab_vmcores_by_class_and_myfault_function(
+    lab: dict[str, Run], tmp_path: Path
+) -> None:
+    """Fleet triage reads vmcores too: the kernel's panic machinery is skipped, so each signature ends
+    in the myfault function that did it (null-deref and the paged leak's crash share one bucket)."""
+    db = str(tmp_path / "triage.db")
+    paths = [str(run.vmcore) for run in lab.values()]
+    r, out = run_json("triage", "ingest", "--workers", "2", "--db", db, *paths, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert (out["analysed"], out["failed"]) == (len(paths), 0)
+    _, buckets = run_json("triage", "buckets", "--db", db)
+    by_path = {}
+    for b in buckets["buckets"]:
+        _, members = run_json("triage", "show", b["id"], "--db", db)
+        by_path.update({m["path"]: b["bucket"] for m in members["dumps"]})
+    for name, run in lab.items():
+        klass, function = EXPECTED[name]
+        bucket = by_path[str(run.vmcore)]
+        assert bucket.startswith(f"{klass} "), (name, bucket)
+        assert bucket.split(" | ")[-1].split()[-1] == function, (name, bucket)
+    assert len(buckets["buckets"]) == len(lab) - 1

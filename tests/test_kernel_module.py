@@ -105,6 +105,8 @@ def test_initramfs_is_a_newc_archive_busybox_reads(tmp_path: Path) -> None:
         (["crash", "--kernel", "abort"], "kernel crash types:"),
         (["kernel", "hang", "dpc"], "add --yes-crash-this-machine"),
         (["kernel", "leak", "--stop-at", "1MB"], "add --yes-crash-this-machine"),
+        (["kernel", "leak", "--stop-at", "100TB", "--yes-crash-this-machine"], "below the safety floor"),
+        (["kernel", "leak", "--rate", "x"], "--rate: cannot read size 'x'"),
     ],
 )
 def test_bad_requests_get_one_line(args: list[str], message: str) -> None:

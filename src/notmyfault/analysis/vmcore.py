@@ -42,7 +42,8 @@ MUTEX_FLAGS = 0x7
 
 @dataclass(frozen=True)
 class OopsFacts:
-    """What the kernel printed about the failure (the last oops, BUG, warning and panic lines)."""
+    """What the kernel printed about the failure (the first report and panic lines of the log: later
+    ones are what the first one set off)."""
 
     panic: str | None = None
     """The panic line without 'Kernel panic - not syncing: '."""
@@ -187,13 +188,12 @@ def _mutex_waited(trace: object) -> int | None:
     """The address of the mutex a task sleeps on, from __mutex_lock's frame (its lock argument)."""
     for f in trace:  # type: ignore[attr-defined]
         if f.name in ("__mutex_lock", "__mutex_lock_common", "mutex_lock"):
-            for name in ("lock",):
-                try:
-                    obj = f[name]
-                    if not obj.absent_:
-                        return int(obj.value_())
-                except (KeyError, LookupError, ValueError):
-                    continue
+            try:
+                lock = f["lock"]
+            except (KeyError, LookupError):
+                continue
+            if not lock.absent_:
+                return int(lock.value_())
     return None
 
 
@@ -466,6 +466,12 @@ def analyze_vmcore(vm: Vmcore) -> CrashAnalysis:
         hung = [t for t in blocked if f"{t.comm}:{t.pid}" in facts.hung] or list(blocked)
         blamed = next((f for t in hung if (f := _first_module_frame(t.frames))), None)
         reason = "the first frame outside the kernel on the stack of a task the hung-task detector reported"
+        if hung:
+            notes.append(
+                f"the crashed task (pid {int(thread.tid)}) is the hung-task detector; the stack is that of "
+                f"{hung[0].comm} (pid {hung[0].pid}), the first task it reported"
+            )
+            frames = hung[0].frames
         for t in hung:
             notes.append(
                 f"blocked task {t.comm} (pid {t.pid}): " + " <- ".join(fr.location() for fr in t.frames[:8])

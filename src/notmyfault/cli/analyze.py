@@ -280,9 +280,14 @@ def poolused(core: str, sort: str, top: int | None, debug_files: tuple[str, ...]
             )
             return
         if isinstance(c, (Minidump, WindowsKernelDump)):
-            fail(
-                f"{core}: poolused reads Linux process cores and vmcores (Windows dumps: see 'notmyfault vm')"
+            from notmyfault.dumps import KERNEL_DUMP_COMMANDS, MINIDUMP_COMMANDS
+
+            what = (
+                f"a minidump: {MINIDUMP_COMMANDS} read minidumps"
+                if isinstance(c, Minidump)
+                else f"a Windows kernel crash dump: {KERNEL_DUMP_COMMANDS} read those"
             )
+            fail(f"{core} is {what}; poolused reads Linux process cores and vmcores")
         usage = pool_usage(c)
         heap = heap_summary(c)
         if sort == "count":

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from notmyfault.cli.common import fail, parse_size_option
-from notmyfault.kernel import CRASHES, HANGS, POOLS
+from notmyfault.kernel import CRASHES, HANGS, POOLS, Request
 
 YES = "--yes-crash-this-machine"
 BUILD_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "notmyfault" / "kmod"
@@ -157,35 +158,74 @@ def hang_cmd(hang_type: str, yes: bool) -> None:
         fail(str(e), 1)
 
 
+def leak_options(rate: str, stop_at: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The options of a kernel leak (host mode and the lab's scenario share them)."""
+
+    def wrap(f: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed(
+            [
+                click.option("--pool", type=click.Choice(list(POOLS)), default="nonpaged", show_default=True),
+                click.option("--rate", default=rate, show_default=True, help="Bytes per second."),
+                click.option(
+                    "--stop-at", default=stop_at, show_default=True, help="Stop after this many bytes."
+                ),
+                click.option(
+                    "--block",
+                    default="4096",
+                    show_default=True,
+                    help="Bytes per block (slab object or vmalloc).",
+                ),
+                click.option(
+                    "--tag",
+                    default="Leak",
+                    show_default=True,
+                    help="Nonpaged blocks go to a slab cache of this name.",
+                ),
+            ]
+        ):
+            f = option(f)
+        return f
+
+    return wrap
+
+
+def leak_request_from(
+    pool: str, rate: str, stop_at: str, block: str, tag: str, persist: bool = False
+) -> Request:
+    """The request of the leak options, or a one-line failure naming the bad option."""
+    from notmyfault.kernel import leak_request
+
+    rate_b = parse_size_option("--rate", rate)
+    stop_b = parse_size_option("--stop-at", stop_at)
+    block_b = parse_size_option("--block", block)
+    try:
+        return leak_request(pool, rate_b, stop_b, block_b, tag, persist)
+    except ValueError as e:
+        fail(f"--tag: {e}")
+
+
 @kernel.command("leak")
-@click.option("--pool", type=click.Choice(list(POOLS)), default="nonpaged", show_default=True)
-@click.option("--rate", default="1MB", show_default=True, help="Bytes per second.")
-@click.option("--stop-at", default="20MB", show_default=True, help="Stop after this many bytes.")
-@click.option("--block", default="4096", show_default=True, help="Bytes per block.")
-@click.option(
-    "--tag", default="Leak", show_default=True, help="Nonpaged blocks go to a slab cache of this name."
-)
+@leak_options("1MB", "20MB")
 @click.option(
     "--persist", is_flag=True, help="Keep the blocks after this command (myfault then refuses rmmod)."
 )
 @click.option(YES, "yes", is_flag=True, help="Really leak this machine's kernel memory.")
 def leak_cmd(pool: str, rate: str, stop_at: str, block: str, tag: str, persist: bool, yes: bool) -> None:
-    """Leak kernel memory in myfault.ko at a rate with a tag (Ctrl-C stops it; unload frees it)."""
-    from notmyfault.kernel import KernelError, leak_request, send
+    """Leak kernel memory in myfault.ko at a rate with a tag (Ctrl-C stops it; unload frees it).
 
-    _guard("a kernel memory leak", yes)
+    The leak must leave MemAvailable above the safety floor (the larger of 512 MiB and 10%).
+    """
+    from notmyfault.faults.safety import check_floor
+    from notmyfault.kernel import KernelError, send
+
+    req = leak_request_from(pool, rate, stop_at, block, tag, persist)
     try:
-        req = leak_request(
-            pool,
-            parse_size_option("--rate", rate),
-            parse_size_option("--stop-at", stop_at),
-            parse_size_option("--block", block),
-            tag,
-            persist,
-        )
-        leaked, blocks = send(req)
+        check_floor(req.limit)
     except ValueError as e:
         fail(str(e))
+    _guard("a kernel memory leak", yes)
+    try:
+        leaked, blocks = send(req)
     except KernelError as e:
         fail(str(e), 1)
     click.echo(f"myfault: {leaked} bytes in {blocks} blocks leaked with tag {tag}")

@@ -16,8 +16,9 @@ from typing import Any
 
 import click
 
-from notmyfault.cli.common import EXIT_INTERRUPTED, fail, parse_size_option, raise_interrupt
-from notmyfault.kernel import CRASHES, HANGS, POOLS
+from notmyfault.cli.common import EXIT_INTERRUPTED, fail, raise_interrupt
+from notmyfault.cli.kernel import leak_options, leak_request_from
+from notmyfault.kernel import CRASHES, HANGS
 
 accel_option = click.option(
     "--accel",
@@ -26,6 +27,10 @@ accel_option = click.option(
     show_default=True,
     help="QEMU's accelerator: tcg emulates (works everywhere); kvm needs a usable /dev/kvm.",
 )
+out_option = click.option(
+    "--out", type=click.Path(file_okay=False), help="Directory for the vmcore and console log."
+)
+memory_option = click.option("--memory", default=512, show_default=True, help="Guest memory in MiB.")
 kernel_option = click.option(
     "--kernel",
     "release",
@@ -94,13 +99,7 @@ def scenario_hang(steps: list[Any], hang_type: str) -> None:
 
 
 @scenario.command("leak")
-@click.option("--pool", type=click.Choice(list(POOLS)), default="nonpaged", show_default=True)
-@click.option("--rate", default="10MB", show_default=True, help="Bytes per second.")
-@click.option("--stop-at", default="40MB", show_default=True, help="Stop after this many bytes.")
-@click.option("--block", default="4096", show_default=True, help="Bytes per block (slab object or vmalloc).")
-@click.option(
-    "--tag", default="Leak", show_default=True, help="The tag: nonpaged blocks go to a cache of this name."
-)
+@leak_options("10MB", "40MB")
 @click.option("--then-crash", type=click.Choice(list(CRASHES)), help="Then crash this way.")
 @click.option("--then-hang", type=click.Choice(list(HANGS)), help="Then hang this way.")
 @click.pass_obj
@@ -115,20 +114,14 @@ def scenario_leak(
     then_hang: str | None,
 ) -> None:
     """Leak kernel memory at a rate with a tag (and then crash or hang)."""
-    from notmyfault.kernel import crash_request, hang_request, leak_request
+    from notmyfault.kernel import crash_request, hang_request
     from notmyfault.lab.run import Step
 
-    try:
-        req = leak_request(
-            pool,
-            parse_size_option("--rate", rate),
-            parse_size_option("--stop-at", stop_at),
-            parse_size_option("--block", block),
-            tag,
+    steps.append(
+        Step(
+            leak_request_from(pool, rate, stop_at, block, tag), f"leak {pool} {rate}/s to {stop_at} tag {tag}"
         )
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--tag") from None
-    steps.append(Step(req, f"leak {pool} {rate}/s to {stop_at} tag {tag}"))
+    )
     if then_crash:
         steps.append(Step(crash_request(then_crash), f"crash {then_crash}", fault=True))
     if then_hang:
@@ -147,8 +140,8 @@ def _out_dir(out: str | None) -> Path:
 @click.argument("words", nargs=-1, type=click.UNPROCESSED, required=True)
 @kernel_option
 @accel_option
-@click.option("--out", type=click.Path(file_okay=False), help="Directory for the vmcore and console log.")
-@click.option("--memory", default=512, show_default=True, help="Guest memory in MiB.")
+@out_option
+@memory_option
 @click.option("--cpus", default=1, show_default=True, help="Guest CPUs.")
 @click.option(
     "--nmi-after", default=10.0, show_default=True, help="Seconds to wait for a panic before the NMI button."
@@ -180,8 +173,8 @@ def run(
 @lab.command()
 @kernel_option
 @accel_option
-@click.option("--out", type=click.Path(file_okay=False), help="Directory for the vmcore and console log.")
-@click.option("--memory", default=512, show_default=True, help="Guest memory in MiB.")
+@out_option
+@memory_option
 def shell(release: str | None, accel: str, out: str | None, memory: int) -> None:
     """An interactive guest (myfault.ko loaded, myfaultctl on PATH); a panic is captured as in run."""
     _run([], release, accel, out, memory, 1, 0, interactive=True, analysis=True)
@@ -215,6 +208,7 @@ def _run(
             memory_mb=memory,
             cpus=cpus,
             nmi_after=nmi_after,
+            timeout=float("inf") if interactive else 600.0,
             interactive=interactive,
             say=lambda m: click.echo(m, err=True),
         )

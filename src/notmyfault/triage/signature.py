@@ -35,12 +35,24 @@ DEFAULT_SKIP = (
     r"_int_free(_merge_chunk|_create_chunk)?", r"_int_malloc", r"_int_realloc", r"__restore_rt",
     # Windows: the bug check itself
     r"KeBugCheckEx", r"KiBugCheckDispatch", r"KiPageFault", r"KiTrap0E",
+    # Linux kernel: from the fault or the detector to the panic (and QEMU's pvpanic), and a sleep
+    r"pvpanic_\w+", r"(atomic_)?notifier_call_chain", r"panic", r"nmi_panic(\.cold)?", r"oops_end(\.cold)?",
+    r"page_fault_oops", r"handle_page_fault", r"(asm_)?exc_\w+", r"do_trap(_no_signal)?", r"do_error_trap",
+    r"handle_invalid_op", r"handle_stack_overflow", r"unknown_nmi_error(\.cold)?", r"default_do_nmi",
+    r"kernelmode_fixup_or_oops", r"(__)?bad_area_nosemaphore", r"do_(user|kern)_addr_fault",
+    r"set_freepointer", r"(do_|__)?slab_free", r"__kmem_cache_free", r"free_to_partial_list",
+    r"add_taint", r"slab_err", r"object_err", r"check_bytes_and_report", r"check_object",
+    r"free_(debug_processing|consistency_checks)", r"rep_nop", r"cpu_relax", r"context_switch",
+    r"__schedule", r"schedule(_timeout|_preempt_disabled)?", r"(do_|__)?wait_for_common",
+    r"__mutex_lock(_common|_slowpath)?(\.constprop\.\d+)?", r"mutex_lock",
 )  # fmt: skip
 DEFAULT_PREFIX = (
     r"free", r"cfree", r"__libc_free", r"__GI___libc_free", r"malloc", r"__libc_malloc", r"realloc",
     r"__libc_realloc", r"calloc", r"__libc_calloc", r"operator (new|delete)(\[\])?",
     r"mem(cpy|move|set|cmp)", r"__mem(cpy|move|set|cmp)_\w+", r"str(len|cpy|cmp|ncpy|ncmp|chr)",
     r"__str(len|cpy|cmp|ncpy|ncmp|chr)_\w+", r"\?\?",
+    # Linux kernel allocators
+    r"kfree", r"kmem_cache_(alloc|free)", r"__?kmalloc", r"set_freepointer", r"(do_|__)?slab_free", r"v(free|malloc)",
 )  # fmt: skip
 
 
@@ -106,10 +118,16 @@ def load_rules(path: str | Path) -> Rules:
     return rules
 
 
+CLONE_SUFFIX = re.compile(r"(\.(cold|isra|constprop|part|lto_priv)(\.\d+)?)+$")
+"""What GCC appends to the functions it splits or specializes (``oops_end.cold``,
+``myfault_stack_overflow.isra.0``): a property of one build, not of the code."""
+
+
 def token(function: str | None, module: str | None, offset: int | None) -> str:
-    """A frame as a signature token: the function; else module+0xoffset; else ??."""
+    """A frame as a signature token: the function (without GCC's clone suffixes); else
+    module+0xoffset; else ??."""
     if function:
-        return function
+        return CLONE_SUFFIX.sub("", function) or function
     if module and offset is not None:
         return f"{module}+{offset:#x}"
     return "??"
