@@ -37,6 +37,8 @@ KERNEL_ARGS = (
     "loglevel=6",
 )
 
+BOOT_TIMEOUT = 180.0
+"""Seconds from QEMU's start to the guest's ready line (TCG boots in about 10 s)."""
 READY = "notmyfault-lab: ready"
 FAULT = "notmyfault-lab: fault"
 DONE = "notmyfault-lab: done"
@@ -234,6 +236,8 @@ def run_guest(
             if ready_at is None and _console_has(console, READY):
                 ready_at = now
                 phases["boot"] = now - t0
+            if ready_at is None and now - t0 > BOOT_TIMEOUT:
+                raise LabError(f"the guest did not boot within {BOOT_TIMEOUT:.0f} s (console: {console})")
             if fault_at is None and (_console_has(console, FAULT) or _console_has(console, DONE)):
                 fault_at = now
             if fault_at is not None and not nmi_sent and now - fault_at > nmi_after:
