@@ -23,6 +23,7 @@ import contextlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from notmyfault.analysis.crash import CrashAnalysis, Instruction, decode_bytes
 from notmyfault.analysis.deadlock import LockWait
@@ -53,17 +54,12 @@ class OopsFacts:
     access: str | None = None
     """read, write or execute (#PF line)."""
     error_code: int | None = None
-    pf_reason: str | None = None
-    """not-present page, permissions violation, ..."""
     bug_at: str | None = None
     """'mm/slub.c:345' of 'kernel BUG at mm/slub.c:345!'."""
     slab_report: str | None = None
     """SLUB's 'BUG Leak (...): Right Redzone overwritten' line."""
     hung: tuple[str, ...] = ()
     """'myfaultctl:87' of each 'INFO: task myfaultctl:87 blocked for more than 3 seconds.'"""
-    rip_line: str | None = None
-    tail: tuple[str, ...] = ()
-    """The last lines of the log (the oops and what followed)."""
 
 
 _PANIC = re.compile(r"Kernel panic - not syncing: (.*)")
@@ -77,16 +73,19 @@ _HEADLINES = (
     re.compile(r"invalid opcode: .*"),
 )
 _PF_ACCESS = re.compile(r"#PF: \w+ (read|write|instruction fetch) access in (\w+) mode")
-_PF_CODE = re.compile(r"#PF: error_code\((0x[0-9a-f]+)\) - (.*)")
+_PF_CODE = re.compile(r"#PF: error_code\((0x[0-9a-f]+)\)")
 _SLAB = re.compile(r"BUG (\S+) \(.*\): (.*)")
 _HUNG = re.compile(r"INFO: task (\S+) blocked for more than (\d+) seconds")
-_RIP = re.compile(r"RIP: 0010:(\S+)")
 _STAMP = re.compile(r"^\[\s*\d+\.\d+\] ")
 
 
-def oops_facts(log: str, tail: int = 60) -> OopsFacts:
-    """Read the failure's lines from the printk log text (one message per line)."""
-    lines = [_STAMP.sub("", line) for line in log.splitlines()]
+def log_lines(log: str) -> list[str]:
+    """The printk log's messages, one per line, without their time stamps."""
+    return [_STAMP.sub("", line) for line in log.splitlines()]
+
+
+def oops_facts(lines: list[str]) -> OopsFacts:
+    """Read the failure's lines from the printk log (see :func:`log_lines`)."""
     facts: dict[str, object] = {}
     hung: list[str] = []
     for line in lines:
@@ -103,19 +102,11 @@ def oops_facts(log: str, tail: int = 60) -> OopsFacts:
             facts["access"] = {"instruction fetch": "execute"}.get(m.group(1), m.group(1))
         if (m := _PF_CODE.search(line)) and "error_code" not in facts:
             facts["error_code"] = int(m.group(1), 16)
-            facts["pf_reason"] = m.group(2).strip()
         if (m := _SLAB.search(line)) and "slab_report" not in facts:
             facts["slab_report"] = m.group(0).strip()
         if m := _HUNG.search(line):
             hung.append(m.group(1))
-        if (m := _RIP.search(line)) and "rip_line" not in facts:
-            facts["rip_line"] = m.group(1)
-    headline = str(facts.get("headline") or "")
-    start = next(
-        (i for i, line in enumerate(lines) if headline and headline in line),
-        max(0, len(lines) - tail),
-    )
-    return OopsFacts(**facts, hung=tuple(hung), tail=tuple(lines[start : start + tail]))  # type: ignore[arg-type]
+    return OopsFacts(**facts, hung=tuple(hung))  # type: ignore[arg-type]
 
 
 def dmesg(vm: Vmcore) -> str:
@@ -348,17 +339,6 @@ def _decode(vm: Vmcore, pc: int) -> Instruction | None:
         return None
 
 
-def trap_registers(vm: Vmcore) -> tuple[dict[str, int], Frame | None]:
-    """The registers of the trap frame (the faulting instruction) of the crashed thread, with its frame;
-    without an exception, those of the crashed thread's first frame."""
-    trace = vm.prog.crashed_thread().stack_trace()
-    frames = kernel_frames(vm, trace)
-    index = trap_frame_index(frames)
-    chosen = index if index is not None else 0
-    regs = {k: int(v) for k, v in trace[chosen].registers().items()}
-    return regs, frames[chosen] if frames else None
-
-
 _TRACE_LINE = re.compile(r"^\s+(\?\s+)?([\w.]+)\+(0x[0-9a-f]+)/0x[0-9a-f]+(?: \[(\w+)\])?\s*$")
 _REG_PAIR = re.compile(r"\b(R[A-Z0-9]{1,2}|EFLAGS): (?:[0-9a-f]{4}:)?([0-9a-f]{8,16})\b")
 
@@ -395,9 +375,8 @@ def log_registers(lines: list[str], start: int) -> dict[str, int]:
 
 def _analyze_from_log(vm: Vmcore, notes: list[str]) -> CrashAnalysis:
     """Without the kernel's debug information: the kernel's own report in the printk buffer."""
-    log = vm.printk_log()
-    facts = oops_facts(log)
-    lines = [_STAMP.sub("", line) for line in log.splitlines()]
+    lines = log_lines(vm.printk_log())
+    facts = oops_facts(lines)
     anchor = next((i for i, line in enumerate(lines) if facts.headline and facts.headline in line), None)
     if facts.hung:
         anchor = next((i for i, line in enumerate(lines) if f"INFO: task {facts.hung[0]} " in line), anchor)
@@ -450,13 +429,11 @@ def analyze_vmcore(vm: Vmcore) -> CrashAnalysis:
         notes.append(f"debug information: {vm.debug_problem}")
     if not vm.has_types():
         return _analyze_from_log(vm, notes)
-    prog = vm.prog
-    facts = oops_facts(dmesg(vm))
-    thread = prog.crashed_thread()
-    trace = thread.stack_trace()
+    facts = oops_facts(log_lines(dmesg(vm)))
+    tid, trace = _task_trace(vm, None)
     frames = kernel_frames(vm, trace)
     trap = trap_frame_index(frames)
-    regs = {k: int(v) for k, v in trace[trap].registers().items()} if trap is not None else {}
+    regs = _registers(trace, trap) if trap is not None else {}
     klass = classify(facts, regs.get("rflags"))
     cycle: tuple[LockWait, ...] = ()
     blamed: Frame | None
@@ -468,7 +445,7 @@ def analyze_vmcore(vm: Vmcore) -> CrashAnalysis:
         reason = "the first frame outside the kernel on the stack of a task the hung-task detector reported"
         if hung:
             notes.append(
-                f"the crashed task (pid {int(thread.tid)}) is the hung-task detector; the stack is that of "
+                f"the crashed task (pid {tid}) is the hung-task detector; the stack is that of "
                 f"{hung[0].comm} (pid {hung[0].pid}), the first task it reported"
             )
             frames = hung[0].frames
@@ -488,7 +465,7 @@ def analyze_vmcore(vm: Vmcore) -> CrashAnalysis:
         reason = "the first frame outside the kernel on the crashed stack"
     pc = regs.get("rip")
     instruction = _decode(vm, pc) if pc is not None else None
-    return _result(vm, facts, klass, frames, regs, blamed, reason, instruction, cycle, notes, int(thread.tid))
+    return _result(vm, facts, klass, frames, regs, blamed, reason, instruction, cycle, notes, tid)
 
 
 def _result(
@@ -553,7 +530,7 @@ def _result(
 
 def task_stacks(vm: Vmcore, pid: int | None, every: bool) -> list[tuple[int, tuple[Frame, ...]]]:
     """The stacks of the crashed task (or of task ``pid``, or of every task), as (pid, frames)."""
-    from drgn.helpers.linux.pid import find_task, for_each_task
+    from drgn.helpers.linux.pid import for_each_task
 
     if not vm.has_types():
         raise LookupError(
@@ -562,15 +539,28 @@ def task_stacks(vm: Vmcore, pid: int | None, every: bool) -> list[tuple[int, tup
         )
     prog = vm.prog
     if every:
-        tasks = list(for_each_task(prog))
-        return [(int(t.pid.value_()), kernel_frames(vm, prog.stack_trace(t))) for t in tasks]
-    if pid is not None:
-        task = find_task(prog, pid)
-        if not task:
-            raise LookupError(f"the dump has no task with pid {pid}")
-        return [(pid, kernel_frames(vm, prog.stack_trace(task)))]
-    thread = prog.crashed_thread()
-    return [(int(thread.tid), kernel_frames(vm, thread.stack_trace()))]
+        return [(int(t.pid.value_()), kernel_frames(vm, prog.stack_trace(t))) for t in for_each_task(prog)]
+    tid, trace = _task_trace(vm, pid)
+    return [(tid, kernel_frames(vm, trace))]
+
+
+def _task_trace(vm: Vmcore, pid: int | None) -> tuple[int, Any]:
+    """(pid, drgn stack trace) of task ``pid``, or of the crashed task; LookupError for a pid not in the dump."""
+    from drgn.helpers.linux.pid import find_task
+
+    prog = vm.prog
+    if pid is None:
+        thread = prog.crashed_thread()
+        return int(thread.tid), thread.stack_trace()
+    task = find_task(prog, pid)
+    if not task:
+        raise LookupError(f"the dump has no task with pid {pid}")
+    return pid, prog.stack_trace(task)
+
+
+def _registers(trace: Any, index: int) -> dict[str, int]:
+    """The registers drgn recovered for frame ``index`` of ``trace``."""
+    return {k: int(v) for k, v in trace[index].registers().items()}
 
 
 @dataclass(frozen=True)
@@ -618,29 +608,18 @@ def trap_frame(vm: Vmcore, pid: int | None = None) -> TrapFrame | None:
     instruction; without an exception, the registers of the task's innermost frame.  Without debug
     information, the registers the kernel printed in its oops."""
     if not vm.has_types():
-        log = vm.printk_log()
-        lines = [_STAMP.sub("", line) for line in log.splitlines()]
+        lines = log_lines(vm.printk_log())
         start = next((i for i, line in enumerate(lines) if "RIP: 0010:" in line), None)
         if start is None:
             return None
         regs = log_registers(lines, start)
         rip = lines[start].split("RIP: 0010:", 1)[1].strip()
         return TrapFrame(0, _ordered(regs), None, f"{rip} (from the kernel log)")
-    from drgn.helpers.linux.pid import find_task
-
-    prog = vm.prog
-    if pid is None:
-        thread = prog.crashed_thread()
-        trace, tid = thread.stack_trace(), int(thread.tid)
-    else:
-        task = find_task(prog, pid)
-        if not task:
-            raise LookupError(f"the dump has no task with pid {pid}")
-        trace, tid = prog.stack_trace(task), pid
+    tid, trace = _task_trace(vm, pid)
     frames = kernel_frames(vm, trace)
     index = trap_frame_index(frames)
     chosen = index if index is not None else 0
-    regs = {k: int(v) for k, v in trace[chosen].registers().items()}
+    regs = _registers(trace, chosen)
     pc = regs.get("rip")
     frame = frames[chosen] if frames else None
     where = (

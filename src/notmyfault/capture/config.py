@@ -124,6 +124,13 @@ def state_dir() -> str:
     return os.path.join(state, "notmyfault")
 
 
+def cache_dir() -> str:
+    """notmyfault's per-user cache (what can be fetched or built again): $XDG_CACHE_HOME/notmyfault
+    (~/.cache/notmyfault)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "notmyfault")
+
+
 def default_dump_dir() -> str:
     """The per-user directory for dumps: $NOTMYFAULT_DUMP_DIR, else $XDG_STATE_HOME/notmyfault/dumps."""
     env = os.environ.get("NOTMYFAULT_DUMP_DIR")

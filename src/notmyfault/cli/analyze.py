@@ -147,42 +147,34 @@ def stack(
 
     Kernel vmcores: the crashed task's stack (or --thread PID, or --all tasks).
     """
-    from notmyfault.analysis.unwind import load_program, thread_frames
+    from notmyfault.analysis.unwind import Frame, load_program, thread_frames
     from notmyfault.analysis.winframes import fp_chain_frames
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render import SCHEMA_VERSION
     from notmyfault.render.analysis import frame_json, stack_text
 
     with opened(core, minidumps=True, debug_files=debug_files) as c:
+        stacks: list[tuple[int, list[Frame]]]
         if isinstance(c, Vmcore):
             from notmyfault.analysis.vmcore import task_stacks
 
             try:
-                kstacks = [(t, list(fs)) for t, fs in task_stacks(c, tid, all_threads)]
+                stacks = [(t, list(fs)) for t, fs in task_stacks(c, tid, all_threads)]
             except LookupError as e:
                 fail(str(e))
-            _emit(
-                as_json,
-                lambda: {
-                    "schema_version": SCHEMA_VERSION,
-                    "kind": "stacks",
-                    "threads": [{"tid": t, "frames": [frame_json(f) for f in fs]} for t, fs in kstacks],
-                },
-                lambda: "\n\n".join(stack_text(t, fs) for t, fs in kstacks),
-            )
-            return
-        tids = [t.tid for t in c.threads]
-        if not tids:
-            fail(f"{core} records no threads")
-        if tid is not None and tid not in tids:
-            fail(f"the dump has no thread {tid}; its threads are {', '.join(map(str, tids))}")
-        chosen = tids if all_threads else [tid if tid is not None else tids[0]]
-        if isinstance(c, (Minidump, WindowsKernelDump)):
-            by_tid = {t.tid: t for t in c.threads}
-            stacks = [(t, fp_chain_frames(c, by_tid[t], symbols)) for t in chosen]
         else:
-            program = load_program(c, exe, sysroot)
-            stacks = [(t, thread_frames(program, c, t)) for t in chosen]
+            tids = [t.tid for t in c.threads]
+            if not tids:
+                fail(f"{core} records no threads")
+            if tid is not None and tid not in tids:
+                fail(f"the dump has no thread {tid}; its threads are {', '.join(map(str, tids))}")
+            chosen = tids if all_threads else [tid if tid is not None else tids[0]]
+            if isinstance(c, (Minidump, WindowsKernelDump)):
+                by_tid = {t.tid: t for t in c.threads}
+                stacks = [(t, fp_chain_frames(c, by_tid[t], symbols)) for t in chosen]
+            else:
+                program = load_program(c, exe, sysroot)
+                stacks = [(t, thread_frames(program, c, t)) for t in chosen]
         _emit(
             as_json,
             lambda: {

@@ -19,7 +19,13 @@ from notmyfault.cli.common import fail, parse_size_option
 from notmyfault.kernel import CRASHES, HANGS, POOLS, Request
 
 YES = "--yes-crash-this-machine"
-BUILD_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "notmyfault" / "kmod"
+
+
+def _build_dir() -> Path:
+    """Where myfault.ko is built for the running kernel: the cache's kmod/<release>."""
+    from notmyfault.capture.config import cache_dir
+
+    return Path(cache_dir()) / "kmod" / os.uname().release
 
 
 def _kdump_line() -> str:
@@ -53,7 +59,7 @@ def build(kdir: str | None) -> None:
     from notmyfault.kernel import build as kbuild
 
     try:
-        ko = kbuild(Path(kdir) if kdir else default_kdir(), BUILD_DIR / os.uname().release)
+        ko = kbuild(Path(kdir) if kdir else default_kdir(), _build_dir())
     except KernelError as e:
         fail(str(e), 1)
     click.echo(str(ko))
@@ -62,7 +68,7 @@ def build(kdir: str | None) -> None:
 @kernel.command()
 def load() -> None:
     """insmod the built myfault.ko (root): /dev/myfault appears."""
-    ko = BUILD_DIR / os.uname().release / "myfault.ko"
+    ko = _build_dir() / "myfault.ko"
     if not ko.exists():
         fail("myfault.ko is not built for this kernel: run 'notmyfault kernel build' first")
     if os.geteuid() != 0:
@@ -131,17 +137,26 @@ def crash_host(name: str, code: int, yes: bool) -> None:
     fail("the kernel survived the crash request", 1)
 
 
+code_option = click.option(
+    "--code", default="0xe2", show_default=True, help="For 'panic': the bug check code."
+)
+
+
+def parse_code(text: str) -> int:
+    """The --code of a panic (decimal or 0x hex), or a one-line failure."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        fail(f"--code: {text!r} is not a number (e.g. 0xd1)")
+
+
 @kernel.command("crash")
 @click.argument("crash_type", type=click.Choice(list(CRASHES)))
-@click.option("--code", default="0xe2", show_default=True, help="For 'panic': the bug check code.")
+@code_option
 @click.option(YES, "yes", is_flag=True, help="Really crash this machine.")
 def crash_cmd(crash_type: str, code: str, yes: bool) -> None:
     """Crash this machine's kernel in myfault.ko (needs --yes-crash-this-machine)."""
-    try:
-        value = int(code, 0)
-    except ValueError:
-        fail(f"--code: {code!r} is not a number (e.g. 0xd1)")
-    crash_host(crash_type, value, yes)
+    crash_host(crash_type, parse_code(code), yes)
 
 
 @kernel.command("hang")

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from notmyfault.cli.common import EXIT_INTERRUPTED, fail, raise_interrupt
-from notmyfault.cli.kernel import leak_options, leak_request_from
+from notmyfault.cli.kernel import code_option, leak_options, leak_request_from, parse_code
 from notmyfault.kernel import CRASHES, HANGS
 
 accel_option = click.option(
@@ -73,18 +73,14 @@ def scenario() -> None:
 
 @scenario.command("crash")
 @click.argument("crash_type", type=click.Choice(list(CRASHES)))
-@click.option("--code", default="0xe2", show_default=True, help="For 'panic': the bug check code.")
+@code_option
 @click.pass_obj
 def scenario_crash(steps: list[Any], crash_type: str, code: str) -> None:
     """Crash the guest's kernel in myfault.ko."""
     from notmyfault.kernel import crash_request
     from notmyfault.lab.run import Step
 
-    try:
-        value = int(code, 0)
-    except ValueError:
-        raise click.BadParameter(f"{code!r} is not a number (e.g. 0xd1)", param_hint="--code") from None
-    steps.append(Step(crash_request(crash_type, value), f"crash {crash_type}", fault=True))
+    steps.append(Step(crash_request(crash_type, parse_code(code)), f"crash {crash_type}", fault=True))
 
 
 @scenario.command("hang")

@@ -60,7 +60,8 @@ VMCORE_COMMANDS = "analyze, stack, regs, vm, poolused, modules, search and disas
 
 
 def open_any(path: str | os.PathLike[str]) -> ElfCore | Minidump | WindowsKernelDump | Vmcore:
-    """Open an ELF process core, a minidump or a Windows kernel dump by its magic (see :func:`open_dump`)."""
+    """Open an ELF process core, a Linux kernel vmcore, a minidump or a Windows kernel dump by its magic
+    (see :func:`open_dump`)."""
     try:
         with open(path, "rb") as f:
             magic = f.read(8)
@@ -72,7 +73,5 @@ def open_any(path: str | os.PathLike[str]) -> ElfCore | Minidump | WindowsKernel
         return WindowsKernelDump(os.fspath(path))
     if magic.startswith(b"\x7fELF"):
         core = ElfCore(path)
-        if is_vmcore(core):
-            return Vmcore(path, core)
-        core.close()
+        return Vmcore(path, core) if is_vmcore(core) else core
     return open_dump(path)

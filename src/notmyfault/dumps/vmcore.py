@@ -41,7 +41,6 @@ class Vmcore:
         self._prog: Any = None
         self.debug_problem: str | None = None
         """Why the debug information is incomplete (None when it is complete)."""
-        self.debug_files: tuple[str, ...] = ()
         self.extra_paths: list[str] = []
 
     def close(self) -> None:

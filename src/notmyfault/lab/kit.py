@@ -78,8 +78,9 @@ def cache_root() -> Path:
     """Where kits are kept: $NOTMYFAULT_LAB_CACHE, else $XDG_CACHE_HOME/notmyfault/lab."""
     if os.environ.get("NOTMYFAULT_LAB_CACHE"):
         return Path(os.environ["NOTMYFAULT_LAB_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "notmyfault" / "lab"
+    from notmyfault.capture.config import cache_dir
+
+    return Path(cache_dir()) / "lab"
 
 
 def _run(argv: list[str], what: str, **kw: object) -> str:

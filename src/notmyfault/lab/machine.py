@@ -177,11 +177,11 @@ def qemu_argv(
     return argv
 
 
-def _console_has(path: Path, marker: str) -> bool:
+def _console_text(path: Path) -> str:
     try:
-        return marker in path.read_text(errors="replace")
+        return path.read_text(errors="replace")
     except OSError:
-        return False
+        return ""
 
 
 def run_guest(
@@ -233,12 +233,13 @@ def run_guest(
                     break
             if interactive:
                 continue
-            if ready_at is None and _console_has(console, READY):
+            text = _console_text(console)
+            if ready_at is None and READY in text:
                 ready_at = now
                 phases["boot"] = now - t0
             if ready_at is None and now - t0 > BOOT_TIMEOUT:
                 raise LabError(f"the guest did not boot within {BOOT_TIMEOUT:.0f} s (console: {console})")
-            if fault_at is None and (_console_has(console, FAULT) or _console_has(console, DONE)):
+            if fault_at is None and (FAULT in text or DONE in text):
                 fault_at = now
             if fault_at is not None and not nmi_sent and now - fault_at > nmi_after:
                 say(f"lab: no panic {nmi_after:.0f} s after the fault: sending the guest an NMI")

@@ -115,15 +115,8 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False) -> str:
         out.append(f"COMMAND_LINE: {a.command_line}")
     if a.executable:
         out.append(f"EXECUTABLE: {a.executable}")
-    out += ["", "STACK_TEXT:"]
-    limit = None if verbose else 20
-    for f in a.frames[:limit]:
-        out.append(frame_line(f))
-    if limit is not None and len(a.frames) > limit:
-        out.append(f"... {len(a.frames) - limit} more frames (-v shows them)")
-    out += ["", f"Probably caused by : {a.probably_caused_by}", f"BUCKET_ID: {a.bucket}"]
-    for note in a.notes:
-        out.append(f"NOTE: {note}")
+    out += _stack_lines(a, None if verbose else 20, say_rest=True)
+    out += _blame_lines(a)
     if a.missing and verbose:
         out.append("MISSING: " + ", ".join(os.path.basename(m) for m in a.missing))
     return "\n".join(out)
@@ -136,13 +129,8 @@ def _kernel_tail(a: CrashAnalysis, out: list[str], verbose: bool) -> str:
     if a.instruction is not None:
         out.append(f"{a.instruction.address:016x} {a.instruction.text}")
     out += ["", f"MACHINE: {a.arch}" + (f", {a.executable}" if a.executable else "")]
-    out += ["", "STACK_TEXT:"]
-    limit = None if verbose else 20
-    for f in a.frames[:limit]:
-        out.append(frame_line(f))
-    out += ["", f"Probably caused by : {a.probably_caused_by}", f"BUCKET_ID: {a.bucket}"]
-    for note in a.notes:
-        out.append(f"NOTE: {note}")
+    out += _stack_lines(a, None if verbose else 20, say_rest=False)
+    out += _blame_lines(a)
     return "\n".join(out)
 
 
@@ -163,20 +151,28 @@ def _linux_kernel_text(a: CrashAnalysis, out: list[str], verbose: bool) -> str:
     if a.instruction is not None:
         out.append(f"{a.instruction.address:016x} {a.instruction.text}")
     out += ["", f"MACHINE: {a.arch}, {a.executable}, crashed task pid {a.crashed_tid}"]
-    out += ["", "STACK_TEXT:"]
-    limit = None if verbose else 30
-    for f in a.frames[:limit]:
-        out.append(frame_line(f))
-    if limit is not None and len(a.frames) > limit:
-        out.append(f"... {len(a.frames) - limit} more frames (-v shows them)")
+    out += _stack_lines(a, None if verbose else 30, say_rest=True)
     if a.deadlock:
         out += ["", "DEADLOCK:"]
         for w in a.deadlock:
             out.append(f"  pid {w.tid} ({w.function}) waits for mutex {w.mutex:#x} held by pid {w.owner}")
-    out += ["", f"Probably caused by : {a.probably_caused_by}", f"BUCKET_ID: {a.bucket}"]
-    for note in a.notes:
-        out.append(f"NOTE: {note}")
+    out += _blame_lines(a)
     return "\n".join(out)
+
+
+def _stack_lines(a: CrashAnalysis, limit: int | None, say_rest: bool) -> list[str]:
+    """STACK_TEXT: the first ``limit`` frames (all with None), and how many more when ``say_rest``."""
+    out = ["", "STACK_TEXT:", *(frame_line(f) for f in a.frames[:limit])]
+    if say_rest and limit is not None and len(a.frames) > limit:
+        out.append(f"... {len(a.frames) - limit} more frames (-v shows them)")
+    return out
+
+
+def _blame_lines(a: CrashAnalysis) -> list[str]:
+    """Probably caused by, the bucket and the notes: the end of every page."""
+    return ["", f"Probably caused by : {a.probably_caused_by}", f"BUCKET_ID: {a.bucket}"] + [
+        f"NOTE: {note}" for note in a.notes
+    ]
 
 
 def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
