@@ -204,6 +204,13 @@ def test_seed_vm_warns_of_unreclaimable_slab(lab: dict[str, Run]) -> None:
     assert "Excessive unreclaimable slab" in run_nmf("vm", str(run.vmcore)).stdout
 
 
+def test_a_task_not_in_the_vmcore_is_one_line(lab: dict[str, Run]) -> None:
+    for command in ("regs", "stack"):
+        r = run_nmf(command, str(lab["seed"].vmcore), "--thread", "999999")
+        assert r.returncode == 2, (command, r.stderr)
+        assert r.stderr == "notmyfault: error: the dump has no task with pid 999999\n"
+
+
 def test_seed_modules_search_disasm_stack(lab: dict[str, Run]) -> None:
     from elftools.elf.elffile import ELFFile
 

@@ -207,7 +207,10 @@ def regs(
         if isinstance(c, Vmcore):
             from notmyfault.analysis.vmcore import trap_frame
 
-            trap = trap_frame(c, tid)
+            try:
+                trap = trap_frame(c, tid)
+            except LookupError as e:
+                fail(str(e))
             if trap is None:
                 fail(f"{core}: no registers: the crashed task's stack cannot be read and the log holds none")
             _emit(
