@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from notmyfault.analysis.heap import heap_summary  # noqa: E402
 from notmyfault.analysis.kernel import analyze_kernel_dump  # noqa: E402
+from notmyfault.analysis.mdwalk import Walker  # noqa: E402
 from notmyfault.analysis.minidump import analyze_minidump  # noqa: E402
 from notmyfault.analysis.search import search_memory  # noqa: E402
 from notmyfault.analysis.winframes import fp_chain_frames  # noqa: E402
@@ -38,6 +39,9 @@ from notmyfault.dumps import (  # noqa: E402
     open_any,
     open_dump,
 )
+
+SYMBOL_DIRS = [str(p) for p in sorted(CORPUS.glob("*/symbols")) if p.is_dir()]
+"""The corpus' Breakpad symbol directories (x86 STACK WIN, x86_64 STACK CFI)."""
 
 
 def seeds(kind: str = "elf", limit: int = 1 << 20) -> list[bytes]:
@@ -88,9 +92,19 @@ def exercise_minidump(path: str) -> None:
         md.system_info  # noqa: B018 - parsing is the point
         md.misc_info  # noqa: B018
         md.command_line  # noqa: B018
+        md.environment  # noqa: B018
+        md.proc_status  # noqa: B018
+        md.lsb_release  # noqa: B018
+        md.linux_maps  # noqa: B018
+        md.auxv  # noqa: B018
+        md.pid  # noqa: B018
+        md.assertion  # noqa: B018
         for m in md.modules:
             m.code_id  # noqa: B018
         analyze_minidump(md)
+        for symbols in SYMBOL_DIRS:  # the walker with real CFI / STACK WIN rules over mutated stacks
+            for t in md.threads[:1]:
+                Walker(md, symbols).frames(t)
         for t in md.threads:
             fp_chain_frames(md, t)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from notmyfault.analysis.isa import capstone_for
+from notmyfault.analysis.names import demangle, is_mangled
 from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import PF_X, ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
@@ -46,6 +47,16 @@ class Frame:
     """context, unwound, inline, frame pointer, return address at sp, or scan."""
     module_base: int | None = None
     """Load address of the module (its lowest mapping)."""
+    raw_function: str | None = None
+    """The symbol as the binary or symbol file spells it, where ``function`` is its demangled form."""
+
+    def __post_init__(self) -> None:
+        """Demangle the function's name (C++, Rust, Swift), keeping the raw one beside it."""
+        if self.function and self.raw_function is None:
+            readable = demangle(self.function)
+            if readable != self.function:
+                object.__setattr__(self, "raw_function", self.function)
+                object.__setattr__(self, "function", readable)
 
     def symbolic(self) -> str:
         """module!function, or module+0xoff without symbols: stable across runs and ASLR."""
@@ -160,8 +171,10 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
             except LookupError:  # drgn knows no pc for this frame: the trace ends here
                 break
             name, offset = _symbol(prog, pc, return_address=not f.interrupted)
-            # the function as the debug info names it (as gdb does), else the ELF symbol
-            name = f.function_name or name
+            # the function as the debug info names it (as gdb does), else the ELF symbol; but a
+            # mangled (C++, Rust) symbol names the outer function fully, where DWARF's name is bare
+            if f.is_inline or not (name and is_mangled(name)):
+                name = f.function_name or name
             file = line = None
             try:
                 src = f.source()

@@ -1,12 +1,22 @@
 """Exception codes of minidumps, as data: their public names and the crash class each one means.
 
-Windows records an NTSTATUS exception code; Breakpad on Linux records the
-signal number in its place and the si_code in the exception flags.
+Each writer fills the exception record in its own way, so it is read by the
+operating system the dump names:
+
+- Windows: an NTSTATUS code; only access violations and in-page errors carry
+  (access, address) parameters.
+- Linux (Breakpad): the signal number as the code, the si_code as the flags,
+  si_addr as the exception address; 0xFFFFFFFF is a dump requested without a crash.
+- macOS (Crashpad, Breakpad): the Mach exception type as the code, its first
+  code (``KERN_INVALID_ADDRESS``) as the flags, the second (the address) as the
+  exception address; an ``EXC_CRASH`` carries the signal in bits 24-31 of its code.
+  Crashpad's 0x43507378 ('CPsx') is a dump requested without a crash.
 """
 
 from __future__ import annotations
 
 import signal
+from dataclasses import dataclass
 
 NULL_PAGE = 0x10000
 """Addresses below this are a null pointer plus an offset (Windows reserves the first 64 KiB)."""
@@ -39,7 +49,61 @@ EXCEPTIONS: dict[int, tuple[str, str]] = {
     0xC0000420: ("STATUS_ASSERTION_FAILURE", "ASSERTION_FAILURE"),
     0x40000015: ("STATUS_FATAL_APP_EXIT", "ABORT"),
     0xE06D7363: ("EXCEPTION_CPP (an unhandled C++ exception)", "ABORT"),
+    0xC000000D: ("STATUS_INVALID_PARAMETER", "ASSERTION_FAILURE"),
+    0xC0000017: ("STATUS_NO_MEMORY", "ABORT"),
+    0xC0000135: ("STATUS_DLL_NOT_FOUND", "ABORT"),
+    0xC0000142: ("STATUS_DLL_INIT_FAILED", "ABORT"),
+    0xC0000194: ("STATUS_POSSIBLE_DEADLOCK", "DEADLOCK"),
+    0xC0000602: ("STATUS_FAIL_FAST_EXCEPTION", "ABORT"),
+    0xC000041D: ("STATUS_FATAL_USER_CALLBACK_EXCEPTION", "ABORT"),
+    0xC06D007E: ("EXCEPTION_MODULE_NOT_FOUND", "ABORT"),
+    0xC06D007F: ("EXCEPTION_ENTRY_POINT_NOT_FOUND", "ABORT"),
+    0x4000001F: ("STATUS_WX86_BREAKPOINT", "BREAKPOINT"),
 }
+MEMORY_EXCEPTIONS = (0xC0000005, 0xC0000006)
+"""The exceptions whose parameters are (access kind, address): access violations and in-page errors."""
+
+MAC_EXCEPTIONS: dict[int, tuple[str, str]] = {
+    # exception type: (name, crash class); <mach/exception_types.h>
+    1: ("EXC_BAD_ACCESS", "INVALID_MEMORY_READ"),
+    2: ("EXC_BAD_INSTRUCTION", "ILLEGAL_INSTRUCTION"),
+    3: ("EXC_ARITHMETIC", "ARITHMETIC_ERROR"),
+    4: ("EXC_EMULATION", "ILLEGAL_INSTRUCTION"),
+    5: ("EXC_SOFTWARE", "KILLED_BY_SIGNAL"),
+    6: ("EXC_BREAKPOINT", "BREAKPOINT"),
+    7: ("EXC_SYSCALL", "UNKNOWN"),
+    8: ("EXC_MACH_SYSCALL", "UNKNOWN"),
+    9: ("EXC_RPC_ALERT", "UNKNOWN"),
+    10: ("EXC_CRASH", "KILLED_BY_SIGNAL"),
+    11: ("EXC_RESOURCE", "ABORT"),
+    12: ("EXC_GUARD", "ABORT"),
+    13: ("EXC_CORPSE_NOTIFY", "UNKNOWN"),
+}
+MAC_CODES: dict[int, dict[int, str]] = {
+    # exception type -> its first code's names (kern_return.h, mach/i386|arm/exception.h)
+    1: {1: "KERN_INVALID_ADDRESS", 2: "KERN_PROTECTION_FAILURE", 8: "KERN_NO_ACCESS",
+        9: "KERN_MEMORY_FAILURE", 10: "KERN_MEMORY_ERROR", 13: "EXC_I386_GPFLT",
+        50: "KERN_CODESIGN_ERROR", 0x101: "EXC_ARM_DA_ALIGN", 0x102: "EXC_ARM_DA_DEBUG"},
+    2: {1: "EXC_I386_INVOP"},
+    3: {1: "EXC_I386_DIV", 2: "EXC_I386_INTO", 3: "EXC_I386_NOEXT", 4: "EXC_I386_EXTOVR",
+        5: "EXC_I386_EXTERR", 6: "EXC_I386_EMERR", 7: "EXC_I386_BOUND", 8: "EXC_I386_SSEEXTERR"},
+    5: {0x10000: "EXC_UNIX_BAD_SYSCALL", 0x10001: "EXC_UNIX_BAD_PIPE", 0x10002: "EXC_UNIX_ABORT",
+        0x10003: "EXC_SOFT_SIGNAL"},
+    6: {1: "EXC_I386_SGL", 2: "EXC_I386_BPT"},
+}  # fmt: skip
+MAC_SIGNALS = {
+    1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6: "SIGABRT", 7: "SIGEMT",
+    8: "SIGFPE", 9: "SIGKILL", 10: "SIGBUS", 11: "SIGSEGV", 12: "SIGSYS", 13: "SIGPIPE",
+    14: "SIGALRM", 15: "SIGTERM", 24: "SIGXCPU", 25: "SIGXFSZ", 30: "SIGUSR1", 31: "SIGUSR2",
+}  # fmt: skip
+"""macOS's signal numbers (sys/signal.h): SIGBUS, SIGSYS and the user signals differ from Linux's."""
+MAC_SIGNAL_CLASSES = {
+    "SIGSEGV": "INVALID_MEMORY_READ", "SIGBUS": "BUS_ERROR", "SIGFPE": "DIVIDE_BY_ZERO",
+    "SIGILL": "ILLEGAL_INSTRUCTION", "SIGTRAP": "BREAKPOINT", "SIGABRT": "ABORT",
+}  # fmt: skip
+EXC_CRASH = 10
+LINUX_DUMP_REQUESTED = 0xFFFFFFFF
+CRASHPAD_SIMULATED = 0x43507378
 ACCESS_KINDS = {0: "read", 1: "write", 8: "execute"}
 """What the faulting instruction did, as an access violation's first parameter (and argument 3 of the
 IRQL bug checks) codes it."""
@@ -56,39 +120,82 @@ SIGNAL_CLASSES: dict[int, str] = {
 }
 
 
-def exception_name(code: int, parameters: tuple[int, ...], linux: bool) -> str:
-    """The public name: EXCEPTION_ACCESS_VIOLATION_WRITE, or for Linux dumps the signal (SIGSEGV)."""
-    if linux:
+@dataclass(frozen=True)
+class Decoded:
+    """An exception record read by its operating system's rules."""
+
+    name: str
+    """EXCEPTION_ACCESS_VIOLATION_WRITE, SIGSEGV, EXC_BAD_ACCESS / KERN_INVALID_ADDRESS, ..."""
+    crash_class: str
+    """The class before the access and address refine it (INVALID_MEMORY_READ stands for any memory fault)."""
+    fault_address: int | None
+    """The address the fault touched, where the exception carries one."""
+    access: str | None
+    """read, write or execute where the record itself says (a Windows access violation)."""
+    signal: int | None = None
+    """Linux: the signal number (the code)."""
+    memory: bool = False
+    """A memory fault: the faulting instruction's access may refine the class."""
+
+
+def decode_exception(
+    os_kind: str, code: int, flags: int, address: int, parameters: tuple[int, ...]
+) -> Decoded:
+    """Read an exception record as ``os_kind`` (windows, linux or mac) writes it."""
+    if os_kind == "linux":
+        if code == LINUX_DUMP_REQUESTED:
+            return Decoded("DUMP_REQUESTED", "UNKNOWN", None, None)
         try:
-            return signal.Signals(code).name
+            name = signal.Signals(code).name
         except ValueError:
-            return f"signal {code}"
-    name = EXCEPTIONS.get(code, (f"unknown exception {code:#010x}", ""))[0]
-    if code == 0xC0000005 and parameters:
-        name += "_" + ACCESS_NAMES.get(parameters[0], "UNKNOWN")
-    return name
+            name = f"signal {code}"
+        cls = SIGNAL_CLASSES.get(code, "KILLED_BY_SIGNAL")
+        faults = code in (4, 5, 7, 8, 11)  # SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV: si_addr is an address
+        return Decoded(name, cls, address if faults else None, None, code, cls == "INVALID_MEMORY_READ")
+    if os_kind == "mac":
+        return _decode_mac(code, flags, address, parameters)
+    if code == CRASHPAD_SIMULATED:
+        return Decoded("SIMULATED", "UNKNOWN", None, None)
+    name, cls = EXCEPTIONS.get(code, (f"unknown exception {code:#010x}", "UNKNOWN"))
+    if code in MEMORY_EXCEPTIONS and len(parameters) >= 2:
+        access = ACCESS_KINDS.get(parameters[0])
+        if code == 0xC0000005:
+            name += "_" + ACCESS_NAMES.get(parameters[0], "UNKNOWN")
+            cls = _memory_class(access or "read", parameters[1])
+        return Decoded(name, cls, parameters[1], access)
+    return Decoded(name, cls, None, None)
 
 
-def exception_class(
-    code: int | None, parameters: tuple[int, ...], address: int | None, linux: bool, access: str | None = None
-) -> str:
-    """The crash class (see analysis/classes.py) that an exception code means.
+def _decode_mac(code: int, flags: int, address: int, parameters: tuple[int, ...]) -> Decoded:
+    if code == CRASHPAD_SIMULATED:
+        return Decoded("SIMULATED", "UNKNOWN", None, None)
+    if code == 0 and parameters and parameters[0] == EXC_CRASH and len(parameters) > 1:
+        # Crashpad unwraps EXC_CRASH to the exception it came from: 0 when a signal caused it
+        sig = MAC_SIGNALS.get((parameters[1] >> 24) & 0xFF, f"signal {(parameters[1] >> 24) & 0xFF}")
+        return Decoded(f"EXC_CRASH / {sig}", MAC_SIGNAL_CLASSES.get(sig, "KILLED_BY_SIGNAL"), None, None)
+    name, cls = MAC_EXCEPTIONS.get(code, (f"unknown Mach exception {code:#x}", "UNKNOWN"))
+    if code == EXC_CRASH:
+        sig = MAC_SIGNALS.get((flags >> 24) & 0xFF, f"signal {(flags >> 24) & 0xFF}")
+        return Decoded(f"{name} / {sig}", MAC_SIGNAL_CLASSES.get(sig, "KILLED_BY_SIGNAL"), None, None)
+    sub = MAC_CODES.get(code, {}).get(flags)
+    if code == 5 and flags == 0x10003 and len(parameters) > 2:  # EXC_SOFT_SIGNAL: the signal is the subcode
+        sub = f"{sub} / {MAC_SIGNALS.get(parameters[2], parameters[2])}"
+    full = f"{name} / {sub}" if sub else (f"{name} / {flags:#x}" if code in MAC_CODES else name)
+    if code == 1:
+        return Decoded(full, cls, address, None, memory=True)
+    return Decoded(full, cls, None, None)
 
-    For Linux dumps a SIGSEGV says nothing of the access: ``access`` is what
-    the faulting instruction did, when its code is in the dump.
-    """
-    if code is None:
-        return "UNKNOWN"
-    if linux:
-        cls = SIGNAL_CLASSES.get(code)
-        if cls is None:
-            return "KILLED_BY_SIGNAL"
-        if cls == "INVALID_MEMORY_READ":
-            return _memory_class(access or "read", address)
-        return cls
-    if code == 0xC0000005 and len(parameters) >= 2:
-        return _memory_class(ACCESS_KINDS.get(parameters[0], "read"), parameters[1])
-    return EXCEPTIONS.get(code, ("", "UNKNOWN"))[1]
+
+def refine_class(decoded: Decoded, access: str | None) -> str:
+    """The crash class once the faulting instruction's access is known (memory faults only)."""
+    if decoded.memory and decoded.crash_class == "INVALID_MEMORY_READ":
+        return _memory_class(access or "read", decoded.fault_address)
+    return decoded.crash_class
+
+
+def exception_name(code: int, parameters: tuple[int, ...], linux: bool) -> str:
+    """The public name of a Windows exception (EXCEPTION_ACCESS_VIOLATION_WRITE) or Linux signal."""
+    return decode_exception("linux" if linux else "windows", code, 0, 0, parameters).name
 
 
 def _memory_class(access: str, address: int | None) -> str:

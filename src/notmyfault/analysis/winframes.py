@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import ntpath
-import os
 import struct
-from dataclasses import dataclass
-from functools import lru_cache
 
+from notmyfault.analysis.symfile import SymbolFile, load_sym, sym_path
 from notmyfault.analysis.unwind import Frame
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump, Module, Thread
@@ -27,77 +24,11 @@ from notmyfault.dumps.windump import Thread as KernelThread
 MAX_FRAMES = 64
 
 
-@dataclass(frozen=True)
-class SymbolFile:
-    """What a Breakpad .sym file says: functions (with their lines) and public symbols, by RVA."""
-
-    funcs: list[tuple[int, int, str]]
-    """(rva, size, name), sorted."""
-    lines: list[tuple[int, int, int, str]]
-    """(rva, size, line, file), sorted."""
-    publics: list[tuple[int, str]]
-
-    def lookup(self, rva: int) -> tuple[str | None, int | None, str | None, int | None]:
-        """(function, offset from it, file, line) for ``rva``."""
-        i = bisect.bisect_right(self.funcs, (rva, 1 << 64, "")) - 1
-        if i >= 0 and self.funcs[i][0] <= rva < self.funcs[i][0] + self.funcs[i][1]:
-            start, _size, name = self.funcs[i]
-            j = bisect.bisect_right(self.lines, (rva, 1 << 64, 0, "")) - 1
-            file = line = None
-            if j >= 0 and self.lines[j][0] <= rva < self.lines[j][0] + self.lines[j][1]:
-                line, file = self.lines[j][2], self.lines[j][3]
-            return name, rva - start, file, line
-        k = bisect.bisect_right(self.publics, (rva, "\uffff")) - 1
-        if k >= 0:
-            return self.publics[k][1], rva - self.publics[k][0], None, None
-        return None, None, None, None
-
-
-def parse_sym(text: str) -> SymbolFile:
-    """Parse a Breakpad symbol file (FILE, FUNC, line and PUBLIC records; STACK records are skipped)."""
-    files: dict[int, str] = {}
-    funcs, lines, publics = [], [], []
-    in_func = False
-    for raw in text.splitlines():
-        parts = raw.split(" ")
-        try:
-            if parts[0] == "FILE":
-                files[int(parts[1])] = " ".join(parts[2:])
-            elif parts[0] == "FUNC":
-                rest = parts[2:] if parts[1] == "m" else parts[1:]
-                funcs.append((int(rest[0], 16), int(rest[1], 16), " ".join(rest[3:])))
-                in_func = True
-            elif parts[0] == "PUBLIC":
-                rest = parts[2:] if parts[1] == "m" else parts[1:]
-                publics.append((int(rest[0], 16), " ".join(rest[2:])))
-                in_func = False
-            elif parts[0] in ("MODULE", "INFO", "STACK", "INLINE", "INLINE_ORIGIN"):
-                in_func = parts[0].startswith("INLINE") and in_func
-            elif in_func and len(parts) == 4:
-                lines.append(
-                    (int(parts[0], 16), int(parts[1], 16), int(parts[2]), files.get(int(parts[3]), "?"))
-                )
-        except (IndexError, ValueError):
-            continue  # a malformed record is skipped, as Breakpad does
-    return SymbolFile(sorted(funcs), sorted(lines), sorted(publics))
-
-
-@lru_cache(maxsize=64)
-def _load_sym(path: str) -> SymbolFile | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return parse_sym(f.read())
-    except OSError:
-        return None
-
-
 def symbol_file(symbols: str | None, module: Module | Driver) -> SymbolFile | None:
     """The module's Breakpad symbols under ``symbols`` (the layout of symbol stores), if there."""
     if not symbols or not isinstance(module, Module) or not module.debug_id:
         return None
-    debug_file = ntpath.basename(module.debug_file or module.name) or os.path.basename(module.name)
-    stem = debug_file[:-4] if debug_file.lower().endswith(".pdb") else debug_file
-    return _load_sym(os.path.join(symbols, debug_file, module.debug_id, stem + ".sym"))
+    return load_sym(sym_path(symbols, module.debug_file or module.name, module.debug_id))
 
 
 Dump = Minidump | WindowsKernelDump
@@ -107,7 +38,7 @@ Dump = Minidump | WindowsKernelDump
 def frame_at(md: Dump, index: int, pc: int, sp: int | None, how: str, symbols: str | None = None) -> Frame:
     """The frame at ``pc``, named by the module's Breakpad symbols when given, else (kernel dumps)
     by the nearest export of the driver's image when the dump holds its export table."""
-    module = md.module_at(pc)
+    module = md.module_at(pc if how == "context" else pc - 1)
     if module is None:
         return Frame(index, pc, sp, None, None, None, None, None, how, None)
     name = offset = file = line = None

@@ -90,6 +90,12 @@ def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> Non
 @symbols_option
 @debug_option
 @click.option("-v", "--verbose", is_flag=True, help="Every frame, and the modules whose files were missing.")
+@click.option(
+    "--environment",
+    "show_env",
+    is_flag=True,
+    help="Minidumps: also show the process's environment (it may hold secrets; never shown unless asked).",
+)
 @json_option
 def analyze(
     core: str,
@@ -98,6 +104,7 @@ def analyze(
     symbols: str | None,
     debug_files: tuple[str, ...],
     verbose: bool,
+    show_env: bool,
     as_json: bool,
 ) -> None:
     """The !analyze -v page: crash class, arguments, faulting instruction, stack, and Probably caused by.
@@ -110,9 +117,14 @@ def analyze(
     from notmyfault.analysis.minidump import analyze_minidump
     from notmyfault.analysis.vmcore import analyze_vmcore
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
-    from notmyfault.render.analysis import analysis_json, analysis_text
+    from notmyfault.render.analysis import analysis_json, analysis_text, printable
 
     with opened(core, minidumps=True, debug_files=debug_files) as c:
+        env: list[str] | None = None
+        if show_env:
+            if not isinstance(c, Minidump):
+                fail(f"{core}: --environment reads minidumps (Breakpad's environment stream) only")
+            env = c.environment or []
         if isinstance(c, Vmcore):
             result = analyze_vmcore(c)
         elif isinstance(c, Minidump):
@@ -121,7 +133,18 @@ def analyze(
             result = analyze_kernel_dump(c)
         else:
             result = run(c, exe, sysroot)
-        _emit(as_json, lambda: analysis_json(result), lambda: analysis_text(result, verbose))
+        if env is None:
+            _emit(as_json, lambda: analysis_json(result), lambda: analysis_text(result, verbose))
+        else:
+            shown = env
+            _emit(
+                as_json,
+                lambda: {**analysis_json(result), "environment": shown},
+                lambda: "\n".join(
+                    [analysis_text(result, verbose), "", "ENVIRONMENT:"]
+                    + [f"  {printable(v)}" for v in shown]
+                ),
+            )
 
 
 @click.command()
@@ -147,6 +170,7 @@ def stack(
 
     Kernel vmcores: the crashed task's stack (or --thread PID, or --all tasks).
     """
+    from notmyfault.analysis.mdwalk import Walker
     from notmyfault.analysis.unwind import Frame, load_program, thread_frames
     from notmyfault.analysis.winframes import fp_chain_frames
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
@@ -169,8 +193,12 @@ def stack(
             if tid is not None and tid not in tids:
                 fail(f"the dump has no thread {tid}; its threads are {', '.join(map(str, tids))}")
             chosen = tids if all_threads else [tid if tid is not None else tids[0]]
-            if isinstance(c, (Minidump, WindowsKernelDump)):
-                by_tid = {t.tid: t for t in c.threads}
+            by_tid = {t.tid: t for t in c.threads}
+            if isinstance(c, Minidump):
+                walker = Walker(c, symbols)
+                # the dump writer's own thread is listed, not walked (its stack is the writer's)
+                stacks = [(t, [] if t == c.dump_thread_id else walker.frames(by_tid[t])) for t in chosen]
+            elif isinstance(c, WindowsKernelDump):
                 stacks = [(t, fp_chain_frames(c, by_tid[t], symbols)) for t in chosen]
             else:
                 program = load_program(c, exe, sysroot)

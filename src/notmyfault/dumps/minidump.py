@@ -16,6 +16,7 @@ minidump_format.h for the Linux parts.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import struct
 import uuid
 from dataclasses import dataclass
@@ -30,8 +31,14 @@ VERSION = 0xA793
 
 THREAD_LIST, MODULE_LIST, MEMORY_LIST, EXCEPTION, SYSTEM_INFO = 3, 4, 5, 6, 7
 MEMORY64_LIST, MISC_INFO = 9, 15
-BREAKPAD_INFO = 0x47670001
-LINUX_CMD_LINE, LINUX_ENVIRON, LINUX_MAPS = 0x47670007, 0x47670008, 0x47670009
+# Breakpad's streams (minidump_format.h: MD_BREAKPAD_INFO_STREAM ... MD_LINUX_DSO_DEBUG)
+BREAKPAD_INFO, ASSERTION_INFO = 0x47670001, 0x47670002
+LINUX_CPU_INFO, LINUX_PROC_STATUS, LINUX_LSB_RELEASE = 0x47670003, 0x47670004, 0x47670005
+LINUX_CMD_LINE, LINUX_ENVIRON, LINUX_AUXV = 0x47670006, 0x47670007, 0x47670008
+LINUX_MAPS, LINUX_DSO_DEBUG = 0x47670009, 0x4767000A
+CRASHPAD_INFO = 0x43500001
+CV_ELF = b"LEpB"
+"""Breakpad's ELF CodeView signature: the uint32 0x4270454c ('BpEL') as it lies on disk, little-endian."""
 
 ARCHES = {0: "x86", 5: "arm", 9: "x86_64", 12: "aarch64", 0x8003: "aarch64"}
 """PROCESSOR_ARCHITECTURE_* (and Breakpad's ARM64 value) to our architecture names."""
@@ -219,6 +226,13 @@ class Module(Image):
     """Breakpad's debug identifier (PDB GUID and age in hex, or an ELF build-id as a GUID)."""
     build_id: str | None
     """For Linux modules (Breakpad's BpEL record): the ELF build-id in hex."""
+    identifier: str | None = None
+    """The code id where it is not a PE's (timestamp, size): an ELF build-id, a Mach-O UUID."""
+
+    @property
+    def code_id(self) -> str:
+        """The code identifier: a PE's timestamp and size, an ELF build-id, or a Mach-O UUID."""
+        return self.identifier or super().code_id
 
 
 @dataclass(frozen=True)
@@ -293,9 +307,9 @@ class Minidump(MappedDump):
             "<HHHBBIIIII", at, "the system info"
         )
         vendor = None
-        if arch in (0, 9):
-            raw = self._bytes(at + 32, 12, "the CPU vendor")
-            vendor = raw.decode("ascii", errors="replace").rstrip("\0") or None
+        if arch in (0, 9):  # X86CpuInfo's vendor id; other writers leave the union's other member there
+            raw = self._bytes(at + 32, 12, "the CPU vendor").rstrip(b"\0")
+            vendor = raw.decode("ascii") if raw and raw.isascii() and raw.isalnum() else None
         return SystemInfo(
             ARCHES.get(arch, f"architecture {arch:#x}"), arch, level, revision, cpus, product,
             (major, minor, build), platform, self._string(csd_rva, "the service pack name"), vendor,
@@ -339,10 +353,10 @@ class Minidump(MappedDump):
 
     @cached_property
     def threads(self) -> tuple[Thread, ...]:
-        """The threads of the program; the one that took the exception first, with the exception's context.
+        """The threads of the dump; the one that took the exception first, with the exception's context.
 
-        The thread that wrote the dump (Breakpad's handler thread) is left
-        out, as minidump_stackwalk leaves it out: it is not the program's.
+        The thread that wrote the dump (Breakpad's handler thread, ``dump_thread_id``) is listed
+        too, last; its stack is the dump writer's, so it is not walked.
         """
         found = self._stream(THREAD_LIST)
         if found is None:
@@ -356,15 +370,14 @@ class Minidump(MappedDump):
             tid, _s, _pc, _p, _teb, stack_start, stack_size, _stack_rva, ctx_size, ctx_rva = self._unpack(
                 "<IIIIQQIIII", at + 4 + 48 * i, "a thread"
             )
-            if tid == self.dump_thread_id:
-                continue
             regs = exc.context if exc is not None and exc.thread_id == tid and exc.context else None
             if regs is None:
                 regs = self._context(ctx_size, ctx_rva)
             pc, sp, fp = context_pointers(self.arch, regs)
             out.append(Thread(tid, regs, pc, sp, fp, stack_start, stack_size))
-        if exc is not None:  # the crashed thread first, as in ELF cores
-            out.sort(key=lambda t: t.tid != exc.thread_id)
+        crashed = exc.thread_id if exc is not None else None
+        # the crashed thread first, as in ELF cores; the dump writer last
+        out.sort(key=lambda t: (t.tid != crashed, t.tid == self.dump_thread_id))
         return tuple(out)
 
     @cached_property
@@ -382,43 +395,55 @@ class Minidump(MappedDump):
             base, size, checksum, stamp, name_rva = self._unpack("<QIIII", rec, "a module")
             sig, _sv, fv_ms, fv_ls, pv_ms, pv_ls = self._unpack("<IIIIII", rec + 24, "a module's version")
             cv_size, cv_rva = self._unpack("<II", rec + 76, "a module's CodeView record")
-            debug_file, debug_id, build_id = self._codeview(cv_size, cv_rva)
+            name = self._string(name_rva, "a module name")
+            debug_file, debug_id, build_id, ident = self._codeview(cv_size, cv_rva, name)
             out.append(
                 Module(
                     base,
                     size,
                     checksum,
                     stamp,
-                    self._string(name_rva, "a module name"),
+                    name,
                     _version(fv_ms, fv_ls) if sig == 0xFEEF04BD else None,
                     _version(pv_ms, pv_ls) if sig == 0xFEEF04BD else None,
                     debug_file,
                     debug_id,
                     build_id,
+                    ident,
                 )
             )
         return tuple(out)
 
-    def _codeview(self, size: int, rva: int) -> tuple[str | None, str | None, str | None]:
-        """(debug file, debug identifier, ELF build-id) from a CodeView record."""
+    def _codeview(
+        self, size: int, rva: int, name: str
+    ) -> tuple[str | None, str | None, str | None, str | None]:
+        """(debug file, debug identifier, ELF build-id, code id) from a module's CodeView record.
+
+        PDB 7.0 (``RSDS``: GUID and age) and 2.0 (``NB10``) as Windows writes them; Crashpad's
+        Mach-O modules carry their UUID as an RSDS GUID, which is also their code id; Breakpad's
+        Linux modules carry the ELF build-id (``LEpB`` on disk), whose first 16 bytes read as a
+        GUID (age 0) are the debug id, and the whole of it the code id.
+        """
         if size < 4 or rva == 0:
-            return None, None, None
+            return None, None, None, None
         data = self._bytes(rva, min(size, 4096), "a CodeView record")
         sig = data[:4]
+        apple = self.system_info is not None and self.system_info.platform_id in (0x8101, 0x8102)
         if sig == b"RSDS" and len(data) >= 24:  # PDB 7.0: GUID, age, file name
             guid = uuid.UUID(bytes_le=data[4:20])
             (age,) = struct.unpack_from("<I", data, 20)
-            name = data[24:].split(b"\0", 1)[0].decode(errors="replace")
-            return name, f"{guid.hex.upper()}{age:X}", None
+            debug = data[24:].split(b"\0", 1)[0].decode(errors="replace")
+            return debug, f"{guid.hex.upper()}{age:X}", None, guid.hex if apple else None
         if sig == b"NB10" and len(data) >= 16:  # PDB 2.0: timestamp, age, file name
             stamp, age = struct.unpack_from("<II", data, 8)
-            name = data[16:].split(b"\0", 1)[0].decode(errors="replace")
-            return name, f"{stamp:08X}{age:X}", None
-        if sig == b"BpEL":  # Breakpad, Linux: the ELF build-id
+            debug = data[16:].split(b"\0", 1)[0].decode(errors="replace")
+            return debug, f"{stamp:08X}{age:X}", None, None
+        if sig == CV_ELF and len(data) > 4:  # Breakpad, Linux: the ELF build-id
             build = data[4:]
             ident = build[:16].ljust(16, b"\0")
-            return None, f"{uuid.UUID(bytes_le=ident).hex.upper()}0", build.hex()
-        return None, None, None
+            base = name.rsplit("/", 1)[-1] or None
+            return base, f"{uuid.UUID(bytes_le=ident).hex.upper()}0", build.hex(), build.hex()
+        return None, None, None, None
 
     @cached_property
     def misc_info(self) -> MiscInfo:
@@ -472,19 +497,120 @@ class Minidump(MappedDump):
                 return self._bytes(r.offset + addr - r.start, size, "process memory")
         raise UnreadableMemory(f"{addr:#x} (+{size}) is not in the dump")
 
+    @cached_property
+    def _by_base(self) -> tuple[list[int], list[Module]]:
+        mods = sorted(self.modules, key=lambda m: m.base)
+        return [m.base for m in mods], mods
+
     def module_at(self, addr: int) -> Module | None:
         """The module whose image holds ``addr``."""
-        return next((m for m in self.modules if m.base <= addr < m.end), None)
+        starts, mods = self._by_base
+        i = bisect.bisect_right(starts, addr) - 1
+        for m in mods[max(0, i - 3) : i + 1][::-1]:  # the nearest base below, or one it overlaps
+            if m.base <= addr < m.end:
+                return m
+        return None
 
-    @cached_property
-    def command_line(self) -> str | None:
-        """Breakpad's Linux command-line stream, if there is one."""
-        found = self._stream(LINUX_CMD_LINE)
+    def _text_stream(self, kind: int, what: str, limit: int = 1 << 20) -> bytes | None:
+        found = self._stream(kind)
         if found is None:
             return None
         size, at = found
-        raw = self._bytes(at, min(size, 65536), "the command line")
+        return self._bytes(at, min(size, limit), what)
+
+    @cached_property
+    def command_line(self) -> str | None:
+        """The process's arguments, from Breakpad's Linux command-line stream (/proc/PID/cmdline)."""
+        raw = self._text_stream(LINUX_CMD_LINE, "the command line", 65536)
+        if raw is None:
+            return None
         return raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+
+    @cached_property
+    def environment(self) -> list[str] | None:
+        """The process's environment (/proc/PID/environ), which may hold secrets: shown only when asked."""
+        raw = self._text_stream(LINUX_ENVIRON, "the environment", 1 << 20)
+        if raw is None:
+            return None
+        return [v.decode(errors="replace") for v in raw.split(b"\0") if v]
+
+    @cached_property
+    def proc_status(self) -> dict[str, str]:
+        """Breakpad's copy of /proc/PID/status: field -> value ({} without the stream)."""
+        raw = self._text_stream(LINUX_PROC_STATUS, "the process status", 65536)
+        out: dict[str, str] = {}
+        for line in (raw or b"").decode(errors="replace").splitlines():
+            key, sep, value = line.partition(":")
+            if sep:
+                out[key.strip()] = value.strip()
+        return out
+
+    @cached_property
+    def lsb_release(self) -> dict[str, str]:
+        """Breakpad's copy of /etc/lsb-release (or os-release): field -> value."""
+        raw = self._text_stream(LINUX_LSB_RELEASE, "the LSB release", 65536)
+        out: dict[str, str] = {}
+        for line in (raw or b"").decode(errors="replace").splitlines():
+            key, sep, value = line.partition("=")
+            if sep:
+                out[key.strip()] = value.strip().strip('"')
+        return out
+
+    @cached_property
+    def linux_maps(self) -> list[str]:
+        """Breakpad's copy of /proc/PID/maps, a line each."""
+        raw = self._text_stream(LINUX_MAPS, "the memory maps", 16 << 20)
+        return (raw or b"").decode(errors="replace").splitlines()
+
+    @cached_property
+    def auxv(self) -> dict[int, int]:
+        """Breakpad's copy of the auxiliary vector: AT_* type -> value."""
+        raw = self._text_stream(LINUX_AUXV, "the auxiliary vector", 65536) or b""
+        word = 4 if self.arch in ("x86", "arm") else 8
+        fmt = "<II" if word == 4 else "<QQ"
+        out: dict[int, int] = {}
+        for i in range(0, len(raw) - 2 * word + 1, 2 * word):
+            key, value = struct.unpack_from(fmt, raw, i)
+            if key == 0:
+                break
+            out[key] = value
+        return out
+
+    @property
+    def pid(self) -> int | None:
+        """The process id: the misc info's, else the Linux status stream's ``Pid``."""
+        if self.misc_info.process_id is not None:
+            return self.misc_info.process_id
+        with contextlib.suppress(ValueError, KeyError):
+            return int(self.proc_status["Pid"])
+        return None
+
+    @cached_property
+    def assertion(self) -> Assertion | None:
+        """Breakpad's assertion stream (an invalid-parameter or pure-call handler's report), if any."""
+        found = self._stream(ASSERTION_INFO)
+        if found is None or found[0] < 776:
+            return None
+        at = found[1]
+
+        def wide(offset: int) -> str:
+            raw = self._bytes(at + offset, 256, "the assertion")
+            return raw.decode("utf-16-le", errors="replace").split("\0", 1)[0]
+
+        line, kind = self._unpack("<II", at + 768, "the assertion")
+        return Assertion(wide(0), wide(256), wide(512), line, kind)
+
+
+@dataclass(frozen=True)
+class Assertion:
+    """MDRawAssertionInfo: what an assertion handler recorded."""
+
+    expression: str
+    function: str
+    file: str
+    line: int
+    kind: int
+    """1: invalid parameter, 2: pure virtual call."""
 
 
 def _version(ms: int, ls: int) -> str:

@@ -16,6 +16,13 @@ from notmyfault.units import format_size
 RULE = "*" * 79
 
 
+def printable(text: str) -> str:
+    """A string from a dump made safe for a terminal: control characters as \\xNN escapes."""
+    return "".join(
+        c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}" for c in text
+    )
+
+
 def hexa(value: int | None) -> str | None:
     """An address for JSON: a 0x-prefixed hex string, or null."""
     return None if value is None else f"{value:#x}"
@@ -36,6 +43,7 @@ def frame_json(f: Frame) -> dict[str, Any]:
         "sp": hexa(f.sp),
         "module": f.module,
         "function": f.function,
+        "raw_function": f.raw_function,
         "offset": hexa(f.offset),
         "location": f.location(),
         "file": f.file,

@@ -11,7 +11,7 @@ from notmyfault.analysis.blame import short_name
 from notmyfault.analysis.crash import CrashAnalysis
 from notmyfault.triage.signature import token
 
-ANALYSIS_VERSION = f"{__version__}+triage1"
+ANALYSIS_VERSION = f"{__version__}+triage2"
 """Stored with every row: a dump analysed by another version is analysed again on the next ingest."""
 TOP_FRAMES = 32
 

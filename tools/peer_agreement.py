@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""How far notmyfault agrees with its peers' own expected outputs, field by field.
+
+Runs ``notmyfault analyze|stack --all|modules --json`` on the dumps of
+``../shared/corpus`` and compares each field we claim to read with what the
+peer printed for the same dump:
+
+- ``rust-minidump``: ``minidump-stackwalk --json`` snapshots (test.dmp with and
+  without its symbols; the macOS Crashpad dump): crash reason and address,
+  crashing thread, pid, thread count, every thread's frames (module, module
+  offset, trust, and function, file and line where we are given the same
+  symbols), every module (file name, range, debug file and id, code id, version).
+- ``breakpad-minidump2``: Breakpad's ``minidump_stackwalk -m`` output: crash,
+  frames with names, files and lines, modules.
+- ELF cores with ``EUSTACK.txt`` / ``GDB.txt``: pid, thread ids, crashed thread,
+  signal, the registers gdb printed, and frame 0.
+
+Where we read differently on purpose, the check normalises (see
+docs/peer-agreement.md): a caller frame's address is its return address for
+us and the return address minus one for minidump-stackwalk; code ids are
+compared without regard to case; debug files by their base name; a frame's
+trust is compared only where the peer found it without symbols we were not
+given (the macOS dump's own symbol files are not in the corpus).
+
+Prints one ``matched / compared`` line per source and the total; ``--json``
+prints the same with every mismatch; ``--show`` lists the mismatches.
+Exit status 0 unless a source could not be run at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import ntpath
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+RUST = CORPUS / "rust-minidump"
+
+
+@dataclass
+class Tally:
+    """Fields compared for one source, and the ones that differ."""
+
+    source: str
+    compared: int = 0
+    matched: int = 0
+    mismatches: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Fields left out on purpose: the peer read them with symbol files the corpus does not carry."""
+
+    def check(self, what: str, ours: Any, theirs: Any) -> None:
+        """Count one field; remember it when it differs."""
+        self.compared += 1
+        if ours == theirs:
+            self.matched += 1
+        else:
+            self.mismatches.append(f"{what}: ours {ours!r}, theirs {theirs!r}")
+
+    @property
+    def ratio(self) -> float:
+        """matched / compared (1.0 when nothing was compared)."""
+        return self.matched / self.compared if self.compared else 1.0
+
+
+def nmf(*args: str) -> dict[str, Any]:
+    """``notmyfault ARGS --json``, parsed."""
+    r = subprocess.run(
+        [sys.executable, "-m", "notmyfault", *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"notmyfault {' '.join(args)} failed: {r.stderr.strip()}")
+    out: dict[str, Any] = json.loads(r.stdout)
+    return out
+
+
+def snapshot(name: str) -> dict[str, Any]:
+    """An insta snapshot's JSON body (after its header)."""
+    text = (RUST / "snapshots" / f"{name}.snap").read_text()
+    out: dict[str, Any] = json.loads(text[text.index("{") :])
+    return out
+
+
+def hexint(value: str | None) -> int | None:
+    """'0x0040429e' -> 0x40429e; None stays None."""
+    return None if value is None else int(value, 16)
+
+
+def base_name(path: str | None) -> str | None:
+    """The file name of a Windows or POSIX path."""
+    return None if path is None else ntpath.basename(path.replace("/", "\\"))
+
+
+def frame_offset(f: dict[str, Any], modules: dict[str, dict[str, Any]]) -> int | None:
+    """Our frame's module offset as minidump-stackwalk gives it: callers' return addresses minus one."""
+    m = modules.get(f["module"] or "")
+    if m is None:
+        return None
+    pc = int(f["pc"], 16) - (0 if f["trust"] == "context" else 1)
+    return pc - int(m["start"], 16)
+
+
+def trust_name(ours: str) -> str:
+    """Our trust names in minidump-stackwalk's spelling."""
+    return ours.replace(" ", "_")
+
+
+def compare_stackwalk(t: Tally, snap: str, dump: Path, symbols: Path | None) -> None:
+    """One minidump-stackwalk JSON snapshot against our analyze, stack --all and modules."""
+    theirs = snapshot(snap)
+    sym = ["--symbols", str(symbols)] if symbols else []
+    a = nmf("analyze", str(dump), *sym)
+    stacks = nmf("stack", "--all", str(dump), *sym)
+    mods = nmf("modules", str(dump))
+    by_path = {m["path"]: m for m in mods["modules"]}
+    crash = theirs["crash_info"]
+    reason = (a["exception"] or {}).get("name") or a["signal"]["name"]
+    t.check(f"{snap}: crash reason", reason, crash["type"])
+    t.check(f"{snap}: crash address", hexint(a["signal"]["address"]), hexint(crash["address"]))
+    t.check(f"{snap}: crashing thread", a["crashed_tid"], theirs["crashing_thread"]["thread_id"])
+    t.check(f"{snap}: pid", a["process"]["pid"], theirs["pid"])
+    t.check(f"{snap}: thread count", len(stacks["threads"]), theirs["thread_count"])
+    ours_threads = {th["tid"]: th["frames"] for th in stacks["threads"]}
+    their_mods = {m["filename"]: m for m in theirs["modules"]}
+    for th in theirs["threads"]:
+        tid = th["thread_id"]
+        frames = ours_threads.get(tid, [])
+        # the peer's walk leaned on symbol files we were not given (its CFI, or symbols rejecting
+        # a scanned word): where it ends is then not ours to match
+        leaned = not symbols and any(
+            their_mods.get(f["module"] or "", {}).get("loaded_symbols") for f in th["frames"]
+        )
+        if leaned:
+            t.skipped.append(
+                f"{snap}: thread {tid} frame count (ours {len(frames)}, theirs {th['frame_count']})"
+            )
+        else:
+            t.check(f"{snap}: thread {tid} frame count", len(frames), th["frame_count"])
+        prev_symbols = False
+        for f_theirs, f in zip(th["frames"], frames, strict=False):
+            where = f"{snap}: thread {tid} frame {f_theirs['frame']}"
+            t.check(f"{where} module", base_name(f["module"]), f_theirs["module"])
+            t.check(f"{where} module offset", frame_offset(f, by_path), hexint(f_theirs["module_offset"]))
+            if not prev_symbols or symbols:
+                t.check(f"{where} trust", trust_name(f["trust"]), f_theirs["trust"])
+            else:
+                t.skipped.append(f"{where} trust (ours {trust_name(f['trust'])}, theirs {f_theirs['trust']})")
+            if symbols:
+                t.check(f"{where} function", f["function"], f_theirs["function"])
+                t.check(f"{where} line", f["line"], f_theirs["line"])
+            prev_symbols = bool(their_mods.get(f_theirs["module"] or "", {}).get("loaded_symbols"))
+    ours_by_base = {int(m["start"], 16): m for m in mods["modules"]}
+    t.check(f"{snap}: module count", len(mods["modules"]), len(theirs["modules"]))
+    for m in theirs["modules"]:
+        base = int(m["base_addr"], 16)
+        o = ours_by_base.get(base)
+        name = m["filename"]
+        if o is None:
+            t.check(f"{snap}: module {name} present", False, True)
+            continue
+        t.check(f"{snap}: module {name} file name", base_name(o["path"]), name)
+        t.check(f"{snap}: module {name} end", int(o["end"], 16), int(m["end_addr"], 16))
+        t.check(f"{snap}: module {name} debug file", base_name(o["debug_file"]), m["debug_file"])
+        t.check(f"{snap}: module {name} debug id", o["debug_id"], m["debug_id"])
+        t.check(f"{snap}: module {name} code id", (o["code_id"] or "").lower(), (m["code_id"] or "").lower())
+        t.check(f"{snap}: module {name} version", o["file_version"], m["version"])
+
+
+def compare_breakpad_machine_readable(t: Tally) -> None:
+    """Breakpad's own ``minidump_stackwalk -m`` output for minidump2.dmp, with the corpus' symbols."""
+    folder = CORPUS / "breakpad-minidump2"
+    dump, symbols = folder / "minidump2.dmp", folder / "symbols"
+    rows = [
+        line.split("|")
+        for line in (folder / "minidump2.stackwalk.machine_readable.out").read_text().splitlines()
+    ]
+    a = nmf("analyze", str(dump), "--symbols", str(symbols))
+    stacks = nmf("stack", "--all", str(dump), "--symbols", str(symbols))
+    mods = nmf("modules", str(dump))
+    crash = next(r for r in rows if r[0] == "Crash")
+    t.check("minidump2: crash reason", (a["exception"] or {}).get("name"), crash[1])
+    t.check("minidump2: crash address", hexint(a["signal"]["address"]), int(crash[2], 16))
+    frames = stacks["threads"][0]["frames"]
+    expected = [r for r in rows if len(r) == 7 and r[0] == "0"]
+    t.check("minidump2: frame count", len(frames), len(expected))
+    for f, (_t, n, module, function, file, line, _off) in zip(frames, expected, strict=False):
+        t.check(f"minidump2: frame {n} module", base_name(f["module"]), module)
+        t.check(f"minidump2: frame {n} function", f["function"] or "", function)
+        t.check(f"minidump2: frame {n} file", f["file"] or "", file)
+        t.check(f"minidump2: frame {n} line", str(f["line"]) if f["line"] is not None else "", line)
+    by_name = {base_name(m["path"]) or "": m for m in mods["modules"]}
+    for _, name, version, debug_file, debug_id, base, end, _main in (r for r in rows if r[0] == "Module"):
+        m = by_name.get(name)
+        if m is None:
+            t.check(f"minidump2: module {name} present", False, True)
+            continue
+        t.check(f"minidump2: module {name} version", m["file_version"] or "", version)
+        t.check(f"minidump2: module {name} debug file", base_name(m["debug_file"]), debug_file)
+        t.check(f"minidump2: module {name} debug id", m["debug_id"], debug_id)
+        t.check(
+            f"minidump2: module {name} range",
+            (int(m["start"], 16), int(m["end"], 16) - 1),
+            (int(base, 16), int(end, 16)),
+        )
+
+
+def compare_elf_cores(t: Tally) -> None:
+    """ELF cores against what eu-stack and gdb printed for them (pid, threads, signal, registers, frame 0)."""
+    for folder in sorted(p for p in CORPUS.iterdir() if (p / "EUSTACK.txt").exists()):
+        core = next(p for p in sorted(folder.iterdir()) if p.suffix not in (".txt", ".sym"))
+        eu = (folder / "EUSTACK.txt").read_text()
+        gdb = (folder / "GDB.txt").read_text() if (folder / "GDB.txt").exists() else ""
+        a = nmf("analyze", str(core))
+        stacks = nmf("stack", "--all", str(core))
+        name = folder.name
+        pid = re.search(r"^PID (\d+) - core", eu, re.M)
+        if pid:
+            t.check(f"{name}: pid", a["process"]["pid"], int(pid.group(1)))
+        tids = sorted(int(x) for x in re.findall(r"^TID (\d+):", eu, re.M))
+        if tids:
+            t.check(f"{name}: thread ids", sorted(th["tid"] for th in stacks["threads"]), tids)
+        sig = re.search(r"Program terminated with signal (SIG\w+)", gdb)
+        if sig:
+            t.check(f"{name}: signal", a["signal"]["name"], sig.group(1))
+        rip = re.search(r"^rip\s+(0x[0-9a-f]+)", gdb, re.M)
+        if rip:
+            t.check(f"{name}: pc", hexint(a["fault_pc"]), int(rip.group(1), 16))
+        first = re.search(r"^#0\s+(0x[0-9a-f]+)", gdb, re.M)
+        if first and a["frames"]:
+            t.check(f"{name}: frame 0", hexint(a["frames"][0]["pc"]), int(first.group(1), 16))
+
+
+SOURCES: dict[str, Callable[[Tally], None]] = {
+    "minidump-stackwalk (rust-minidump, test.dmp)": lambda t: compare_stackwalk(
+        t, "json-pretty", RUST / "test.dmp", None
+    ),
+    "minidump-stackwalk (rust-minidump, test.dmp + symbols)": lambda t: compare_stackwalk(
+        t, "json-pretty-symbols", RUST / "test.dmp", RUST / "symbols"
+    ),
+    "minidump-stackwalk (rust-minidump, macOS Crashpad)": lambda t: compare_stackwalk(
+        t, "macos_inlines_json_pretty", RUST / "pipeline-inlines-macos-segv.dmp", None
+    ),
+    "minidump_stackwalk -m (Breakpad, minidump2)": compare_breakpad_machine_readable,
+    "eu-stack and gdb (ELF cores)": compare_elf_cores,
+}
+
+
+def run() -> list[Tally]:
+    """Every source's tally."""
+    out = []
+    for name, compare in SOURCES.items():
+        t = Tally(name)
+        compare(t)
+        out.append(t)
+    return out
+
+
+def main() -> int:
+    """Print matched / compared per source."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true", help="one JSON object with every mismatch")
+    ap.add_argument("--show", action="store_true", help="list the fields that differ")
+    args = ap.parse_args()
+    if not CORPUS.exists():
+        print(f"peer_agreement: {CORPUS} is not here", file=sys.stderr)
+        return 2
+    try:
+        tallies = run()
+    except (RuntimeError, OSError, ValueError) as e:
+        print(f"peer_agreement: {e}", file=sys.stderr)
+        return 2
+    compared = sum(t.compared for t in tallies)
+    matched = sum(t.matched for t in tallies)
+    if args.json:
+        print(json.dumps({
+            "sources": [
+                {"source": t.source, "matched": t.matched, "compared": t.compared,
+                 "mismatches": t.mismatches, "skipped": t.skipped}
+                for t in tallies
+            ],
+            "matched": matched,
+            "compared": compared,
+        }, indent=2))  # fmt: skip
+        return 0
+    for t in tallies:
+        skipped = f" ({len(t.skipped)} left out: the peer's own symbols)" if t.skipped else ""
+        print(f"{t.matched:5d} / {t.compared:<5d} {100 * t.ratio:6.2f}%  {t.source}{skipped}")
+        if args.show:
+            for m in t.mismatches:
+                print(f"        differs: {m}")
+            for m in t.skipped:
+                print(f"        left out: {m}")
+    print(f"{matched:5d} / {compared:<5d} {100 * matched / max(compared, 1):6.2f}%  all sources")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
