@@ -29,7 +29,7 @@ from notmyfault.analysis.symfile import SymbolFile, WinRecord
 from notmyfault.analysis.unwind import Frame
 from notmyfault.analysis.winframes import frame_at, symbol_file
 from notmyfault.dumps.errors import UnreadableMemory
-from notmyfault.dumps.minidump import Minidump, Thread
+from notmyfault.dumps.minidump import CONTEXT_LAYOUTS, ContextLayout, Minidump, Thread
 
 MAX_FRAMES = 256
 SCAN_WORDS = 40
@@ -38,26 +38,43 @@ SCAN_WORDS = 40
 
 @dataclass(frozen=True)
 class ArchRegs:
-    """The register names a walk needs on one architecture."""
+    """The register names a walk needs on one architecture (pc, sp and fp are its CONTEXT's)."""
 
-    word: int
-    pc: str
-    sp: str
-    fp: str
+    layout: ContextLayout
     callee_saved: tuple[str, ...]
     aliases: dict[str, str]
     """Names in symbol files (without '$') -> ours."""
 
+    @property
+    def word(self) -> int:
+        """The pointer size."""
+        return self.layout.word
+
+    @property
+    def pc(self) -> str:
+        """The program counter's name."""
+        return self.layout.pc
+
+    @property
+    def sp(self) -> str:
+        """The stack pointer's name."""
+        return self.layout.sp
+
+    @property
+    def fp(self) -> str:
+        """The frame pointer's name."""
+        return self.layout.fp
+
 
 ARCH_REGS = {
-    "x86": ArchRegs(4, "eip", "esp", "ebp", ("ebp", "ebx", "edi", "esi"), {}),
-    "x86_64": ArchRegs(8, "rip", "rsp", "rbp", ("rbx", "rbp", "r12", "r13", "r14", "r15"), {}),
+    "x86": ArchRegs(CONTEXT_LAYOUTS["x86"], ("ebp", "ebx", "edi", "esi"), {}),
+    "x86_64": ArchRegs(CONTEXT_LAYOUTS["x86_64"], ("rbx", "rbp", "r12", "r13", "r14", "r15"), {}),
     "aarch64": ArchRegs(
-        8, "pc", "sp", "fp",
+        CONTEXT_LAYOUTS["aarch64"],
         (*(f"x{i}" for i in range(19, 29)), "fp"),
         {"x29": "fp", "x30": "lr", "x31": "sp"},
     ),
-}  # fmt: skip
+}
 
 Regs = dict[str, int]
 Reader = Callable[[int], int | None]

@@ -537,24 +537,12 @@ class Minidump(MappedDump):
     @cached_property
     def proc_status(self) -> dict[str, str]:
         """Breakpad's copy of /proc/PID/status: field -> value ({} without the stream)."""
-        raw = self._text_stream(LINUX_PROC_STATUS, "the process status", 65536)
-        out: dict[str, str] = {}
-        for line in (raw or b"").decode(errors="replace").splitlines():
-            key, sep, value = line.partition(":")
-            if sep:
-                out[key.strip()] = value.strip()
-        return out
+        return _fields(self._text_stream(LINUX_PROC_STATUS, "the process status", 65536), ":")
 
     @cached_property
     def lsb_release(self) -> dict[str, str]:
         """Breakpad's copy of /etc/lsb-release (or os-release): field -> value."""
-        raw = self._text_stream(LINUX_LSB_RELEASE, "the LSB release", 65536)
-        out: dict[str, str] = {}
-        for line in (raw or b"").decode(errors="replace").splitlines():
-            key, sep, value = line.partition("=")
-            if sep:
-                out[key.strip()] = value.strip().strip('"')
-        return out
+        return _fields(self._text_stream(LINUX_LSB_RELEASE, "the LSB release", 65536), "=")
 
     @cached_property
     def linux_maps(self) -> list[str]:
@@ -611,6 +599,16 @@ class Assertion:
     line: int
     kind: int
     """1: invalid parameter, 2: pure virtual call."""
+
+
+def _fields(raw: bytes | None, sep: str) -> dict[str, str]:
+    """'Key<sep>value' lines (values unquoted) as a dict."""
+    out: dict[str, str] = {}
+    for line in (raw or b"").decode(errors="replace").splitlines():
+        key, found, value = line.partition(sep)
+        if found:
+            out[key.strip()] = value.strip().strip('"')
+    return out
 
 
 def _version(ms: int, ls: int) -> str:
