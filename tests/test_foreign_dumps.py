@@ -47,9 +47,9 @@ def _tool() -> ModuleType:
 
 def test_peer_agreement_every_source() -> None:
     tallies = {t.source: t for t in _tool().run()}
-    assert len(tallies) == 5
+    assert len(tallies) == 7
     for t in tallies.values():
-        assert t.compared > 50, t.source
+        assert t.compared >= 45, t.source
         assert t.mismatches == [], (t.source, t.mismatches[:10])
     # what was left out is only what the macOS dump's own symbol files (not in the corpus) decided
     left = [s for t in tallies.values() for s in t.skipped]

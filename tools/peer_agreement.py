@@ -13,7 +13,10 @@ peer printed for the same dump:
 - ``breakpad-minidump2``: Breakpad's ``minidump_stackwalk -m`` output: crash,
   frames with names, files and lines, modules.
 - ELF cores with ``EUSTACK.txt`` / ``GDB.txt``: pid, thread ids, crashed thread,
-  signal, the registers gdb printed, and frame 0.
+  signal, the registers gdb printed, and frame 0;
+- every ELF core against ``eu-readelf -n`` run here: thread ids, and every register
+  of the crashed thread that we name; and against ``eu-unstrip -n --core``: every
+  module's load address and build-id.
 
 Where we read differently on purpose, the check normalises (see
 docs/peer-agreement.md): a caller frame's address is its return address for
@@ -241,6 +244,86 @@ def compare_elf_cores(t: Tally) -> None:
             t.check(f"{name}: frame 0", hexint(a["frames"][0]["pc"]), int(first.group(1), 16))
 
 
+EU_NAMES = {"rflags": "eflags", "fs.base": "fs_base", "gs.base": "gs_base"}
+"""eu-readelf's register names that we spell as the kernel's user_regs_struct does."""
+
+
+def eu_readelf_threads(core: Path) -> list[dict[str, int]]:
+    """Each NT_PRSTATUS's pid and registers as ``eu-readelf -n`` prints them (values made unsigned)."""
+    r = subprocess.run(
+        ["eu-readelf", "-n", str(core)], capture_output=True, text=True, check=False, timeout=120
+    )
+    out: list[dict[str, int]] = []
+    current: dict[str, int] | None = None
+    for line in r.stdout.splitlines():
+        head = line.strip().split()
+        if len(head) >= 3 and head[0] in ("CORE", "LINUX") and head[1].isdigit():
+            current = {} if head[2] == "PRSTATUS" else None
+            if current is not None:
+                out.append(current)
+            continue
+        if current is None:
+            continue
+        for name, value in re.findall(r"([\w.]+):\s+(-?(?:0x[0-9a-f]+|\d+))(?=\s|,|$)", line):
+            current[EU_NAMES.get(name, name)] = int(value, 0)
+    return out
+
+
+def compare_eu_readelf(t: Tally) -> None:
+    """Every ELF core's threads and registers (NT_PRSTATUS) and process (NT_PRPSINFO) against eu-readelf."""
+    for folder in sorted(p for p in CORPUS.iterdir() if p.is_dir()):
+        cores = [p for p in sorted(folder.iterdir()) if p.is_file() and p.read_bytes()[:4] == b"\x7fELF"]
+        for core in cores:
+            theirs = eu_readelf_threads(core)
+            if not theirs:
+                continue
+            try:
+                regs = nmf("regs", str(core))
+            except RuntimeError:
+                continue  # an architecture whose registers we do not name (ppc64, s390x)
+            name = folder.name
+            bits = 32 if "eip" in regs["registers"] else 64
+            mask = (1 << bits) - 1
+            first = theirs[0]
+            t.check(f"{name}: crashed thread", regs["tid"], first.get("pid"))
+            for reg, value in regs["registers"].items():
+                if reg in first:
+                    t.check(f"{name}: {reg}", int(value, 16), first[reg] & mask)
+            stacks = nmf("stack", "--all", str(core))
+            t.check(
+                f"{name}: thread ids",
+                sorted(th["tid"] for th in stacks["threads"]),
+                sorted(x["pid"] for x in theirs),
+            )
+
+
+def eu_unstrip_modules(core: Path) -> dict[int, str]:
+    """start -> build-id of each module ``eu-unstrip -n --core`` finds in a core."""
+    r = subprocess.run(
+        ["eu-unstrip", "-n", f"--core={core}"], capture_output=True, text=True, check=False, timeout=120
+    )
+    out = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"0x([0-9a-f]+)\+0x[0-9a-f]+ ([0-9a-f]+|-)@", line)
+        if m:
+            out[int(m.group(1), 16)] = m.group(2)
+    return out
+
+
+def compare_eu_unstrip(t: Tally) -> None:
+    """Every ELF core's module list (load address and build-id) against eu-unstrip's."""
+    for folder in sorted(p for p in CORPUS.iterdir() if p.is_dir()):
+        for core in (p for p in sorted(folder.iterdir()) if p.is_file() and p.read_bytes()[:4] == b"\x7fELF"):
+            theirs = eu_unstrip_modules(core)
+            if not theirs:
+                continue
+            ours = {
+                int(m["start"], 16): m["build_id"] for m in nmf("modules", str(core))["modules"] if m["start"]
+            }
+            for start, build_id in sorted(theirs.items()):
+                t.check(f"{folder.name}: module at {start:#x} build-id", ours.get(start, "absent"), build_id)
+
+
 SOURCES: dict[str, Callable[[Tally], None]] = {
     "minidump-stackwalk (rust-minidump, test.dmp)": lambda t: compare_stackwalk(
         t, "json-pretty", RUST / "test.dmp", None
@@ -253,6 +336,8 @@ SOURCES: dict[str, Callable[[Tally], None]] = {
     ),
     "minidump_stackwalk -m (Breakpad, minidump2)": compare_breakpad_machine_readable,
     "eu-stack and gdb (ELF cores)": compare_elf_cores,
+    "eu-readelf -n (ELF cores: threads and registers)": compare_eu_readelf,
+    "eu-unstrip -n (ELF cores: modules and build-ids)": compare_eu_unstrip,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 
@@ -146,6 +147,62 @@ def decode_bytes(data: bytes, pc: int, arch: str) -> Instruction | None:
     return None
 
 
+def operand_address(data: bytes, pc: int, arch: str, regs: dict[str, int]) -> int | None:
+    """The address the first memory operand of the instruction at ``pc`` refers to, computed from the
+    registers (base + index * scale + displacement; pc-relative on x86_64); None when the instruction
+    has no memory operand or a register it needs is not known (a segment base such as fs)."""
+    import capstone
+
+    md = capstone_for(arch)
+    if md is None:
+        return None
+    md.detail = True
+    mask = (1 << (64 if arch in ("x86_64", "aarch64") else 32)) - 1
+    for insn in md.disasm(data, pc):
+        try:
+            for op in insn.operands:
+                if op.type != getattr(capstone, "CS_OP_MEM", 3):
+                    continue
+                mem = op.mem
+                if getattr(mem, "segment", 0):
+                    return None  # fs:/gs: relative: the segment base is not in the registers
+                total = mem.disp
+                for reg, scale in ((mem.base, 1), (mem.index, getattr(mem, "scale", 1) or 1)):
+                    if not reg:
+                        continue
+                    name = insn.reg_name(reg)
+                    value = (
+                        insn.address + insn.size if name in ("rip", "eip") else _register(name, regs, arch)
+                    )
+                    if value is None:
+                        return None
+                    total += value * scale
+                return int(total) & mask
+        except capstone.CsError:
+            return None
+        return None
+    return None
+
+
+def _register(name: str, regs: dict[str, int], arch: str) -> int | None:
+    """A register's value by capstone's name (32-bit views of 64-bit registers included)."""
+    if name in regs:
+        return regs[name]
+    if arch == "x86_64" and name.startswith("e") and "r" + name[1:] in regs:
+        return regs["r" + name[1:]] & 0xFFFFFFFF
+    if arch == "x86_64" and name.endswith("d") and name[:-1] in regs:  # r8d
+        return regs[name[:-1]] & 0xFFFFFFFF
+    if arch == "aarch64":
+        if name in ("xzr", "wzr"):
+            return 0
+        alias = {"fp": "x29", "lr": "x30"}.get(name, name)
+        if alias in regs:
+            return regs[alias]
+        if name.startswith("w") and "x" + name[1:] in regs:
+            return regs["x" + name[1:]] & 0xFFFFFFFF
+    return None
+
+
 def _blocked(mask: int) -> tuple[str, ...]:
     return tuple(signal_name(i + 1) for i in range(64) if mask & (1 << i))
 
@@ -179,10 +236,47 @@ def _in_stack_guard(core: ElfCore, addr: int, sp: int | None) -> bool:
     return False
 
 
-def classify(
-    core: ElfCore, sig: SigInfo | None, pc: int | None, sp: int | None, access: str | None, abort: str | None
+def _wild_pc(core: ElfCore, pc: int | None) -> bool:
+    seg = core.segment_at(pc) if pc is not None else None
+    return pc is not None and (seg is None or not seg.flags & PF_X)
+
+
+def _segv_class(
+    core: ElfCore, addr: int | None, pc: int | None, sp: int | None, access: str | None, accerr: bool
 ) -> tuple[str, list[str]]:
-    """Pick the crash class; return it with notes that explain the choice."""
+    """The class of a SIGSEGV: from where the pc is, then the fault address and the access."""
+    notes: list[str] = []
+    pc_seg = core.segment_at(pc) if pc is not None else None
+    if pc is not None and not (pc_seg is not None and pc_seg.flags & PF_X):
+        if pc < NULL_PAGE:
+            return "NULL_POINTER_EXECUTE", notes
+        if pc_seg is not None:
+            return "EXECUTE_NON_EXECUTABLE", notes
+        notes.append(f"the program counter {pc:#x} is outside every mapping")
+        return "STACK_CORRUPTION", notes
+    if addr is not None and _in_stack_guard(core, addr, sp):
+        return "STACK_OVERFLOW", notes
+    if addr is not None and addr < NULL_PAGE:
+        return ("NULL_POINTER_WRITE" if access == "write" else "NULL_POINTER_READ"), notes
+    if accerr and access == "write":
+        return "WRITE_TO_READONLY_MEMORY", notes
+    return ("INVALID_MEMORY_WRITE" if access == "write" else "INVALID_MEMORY_READ"), notes
+
+
+def classify(
+    core: ElfCore,
+    sig: SigInfo | None,
+    pc: int | None,
+    sp: int | None,
+    access: str | None,
+    abort: str | None,
+    computed: int | None = None,
+) -> tuple[str, list[str]]:
+    """Pick the crash class; return it with notes that explain the choice.
+
+    ``computed``: for a core without NT_SIGINFO, the address the faulting instruction's memory
+    operand refers to, computed from the registers.
+    """
     notes: list[str] = []
     if sig is None:
         cursig = core.threads[0].cursig
@@ -197,27 +291,20 @@ def classify(
             return by_signal[cursig], [
                 f"the core has no NT_SIGINFO: the signal ({signal_name(cursig)}) comes from pr_cursig, without si_code or address"
             ]
+        if cursig == 11 and (computed is not None or _wild_pc(core, pc)):
+            cls, more = _segv_class(core, computed, pc, sp, access, accerr=False)
+            why = (
+                f"the fault address {computed:#x} is computed from the faulting instruction and the registers"
+                if computed is not None
+                else "the program counter is not in executable memory"
+            )
+            return cls, [f"the core has no NT_SIGINFO (pr_cursig is SIGSEGV): {why}", *more]
         return "UNKNOWN", ["the core has no NT_SIGINFO: the signal's code and address are not known"]
     s, code, addr = sig.signo, sig.code, sig.addr
-    pc_seg = core.segment_at(pc) if pc is not None else None
-    pc_exec = pc_seg is not None and bool(pc_seg.flags & PF_X)
     if code <= 0 and s != 6:
         return "KILLED_BY_SIGNAL", notes
     if s == 11:  # SIGSEGV
-        if pc is not None and not pc_exec:
-            if pc < NULL_PAGE:
-                return "NULL_POINTER_EXECUTE", notes
-            if pc_seg is not None:
-                return "EXECUTE_NON_EXECUTABLE", notes
-            notes.append(f"the program counter {pc:#x} is outside every mapping")
-            return "STACK_CORRUPTION", notes
-        if addr is not None and _in_stack_guard(core, addr, sp):
-            return "STACK_OVERFLOW", notes
-        if addr is not None and addr < NULL_PAGE:
-            return ("NULL_POINTER_WRITE" if access == "write" else "NULL_POINTER_READ"), notes
-        if si_code_name(s, code) == "SEGV_ACCERR" and access == "write":
-            return "WRITE_TO_READONLY_MEMORY", notes
-        return ("INVALID_MEMORY_WRITE" if access == "write" else "INVALID_MEMORY_READ"), notes
+        return _segv_class(core, addr, pc, sp, access, accerr=si_code_name(s, code) == "SEGV_ACCERR")
     if s == 6:
         return _abort_class(abort), notes
     if s == 5:
@@ -231,6 +318,22 @@ def classify(
     if s == 7:
         return "BUS_ERROR", notes
     return "KILLED_BY_SIGNAL", notes
+
+
+def executable_path(core: ElfCore, program: Program) -> str | None:
+    """The executable's path: drgn's main module, else the image the auxiliary vector names (cores
+    without NT_FILE), else the first mapped file, else NT_PRPSINFO's command."""
+    with contextlib.suppress(LookupError):
+        name = str(program.prog.main_module().name)
+        if name:
+            return name
+    main = next((img.path for img in core.images if img.kind == "main"), None)
+    if main:
+        return main
+    if core.files:
+        return core.files[0].path
+    proc = core.process
+    return (proc.args.split(" ", 1)[0] or proc.fname or None) if proc else None
 
 
 def _recursion(frames: tuple[Frame, ...]) -> tuple[str, int] | None:
@@ -283,7 +386,11 @@ def analyze(
     elif insn is not None and insn.access:
         access, source = insn.access, f"the faulting instruction ({insn.text})"
     abort = _abort_message(program)
-    crash_class, notes = classify(core, sig, pc, crashed.sp, access, abort)
+    computed = None
+    if sig is None and crashed.cursig in (7, 11) and pc is not None and insn is not None:
+        data = code_bytes(core, pc, 16, sysroot)
+        computed = operand_address(data, pc, core.arch, crashed.regs) if data else None
+    crash_class, notes = classify(core, sig, pc, crashed.sp, access, abort, computed)
     if crash_class == "STACK_OVERFLOW":
         rec = _recursion(frames)
         if rec:
@@ -315,12 +422,7 @@ def analyze(
             )
     bucket = f"{crash_class}:{blamed.symbolic() if blamed else '?'}"
     proc = core.process
-    executable = core.files[0].path if core.files else None
-    try:
-        main = program.prog.main_module()
-        executable = str(main.name)
-    except LookupError:
-        pass
+    executable = executable_path(core, program)
     return CrashAnalysis(
         path=core.path,
         arch=core.arch,
@@ -335,7 +437,7 @@ def analyze(
         else (signal_name(crashed.cursig) if crashed.cursig else None),
         si_code=sig.code if sig else None,
         si_code_name=si_code_name(sig.signo, sig.code) if sig else None,
-        fault_address=sig.addr if sig else None,
+        fault_address=sig.addr if sig else computed,
         sender_pid=sig.sender_pid if sig else None,
         access=access,
         access_source=source,

@@ -71,6 +71,8 @@ def modules(program: Program, core: ElfCore | None = None) -> list[ModuleInfo]:
     out = []
     for m in program.prog.modules():
         start, end = module_span(m)
+        if start is None and m.name in ("", "?") and core is not None and core.images:
+            continue  # drgn's empty stand-in for a main module it could not find; ours are listed
         loaded = m.loaded_file_path
         real = os.path.realpath(loaded) if loaded and os.path.exists(loaded) else None
         matches: bool | None = True if loaded and real else (False if os.path.exists(m.name) else None)

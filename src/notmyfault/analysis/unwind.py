@@ -102,8 +102,16 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
         prog.set_core_dump(core.path)
     except Exception as e:  # whatever drgn cannot read is unusable input, said in one line
         raise DumpError(f"{core.path}: drgn cannot read this core ({type(e).__name__}: {e})") from None
+    if sysroot and not core.has_file_note and sysroot not in core.search_roots:
+        core.search_roots.insert(0, sysroot)
+        for cached in ("images", "files"):  # found again, now under the sysroot too
+            core.__dict__.pop(cached, None)
     with contextlib.suppress(Exception):
         prog.create_loaded_modules()
+    if not core.has_file_note:
+        _create_modules(prog, core, exe)
+    else:
+        _fill_ranges(prog, core)
     if sysroot:
         for module in prog.modules():
             candidate = os.path.join(sysroot, module.name.lstrip("/"))
@@ -120,6 +128,56 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
     except Exception as e:  # broken debug info: go on with what loaded, and say so
         missing = [f"(debug info failed to load: {type(e).__name__}: {e})"]
     return Program(prog, tuple(missing))
+
+
+def _fill_ranges(prog: Any, core: ElfCore) -> None:
+    """Give the modules drgn listed without an address range (it could not place them, as when
+    their file is missing) the range and build-id of the ELF header that a mapping of their path's
+    first page (NT_FILE) shows in the dump."""
+    for module in prog.modules():
+        if module.address_ranges or not module.name:
+            continue
+        heads = (f.start for f in core.files if f.path == module.name and f.file_offset == 0)
+        ranges, build_id = next((found for at in heads if (found := core.image_at(at))[0]), ((), None))
+        if not ranges:
+            continue
+        with contextlib.suppress(Exception):  # drgn may refuse a range for a module kind: leave it
+            module.address_ranges = [(start, end) for start, end, _off in ranges]
+            if build_id and not module.build_id:
+                module.build_id = build_id
+
+
+def _create_modules(prog: Any, core: ElfCore, exe: str | None) -> None:
+    """Give drgn the modules of a core without NT_FILE, as its memory shows them (dumps/linkmap.py):
+    drgn finds little there by itself (the vDSO at most).  An image with a dynamic section is made a shared-library
+    module even when it is the executable: drgn then takes its load bias from that section's
+    address (it cannot work out a main module's bias in such a core); a static one an extra module
+    with a single range, whose bias drgn takes from the range's start."""
+    known = [module_span(m) for m in prog.modules()]
+    for img in core.images:
+        start = img.ranges[0][0] if img.ranges else None
+        if start is None or any(lo is not None and hi is not None and lo <= start < hi for lo, hi in known):
+            continue  # drgn found this one itself (the vDSO, from the auxiliary vector)
+        try:
+            if img.kind == "vdso":
+                module = prog.vdso_module(img.path, img.dynamic or 0, create=True)
+            elif img.dynamic is not None:
+                module = prog.shared_library_module(img.path, img.dynamic, create=True)
+            else:  # a static executable: one range, so drgn takes the bias from its start
+                module = prog.extra_module(img.path, 0, create=True)
+            if img.dynamic is None and img.kind != "vdso":
+                module.address_ranges = [(img.ranges[0][0], max(end for _s, end, _o in img.ranges))]
+            else:
+                module.address_ranges = [(start, end) for start, end, _off in img.ranges]
+            if img.build_id:
+                module.build_id = img.build_id
+            found = (
+                exe if img.kind == "main" and exe else (core.locate(img.path) if img.kind != "vdso" else None)
+            )
+            if found is not None and (found == exe or file_usable(core, img.path, found)):
+                module.try_file(found, force=found == exe)
+        except Exception:  # an image drgn will not take is left out, as a missing file is
+            continue
 
 
 def module_span(module: Any) -> tuple[int | None, int | None]:
@@ -367,6 +425,8 @@ def code_bytes(core: ElfCore, pc: int, size: int = 16, sysroot: str | None = Non
     path = mapping.path
     if sysroot and os.path.exists(os.path.join(sysroot, path.lstrip("/"))):
         path = os.path.join(sysroot, path.lstrip("/"))
+    elif not core.has_file_note:  # paths read from memory may be relative: beside the core, then here
+        path = core.locate(path) or path
     if not file_usable(core, mapping.path, path):
         return None  # the file on disk is another build than the one that was running
     try:

@@ -22,6 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
+from notmyfault.dumps.linkmap import LoadedImage, image_at, loaded_images
 
 # Offsets in struct elf_prstatus on 64-bit Linux (the same on x86_64 and aarch64).
 _PR_CURSIG = 12
@@ -35,8 +36,8 @@ X86_64_REGS = (
     "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base", "gs_base", "ds", "es", "fs", "gs",
 )  # fmt: skip
 I386_REGS = (
-    "ebx", "ecx", "edx", "esi", "edi", "ebp", "eax", "xds", "xes", "xfs", "xgs", "orig_eax", "eip", "xcs",
-    "eflags", "esp", "xss",
+    "ebx", "ecx", "edx", "esi", "edi", "ebp", "eax", "ds", "es", "fs", "gs", "orig_eax", "eip", "cs",
+    "eflags", "esp", "ss",
 )  # fmt: skip
 AARCH64_REGS = (*tuple(f"x{i}" for i in range(31)), "sp", "pc", "pstate")
 
@@ -136,7 +137,10 @@ class ElfCore:
     """An ELF core file of a Linux process."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Open ``path``; check that it is an ELF core (DumpError if not)."""
         self.path = os.fspath(path)
+        self.search_roots: list[str] = []
+        """Directories (sysroots) under which the recorded paths of a core without NT_FILE are looked up."""
         try:
             self._file = open(self.path, "rb")  # noqa: SIM115 - kept open for the mmap's lifetime
         except OSError as e:
@@ -251,7 +255,7 @@ class ElfCore:
                 if offset + size > self.size:
                     raise DumpError(f"{self.path} is truncated: its notes run past the end of the file")
                 for note in iter_notes(self._elf, offset, size):
-                    if note["n_type"] == "NT_PRPSINFO":  # parsed here: see _PRPSINFO
+                    if note["n_type"] in ("NT_PRPSINFO", "NT_AUXV"):  # parsed here: see _PRPSINFO
                         yield note["n_name"], note["n_type"], bytes(note["n_descdata"])
                     else:
                         yield note["n_name"], note["n_type"], note["n_desc"]
@@ -349,8 +353,64 @@ class ElfCore:
         return None
 
     @cached_property
+    def auxv(self) -> dict[int, int]:
+        """The auxiliary vector (NT_AUXV): AT_* type -> value ({} without the note)."""
+        word = 8 if self.elfclass == 64 else 4
+        fmt = self._e + ("QQ" if word == 8 else "II")
+        for _name, ntype, desc in self._note_list:
+            if ntype == "NT_AUXV" and isinstance(desc, bytes):
+                out: dict[int, int] = {}
+                for i in range(0, len(desc) - 2 * word + 1, 2 * word):
+                    key, value = struct.unpack_from(fmt, desc, i)
+                    if key == 0:
+                        break
+                    out[key] = value
+                return out
+        return {}
+
+    def locate(self, recorded: str) -> str | None:
+        """A file on this machine for a path the core records: under each of ``search_roots``
+        (a sysroot), then as recorded (a relative one beside the core first)."""
+        rel = recorded.lstrip("/")
+        here = os.path.dirname(os.path.abspath(self.path))
+        candidates = [os.path.join(root, rel) for root in self.search_roots]
+        candidates += [recorded] if os.path.isabs(recorded) else [os.path.join(here, recorded), recorded]
+        return next((c for c in candidates if os.path.isfile(c)), None)
+
+    def image_at(self, addr: int) -> tuple[tuple[tuple[int, int, int], ...], bytes | None]:
+        """The ranges and build-id of the ELF image whose header the dump holds at ``addr``."""
+        return image_at(self, addr, 8 if self.elfclass == 64 else 4, self._e)
+
+    @cached_property
+    def has_file_note(self) -> bool:
+        """Whether the core carries NT_FILE (kernels since 3.7 write it; qemu-user and others do not)."""
+        return any(ntype == "NT_FILE" for _name, ntype, _desc in self._note_list)
+
+    @cached_property
+    def images(self) -> tuple[LoadedImage, ...]:
+        """For a core without NT_FILE: the executable, libraries and vDSO found in its memory
+        (the auxiliary vector and the link map); () when the core has NT_FILE."""
+        if self.has_file_note:
+            return ()
+        proc = self.process
+        exe = proc.args.split(" ", 1)[0] if proc and proc.args else (proc.fname if proc else None)
+        try:
+            found = loaded_images(
+                self, self.auxv, 8 if self.elfclass == 64 else 4, self._e, exe or None, self.locate
+            )
+        except (UnreadableMemory, struct.error, ValueError):
+            return ()
+        return tuple(found)
+
+    @cached_property
     def files(self) -> tuple[FileMapping, ...]:
-        """Mapped files (NT_FILE)."""
+        """Mapped files (NT_FILE; without it, the images the process's memory shows, as mappings)."""
+        if not self.has_file_note:
+            return tuple(
+                FileMapping(start, end, offset, img.path)
+                for img in self.images
+                for start, end, offset in img.ranges
+            )
         out = []
         for _name, ntype, desc in self._note_list:
             if ntype == "NT_FILE" and not isinstance(desc, bytes):

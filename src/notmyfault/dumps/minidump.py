@@ -59,7 +59,7 @@ PLATFORMS = {
 
 # CONTEXT layouts: register name -> (offset, size) in the record
 _X86 = {
-    "edi": 156, "esi": 160, "ebx": 164, "edx": 168, "ecx": 172, "eax": 176,
+    "gs": 140, "fs": 144, "es": 148, "ds": 152, "edi": 156, "esi": 160, "ebx": 164, "edx": 168, "ecx": 172, "eax": 176,
     "ebp": 180, "eip": 184, "cs": 188, "eflags": 192, "esp": 196, "ss": 200,
 }  # fmt: skip
 _X86_SIZE = 716

@@ -276,9 +276,11 @@ def regs_text(t: HasRegisters, insn: Instruction | None, where: str | None) -> s
     """``.trap``: registers, flags decoded, the instruction at the program counter."""
     cursig = getattr(t, "cursig", None)
     lines = [f"Thread {t.tid}" + (f" (signal {cursig}):" if cursig is not None else ":")]
-    items = [(k, v) for k, v in t.regs.items() if k not in ("fs_base", "gs_base", "ds", "es", "fs", "gs")]
+    wide = "eip" not in t.regs  # 32-bit x86 registers are 8 digits wide, and its segments mean something
+    hidden = ("fs_base", "gs_base", "ds", "es", "fs", "gs") if wide else ()
+    items = [(k, v) for k, v in t.regs.items() if k not in hidden]
     for i in range(0, len(items), 3):
-        lines.append("  ".join(f"{k:>8}={v:016x}" for k, v in items[i : i + 3]))
+        lines.append("  ".join(f"{k:>8}={v:0{16 if wide else 8}x}" for k, v in items[i : i + 3]))
     if "eflags" in t.regs:
         flags = t.regs["eflags"]
         lines.append("flags: " + " ".join(name for bit, name in _EFLAGS.items() if flags & (1 << bit)))
