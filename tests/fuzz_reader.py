@@ -11,9 +11,11 @@ length fields.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -109,6 +111,40 @@ def exercise_minidump(path: str) -> None:
             fp_chain_frames(md, t)
 
 
+SYM_LAYOUT = {
+    # a symbol file's place in the corpus -> the dump whose module it serves
+    "rust-minidump/symbols/test_app.pdb/5A9832E5287241C1838ED98914E9B7FF1/test_app.sym": "rust-minidump/test.dmp",
+    "breakpad-linux_null_read_av/symbols/null_read_av/7B7D1968FF0D47AE4366E9C3A7E1B6750/null_read_av.sym": (
+        "breakpad-linux_null_read_av/linux_null_read_av.dmp"
+    ),
+}
+SYM_DIR = tempfile.mkdtemp(prefix="nmf-fuzz-sym-")
+atexit.register(shutil.rmtree, SYM_DIR, ignore_errors=True)
+
+
+def sym_seeds() -> list[bytes]:
+    """The Breakpad symbol files of the corpus that serve a dump here (STACK WIN for x86, STACK CFI for x86_64)."""
+    return [(CORPUS / rel).read_bytes() for rel in SYM_LAYOUT if (CORPUS / rel).exists()]
+
+
+def exercise_sym(path: str) -> None:
+    """A mutated symbol file, parsed and used to walk both dumps it could serve."""
+    from notmyfault.analysis import symfile
+
+    data = Path(path).read_bytes()
+    symfile.parse_sym(data.decode("utf-8", errors="replace"))
+    symfile._parse_file.cache_clear()
+    for rel, dump in SYM_LAYOUT.items():
+        target = Path(SYM_DIR) / Path(rel).relative_to(Path(rel).parts[0], "symbols")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        with open_any(str(CORPUS / dump)) as md:
+            assert isinstance(md, Minidump)
+            walker = Walker(md, SYM_DIR)
+            for t in md.threads:
+                walker.frames(t)
+
+
 def synthetic_windows() -> list[bytes]:
     """Our own 32- and 64-bit triage dumps, 64-bit full and bitmap dumps, a 32-bit PAE full dump with
     a KDBG, an ARM64 full dump (tests/windump_synth.py), and the MinGW-built driver crashed in unicorn
@@ -163,6 +199,10 @@ def exercise(path: str) -> None:
                     core.read(addr, 64)
         for _ in zip(range(50), core.find_all(b"MYFAULT1"), strict=False):
             pass
+        core.auxv  # noqa: B018
+        core.images  # noqa: B018 - the link map walk follows pointers read from the dump
+        for f in [f for f in files if f.file_offset == 0][:8]:
+            core.image_at(f.start)
         heap_summary(core)  # the heap walk follows sizes read from the dump: it must stay in bounds
 
 
@@ -170,13 +210,19 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=20261125)
-    ap.add_argument("--kind", choices=["elf", "minidump", "windows"], default="elf")
+    ap.add_argument("--kind", choices=["elf", "minidump", "windows", "sym"], default="elf")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    pool = seeds(args.kind, limit=2 << 20 if args.kind == "windows" else 1 << 20)
+    pool = (
+        sym_seeds()
+        if args.kind == "sym"
+        else seeds(args.kind, limit=2 << 20 if args.kind == "windows" else 1 << 20)
+    )
     if args.kind == "windows" and pool:
         pool += synthetic_windows()
-    run = {"elf": exercise, "minidump": exercise_minidump, "windows": exercise_windows}[args.kind]
+    run = {"elf": exercise, "minidump": exercise_minidump, "windows": exercise_windows, "sym": exercise_sym}[
+        args.kind
+    ]
     if not pool:
         print("fuzz: no seeds (../shared/corpus is missing)")
         return 2

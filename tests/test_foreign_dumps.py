@@ -289,7 +289,54 @@ def test_cpp_frames_demangled_like_gdb(tmp_path: Path) -> None:
     theirs = [str(f["name"]) for f in gdb_frames(core, str(exe))][:2]
     for ours, gdbs in zip(a["frames"], theirs, strict=False):
         assert ours["function"].startswith(gdbs), (ours["function"], gdbs)
-    for command in ("analyze", "stack"):
-        text = run_nmf(command, str(core)).stdout
+    for command in (["analyze"], ["stack"], ["disasm", a["frames"][0]["pc"]]):
+        text = run_nmf(command[0], str(core), *command[1:]).stdout
         assert "_ZN" not in text
         assert "parser::Reader<int>::read_field(int*, int)" in text
+
+
+JIT_SOURCE = r"""#include <string.h>
+#include <sys/mman.h>
+__attribute__((noinline)) void crash_here(int *p) { *p = 1; }
+__attribute__((noinline)) void run_jit(void (*code)(void (*)(int *))) { code(crash_here); }
+int main(void) {
+    /* push rbp; mov rbp, rsp; mov rax, rdi; xor edi, edi; call rax; pop rbp; ret */
+    static const unsigned char stub[] = {0x55, 0x48, 0x89, 0xe5, 0x48, 0x89, 0xf8, 0x31, 0xff, 0xff, 0xd0, 0x5d, 0xc3};
+    unsigned char *mem = mmap(0, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    memcpy(mem, stub, sizeof stub);
+    run_jit((void (*)(void (*)(int *)))mem);
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(
+    Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
+    reason="needs the plain 'core' pattern",
+)
+def test_jit_frames_are_shown_as_such(tmp_path: Path) -> None:
+    """A frame in anonymous executable memory (JIT-compiled code) is listed, as gdb lists it (its
+    '?? ()'), marked as JIT code; the frames beyond it follow."""
+    (tmp_path / "jit.c").write_text(JIT_SOURCE)
+    exe = tmp_path / "jit"
+    subprocess.run(
+        ["gcc", "-g", "-O1", "-fno-omit-frame-pointer", str(tmp_path / "jit.c"), "-o", str(exe)], check=True
+    )
+
+    def unlimited() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    r = subprocess.run([str(exe)], cwd=tmp_path, preexec_fn=unlimited, capture_output=True, check=False)
+    assert r.returncode == -11
+    core = tmp_path / "core"
+    _, s = run_json("stack", str(core))
+    frames = s["threads"][0]["frames"]
+    assert [f["function"] for f in frames[:4]] == ["crash_here", None, "run_jit", "main"]
+    jit = frames[1]
+    assert jit["module"] is None
+    assert jit["code"] == "jit"
+    assert jit["location"] == f"[JIT code] {jit['pc']}"
+    theirs = gdb_frames(core, str(exe))
+    assert theirs[1]["name"] is None
+    assert theirs[1]["pc"] == int(jit["pc"], 16)
+    assert f"[JIT code] {jit['pc']}" in run_nmf("stack", str(core)).stdout

@@ -29,6 +29,15 @@ MAX_FRAMES = 512
 """Frames symbolised per thread; a deeper stack (a runaway recursion) is cut there."""
 
 
+CODE_KINDS = {
+    "jit": "JIT code",
+    "unknown": "unknown code",
+    "non-executable": "non-executable memory",
+    "unmapped": "unmapped",
+}
+"""How a frame outside every module is shown, by its ``code``."""
+
+
 @dataclass(frozen=True)
 class Frame:
     """One frame of a stack."""
@@ -49,6 +58,9 @@ class Frame:
     """Load address of the module (its lowest mapping)."""
     raw_function: str | None = None
     """The symbol as the binary or symbol file spells it, where ``function`` is its demangled form."""
+    code: str | None = None
+    """For a pc in no module: ``jit`` (anonymous executable memory: JIT-compiled code), ``unknown``
+    (executable, in a mapped file that is no module), ``non-executable`` or ``unmapped``."""
 
     def __post_init__(self) -> None:
         """Demangle the function's name (C++, Rust, Swift), keeping the raw one beside it."""
@@ -69,9 +81,12 @@ class Frame:
         return f"{self.pc:#x}"
 
     def location(self) -> str:
-        """module!function+0xoff, or module+0xoff without symbols, or the bare address."""
+        """module!function+0xoff, or module+0xoff without symbols, or the bare address (marked
+        ``[JIT code]`` or ``[unmapped]`` where the dump says which)."""
         if self.function:
             return f"{self.symbolic()}+{self.offset or 0:#x}"
+        if self.code and not self.module:
+            return f"[{CODE_KINDS.get(self.code, self.code)}] {self.pc:#x}"
         return self.symbolic()
 
 
@@ -265,7 +280,17 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
     caller = leaf_caller(program, core, frames)
     if caller is not None:
         frames = [frames[0], caller, *(replace(f, index=f.index + 1) for f in frames[1:])]
-    return frames
+    return [replace(f, code=code_kind(core, f.pc)) if f.module is None else f for f in frames]
+
+
+def code_kind(core: ElfCore, pc: int) -> str:
+    """What lies at a pc outside every module: JIT code (anonymous executable memory), data, or nothing."""
+    seg = core.segment_at(pc)
+    if seg is None:
+        return "unmapped"
+    if not seg.flags & PF_X:
+        return "non-executable"
+    return "jit" if core.file_at(pc) is None else "unknown"
 
 
 LEAF_PROLOGUE = 64

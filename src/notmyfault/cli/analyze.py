@@ -505,6 +505,7 @@ def disasm(
     """u: disassemble at an address or a symbol (minidumps and kernel dumps: an address)."""
     from notmyfault.analysis.blame import short_name
     from notmyfault.analysis.disasm import UnknownTarget, disassemble, disassemble_memory, resolve
+    from notmyfault.analysis.names import demangle
     from notmyfault.analysis.unwind import load_program
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render.memory import disasm_json, disasm_text
@@ -543,7 +544,7 @@ def disasm(
         where = {}
         try:
             sym = program.prog.symbol(address)
-            where[address] = f"{sym.name}+{address - sym.address:#x}"
+            where[address] = f"{demangle(sym.name)}+{address - sym.address:#x}"
         except LookupError:
             pass
         _emit(as_json, lambda: disasm_json(insns), lambda: disasm_text(insns, where))

@@ -44,6 +44,7 @@ def frame_json(f: Frame) -> dict[str, Any]:
         "module": f.module,
         "function": f.function,
         "raw_function": f.raw_function,
+        "code": f.code,
         "offset": hexa(f.offset),
         "location": f.location(),
         "file": f.file,
