@@ -14,6 +14,8 @@ peer printed for the same dump:
   frames with names, files and lines, modules.
 - ELF cores with ``EUSTACK.txt`` / ``GDB.txt``: pid, thread ids, crashed thread,
   signal, the registers gdb printed, and frame 0;
+- ``rizin-dmp-triage_arm64``: rizin's test expectations (bug check, registers,
+  instructions at the pc, backtrace pcs and stack pointers);
 - every ELF core against ``eu-readelf -n`` run here: thread ids, and every register
   of the crashed thread that we name; and against ``eu-unstrip -n --core``: every
   module's load address and build-id.
@@ -324,6 +326,43 @@ def compare_eu_unstrip(t: Tally) -> None:
                 t.check(f"{folder.name}: module at {start:#x} build-id", ours.get(start, "absent"), build_id)
 
 
+def compare_rizin(t: Tally) -> None:
+    """The Windows ARM64 triage dump against rizin's test expectations: the bug check and its
+    arguments, every context register, the four instructions at the pc, and the backtrace's pcs and
+    stack pointers (rizin names the frames from PDBs fetched over the network: not compared)."""
+    folder = CORPUS / "rizin-dmp-triage_arm64"
+    dump = folder / "triage_arm64.dmp"
+    text = (folder / "EXPECTED.txt").read_text()
+    expect = text[text.index("EXPECT=<<EOF") :]
+    a = nmf("analyze", str(dump))
+    code = re.search(r"BugCheckCode : 0x([0-9a-f]+) \((\w+)\)", expect)
+    if code is None:
+        raise ValueError(f"{folder}/EXPECTED.txt names no BugCheckCode")
+    t.check("triage_arm64: bug check code", int(a["bugcheck"]["code"], 16), int(code.group(1), 16))
+    t.check("triage_arm64: bug check name", a["bugcheck"]["name"], code.group(2))
+    params = [int(v, 16) for v in re.findall(r"BugCheckParameter\d : 0x([0-9a-f]+)", expect)]
+    t.check("triage_arm64: bug check arguments", [int(v, 16) for v in a["bugcheck"]["parameters"]], params)
+    regs = nmf("regs", str(dump))["registers"]
+    for name, value in re.findall(r"^(\w+) = 0x([0-9a-f]+)$", expect, re.M):
+        t.check(f"triage_arm64: {name}", int(regs[name], 16) if name in regs else None, int(value, 16))
+    pc = regs.get("pc", "0x0")
+    insns = nmf("disasm", str(dump), pc)["instructions"]
+    theirs = re.findall(r"^((?:add|bl|adrp|ldr|str|mov|sub|b|cbz|cbnz)\b.*)$", expect, re.M)[:4]
+    for i, want in enumerate(theirs):
+        ours = insns[i]["text"].replace("#", "") if i < len(insns) else None
+        t.check(f"triage_arm64: instruction {i} at the pc", ours, want.strip())
+    frames = nmf("stack", str(dump))["threads"][0]["frames"]
+    bt = [
+        (int(pc_, 16), int(sp, 16))
+        for pc_, sp in re.findall(r"^\d+\s+0x([0-9a-f]+) sp: 0x([0-9a-f]+)", expect, re.M)
+    ]
+    t.check("triage_arm64: backtrace length", len(frames), len(bt))
+    for i, (want_pc, want_sp) in enumerate(bt):
+        f = frames[i] if i < len(frames) else {"pc": None, "sp": None}
+        t.check(f"triage_arm64: frame {i} pc", hexint(f["pc"]), want_pc)
+        t.check(f"triage_arm64: frame {i} sp", hexint(f["sp"]), want_sp)
+
+
 SOURCES: dict[str, Callable[[Tally], None]] = {
     "minidump-stackwalk (rust-minidump, test.dmp)": lambda t: compare_stackwalk(
         t, "json-pretty", RUST / "test.dmp", None
@@ -338,6 +377,7 @@ SOURCES: dict[str, Callable[[Tally], None]] = {
     "eu-stack and gdb (ELF cores)": compare_elf_cores,
     "eu-readelf -n (ELF cores: threads and registers)": compare_eu_readelf,
     "eu-unstrip -n (ELF cores: modules and build-ids)": compare_eu_unstrip,
+    "rizin (Windows ARM64 triage dump)": compare_rizin,
 }
 
 
