@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import resource
+import shutil
 import struct
 import subprocess
 import sys
@@ -340,3 +341,62 @@ def test_jit_frames_are_shown_as_such(tmp_path: Path) -> None:
     assert theirs[1]["name"] is None
     assert theirs[1]["pc"] == int(jit["pc"], 16)
     assert f"[JIT code] {jit['pc']}" in run_nmf("stack", str(core)).stdout
+
+
+RUST_SOURCE = """mod parser {
+    #[inline(never)]
+    pub fn store(p: *mut i32, v: i32) {
+        unsafe { std::ptr::write_volatile(p, v) }
+    }
+    #[inline(never)]
+    pub fn parse_record(args: usize) -> i32 {
+        let p: *mut i32 = if args > 5 { Box::into_raw(Box::new(0)) } else { std::ptr::null_mut() };
+        store(p, args as i32);
+        args as i32
+    }
+}
+fn main() {
+    std::process::exit(parser::parse_record(std::env::args().count()));
+}
+"""
+
+
+@pytest.mark.skipif(
+    Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
+    reason="needs the plain 'core' pattern",
+)
+@pytest.mark.skipif(shutil.which("rustc") is None, reason="needs rustc (./dev test installs it)")
+@pytest.mark.parametrize(
+    ("mangling", "raw_prefix"),
+    [(None, "_ZN5crash6parser5store17h"), ("v0", "_RNv")],  # stable rustc's default is legacy
+)
+def test_rust_frames_demangled_like_gdb(mangling: str | None, raw_prefix: str, tmp_path: Path) -> None:
+    """A real Rust program's core, with either symbol mangling: the frames, the blame and the bucket
+    read crash::parser::store as gdb reads it; the raw symbol stays in --json."""
+    (tmp_path / "crash.rs").write_text(RUST_SOURCE)
+    exe = tmp_path / "crash"
+    flags = ["-C", f"symbol-mangling-version={mangling}"] if mangling else []
+    subprocess.run(
+        ["rustc", "-g", "-C", "opt-level=1", *flags, "crash.rs", "-o", "crash"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+
+    def unlimited() -> None:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+    r = subprocess.run([str(exe)], cwd=tmp_path, preexec_fn=unlimited, capture_output=True, check=False)
+    assert r.returncode == -11
+    core = tmp_path / "core"
+    _, a = run_json("analyze", str(core))
+    ours = [f["function"] for f in a["frames"][:3]]
+    assert ours == ["crash::parser::store", "crash::parser::parse_record", "crash::main"]
+    raw = a["frames"][0]["raw_function"]
+    # (should v0 become the default, the default build shows it too)
+    assert raw.startswith(raw_prefix) or (mangling is None and raw.startswith("_RNv"))
+    assert a["bucket"] == "NULL_POINTER_WRITE:crash!crash::parser::store"
+    theirs = [str(f["name"]) for f in gdb_frames(core, str(exe)) if f["kind"] != "inline"][:3]
+    assert ours == theirs
+    text = run_nmf("analyze", str(core)).stdout
+    assert raw not in text
