@@ -11,7 +11,9 @@ from notmyfault.analysis.classes import CRASH_CLASSES
 from notmyfault.analysis.deadlock import LockWait, find_deadlock
 from notmyfault.analysis.isa import capstone_for
 from notmyfault.analysis.unwind import Frame, Program, code_bytes, load_program, stack_depth, thread_frames
+from notmyfault.dumps import origin, report_fields
 from notmyfault.dumps.elfcore import PF_X, ElfCore, SigInfo
+from notmyfault.dumps.unpack import REPORT_FIELDS
 from notmyfault.sigcodes import si_code_name, signal_name
 
 NULL_PAGE = 4096
@@ -76,6 +78,8 @@ class CrashAnalysis:
     exception_parameters: tuple[int, ...] = field(default=())
     argument_notes: tuple[str, ...] = field(default=())
     """Windows kernel dumps: what each bug check parameter means."""
+    report: dict[str, str] = field(default_factory=dict)
+    """For a core unpacked from an apport report: the report's fields (ExecutablePath, Package, ...)."""
 
     @property
     def probably_caused_by(self) -> str:
@@ -424,7 +428,8 @@ def analyze(
     proc = core.process
     executable = executable_path(core, program)
     return CrashAnalysis(
-        path=core.path,
+        path=origin(core),
+        report={k: v for k, v in report_fields(core).items() if k in REPORT_FIELDS},
         arch=core.arch,
         pid=proc.pid if proc else crashed.tid,
         executable=executable,

@@ -20,6 +20,7 @@ from notmyfault.analysis.unwind import Frame
 from notmyfault.analysis.wincodes import ACCESS_KINDS
 from notmyfault.analysis.winframes import fp_chain_frames, frame_at
 from notmyfault.analysis.winunwind import x64_steps
+from notmyfault.dumps import origin
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.windump import WindowsKernelDump
 
@@ -116,7 +117,7 @@ def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
         access = ACCESS_KINDS.get(params[2])
     memory = bc.args[0] == "memory referenced"
     return CrashAnalysis(
-        path=kd.path,
+        path=origin(kd),
         arch=kd.arch,
         executable=kd.drivers[0].name if kd.drivers else None,
         fault_address=params[0] if memory else None,

@@ -17,6 +17,7 @@ from notmyfault.analysis.classes import CRASH_CLASSES
 from notmyfault.analysis.crash import CrashAnalysis, decode_bytes
 from notmyfault.analysis.mdwalk import Walker
 from notmyfault.analysis.wincodes import decode_exception, refine_class
+from notmyfault.dumps import origin
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump
 from notmyfault.sigcodes import si_code_name
@@ -68,7 +69,7 @@ def analyze_minidump(md: Minidump, symbols: str | None = None) -> CrashAnalysis:
     main = md.modules[0].name if md.modules else None
     code = exc.code if exc else None
     return CrashAnalysis(
-        path=md.path,
+        path=origin(md),
         arch=md.arch,
         pid=md.pid,
         executable=main,

@@ -28,6 +28,7 @@ from typing import Any
 from notmyfault.analysis.crash import CrashAnalysis, Instruction, decode_bytes
 from notmyfault.analysis.deadlock import LockWait
 from notmyfault.analysis.unwind import Frame
+from notmyfault.dumps import origin
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.vmcore import Vmcore
 
@@ -503,7 +504,7 @@ def _result(
     if facts.panic:
         notes.append(f"panic: {facts.panic}")
     return CrashAnalysis(
-        path=vm.path,
+        path=origin(vm),
         arch="x86_64",
         crashed_tid=tid,
         executable=f"Linux {vm.release}",

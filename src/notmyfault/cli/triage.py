@@ -89,10 +89,12 @@ def triage() -> None:
 )
 @db_option
 @rules_option
+@click.option("-v", "--verbose", is_flag=True, help="Name every file that was skipped (not a dump).")
 @json_option
 def ingest(
     paths: tuple[str, ...],
     recursive: bool,
+    verbose: bool,
     workers: int,
     scheduler: str | None,
     timeout: float,
@@ -135,14 +137,17 @@ def ingest(
             ),
             "max_rss_kb": result.maxrss_kb,
             "not_dumps": result.not_dumps,
+            "skipped": result.skipped,
             "interrupted": result.interrupted,
             "db": db_url,
         }
         if as_json:
             emit_json({"schema_version": 1, "kind": "triage-ingest", **summary})
         else:
-            for path in result.not_dumps:
+            for path in result.not_dumps + (result.skipped if verbose else []):
                 click.echo(f"skipped {path}: not a core dump, minidump or Windows kernel dump")
+            if result.skipped and not verbose:
+                click.echo(f"{len(result.skipped)} files skipped: not dumps (--verbose names them)")
             click.echo(
                 f"{result.found} dumps found ({result.duplicates} duplicate files, {result.known} already stored); "
                 f"{result.analysed} analysed, {result.failed} failed, {result.stored} stored in {result.seconds:.1f} s"

@@ -9,11 +9,13 @@ carry a VMCOREINFO note) by every analysis command, through drgn.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.dumps.minidump import MAGIC as MINIDUMP_MAGIC
 from notmyfault.dumps.minidump import Minidump
+from notmyfault.dumps.unpack import Unpacked, packing_of, remove_unpacked, unpack
 from notmyfault.dumps.vmcore import Vmcore, is_vmcore
 from notmyfault.dumps.windump import MAGIC32, MAGIC64, WindowsKernelDump
 
@@ -26,29 +28,69 @@ __all__ = [
     "WindowsKernelDump",
     "open_any",
     "open_dump",
+    "origin",
 ]
 
 MINIDUMP_COMMANDS = "analyze, stack, regs, modules, search and disasm"
 KERNEL_DUMP_COMMANDS = "analyze, stack, regs, modules, vm, search and disasm"
 _FOREIGN = {
-    b"MDMP": f"a minidump: {MINIDUMP_COMMANDS} read minidumps, this one reads ELF process cores so far",
+    b"MDMP": f"a minidump: {MINIDUMP_COMMANDS} read minidumps, this one reads ELF process cores",
     b"PAGE": f"a Windows kernel crash dump: {KERNEL_DUMP_COMMANDS} read those, this one reads ELF process cores",
-    b"KDUM": "a compressed kernel dump (makedumpfile)",
 }
+_KDUMP = b"KDUMP   "
+"""makedumpfile's compressed vmcore format (kdump-tools' and RHEL kdump's default)."""
+_KDUMP_WHAT = (
+    "a makedumpfile-compressed kernel dump, which notmyfault does not read yet: "
+    "keep ELF vmcores (makedumpfile -E, or core_collector 'makedumpfile -E' in kdump.conf)"
+)
+
+
+def origin(dump: object) -> str:
+    """The file the user named for ``dump``: the packed one, where it was unpacked to a temporary file."""
+    info = getattr(dump, "unpacked", None)
+    return info.source if isinstance(info, Unpacked) else str(getattr(dump, "path", ""))
+
+
+def report_fields(dump: object) -> dict[str, str]:
+    """An apport report's text fields, for a dump unpacked from one ({} otherwise)."""
+    info = getattr(dump, "unpacked", None)
+    return dict(info.report) if isinstance(info, Unpacked) else {}
+
+
+def _head(path: str | os.PathLike[str]) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16)
+    except OSError as e:
+        raise DumpError(f"cannot open {os.fspath(path)}: {e.strerror}") from None
+
+
+def _packed(path: str | os.PathLike[str], opener: Any) -> Any:
+    """Unpack ``path`` to a temporary file and open that with ``opener``; the dump removes it on close."""
+    info = unpack(os.fspath(path))
+    try:
+        dump = opener(info.path)
+    except DumpError as e:
+        remove_unpacked(info)
+        raise DumpError(str(e).replace(info.path, f"{info.source} ({info.packing}, unpacked)")) from None
+    dump.unpacked = info
+    return dump
 
 
 def open_dump(path: str | os.PathLike[str]) -> ElfCore:
-    """Open a dump by its magic; raise DumpError with one line for anything that is not one."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(8)
-    except OSError as e:
-        raise DumpError(f"cannot open {os.fspath(path)}: {e.strerror}") from None
+    """Open a dump by its magic (unpacking compressed cores and apport reports); raise DumpError with
+    one line for anything that is not one."""
+    magic = _head(path)
+    if packing_of(magic):
+        core: ElfCore = _packed(path, open_dump)
+        return core
+    if magic.startswith(_KDUMP):
+        raise DumpError(f"{os.fspath(path)} is {_KDUMP_WHAT}")
     for prefix, what in _FOREIGN.items():
         if magic.startswith(prefix):
             if prefix in (b"MDMP", b"PAGE"):
                 raise DumpError(f"{os.fspath(path)} is {what}")
-            raise DumpError(f"{os.fspath(path)} is {what}; notmyfault reads Linux ELF process cores so far")
+            raise DumpError(f"{os.fspath(path)} is {what}")
     core = ElfCore(path)
     if is_vmcore(core):
         core.close()
@@ -60,13 +102,14 @@ VMCORE_COMMANDS = "analyze, stack, regs, vm, poolused, modules, search and disas
 
 
 def open_any(path: str | os.PathLike[str]) -> ElfCore | Minidump | WindowsKernelDump | Vmcore:
-    """Open an ELF process core, a Linux kernel vmcore, a minidump or a Windows kernel dump by its magic
+    """Open an ELF process core, a Linux kernel vmcore (ELF or makedumpfile's compressed format), a
+    minidump or a Windows kernel dump by its magic, unpacking compressed files and apport reports first
     (see :func:`open_dump`)."""
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(8)
-    except OSError as e:
-        raise DumpError(f"cannot open {os.fspath(path)}: {e.strerror}") from None
+    magic = _head(path)
+    if packing_of(magic):
+        return _packed(path, open_any)  # type: ignore[no-any-return]
+    if magic.startswith(_KDUMP):
+        raise DumpError(f"{os.fspath(path)} is {_KDUMP_WHAT}")
     if magic.startswith(MINIDUMP_MAGIC):
         return Minidump(os.fspath(path))
     if magic in (MAGIC32, MAGIC64):

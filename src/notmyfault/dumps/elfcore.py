@@ -23,6 +23,7 @@ from typing import Any
 
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.dumps.linkmap import LoadedImage, image_at, loaded_images
+from notmyfault.dumps.unpack import discard
 
 # Offsets in struct elf_prstatus on 64-bit Linux (the same on x86_64 and aarch64).
 _PR_CURSIG = 12
@@ -165,6 +166,7 @@ class ElfCore:
             self._map.close()
             self._map = None  # type: ignore[assignment]
         self._file.close()
+        discard(self)
 
     def __enter__(self) -> ElfCore:
         return self

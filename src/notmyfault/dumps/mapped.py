@@ -9,6 +9,7 @@ import struct
 from typing import TypeVar
 
 from notmyfault.dumps.errors import DumpError
+from notmyfault.dumps.unpack import discard
 
 _D = TypeVar("_D", bound="MappedDump")
 
@@ -37,6 +38,7 @@ class MappedDump:
             with contextlib.suppress(BufferError):
                 self._map.close()
             self._map = None
+        discard(self)
 
     def __enter__(self: _D) -> _D:
         return self

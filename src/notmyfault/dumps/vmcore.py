@@ -17,6 +17,7 @@ from typing import Any
 
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import DumpError
+from notmyfault.dumps.unpack import discard
 
 NOTE = "VMCOREINFO"
 
@@ -46,6 +47,7 @@ class Vmcore:
     def close(self) -> None:
         """Release the file."""
         self.physical.close()
+        discard(self)
 
     def __enter__(self) -> Vmcore:
         return self

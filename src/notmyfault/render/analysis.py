@@ -126,6 +126,7 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False) -> str:
         out.append(f"EXECUTABLE: {a.executable}")
     out += _stack_lines(a, None if verbose else 20, say_rest=True)
     out += _blame_lines(a)
+    out += _report_lines(a)
     if a.missing and verbose:
         out.append("MISSING: " + ", ".join(os.path.basename(m) for m in a.missing))
     return "\n".join(out)
@@ -175,6 +176,13 @@ def _stack_lines(a: CrashAnalysis, limit: int | None, say_rest: bool) -> list[st
     if say_rest and limit is not None and len(a.frames) > limit:
         out.append(f"... {len(a.frames) - limit} more frames (-v shows them)")
     return out
+
+
+def _report_lines(a: CrashAnalysis) -> list[str]:
+    """An apport report's fields, as the report gave them (escaped: they come from the dump)."""
+    if not a.report:
+        return []
+    return ["", "APPORT_REPORT:"] + [f"  {k}: {printable(v)}" for k, v in a.report.items()]
 
 
 def _blame_lines(a: CrashAnalysis) -> list[str]:
@@ -241,6 +249,7 @@ def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
         "bucket": a.bucket,
         "frames": [frame_json(f) for f in a.frames],
         "notes": list(a.notes),
+        "report": a.report or None,
         "missing": list(a.missing),
         "deadlock": [
             {"tid": w.tid, "mutex": hexa(w.mutex), "owner": w.owner, "function": w.function}

@@ -1,6 +1,7 @@
 """Ingest: find dumps, skip the ones stored already, analyse the rest in workers, store a row each.
 
-Dumps are found by their magic (ELF cores, minidumps, Windows kernel dumps), hashed (SHA-256 of the
+Dumps are found by their magic (ELF cores, minidumps, Windows kernel dumps; packed ones too:
+systemd-coredump's .zst/.lz4/.xz cores, .gz, apport's .crash reports), hashed (SHA-256 of the
 content: the same dump under two names is one row), and looked up by (hash, analysis version).
 The rest go to the workers: a local pool by default (threads, each driving its own warm analysis
 process), or a Dask cluster with ``scheduler`` (each Dask worker keeps its own warm process; the
@@ -50,12 +51,45 @@ class IngestResult:
     """The largest peak RSS any analysis process reported."""
     interrupted: bool = False
     not_dumps: list[str] = field(default_factory=list)
-    """Files named on the command line that are not dumps (files found in directories are only
-    taken when they are)."""
+    """Files named on the command line that are not dumps."""
+    skipped: list[str] = field(default_factory=list)
+    """Files found in the directories given that are not dumps."""
+
+
+def _dump_head(head: bytes) -> bool:
+    if head.startswith(b"\x7fELF") and len(head) >= 18:
+        return int.from_bytes(head[16:18], "little" if head[5] == 1 else "big") == ET_CORE
+    return head.startswith(MAGICS)
+
+
+def _packed_head(path: str, packing: str) -> bytes:
+    """The first bytes inside a packed file (b"" when they cannot be had)."""
+    from notmyfault.dumps.unpack import decompressed
+
+    try:
+        with open(path, "rb") as f:
+            if packing == "apport":  # a crash report: is there a core in it?
+                for n, line in enumerate(f):
+                    if line.startswith(b"CoreDump: base64"):
+                        return b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x04\x00"  # apport keeps ELF cores
+                    if n > 100_000:
+                        break
+                return b""
+            out = b""
+            for chunk in decompressed(f, packing):
+                out += chunk
+                if len(out) >= 18:
+                    break
+            return out
+    except Exception:  # a broken stream is no dump to take
+        return b""
 
 
 def is_dump(path: str) -> bool:
-    """True if ``path`` is a regular file that starts as a dump the analyzer reads."""
+    """True if ``path`` is a regular file that starts as a dump the analyzer reads, or packs one
+    (systemd-coredump's .zst/.lz4/.xz, a .gz, an apport .crash with a core)."""
+    from notmyfault.dumps.unpack import packing_of
+
     try:
         if not os.path.isfile(path):
             return False
@@ -63,15 +97,16 @@ def is_dump(path: str) -> bool:
             head = f.read(18)
     except OSError:
         return False
-    if head.startswith(b"\x7fELF") and len(head) >= 18:
-        return int.from_bytes(head[16:18], "little" if head[5] == 1 else "big") == ET_CORE
-    return head.startswith(MAGICS)
+    packing = packing_of(head)
+    if packing is not None:
+        head = _packed_head(path, packing)
+    return _dump_head(head)
 
 
-def discover(paths: list[str], recursive: bool) -> tuple[list[str], list[str]]:
+def discover(paths: list[str], recursive: bool) -> tuple[list[str], list[str], list[str]]:
     """The dumps among ``paths`` (files, and the files in directories: their subdirectories too with
-    ``recursive``), sorted, and the files named in ``paths`` that are not dumps; a path that does
-    not exist raises FileNotFoundError."""
+    ``recursive``), sorted; the files named in ``paths`` that are not dumps; and the files found in
+    directories that are not dumps (skipped).  A path that does not exist raises FileNotFoundError."""
     out: set[str] = set()
     named: set[str] = set()
     for p in paths:
@@ -82,11 +117,12 @@ def discover(paths: list[str], recursive: bool) -> tuple[list[str], list[str]]:
                 for root, _dirs, files in os.walk(p):
                     out.update(os.path.join(root, f) for f in files)
             else:
-                out.update(os.path.join(p, f) for f in os.listdir(p))
+                out.update(os.path.join(p, f) for f in os.listdir(p) if os.path.isfile(os.path.join(p, f)))
         else:
             named.add(p)
     dumps = {os.path.abspath(p) for p in out | named if is_dump(p)}
-    return sorted(dumps), sorted(p for p in named if os.path.abspath(p) not in dumps)
+    skipped = sorted(p for p in out - named if os.path.abspath(p) not in dumps)
+    return sorted(dumps), sorted(p for p in named if os.path.abspath(p) not in dumps), skipped
 
 
 def content_hash(path: str) -> str:
@@ -157,7 +193,7 @@ def ingest(
     """Ingest the dumps under ``paths`` into ``db`` (see the module's docstring)."""
     t0 = time.monotonic()
     result = IngestResult()
-    found, result.not_dumps = discover(paths, recursive)
+    found, result.not_dumps, result.skipped = discover(paths, recursive)
     result.found = len(found)
     by_hash: dict[str, str] = {}
     for p in found:

@@ -1,0 +1,259 @@
+"""Dumps that systems keep packed, unpacked for the readers.
+
+- systemd-coredump stores cores compressed: ``core.*.zst`` (its default),
+  ``.lz4`` or ``.xz``; others keep ``.gz`` ones.  They are recognised by their
+  magic and decompressed, streaming, into a temporary file.
+- apport keeps ``/var/crash/*.crash``: an RFC 822-style report whose
+  ``CoreDump: base64`` field holds a gzip stream, base64-encoded a block per
+  continuation line (apport's problem_report format).  The core is streamed out
+  the same way, and the report's text fields are kept (ExecutablePath,
+  Package, ProcCmdline, ...).
+
+The unpacked file is sparse (runs of zero bytes are skipped, as the kernel
+leaves them in a core), lives in a private temporary directory, and is removed
+when the dump is closed or the process exits.  Writing stops, with a one-line
+error, before it would leave less than ``FREE_FLOOR`` bytes free or exceed
+``MAX_UNPACKED``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import binascii
+import contextlib
+import lzma
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from notmyfault.dumps.errors import DumpError
+
+ZSTD, LZ4, XZ, GZIP = b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18", b"\xfd7zXZ\x00", b"\x1f\x8b"
+APPORT = b"ProblemType:"
+PACKINGS = {ZSTD: "zstd", LZ4: "lz4", XZ: "xz", GZIP: "gzip"}
+"""Compressed-stream magic -> name."""
+CHUNK = 1 << 20
+FREE_FLOOR = 512 << 20
+"""Unpacking stops before the temporary file system has less than this free."""
+MAX_UNPACKED = 64 << 30
+"""No dump is believed to unpack to more than this (a decompression bomb)."""
+REPORT_FIELDS = ("ExecutablePath", "Package", "ProcCmdline", "Signal", "Date", "ProblemType", "Uname")
+"""The apport report fields shown beside the analysis."""
+
+
+@dataclass
+class Unpacked:
+    """A packed dump and the temporary file it was unpacked to."""
+
+    source: str
+    """The file the user gave."""
+    path: str
+    """The unpacked dump."""
+    packing: str
+    """zstd, lz4, xz, gzip or apport."""
+    report: dict[str, str] = field(default_factory=dict)
+    """apport: the report's text fields (the core excluded)."""
+
+
+def packing_of(head: bytes) -> str | None:
+    """zstd, lz4, xz, gzip or apport when ``head`` (a file's first bytes) starts a packed dump."""
+    for magic, name in PACKINGS.items():
+        if head.startswith(magic):
+            return name
+    return "apport" if head.startswith(APPORT) else None
+
+
+_TEMP_DIR: str | None = None
+
+
+def _temp_dir() -> str:
+    global _TEMP_DIR
+    if _TEMP_DIR is None or not os.path.isdir(_TEMP_DIR):
+        _TEMP_DIR = tempfile.mkdtemp(prefix="notmyfault-unpacked-")
+        atexit.register(shutil.rmtree, _TEMP_DIR, ignore_errors=True)
+    return _TEMP_DIR
+
+
+class _SparseWriter:
+    """Writes a stream to a file, skipping whole zero blocks (they read back as zeros), within limits."""
+
+    def __init__(self, out: IO[bytes], source: str) -> None:
+        self.out, self.source, self.size = out, source, 0
+        self.zero = bytes(4096)
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        self.size += len(data)
+        if self.size > MAX_UNPACKED:
+            raise DumpError(f"{self.source} unpacks to more than {MAX_UNPACKED >> 30} GiB: refused (a bomb?)")
+        for at in range(0, len(data), 4096):
+            block = data[at : at + 4096]
+            if block == self.zero[: len(block)]:
+                self.out.seek(len(block), os.SEEK_CUR)
+            else:
+                self.out.write(block)
+        if self.size % (64 * CHUNK) < len(data):
+            self._check_space()
+
+    def _check_space(self) -> None:
+        st = os.statvfs(os.path.dirname(self.out.name))
+        if st.f_bavail * st.f_frsize < FREE_FLOOR:
+            raise DumpError(
+                f"{self.source}: unpacking it would leave less than {FREE_FLOOR >> 20} MiB free in "
+                f"{os.path.dirname(self.out.name)}: set TMPDIR to a larger file system"
+            )
+
+    def close(self) -> None:
+        self.out.truncate(self.size)  # a trailing zero run was skipped, not written
+        self.out.close()
+
+
+def _decompressor(packing: str) -> Any:
+    if packing == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj()
+    if packing == "lz4":
+        import lz4.frame  # type: ignore[import-untyped]
+
+        return lz4.frame.LZ4FrameDecompressor()
+    if packing == "xz":
+        return lzma.LZMADecompressor()
+    return zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip
+
+
+def decompressed(f: IO[bytes], packing: str) -> Iterator[bytes]:
+    """The decompressed bytes of ``f``, a chunk at a time (concatenated frames and members included)."""
+    d = _decompressor(packing)
+    while True:
+        raw = f.read(CHUNK)
+        if not raw:
+            break
+        while raw:
+            yield d.decompress(raw)
+            rest = getattr(d, "unused_data", b"")
+            if getattr(d, "eof", False) and rest:  # another frame or member follows
+                d = _decompressor(packing)
+                raw = rest
+            else:
+                raw = b""
+    if not d.eof:
+        raise DumpError(f"{f.name} is truncated: its {packing} stream ends early")
+
+
+def _apport(f: IO[bytes], source: str) -> tuple[dict[str, str], Iterator[bytes] | None]:
+    """The report's text fields, and a stream of its CoreDump's bytes (None when it has none)."""
+    fields: dict[str, str] = {}
+    key: str | None = None
+    for raw in f:
+        if raw.startswith(b" ") and key is not None:
+            if key in fields:
+                fields[key] += "\n" + raw[1:].rstrip(b"\n").decode(errors="replace")
+            continue
+        name, sep, value = raw.partition(b":")
+        if not sep:
+            raise DumpError(f"{source} is not an apport report: a line has no 'Key:' ({raw[:40]!r})")
+        key = name.decode("ascii", errors="replace")
+        if key == "CoreDump":
+            if value.strip() != b"base64":
+                raise DumpError(f"{source}: its CoreDump field is not base64 data")
+            return fields, _apport_core(f, source)
+        if value.strip() != b"base64":
+            fields[key] = value.strip().decode(errors="replace")
+    return fields, None
+
+
+def _apport_core(f: IO[bytes], source: str) -> Iterator[bytes]:
+    """apport's CoreDump: a base64 block per continuation line; the first is a gzip header (or, in old
+    reports, the blocks are plain zlib), the rest raw deflate, the last with the gzip trailer."""
+    d: Any = None
+    for raw in f:
+        if not raw.startswith(b" "):
+            break  # the next field
+        try:
+            block = base64.b64decode(raw.strip(), validate=True)
+        except binascii.Error:
+            raise DumpError(f"{source}: its CoreDump holds a line that is not base64") from None
+        if d is None:
+            if block.startswith(b"\x1f\x8b\x08"):
+                d = zlib.decompressobj(-zlib.MAX_WBITS)
+                block = _strip_gzip_header(block, source)
+            else:
+                d = zlib.decompressobj()
+        try:
+            yield d.decompress(block)
+        except zlib.error as e:
+            raise DumpError(f"{source}: its CoreDump is corrupt ({e})") from None
+    if d is None:
+        raise DumpError(f"{source}: its CoreDump field is empty")
+
+
+def _strip_gzip_header(block: bytes, source: str) -> bytes:
+    flags, at = block[3], 10
+    if flags & 4:  # FEXTRA
+        at += 2 + int.from_bytes(block[at : at + 2], "little")
+    for bit in (8, 16):  # FNAME, FCOMMENT: zero-terminated
+        if flags & bit:
+            end = block.find(b"\0", at)
+            if end < 0:
+                raise DumpError(f"{source}: its CoreDump's gzip header is cut short")
+            at = end + 1
+    if flags & 2:  # FHCRC
+        at += 2
+    return block[at:]
+
+
+def unpack(source: str) -> Unpacked:
+    """Unpack ``source`` (a compressed core or an apport report) into a temporary file."""
+    try:
+        f = open(source, "rb")  # noqa: SIM115 - closed below
+    except OSError as e:
+        raise DumpError(f"cannot open {source}: {e.strerror}") from None
+    with f:
+        packing = packing_of(f.read(16))
+        f.seek(0)
+        if packing is None:
+            raise DumpError(f"{source} is not a packed dump")
+        report: dict[str, str] = {}
+        if packing == "apport":
+            report, chunks = _apport(f, source)
+            if chunks is None:
+                raise DumpError(f"{source} is an apport report without a core (no CoreDump field)")
+        else:
+            chunks = decompressed(f, packing)
+        fd, path = tempfile.mkstemp(prefix=os.path.basename(source)[:40] + ".", dir=_temp_dir())
+        out = _SparseWriter(os.fdopen(fd, "wb"), source)
+        try:
+            for chunk in chunks:
+                out.write(chunk)
+        except (DumpError, OSError, EOFError, lzma.LZMAError, zlib.error, RuntimeError, ValueError) as e:
+            out.close()
+            os.unlink(path)
+            if isinstance(e, DumpError):
+                raise
+            raise DumpError(f"{source}: its {packing} data is corrupt or truncated ({e})") from None
+        except BaseException:
+            out.close()
+            os.unlink(path)
+            raise
+        out.close()
+    return Unpacked(source, path, packing, report)
+
+
+def remove_unpacked(info: Unpacked) -> None:
+    """Remove the temporary file ``info`` names."""
+    with contextlib.suppress(OSError):
+        os.unlink(info.path)
+
+
+def discard(dump: object) -> None:
+    """Remove the temporary file a dump was unpacked to, if it was (its readers call this on close)."""
+    info = getattr(dump, "unpacked", None)
+    if isinstance(info, Unpacked):
+        remove_unpacked(info)
