@@ -271,6 +271,7 @@ def _register() -> None:
     from notmyfault.cli.analyze import COMMANDS
     from notmyfault.cli.demo import demo
     from notmyfault.cli.hang import hang
+    from notmyfault.cli.inventory import info, list_crashes
     from notmyfault.cli.kernel import kernel
     from notmyfault.cli.lab import lab
     from notmyfault.cli.leak import cleanup, leak
@@ -285,6 +286,8 @@ def _register() -> None:
     cli.add_command(triage)
     cli.add_command(lab)
     cli.add_command(kernel)
+    cli.add_command(list_crashes)
+    cli.add_command(info)
     for command in COMMANDS:
         cli.add_command(command)
 
