@@ -45,13 +45,16 @@ def _pool(stop_at: int) -> tuple[str, str | None]:
 
 @click.command()
 @click.option(
-    "--exact", is_flag=True, help=f"The seed's own numbers: {SEED_RATE}/s to {SEED_STOP} (about 200 s)."
+    "--exact",
+    is_flag=True,
+    help=f"NotMyfault's walkthrough's own numbers: {SEED_RATE}/s to {SEED_STOP} (about 200 s).",
 )
 @click.option("--rate", help=f"Leak per second (default {FAST_RATE}).")
 @click.option("--stop-at", help=f"Leak this much (default {FAST_STOP}).")
 @click.option("--dump-dir", type=click.Path(file_okay=False), help=DUMP_DIR_HELP)
 def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | None) -> None:
-    """The seed's scenario end to end: nonpaged leak tagged Leak, high-irql crash, then the dump's analysis."""
+    """Leak nonpaged memory tagged Leak, crash in myfault with high-irql, then analyse the dump section by
+    section as WinDbg would (!analyze -v, .trap, kvL, !vm, !poolused, s -a, lmvm)."""
     from notmyfault.capture.watch import CrashInterrupted
     from notmyfault.cli.common import parse_size_option
     from notmyfault.dumps import DumpError
@@ -59,7 +62,9 @@ def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | Non
     from notmyfault.report import dump_report
 
     if exact and (rate or stop_at):
-        fail("--exact uses the seed's numbers; leave out --rate and --stop-at, or --exact")
+        fail(
+            "--exact uses the walkthrough's numbers (1000KB/s to 200MB); leave out --rate and --stop-at, or --exact"
+        )
     rate = rate or (SEED_RATE if exact else FAST_RATE)
     stop_at = stop_at or (SEED_STOP if exact else FAST_STOP)
     stop_bytes = parse_size_option("--stop-at", stop_at)

@@ -89,7 +89,7 @@ def leak(
     Ctrl-C or SIGTERM stops the leak at once; then the memory is freed and the
     process exits, unless --hold (hold until interrupted again), --persist (the
     leak stays: see --list and 'notmyfault cleanup') or --then-crash TYPE (crash
-    with the leak in memory: the seed's scenario is
+    with the leak in memory: NotMyfault's walkthrough is
     'leak --pool nonpaged --rate 1000KB --stop-at 200MB --then-crash high-irql').
     """
     from notmyfault.faults.leak import LeakRefused, Pool, plan_leak
@@ -257,7 +257,7 @@ def _crash_with_leak(plan: Any, st: Any, crash_name: str) -> None:
 
 
 def _leak_then_crash_in_child(crash_name: str, dump_dir: str | None, as_json: bool) -> None:
-    """The seed's scenario: leak, then crash, in a watched child; report the dump it left."""
+    """Leak, then crash with the leak in memory, in a watched child; report the dump it left."""
     from notmyfault.capture.watch import CrashInterrupted
 
     settings = dump_settings(dump_dir)

@@ -7,7 +7,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import click
 
@@ -39,10 +39,14 @@ rules_option = click.option(
 
 
 @contextmanager
-def _database(url: str) -> Iterator[Any]:
+def _database(url: str, create: bool = False) -> Iterator[Any]:
+    """The database at ``url``; a SQLite file is created only by commands that write (``create``): a
+    read-only command given a path that holds none says so instead of leaving an empty one behind."""
     from notmyfault.triage.db import Database
 
     if "://" not in url:
+        if not create and not os.path.isfile(url):
+            fail(f"no triage database at {url}: 'notmyfault triage ingest PATH... --db {url}' makes one")
         os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
     try:
         db = Database(url)
@@ -56,6 +60,31 @@ def _database(url: str) -> Iterator[Any]:
         yield db
     finally:
         db.close()
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    """A duration: a number of seconds, or a number with s, m or h (2m = 120 seconds)."""
+
+    name = "duration"
+    UNITS: ClassVar[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        """Seconds, as a float of at least 0.1."""
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        else:
+            text = str(value).strip().lower()
+            factor = self.UNITS.get(text[-1:], None) if text else None
+            try:
+                seconds = float(text[:-1] if factor else text) * (factor or 1.0)
+            except ValueError:
+                self.fail(f"{value!r} is not a duration: give seconds, or 90s, 2m, 1h", param, ctx)
+        if not seconds >= 0.1 or seconds == float("inf"):
+            self.fail(f"{value!r}: give at least 0.1 s", param, ctx)
+        return seconds
+
+
+DURATION = Duration()
 
 
 def _rules(path: str | None) -> Any:
@@ -82,7 +111,11 @@ def triage() -> None:
 )
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Run the analyses on this Dask cluster instead.")
 @click.option(
-    "--timeout", type=click.FloatRange(0.1), default=120.0, show_default=True, help="Seconds per dump."
+    "--timeout",
+    type=DURATION,
+    default="120",
+    show_default=True,
+    help="Time per dump: seconds, or with a unit (90s, 2m, 1h).",
 )
 @click.option(
     "--memory-limit", "memory", default="2GB", show_default=True, help="Heap per analysis process (0: none)."
@@ -114,7 +147,7 @@ def ingest(
     limit = parse_size_option("--memory-limit", memory) or None
     rules = _rules(rules_path)
     signal.signal(signal.SIGTERM, raise_interrupt)
-    with _database(db_url) as db:
+    with _database(db_url, create=True) as db:
         try:
             result = run(db, list(paths), recursive, workers, scheduler, timeout, limit, rules)
         except FileNotFoundError as e:
@@ -236,18 +269,24 @@ def show(bucket: str, db_url: str, as_json: bool) -> None:
 @triage.command()
 @db_option
 @rules_option
-def rebucket(db_url: str, rules_path: str | None) -> None:
+@json_option
+def rebucket(db_url: str, rules_path: str | None, as_json: bool) -> None:
     """Recompute every signature from the stored frames (after a rule change; no dump is read again)."""
     rules = _rules(rules_path)
     with _database(db_url) as db:
         changed = db.rebucket(rules)
-        click.echo(f"{changed} dumps changed bucket; {len(db.buckets())} buckets now")
+        count = len(db.buckets())
+    if as_json:
+        emit_json({"schema_version": 1, "kind": "triage-rebucket", "changed": changed, "buckets": count})
+    else:
+        click.echo(f"{changed} dumps changed bucket; {count} buckets now")
 
 
 @triage.command()
 @click.option("--html", "html_path", required=True, metavar="FILE", help="Write the report here.")
 @db_option
-def report(html_path: str, db_url: str) -> None:
+@json_option
+def report(html_path: str, db_url: str, as_json: bool) -> None:
     """One self-contained HTML page: the buckets (sortable), counts over time, each bucket's analysis."""
     from notmyfault.triage.report import html_report
 
@@ -258,4 +297,9 @@ def report(html_path: str, db_url: str) -> None:
             f.write(page)
     except OSError as e:
         fail(f"cannot write {html_path}: {e.strerror}")
-    click.echo(f"wrote {html_path}")
+    if as_json:
+        emit_json(
+            {"schema_version": 1, "kind": "triage-report", "html": html_path, "bytes": len(page.encode())}
+        )
+    else:
+        click.echo(f"wrote {html_path}")

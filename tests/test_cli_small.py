@@ -1,0 +1,51 @@
+"""The small things a user trips on: shell completion, durations with units, a mistyped --db, --json
+everywhere."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import CORPUS, run_json, run_nmf
+
+
+def test_bash_completion_completes_commands_and_options() -> None:
+    env = dict(os.environ, COMP_WORDS="notmyfault ana", COMP_CWORD="1", _NOTMYFAULT_COMPLETE="bash_complete")
+    script = [sys.executable, "-c", "from notmyfault.cli.main import main; main()"]
+    r = subprocess.run(script, env=env, capture_output=True, text=True, check=False)
+    assert "plain,analyze" in r.stdout.splitlines()
+    env.update(COMP_WORDS="notmyfault triage ingest --tim", COMP_CWORD="3")
+    r = subprocess.run(script, env=env, capture_output=True, text=True, check=False)
+    assert "plain,--timeout" in r.stdout.splitlines()
+    env = dict(os.environ, _NOTMYFAULT_COMPLETE="bash_source")
+    source = subprocess.run(script, env=env, capture_output=True, text=True, check=False).stdout
+    assert "complete -o nosort -F _notmyfault_completion notmyfault" in source
+
+
+def test_read_only_triage_commands_do_not_create_a_database(tmp_path: Path) -> None:
+    db = tmp_path / "typo" / "triage.db"
+    for args in (["buckets"], ["show", "1"], ["rebucket"], ["report", "--html", str(tmp_path / "r.html")]):
+        r = run_nmf("triage", *args, "--db", str(db))
+        assert r.returncode == 2, args
+        assert r.stderr.strip().splitlines() == [
+            f"notmyfault: error: no triage database at {db}: 'notmyfault triage ingest PATH... --db {db}' makes one"
+        ]
+    assert not (tmp_path / "typo").exists()
+
+
+def test_timeouts_take_units_and_triage_commands_take_json(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    dumps = CORPUS / "breakpad-minidump2"
+    r, out = run_json("triage", "ingest", str(dumps), "--db", db, "--timeout", "2m")
+    assert r.returncode == 0, r.stderr
+    assert out["found"] == 1
+    bad = run_nmf("triage", "ingest", str(dumps), "--db", db, "--timeout", "2x")
+    assert bad.returncode == 2
+    assert "is not a duration" in bad.stderr
+    _, rebucketed = run_json("triage", "rebucket", "--db", db)
+    assert (rebucketed["kind"], rebucketed["changed"], rebucketed["buckets"]) == ("triage-rebucket", 0, 1)
+    _, report = run_json("triage", "report", "--db", db, "--html", str(tmp_path / "r.html"))
+    assert report["kind"] == "triage-report"
+    assert report["bytes"] == (tmp_path / "r.html").stat().st_size
