@@ -42,7 +42,7 @@ def test_demo_tells_the_seed_story(dump_dir: Path) -> None:
 def test_demo_bad_options() -> None:
     r = run_nmf("demo", "--exact", "--rate", "5MB")
     assert r.returncode == 2
-    assert "--exact uses the seed's numbers" in r.stderr
+    assert "--exact uses the walkthrough's numbers" in r.stderr
     r = run_nmf("demo", "--stop-at", "lots")
     assert r.returncode == 2
     assert "cannot read size" in r.stderr
