@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from notmyfault.analysis.symfile import SymbolFile, WinRecord
 from notmyfault.analysis.unwind import Frame
-from notmyfault.analysis.winframes import frame_at, symbol_file
+from notmyfault.analysis.winframes import Symbols, frame_at, symbol_file
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import CONTEXT_LAYOUTS, ContextLayout, Minidump, Thread
 
@@ -153,7 +153,7 @@ def _binary(op: str, a: int, b: int) -> int:
 class Walker:
     """Walks the threads of one minidump with one symbol directory."""
 
-    def __init__(self, md: Minidump, symbols: str | None = None) -> None:
+    def __init__(self, md: Minidump, symbols: Symbols = None) -> None:
         """Walk ``md``'s threads, with Breakpad symbol files from ``symbols`` when given."""
         self.md = md
         self.symbols = symbols

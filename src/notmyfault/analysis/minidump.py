@@ -17,6 +17,7 @@ from notmyfault.analysis.classes import CRASH_CLASSES
 from notmyfault.analysis.crash import CrashAnalysis, decode_bytes
 from notmyfault.analysis.mdwalk import Walker
 from notmyfault.analysis.wincodes import decode_exception, refine_class
+from notmyfault.analysis.winframes import Symbols
 from notmyfault.dumps import origin
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump
@@ -31,7 +32,7 @@ def os_kind(md: Minidump) -> str:
     return "linux" if platform >= 0x8000 else "windows"
 
 
-def analyze_minidump(md: Minidump, symbols: str | None = None) -> CrashAnalysis:
+def analyze_minidump(md: Minidump, symbols: Symbols = None) -> CrashAnalysis:
     """Analyse a minidump: the ``!analyze -v`` page as the same result object as for ELF cores."""
     exc = md.exception
     kind = os_kind(md)

@@ -11,8 +11,13 @@ it.  Files are found in the layout of symbol stores:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import ntpath
 import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
@@ -229,3 +234,77 @@ def sym_path(symbols: str, debug_file: str, debug_id: str) -> str:
     base = ntpath.basename(debug_file) or os.path.basename(debug_file)
     stem = base[:-4] if base.lower().endswith(".pdb") else base
     return os.path.join(symbols, base, debug_id, stem + ".sym")
+
+
+MAX_FETCH = 1 << 30
+"""A symbol file larger than this is not fetched."""
+
+
+class SymbolStore:
+    """Where Breakpad symbol files are looked for: local directories, then a cache, then symbol
+    servers (``--symbols-url``: HTTP, in the same DIR/<debug file>/<debug id>/<name>.sym layout, as
+    Mozilla's and most companies' servers serve them).  A file fetched once is kept in the cache; a
+    file a server does not have is asked for once per process.
+    """
+
+    def __init__(
+        self,
+        dirs: list[str] | None = None,
+        urls: list[str] | None = None,
+        cache: str | None = None,
+        say: Callable[[str], None] | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        """Look in ``dirs``, then ``cache``, then fetch from ``urls`` into ``cache``."""
+        self.dirs = list(dirs or [])
+        self.urls = [u.rstrip("/") for u in urls or []]
+        self.cache = cache
+        self.say = say
+        self.timeout = timeout
+        self.missed: set[tuple[str, str]] = set()
+        self.fetched: list[str] = []
+        """The URLs fetched (into the cache) so far."""
+
+    def find(self, debug_file: str, debug_id: str) -> SymbolFile | None:
+        """The parsed symbol file of a module, or None where no place has it."""
+        for root in [*self.dirs, *([self.cache] if self.cache else [])]:
+            found = load_sym(sym_path(root, debug_file, debug_id))
+            if found is not None:
+                return found
+        if not self.urls or not self.cache or (debug_file, debug_id) in self.missed:
+            return None
+        target = sym_path(self.cache, debug_file, debug_id)
+        rel = os.path.relpath(target, self.cache)
+        for url in self.urls:
+            if self._fetch(f"{url}/{'/'.join(urllib.parse.quote(p) for p in rel.split(os.sep))}", target):
+                return load_sym(target)
+        self.missed.add((debug_file, debug_id))
+        return None
+
+    def _fetch(self, url: str, target: str) -> bool:
+        if not url.startswith(("http://", "https://")):
+            return False
+        if self.say:
+            self.say(f"symbols: fetching {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as r:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                part = target + ".part"
+                size = 0
+                with open(part, "wb") as out:
+                    while chunk := r.read(1 << 20):
+                        size += len(chunk)
+                        if size > MAX_FETCH:
+                            raise OSError(f"larger than {MAX_FETCH >> 20} MiB")
+                        out.write(chunk)
+            os.replace(part, target)
+        except (OSError, ValueError) as e:
+            with contextlib.suppress(OSError):
+                os.unlink(target + ".part")
+            if self.say and not (isinstance(e, urllib.error.HTTPError) and e.code == 404):
+                self.say(f"symbols: {url}: {e}")
+            return False
+        self.fetched.append(url)
+        if self.say:
+            self.say(f"symbols: kept {size >> 10} KiB in {target}")
+        return True

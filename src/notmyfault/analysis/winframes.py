@@ -14,7 +14,7 @@ import bisect
 import contextlib
 import struct
 
-from notmyfault.analysis.symfile import SymbolFile, load_sym, sym_path
+from notmyfault.analysis.symfile import SymbolFile, SymbolStore, load_sym, sym_path
 from notmyfault.analysis.unwind import Frame
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump, Module, Thread
@@ -24,18 +24,25 @@ from notmyfault.dumps.windump import Thread as KernelThread
 MAX_FRAMES = 64
 
 
-def symbol_file(symbols: str | None, module: Module | Driver) -> SymbolFile | None:
-    """The module's Breakpad symbols under ``symbols`` (the layout of symbol stores), if there."""
+Symbols = str | SymbolStore | None
+"""Where Breakpad symbol files are: a directory, a store (directories, a cache, symbol servers), or none."""
+
+
+def symbol_file(symbols: Symbols, module: Module | Driver) -> SymbolFile | None:
+    """The module's Breakpad symbols from ``symbols`` (the layout of symbol stores), if there."""
     if not symbols or not isinstance(module, Module) or not module.debug_id:
         return None
-    return load_sym(sym_path(symbols, module.debug_file or module.name, module.debug_id))
+    debug_file = module.debug_file or module.name
+    if isinstance(symbols, SymbolStore):
+        return symbols.find(debug_file, module.debug_id)
+    return load_sym(sym_path(symbols, debug_file, module.debug_id))
 
 
 Dump = Minidump | WindowsKernelDump
 """The dumps whose stacks are walked here: minidumps and Windows kernel (triage) dumps."""
 
 
-def frame_at(md: Dump, index: int, pc: int, sp: int | None, how: str, symbols: str | None = None) -> Frame:
+def frame_at(md: Dump, index: int, pc: int, sp: int | None, how: str, symbols: Symbols = None) -> Frame:
     """The frame at ``pc``, named by the module's Breakpad symbols when given, else (kernel dumps)
     by the nearest export of the driver's image when the dump holds its export table."""
     module = md.module_at(pc if how == "context" else pc - 1)
@@ -57,7 +64,7 @@ def frame_at(md: Dump, index: int, pc: int, sp: int | None, how: str, symbols: s
     return Frame(index, pc, sp, module.name, name, offset, file, line, how, module.base)
 
 
-def fp_chain_frames(md: Dump, thread: Thread | KernelThread, symbols: str | None = None) -> list[Frame]:
+def fp_chain_frames(md: Dump, thread: Thread | KernelThread, symbols: Symbols = None) -> list[Frame]:
     """The thread's frames, innermost first: the context, then its frame-pointer chain.
 
     The chain is the same on x86, x86_64 and aarch64: the frame pointer

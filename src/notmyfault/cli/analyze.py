@@ -6,6 +6,7 @@ an unexpected failure inside the analysis exits 3 with one line naming it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,11 +33,40 @@ json_option = click.option(
 )
 
 
-symbols_option = click.option(
-    "--symbols",
-    type=click.Path(file_okay=False),
-    help="Minidumps: a directory of Breakpad symbol files (DIR/<debug file>/<debug id>/<name>.sym).",
-)
+def symbols_option(f: Any) -> Any:
+    """--symbols DIR and --symbols-url URL (repeatable): where minidumps' Breakpad symbols are."""
+    f = click.option(
+        "--symbols-url",
+        "symbols_urls",
+        multiple=True,
+        metavar="URL",
+        help="Minidumps: a Breakpad symbol server (repeatable); what it serves is kept in "
+        "~/.cache/notmyfault/symbols.",
+    )(f)
+    return click.option(
+        "--symbols",
+        type=click.Path(file_okay=False),
+        help="Minidumps: a directory of Breakpad symbol files (DIR/<debug file>/<debug id>/<name>.sym).",
+    )(f)
+
+
+def symbol_store(symbols: str | None, urls: tuple[str, ...]) -> Any:
+    """Where the minidump commands look for Breakpad symbols: the --symbols directory, then the cache of
+    what the --symbols-url servers gave before, then those servers."""
+    from notmyfault.analysis.symfile import SymbolStore
+    from notmyfault.capture.config import cache_dir
+
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            fail(f"--symbols-url {url!r}: give an http:// or https:// URL")
+    if not urls:
+        return symbols
+    return SymbolStore(
+        [symbols] if symbols else [],
+        list(urls),
+        os.path.join(cache_dir(), "symbols"),
+        say=lambda m: click.echo(m, err=True),
+    )
 
 
 debug_option = click.option(
@@ -106,6 +136,7 @@ def analyze(
     verbose: bool,
     show_env: bool,
     as_json: bool,
+    symbols_urls: tuple[str, ...] = (),
 ) -> None:
     """The !analyze -v page: crash class, arguments, faulting instruction, stack, and Probably caused by.
 
@@ -128,7 +159,7 @@ def analyze(
         if isinstance(c, Vmcore):
             result = analyze_vmcore(c)
         elif isinstance(c, Minidump):
-            result = analyze_minidump(c, symbols)
+            result = analyze_minidump(c, symbol_store(symbols, symbols_urls))
         elif isinstance(c, WindowsKernelDump):
             result = analyze_kernel_dump(c)
         else:
@@ -165,6 +196,7 @@ def stack(
     symbols: str | None,
     debug_files: tuple[str, ...],
     as_json: bool,
+    symbols_urls: tuple[str, ...] = (),
 ) -> None:
     """kvL: the stack of the crashing thread (or --thread TID, or --all), and how each frame was found.
 
@@ -195,11 +227,13 @@ def stack(
             chosen = tids if all_threads else [tid if tid is not None else tids[0]]
             by_tid = {t.tid: t for t in c.threads}
             if isinstance(c, Minidump):
-                walker = Walker(c, symbols)
+                walker = Walker(c, symbol_store(symbols, symbols_urls))
                 # the dump writer's own thread is listed, not walked (its stack is the writer's)
                 stacks = [(t, [] if t == c.dump_thread_id else walker.frames(by_tid[t])) for t in chosen]
             elif isinstance(c, WindowsKernelDump):
-                stacks = [(t, fp_chain_frames(c, by_tid[t], symbols)) for t in chosen]
+                stacks = [
+                    (t, fp_chain_frames(c, by_tid[t], symbol_store(symbols, symbols_urls))) for t in chosen
+                ]
             else:
                 program = load_program(c, exe, sysroot)
                 stacks = [(t, thread_frames(program, c, t)) for t in chosen]
