@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -135,6 +136,7 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
     if exe:
         with contextlib.suppress(LookupError):
             prog.main_module().try_file(exe, force=True)
+    _debuginfod(prog)
     missing: list[str] = []
     try:
         prog.load_default_debug_info()
@@ -142,7 +144,54 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
         missing = [m.name for m in prog.modules() if m.wants_loaded_file() or m.wants_debug_file()]
     except Exception as e:  # broken debug info: go on with what loaded, and say so
         missing = [f"(debug info failed to load: {type(e).__name__}: {e})"]
-    return Program(prog, tuple(missing))
+    program = Program(prog, tuple(missing))
+    report_debuginfod(program)
+    return program
+
+
+DEBUGINFOD_ENV = "NOTMYFAULT_DEBUGINFOD"
+"""1: fetch missing executables and debug info from DEBUGINFOD_URLS; 0: never; unset: when
+DEBUGINFOD_URLS is set (as gdb and drgn do), saying so.  ``--debuginfod/--no-debuginfod`` set it."""
+progress: Callable[[str], None] | None = None
+"""Where load_program says what it fetches (the front ends set it; None: silent)."""
+
+
+def debuginfod_cache() -> str:
+    """Where libdebuginfod keeps what it fetched (by build-id: each file is fetched once)."""
+    if os.environ.get("DEBUGINFOD_CACHE_PATH"):
+        return os.environ["DEBUGINFOD_CACHE_PATH"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "debuginfod_client")
+
+
+def _debuginfod(prog: Any) -> None:
+    """Enable drgn's debuginfod finder as NOTMYFAULT_DEBUGINFOD says; when it will be asked for
+    something, say so first (a download can take a while), and what it brought after."""
+    mode = os.environ.get(DEBUGINFOD_ENV)
+    urls = os.environ.get("DEBUGINFOD_URLS", "").strip()
+    finders = prog.enabled_debug_info_finders()
+    if mode == "0" or not urls or "debuginfod" not in finders:
+        with contextlib.suppress(Exception):
+            prog.set_enabled_debug_info_finders([f for f in finders if f != "debuginfod"])
+        return
+    with contextlib.suppress(Exception):  # what is on this machine first: the network only for the rest
+        prog.set_enabled_debug_info_finders([f for f in finders if f != "debuginfod"])
+        prog.load_default_debug_info()
+    wanted = [m for m in prog.modules() if m.wants_loaded_file() or m.wants_debug_file()]
+    prog.set_enabled_debug_info_finders(finders)
+    if wanted and progress is not None:
+        progress(f"debuginfod: asking {urls} for {len(wanted)} modules' files (kept in {debuginfod_cache()})")
+
+
+def report_debuginfod(program: Program) -> None:
+    """Say which files debuginfod brought (they are in its cache)."""
+    if progress is None:
+        return
+    cache = debuginfod_cache()
+    for m in program.prog.modules():
+        for path in {m.loaded_file_path, m.debug_file_path}:
+            if path and os.path.realpath(path).startswith(os.path.realpath(cache)):
+                progress(f"debuginfod: {m.name}: {path}")
 
 
 def _fill_ranges(prog: Any, core: ElfCore) -> None:

@@ -50,6 +50,26 @@ def symbols_option(f: Any) -> Any:
     )(f)
 
 
+def _set_debuginfod(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
+    from notmyfault.analysis import unwind
+
+    unwind.progress = lambda m: click.echo(m, err=True)
+    if value is not None:
+        if value and not os.environ.get("DEBUGINFOD_URLS", "").strip():
+            fail("--debuginfod: set DEBUGINFOD_URLS to the servers to ask (e.g. https://debuginfod.debian.net)")
+        os.environ[unwind.DEBUGINFOD_ENV] = "1" if value else "0"
+
+
+debuginfod_option = click.option(
+    "--debuginfod/--no-debuginfod",
+    default=None,
+    expose_value=False,
+    callback=_set_debuginfod,
+    help="Fetch missing executables and debug info by build-id from $DEBUGINFOD_URLS (default: when it "
+    "is set, saying so), kept in ~/.cache/debuginfod_client.",
+)
+
+
 def symbol_store(symbols: str | None, urls: tuple[str, ...]) -> Any:
     """Where the minidump commands look for Breakpad symbols: the --symbols directory, then the cache of
     what the --symbols-url servers gave before, then those servers."""
@@ -119,6 +139,7 @@ def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> Non
 @sysroot_option
 @symbols_option
 @debug_option
+@debuginfod_option
 @click.option("-v", "--verbose", is_flag=True, help="Every frame, and the modules whose files were missing.")
 @click.option(
     "--environment",
@@ -186,6 +207,7 @@ def analyze(
 @sysroot_option
 @symbols_option
 @debug_option
+@debuginfod_option
 @json_option
 def stack(
     core: str,
@@ -360,6 +382,7 @@ def poolused(core: str, sort: str, top: int | None, debug_files: tuple[str, ...]
 @exe_option
 @sysroot_option
 @debug_option
+@debuginfod_option
 @json_option
 def modules(
     core: str,
@@ -525,6 +548,7 @@ def search(
 @exe_option
 @sysroot_option
 @debug_option
+@debuginfod_option
 @json_option
 def disasm(
     core: str,

@@ -123,11 +123,18 @@ def triage() -> None:
 @db_option
 @rules_option
 @click.option("-v", "--verbose", is_flag=True, help="Name every file that was skipped (not a dump).")
+@click.option(
+    "--debuginfod",
+    is_flag=True,
+    help="Let the workers fetch missing debug info from $DEBUGINFOD_URLS (off by default in a batch: "
+    "each file is fetched once, by build-id, into ~/.cache/debuginfod_client, and counts against --timeout).",
+)
 @json_option
 def ingest(
     paths: tuple[str, ...],
     recursive: bool,
     verbose: bool,
+    debuginfod: bool,
     workers: int,
     scheduler: str | None,
     timeout: float,
@@ -142,8 +149,12 @@ def ingest(
     as failed with the reason; the batch goes on. Ctrl-C or SIGTERM stops it; what was stored stays,
     and running the same ingest again does the rest.
     """
+    from notmyfault.analysis.unwind import DEBUGINFOD_ENV
     from notmyfault.triage.ingest import ingest as run
 
+    if debuginfod and not os.environ.get("DEBUGINFOD_URLS", "").strip():
+        fail("--debuginfod: set DEBUGINFOD_URLS to the servers to ask")
+    os.environ[DEBUGINFOD_ENV] = "1" if debuginfod else "0"  # the workers inherit it
     limit = parse_size_option("--memory-limit", memory) or None
     rules = _rules(rules_path)
     signal.signal(signal.SIGTERM, raise_interrupt)
