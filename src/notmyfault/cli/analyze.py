@@ -56,7 +56,9 @@ def _set_debuginfod(ctx: click.Context, param: click.Parameter, value: bool | No
     unwind.progress = lambda m: click.echo(m, err=True)
     if value is not None:
         if value and not os.environ.get("DEBUGINFOD_URLS", "").strip():
-            fail("--debuginfod: set DEBUGINFOD_URLS to the servers to ask (e.g. https://debuginfod.debian.net)")
+            fail(
+                "--debuginfod: set DEBUGINFOD_URLS to the servers to ask (e.g. https://debuginfod.debian.net)"
+            )
         os.environ[unwind.DEBUGINFOD_ENV] = "1" if value else "0"
 
 

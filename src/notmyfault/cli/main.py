@@ -275,6 +275,7 @@ def _register() -> None:
     from notmyfault.cli.kernel import kernel
     from notmyfault.cli.lab import lab
     from notmyfault.cli.leak import cleanup, leak
+    from notmyfault.cli.shell import shell
     from notmyfault.cli.triage import triage
     from notmyfault.cli.ui import ui
 
@@ -288,6 +289,7 @@ def _register() -> None:
     cli.add_command(kernel)
     cli.add_command(list_crashes)
     cli.add_command(info)
+    cli.add_command(shell)
     for command in COMMANDS:
         cli.add_command(command)
 
