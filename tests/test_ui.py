@@ -346,6 +346,38 @@ def test_quit_leaves_no_child_behind(dump_dir: Path) -> None:
         assert group_members(pid) == []
 
 
+def test_ui_opens_an_existing_dump(tmp_path: Path, dump_dir: Path) -> None:
+    """notmyfault ui DUMP: the Dump Analysis tab on a core the window did not make (windbg -z FILE)."""
+    import subprocess
+
+    from tests.test_packed_dumps import SOURCE, _unlimited
+
+    (tmp_path / "nw.c").write_text(SOURCE)
+    subprocess.run(["gcc", "-g", "-O1", str(tmp_path / "nw.c"), "-o", str(tmp_path / "nw")], check=True)
+    r = subprocess.run(
+        [str(tmp_path / "nw")], cwd=tmp_path, preexec_fn=_unlimited, capture_output=True, check=False
+    )
+    assert r.returncode == -11
+    core = str(tmp_path / "core")
+
+    async def go() -> None:
+        app = NotMyfaultApp(str(dump_dir), open_path=core)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.report is not None)
+            assert active(app) == "analysis"
+            a = app.report.analysis  # type: ignore[union-attr]
+            assert a.crash_class == "NULL_POINTER_WRITE"
+            assert a.blamed is not None
+            assert a.blamed.function == "store"
+            assert core in text_of(app, "analysis-where")
+            assert "nw!store" in text_of(app, "text-stack")
+            await pilot.press("q")
+
+    run(go)
+    r = run_nmf("ui", str(tmp_path / "nw.c"))
+    assert r.returncode == 2  # no terminal: one line, before anything else
+
+
 def test_ui_needs_a_terminal() -> None:
     r = run_nmf("ui")
     assert r.returncode == 2

@@ -10,18 +10,27 @@ from notmyfault.cli.common import DUMP_DIR_HELP, dump_settings, fail
 
 
 @click.command()
+@click.argument("dump", required=False)
 @click.option("--dump-dir", type=click.Path(file_okay=False), help=DUMP_DIR_HELP)
-def ui(dump_dir: str | None) -> None:
+def ui(dump: str | None, dump_dir: str | None) -> None:
     """NotMyfault's window in the terminal: Crash, Hang, Leak, Dump Configuration and Dump Analysis tabs.
 
     Every fault runs in a child process, so the window survives it and shows
     the analysis of the dump the child left. Keys: 1-5 tabs, b Do Bug, s start
     a hang, l leak, x stop, r refresh, Esc leaves a field, q quits (and kills
-    every child the window started).
+    every child the window started).  With DUMP, the window opens on that dump's analysis (the Dump
+    Analysis tab), as windbg -z FILE does.
     """
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         fail("the window needs a terminal; for scripts use the commands (crash, hang, leak, analyze)")
+    if dump is not None:
+        from notmyfault.dumps import DumpError, open_dump
+
+        try:
+            open_dump(dump).close()  # a bad file is one line here, not a window that shows an error
+        except DumpError as e:
+            fail(str(e))
     dump_settings(dump_dir)
     from notmyfault.ui.app import run_window
 
-    run_window(dump_dir)
+    run_window(dump_dir, dump)

@@ -132,9 +132,12 @@ class NotMyfaultApp(App[None]):
         *,
         probe_settings: Callable[[str | None], DumpSettings] = probe,
         read_meminfo: Callable[[], dict[str, int]] = meminfo,
+        open_path: str | None = None,
     ) -> None:
         super().__init__()
         self.dump_dir = dump_dir
+        self.open_path = open_path
+        """A dump to analyse on the Dump Analysis tab at start (``notmyfault ui DUMP``)."""
         self.probe_settings = probe_settings
         self.read_meminfo = read_meminfo
         self.children_jobs = Children()
@@ -221,6 +224,25 @@ class NotMyfaultApp(App[None]):
         catalog.focus()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
+        if self.open_path is not None:
+            self.open_dump(self.open_path)
+
+    def open_dump(self, path: str) -> None:
+        """Analyse an existing dump on the Dump Analysis tab, as windbg -z FILE opens one."""
+        self.say("analysis-where", f"{path}\nanalysing...")
+        self.action_show_tab("analysis")
+
+        def work() -> None:
+            from notmyfault.dumps import DumpError
+
+            try:
+                report = dump_report(path)
+            except DumpError as e:
+                self._from_thread(self.say, "analysis-where", f"{path}\n{e}")
+                return
+            self._from_thread(self.show_report, report)
+
+        threading.Thread(target=work, name="open-dump", daemon=True).start()
 
     def _on_sigterm(self) -> None:
         self.call_later(self.action_quit)
@@ -577,9 +599,10 @@ class NotMyfaultApp(App[None]):
         self.exit()
 
 
-def run_window(dump_dir: str | None) -> None:
-    """Run the window until it quits; whatever happens, no child is left behind."""
-    app = NotMyfaultApp(dump_dir)
+def run_window(dump_dir: str | None, open_path: str | None = None) -> None:
+    """Run the window until it quits (with ``open_path``, showing that dump's analysis first);
+    whatever happens, no child is left behind."""
+    app = NotMyfaultApp(dump_dir, open_path=open_path)
     try:
         app.run()
     finally:
