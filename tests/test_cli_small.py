@@ -49,3 +49,57 @@ def test_timeouts_take_units_and_triage_commands_take_json(tmp_path: Path) -> No
     _, report = run_json("triage", "report", "--db", db, "--html", str(tmp_path / "r.html"))
     assert report["kind"] == "triage-report"
     assert report["bytes"] == (tmp_path / "r.html").stat().st_size
+
+
+def test_triage_ingest_draws_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    import pty
+
+    dumps = [str(p) for p in sorted(CORPUS.glob("breakpad-linux_*/*.dmp"))]
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "notmyfault", "triage", "ingest", *dumps, "--db", str(tmp_path / "t.db")],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=dict(os.environ, COLUMNS="100", TERM="xterm"),
+    )
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(120) == 0
+    os.close(master)
+    text = seen.decode(errors="replace")
+    assert "ingest" in text
+    assert "/4" in text  # the bar counts the dumps to analyse
+    assert "4 dumps found" in text
+    plain = run_nmf("triage", "ingest", *dumps, "--db", str(tmp_path / "u.db"))
+    assert "\x1b" not in plain.stdout + plain.stderr  # no terminal: no bar
+
+
+def test_lab_fetch_says_how_far_the_download_is(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from notmyfault.lab.kit import _report_download
+
+    lines: list[str] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=_report_download, args=(tmp_path, 100 << 20, lines.append, stop))
+    watcher.start()
+    with open(tmp_path / "linux-image.deb", "wb") as f:
+        for _ in range(5):
+            f.write(bytes(25 << 20))  # 25%, 50%, 75%, 100%: written as apt-get writes into the directory
+            f.flush()
+            time.sleep(1.2)
+    stop.set()
+    watcher.join()
+    assert lines
+    assert lines[0].startswith("lab: downloaded 25 of 100 MB (20%)")
+    assert all("of 100 MB" in line for line in lines)

@@ -62,6 +62,44 @@ def _database(url: str, create: bool = False) -> Iterator[Any]:
         db.close()
 
 
+class _IngestBar:
+    """A progress bar for ingest on the terminal (stderr): dumps done of those to analyse, dumps per
+    second, time left.  Not drawn when stderr is no terminal."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("ingest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.task: Any = None
+
+    def start(self, total: int) -> None:
+        """Draw the bar for ``total`` dumps (none for none)."""
+        if total:
+            self.bar.start()
+            self.task = self.bar.add_task("ingest", total=total, rate="")
+
+    def advance(self, path: str, row: dict[str, Any]) -> None:
+        """One more dump done."""
+        if self.task is not None:
+            self.bar.advance(self.task)
+            speed = self.bar.tasks[0].speed
+            self.bar.update(self.task, rate=f"{speed:.1f} dumps/s" if speed else "")
+
+    def stop(self) -> None:
+        """Take the bar away."""
+        if self.task is not None:
+            self.bar.stop()
+
+
 class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
     """A duration: a number of seconds, or a number with s, m or h (2m = 120 seconds)."""
 
@@ -159,12 +197,27 @@ def ingest(
     rules = _rules(rules_path)
     signal.signal(signal.SIGTERM, raise_interrupt)
     with _database(db_url, create=True) as db:
+        bar = _IngestBar() if sys.stderr.isatty() and not as_json else None
         try:
-            result = run(db, list(paths), recursive, workers, scheduler, timeout, limit, rules)
+            result = run(
+                db,
+                list(paths),
+                recursive,
+                workers,
+                scheduler,
+                timeout,
+                limit,
+                rules,
+                progress=bar.advance if bar else None,
+                on_start=bar.start if bar else None,
+            )
         except FileNotFoundError as e:
             fail(f"no such file or directory: {e}")
         except ValueError as e:
             fail(str(e))
+        finally:
+            if bar is not None:
+                bar.stop()
         summary = {
             "found": result.found,
             "duplicates": result.duplicates,

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,26 @@ def _unpack(deb: Path, dest: Path, members: list[str]) -> None:
     _run(["bash", "-c", script], f"unpacking {deb.name}")
 
 
+def _package_bytes(pkgs: list[str]) -> int:
+    """The download size of ``pkgs`` as apt's lists give it (0 when they do not)."""
+    try:
+        out = _run(["apt-cache", "show", "--no-all-versions", *pkgs], "asking apt for the sizes")
+    except KitError:
+        return 0
+    return sum(int(m) for m in re.findall(r"^Size: (\d+)", out, re.M))
+
+
+def _report_download(work: Path, total: int, say: object, stop: threading.Event) -> None:
+    """Say how far the download is, every tenth of it (apt-get writes the .deb files into ``work``)."""
+    said = 0
+    while not stop.wait(1.0):
+        done = sum(p.stat().st_size for p in work.glob("*.deb*") if p.is_file())
+        tenth = done * 10 // total if total else 0
+        if tenth > said and tenth < 10:
+            said = tenth
+            say(f"lab: downloaded {done >> 20} of {total >> 20} MB ({tenth * 10}%)")  # type: ignore[operator]
+
+
 def fetch(release: str | None = None, say: object = print) -> Kit:
     """Fetch and unpack the kit of ``release`` (default: :func:`default_release`) unless cached."""
     release = release or default_release()
@@ -133,8 +154,17 @@ def fetch(release: str | None = None, say: object = print) -> Kit:
     with tempfile.TemporaryDirectory(dir=kit.root) as tmp:
         work = Path(tmp)
         pkgs = [f"linux-image-{release}", f"linux-image-{release}-dbg"]
-        say(f"lab: downloading {', '.join(pkgs)} (about 930 MB, once)")  # type: ignore[operator]
-        _run(["apt-get", "download", "-q", *pkgs], "apt-get download", cwd=work)
+        total = _package_bytes(pkgs)
+        size = f"{total >> 20} MB" if total else "about 930 MB"
+        say(f"lab: downloading {', '.join(pkgs)} ({size}, once)")  # type: ignore[operator]
+        stop = threading.Event()
+        watcher = threading.Thread(target=_report_download, args=(work, total, say, stop), daemon=True)
+        watcher.start()
+        try:
+            _run(["apt-get", "download", "-q", *pkgs], "apt-get download", cwd=work)
+        finally:
+            stop.set()
+            watcher.join()
         image = next(work.glob(f"linux-image-{release}_*.deb"))
         dbg = next(work.glob(f"linux-image-{release}-dbg_*.deb"))
         say("lab: unpacking vmlinuz, the guest modules and the debug vmlinux")  # type: ignore[operator]

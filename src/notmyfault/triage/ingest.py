@@ -189,6 +189,7 @@ def ingest(
     memory_limit: int | None = None,
     rules: Rules = DEFAULT_RULES,
     progress: Progress | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> IngestResult:
     """Ingest the dumps under ``paths`` into ``db`` (see the module's docstring)."""
     t0 = time.monotonic()
@@ -203,6 +204,8 @@ def ingest(
     result.known = len(known)
     todo = [(p, h) for h, p in by_hash.items() if h not in known]
     todo.sort()
+    if on_start is not None:
+        on_start(len(todo))
     try:
         for path, digest, answer in _run(todo, workers, scheduler, timeout, memory_limit):
             row = row_for(path, digest, answer, rules)
