@@ -80,6 +80,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     def one(name: str) -> Run:
         out = root / name
         extra = [] if name == "seed" else ["--no-analysis"]
+        if name == "null-deref":
+            extra.append("--kdump")  # also makedumpfile's compressed format (test_kdump_compressed_...)
         proc = run_nmf(
             "lab", "run", "--out", str(out), "--memory", MEMORY, *extra, "--", *SCENARIOS[name], timeout=300
         )
@@ -414,6 +416,41 @@ def test_paged_leak_is_vmalloc_by_tag(lab: dict[str, Run]) -> None:
         {"caller": "myfault_leak_one", "tag": "Leak", "areas": blocks, "bytes": blocks * PAGED_BLOCK}
     ]
     assert run.analysis()["crash_class"] == "null-deref"
+
+
+def test_kdump_compressed_vmcore_reads_as_the_elf_one(lab: dict[str, Run], tmp_path: Path) -> None:
+    """makedumpfile's compressed format, as QEMU writes it (flattened) and as makedumpfile -R puts it
+    in place (what kdump-tools and RHEL's kdump keep): the same analyze page, stack and vm as the
+    ELF vmcore of the same moment, and triage takes it."""
+    run = lab["null-deref"]
+    flat = run.directory / "vmcore.kdump"
+    assert flat.read_bytes()[:12] == b"makedumpfile"
+    raw = tmp_path / "vmcore"
+    with open(flat, "rb") as src, open(raw, "wb") as out:
+        subprocess.run(
+            ["makedumpfile", "-R", str(raw)], stdin=src, stdout=out, check=True, capture_output=False
+        )
+    assert raw.read_bytes()[:8] == b"KDUMP   "
+    for found in [
+        run.directory / "vmlinux",
+        *run.directory.glob("*.ko"),
+    ]:  # the debug files, as beside the original
+        (tmp_path / found.name).symlink_to(found.resolve())
+    for command in ("analyze", "stack", "vm"):
+        _, elf = run_json(command, str(run.vmcore))
+        for packed in (flat, raw):
+            r, got = run_json(command, str(packed))
+            assert r.returncode == 0, r.stderr
+            if command == "analyze":
+                assert got.pop("dump") == str(packed)
+                elf_a = dict(elf)
+                elf_a.pop("dump")
+                assert got == elf_a
+            else:
+                assert got == elf
+    r, summary = run_json("triage", "ingest", str(flat), "--db", str(tmp_path / "t.db"))
+    assert r.returncode == 0
+    assert (summary["found"], summary["failed"]) == (1, 0)
 
 
 def test_every_kind_is_exercised() -> None:

@@ -143,6 +143,12 @@ def _out_dir(out: str | None) -> Path:
     "--nmi-after", default=10.0, show_default=True, help="Seconds to wait for a panic before the NMI button."
 )
 @click.option("--no-analysis", is_flag=True, help="Only capture the vmcore.")
+@click.option(
+    "--kdump",
+    is_flag=True,
+    help="Also write vmcore.kdump: the same memory in makedumpfile's compressed format (as kdump-tools "
+    "and RHEL's kdump keep it).",
+)
 def run(
     words: tuple[str, ...],
     release: str | None,
@@ -152,6 +158,7 @@ def run(
     cpus: int,
     nmi_after: float,
     no_analysis: bool,
+    kdump: bool,
 ) -> None:
     """Boot a guest, run a scenario (after --: crash TYPE | hang TYPE | leak ...), capture and analyse the vmcore."""
     steps: list[Any] = []
@@ -163,7 +170,18 @@ def run(
         return  # --help of the scenario was printed
     if not any(s.fault for s in steps):
         click.echo("lab: the scenario has no fault: the NMI button will end it with a panic", err=True)
-    _run(steps, release, accel, out, memory, cpus, nmi_after, interactive=False, analysis=not no_analysis)
+    _run(
+        steps,
+        release,
+        accel,
+        out,
+        memory,
+        cpus,
+        nmi_after,
+        interactive=False,
+        analysis=not no_analysis,
+        kdump=kdump,
+    )
 
 
 @lab.command()
@@ -187,6 +205,7 @@ def _run(
     *,
     interactive: bool,
     analysis: bool,
+    kdump: bool = False,
 ) -> None:
     from notmyfault.kernel import KernelError
     from notmyfault.lab.machine import LabError
@@ -206,6 +225,7 @@ def _run(
             nmi_after=nmi_after,
             timeout=float("inf") if interactive else 600.0,
             interactive=interactive,
+            kdump=kdump,
             say=lambda m: click.echo(m, err=True),
         )
     except (LabError, KernelError) as e:

@@ -37,12 +37,6 @@ _FOREIGN = {
     b"MDMP": f"a minidump: {MINIDUMP_COMMANDS} read minidumps, this one reads ELF process cores",
     b"PAGE": f"a Windows kernel crash dump: {KERNEL_DUMP_COMMANDS} read those, this one reads ELF process cores",
 }
-_KDUMP = b"KDUMP   "
-"""makedumpfile's compressed vmcore format (kdump-tools' and RHEL kdump's default)."""
-_KDUMP_WHAT = (
-    "a makedumpfile-compressed kernel dump, which notmyfault does not read yet: "
-    "keep ELF vmcores (makedumpfile -E, or core_collector 'makedumpfile -E' in kdump.conf)"
-)
 
 
 def origin(dump: object) -> str:
@@ -84,8 +78,6 @@ def open_dump(path: str | os.PathLike[str]) -> ElfCore:
     if packing_of(magic):
         core: ElfCore = _packed(path, open_dump)
         return core
-    if magic.startswith(_KDUMP):
-        raise DumpError(f"{os.fspath(path)} is {_KDUMP_WHAT}")
     for prefix, what in _FOREIGN.items():
         if magic.startswith(prefix):
             if prefix in (b"MDMP", b"PAGE"):
@@ -108,8 +100,6 @@ def open_any(path: str | os.PathLike[str]) -> ElfCore | Minidump | WindowsKernel
     magic = _head(path)
     if packing_of(magic):
         return _packed(path, open_any)  # type: ignore[no-any-return]
-    if magic.startswith(_KDUMP):
-        raise DumpError(f"{os.fspath(path)} is {_KDUMP_WHAT}")
     if magic.startswith(MINIDUMP_MAGIC):
         return Minidump(os.fspath(path))
     if magic[:8] in (MAGIC32, MAGIC64):

@@ -3,6 +3,8 @@
 - systemd-coredump stores cores compressed: ``core.*.zst`` (its default),
   ``.lz4`` or ``.xz``; others keep ``.gz`` ones.  They are recognised by their
   magic and decompressed, streaming, into a temporary file.
+- kdump-tools and RHEL's kdump keep makedumpfile's compressed vmcores (``KDUMP``, or flattened):
+  they become ELF vmcores (kdump.py);
 - apport keeps ``/var/crash/*.crash``: an RFC 822-style report whose
   ``CoreDump: base64`` field holds a gzip stream, base64-encoded a block per
   continuation line (apport's problem_report format).  The core is streamed out
@@ -35,6 +37,8 @@ from notmyfault.dumps.errors import DumpError
 
 ZSTD, LZ4, XZ, GZIP = b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18", b"\xfd7zXZ\x00", b"\x1f\x8b"
 APPORT = b"ProblemType:"
+KDUMP, KDUMP_FLAT = b"KDUMP   ", b"makedumpfile"
+"""makedumpfile's compressed vmcore, and its flattened form (makedumpfile -F, QEMU's kdump formats)."""
 PACKINGS = {ZSTD: "zstd", LZ4: "lz4", XZ: "xz", GZIP: "gzip"}
 """Compressed-stream magic -> name."""
 CHUNK = 1 << 20
@@ -65,6 +69,10 @@ def packing_of(head: bytes) -> str | None:
     for magic, name in PACKINGS.items():
         if head.startswith(magic):
             return name
+    if head.startswith(KDUMP):
+        return "kdump"
+    if head.startswith(KDUMP_FLAT):
+        return "kdump-flattened"
     return "apport" if head.startswith(APPORT) else None
 
 
@@ -221,6 +229,8 @@ def unpack(source: str) -> Unpacked:
         if packing is None:
             raise DumpError(f"{source} is not a packed dump")
         report: dict[str, str] = {}
+        if packing.startswith("kdump"):
+            return _unpack_kdump(source, packing)
         if packing == "apport":
             report, chunks = _apport(f, source)
             if chunks is None:
@@ -244,6 +254,22 @@ def unpack(source: str) -> Unpacked:
             raise
         out.close()
     return Unpacked(source, path, packing, report)
+
+
+def _unpack_kdump(source: str, packing: str) -> Unpacked:
+    from notmyfault.dumps.kdump import to_elf
+
+    fd, path = tempfile.mkstemp(prefix=os.path.basename(source)[:40] + ".", dir=_temp_dir())
+    try:
+        with os.fdopen(fd, "wb") as out:
+            to_elf(source, out, _temp_dir())
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        if isinstance(e, OSError):
+            raise DumpError(f"{source}: cannot unpack it: {e}") from None
+        raise
+    return Unpacked(source, path, packing)
 
 
 def remove_unpacked(info: Unpacked) -> None:

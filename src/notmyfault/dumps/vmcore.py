@@ -77,7 +77,8 @@ class Vmcore:
 
     def candidates(self) -> list[str]:
         """Debug files to offer drgn: the paths given, then vmlinux and *.ko beside the dump."""
-        here = Path(self.path).resolve().parent
+        info = getattr(self, "unpacked", None)  # a packed vmcore: beside the file the user named
+        here = Path(info.source if info is not None else self.path).resolve().parent
         found = [str(p) for p in (here / "vmlinux", *sorted(here.glob("*.ko"))) if p.exists()]
         return [*self.extra_paths, *found]
 

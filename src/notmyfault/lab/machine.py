@@ -193,9 +193,14 @@ def run_guest(
     nmi_after: float,
     timeout: float,
     interactive: bool = False,
+    kdump: Path | None = None,
     say: Callable[[str], None] = print,
 ) -> Outcome:
-    """Start QEMU, wait for the panic (sending the NMI when the deadline passes), dump, quit."""
+    """Start QEMU, wait for the panic (sending the NMI when the deadline passes), dump, quit.
+
+    With ``kdump``, QEMU also writes the same memory there in makedumpfile's compressed format
+    (``kdump-zlib``, flattened: what kdump-tools and RHEL's kdump keep, once put in place).
+    """
     t0 = time.monotonic()
     phases: dict[str, float] = {}
     stdio = None if interactive else subprocess.DEVNULL
@@ -254,18 +259,21 @@ def run_guest(
             phases["scenario"] = panic_at - ready_at
         if not panicked:
             return Outcome(False, None, console, nmi_sent, phases)
-        if vmcore.exists():
-            vmcore.unlink()
-        qmp.execute("dump-guest-memory", paging=False, protocol=f"file:{vmcore}", detach=True)
-        while True:
-            ev = qmp.event(120)
-            if ev is None:
-                raise LabError("QEMU did not finish writing the vmcore within 120 s")
-            if ev.get("event") == "DUMP_COMPLETED":
-                data = ev.get("data")
-                if isinstance(data, dict) and data.get("error"):
-                    raise LabError(f"QEMU could not write the vmcore: {data['error']}")
-                break
+        # the kdump first: QEMU 7.2 fails a flattened dump written after another dump
+        dumps = ([(kdump, "kdump-zlib")] if kdump is not None else []) + [(vmcore, "elf")]
+        for path, fmt in dumps:
+            if path.exists():
+                path.unlink()
+            qmp.execute("dump-guest-memory", paging=False, protocol=f"file:{path}", detach=True, format=fmt)
+            while True:
+                ev = qmp.event(120)
+                if ev is None:
+                    raise LabError(f"QEMU did not finish writing the {fmt} vmcore within 120 s")
+                if ev.get("event") == "DUMP_COMPLETED":
+                    data = ev.get("data")
+                    if isinstance(data, dict) and data.get("error"):
+                        raise LabError(f"QEMU could not write the {fmt} vmcore: {data['error']}")
+                    break
         phases["dump"] = time.monotonic() - panic_at
         return Outcome(True, vmcore, console, nmi_sent, phases)
     finally:

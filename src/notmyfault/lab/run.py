@@ -114,9 +114,11 @@ def run(
     nmi_after: float = 10.0,
     timeout: float = 600.0,
     interactive: bool = False,
+    kdump: bool = False,
     say: Callable[[str], None] = print,
 ) -> LabRun:
-    """Run ``steps`` in a fresh guest and keep what it leaves in ``directory``."""
+    """Run ``steps`` in a fresh guest and keep what it leaves in ``directory`` (with ``kdump``, also
+    ``vmcore.kdump``: the same memory in makedumpfile's compressed format)."""
     phases: dict[str, float] = {}
     t0 = time.monotonic()
     ko, ctl = build(kit)
@@ -148,6 +150,7 @@ def run(
         nmi_after=nmi_after,
         timeout=timeout,
         interactive=interactive,
+        kdump=directory / "vmcore.kdump" if kdump else None,
         say=say,
     )
     outcome.phases = {**phases, **outcome.phases}

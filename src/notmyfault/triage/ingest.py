@@ -68,6 +68,8 @@ def _packed_head(path: str, packing: str) -> bytes:
 
     try:
         with open(path, "rb") as f:
+            if packing.startswith("kdump"):  # makedumpfile's: it becomes an ELF vmcore
+                return b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x04\x00"
             if packing == "apport":  # a crash report: is there a core in it?
                 for n, line in enumerate(f):
                     if line.startswith(b"CoreDump: base64"):
