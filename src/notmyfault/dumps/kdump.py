@@ -88,6 +88,8 @@ class _Kdump:
         self.descs_at = bitmap_at + bitmap_blocks * self.block
 
     def _read(self, offset: int, size: int, what: str) -> bytes:
+        if offset < 0 or size < 0 or size > 1 << 30:
+            raise DumpError(f"{self.source} is corrupt: {what} claims {size} bytes at offset {offset}")
         self.f.seek(offset)
         data = self.f.read(size)
         if len(data) < size:
