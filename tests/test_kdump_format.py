@@ -26,9 +26,8 @@ def kdump(pages: dict[int, bytes], flags: int = DUMP_DH_COMPRESSED_ZLIB, machine
     head = b"KDUMP   " + struct.pack("<i", 6) + uts + bytes(6) + bytes(16)
     head += struct.pack("<iiiIIIIIIi", 0, BLOCK, 1, bitmap_blocks, max_mapnr, 0, 0, 0, 0, 1)
     head = head.ljust(BLOCK, b"\0")
-    info_at = BLOCK * 2
-    sub = struct.pack(
-        "<QiiQQqQqQqQQQQ", 0, 31, 0, 0, max_mapnr, info_at, len(INFO), 0, 0, 0, 0, 0, max_mapnr, max_mapnr
+    sub = struct.pack(  # VMCOREINFO's offset is patched in below, once the pages are laid
+        "<QiiQQqQqQqQQQQ", 0, 31, 0, 0, max_mapnr, 0, len(INFO), 0, 0, 0, 0, 0, max_mapnr, max_mapnr
     )
     sub = sub.ljust(BLOCK, b"\0")
     bitmap = bytearray(BLOCK)
