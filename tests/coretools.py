@@ -215,3 +215,35 @@ def pool_blocks(
         finally:
             mm.close()
     return found
+
+
+NULL_WRITE_SOURCE = """#include <stdio.h>
+__attribute__((noinline)) void store(int *p) { *p = 10; }
+int main(int argc, char **argv) { int *p = argc > 5 ? (int *)argv : 0; store(p); printf("%d\\n", *p); return 0; }
+"""
+"""A program that writes through NULL in store(), called from main()."""
+
+
+def unlimited_cores() -> None:
+    """preexec_fn: let the child leave a core of any size."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+
+
+def crash_program(build: list[str], exe: Path, cwd: Path, signal: int = 11) -> Path:
+    """Build with ``build``, run ``exe`` in ``cwd`` until it dies by ``signal``, and return its core
+    (the kernel's plain 'core' pattern)."""
+    subprocess.run(build, cwd=cwd, check=True, capture_output=True)
+    r = subprocess.run([str(exe)], cwd=cwd, preexec_fn=unlimited_cores, capture_output=True, check=False)
+    assert r.returncode == -signal, (exe, r.returncode, r.stderr)
+    core = cwd / "core"
+    assert core.is_file(), f"{exe} left no core in {cwd}"
+    return core
+
+
+def null_write_core(directory: Path, flags: tuple[str, ...] = ("-g", "-O1")) -> Path:
+    """The core of NULL_WRITE_SOURCE built with gcc ``flags`` in ``directory`` (as ``nw``)."""
+    (directory / "nw.c").write_text(NULL_WRITE_SOURCE)
+    exe = directory / "nw"
+    return crash_program(["gcc", *flags, str(directory / "nw.c"), "-o", str(exe)], exe, directory)

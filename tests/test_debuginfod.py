@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_json
-from tests.test_packed_dumps import SOURCE, _unlimited
+from tests.coretools import NULL_WRITE_SOURCE, unlimited_cores
 
 pytestmark = [
     pytest.mark.skipif(
@@ -40,10 +40,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     srv, run = root / "srv", root / "run"
     srv.mkdir()
     run.mkdir()
-    (root / "nw.c").write_text(SOURCE)
+    (root / "nw.c").write_text(NULL_WRITE_SOURCE)
     subprocess.run(["gcc", "-g", "-O1", str(root / "nw.c"), "-o", str(srv / "nw")], check=True)
     shutil.copy(srv / "nw", run / "nw")
-    r = subprocess.run([str(run / "nw")], cwd=run, preexec_fn=_unlimited, capture_output=True, check=False)
+    r = subprocess.run(
+        [str(run / "nw")], cwd=run, preexec_fn=unlimited_cores, capture_output=True, check=False
+    )
     assert r.returncode == -11
     (run / "nw").unlink()  # the core's executable is gone, as on a machine that only kept the core
     build_id = (

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import importlib.util
-import resource
 import shutil
 import struct
 import subprocess
@@ -28,7 +27,7 @@ from notmyfault.analysis.names import demangle
 from notmyfault.analysis.symfile import parse_sym
 from notmyfault.dumps import Minidump, open_any
 from tests.conftest import CORPUS, run_json, run_nmf
-from tests.coretools import gdb_frames
+from tests.coretools import crash_program, gdb_frames
 
 RUST = CORPUS / "rust-minidump"
 NULL_READ = CORPUS / "breakpad-linux_null_read_av"
@@ -271,14 +270,9 @@ def test_cpp_frames_demangled_like_gdb(tmp_path: Path) -> None:
         "int main(int argc, char **) { return parser::parse_record(argc > 5 ? new int : nullptr, argc); }\n"
     )
     exe = tmp_path / "parse"
-    subprocess.run(["g++", "-g", "-O0", "-fno-omit-frame-pointer", str(src), "-o", str(exe)], check=True)
-
-    def unlimited() -> None:
-        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-
-    r = subprocess.run([str(exe)], cwd=tmp_path, preexec_fn=unlimited, capture_output=True, check=False)
-    assert r.returncode == -11
-    core = tmp_path / "core"
+    core = crash_program(
+        ["g++", "-g", "-O0", "-fno-omit-frame-pointer", str(src), "-o", str(exe)], exe, tmp_path
+    )
     _, a = run_json("analyze", str(core))
     assert [f["function"] for f in a["frames"][:3]] == [
         "parser::Reader<int>::read_field(int*, int)",
@@ -320,16 +314,8 @@ def test_jit_frames_are_shown_as_such(tmp_path: Path) -> None:
     '?? ()'), marked as JIT code; the frames beyond it follow."""
     (tmp_path / "jit.c").write_text(JIT_SOURCE)
     exe = tmp_path / "jit"
-    subprocess.run(
-        ["gcc", "-g", "-O1", "-fno-omit-frame-pointer", str(tmp_path / "jit.c"), "-o", str(exe)], check=True
-    )
-
-    def unlimited() -> None:
-        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-
-    r = subprocess.run([str(exe)], cwd=tmp_path, preexec_fn=unlimited, capture_output=True, check=False)
-    assert r.returncode == -11
-    core = tmp_path / "core"
+    build = ["gcc", "-g", "-O1", "-fno-omit-frame-pointer", str(tmp_path / "jit.c"), "-o", str(exe)]
+    core = crash_program(build, exe, tmp_path)
     _, s = run_json("stack", str(core))
     frames = s["threads"][0]["frames"]
     assert [f["function"] for f in frames[:4]] == ["crash_here", None, "run_jit", "main"]
@@ -376,19 +362,9 @@ def test_rust_frames_demangled_like_gdb(mangling: str | None, raw_prefix: str, t
     (tmp_path / "crash.rs").write_text(RUST_SOURCE)
     exe = tmp_path / "crash"
     flags = ["-C", f"symbol-mangling-version={mangling}"] if mangling else []
-    subprocess.run(
-        ["rustc", "-g", "-C", "opt-level=1", *flags, "crash.rs", "-o", "crash"],
-        cwd=tmp_path,
-        check=True,
-        capture_output=True,
+    core = crash_program(
+        ["rustc", "-g", "-C", "opt-level=1", *flags, "crash.rs", "-o", "crash"], exe, tmp_path
     )
-
-    def unlimited() -> None:
-        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-
-    r = subprocess.run([str(exe)], cwd=tmp_path, preexec_fn=unlimited, capture_output=True, check=False)
-    assert r.returncode == -11
-    core = tmp_path / "core"
     _, a = run_json("analyze", str(core))
     ours = [f["function"] for f in a["frames"][:3]]
     assert ours == ["crash::parser::store", "crash::parser::parse_record", "crash::main"]

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_json, run_nmf
-from tests.test_packed_dumps import SOURCE, _unlimited, apport_report
+from tests.coretools import null_write_core
+from tests.test_packed_dumps import apport_report
 
 pytestmark = pytest.mark.skipif(
     Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
@@ -32,11 +33,7 @@ T0 = 1764600000  # 2025-12-01 14:40 UTC
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("machine")
-    (root / "nw.c").write_text(SOURCE)
-    subprocess.run(["gcc", "-g", "-O1", str(root / "nw.c"), "-o", str(root / "nw")], check=True)
-    r = subprocess.run([str(root / "nw")], cwd=root, preexec_fn=_unlimited, capture_output=True, check=False)
-    assert r.returncode == -11
-    core = root / "core"
+    core = null_write_core(root)
     store, crash_dir, dumps = root / "coredump", root / "crash", root / "dumps"
     for d in (store, crash_dir, dumps):
         d.mkdir()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import gzip
 import lzma
-import resource
 import shutil
 import subprocess
 import zlib
@@ -24,30 +23,18 @@ from typing import Any
 import pytest
 
 from tests.conftest import run_json, run_nmf
+from tests.coretools import null_write_core
 
-SOURCE = """#include <stdio.h>
-__attribute__((noinline)) void store(int *p) { *p = 10; }
-int main(int argc, char **argv) { int *p = argc > 5 ? (int *)argv : 0; store(p); printf("%d\\n", *p); return 0; }
-"""
 pytestmark = pytest.mark.skipif(
     Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
     reason="needs the plain 'core' pattern",
 )
 
 
-def _unlimited() -> None:
-    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-
-
 @pytest.fixture(scope="module")
 def core(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real core of a NULL write in store()."""
-    root = tmp_path_factory.mktemp("packed")
-    (root / "nw.c").write_text(SOURCE)
-    subprocess.run(["gcc", "-g", "-O1", str(root / "nw.c"), "-o", str(root / "nw")], check=True)
-    r = subprocess.run([str(root / "nw")], cwd=root, preexec_fn=_unlimited, capture_output=True, check=False)
-    assert r.returncode == -11
-    return root / "core"
+    return null_write_core(tmp_path_factory.mktemp("packed"))
 
 
 def _pack(core: Path, packing: str, out: Path) -> Path:
@@ -184,7 +171,7 @@ def test_bad_packed_files_get_one_line(core: Path, tmp_path: Path) -> None:
         no_core: "without a core",
         bad_b64: "not base64",
         not_core: "not",
-        kdump: "makedumpfile",
+        kdump: "block size",
     }
     for path, words in cases.items():
         r = run_nmf("analyze", str(path))

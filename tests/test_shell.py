@@ -3,13 +3,12 @@ what the pages do not (a local variable, an expression)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import CORPUS, run_nmf
-from tests.test_packed_dumps import SOURCE, _unlimited
+from tests.coretools import null_write_core
 
 pytestmark = pytest.mark.skipif(
     Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
@@ -18,12 +17,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_shell_answers_with_drgn_and_the_helpers(tmp_path: Path) -> None:
-    (tmp_path / "nw.c").write_text(SOURCE)
-    subprocess.run(["gcc", "-g", "-O0", str(tmp_path / "nw.c"), "-o", str(tmp_path / "nw")], check=True)
-    r = subprocess.run(
-        [str(tmp_path / "nw")], cwd=tmp_path, preexec_fn=_unlimited, capture_output=True, check=False
-    )
-    assert r.returncode == -11
+    core = null_write_core(tmp_path, ("-g", "-O0"))
     script = "\n".join(
         [
             "print('class=' + analysis().crash_class)",
@@ -34,7 +28,7 @@ def test_shell_answers_with_drgn_and_the_helpers(tmp_path: Path) -> None:
             "",
         ]
     )
-    out = run_nmf("shell", str(tmp_path / "core"), input=script)
+    out = run_nmf("shell", str(core), input=script)
     assert out.returncode == 0, out.stderr
     assert "class=NULL_POINTER_WRITE" in out.stdout
     assert "p=0x0" in out.stdout

@@ -348,16 +348,9 @@ def test_quit_leaves_no_child_behind(dump_dir: Path) -> None:
 
 def test_ui_opens_an_existing_dump(tmp_path: Path, dump_dir: Path) -> None:
     """notmyfault ui DUMP: the Dump Analysis tab on a core the window did not make (windbg -z FILE)."""
-    import subprocess
+    from tests.coretools import null_write_core
 
-    from tests.test_packed_dumps import SOURCE, _unlimited
-
-    (tmp_path / "nw.c").write_text(SOURCE)
-    subprocess.run(["gcc", "-g", "-O1", str(tmp_path / "nw.c"), "-o", str(tmp_path / "nw")], check=True)
-    r = subprocess.run(
-        [str(tmp_path / "nw")], cwd=tmp_path, preexec_fn=_unlimited, capture_output=True, check=False
-    )
-    assert r.returncode == -11
+    null_write_core(tmp_path)
     core = str(tmp_path / "core")
 
     async def go() -> None:

@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
-from notmyfault.dumps.linkmap import LoadedImage, image_at, loaded_images
+from notmyfault.dumps.linkmap import LoadedImage, image_at, loaded_images, parse_auxv
 from notmyfault.dumps.unpack import discard
 
 # Offsets in struct elf_prstatus on 64-bit Linux (the same on x86_64 and aarch64).
@@ -357,17 +357,9 @@ class ElfCore:
     @cached_property
     def auxv(self) -> dict[int, int]:
         """The auxiliary vector (NT_AUXV): AT_* type -> value ({} without the note)."""
-        word = 8 if self.elfclass == 64 else 4
-        fmt = self._e + ("QQ" if word == 8 else "II")
         for _name, ntype, desc in self._note_list:
             if ntype == "NT_AUXV" and isinstance(desc, bytes):
-                out: dict[int, int] = {}
-                for i in range(0, len(desc) - 2 * word + 1, 2 * word):
-                    key, value = struct.unpack_from(fmt, desc, i)
-                    if key == 0:
-                        break
-                    out[key] = value
-                return out
+                return parse_auxv(desc, 8 if self.elfclass == 64 else 4, self._e)
         return {}
 
     def locate(self, recorded: str) -> str | None:

@@ -36,6 +36,18 @@ MAX_DYNAMIC = 1024
 MAX_PHDRS = 256
 
 
+def parse_auxv(raw: bytes, word: int, order: str = "<") -> dict[int, int]:
+    """An auxiliary vector (pairs of words up to AT_NULL) as AT_* type -> value."""
+    fmt = order + ("QQ" if word == 8 else "II")
+    out: dict[int, int] = {}
+    for i in range(0, len(raw) - 2 * word + 1, 2 * word):
+        key, value = struct.unpack_from(fmt, raw, i)
+        if key == 0:
+            break
+        out[key] = value
+    return out
+
+
 class Memory(Protocol):
     """What the walk needs of a core: its memory, word size and byte order."""
 

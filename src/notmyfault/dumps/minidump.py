@@ -24,6 +24,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
+from notmyfault.dumps.linkmap import parse_auxv
 from notmyfault.dumps.mapped import MappedDump
 
 MAGIC = b"MDMP"
@@ -554,15 +555,7 @@ class Minidump(MappedDump):
     def auxv(self) -> dict[int, int]:
         """Breakpad's copy of the auxiliary vector: AT_* type -> value."""
         raw = self._text_stream(LINUX_AUXV, "the auxiliary vector", 65536) or b""
-        word = 4 if self.arch in ("x86", "arm") else 8
-        fmt = "<II" if word == 4 else "<QQ"
-        out: dict[int, int] = {}
-        for i in range(0, len(raw) - 2 * word + 1, 2 * word):
-            key, value = struct.unpack_from(fmt, raw, i)
-            if key == 0:
-                break
-            out[key] = value
-        return out
+        return parse_auxv(raw, 4 if self.arch in ("x86", "arm") else 8)
 
     @property
     def pid(self) -> int | None:
