@@ -103,3 +103,15 @@ def test_lab_fetch_says_how_far_the_download_is(tmp_path: Path) -> None:
     assert lines
     assert lines[0].startswith("lab: downloaded 25 of 100 MB (20%)")
     assert all("of 100 MB" in line for line in lines)
+
+
+def test_kernel_status_as_json() -> None:
+    """Host mode's status as JSON: kdump's state as /sys says it, and myfault.ko not loaded here."""
+    r, status = run_json("kernel", "status")
+    assert r.returncode == 0, r.stderr
+    assert status["kind"] == "kernel-status"
+    assert status["loaded"] is Path("/sys/module/myfault").exists()
+    assert set(status["kdump"]) == {"ready", "crash_kernel_loaded", "crash_kernel_size"}
+    loaded = Path("/sys/kernel/kexec_crash_loaded")
+    expected = None if not loaded.exists() else loaded.read_text().strip() == "1"
+    assert status["kdump"]["crash_kernel_loaded"] is expected

@@ -139,9 +139,16 @@ def test_installed_wheel_runs_the_kernel_lab(installed: Installed) -> None:
     """The lab builds myfault.ko from the wheel's own sources (kbuild), boots, crashes, analyses."""
     out = installed.work / "lab"
     r = installed.run(
-        "lab", "run", "--out", str(out), "--memory", "256", "--", "crash", "null-deref", timeout=900
+        "lab", "run", "--out", str(out), "--memory", "256", "--json", "--", "crash", "null-deref", timeout=900
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "null-deref" in r.stdout
+    run = json.loads(r.stdout)
+    assert run["kind"] == "lab-run"
+    assert run["panicked"] is True
+    assert run["vmcore"] == str(out / "vmcore")
     assert (out / "vmcore").exists()
-    assert "myfault" in r.stdout
+    assert run["analysis"]["crash_class"] == "null-deref"
+    assert run["analysis"]["blamed"]["function"] == "myfault_null_deref"
+    kit = installed.json("lab", "fetch")
+    assert kit["kind"] == "lab-kit"
+    assert run["release"] == kit["release"]

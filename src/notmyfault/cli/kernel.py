@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from notmyfault.cli.common import fail, parse_size_option
+from notmyfault.cli.common import emit_json, fail, parse_size_option
 from notmyfault.kernel import CRASHES, HANGS, POOLS, Request
 
 YES = "--yes-crash-this-machine"
@@ -44,6 +44,28 @@ def _loaded() -> bool:
     return Path("/sys/module/myfault").exists()
 
 
+json_option = click.option("--json", "as_json", is_flag=True, help="JSON output (docs/json-schema.md).")
+
+
+def _say(as_json: bool, kind: str, text: str, **fields: object) -> None:
+    """One result: a line for people, or a JSON object of ``kind`` with ``fields``."""
+    if as_json:
+        emit_json({"schema_version": 1, "kind": kind, **fields})
+    else:
+        click.echo(text)
+
+
+def _kdump_json() -> dict[str, object]:
+    from notmyfault.capture.config import read_kernel_dump
+
+    k = read_kernel_dump()
+    return {
+        "ready": k.ready,
+        "crash_kernel_loaded": k.crash_kernel_loaded,
+        "crash_kernel_size": k.crash_kernel_size,
+    }
+
+
 @click.group()
 def kernel() -> None:
     """myfault.ko on this machine: build, load, unload, status, and (with --yes-crash-this-machine) faults."""
@@ -53,7 +75,8 @@ def kernel() -> None:
 @click.option(
     "--kdir", type=click.Path(file_okay=False), help="kbuild directory (default: the running kernel's)."
 )
-def build(kdir: str | None) -> None:
+@json_option
+def build(kdir: str | None, as_json: bool) -> None:
     """Build myfault.ko against the headers of the running kernel (or --kdir)."""
     from notmyfault.kernel import KernelError, default_kdir
     from notmyfault.kernel import build as kbuild
@@ -62,11 +85,12 @@ def build(kdir: str | None) -> None:
         ko = kbuild(Path(kdir) if kdir else default_kdir(), _build_dir())
     except KernelError as e:
         fail(str(e), 1)
-    click.echo(str(ko))
+    _say(as_json, "kernel-build", str(ko), module=str(ko))
 
 
 @kernel.command()
-def load() -> None:
+@json_option
+def load(as_json: bool) -> None:
     """insmod the built myfault.ko (root): /dev/myfault appears."""
     ko = _build_dir() / "myfault.ko"
     if not ko.exists():
@@ -76,36 +100,45 @@ def load() -> None:
     if _loaded():
         fail("myfault is already loaded ('notmyfault kernel unload' first)")
     _run(["insmod", str(ko)], "insmod")
-    click.echo("myfault loaded: /dev/myfault")
+    _say(as_json, "kernel-load", "myfault loaded: /dev/myfault", device="/dev/myfault", module=str(ko))
 
 
 @kernel.command()
-def unload() -> None:
+@json_option
+def unload(as_json: bool) -> None:
     """rmmod myfault (its leaked blocks are freed; persistent ones keep it loaded: see 'free')."""
     if not _loaded():
         fail("myfault is not loaded")
     _run(["rmmod", "myfault"], "rmmod")
-    click.echo("myfault unloaded")
+    _say(as_json, "kernel-unload", "myfault unloaded")
 
 
 @kernel.command()
-def status() -> None:
+@json_option
+def status(as_json: bool) -> None:
     """Whether myfault is loaded, what it has leaked, and whether kdump is ready."""
     from notmyfault.kernel import OP_STATUS, KernelError, Request, send
 
+    leaked = blocks = None
+    if _loaded():
+        try:
+            leaked, blocks = send(Request(OP_STATUS))
+        except KernelError as e:
+            fail(str(e))
+    if as_json:
+        emit_json({"schema_version": 1, "kind": "kernel-status", "kdump": _kdump_json(), "loaded": _loaded(),
+                   "leaked_bytes": leaked, "blocks": blocks})  # fmt: skip
+        return
     click.echo(_kdump_line())
-    if not _loaded():
+    if leaked is None:
         click.echo("myfault: not loaded")
         return
-    try:
-        leaked, blocks = send(Request(OP_STATUS))
-    except KernelError as e:
-        fail(str(e))
     click.echo(f"myfault: loaded; leaked {leaked} bytes in {blocks} blocks")
 
 
 @kernel.command()
-def free() -> None:
+@json_option
+def free(as_json: bool) -> None:
     """Free every block myfault.ko leaked, persistent ones too."""
     from notmyfault.kernel import OP_FREE, KernelError, Request, send
 
@@ -113,7 +146,7 @@ def free() -> None:
         send(Request(OP_FREE))
     except KernelError as e:
         fail(str(e))
-    click.echo("myfault: leaked blocks freed")
+    _say(as_json, "kernel-free", "myfault: leaked blocks freed")
 
 
 def _guard(what: str, yes: bool) -> None:
@@ -225,7 +258,10 @@ def leak_request_from(
     "--persist", is_flag=True, help="Keep the blocks after this command (myfault then refuses rmmod)."
 )
 @click.option(YES, "yes", is_flag=True, help="Really leak this machine's kernel memory.")
-def leak_cmd(pool: str, rate: str, stop_at: str, block: str, tag: str, persist: bool, yes: bool) -> None:
+@json_option
+def leak_cmd(
+    pool: str, rate: str, stop_at: str, block: str, tag: str, persist: bool, yes: bool, as_json: bool
+) -> None:
     """Leak kernel memory in myfault.ko at a rate with a tag (Ctrl-C stops it; unload frees it).
 
     The leak must leave MemAvailable above the safety floor (the larger of 512 MiB and 10%).
@@ -243,7 +279,16 @@ def leak_cmd(pool: str, rate: str, stop_at: str, block: str, tag: str, persist: 
         leaked, blocks = send(req)
     except KernelError as e:
         fail(str(e), 1)
-    click.echo(f"myfault: {leaked} bytes in {blocks} blocks leaked with tag {tag}")
+    _say(
+        as_json,
+        "kernel-leak",
+        f"myfault: {leaked} bytes in {blocks} blocks leaked with tag {tag}",
+        bytes=leaked,
+        blocks=blocks,
+        tag=tag,
+        pool=pool,
+        persistent=persist,
+    )
 
 
 def _run(argv: list[str], what: str) -> None:

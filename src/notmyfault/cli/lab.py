@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from notmyfault.cli.common import EXIT_INTERRUPTED, fail, raise_interrupt
+from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, raise_interrupt
 from notmyfault.cli.kernel import code_option, leak_options, leak_request_from, parse_code
 from notmyfault.kernel import CRASHES, HANGS
 
@@ -57,12 +57,49 @@ def _kit(release: str | None) -> Any:
     return kit
 
 
+def _emit_run(kit: Any, result: Any, analysis: bool) -> None:
+    """The run as JSON: where it left what, how long each phase took, and the vmcore's analysis."""
+    found = None
+    if analysis:
+        from notmyfault.analysis.vmcore import analyze_vmcore
+        from notmyfault.dumps import DumpError, Vmcore
+        from notmyfault.render.analysis import analysis_json
+
+        try:
+            with Vmcore(str(result.vmcore)) as vm:
+                found = analysis_json(analyze_vmcore(vm))
+        except DumpError as e:
+            fail(str(e), 1)
+    kdump = result.directory / "vmcore.kdump"
+    emit_json(
+        {
+            "schema_version": 1,
+            "kind": "lab-run",
+            "release": kit.release,
+            "accel": result.accel,
+            "directory": str(result.directory),
+            "vmcore": str(result.vmcore),
+            "kdump": str(kdump) if kdump.exists() else None,
+            "console": str(result.outcome.console),
+            "panicked": result.outcome.panicked,
+            "nmi_sent": result.outcome.nmi_sent,
+            "phases": {k: round(v, 3) for k, v in result.outcome.phases.items()},
+            "analysis": found,
+        }
+    )
+
+
 @lab.command()
 @kernel_option
-def fetch(release: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="JSON output (docs/json-schema.md).")
+def fetch(release: str | None, as_json: bool) -> None:
     """Download and unpack the kernel kit (image, debug vmlinux) into the cache, once."""
     kit = _kit(release)
-    click.echo(f"{kit.release}: {kit.root}")
+    if as_json:
+        emit_json({"schema_version": 1, "kind": "lab-kit", "release": kit.release, "root": str(kit.root),
+                   "vmlinuz": str(kit.vmlinuz), "vmlinux": str(kit.vmlinux)})  # fmt: skip
+    else:
+        click.echo(f"{kit.release}: {kit.root}")
 
 
 # The scenario: the words after `lab run --`, parsed by their own small command set.
@@ -149,6 +186,9 @@ def _out_dir(out: str | None) -> Path:
     help="Also write vmcore.kdump: the same memory in makedumpfile's compressed format (as kdump-tools "
     "and RHEL's kdump keep it).",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="The run and its analysis as JSON (docs/json-schema.md)."
+)
 def run(
     words: tuple[str, ...],
     release: str | None,
@@ -159,6 +199,7 @@ def run(
     nmi_after: float,
     no_analysis: bool,
     kdump: bool,
+    as_json: bool,
 ) -> None:
     """Boot a guest, run a scenario (after --: crash TYPE | hang TYPE | leak ...), capture and analyse the vmcore."""
     steps: list[Any] = []
@@ -181,6 +222,7 @@ def run(
         interactive=False,
         analysis=not no_analysis,
         kdump=kdump,
+        as_json=as_json,
     )
 
 
@@ -206,6 +248,7 @@ def _run(
     interactive: bool,
     analysis: bool,
     kdump: bool = False,
+    as_json: bool = False,
 ) -> None:
     from notmyfault.kernel import KernelError
     from notmyfault.lab.machine import LabError
@@ -241,6 +284,9 @@ def _run(
     if result.vmcore is None:
         fail("the guest stopped without a panic: no vmcore", 1)
     click.echo(f"lab: vmcore: {result.vmcore} ({os.path.getsize(result.vmcore) >> 20} MiB)", err=True)
+    if as_json:
+        _emit_run(kit, result, analysis)
+        return
     if analysis:
         from notmyfault.cli.analyze import analyze
 
