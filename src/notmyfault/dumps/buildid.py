@@ -26,7 +26,8 @@ def _note_build_id(stream: IO[bytes]) -> str | None:
         for seg in elf.iter_segments():
             if seg["p_type"] == "PT_NOTE":
                 for note in seg.iter_notes():  # type: ignore[attr-defined]
-                    if note["n_type"] == "NT_GNU_BUILD_ID":
+                    # only the GNU owner's: a kernel's Xen notes reuse type 3 for something else
+                    if note["n_type"] == "NT_GNU_BUILD_ID" and note["n_name"] == "GNU":
                         return str(note["n_desc"])
     except Exception:
         return None

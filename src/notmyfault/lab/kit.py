@@ -23,6 +23,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 GUEST_MODULES = (
     "kernel/drivers/firmware/qemu_fw_cfg.ko",
@@ -142,6 +143,122 @@ def _report_download(work: Path, total: int, say: object, stop: threading.Event)
             say(f"lab: downloaded {done >> 20} of {total >> 20} MB ({tenth * 10}%)")  # type: ignore[operator]
 
 
+def debuginfod_urls() -> list[str]:
+    """The debuginfod servers to ask ($DEBUGINFOD_URLS), unless NOTMYFAULT_DEBUGINFOD=0 says not to."""
+    if os.environ.get("NOTMYFAULT_DEBUGINFOD") == "0":
+        return []
+    return [
+        u.rstrip("/")
+        for u in os.environ.get("DEBUGINFOD_URLS", "").split()
+        if u.startswith(("http:", "https:"))
+    ]
+
+
+def _download(work: Path, pkgs: list[str], say: object) -> None:
+    """apt-get download ``pkgs`` into ``work``, saying their size and every tenth of the way."""
+    total = _package_bytes(pkgs)
+    size = f"{total >> 20} MB" if total else "about 930 MB"
+    say(f"lab: downloading {', '.join(pkgs)} ({size}, once)")  # type: ignore[operator]
+    stop = threading.Event()
+    watcher = threading.Thread(target=_report_download, args=(work, total, say, stop), daemon=True)
+    watcher.start()
+    try:
+        _run(["apt-get", "download", "-q", *pkgs], "apt-get download", cwd=work)
+    finally:
+        stop.set()
+        watcher.join()
+
+
+def gnu_build_id(data: bytes) -> str | None:
+    """The GNU build-id note of an ELF image held in ``data`` (a kernel, a module)."""
+    import io
+
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        parts: list[Any] = [s for s in elf.iter_sections() if s["sh_type"] == "SHT_NOTE"]
+        parts += [s for s in elf.iter_segments() if s["p_type"] == "PT_NOTE"]
+        for part in parts:
+            for note in part.iter_notes():
+                if note["n_name"] == "GNU" and note["n_type"] == "NT_GNU_BUILD_ID":
+                    return str(note["n_desc"])
+    except (ELFError, ValueError, KeyError):
+        return None
+    return None
+
+
+def kernel_build_id(vmlinuz: Path) -> str | None:
+    """The build-id of the kernel inside a compressed vmlinuz (bzImage: the ELF vmlinux, xz-, zstd- or
+    gzip-compressed within it, as the kernel's scripts/extract-vmlinux finds it)."""
+    import gzip
+    import lzma
+
+    data = vmlinuz.read_bytes()
+    for magic, decompress in (
+        (b"\xfd7zXZ\x00", lambda b: lzma.LZMADecompressor().decompress(b)),
+        (
+            b"\x28\xb5\x2f\xfd",
+            lambda b: __import__("zstandard").ZstdDecompressor().decompressobj().decompress(b),
+        ),
+        (b"\x1f\x8b\x08", lambda b: gzip.GzipFile(fileobj=__import__("io").BytesIO(b)).read()),
+    ):
+        at = data.find(magic)
+        while at >= 0:
+            try:
+                out = decompress(data[at:])
+            except Exception:  # a false magic inside the image: try the next
+                out = b""
+            if out.startswith(b"\x7fELF"):
+                return gnu_build_id(out)
+            at = data.find(magic, at + 1)
+    return None
+
+
+def _from_debuginfod(
+    urls: list[str], work: Path, release: str, vmlinux: Path, modules: dict[str, Path], say: object
+) -> bool:
+    """Fetch the debug vmlinux and the guest modules' debug files by build-id; False if one is missing."""
+    wanted = {vmlinux: kernel_build_id(work / f"boot/vmlinuz-{release}")}
+    for m, dest in modules.items():
+        found = list(work.glob(f"*lib/modules/{release}/{m}")) + list(
+            work.glob(f"usr/lib/modules/{release}/{m}")
+        )
+        wanted[dest] = gnu_build_id(found[0].read_bytes()) if found else None
+    if not all(wanted.values()):
+        return False
+    for dest, build_id in wanted.items():
+        if not any(_get(f"{url}/buildid/{build_id}/debuginfo", dest, say) for url in urls):
+            return False
+    return True
+
+
+def _get(url: str, dest: Path, say: object) -> bool:
+    """Download ``url`` to ``dest``, saying its size and every tenth of the way; False on any failure."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            total = int(r.headers.get("Content-Length") or 0)
+            say(f"lab: debuginfod: {url} ({total >> 20} MB)")  # type: ignore[operator]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            done, said = 0, 0
+            with open(dest, "wb") as out:
+                while chunk := r.read(1 << 20):
+                    out.write(chunk)
+                    done += len(chunk)
+                    tenth = done * 10 // total if total else 0
+                    if total > 64 << 20 and said < tenth < 10:
+                        said = tenth
+                        say(f"lab: debuginfod: {done >> 20} of {total >> 20} MB ({tenth * 10}%)")  # type: ignore[operator]
+    except (OSError, ValueError):
+        dest.unlink(missing_ok=True)
+        return False
+    return True
+
+
 def fetch(release: str | None = None, say: object = print) -> Kit:
     """Fetch and unpack the kit of ``release`` (default: :func:`default_release`) unless cached."""
     release = release or default_release()
@@ -153,34 +270,33 @@ def fetch(release: str | None = None, say: object = print) -> Kit:
     kit.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=kit.root) as tmp:
         work = Path(tmp)
-        pkgs = [f"linux-image-{release}", f"linux-image-{release}-dbg"]
-        total = _package_bytes(pkgs)
-        size = f"{total >> 20} MB" if total else "about 930 MB"
-        say(f"lab: downloading {', '.join(pkgs)} ({size}, once)")  # type: ignore[operator]
-        stop = threading.Event()
-        watcher = threading.Thread(target=_report_download, args=(work, total, say, stop), daemon=True)
-        watcher.start()
-        try:
-            _run(["apt-get", "download", "-q", *pkgs], "apt-get download", cwd=work)
-        finally:
-            stop.set()
-            watcher.join()
-        image = next(work.glob(f"linux-image-{release}_*.deb"))
-        dbg = next(work.glob(f"linux-image-{release}-dbg_*.deb"))
-        say("lab: unpacking vmlinuz, the guest modules and the debug vmlinux")  # type: ignore[operator]
+        image_pkg, dbg_pkg = f"linux-image-{release}", f"linux-image-{release}-dbg"
+        urls = debuginfod_urls()
+        # with debuginfod, the debug files come by build-id: the 800 MB -dbg package only if it lacks them
+        _download(work, [image_pkg] if urls else [image_pkg, dbg_pkg], say)
+        image = next(work.glob(f"{image_pkg}_*.deb"))
+        say("lab: unpacking vmlinuz and the guest modules")  # type: ignore[operator]
         _unpack(
             image,
             work,
             [f"./boot/vmlinuz-{release}", *(f"./*lib/modules/{release}/{m}" for m in GUEST_MODULES)],
         )
-        _unpack(
-            dbg,
-            work,
-            [
-                f"./usr/lib/debug/boot/vmlinux-{release}",
-                *(f"./usr/lib/debug/lib/modules/{release}/{m}" for m in GUEST_MODULES),
-            ],
-        )
+        debug_vmlinux = work / f"usr/lib/debug/boot/vmlinux-{release}"
+        debug_modules = {m: work / f"usr/lib/debug/lib/modules/{release}/{m}" for m in GUEST_MODULES}
+        if not urls or not _from_debuginfod(urls, work, release, debug_vmlinux, debug_modules, say):
+            if urls:
+                say(f"lab: debuginfod does not have them: downloading {dbg_pkg}")  # type: ignore[operator]
+                _download(work, [dbg_pkg], say)
+            dbg = next(work.glob(f"{dbg_pkg}_*.deb"))
+            say("lab: unpacking the debug vmlinux and modules")  # type: ignore[operator]
+            _unpack(
+                dbg,
+                work,
+                [
+                    f"./usr/lib/debug/boot/vmlinux-{release}",
+                    *(f"./usr/lib/debug/lib/modules/{release}/{m}" for m in GUEST_MODULES),
+                ],
+            )
         (kit.root / "modules").mkdir(exist_ok=True)
         (kit.root / "debug").mkdir(exist_ok=True)
         for m in GUEST_MODULES:
