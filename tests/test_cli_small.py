@@ -115,3 +115,26 @@ def test_kernel_status_as_json() -> None:
     loaded = Path("/sys/kernel/kexec_crash_loaded")
     expected = None if not loaded.exists() else loaded.read_text().strip() == "1"
     assert status["kdump"]["crash_kernel_loaded"] is expected
+
+
+def test_help_texts_say_what_commands_do_not_where_they_come_from() -> None:
+    """No help text speaks of 'the seed' (our design document's name for the walkthrough)."""
+    from click import Group
+
+    from notmyfault.cli.main import cli
+
+    def helps(group: Group, prefix: list[str]) -> list[list[str]]:
+        out = [prefix]
+        for name, command in group.commands.items():
+            if isinstance(command, Group):
+                out += helps(command, [*prefix, name])
+            else:
+                out.append([*prefix, name])
+        return out
+
+    commands = helps(cli, [])
+    assert len(commands) > 30
+    for words in commands:
+        r = run_nmf(*words, "--help")
+        assert r.returncode == 0, words
+        assert "seed" not in r.stdout.lower(), words
