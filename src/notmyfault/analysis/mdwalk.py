@@ -151,7 +151,7 @@ def _binary(op: str, a: int, b: int) -> int:
 
 
 class Walker:
-    """Walks the threads of one minidump with one symbol directory."""
+    """Walks the threads of one minidump, with one source of Breakpad symbols (or none)."""
 
     def __init__(self, md: Minidump, symbols: Symbols = None) -> None:
         """Walk ``md``'s threads, with Breakpad symbol files from ``symbols`` when given."""

@@ -5,7 +5,8 @@ its line records, ``PUBLIC``, ``STACK CFI INIT`` / ``STACK CFI`` (DWARF CFI as
 postfix rules, for x86_64 and ARM) and ``STACK WIN`` (Windows frame data for x86:
 sizes and a program string).  A malformed record is skipped, as Breakpad skips
 it.  Files are found in the layout of symbol stores:
-``DIR/<debug file>/<debug id>/<debug file without .pdb>.sym``.
+``DIR/<debug file>/<debug id>/<debug file without .pdb>.sym``, in local directories, a cache, and
+symbol servers that serve the same layout over HTTP (:class:`SymbolStore`).
 """
 
 from __future__ import annotations
