@@ -129,10 +129,13 @@ def opened(path: str, minidumps: bool = False, debug_files: tuple[str, ...] = ()
 
 
 def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> None:
+    """JSON (escaped by the encoder), or the page with every control character escaped."""
+    from notmyfault.render.safe import terminal_safe
+
     if as_json:
         emit_json(obj())
     else:
-        click.echo(text())
+        click.echo(terminal_safe(text()))
 
 
 @click.command()
@@ -171,7 +174,8 @@ def analyze(
     from notmyfault.analysis.minidump import analyze_minidump
     from notmyfault.analysis.vmcore import analyze_vmcore
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
-    from notmyfault.render.analysis import analysis_json, analysis_text, printable
+    from notmyfault.render.analysis import analysis_json, analysis_text
+    from notmyfault.render.safe import printable
 
     with opened(core, minidumps=True, debug_files=debug_files) as c:
         env: list[str] | None = None

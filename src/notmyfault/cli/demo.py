@@ -21,6 +21,7 @@ from notmyfault.cli.common import (
     fail,
     run_watched,
 )
+from notmyfault.render.safe import terminal_safe
 
 SEED_RATE, SEED_STOP = "1000KB", "200MB"
 FAST_RATE, FAST_STOP = "100MB", "200MB"
@@ -99,4 +100,4 @@ def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | Non
         fail(str(e))
     for section in report.sections:
         click.echo(_heading(section.command))
-        click.echo(section.text)
+        click.echo(terminal_safe(section.text))

@@ -102,7 +102,7 @@ def _row(i: int, c: Any, verdict: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _text_line(row: dict[str, Any]) -> str:
-    from notmyfault.render.analysis import printable
+    from notmyfault.render.safe import printable
     from notmyfault.units import format_size
 
     when = (row["time_iso"] or "?")[:19].replace("T", " ")
@@ -186,7 +186,7 @@ def info(store: str, crash_dir: str, dump_dir: str | None, journal: Any, ident: 
     if as_json:
         emit_json({"schema_version": 1, "kind": "crash-info", **row})
         return
-    from notmyfault.render.analysis import printable
+    from notmyfault.render.safe import printable
 
     for key in (
         "id",

@@ -13,6 +13,7 @@ import click
 
 from notmyfault.cli.analyze import json_option
 from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, parse_size_option, raise_interrupt
+from notmyfault.render.safe import terminal_safe
 
 
 def _default_db() -> str:
@@ -242,7 +243,7 @@ def ingest(
             emit_json({"schema_version": 1, "kind": "triage-ingest", **summary})
         else:
             for path in result.not_dumps + (result.skipped if verbose else []):
-                click.echo(f"skipped {path}: not a core dump, minidump or Windows kernel dump")
+                click.echo(terminal_safe(f"skipped {path}: not a core dump, minidump or Windows kernel dump"))
             if result.skipped and not verbose:
                 click.echo(f"{len(result.skipped)} files skipped: not dumps (--verbose names them)")
             click.echo(
@@ -293,9 +294,13 @@ def buckets(since: str | None, top: int | None, db_url: str, as_json: bool) -> N
     else:
         click.echo(f"{'id':<10}  {'count':>5}  {'first seen':<19}  {'last seen':<19}  bucket")
         for b in found:
-            click.echo(f"{b.id:<10}  {b.count:>5}  {b.first_seen[:19]:<19}  {b.last_seen[:19]:<19}  {b.key}")
+            click.echo(
+                terminal_safe(
+                    f"{b.id:<10}  {b.count:>5}  {b.first_seen[:19]:<19}  {b.last_seen[:19]:<19}  {b.key}"
+                )
+            )
             for path in b.examples:
-                click.echo(f"{'':<10}  {'':>5}  e.g. {path}")
+                click.echo(terminal_safe(f"{'':<10}  {'':>5}  e.g. {path}"))
     if failed:
         click.echo(f"{failed} dumps could not be analysed: 'notmyfault triage show failed'")
 
@@ -314,7 +319,7 @@ def show(bucket: str, db_url: str, as_json: bool) -> None:
                            "dumps": [{"path": p, "error": e} for p, e in failures]})  # fmt: skip
             else:
                 for path, error in failures:
-                    click.echo(f"{path}: {error}")
+                    click.echo(terminal_safe(f"{path}: {error}"))
             return
         members = db.members(bucket)
     if not members:
@@ -324,10 +329,12 @@ def show(bucket: str, db_url: str, as_json: bool) -> None:
             {"schema_version": 1, "kind": "triage-bucket", "bucket": members[0]["bucket"], "dumps": members}
         )
         return
-    click.echo(members[0]["bucket"])
+    click.echo(terminal_safe(members[0]["bucket"]))
     for m in members:
         when = (m["crash_time"] or m["file_time"] or "")[:19]
-        click.echo(f"  {when}  pid {m['pid'] or '-':<7}  {m['blamed'] or '?':<40}  {m['path']}")
+        click.echo(
+            terminal_safe(f"  {when}  pid {m['pid'] or '-':<7}  {m['blamed'] or '?':<40}  {m['path']}")
+        )
 
 
 @triage.command()

@@ -11,16 +11,10 @@ from notmyfault.analysis.heap import HeapResult
 from notmyfault.analysis.pool import TagUsage
 from notmyfault.analysis.unwind import Frame
 from notmyfault.render import SCHEMA_VERSION
+from notmyfault.render.safe import printable
 from notmyfault.units import format_size
 
 RULE = "*" * 79
-
-
-def printable(text: str) -> str:
-    """A string from a dump made safe for a terminal: control characters as \\xNN escapes."""
-    return "".join(
-        c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}" for c in text
-    )
 
 
 def hexa(value: int | None) -> str | None:
