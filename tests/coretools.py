@@ -6,12 +6,14 @@ does not exist yet, and when it does the tests must not grade it by itself).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -247,3 +249,37 @@ def null_write_core(directory: Path, flags: tuple[str, ...] = ("-g", "-O1")) -> 
     (directory / "nw.c").write_text(NULL_WRITE_SOURCE)
     exe = directory / "nw"
     return crash_program(["gcc", *flags, str(directory / "nw.c"), "-o", str(exe)], exe, directory)
+
+
+@contextlib.contextmanager
+def debuginfod_server(directory: Path, db: Path, build_id: str, timeout: float) -> Iterator[str]:
+    """elfutils' debuginfod serving ``directory`` on the loopback, once it serves ``build_id``'s debug
+    file (it answers HEAD with 400 in 0.188: the file is asked for, one byte read); yields its URL."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = subprocess.Popen(
+        ["debuginfod", "-F", str(directory), "-p", str(port), "-d", str(db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:  # until it has scanned the directory
+            try:
+                with urllib.request.urlopen(f"{url}/buildid/{build_id}/debuginfo", timeout=10) as resp:
+                    if resp.status == 200 and resp.read(1):
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"debuginfod did not serve {build_id} within {timeout:.0f} s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)

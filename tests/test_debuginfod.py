@@ -5,17 +5,14 @@ on stderr and kept in the cache by build-id."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_json
-from tests.coretools import NULL_WRITE_SOURCE, unlimited_cores
+from tests.coretools import debuginfod_server, null_write_core
 
 pytestmark = [
     pytest.mark.skipif(
@@ -28,53 +25,20 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     root = tmp_path_factory.mktemp("debuginfod")
     srv, run = root / "srv", root / "run"
     srv.mkdir()
     run.mkdir()
-    (root / "nw.c").write_text(NULL_WRITE_SOURCE)
-    subprocess.run(["gcc", "-g", "-O1", str(root / "nw.c"), "-o", str(srv / "nw")], check=True)
-    shutil.copy(srv / "nw", run / "nw")
-    r = subprocess.run(
-        [str(run / "nw")], cwd=run, preexec_fn=unlimited_cores, capture_output=True, check=False
+    core = null_write_core(run)
+    shutil.move(run / "nw", srv / "nw")  # the core's executable is gone, as where only the core was kept
+    readelf = subprocess.run(
+        ["eu-readelf", "-n", str(srv / "nw")], capture_output=True, text=True, check=True
     )
-    assert r.returncode == -11
-    (run / "nw").unlink()  # the core's executable is gone, as on a machine that only kept the core
-    build_id = (
-        subprocess.run(["eu-readelf", "-n", str(srv / "nw")], capture_output=True, text=True, check=True)
-        .stdout.split("Build ID:")[1]
-        .split()[0]
-    )
-    port = _free_port()
-    server = subprocess.Popen(
-        ["debuginfod", "-F", str(srv), "-p", str(port), "-d", str(root / "db.sqlite")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # until it has scanned the directory
-            try:
-                with urllib.request.urlopen(f"{url}/buildid/{build_id}/debuginfo", timeout=5) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "debuginfod did not serve the build within 60 s"
-            time.sleep(0.5)
-        yield {"url": url, "core": str(run / "core"), "root": str(root), "build_id": build_id}
-    finally:
-        server.terminate()
-        server.wait(10)
+    build_id = readelf.stdout.split("Build ID:")[1].split()[0]  # elfutils' word, not ours
+    with debuginfod_server(srv, root / "db.sqlite", build_id, 60) as url:
+        yield {"url": url, "core": str(core), "root": str(root), "build_id": build_id}
 
 
 def test_debuginfod_names_the_frames_and_says_so(served: dict[str, str], tmp_path: Path) -> None:

@@ -7,10 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,17 +15,12 @@ import pytest
 from notmyfault.dumps.buildid import file_build_id
 from notmyfault.lab.kit import kernel_build_id
 from tests.conftest import run_nmf
+from tests.coretools import debuginfod_server
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("debuginfod") is None, reason="needs elfutils' debuginfod"),
     pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="the lab needs QEMU"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -47,28 +38,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
             shutil.copy(f, srv / f.name)
     build_id = kernel_build_id(Path(kit["vmlinuz"]))
     assert build_id == file_build_id(kit["vmlinux"])
-    port = _free_port()
-    proc = subprocess.Popen(
-        ["debuginfod", "-F", str(srv), "-p", str(port), "-d", str(root / "db.sqlite")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:  # (this debuginfod answers HEAD with 400: ask for the file and read one byte)
-                with urllib.request.urlopen(f"{url}/buildid/{build_id}/debuginfo", timeout=10) as resp:
-                    if resp.status == 200 and resp.read(1):
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "debuginfod did not index the kit within 180 s"
-            time.sleep(1)
+    with debuginfod_server(srv, root / "db.sqlite", build_id, 180) as url:
         yield {"url": url, "release": kit["release"], "build_id": build_id, "root": str(root)}
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_kit_debug_files_come_by_build_id_and_the_lab_runs_on_them(server: dict[str, str]) -> None:

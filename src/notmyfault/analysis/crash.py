@@ -241,6 +241,7 @@ def _in_stack_guard(core: ElfCore, addr: int, sp: int | None) -> bool:
 
 
 def _wild_pc(core: ElfCore, pc: int | None) -> bool:
+    """Whether the pc is outside every executable mapping."""
     seg = core.segment_at(pc) if pc is not None else None
     return pc is not None and (seg is None or not seg.flags & PF_X)
 
@@ -250,11 +251,10 @@ def _segv_class(
 ) -> tuple[str, list[str]]:
     """The class of a SIGSEGV: from where the pc is, then the fault address and the access."""
     notes: list[str] = []
-    pc_seg = core.segment_at(pc) if pc is not None else None
-    if pc is not None and not (pc_seg is not None and pc_seg.flags & PF_X):
+    if pc is not None and _wild_pc(core, pc):
         if pc < NULL_PAGE:
             return "NULL_POINTER_EXECUTE", notes
-        if pc_seg is not None:
+        if core.segment_at(pc) is not None:
             return "EXECUTE_NON_EXECUTABLE", notes
         notes.append(f"the program counter {pc:#x} is outside every mapping")
         return "STACK_CORRUPTION", notes
@@ -336,8 +336,7 @@ def executable_path(core: ElfCore, program: Program) -> str | None:
         return main
     if core.files:
         return core.files[0].path
-    proc = core.process
-    return (proc.args.split(" ", 1)[0] or proc.fname or None) if proc else None
+    return core.process.command if core.process else None
 
 
 def _recursion(frames: tuple[Frame, ...]) -> tuple[str, int] | None:
@@ -377,7 +376,8 @@ def analyze(
     crashed = core.threads[0]
     frames = tuple(thread_frames(program, core, crashed.tid))
     pc = crashed.pc
-    insn = decode(core, pc, sysroot) if pc is not None else None
+    code = code_bytes(core, pc, 16, sysroot) if pc is not None else None  # read once: decoded twice below
+    insn = decode_bytes(code, pc, core.arch) if code and pc is not None else None
     access, source = None, "not known"
     if (
         sig is not None
@@ -391,9 +391,8 @@ def analyze(
         access, source = insn.access, f"the faulting instruction ({insn.text})"
     abort = _abort_message(program)
     computed = None
-    if sig is None and crashed.cursig in (7, 11) and pc is not None and insn is not None:
-        data = code_bytes(core, pc, 16, sysroot)
-        computed = operand_address(data, pc, core.arch, crashed.regs) if data else None
+    if sig is None and crashed.cursig in (7, 11) and code and pc is not None and insn is not None:
+        computed = operand_address(code, pc, core.arch, crashed.regs)
     crash_class, notes = classify(core, sig, pc, crashed.sp, access, abort, computed)
     if crash_class == "STACK_OVERFLOW":
         rec = _recursion(frames)

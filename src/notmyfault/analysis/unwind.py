@@ -323,12 +323,17 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
         frames.append(Frame(0, state.pc, state.sp, module, name, offset, None, None, "context", base))
         walked = frame_pointer_frames(program, core, state.fp, start_index=1)
         frames.extend(walked or scan_frames(program, core, state.sp, start_index=1))
-        return frames
+        return _mark_code(core, frames)
     if len(frames) == 1 and frames[0].module is None:
         frames.extend(scan_frames(program, core, frames[0].sp, start_index=1))
     caller = leaf_caller(program, core, frames)
     if caller is not None:
         frames = [frames[0], caller, *(replace(f, index=f.index + 1) for f in frames[1:])]
+    return _mark_code(core, frames)
+
+
+def _mark_code(core: ElfCore, frames: list[Frame]) -> list[Frame]:
+    """Every frame outside the modules says what lies at its pc (drgn's walk and our own alike)."""
     return [replace(f, code=code_kind(core, f.pc)) if f.module is None else f for f in frames]
 
 

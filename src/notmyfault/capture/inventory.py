@@ -236,7 +236,7 @@ def our_dumps(directory: str) -> list[KeptCrash]:
                 with open_dump(path) as core:
                     proc, sig = core.process, core.siginfo
                     cursig = core.threads[0].cursig if core.threads else None
-                    exe = proc.args.split(" ", 1)[0] if proc and proc.args else (proc.fname if proc else None)
+                    exe = proc.command if proc else None
                     out.append(
                         KeptCrash(
                             "notmyfault",

@@ -254,14 +254,13 @@ def stack(
                 fail(f"the dump has no thread {tid}; its threads are {', '.join(map(str, tids))}")
             chosen = tids if all_threads else [tid if tid is not None else tids[0]]
             by_tid = {t.tid: t for t in c.threads}
+            source = symbol_store(symbols, symbols_urls)
             if isinstance(c, Minidump):
-                walker = Walker(c, symbol_store(symbols, symbols_urls))
+                walker = Walker(c, source)
                 # the dump writer's own thread is listed, not walked (its stack is the writer's)
                 stacks = [(t, [] if t == c.dump_thread_id else walker.frames(by_tid[t])) for t in chosen]
             elif isinstance(c, WindowsKernelDump):
-                stacks = [
-                    (t, fp_chain_frames(c, by_tid[t], symbol_store(symbols, symbols_urls))) for t in chosen
-                ]
+                stacks = [(t, fp_chain_frames(c, by_tid[t], source)) for t in chosen]
             else:
                 program = load_program(c, exe, sysroot)
                 stacks = [(t, thread_frames(program, c, t)) for t in chosen]

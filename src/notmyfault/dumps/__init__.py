@@ -15,7 +15,7 @@ from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.dumps.minidump import MAGIC as MINIDUMP_MAGIC
 from notmyfault.dumps.minidump import Minidump
-from notmyfault.dumps.unpack import Unpacked, packing_of, remove_unpacked, unpack
+from notmyfault.dumps.unpack import origin, packing_of, remove_unpacked, report_fields, unpack
 from notmyfault.dumps.vmcore import Vmcore, is_vmcore
 from notmyfault.dumps.windump import MAGIC32, MAGIC64, WindowsKernelDump
 
@@ -29,6 +29,7 @@ __all__ = [
     "open_any",
     "open_dump",
     "origin",
+    "report_fields",
 ]
 
 MINIDUMP_COMMANDS = "analyze, stack, regs, modules, search and disasm"
@@ -37,18 +38,6 @@ _FOREIGN = {
     b"MDMP": f"a minidump: {MINIDUMP_COMMANDS} read minidumps, this one reads ELF process cores",
     b"PAGE": f"a Windows kernel crash dump: {KERNEL_DUMP_COMMANDS} read those, this one reads ELF process cores",
 }
-
-
-def origin(dump: object) -> str:
-    """The file the user named for ``dump``: the packed one, where it was unpacked to a temporary file."""
-    info = getattr(dump, "unpacked", None)
-    return info.source if isinstance(info, Unpacked) else str(getattr(dump, "path", ""))
-
-
-def report_fields(dump: object) -> dict[str, str]:
-    """An apport report's text fields, for a dump unpacked from one ({} otherwise)."""
-    info = getattr(dump, "unpacked", None)
-    return dict(info.report) if isinstance(info, Unpacked) else {}
 
 
 def _head(path: str | os.PathLike[str]) -> bytes:

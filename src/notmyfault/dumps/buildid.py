@@ -12,23 +12,27 @@ import json
 import struct
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import IO
+from typing import IO, Any
 
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import UnreadableMemory
+from notmyfault.dumps.linkmap import NT_GNU_BUILD_ID, notes_in
 
 
-def _note_build_id(stream: IO[bytes]) -> str | None:
+def stream_build_id(stream: IO[bytes]) -> str | None:
+    """The GNU build-id of the ELF file in ``stream``: from its PT_NOTE segments, else (a relocatable
+    object such as a kernel module, which has none) its SHT_NOTE sections; None if it has none."""
     from elftools.elf.elffile import ELFFile
 
     try:
         elf = ELFFile(stream)
-        for seg in elf.iter_segments():
-            if seg["p_type"] == "PT_NOTE":
-                for note in seg.iter_notes():  # type: ignore[attr-defined]
-                    # only the GNU owner's: a kernel's Xen notes reuse type 3 for something else
-                    if note["n_type"] == "NT_GNU_BUILD_ID" and note["n_name"] == "GNU":
-                        return str(note["n_desc"])
+        parts: list[Any] = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_NOTE"]
+        parts += [sec for sec in elf.iter_sections() if sec["sh_type"] == "SHT_NOTE"]
+        for part in parts:
+            for note in part.iter_notes():
+                # only the GNU owner's: a kernel's Xen notes reuse type 3 for something else
+                if note["n_type"] == "NT_GNU_BUILD_ID" and note["n_name"] == "GNU":
+                    return str(note["n_desc"])
     except Exception:
         return None
     return None
@@ -39,12 +43,11 @@ def file_build_id(path: str) -> str | None:
     """The GNU build-id of the ELF file at ``path``, or None."""
     try:
         with open(path, "rb") as f:
-            return _note_build_id(f)
+            return stream_build_id(f)
     except OSError:
         return None
 
 
-NT_GNU_BUILD_ID = 3
 NT_FDO_PACKAGING_METADATA = 0xCAFE1A7E
 """The package note (https://systemd.io/ELF_PACKAGE_METADATA/): JSON naming the package and version."""
 
@@ -67,15 +70,7 @@ def page_notes(page: bytes) -> Iterator[tuple[bytes, int, bytes]]:
         p_type, _flags, p_offset, _vaddr, _paddr, p_filesz = struct.unpack_from("<IIQQQQ", page, at)
         if p_type != 4:  # PT_NOTE
             continue
-        pos, end = p_offset, min(p_offset + p_filesz, len(page))
-        while pos + 12 <= end:
-            namesz, descsz, ntype = struct.unpack_from("<III", page, pos)
-            name_at = pos + 12
-            desc_at = name_at + ((namesz + 3) & ~3)
-            if desc_at + descsz > len(page):
-                break
-            yield page[name_at : name_at + namesz].rstrip(b"\0"), ntype, page[desc_at : desc_at + descsz]
-            pos = desc_at + ((descsz + 3) & ~3)
+        yield from notes_in(page[p_offset : min(p_offset + p_filesz, len(page))])
 
 
 def page_build_id(page: bytes) -> str | None:

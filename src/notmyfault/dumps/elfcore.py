@@ -121,6 +121,11 @@ class ProcessInfo:
     fname: str
     args: str
 
+    @property
+    def command(self) -> str | None:
+        """The program it ran: the first word of its arguments, else its name (pr_fname, 16 bytes)."""
+        return self.args.split(" ", 1)[0] or self.fname or None
+
 
 _PRPSINFO = {
     # (ELF class, note size): struct elf_prpsinfo after pr_state, pr_sname, pr_zomb, pr_nice
@@ -354,12 +359,17 @@ class ElfCore:
             return ProcessInfo(pid, ppid, uid, gid, text(fname), text(args))
         return None
 
+    @property
+    def _word(self) -> int:
+        """The size of a pointer in the core's own structures (auxv, link map): by its ELF class."""
+        return 8 if self.elfclass == 64 else 4
+
     @cached_property
     def auxv(self) -> dict[int, int]:
         """The auxiliary vector (NT_AUXV): AT_* type -> value ({} without the note)."""
         for _name, ntype, desc in self._note_list:
             if ntype == "NT_AUXV" and isinstance(desc, bytes):
-                return parse_auxv(desc, 8 if self.elfclass == 64 else 4, self._e)
+                return parse_auxv(desc, self._word, self._e)
         return {}
 
     def locate(self, recorded: str) -> str | None:
@@ -373,7 +383,7 @@ class ElfCore:
 
     def image_at(self, addr: int) -> tuple[tuple[tuple[int, int, int], ...], bytes | None]:
         """The ranges and build-id of the ELF image whose header the dump holds at ``addr``."""
-        return image_at(self, addr, 8 if self.elfclass == 64 else 4, self._e)
+        return image_at(self, addr, self._word, self._e)
 
     @cached_property
     def has_file_note(self) -> bool:
@@ -386,12 +396,9 @@ class ElfCore:
         (the auxiliary vector and the link map); () when the core has NT_FILE."""
         if self.has_file_note:
             return ()
-        proc = self.process
-        exe = proc.args.split(" ", 1)[0] if proc and proc.args else (proc.fname if proc else None)
+        exe = self.process.command if self.process else None
         try:
-            found = loaded_images(
-                self, self.auxv, 8 if self.elfclass == 64 else 4, self._e, exe or None, self.locate
-            )
+            found = loaded_images(self, self.auxv, self._word, self._e, exe, self.locate)
         except (UnreadableMemory, struct.error, ValueError):
             return ()
         return tuple(found)

@@ -19,9 +19,8 @@ corrupt link map ends the walk instead of hanging it.
 
 from __future__ import annotations
 
-import contextlib
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,11 +28,24 @@ from notmyfault.dumps.errors import UnreadableMemory
 
 AT_PHDR, AT_PHENT, AT_PHNUM, AT_BASE, AT_ENTRY, AT_EXECFN, AT_SYSINFO_EHDR = 3, 4, 5, 7, 9, 31, 33
 PT_LOAD, PT_DYNAMIC, PT_NOTE, PT_PHDR = 1, 2, 4, 6
+NT_GNU_BUILD_ID = 3
 DT_NULL, DT_DEBUG = 0, 21
 PAGE = 4096
 MAX_LIBRARIES = 4096
 MAX_DYNAMIC = 1024
 MAX_PHDRS = 256
+
+
+def notes_in(data: bytes, order: str = "<") -> Iterator[tuple[bytes, int, bytes]]:
+    """The ELF notes (name, type, desc) in a note segment's bytes; a note cut short ends the walk."""
+    at = 0
+    while at + 12 <= len(data):
+        namesz, descsz, ntype = struct.unpack_from(order + "III", data, at)
+        desc_at = at + 12 + ((namesz + 3) & ~3)
+        if desc_at + descsz > len(data):
+            return
+        yield data[at + 12 : at + 12 + namesz].rstrip(b"\0"), ntype, data[desc_at : desc_at + descsz]
+        at = desc_at + ((descsz + 3) & ~3)
 
 
 def parse_auxv(raw: bytes, word: int, order: str = "<") -> dict[int, int]:
@@ -152,7 +164,8 @@ class _Reader:
     def build_id(
         self, phdrs: list[tuple[int, int, int, int, int, int]], bias: int, by_offset: bool = False
     ) -> bytes | None:
-        """The GNU build-id in the image's PT_NOTE (read at its address, or its file offset)."""
+        """The GNU build-id in the image's PT_NOTE (read at its address, or its file offset); None where
+        the notes are not readable."""
         for p_type, _f, off, vaddr, filesz, _m in phdrs:
             if p_type != PT_NOTE or filesz > 65536:
                 continue
@@ -160,16 +173,9 @@ class _Reader:
                 data = self.mem.read(off if by_offset else vaddr + bias, filesz)
             except UnreadableMemory:
                 continue
-            at = 0
-            while at + 12 <= len(data):
-                namesz, descsz, ntype = struct.unpack_from(self.order + "III", data, at)
-                name_end = at + 12 + ((namesz + 3) & ~3)
-                desc_end = name_end + ((descsz + 3) & ~3)
-                if desc_end > len(data):
-                    break
-                if ntype == 3 and data[at + 12 : at + 12 + namesz].rstrip(b"\0") == b"GNU":
-                    return data[name_end : name_end + descsz]
-                at = desc_end
+            for name, ntype, desc in notes_in(data, self.order):
+                if ntype == NT_GNU_BUILD_ID and name == b"GNU":
+                    return desc
         return None
 
 
@@ -233,8 +239,7 @@ def loaded_images(
             bias = phdr_at - own
         if phdrs:
             main_dynamic = _dynamic(phdrs, bias)
-            with contextlib.suppress(UnreadableMemory):
-                build = r.build_id(phdrs, bias) or build
+            build = r.build_id(phdrs, bias) or build
             out.append(LoadedImage(name, "main", bias, _ranges(phdrs, bias, r.word), main_dynamic, build))
     vdso = auxv.get(AT_SYSINFO_EHDR)
     vdso_image = None
@@ -275,11 +280,7 @@ def image_at(
         return (), None
     first = min((v for t, _f, o, v, _fs, _m in phdrs if t == PT_LOAD and o == 0), default=0)
     bias = (addr - (first & ~(PAGE - 1))) & ((1 << (8 * word)) - 1)
-    try:
-        build = r.build_id(phdrs, bias)
-    except UnreadableMemory:
-        build = None
-    return _ranges(phdrs, bias, word), build
+    return _ranges(phdrs, bias, word), r.build_id(phdrs, bias)
 
 
 def _libraries(r: _Reader, dynamic: int, vdso: LoadedImage | None, locate: Locate) -> list[LoadedImage]:
@@ -329,9 +330,5 @@ def _image_at(
         except UnreadableMemory:
             continue
         if phdrs:
-            try:
-                build = r.build_id(phdrs, bias)
-            except UnreadableMemory:
-                build = None
-            return _ranges(phdrs, bias, r.word), build
+            return _ranges(phdrs, bias, r.word), r.build_id(phdrs, bias)
     return None

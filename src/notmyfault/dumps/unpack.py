@@ -87,6 +87,11 @@ def _temp_dir() -> str:
     return _TEMP_DIR
 
 
+def _temp_file(source: str) -> tuple[int, str]:
+    """A new temporary file for what ``source`` unpacks to (named after it, in the private directory)."""
+    return tempfile.mkstemp(prefix=os.path.basename(source)[:40] + ".", dir=_temp_dir())
+
+
 class _SparseWriter:
     """Writes a stream to a file, skipping whole zero blocks (they read back as zeros), within limits."""
 
@@ -237,20 +242,16 @@ def unpack(source: str) -> Unpacked:
                 raise DumpError(f"{source} is an apport report without a core (no CoreDump field)")
         else:
             chunks = decompressed(f, packing)
-        fd, path = tempfile.mkstemp(prefix=os.path.basename(source)[:40] + ".", dir=_temp_dir())
+        fd, path = _temp_file(source)
         out = _SparseWriter(os.fdopen(fd, "wb"), source)
         try:
             for chunk in chunks:
                 out.write(chunk)
-        except (DumpError, OSError, EOFError, lzma.LZMAError, zlib.error, RuntimeError, ValueError) as e:
+        except BaseException as e:  # nothing half-written is left behind, whatever stopped it
             out.close()
             os.unlink(path)
-            if isinstance(e, DumpError):
-                raise
-            raise DumpError(f"{source}: its {packing} data is corrupt or truncated ({e})") from None
-        except BaseException:
-            out.close()
-            os.unlink(path)
+            if isinstance(e, (OSError, EOFError, lzma.LZMAError, zlib.error, RuntimeError, ValueError)):
+                raise DumpError(f"{source}: its {packing} data is corrupt or truncated ({e})") from None
             raise
         out.close()
     return Unpacked(source, path, packing, report)
@@ -259,7 +260,7 @@ def unpack(source: str) -> Unpacked:
 def _unpack_kdump(source: str, packing: str) -> Unpacked:
     from notmyfault.dumps.kdump import to_elf
 
-    fd, path = tempfile.mkstemp(prefix=os.path.basename(source)[:40] + ".", dir=_temp_dir())
+    fd, path = _temp_file(source)
     try:
         with os.fdopen(fd, "wb") as out:
             to_elf(source, out, _temp_dir())
@@ -270,6 +271,18 @@ def _unpack_kdump(source: str, packing: str) -> Unpacked:
             raise DumpError(f"{source}: cannot unpack it: {e}") from None
         raise
     return Unpacked(source, path, packing)
+
+
+def origin(dump: object) -> str:
+    """The file the user named for ``dump``: the packed one, where it was unpacked to a temporary file."""
+    info = getattr(dump, "unpacked", None)
+    return info.source if isinstance(info, Unpacked) else str(getattr(dump, "path", ""))
+
+
+def report_fields(dump: object) -> dict[str, str]:
+    """An apport report's text fields, for a dump unpacked from one ({} otherwise)."""
+    info = getattr(dump, "unpacked", None)
+    return dict(info.report) if isinstance(info, Unpacked) else {}
 
 
 def remove_unpacked(info: Unpacked) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import DumpError
-from notmyfault.dumps.unpack import discard
+from notmyfault.dumps.unpack import discard, origin
 
 NOTE = "VMCOREINFO"
 
@@ -77,8 +77,7 @@ class Vmcore:
 
     def candidates(self) -> list[str]:
         """Debug files to offer drgn: the paths given, then vmlinux and *.ko beside the dump."""
-        info = getattr(self, "unpacked", None)  # a packed vmcore: beside the file the user named
-        here = Path(info.source if info is not None else self.path).resolve().parent
+        here = Path(origin(self)).resolve().parent  # a packed vmcore: beside the file the user named
         found = [str(p) for p in (here / "vmlinux", *sorted(here.glob("*.ko"))) if p.exists()]
         return [*self.extra_paths, *found]
 

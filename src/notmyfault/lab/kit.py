@@ -15,6 +15,7 @@ absolute), installed with apt-get when missing.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -23,7 +24,6 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 GUEST_MODULES = (
     "kernel/drivers/firmware/qemu_fw_cfg.ko",
@@ -169,40 +169,30 @@ def _download(work: Path, pkgs: list[str], say: object) -> None:
         watcher.join()
 
 
-def gnu_build_id(data: bytes) -> str | None:
-    """The GNU build-id note of an ELF image held in ``data`` (a kernel, a module)."""
-    import io
-
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-
-    try:
-        elf = ELFFile(io.BytesIO(data))
-        parts: list[Any] = [s for s in elf.iter_sections() if s["sh_type"] == "SHT_NOTE"]
-        parts += [s for s in elf.iter_segments() if s["p_type"] == "PT_NOTE"]
-        for part in parts:
-            for note in part.iter_notes():
-                if note["n_name"] == "GNU" and note["n_type"] == "NT_GNU_BUILD_ID":
-                    return str(note["n_desc"])
-    except (ELFError, ValueError, KeyError):
-        return None
-    return None
-
-
 def kernel_build_id(vmlinuz: Path) -> str | None:
     """The build-id of the kernel inside a compressed vmlinuz (bzImage: the ELF vmlinux, xz-, zstd- or
     gzip-compressed within it, as the kernel's scripts/extract-vmlinux finds it)."""
     import gzip
     import lzma
 
+    import zstandard
+
+    from notmyfault.dumps.buildid import stream_build_id
+
+    def unxz(b: bytes) -> bytes:
+        return lzma.LZMADecompressor().decompress(b)
+
+    def unzstd(b: bytes) -> bytes:
+        return bytes(zstandard.ZstdDecompressor().decompressobj().decompress(b))
+
+    def gunzip(b: bytes) -> bytes:
+        return gzip.GzipFile(fileobj=io.BytesIO(b)).read()
+
     data = vmlinuz.read_bytes()
     for magic, decompress in (
-        (b"\xfd7zXZ\x00", lambda b: lzma.LZMADecompressor().decompress(b)),
-        (
-            b"\x28\xb5\x2f\xfd",
-            lambda b: __import__("zstandard").ZstdDecompressor().decompressobj().decompress(b),
-        ),
-        (b"\x1f\x8b\x08", lambda b: gzip.GzipFile(fileobj=__import__("io").BytesIO(b)).read()),
+        (b"\xfd7zXZ\x00", unxz),
+        (b"\x28\xb5\x2f\xfd", unzstd),
+        (b"\x1f\x8b\x08", gunzip),
     ):
         at = data.find(magic)
         while at >= 0:
@@ -211,7 +201,7 @@ def kernel_build_id(vmlinuz: Path) -> str | None:
             except Exception:  # a false magic inside the image: try the next
                 out = b""
             if out.startswith(b"\x7fELF"):
-                return gnu_build_id(out)
+                return stream_build_id(io.BytesIO(out))
             at = data.find(magic, at + 1)
     return None
 
@@ -220,12 +210,14 @@ def _from_debuginfod(
     urls: list[str], work: Path, release: str, vmlinux: Path, modules: dict[str, Path], say: object
 ) -> bool:
     """Fetch the debug vmlinux and the guest modules' debug files by build-id; False if one is missing."""
+    from notmyfault.dumps.buildid import file_build_id
+
     wanted = {vmlinux: kernel_build_id(work / f"boot/vmlinuz-{release}")}
     for m, dest in modules.items():
         found = list(work.glob(f"*lib/modules/{release}/{m}")) + list(
             work.glob(f"usr/lib/modules/{release}/{m}")
         )
-        wanted[dest] = gnu_build_id(found[0].read_bytes()) if found else None
+        wanted[dest] = file_build_id(str(found[0])) if found else None
     if not all(wanted.values()):
         return False
     for dest, build_id in wanted.items():
