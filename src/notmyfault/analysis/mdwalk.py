@@ -193,13 +193,12 @@ class Walker:
         callee_params = 0
         while len(out) < MAX_FRAMES:
             instruction = regs[arch.pc] - (0 if how == "context" else 1)
-            found = self._by_cfi(regs, instruction, read, callee_params)
-            callee_params = 0
+            params, callee_params = callee_params, 0  # only a STACK WIN step hands its size on
             wild = how == "context" and self.md.module_at(regs[arch.pc]) is None and self.md.arch != "aarch64"
             if wild and (caller_ret := self._by_scan(regs, read, how, limit=1)) is not None:
                 # a call through a bad pointer: its return address is still at the stack pointer
                 caller, how = caller_ret, "scan"
-            elif found is not None:
+            elif (found := self._by_cfi(regs, instruction, read, params)) is not None:
                 caller, how, callee_params = found[0], "cfi", found[1]
             elif (caller_fp := self._by_frame_pointer(regs, read, how)) is not None:
                 caller, how = caller_fp, "frame pointer"

@@ -169,16 +169,13 @@ def list_crashes(
 def info(store: str, crash_dir: str, dump_dir: str | None, journal: Any, ident: str, as_json: bool) -> None:
     """One kept crash (ID from 'notmyfault list', a pid, or the dump's path) with its analysis."""
     kept = _kept(store, crash_dir, dump_dir, journal, None)
-    found = None
-    for i, c in enumerate(kept, 1):
-        if (
-            (ident == str(i) and len(ident) < 4)
-            or ident == c.path
-            or (ident.isdigit() and c.pid == int(ident))
-        ):
-            found = (i, c)
-            if ident == str(i) or ident == c.path:
-                break
+    numbered = list(enumerate(kept, 1))
+    # an ID (up to three digits) or a path first; else a pid: the newest crash with it
+    found = next(
+        ((i, c) for i, c in numbered if (len(ident) < 4 and ident == str(i)) or ident == c.path), None
+    )
+    if found is None and ident.isdigit():
+        found = next(((i, c) for i, c in numbered if c.pid == int(ident)), None)
     if found is None:
         fail(f"no kept crash {ident!r}: give an ID from 'notmyfault list', a pid or a dump's path")
     i, c = found

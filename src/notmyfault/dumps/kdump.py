@@ -20,7 +20,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO
 
 from notmyfault.dumps.errors import DumpError
 
@@ -197,7 +197,7 @@ def _write_elf(out: IO[bytes], k: _Kdump, notes: bytes, runs: list[list[int]], m
         phdrs.append(struct.pack("<IIQQQQQQ", 1, 7, at, pfn * k.block, pfn * k.block, size, size, 0))
         at += size
     out.write(ehdr + b"".join(phdrs) + notes)
-    zero: Any = bytes(k.block)
+    zero = bytes(k.block)
     out.seek(data_at)
     for _pfn, count, first in runs:
         for i in range(first, first + count):
