@@ -202,3 +202,18 @@ def test_triage_takes_packed_dumps_and_names_what_it_skips(core: Path, tmp_path:
     assert f"skipped {fleet / 'README'}" in verbose
     _, buckets = run_json("triage", "buckets", "--db", str(db))
     assert [b["count"] for b in buckets["buckets"]] == [2]
+
+
+def test_a_core_larger_than_the_space_check_interval_unpacks(tmp_path: Path) -> None:
+    """Past 64 MiB the unpacker checks the free space again: an 80 MB core (myfault's ballast) packed
+    by zstd reads as the bare one (the second check once failed on a file object's name)."""
+    dumps = tmp_path / "dumps"
+    r = run_nmf("crash", "null-deref", "--ballast", "80MB", "--dump-dir", str(dumps))
+    assert r.returncode == 0, r.stderr
+    (core,) = dumps.glob("core*")
+    assert core.stat().st_size > 80 << 20
+    packed = _pack(core, "zst", tmp_path / "core.zst")
+    _, bare = run_json("analyze", str(core))
+    r, got = run_json("analyze", str(packed), env={"TMPDIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    _same(bare, got, packed)

@@ -95,9 +95,10 @@ def _temp_file(source: str) -> tuple[int, str]:
 class _SparseWriter:
     """Writes a stream to a file, skipping whole zero blocks (they read back as zeros), within limits."""
 
-    def __init__(self, out: IO[bytes], source: str) -> None:
-        self.out, self.source, self.size = out, source, 0
+    def __init__(self, out: IO[bytes], source: str, directory: str) -> None:
+        self.out, self.source, self.directory, self.size = out, source, directory, 0
         self.zero = bytes(4096)
+        self._check_space()  # before the first byte, then every 64 MiB
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -115,11 +116,11 @@ class _SparseWriter:
             self._check_space()
 
     def _check_space(self) -> None:
-        st = os.statvfs(os.path.dirname(self.out.name))
+        st = os.statvfs(self.directory)
         if st.f_bavail * st.f_frsize < FREE_FLOOR:
             raise DumpError(
                 f"{self.source}: unpacking it would leave less than {FREE_FLOOR >> 20} MiB free in "
-                f"{os.path.dirname(self.out.name)}: set TMPDIR to a larger file system"
+                f"{self.directory}: set TMPDIR to a larger file system"
             )
 
     def close(self) -> None:
@@ -243,7 +244,11 @@ def unpack(source: str) -> Unpacked:
         else:
             chunks = decompressed(f, packing)
         fd, path = _temp_file(source)
-        out = _SparseWriter(os.fdopen(fd, "wb"), source)
+        try:
+            out = _SparseWriter(os.fdopen(fd, "wb"), source, os.path.dirname(path))
+        except DumpError:
+            os.unlink(path)
+            raise
         try:
             for chunk in chunks:
                 out.write(chunk)
