@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import lzma
+import random
 import shutil
 import subprocess
 import zlib
@@ -217,3 +219,45 @@ def test_a_core_larger_than_the_space_check_interval_unpacks(tmp_path: Path) -> 
     r, got = run_json("analyze", str(packed), env={"TMPDIR": str(tmp_path)})
     assert r.returncode == 0, r.stderr
     _same(bare, got, packed)
+
+
+def _packed_bytes(data: bytes, packing: str) -> bytes:
+    """``data`` as one frame or member of ``packing``, by its Python binding."""
+    if packing == "zstd":
+        import zstandard
+
+        return zstandard.ZstdCompressor().compress(data)
+    if packing == "lz4":
+        import lz4.frame  # type: ignore[import-untyped]
+
+        return bytes(lz4.frame.compress(data))
+    if packing == "xz":
+        return lzma.compress(data)
+    return gzip.compress(data)
+
+
+@pytest.mark.parametrize("packing", ["zstd", "lz4", "xz", "gzip"])
+def test_decompression_is_bounded_and_finds_every_frame(packing: str, tmp_path: Path) -> None:
+    """A frame of 256 MiB of zeros (a few KiB packed) comes out in pieces of at most PIECE * 40,000
+    bytes, never whole; the frames after it, the last starting right at a piece's edge, are all
+    read, byte for byte."""
+    from notmyfault.dumps.unpack import PIECE, decompressed
+
+    bomb = _packed_bytes(bytes(256 << 20), packing)
+    noise = random.Random(14).randbytes(2 * PIECE)  # does not pack: its frame grows with its length
+    for n in range(1, len(noise)):
+        middle = _packed_bytes(noise[:n], packing)
+        if (len(bomb) + len(middle)) % PIECE == 0:
+            break
+    else:
+        pytest.fail("no length of the middle frame ends it at a piece's edge")
+    path = tmp_path / "frames"
+    path.write_bytes(bomb + middle + _packed_bytes(b"last", packing))
+    want = hashlib.sha256(bytes(256 << 20) + noise[:n] + b"last").hexdigest()
+    got, biggest = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        for piece in decompressed(f, packing):
+            got.update(piece)
+            biggest = max(biggest, len(piece))
+    assert got.hexdigest() == want
+    assert biggest <= PIECE * 40_000 < 256 << 20

@@ -142,21 +142,24 @@ def _decompressor(packing: str) -> Any:
     return zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip
 
 
+PIECE = 2048
+"""Compressed bytes handed to a decompressor at a time: what one call can expand to is bounded by it
+(zstd's worst case, RLE blocks, is about 40,000 to 1: some 80 MiB), where a whole chunk of a
+crafted file could expand to gigabytes in memory before any limit is checked."""
+
+
 def decompressed(f: IO[bytes], packing: str) -> Iterator[bytes]:
-    """The decompressed bytes of ``f``, a chunk at a time (concatenated frames and members included)."""
+    """The decompressed bytes of ``f``, a bounded piece at a time (concatenated frames and members
+    included)."""
     d = _decompressor(packing)
-    while True:
-        raw = f.read(CHUNK)
-        if not raw:
-            break
-        while raw:
-            yield d.decompress(raw)
-            rest = getattr(d, "unused_data", b"")
-            if getattr(d, "eof", False) and rest:  # another frame or member follows
-                d = _decompressor(packing)
-                raw = rest
-            else:
-                raw = b""
+    while chunk := f.read(CHUNK):
+        for at in range(0, len(chunk), PIECE):
+            raw = chunk[at : at + PIECE]
+            while raw:
+                if d.eof:  # another frame or member follows (it may start anywhere, a piece's edge too)
+                    d = _decompressor(packing)
+                yield d.decompress(raw)
+                raw = d.unused_data if d.eof else b""
     if not d.eof:
         raise DumpError(f"{f.name} is truncated: its {packing} stream ends early")
 
