@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from notmyfault.dumps import DumpError, Vmcore, open_any
-from notmyfault.dumps.kdump import DUMP_DH_COMPRESSED_LZO, DUMP_DH_COMPRESSED_ZLIB
+from notmyfault.dumps.kdump import DUMP_DH_COMPRESSED_LZO, DUMP_DH_COMPRESSED_ZLIB, DUMP_DH_COMPRESSED_ZSTD
 from tests.conftest import run_nmf
 
 BLOCK = 4096
@@ -69,6 +69,8 @@ def test_pages_read_back_through_the_elf_vmcore(tmp_path: Path) -> None:
         ("lzo", "LZO"),
         ("machine", "sparc"),
         ("page", "corrupt"),
+        ("zstd page", "zstd page does not decompress"),
+        ("zlib bomb", "a page decompresses to 4097 bytes"),
         ("flattened cut", "truncated"),
     ],
 )
@@ -80,6 +82,8 @@ def test_broken_kdumps_get_one_line(label: str, words: str, tmp_path: Path) -> N
         "lzo": kdump({0: b"\x01" * BLOCK}, flags=DUMP_DH_COMPRESSED_LZO),
         "machine": kdump({0: b"\x01" * BLOCK}, machine=b"sparc"),
         "page": good[:-100] + b"\xff" * 100,
+        "zstd page": kdump({0: b"\x01" * BLOCK}, flags=DUMP_DH_COMPRESSED_ZSTD),  # raw bytes, no frame
+        "zlib bomb": kdump({0: bytes(64 * BLOCK)}),  # a 'page' of 256 KiB: read no further than 4097
         "flattened cut": b"makedumpfile".ljust(16, b"\0")
         + struct.pack(">qq", 1, 1)
         + bytes(4064)

@@ -127,11 +127,14 @@ class _Kdump:
         offset, size, flags, _page_flags = struct.unpack("<qIIQ", desc)
         data = self._read(offset, size, "a page")
         if flags & DUMP_DH_COMPRESSED_ZLIB:
-            out = zlib.decompress(data)
+            out = zlib.decompressobj().decompress(data, self.block + 1)  # a page, not a bomb
         elif flags & DUMP_DH_COMPRESSED_ZSTD:
             import zstandard
 
-            out = zstandard.ZstdDecompressor().decompress(data, max_output_size=self.block)
+            try:
+                out = zstandard.ZstdDecompressor().decompress(data, max_output_size=self.block)
+            except zstandard.ZstdError as e:
+                raise DumpError(f"{self.source} is corrupt: a zstd page does not decompress ({e})") from None
         elif flags & (DUMP_DH_COMPRESSED_LZO | DUMP_DH_COMPRESSED_SNAPPY):
             kind = "LZO" if flags & DUMP_DH_COMPRESSED_LZO else "snappy"
             raise DumpError(
