@@ -19,6 +19,7 @@ A journal entry and the stored file it names are one crash.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -199,27 +200,12 @@ def apport_reports(directory: str = APPORT_DIR) -> list[KeptCrash]:
 
 
 def _report_header(path: str) -> tuple[dict[str, str], bool]:
-    fields: dict[str, str] = {}
-    key: str | None = None
+    """The report's header fields (its first 200,000 lines at most) and whether a core follows them."""
+    from notmyfault.dumps.unpack import report_header
+
     with open(path, "rb") as f:
-        for n, raw in enumerate(f):
-            if n > 200_000:
-                break
-            if raw.startswith(b" "):
-                if key is not None and key in fields:
-                    fields[key] += "\n" + raw[1:].rstrip(b"\n").decode(errors="replace")
-                continue
-            name, sep, value = raw.partition(b":")
-            if not sep:
-                break
-            key = name.decode("ascii", errors="replace")
-            if key == "CoreDump":
-                return fields, True
-            if value.strip() != b"base64":
-                fields[key] = value.strip().decode(errors="replace")
-            else:
-                key = None
-    return fields, False
+        fields, stop = report_header(itertools.islice(f, 200_001))
+    return fields, stop.startswith(b"CoreDump:")
 
 
 def our_dumps(directory: str) -> list[KeptCrash]:

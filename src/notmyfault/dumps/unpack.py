@@ -29,7 +29,7 @@ import os
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -164,26 +164,37 @@ def decompressed(f: IO[bytes], packing: str) -> Iterator[bytes]:
         raise DumpError(f"{f.name} is truncated: its {packing} stream ends early")
 
 
-def _apport(f: IO[bytes], source: str) -> tuple[dict[str, str], Iterator[bytes] | None]:
-    """The report's text fields, and a stream of its CoreDump's bytes (None when it has none)."""
+def report_header(lines: Iterable[bytes]) -> tuple[dict[str, str], bytes]:
+    """An apport report's text fields (base64 ones left out), read from ``lines`` up to its CoreDump
+    field, and the line it stopped at: the ``CoreDump:`` line (the core's blocks follow it), a line
+    that is not ``Key: value``, or b"" at the end."""
     fields: dict[str, str] = {}
     key: str | None = None
-    for raw in f:
+    for raw in lines:
         if raw.startswith(b" ") and key is not None:
             if key in fields:
                 fields[key] += "\n" + raw[1:].rstrip(b"\n").decode(errors="replace")
             continue
         name, sep, value = raw.partition(b":")
-        if not sep:
-            raise DumpError(f"{source} is not an apport report: a line has no 'Key:' ({raw[:40]!r})")
+        if not sep or name == b"CoreDump":
+            return fields, raw
         key = name.decode("ascii", errors="replace")
-        if key == "CoreDump":
-            if value.strip() != b"base64":
-                raise DumpError(f"{source}: its CoreDump field is not base64 data")
-            return fields, _apport_core(f, source)
         if value.strip() != b"base64":
             fields[key] = value.strip().decode(errors="replace")
-    return fields, None
+    return fields, b""
+
+
+def _apport(f: IO[bytes], source: str) -> tuple[dict[str, str], Iterator[bytes] | None]:
+    """The report's text fields, and a stream of its CoreDump's bytes (None when it has none)."""
+    fields, stop = report_header(f)
+    if not stop:
+        return fields, None
+    _, sep, value = stop.partition(b":")
+    if not sep:
+        raise DumpError(f"{source} is not an apport report: a line has no 'Key:' ({stop[:40]!r})")
+    if value.strip() != b"base64":
+        raise DumpError(f"{source}: its CoreDump field is not base64 data")
+    return fields, _apport_core(f, source)
 
 
 def _apport_core(f: IO[bytes], source: str) -> Iterator[bytes]:
