@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from notmyfault.faults.catalog import CATALOG, Access, CrashType
+from tests.build_crashers import CATALOG_BUCKETS
 from tests.conftest import CORPUS, run_json, run_nmf
 from tests.coretools import gdb_frames, read_core
 from tests.leakutil import seed_scenario
@@ -44,7 +45,10 @@ def test_analysis_of_every_catalog_crash(entry: CrashType, catalog_dumps: dict[s
     assert a["crash_class"] == entry.outcome.crash_class
     assert a["blamed"]["function"] == expected_fn
     assert os.path.basename(a["blamed"]["module"]).startswith("myfault.")
-    assert a["bucket"] == f"{entry.outcome.crash_class}:myfault!{expected_fn}"
+    assert a["bucket"] == CATALOG_BUCKETS.get(
+        entry.name, f"{entry.outcome.crash_class}:python3:{expected_fn}"
+    )
+    assert a["program"] == "python3"
     assert a["probably_caused_by"].startswith("myfault.")
     core = read_core(catalog_dumps[entry.name])
     assert a["signal"]["number"] == core.signo
@@ -61,7 +65,7 @@ def test_analysis_of_every_catalog_crash(entry: CrashType, catalog_dumps: dict[s
     if entry.outcome.abort_message:
         assert entry.outcome.abort_message in a["abort_message"]
     assert a["frames"][0]["trust"] == "context"
-    assert a["schema_version"] == 1
+    assert a["schema_version"] == 2
 
 
 def test_stack_trash_frames_are_found_by_scanning(catalog_dumps: dict[str, str]) -> None:
@@ -111,7 +115,7 @@ def test_text_page(catalog_dumps: dict[str, str]) -> None:
     )
     assert "Probably caused by : myfault.cpython" in out
     assert "( myfault!myfault_high_irql+0x" in out
-    assert "BUCKET_ID: INVALID_MEMORY_READ:myfault!myfault_high_irql" in out
+    assert "BUCKET_ID: INVALID_MEMORY_READ:python3:myfault_high_irql" in out
     assert "#0   " in out
     assert "(context)" in out
 
@@ -167,7 +171,7 @@ def test_stack_all_shows_deadlocked_threads(dump_dir: Path, catalog_dumps: dict[
     a = _analyze(report["dump"]["path"])
     assert a["crash_class"] == "DEADLOCK"
     assert a["signal"]["name"] == "SIGABRT"  # the watchdog ended it; the story is the deadlock
-    assert a["bucket"] == "DEADLOCK:myfault!myfault_deadlock_a"  # canonical, whatever the thread order
+    assert a["bucket"] == "DEADLOCK:python3:myfault_deadlock_a"  # canonical, whatever the thread order
     cycle = a["deadlock"]
     assert [w["function"] for w in cycle] == ["myfault_deadlock_a", "myfault_deadlock_b"]
     assert cycle[0]["owner"] == cycle[1]["tid"]

@@ -93,7 +93,7 @@ def test_python_crashing_in_ctypes(tmp_path: Path) -> None:
     _, a = run_json("analyze", str(core))
     assert a["crash_class"] == "NULL_POINTER_READ"
     assert a["blamed"]["function"] == "string_at"  # libc is skipped: the caller that passed NULL is blamed
-    assert a["bucket"] == "NULL_POINTER_READ:_ctypes!string_at"
+    assert a["bucket"] == "NULL_POINTER_READ:python3:strlen | string_at"
 
 
 def test_exe_and_sysroot_find_a_moved_program(tmp_path: Path) -> None:
@@ -121,6 +121,6 @@ def test_exe_and_sysroot_find_a_moved_program(tmp_path: Path) -> None:
     assert bare["frames"][0]["location"].startswith("victim+0x")
     _, with_sysroot = run_json("analyze", str(core), "--sysroot", str(sysroot))
     assert with_sysroot["frames"][0]["function"] == "victim_crash_here"
-    assert with_sysroot["bucket"] == "NULL_POINTER_WRITE:victim!victim_crash_here"
+    assert with_sysroot["bucket"] == "NULL_POINTER_WRITE:victim:victim_crash_here"
     _, with_exe = run_json("analyze", str(core), "--exe", str(moved))
     assert with_exe["frames"][0]["function"] == "victim_crash_here"

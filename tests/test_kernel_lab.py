@@ -579,6 +579,8 @@ def test_triage_buckets_the_lab_vmcores_by_class_and_myfault_function(
     for name, run in lab.items():
         klass, function = EXPECTED[name]
         bucket = by_path[str(run.vmcore)]
-        assert bucket.startswith(f"{klass} "), (name, bucket)
-        assert bucket.split(" | ")[-1].split()[-1] == function, (name, bucket)
+        assert bucket.startswith(f"{klass}:linux:"), (name, bucket)
+        assert bucket.split(" | ")[-1].split(":")[-1] == function, (name, bucket)
+        _, a = run_json("analyze", str(run.vmcore))
+        assert a["bucket"] == bucket  # analyze's BUCKET_ID is the triage bucket
     assert len(buckets["buckets"]) == len(lab) - 1

@@ -23,8 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from notmyfault.triage.db import Database
+from notmyfault.analysis.signature import DEFAULT_RULES
+from notmyfault.triage.db import MIGRATIONS, Database
 from tests.build_crashers import BUGS, build, crash_all
+from tests.build_crashers import CATALOG_BUCKETS as CATALOG
 from tests.conftest import run_json, run_nmf
 
 pytestmark = pytest.mark.skipif(
@@ -32,19 +34,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs the plain 'core' pattern",
 )
 RUNS = 28
-CATALOG = {
-    "high-irql": "INVALID_MEMORY_READ myfault_high_irql",
-    "buffer-overflow": "HEAP_CORRUPTION __libc_free | myfault_buffer_overflow",
-    "code-overwrite": "WRITE_TO_READONLY_MEMORY myfault_code_overwrite",
-    "stack-trash": "STACK_CORRUPTION ?? | myfault_py_do_bug",
-    "null-deref": "NULL_POINTER_WRITE myfault_null_deref",
-    "stack-overflow": "STACK_OVERFLOW myfault_stack_overflow",
-    "breakpoint": "BREAKPOINT myfault_breakpoint",
-    "double-free": "DOUBLE_FREE __libc_free | myfault_double_free",
-    "use-after-free": "INVALID_MEMORY_READ myfault_use_after_free",
-    "abort": "ABORT myfault_abort",
-}
-"""The crash catalog's types and the bucket each one's dumps must land in."""
 CATALOG_RUNS = 3
 
 
@@ -68,7 +57,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
     f = Fleet(root)
     for bug, cores in crash_all(build(root / "build"), root / "crashers", RUNS).items():
         cls, sig = BUGS[bug]
-        f.expected.update({str(c): f"{cls} {sig}" for c in cores})
+        f.expected.update({str(c): f"{cls}:crashers:{sig}" for c in cores})
     catalog = root / "catalog"
     for _ in range(CATALOG_RUNS):
         for kind, bucket in CATALOG.items():
@@ -76,7 +65,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
             assert report["dump"] is not None, (kind, r.stderr)
             f.expected[report["dump"]["path"]] = bucket
     f.bad.mkdir()
-    good = next(p for p, b in f.expected.items() if b.startswith("NULL_POINTER_WRITE myfault"))
+    good = next(p for p, b in f.expected.items() if b.startswith("NULL_POINTER_WRITE:python3:myfault"))
     (f.bad / "core.truncated").write_bytes(Path(good).read_bytes()[:3000])
     return f
 
@@ -105,9 +94,13 @@ def _check(fleet: Fleet, db_url: str) -> None:
     failed = [(p, b) for p, s, b in table if s == "failed"]
     assert [p for p, _ in failed] == [str(fleet.bad / "core.truncated")]
     assert "truncated" in failed[0][1]
+    with Database(db_url) as db:  # analyze's BUCKET_ID, on the page stored with each dump, is its bucket
+        pages = db.execute("SELECT bucket, analysis_text FROM dumps WHERE status = 'ok'")
+    printed = [re.search(r"^BUCKET_ID: (.*)$", text, re.M) for _, text in pages]
+    assert [m.group(1) if m else None for m in printed] == [bucket for bucket, _ in pages]
     _, out = run_json("triage", "buckets", "--db", db_url)
     assert {b["bucket"]: b["count"] for b in out["buckets"]} == dict(fleet.buckets)
-    assert len(out["buckets"]) == 17
+    assert len(out["buckets"]) == len(BUGS) + len(CATALOG)
     assert out["failed"] == 1
 
 
@@ -135,6 +128,68 @@ def test_every_bug_lands_in_its_own_bucket_and_a_rerun_skips_everything(fleet: F
     _, members = run_json("triage", "show", bucket["id"], "--db", db)
     assert len(members["dumps"]) == bucket["count"] == RUNS
     assert all(fleet.expected[m["path"]] == bucket["bucket"] for m in members["dumps"])
+
+
+def _build_id(path: Path) -> str:
+    """The GNU build-id of an ELF file, read with pyelftools (not with notmyfault)."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(path, "rb") as f:
+        for note in ELFFile(f).get_section_by_name(".note.gnu.build-id").iter_notes():
+            return str(note["n_desc"])
+    raise AssertionError(f"{path} has no build-id")
+
+
+def test_filters_breakdowns_and_analyze_agree(fleet: Fleet, database: str) -> None:
+    """Buckets split by executable, build id and host; --exe, --build-id, --since and --search narrow
+    them (on SQLite and PostgreSQL alike); analyze's BUCKET_ID is the bucket triage stored."""
+    db = database
+    _ingest(db, str(fleet.root / "crashers"), extra=("--host", "alpha"))
+    _ingest(db, str(fleet.root / "catalog"), extra=("--host", "beta"))
+    exe = fleet.root / "build" / "bin" / "crashers"
+    build_id = _build_id(exe)
+    _, out = run_json("triage", "buckets", "--db", db)
+    total = sum(b["count"] for b in out["buckets"])
+    assert out["total"] == total == len(fleet.expected)
+    for b in out["buckets"]:
+        assert b["share"] == round(b["count"] / total, 4)
+        assert b["trend"] == {"last_7_days": b["count"], "previous_7_days": 0}  # all made just now
+        if b["program"] == "crashers":
+            assert b["breakdown"]["host"] == {"alpha": RUNS}
+            assert b["breakdown"]["executable"] == {str(exe): RUNS}
+            assert b["breakdown"]["build_id"] == {build_id: RUNS}
+        else:
+            assert b["program"] == "python3"
+            assert b["breakdown"]["host"] == {"beta": CATALOG_RUNS}
+        if "://" not in db:  # analyze, run on its own, prints the bucket triage filed the dump in
+            _, a = run_json("analyze", b["examples"][0])
+            assert a["bucket"] == b["bucket"]
+    crashers = {k for k in fleet.buckets if ":crashers:" in k}
+
+    def names(*args: str) -> set[str]:
+        r, listed = run_json("triage", "buckets", "--db", db, *args)
+        assert r.returncode == 0, r.stderr
+        return {b["bucket"] for b in listed["buckets"]}
+
+    assert names("--exe", "crashers") == names("--exe", str(exe)) == crashers
+    assert names("--exe", "python3") == set(fleet.buckets) - crashers
+    assert names("--build-id", build_id[:8].upper()) == crashers
+    assert names("--since", "2999-01-01") == set()
+    assert names("--since", "2000-01-01T00:00") == set(fleet.buckets)
+    assert names("--search", "PARSE_header") == {k for k in crashers if "parse_header" in k}
+    assert names("--search", "%") == names("--search", "_x_") == set()  # literal, not LIKE wildcards
+    text = run_nmf("triage", "buckets", "--db", db, "--exe", "crashers", "--examples", "2").stdout
+    assert text.count(f"... and {RUNS - 2} more: 'notmyfault triage show ") == len(crashers)
+    for args, words in (
+        (("--since", "garbage"), "is not a date"),
+        (("--since", "2026-13-45"), "is not a date"),
+        (("--build-id", "xyz"), "hexadecimal"),
+    ):
+        r = run_nmf("triage", "buckets", "--db", db, *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert r.stderr.count("\n") == 1, (args, r.stderr)
+        assert words in r.stderr, (args, r.stderr)
+    assert run_nmf("triage", "buckets", "--db", db, "--exe", "nosuch").stdout.startswith("no buckets match")
 
 
 def _children(pid: int) -> list[int]:
@@ -237,7 +292,7 @@ def test_rebucketing_after_a_rule_change_reads_no_dump(fleet: Fleet, database: s
     crashers = fleet.root / "crashers"
     _ingest(db, str(crashers))
     rules = tmp_path / "rules.json"
-    rules.write_text(json.dumps({"prefix": ["parse_header", "free", "__libc_free"], "max_frames": 2}))
+    rules.write_text(json.dumps({"prefix": ["parse_header", "free"], "max_frames": 2}))
     hidden = tmp_path / "hidden"
     shutil.move(str(crashers), hidden)
     try:
@@ -246,7 +301,10 @@ def test_rebucketing_after_a_rule_change_reads_no_dump(fleet: Fleet, database: s
         assert r.stdout.startswith(f"{2 * RUNS} dumps changed bucket; 7 buckets now")
         _, out = run_json("triage", "buckets", "--db", db)
         names = {b["bucket"] for b in out["buckets"]}
-        assert {"NULL_POINTER_READ parse_header | run", "NULL_POINTER_WRITE parse_header | run"} <= names
+        assert {
+            "NULL_POINTER_READ:crashers:parse_header | run",
+            "NULL_POINTER_WRITE:crashers:parse_header | run",
+        } <= names
         assert all(b["count"] == RUNS for b in out["buckets"])
     finally:
         shutil.move(str(hidden), crashers)
@@ -342,8 +400,43 @@ def test_the_schema_is_migrated_once(database: str) -> None:
     """Two connections, one migration; the same tables on both backends."""
     for _ in range(2):
         with Database(database) as d:
-            assert d.execute("SELECT version FROM schema_migrations") == [(1,)]
+            assert sorted(d.execute("SELECT version FROM schema_migrations")) == [(v,) for v, _ in MIGRATIONS]
             assert d.count() == 0
+
+
+def test_a_version_one_database_is_migrated_and_rebucketed(tmp_path: Path) -> None:
+    """A database written before programs scoped buckets: migration 2 adds the columns, and
+    rebucket files its rows by the new rule from their stored frames."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for statement in MIGRATIONS[0][1].format(id="INTEGER PRIMARY KEY AUTOINCREMENT").split(";"):
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_migrations VALUES (1, '2026-11-01T00:00:00+00:00')")
+    frames = [
+        {"function": "raise", "module": "libc", "offset": 16, "token": "raise"},
+        {"function": "__GI___libc_free", "module": "libc", "offset": 32, "token": "__libc_free"},
+        {"function": "release_buffer", "module": "crashers", "offset": 48, "token": "release_buffer"},
+    ]
+    conn.execute(
+        "INSERT INTO dumps (hash, analysis_version, path, size, ingested_at, status, dump_kind, executable, "
+        "crash_class, frames, signature, bucket, bucket_id, file_time) VALUES "
+        "('h', 'old', '/d/core', 1, 'now', 'ok', 'elf-core', '/opt/bin/crashers', 'DOUBLE_FREE', ?, "
+        "'__libc_free | release_buffer', 'DOUBLE_FREE __libc_free | release_buffer', 'x', '2026-11-01')",
+        (json.dumps(frames),),
+    )
+    conn.commit()
+    conn.close()
+    r = run_nmf("triage", "rebucket", "--db", str(path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("1 dumps changed bucket; 1 buckets now")
+    _, out = run_json("triage", "buckets", "--db", str(path))
+    (b,) = out["buckets"]
+    assert (b["bucket"], b["program"]) == ("DOUBLE_FREE:crashers:free | release_buffer", "crashers")
+    with Database(str(path)) as d:
+        assert d.execute("SELECT rules FROM dumps") == [(DEFAULT_RULES.stamp(),)]
 
 
 # ------------------------------------------------------------------ Dask
@@ -381,16 +474,31 @@ def test_the_html_report_renders_in_chromium(fleet: Fleet, tmp_path: Path) -> No
     assert dom.returncode == 0, dom.stderr[-2000:]
     body = dom.stdout[dom.stdout.index('<table class="sortable"') : dom.stdout.index("</table>")]
     rows = re.findall(
-        r'<td class="n" data-key="(\d+)">\d+</td><td>.*?</td><td>(.*?)</td><td>(.*?)</td>', body
+        r'<td class="n" data-key="(\d+)">\d+</td><td class="n".*?</td><td>.*?</td><td>(.*?)</td><td>(.*?)</td><td class="sig">(.*?)</td>',
+        body,
     )
-    counts = Counter({f"{cls} {sig}".replace("&amp;", "&"): int(n) for n, cls, sig in rows})
+    counts = Counter({f"{cls}:{prog}:{sig}".replace("&amp;", "&"): int(n) for n, cls, prog, sig in rows})
     assert counts == fleet.buckets
     assert "1 dumps could not be analysed" in dom.stdout
+    swatches = re.findall(r'class="swatch" style="background:\s*([^;"]+)', body)
+    assert len(swatches) == len(rows) == len(set(swatches))  # a colour of its own for every bucket
+    trends = re.findall(r'<td data-key="(-?\d+)">(.*?)</td>', body)
+    assert {t for _, t in trends} == {f"new ({RUNS})", f"new ({CATALOG_RUNS})"}  # all within a week
+    assert dom.stdout.count(f"... and {RUNS - 20} more: <code>notmyfault triage show ") == len(BUGS)
+    assert dom.stdout.count('<table class="split">') == len(rows)
+    assert '<input id="search"' in dom.stdout
     shot = tmp_path / "report.png"
     r = subprocess.run([chromium, *flags, "--window-size=1200,900", f"--screenshot={shot}", page.as_uri()],
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert shot.stat().st_size > 10_000
+
+
+def test_bucket_colours_never_repeat() -> None:
+    from notmyfault.triage.report import PALETTE, color
+
+    shown = [color(i) for i in range(30_000 + len(PALETTE))]
+    assert len(set(shown)) == len(shown)
 
 
 # ------------------------------------------------------------------ bad input

@@ -111,7 +111,7 @@ def test_the_seeds_bugcheck_d1_blames_myfault(bits: int, tmp_path: Path) -> None
     assert a["arch"] == ("x86" if bits == 32 else "x86_64")
     assert a["access"] == "read"
     assert a["blame_reason"] == "argument 4 of the bug check is the address of the faulting instruction"
-    assert a["bucket"] == "DRIVER_IRQL_NOT_LESS_OR_EQUAL:myfault+0x579"
+    assert a["bucket"] == "DRIVER_IRQL_NOT_LESS_OR_EQUAL:windows:myfault+0x579"
     _, stacks = run_json("stack", str(dump))
     locations = [f["location"] for f in stacks["threads"][0]["frames"]]
     nt = synth.drivers[0][1]

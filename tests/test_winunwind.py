@@ -73,7 +73,7 @@ def test_the_stack_is_the_one_the_cpu_built(crashed: tuple[Path, winfault.Crash]
     assert a.frames[-1].location() == "ntoskrnl+0x8b2e9"
     assert a.blamed is not None
     assert a.blamed.location() == "myfault!wf_write+0x0"
-    assert a.bucket == "DRIVER_IRQL_NOT_LESS_OR_EQUAL:myfault!wf_write"
+    assert a.bucket == "DRIVER_IRQL_NOT_LESS_OR_EQUAL:windows:wf_write"
     assert a.notes[0] == "the unwind stopped at ntoskrnl+0x8b2e9: its image's headers are not in the dump"
 
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from notmyfault.analysis.blame import base_name, choose
 from notmyfault.analysis.classes import CRASH_CLASSES
 from notmyfault.analysis.deadlock import LockWait, find_deadlock
 from notmyfault.analysis.isa import capstone_for
+from notmyfault.analysis.signature import SignFrame, bucket_key, signature
+from notmyfault.analysis.signature import program as program_name
 from notmyfault.analysis.unwind import Frame, Program, code_bytes, load_program, stack_depth, thread_frames
 from notmyfault.dumps import origin, report_fields
 from notmyfault.dumps.elfcore import PF_X, ElfCore, SigInfo
@@ -61,7 +65,6 @@ class CrashAnalysis:
     description: str
     blamed: Frame | None
     blame_reason: str
-    bucket: str
     abort_message: str | None = None
     frames: tuple[Frame, ...]
     notes: tuple[str, ...] = field(default=())
@@ -80,6 +83,24 @@ class CrashAnalysis:
     """Windows kernel dumps: what each bug check parameter means."""
     report: dict[str, str] = field(default_factory=dict)
     """For a core unpacked from an apport report: the report's fields (ExecutablePath, Package, ...)."""
+    sign_frames: tuple[Frame, ...] | None = None
+    """The stack the signature is taken from where it is not ``frames``: for a deadlock, the stack
+    of the cycle's first thread."""
+
+    @property
+    def program(self) -> str:
+        """The program the bucket is scoped by (python3, bash, crashers; linux or windows for a kernel)."""
+        return program_name(self.dump_kind, self.executable)
+
+    @property
+    def signature(self) -> str:
+        """The crash signature by the built-in rules (notmyfault.analysis.signature)."""
+        return signature(sign_frames(self.frames if self.sign_frames is None else self.sign_frames))
+
+    @property
+    def bucket(self) -> str:
+        """BUCKET_ID: ``CLASS:program:signature``, the same bucket ``triage`` files the dump in."""
+        return bucket_key(self.crash_class, self.program, self.signature)
 
     @property
     def probably_caused_by(self) -> str:
@@ -87,6 +108,18 @@ class CrashAnalysis:
         if self.blamed is None:
             return "unknown (no frame in a known module)"
         return f"{base_name(self.blamed.module or '?')} ( {self.blamed.location()} )"
+
+
+def sign_frames(frames: Sequence[Frame]) -> list[SignFrame]:
+    """What the signature rule reads of each frame: its name, its module's file name, its offset."""
+    return [
+        SignFrame(
+            f.function,
+            base_name(f.module) if f.module else None,
+            f.pc - f.module_base if f.module and f.module_base is not None else None,
+        )
+        for f in frames
+    ]
 
 
 def _abort_message(program: Program) -> str | None:
@@ -131,6 +164,8 @@ def decode_bytes(data: bytes, pc: int, arch: str) -> Instruction | None:
                         access = "read"
         except capstone.CsError:
             pass
+        if arch in ("x86_64", "x32", "i386", "x86") and _x86_store(insn):
+            access = "write"
         if access is None and arch in ("x86_64", "x32", "i386", "x86"):
             # implicit stack accesses have no memory operand: a stack overflow often faults on a
             # push or a call (the return address), which write; pop, ret and leave read
@@ -149,6 +184,26 @@ def decode_bytes(data: bytes, pc: int, arch: str) -> Instruction | None:
             )
         return Instruction(insn.address, f"{insn.mnemonic} {insn.op_str}".strip(), insn.size, access)
     return None
+
+
+X86_STORES = re.compile(
+    r"v?(p?mov|movnt|extract|pextr|maskmov|p?scatter|p?compress)\w*|fn?st\w*|fistt?p?|fbstp|stmxcsr|vstmxcsr"
+)
+"""x86 instructions that write their first operand when it is memory: capstone 5 marks the memory
+operand of SSE, AVX and AVX-512 stores (``movups xmmword ptr [rdi], xmm0``, ``vmovups zmmword ptr
+[rax], zmm2``, as glibc's memset runs them) as read."""
+
+
+def _x86_store(insn: Any) -> bool:
+    """True if ``insn`` (x86, with details) stores to a memory first operand."""
+    import capstone
+
+    try:
+        ops = insn.operands
+    except capstone.CsError:
+        return False
+    mem = getattr(capstone, "CS_OP_MEM", 3)
+    return bool(ops) and ops[0].type == mem and X86_STORES.fullmatch(insn.mnemonic.split()[-1]) is not None
 
 
 def operand_address(data: bytes, pc: int, arch: str, regs: dict[str, int]) -> int | None:
@@ -423,7 +478,6 @@ def analyze(
                 cycle[0].frame,
                 "the first thread of the deadlock cycle, in its first frame outside the system modules",
             )
-    bucket = f"{crash_class}:{blamed.symbolic() if blamed else '?'}"
     proc = core.process
     executable = executable_path(core, program)
     return CrashAnalysis(
@@ -453,7 +507,7 @@ def analyze(
         blamed=blamed,
         blame_reason=blame_reason,
         deadlock=cycle,
-        bucket=bucket,
+        sign_frames=cycle[0].stack if cycle and cycle[0].stack else None,
         abort_message=abort,
         frames=frames,
         notes=tuple(notes),

@@ -33,6 +33,8 @@ class LockWait:
     function: str | None
     """The thread's innermost function outside the system modules (who asked for the lock)."""
     frame: Frame | None
+    stack: tuple[Frame, ...] = ()
+    """The thread's whole stack, innermost first (the signature of a deadlock is taken from it)."""
 
 
 def _waiting(core: ElfCore, t: ThreadState) -> int | None:
@@ -61,7 +63,7 @@ def find_deadlock(core: ElfCore, program: Program) -> tuple[LockWait, ...]:
         except UnreadableMemory:
             continue
         own = next((f for f in frames if f.module and not is_system_module(f.module)), None)
-        waits[t.tid] = LockWait(t.tid, mutex, owner, own.function if own else None, own)
+        waits[t.tid] = LockWait(t.tid, mutex, owner, own.function if own else None, own, tuple(frames))
     for start in waits:
         chain: list[LockWait] = []
         seen: set[int] = set()

@@ -129,7 +129,6 @@ def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
         description=bc.meaning or "A bug check this table does not describe.",
         blamed=blamed,
         blame_reason=reason,
-        bucket=f"{bc.name}:{blamed.symbolic() if blamed else '?'}",
         frames=frames,
         notes=tuple(notes),
         dump_kind="windows-kernel",

@@ -56,7 +56,6 @@ def analyze_minidump(md: Minidump, symbols: Symbols = None) -> CrashAnalysis:
     crash_class = refine_class(decoded, access) if decoded else "UNKNOWN"
     choice = choose([f.module for f in frames])
     blamed = frames[choice.index] if choice.index is not None else None
-    bucket = f"{crash_class}:{blamed.symbolic() if blamed else '?'}"
     notes = []
     assertion = md.assertion
     if assertion is not None:
@@ -90,7 +89,6 @@ def analyze_minidump(md: Minidump, symbols: Symbols = None) -> CrashAnalysis:
         description=CRASH_CLASSES[crash_class],
         blamed=blamed,
         blame_reason=choice.reason,
-        bucket=bucket,
         frames=frames,
         notes=tuple(notes),
         dump_kind="minidump",

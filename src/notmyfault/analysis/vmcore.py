@@ -499,8 +499,6 @@ def _result(
             "0 = read, 1 = write (#PF error code)",
             "address which referenced memory",
         )
-    bucket_fn = blamed.function if blamed and blamed.function else "unknown"
-    bucket = f"{klass.name}_{blamed.module if blamed else 'vmlinux'}!{bucket_fn}"
     if facts.panic:
         notes.append(f"panic: {facts.panic}")
     return CrashAnalysis(
@@ -517,7 +515,6 @@ def _result(
         description=klass.description,
         blamed=blamed,
         blame_reason=reason,
-        bucket=bucket,
         abort_message=facts.headline or facts.panic,
         frames=frames,
         notes=tuple(notes),

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from notmyfault.cli.common import emit_json, fail
+from notmyfault.render import SCHEMA_VERSION
 
 store_option = click.option(
     "--coredump-dir",
@@ -145,7 +146,7 @@ def list_crashes(
         for i, c in enumerate(kept, 1)
     ]
     if as_json:
-        emit_json({"schema_version": 1, "kind": "crash-list", "crashes": rows})
+        emit_json({"schema_version": SCHEMA_VERSION, "kind": "crash-list", "crashes": rows})
         return
     if not rows:
         click.echo(
@@ -181,7 +182,7 @@ def info(store: str, crash_dir: str, dump_dir: str | None, journal: Any, ident: 
     i, c = found
     row = _row(i, c, _verdict(c.path) if c.present and c.path else None)
     if as_json:
-        emit_json({"schema_version": 1, "kind": "crash-info", **row})
+        emit_json({"schema_version": SCHEMA_VERSION, "kind": "crash-info", **row})
         return
     from notmyfault.render.safe import printable
 

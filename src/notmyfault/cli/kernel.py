@@ -17,6 +17,7 @@ import click
 
 from notmyfault.cli.common import emit_json, fail, parse_size_option
 from notmyfault.kernel import CRASHES, HANGS, POOLS, Request
+from notmyfault.render import SCHEMA_VERSION
 
 YES = "--yes-crash-this-machine"
 
@@ -50,7 +51,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="JSON output 
 def _say(as_json: bool, kind: str, text: str, **fields: object) -> None:
     """One result: a line for people, or a JSON object of ``kind`` with ``fields``."""
     if as_json:
-        emit_json({"schema_version": 1, "kind": kind, **fields})
+        emit_json({"schema_version": SCHEMA_VERSION, "kind": kind, **fields})
     else:
         click.echo(text)
 
@@ -126,7 +127,7 @@ def status(as_json: bool) -> None:
         except KernelError as e:
             fail(str(e))
     if as_json:
-        emit_json({"schema_version": 1, "kind": "kernel-status", "kdump": _kdump_json(), "loaded": _loaded(),
+        emit_json({"schema_version": SCHEMA_VERSION, "kind": "kernel-status", "kdump": _kdump_json(), "loaded": _loaded(),
                    "leaked_bytes": leaked, "blocks": blocks})  # fmt: skip
         return
     click.echo(_kdump_line())

@@ -19,6 +19,7 @@ import click
 from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, raise_interrupt
 from notmyfault.cli.kernel import code_option, leak_options, leak_request_from, parse_code
 from notmyfault.kernel import CRASHES, HANGS
+from notmyfault.render import SCHEMA_VERSION
 
 accel_option = click.option(
     "--accel",
@@ -73,7 +74,7 @@ def _emit_run(kit: Any, result: Any, analysis: bool) -> None:
     kdump = result.directory / "vmcore.kdump"
     emit_json(
         {
-            "schema_version": 1,
+            "schema_version": SCHEMA_VERSION,
             "kind": "lab-run",
             "release": kit.release,
             "accel": result.accel,
@@ -96,7 +97,7 @@ def fetch(release: str | None, as_json: bool) -> None:
     """Download and unpack the kernel kit (image, debug vmlinux) into the cache, once."""
     kit = _kit(release)
     if as_json:
-        emit_json({"schema_version": 1, "kind": "lab-kit", "release": kit.release, "root": str(kit.root),
+        emit_json({"schema_version": SCHEMA_VERSION, "kind": "lab-kit", "release": kit.release, "root": str(kit.root),
                    "vmlinuz": str(kit.vmlinuz), "vmlinux": str(kit.vmlinux)})  # fmt: skip
     else:
         click.echo(f"{kit.release}: {kit.root}")

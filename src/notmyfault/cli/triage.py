@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import sys
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ import click
 
 from notmyfault.cli.analyze import json_option
 from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, parse_size_option, raise_interrupt
+from notmyfault.render import SCHEMA_VERSION
 from notmyfault.render.safe import terminal_safe
 
 
@@ -35,8 +38,49 @@ rules_option = click.option(
     "--rules",
     "rules_path",
     metavar="FILE",
-    help="Signature rules as JSON ({skip: [...], prefix: [...], max_frames: N}) instead of the built-in ones.",
+    help="Signature rules as JSON (keys: normalize, irrelevant, irrelevant_modules, prefix, sentinel, "
+    "max_frames; see 'triage rules') instead of the built-in ones.",
 )
+
+
+def filter_options(f: Any) -> Any:
+    """The options that narrow a listing to some dumps: --exe, --build-id, --since, --search."""
+    for option in reversed(
+        (
+            click.option(
+                "--exe", metavar="NAME", help="Only dumps of this program (name, file name or path)."
+            ),
+            click.option(
+                "--build-id",
+                metavar="HEX",
+                help="Only dumps of an executable with this build id (or prefix).",
+            ),
+            click.option(
+                "--since",
+                metavar="DATE",
+                help="Only dumps from this time on (ISO 8601, e.g. 2026-11-01; UTC).",
+            ),
+            click.option(
+                "--search",
+                metavar="TEXT",
+                help="Only dumps whose bucket, executable or blamed frame holds TEXT.",
+            ),
+        )
+    ):
+        f = option(f)
+    return f
+
+
+def _filter(exe: str | None, build_id: str | None, since: str | None, search: str | None) -> Any:
+    """The Filter the options ask for (exit 2 with one line for a date that is none)."""
+    from notmyfault.triage.db import Filter, parse_since
+
+    if build_id is not None and not re.fullmatch(r"[0-9a-fA-F]+", build_id):
+        fail(f"--build-id {build_id!r}: give hexadecimal digits (a build id or its start)")
+    try:
+        return Filter(exe or None, build_id or None, parse_since(since) if since else None, search or None)
+    except ValueError as e:
+        fail(str(e))
 
 
 @contextmanager
@@ -127,7 +171,7 @@ DURATION = Duration()
 
 
 def _rules(path: str | None) -> Any:
-    from notmyfault.triage.signature import DEFAULT_RULES, load_rules
+    from notmyfault.analysis.signature import DEFAULT_RULES, load_rules
 
     if path is None:
         return DEFAULT_RULES
@@ -161,6 +205,9 @@ def triage() -> None:
 )
 @db_option
 @rules_option
+@click.option(
+    "--host", metavar="NAME", help="The machine these dumps came from (buckets are broken down by it)."
+)
 @click.option("-v", "--verbose", is_flag=True, help="Name every file that was skipped (not a dump).")
 @click.option(
     "--debuginfod",
@@ -172,6 +219,7 @@ def triage() -> None:
 def ingest(
     paths: tuple[str, ...],
     recursive: bool,
+    host: str | None,
     verbose: bool,
     debuginfod: bool,
     workers: int,
@@ -211,6 +259,7 @@ def ingest(
                 rules,
                 progress=bar.advance if bar else None,
                 on_start=bar.start if bar else None,
+                host=host,
             )
         except FileNotFoundError as e:
             fail(f"no such file or directory: {e}")
@@ -240,7 +289,7 @@ def ingest(
             "db": db_url,
         }
         if as_json:
-            emit_json({"schema_version": 1, "kind": "triage-ingest", **summary})
+            emit_json({"schema_version": SCHEMA_VERSION, "kind": "triage-ingest", **summary})
         else:
             for path in result.not_dumps + (result.skipped if verbose else []):
                 click.echo(terminal_safe(f"skipped {path}: not a core dump, minidump or Windows kernel dump"))
@@ -258,30 +307,55 @@ def ingest(
 
 
 @triage.command()
-@click.option("--since", metavar="DATE", help="Only dumps from this time on (ISO 8601, e.g. 2026-11-01).")
+@filter_options
 @click.option("--top", type=click.IntRange(1), help="Only the N biggest buckets.")
+@click.option(
+    "--examples", type=click.IntRange(0, 1000), default=3, show_default=True, help="Dumps named per bucket."
+)
 @db_option
 @json_option
-def buckets(since: str | None, top: int | None, db_url: str, as_json: bool) -> None:
-    """The buckets, biggest first: count, first and last seen, crash class, signature, examples."""
+def buckets(
+    exe: str | None,
+    build_id: str | None,
+    since: str | None,
+    search: str | None,
+    top: int | None,
+    examples: int,
+    db_url: str,
+    as_json: bool,
+) -> None:
+    """The buckets, biggest first: count, share, first and last seen, bucket (CLASS:program:signature)."""
+    from notmyfault.triage.report import trends
+
+    where = _filter(exe, build_id, since, search)
     with _database(db_url) as db:
-        found = db.buckets(since, top)
+        found = db.buckets(where, top, examples)
+        total = db.count_ok(where)
         failed = db.count("failed")
+        split = db.breakdown(where) if as_json else {}
+        trend = trends(db.timeline(where)) if as_json else {}
     if as_json:
         emit_json(
             {
-                "schema_version": 1,
+                "schema_version": SCHEMA_VERSION,
                 "kind": "triage-buckets",
+                "total": total,
                 "buckets": [
                     {
                         "id": b.id,
                         "bucket": b.key,
                         "crash_class": b.crash_class,
+                        "program": b.program,
                         "signature": b.signature,
                         "count": b.count,
+                        "share": round(b.count / total, 4) if total else None,
                         "first_seen": b.first_seen,
                         "last_seen": b.last_seen,
                         "examples": list(b.examples),
+                        "breakdown": {k: dict(v.most_common()) for k, v in split.get(b.id, {}).items()},
+                        "trend": dict(
+                            zip(("last_7_days", "previous_7_days"), trend.get(b.id, (0, 0)), strict=True)
+                        ),
                     }
                     for b in found
                 ],
@@ -290,17 +364,26 @@ def buckets(since: str | None, top: int | None, db_url: str, as_json: bool) -> N
         )
         return
     if not found:
-        click.echo("no buckets yet: 'notmyfault triage ingest PATH' stores dumps")
+        click.echo(
+            "no buckets match"
+            if any((exe, build_id, since, search))
+            else "no buckets yet: 'notmyfault triage ingest PATH' stores dumps"
+        )
     else:
-        click.echo(f"{'id':<10}  {'count':>5}  {'first seen':<19}  {'last seen':<19}  bucket")
+        click.echo(f"{'id':<10}  {'count':>5}  {'share':>6}  {'first seen':<19}  {'last seen':<19}  bucket")
         for b in found:
+            share = f"{100 * b.count / total:.1f}%" if total else "-"
             click.echo(
                 terminal_safe(
-                    f"{b.id:<10}  {b.count:>5}  {b.first_seen[:19]:<19}  {b.last_seen[:19]:<19}  {b.key}"
+                    f"{b.id:<10}  {b.count:>5}  {share:>6}  {b.first_seen[:19]:<19}  {b.last_seen[:19]:<19}  {b.key}"
                 )
             )
             for path in b.examples:
-                click.echo(terminal_safe(f"{'':<10}  {'':>5}  e.g. {path}"))
+                click.echo(terminal_safe(f"{'':<10}  {'':>5}  {'':>6}  e.g. {path}"))
+            if b.count > len(b.examples) and b.examples:
+                click.echo(
+                    f"{'':<10}  {'':>5}  {'':>6}  ... and {b.count - len(b.examples)} more: 'notmyfault triage show {b.id}'"
+                )
     if failed:
         click.echo(f"{failed} dumps could not be analysed: 'notmyfault triage show failed'")
 
@@ -315,7 +398,7 @@ def show(bucket: str, db_url: str, as_json: bool) -> None:
         if bucket == "failed":
             failures = db.failures()
             if as_json:
-                emit_json({"schema_version": 1, "kind": "triage-failed",
+                emit_json({"schema_version": SCHEMA_VERSION, "kind": "triage-failed",
                            "dumps": [{"path": p, "error": e} for p, e in failures]})  # fmt: skip
             else:
                 for path, error in failures:
@@ -326,7 +409,12 @@ def show(bucket: str, db_url: str, as_json: bool) -> None:
         fail(f"no bucket {bucket!r}: 'notmyfault triage buckets' lists them")
     if as_json:
         emit_json(
-            {"schema_version": 1, "kind": "triage-bucket", "bucket": members[0]["bucket"], "dumps": members}
+            {
+                "schema_version": SCHEMA_VERSION,
+                "kind": "triage-bucket",
+                "bucket": members[0]["bucket"],
+                "dumps": members,
+            }
         )
         return
     click.echo(terminal_safe(members[0]["bucket"]))
@@ -348,21 +436,52 @@ def rebucket(db_url: str, rules_path: str | None, as_json: bool) -> None:
         changed = db.rebucket(rules)
         count = len(db.buckets())
     if as_json:
-        emit_json({"schema_version": 1, "kind": "triage-rebucket", "changed": changed, "buckets": count})
+        emit_json(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "kind": "triage-rebucket",
+                "changed": changed,
+                "buckets": count,
+            }
+        )
     else:
         click.echo(f"{changed} dumps changed bucket; {count} buckets now")
 
 
 @triage.command()
+@rules_option
+@json_option
+def rules(rules_path: str | None, as_json: bool) -> None:
+    """The signature rules (the built-in ones, or --rules FILE) as JSON: a start for your own."""
+    r = _rules(rules_path)
+    data = {"stamp": r.stamp(), **r.data()}
+    if as_json:
+        emit_json({"schema_version": SCHEMA_VERSION, "kind": "triage-rules", **data})
+    else:
+        click.echo(json.dumps(r.data(), indent=2))
+
+
+@triage.command()
 @click.option("--html", "html_path", required=True, metavar="FILE", help="Write the report here.")
+@filter_options
 @db_option
 @json_option
-def report(html_path: str, db_url: str, as_json: bool) -> None:
-    """One self-contained HTML page: the buckets (sortable), counts over time, each bucket's analysis."""
+def report(
+    html_path: str,
+    exe: str | None,
+    build_id: str | None,
+    since: str | None,
+    search: str | None,
+    db_url: str,
+    as_json: bool,
+) -> None:
+    """One self-contained HTML page: the buckets (sortable, searchable) with share, trend and first and
+    last seen, counts over time, and each bucket's breakdown, first dumps and analysis."""
     from notmyfault.triage.report import html_report
 
+    where = _filter(exe, build_id, since, search)
     with _database(db_url) as db:
-        page = html_report(db)
+        page = html_report(db, where)
     try:
         with open(html_path, "w", encoding="utf-8") as f:
             f.write(page)
@@ -370,7 +489,12 @@ def report(html_path: str, db_url: str, as_json: bool) -> None:
         fail(f"cannot write {html_path}: {e.strerror}")
     if as_json:
         emit_json(
-            {"schema_version": 1, "kind": "triage-report", "html": html_path, "bytes": len(page.encode())}
+            {
+                "schema_version": SCHEMA_VERSION,
+                "kind": "triage-report",
+                "html": html_path,
+                "bytes": len(page.encode()),
+            }
         )
     else:
         click.echo(f"wrote {html_path}")

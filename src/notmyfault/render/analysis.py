@@ -241,6 +241,8 @@ def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
         "blame_reason": a.blame_reason,
         "probably_caused_by": a.probably_caused_by,
         "bucket": a.bucket,
+        "program": a.program,
+        "signature": a.signature,
         "frames": [frame_json(f) for f in a.frames],
         "notes": list(a.notes),
         "report": a.report or None,

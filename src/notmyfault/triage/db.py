@@ -13,18 +13,30 @@ import datetime as dt
 import json
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from notmyfault.triage.signature import DEFAULT_RULES, Rules, bucket_id, bucket_key, signature
+from notmyfault.analysis.signature import (
+    DEFAULT_RULES,
+    Rules,
+    SignFrame,
+    bucket_id,
+    bucket_key,
+    program,
+    signature,
+)
 
+BREAKDOWN = ("executable", "build_id", "version", "host")
+"""What a bucket's dumps are split by in the report."""
 COLUMNS = (
     "hash", "analysis_version", "path", "size", "file_time", "crash_time", "ingested_at", "host", "pid",
     "executable", "dump_kind", "arch", "status", "error", "crash_class", "reason", "blamed", "frames",
-    "build_ids", "signature", "bucket", "bucket_id", "rules", "analysis_text", "seconds",
+    "build_ids", "signature", "bucket", "bucket_id", "rules", "analysis_text", "seconds", "program",
+    "build_id", "version",
 )  # fmt: skip
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -64,22 +76,89 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX dumps_status ON dumps (status)
         """,
     ),
+    (
+        2,
+        """
+        ALTER TABLE dumps ADD COLUMN program TEXT;
+        ALTER TABLE dumps ADD COLUMN build_id TEXT;
+        ALTER TABLE dumps ADD COLUMN version TEXT;
+        CREATE INDEX dumps_program ON dumps (program)
+        """,
+    ),
 )
 """(version, SQL): ``{id}`` is the dialect's auto-increment key; statements are split on ';'."""
 
 
 @dataclass(frozen=True)
 class Bucket:
-    """A bucket: dumps of one crash class with one signature."""
+    """A bucket: the dumps of one program with one crash class and one signature."""
 
     id: str
     key: str
     crash_class: str
+    program: str
     signature: str
     count: int
     first_seen: str
     last_seen: str
     examples: tuple[str, ...]
+    """The first dumps (at most the ``examples`` asked for), oldest first."""
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Which dumps a listing covers: all, or those of one program (its name, the executable's file
+    name or path), of an executable build id (or a prefix of one), from a time on, or whose bucket,
+    executable or blamed frame holds a text (case-insensitive)."""
+
+    exe: str | None = None
+    build_id: str | None = None
+    since: str | None = None
+    """An ISO 8601 time in UTC, as ``parse_since`` gives it."""
+    search: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        """The SQL condition (for ok rows) and its parameters."""
+        sql, args = "status = 'ok'", []
+        if self.exe:
+            sql += " AND (program = ? OR executable = ? OR executable LIKE ? ESCAPE '\\')"
+            args += [self.exe, self.exe, "%/" + _like(self.exe)]
+        if self.build_id:
+            sql += " AND LOWER(build_id) LIKE ? ESCAPE '\\'"
+            args.append(_like(self.build_id.lower()) + "%")
+        if self.since:
+            sql += f" AND {WHEN} >= ?"
+            args.append(self.since)
+        if self.search:
+            sql += (
+                " AND (LOWER(bucket) LIKE ? ESCAPE '\\' OR LOWER(COALESCE(executable, '')) LIKE ? ESCAPE '\\'"
+            )
+            sql += " OR LOWER(COALESCE(blamed, '')) LIKE ? ESCAPE '\\')"
+            args += ["%" + _like(self.search.lower()) + "%"] * 3
+        return sql, args
+
+
+WHEN = "COALESCE(crash_time, file_time)"
+"""A dump's time: when it crashed, where the dump says, else when its file was written."""
+
+
+def _like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def parse_since(text: str) -> str:
+    """A --since value (ISO 8601 date or time; UTC when it names no zone) as the stored form of
+    times (UTC, ISO 8601), so that stored times compare with it; ValueError if it is no date."""
+    try:
+        t = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"--since {text!r} is not a date: give ISO 8601, e.g. 2026-11-01 or 2026-11-01T12:00"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return t.astimezone(dt.timezone.utc).isoformat()
 
 
 class Database:
@@ -212,29 +291,57 @@ class Database:
             return int(self.execute("SELECT COUNT(*) FROM dumps")[0][0])
         return int(self.execute("SELECT COUNT(*) FROM dumps WHERE status = ?", [status])[0][0])
 
-    def buckets(self, since: str | None = None, top: int | None = None, examples: int = 3) -> list[Bucket]:
-        """Buckets by size (then name), each with its first and last dump time and a few examples."""
-        when = "COALESCE(crash_time, file_time)"
-        where, args = "status = 'ok'", []
-        if since:
-            where += f" AND {when} >= ?"
-            args.append(since)
+    def count_ok(self, where: Filter | None = None) -> int:
+        """Analysed dumps that ``where`` covers (what a bucket's share is of)."""
+        cond, args = (where or Filter()).where()
+        return int(self.execute(f"SELECT COUNT(*) FROM dumps WHERE {cond}", args)[0][0])
+
+    def buckets(self, where: Filter | None = None, top: int | None = None, examples: int = 3) -> list[Bucket]:
+        """Buckets by size (then name), each with its first and last dump time and its first
+        ``examples`` dumps; ``where`` narrows the dumps counted."""
+        cond, args = (where or Filter()).where()
         sql = (
-            f"SELECT bucket_id, bucket, crash_class, signature, COUNT(*), MIN({when}), MAX({when}) "
-            f"FROM dumps WHERE {where} GROUP BY bucket_id, bucket, crash_class, signature "
+            f"SELECT bucket_id, bucket, crash_class, COALESCE(program, ''), signature, COUNT(*), MIN({WHEN}), "
+            f"MAX({WHEN}) FROM dumps WHERE {cond} GROUP BY bucket_id, bucket, crash_class, program, signature "
             "ORDER BY COUNT(*) DESC, bucket"
         )
         if top is not None:
             sql += f" LIMIT {int(top)}"
         out = []
-        for bid, key, cls, sig, n, first, last in self.execute(sql, args):
+        for bid, key, cls, prog, sig, n, first, last in self.execute(sql, args):
             paths = self.execute(
-                f"SELECT path FROM dumps WHERE bucket_id = ? AND {where} ORDER BY {when}, path LIMIT {int(examples)}",
+                f"SELECT path FROM dumps WHERE bucket_id = ? AND {cond} ORDER BY {WHEN}, path LIMIT {int(examples)}",
                 [bid, *args],
             )
             out.append(
-                Bucket(bid, key, cls, sig, int(n), first or "", last or "", tuple(p[0] for p in paths))
+                Bucket(
+                    bid,
+                    key,
+                    cls,
+                    prog or "?",
+                    sig,
+                    int(n),
+                    first or "",
+                    last or "",
+                    tuple(p[0] for p in paths),
+                )
             )
+        return out
+
+    def breakdown(self, where: Filter | None = None) -> dict[str, dict[str, Counter[str]]]:
+        """For each bucket id: how its dumps split by executable, executable build id, version and
+        host (``-`` where a dump does not say)."""
+        cond, args = (where or Filter()).where()
+        out: dict[str, dict[str, Counter[str]]] = {}
+        rows = self.execute(
+            f"SELECT bucket_id, executable, build_id, version, host, COUNT(*) FROM dumps WHERE {cond} "
+            "GROUP BY bucket_id, executable, build_id, version, host",
+            args,
+        )
+        for bid, exe, build, version, host, n in rows:
+            split = out.setdefault(bid, {k: Counter() for k in BREAKDOWN})
+            for k, v in zip(BREAKDOWN, (exe, build, version, host), strict=True):
+                split[k][str(v) if v else "-"] += int(n)
         return out
 
     def members(self, bucket: str) -> list[dict[str, Any]]:
@@ -274,28 +381,33 @@ class Database:
         )
         return str(rows[0][0]) if rows else ""
 
-    def timeline(self) -> list[tuple[str, str]]:
-        """(bucket id, dump time) of every analysed dump, for the report's chart."""
-        return [(r[0], r[1] or "") for r in self.execute(
-            "SELECT bucket_id, COALESCE(crash_time, file_time) FROM dumps WHERE status = 'ok'"
-        )]  # fmt: skip
+    def timeline(self, where: Filter | None = None) -> list[tuple[str, str]]:
+        """(bucket id, dump time) of every analysed dump, for the report's chart and trends."""
+        cond, args = (where or Filter()).where()
+        return [
+            (r[0], r[1] or "")
+            for r in self.execute(f"SELECT bucket_id, {WHEN} FROM dumps WHERE {cond}", args)
+        ]
 
     def rebucket(self, rules: Rules = DEFAULT_RULES) -> int:
-        """Recompute every signature and bucket from the stored frames (no dump is read again);
-        return how many rows changed bucket."""
+        """Recompute every program, signature and bucket from the stored frames by ``rules`` (no
+        dump is read again) and record the rules' stamp; return how many rows changed bucket."""
         changed = 0
         with self.transaction(exclusive=True) as cur:
-            cur.execute("SELECT id, crash_class, frames, bucket FROM dumps WHERE status = 'ok'")
-            for rid, cls, frames, old in cur.fetchall():
-                sig = signature([f["token"] for f in json.loads(frames or "[]")], rules)
-                key = bucket_key(cls, sig)
+            cur.execute(
+                "SELECT id, crash_class, dump_kind, executable, frames, bucket FROM dumps WHERE status = 'ok'"
+            )
+            for rid, cls, kind, exe, frames, old in cur.fetchall():
+                prog = program(kind, exe)
+                sig = signature([SignFrame.from_dict(f) for f in json.loads(frames or "[]")], rules)
+                key = bucket_key(cls, prog, sig)
                 if key != old:
                     changed += 1
                 cur.execute(
                     self._sql(
-                        "UPDATE dumps SET signature = ?, bucket = ?, bucket_id = ?, rules = ? WHERE id = ?"
+                        "UPDATE dumps SET program = ?, signature = ?, bucket = ?, bucket_id = ?, rules = ? WHERE id = ?"
                     ),
-                    (sig, key, bucket_id(key), rules.digest(), rid),
+                    (prog, sig, key, bucket_id(key), rules.stamp(), rid),
                 )
         return changed
 

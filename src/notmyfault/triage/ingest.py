@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from notmyfault.analysis.signature import DEFAULT_RULES, Rules, SignFrame, bucket_id, bucket_key, signature
 from notmyfault.dumps.minidump import MAGIC as MINIDUMP_MAGIC
 from notmyfault.dumps.windump import MAGIC32, MAGIC64
 from notmyfault.triage import worker as warm
 from notmyfault.triage.db import Database, now
 from notmyfault.triage.record import ANALYSIS_VERSION, file_time
-from notmyfault.triage.signature import DEFAULT_RULES, Rules, bucket_id, bucket_key, signature
 
 MAGICS = (MINIDUMP_MAGIC, MAGIC32, MAGIC64)
 ET_CORE = 4
@@ -136,8 +136,10 @@ def content_hash(path: str) -> str:
     return h.hexdigest()
 
 
-def row_for(path: str, digest: str, answer: dict[str, Any], rules: Rules) -> dict[str, Any]:
-    """The row stored for one dump, from its worker's answer."""
+def row_for(
+    path: str, digest: str, answer: dict[str, Any], rules: Rules, host: str | None = None
+) -> dict[str, Any]:
+    """The row stored for one dump, from its worker's answer (``host``: the machine it came from)."""
     try:
         st: os.stat_result | None = os.stat(path)
     except OSError:  # gone since it was hashed
@@ -149,19 +151,23 @@ def row_for(path: str, digest: str, answer: dict[str, Any], rules: Rules) -> dic
         "size": st.st_size if st else 0,
         "file_time": file_time(st.st_mtime) if st else None,
         "ingested_at": now(),
+        "host": host,
         "seconds": answer.get("seconds"),
     }
     if not answer.get("ok"):
         row.update(status="failed", error=str(answer.get("error") or "unknown failure"))
         return row
     fields = answer["fields"]
-    sig = signature([f["token"] for f in fields["frames"]], rules)
-    key = bucket_key(fields["crash_class"], sig)
+    sig = signature([SignFrame.from_dict(f) for f in fields["frames"]], rules)
+    key = bucket_key(fields["crash_class"], fields["program"], sig)
     row.update(
         status="ok",
         crash_time=fields.get("crash_time"),
         pid=fields.get("pid"),
         executable=fields.get("executable"),
+        program=fields["program"],
+        build_id=fields.get("build_id"),
+        version=fields.get("version"),
         dump_kind=fields.get("dump_kind"),
         arch=fields.get("arch"),
         crash_class=fields.get("crash_class"),
@@ -172,7 +178,7 @@ def row_for(path: str, digest: str, answer: dict[str, Any], rules: Rules) -> dic
         signature=sig,
         bucket=key,
         bucket_id=bucket_id(key),
-        rules=rules.digest(),
+        rules=rules.stamp(),
         analysis_text=fields.get("analysis_text"),
     )
     return row
@@ -192,8 +198,10 @@ def ingest(
     rules: Rules = DEFAULT_RULES,
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
+    host: str | None = None,
 ) -> IngestResult:
-    """Ingest the dumps under ``paths`` into ``db`` (see the module's docstring)."""
+    """Ingest the dumps under ``paths`` into ``db`` (see the module's docstring); ``host`` names the
+    machine the dumps came from (stored with each row; the report breaks buckets down by it)."""
     t0 = time.monotonic()
     result = IngestResult()
     found, result.not_dumps, result.skipped = discover(paths, recursive)
@@ -210,7 +218,7 @@ def ingest(
         on_start(len(todo))
     try:
         for path, digest, answer in _run(todo, workers, scheduler, timeout, memory_limit):
-            row = row_for(path, digest, answer, rules)
+            row = row_for(path, digest, answer, rules, host)
             result.analysed += 1
             result.failed += row["status"] == "failed"
             result.stored += db.insert(row)

@@ -1,5 +1,6 @@
-"""One dump's analysis as the row triage stores: what it is, what crashed, the frames that make its
-signature, the build ids of the modules on its stack, and the ``!analyze -v`` page itself."""
+"""One dump's analysis as the row triage stores: what it is, what crashed, its program, version and
+build id, the frames its signature is made from, the build ids of the modules on its stack, and the
+``!analyze -v`` page itself."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from typing import Any
 
 from notmyfault import __version__
 from notmyfault.analysis.blame import short_name
-from notmyfault.analysis.crash import CrashAnalysis
-from notmyfault.triage.signature import token
+from notmyfault.analysis.crash import CrashAnalysis, sign_frames
+from notmyfault.analysis.signature import SIGN_DEPTH
 
-ANALYSIS_VERSION = f"{__version__}+triage2"
+ANALYSIS_VERSION = f"{__version__}+triage3"
 """Stored with every row: a dump analysed by another version is analysed again on the next ingest."""
 TOP_FRAMES = 32
+"""The frames whose modules' build ids are stored."""
 
 
 def analyze_path(path: str) -> dict[str, Any]:
@@ -25,25 +27,31 @@ def analyze_path(path: str) -> dict[str, Any]:
     from notmyfault.analysis.kernel import analyze_kernel_dump
     from notmyfault.analysis.minidump import analyze_minidump
     from notmyfault.analysis.vmcore import analyze_vmcore
-    from notmyfault.dumps import ElfCore, Minidump, Vmcore, WindowsKernelDump, open_any
-    from notmyfault.dumps.buildid import dumped_build_id
+    from notmyfault.dumps import ElfCore, Minidump, Vmcore, WindowsKernelDump, open_any, report_fields
+    from notmyfault.dumps.buildid import dumped_build_id, dumped_package
     from notmyfault.render.analysis import analysis_text
 
     with open_any(path) as dump:
         crash_time: dt.datetime | None = None
         build_ids: dict[str, str] = {}
+        exe_build_id = version = None
         if isinstance(dump, Minidump):
             a = analyze_minidump(dump)
             for m in dump.modules:
                 if m.code_id:
                     build_ids.setdefault(short_name(m.name), m.code_id)
+            if dump.modules:
+                exe_build_id = dump.modules[0].code_id or None
+                version = dump.modules[0].product_version or dump.modules[0].file_version
         elif isinstance(dump, Vmcore):
             a = analyze_vmcore(dump)
+            version = dump.release or None
         elif isinstance(dump, WindowsKernelDump):
             a = analyze_kernel_dump(dump)
             crash_time = dump.system_time
             for d in dump.drivers:
                 build_ids.setdefault(short_name(d.name), d.code_id)
+            exe_build_id = dump.drivers[0].code_id if dump.drivers else None
         else:
             assert isinstance(dump, ElfCore)
             a = analyze_core(dump)
@@ -51,35 +59,34 @@ def analyze_path(path: str) -> dict[str, Any]:
                 bid = dumped_build_id(dump, module)
                 if bid:
                     build_ids[short_name(module)] = bid
+            if a.executable:
+                exe_build_id = dumped_build_id(dump, a.executable)
+                package = dumped_package(dump, a.executable)
+                version = package.get("version") if package else None
+            if version is None:  # apport: "Package: bash 5.2.15-2+b1"
+                version = (report_fields(dump).get("Package") or "").partition(" ")[2].strip() or None
         on_stack = {short_name(f.module) for f in a.frames[:TOP_FRAMES] if f.module}
-        return _fields(a, crash_time, {k: v for k, v in build_ids.items() if k in on_stack}, analysis_text(a))
+        fields = _fields(
+            a, crash_time, {k: v for k, v in build_ids.items() if k in on_stack}, analysis_text(a)
+        )
+        fields.update(build_id=exe_build_id, version=version)
+        return fields
 
 
 def _fields(
     a: CrashAnalysis, crash_time: dt.datetime | None, build_ids: dict[str, str], text: str
 ) -> dict[str, Any]:
-    frames = [
-        {
-            "function": f.function,
-            "module": short_name(f.module) if f.module else None,
-            "offset": f.pc - f.module_base if f.module_base is not None else None,
-            "token": token(
-                f.function,
-                short_name(f.module) if f.module else None,
-                f.pc - f.module_base if f.module_base else None,
-            ),
-        }
-        for f in a.frames[:TOP_FRAMES]
-    ]
+    stack = a.frames if a.sign_frames is None else a.sign_frames
     return {
         "dump_kind": a.dump_kind,
         "arch": a.arch,
         "pid": a.pid,
         "executable": a.executable,
+        "program": a.program,
         "crash_class": a.crash_class,
         "reason": a.signal_name or a.exception_name,
         "blamed": a.blamed.location() if a.blamed else None,
-        "frames": frames,
+        "frames": [f.as_dict() for f in sign_frames(stack[:SIGN_DEPTH])],
         "build_ids": build_ids,
         "crash_time": crash_time.isoformat() if crash_time else None,
         "analysis_text": text,

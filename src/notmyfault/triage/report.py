@@ -1,8 +1,12 @@
 """The triage report: one self-contained HTML page (no file or script from elsewhere).
 
-A table of the buckets (click a heading to sort by it), a stacked bar chart of dumps per bucket
-over time (SVG, drawn here), the dumps that could not be analysed, and for each bucket its members
-and the ``!analyze -v`` page of its first dump.
+What a crash-stats user expects of it: a table of the buckets (click a heading to sort by it; a
+search box filters it) with each bucket's count, share of all dumps, trend (the last 7 days of the
+data against the 7 before) and first and last seen; a stacked bar chart of dumps per bucket over
+time (SVG, drawn here); the dumps that could not be analysed; and for each bucket its split by
+executable, build id, version and host, its first dumps (at most ``EXAMPLES``, then the command
+that lists the rest) and the ``!analyze -v`` page of its first dump. Every bucket has a colour no
+other bucket on the page has. The page is bounded: at most ``SECTIONS`` bucket sections.
 """
 
 from __future__ import annotations
@@ -11,20 +15,57 @@ import datetime as dt
 import html
 from collections import Counter
 
-from notmyfault.triage.db import Bucket, Database, now
+from notmyfault.triage.db import Bucket, Database, Filter, now
 
-COLORS = (
-    "#4e79a7",
-    "#f28e2b",
-    "#e15759",
-    "#76b7b2",
-    "#59a14f",
-    "#edc948",
-    "#b07aa1",
-    "#ff9da7",
-    "#9c755f",
+PALETTE = (
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
     "#bab0ac",
-)
+)  # fmt: skip
+EXAMPLES = 20
+"""Dumps named per bucket; the rest are one command away."""
+SECTIONS = 100
+"""Buckets with a section of their own (the biggest); the table lists every one."""
+TREND_DAYS = 7
+
+
+def color(i: int) -> str:
+    """The ``i``-th bucket's colour: Tableau's ten, then hues a golden angle (137.508 degrees) apart,
+    in thousandths of a degree: no hue comes back before the 30,000th (137508 * n is a multiple of
+    360000 first at n = 30000), so no two buckets on a page share a colour."""
+    if i < len(PALETTE):
+        return PALETTE[i]
+    j = i - len(PALETTE)
+    hue = j * 137_508 % 360_000
+    return f"hsl({hue // 1000}.{hue % 1000:03d}, 55%, {(45, 60, 35)[j % 3]}%)"
+
+
+def trends(timeline: list[tuple[str, str]], days: int = TREND_DAYS) -> dict[str, tuple[int, int]]:
+    """For each bucket id: (dumps in the last ``days`` days of the data, dumps in the ``days`` before),
+    counted back from the newest dump (not from today, so an old fleet still shows its trend)."""
+    points = [(bid, t) for bid, text in timeline if (t := _time(text)) is not None]
+    if not points:
+        return {}
+    end = max(t for _, t in points)
+    window = dt.timedelta(days=days)
+    out: dict[str, tuple[int, int]] = {}
+    for bid, t in points:
+        recent, before = out.get(bid, (0, 0))
+        if t > end - window:
+            recent += 1
+        elif t > end - 2 * window:
+            before += 1
+        out[bid] = (recent, before)
+    return out
+
+
+def _trend_text(recent: int, before: int) -> str:
+    if not before:
+        return f"new ({recent})" if recent else "none lately"
+    change = (recent - before) / before * 100
+    arrow = "&#x2191;" if recent > before else ("&#x2193;" if recent < before else "=")
+    return f"{arrow} {recent} vs {before} ({change:+.0f}%)"
+
+
 STEPS = (60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
 """Bar widths the chart may use (a minute to a month): the smallest that gives at most 40 bars."""
 
@@ -34,8 +75,11 @@ h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; }
 table { border-collapse: collapse; } td, th { padding: 4px 10px; border-bottom: 1px solid #ddd; text-align: left; }
 th { cursor: pointer; background: #f4f4f4; user-select: none; } th:hover { background: #e8e8e8; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
+#buckets td { white-space: nowrap; } #buckets td.sig { white-space: normal; }
 pre { background: #f8f8f8; padding: 1em; overflow-x: auto; font-size: 12px; }
 .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 6px; }
+table.split th { cursor: default; background: none; font-weight: normal; color: #666; }
+input#search { font: inherit; padding: 4px 8px; width: 24em; }
 """
 SCRIPT = """
 document.querySelectorAll('table.sortable th').forEach(function (th, col) {
@@ -53,6 +97,12 @@ document.querySelectorAll('table.sortable th').forEach(function (th, col) {
     rows.forEach(function (r) { body.appendChild(r); });
   });
 });
+document.getElementById('search').addEventListener('input', function (ev) {
+  var text = ev.target.value.toLowerCase();
+  document.querySelectorAll('#buckets tbody tr').forEach(function (tr) {
+    tr.hidden = text !== '' && tr.textContent.toLowerCase().indexOf(text) < 0;
+  });
+});
 """
 
 
@@ -66,8 +116,8 @@ def _time(text: str) -> dt.datetime | None:
 
 def _chart(buckets: list[Bucket], timeline: list[tuple[str, str]]) -> str:
     """Stacked bars of dumps per bucket over time, as inline SVG."""
-    color = {b.id: COLORS[i % len(COLORS)] for i, b in enumerate(buckets)}
-    points = [(bid, t) for bid, text in timeline if (t := _time(text)) is not None and bid in color]
+    colors = {b.id: color(i) for i, b in enumerate(buckets)}
+    points = [(bid, t) for bid, text in timeline if (t := _time(text)) is not None and bid in colors]
     if not points:
         return "<p>No dated dumps to chart.</p>"
     start, end = min(t for _, t in points), max(t for _, t in points)
@@ -96,7 +146,7 @@ def _chart(buckets: list[Bucket], timeline: list[tuple[str, str]]) -> str:
             y -= h
             out.append(
                 f'<rect x="{left + i * bar_w + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" height="{h:.1f}" '
-                f'fill="{color[b.id]}"><title>{html.escape(b.key)}: {n}</title></rect>'
+                f'fill="{colors[b.id]}"><title>{html.escape(b.key)}: {n}</title></rect>'
             )
     label = dt.datetime.fromtimestamp(origin, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
     out.append(
@@ -114,41 +164,74 @@ def _span(seconds: int) -> str:
     return f"{seconds} s"
 
 
-def html_report(db: Database) -> str:
-    """The whole page."""
-    buckets = db.buckets(examples=1000)
+def _day(iso: str) -> str:
+    """An ISO 8601 time as the table shows it: 2026-12-02 06:05:30."""
+    return iso[:19].replace("T", " ")
+
+
+def _split(split: dict[str, Counter[str]]) -> str:
+    """A bucket's breakdown by executable, build id, version and host, as a small table."""
+    e = html.escape
+    rows = []
+    for what, counts in split.items():
+        top = counts.most_common(5)
+        more = sum(counts.values()) - sum(n for _, n in top)
+        cells = ", ".join(f"{e(name)} ({n})" for name, n in top) + (f", other ({more})" if more else "")
+        rows.append(f"<tr><th>{e(what.replace('_', ' '))}</th><td>{cells}</td></tr>")
+    return f'<table class="split">{"".join(rows)}</table>'
+
+
+def html_report(db: Database, where: Filter | None = None) -> str:
+    """The whole page (``where``: only the dumps it covers)."""
+    buckets = db.buckets(where, examples=EXAMPLES)
     failures = db.failures()
+    timeline = db.timeline(where)
+    trend = trends(timeline)
+    split = db.breakdown(where)
     total = sum(b.count for b in buckets)
     e = html.escape
     rows = []
     for i, b in enumerate(buckets):
-        swatch = f'<span class="swatch" style="background:{COLORS[i % len(COLORS)]}"></span>'
+        swatch = f'<span class="swatch" style="background:{color(i)}"></span>'
+        recent, before = trend.get(b.id, (0, 0))
+        share = b.count / total * 100 if total else 0.0
         rows.append(
-            f'<tr><td class="n" data-key="{b.count}">{b.count}</td><td>{swatch}<a href="#b-{b.id}">{e(b.id)}</a></td>'
-            f"<td>{e(b.crash_class)}</td><td>{e(b.signature)}</td><td>{e(b.first_seen[:19])}</td>"
-            f"<td>{e(b.last_seen[:19])}</td></tr>"
+            f'<tr><td class="n" data-key="{b.count}">{b.count}</td><td class="n" data-key="{share:.4f}">{share:.1f}%</td>'
+            f'<td>{swatch}<a href="#b-{b.id}">{e(b.id)}</a></td><td>{e(b.crash_class)}</td><td>{e(b.program)}</td>'
+            f'<td class="sig">{e(b.signature)}</td><td data-key="{recent - before}">{_trend_text(recent, before)}</td>'
+            f"<td>{e(_day(b.first_seen))}</td><td>{e(_day(b.last_seen))}</td></tr>"
         )
     sections = []
-    for b in buckets:
+    for b in buckets[:SECTIONS]:
         members = "".join(f"<li>{e(p)}</li>" for p in b.examples)
+        if b.count > len(b.examples):
+            members += f"<li>... and {b.count - len(b.examples)} more: <code>notmyfault triage show {e(b.id)}</code></li>"
         sections.append(
             f'<h2 id="b-{b.id}">{e(b.key)} ({b.count})</h2><p>Bucket {e(b.id)}, first seen {e(b.first_seen[:19])}, '
-            f"last seen {e(b.last_seen[:19])}.</p><details><summary>{b.count} dumps</summary><ul>{members}</ul>"
-            f"</details><pre>{e(db.example_text(b.id))}</pre>"
+            f"last seen {e(b.last_seen[:19])}.</p>{_split(split.get(b.id, {}))}<details><summary>{b.count} dumps"
+            f"</summary><ul>{members}</ul></details><pre>{e(db.example_text(b.id))}</pre>"
+        )
+    if len(buckets) > SECTIONS:
+        sections.append(
+            f"<p>{len(buckets) - SECTIONS} smaller buckets have no section here: "
+            "<code>notmyfault triage show ID</code> lists one.</p>"
         )
     failed = "".join(f"<tr><td>{e(p)}</td><td>{e(r)}</td></tr>" for p, r in failures)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>notmyfault triage</title><style>{STYLE}</style></head>
 <body>
 <h1>notmyfault triage: {total} dumps in {len(buckets)} buckets</h1>
-<p>Generated {e(now()[:19])} UTC. {len(failures)} dumps could not be analysed.</p>
-<table class="sortable" id="buckets"><thead><tr><th data-type="number">count</th><th>bucket</th>
-<th>crash class</th><th>signature</th><th>first seen</th><th>last seen</th></tr></thead>
+<p>Generated {e(now()[:19])} UTC. {len(failures)} dumps could not be analysed.
+Trend: the last {TREND_DAYS} days of the data against the {TREND_DAYS} before.</p>
+<p><input id="search" type="search" placeholder="search buckets" aria-label="search buckets"></p>
+<table class="sortable" id="buckets"><thead><tr><th data-type="number">count</th><th data-type="number">share</th>
+<th>bucket</th><th>crash class</th><th>program</th><th>signature</th><th data-type="number">trend</th>
+<th>first seen</th><th>last seen</th></tr></thead>
 <tbody>
 {"".join(rows)}
 </tbody></table>
 <h2>Dumps over time</h2>
-{_chart(buckets, db.timeline())}
+{_chart(buckets, timeline)}
 {"<h2>Not analysed</h2><table><tbody>" + failed + "</tbody></table>" if failures else ""}
 {"".join(sections)}
 <script>{SCRIPT}</script>

@@ -1,0 +1,333 @@
+"""Crash signatures and buckets: one definition for ``analyze`` (BUCKET_ID), ``triage`` and its report.
+
+The rule has Socorro's shape, with its lists kept as data (``Rules``; ``--rules FILE`` replaces them):
+
+1. **Names are normalised** (``normalize``, regular expression and replacement, in order): GCC's
+   clone suffixes go (``oops_end.cold``, ``f.isra.0``), glibc's ``__GI_`` aliases and ``__libc_``
+   allocator names become the public name (``__GI___libc_free`` -> ``free``), and the CPU-specific
+   variants that glibc picks at load time become their generic function (``__strlen_evex``,
+   ``__strlen_avx2`` and ``__strlen_sse2`` -> ``strlen``; ``__memmove_avx_unaligned_erms`` ->
+   ``memcpy``, since glibc runs memcpy and memmove by the same code and names it either way), so
+   one bug is one signature on every CPU. Names arrive demangled (C++, Rust, Swift).
+2. **A sentinel** (``sentinel``) is a frame that names the kind of failure better than the frames
+   above it (``__cxa_throw``: an uncaught C++ exception); when the stack holds one, the signature
+   starts there.
+3. **Irrelevant frames are skipped**: frames in the system's own modules (``irrelevant_modules``:
+   the C library, the loader, the C++ and GCC runtimes, the vDSO, Windows' ntdll and kernelbase)
+   and frames whose name is machinery (``irrelevant``: libc's signal-sending and abort paths, the
+   interpreter's eval loop, the kernel's and Windows' bug-check paths). A frame of a system module
+   is kept when its name is a prefix frame (``free``, ``memcpy``: where the application handed the
+   system a bad pointer).
+4. **Prefix frames** (``prefix``: the allocator and string functions, an unknown pc ``??``) are too
+   generic to end a signature: they are kept and the walk goes on to the next relevant frame.
+   The first frame that is not a prefix frame ends it: the first frame in application code
+   decides. At most ``max_frames`` tokens; a recursion (the same token again) counts once.
+
+A frame's token is its normalised function name; without one, ``module+0xoffset`` (the offset from
+the module's load address, so it survives ASLR; a rebuild changes it); in no module, ``??``.
+
+**The bucket** is scoped by program, as Socorro scopes by product and abrt's duphash by component:
+``CLASS:program:signature`` (``NULL_POINTER_WRITE:crashers:parse_header``). Two programs with a bug
+in their own ``main`` are two buckets; the crash class keeps apart two bugs of one function that fail
+differently. The program is the executable's file name with a trailing dotted version dropped
+(``python3.11`` -> ``python3``), ``linux`` for a kernel vmcore and ``windows`` for a Windows kernel dump.
+
+Every stored signature records ``Rules.stamp()`` (the rules' version and a digest of their data),
+so ``triage rebucket`` knows which rows were made by other rules and recomputes them from the stored
+frames without reading a dump again.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+SIGN_DEPTH = 64
+"""How many frames, innermost first, a signature reads (and triage stores, so that ``rebucket``
+sees what ``analyze`` saw)."""
+RULES_VERSION = 2
+"""The built-in rules' version: 1 was the first (bare names, no program scope); 2 is this module."""
+
+DEFAULT_NORMALIZE: tuple[tuple[str, str], ...] = (
+    # GCC's clones and splits: a property of one build
+    (r"(\.(cold|isra|constprop|part|lto_priv|localalias)(\.\d+)?)+$", ""),
+    # glibc's internal aliases of public functions
+    (r"^__GI_", ""),
+    (r"^(?:__libc_|__)(malloc|free|calloc|realloc|memalign|valloc|pvalloc)$", r"\1"),
+    (r"^cfree$", "free"),
+    # glibc's CPU variants (x86: sse2, ssse3, avx, avx2, avx512, evex, erms; arm64: generic, asimd,
+    # sve, mops, ...): __strlen_evex -> strlen, __memset_avx512_unaligned_erms -> memset
+    (
+        r"^__((?:mem|str|stp|wcs|wmem|wcp|rawmem)[a-z0-9_]*?)(?:_chk)?_(?:avx|evex|sse|ssse|erms|unaligned|"
+        r"aligned|generic|nocache|asimd|simd|sve|mops|zva|mte|thunderx|falkor|kunpeng|a64fx|emag|oryon|"
+        r"rtm|no_bsf|ia32|i386|i586|i686|power|ppc|z13|z15|vx|arch13|lasx|lsx|rvv)\w*$",
+        r"\1",
+    ),
+    # the fortified forms (_FORTIFY_SOURCE): __memcpy_chk -> memcpy, __sprintf_chk -> sprintf
+    (r"^__(\w+?)_chk$", r"\1"),
+    # memcpy and memmove run the same code in glibc, named after either
+    (r"^memmove$", "memcpy"),
+)
+DEFAULT_IRRELEVANT: tuple[str, ...] = (
+    # libc: sending the fatal signal, aborting, reporting a failed check
+    r"kill", r"tgkill", r"raise", r"abort", r"__pthread_kill\w*", r"pthread_kill\w*", r"__libc_\w+",
+    r"__restore_rt", r"__assert_fail(_base)?", r"__assert_perror_fail", r"malloc_printerr",
+    r"_int_\w+", r"__fortify_fail", r"__chk_fail", r"__stack_chk_fail(_local)?", r"__futex\w*",
+    r"futex_\w+", r"__lll_\w+", r"__pthread_\w+", r"___pthread_\w+", r"__syscall_cancel\w*",
+    r"__internal_syscall_cancel", r"syscall", r"_start", r"__libc_start\w*",
+    # the C++ runtime between a throw and the abort
+    r"__gnu_cxx::__verbose_terminate_handler\(\)", r"__cxxabiv1::__terminate\(.*\)", r"std::terminate\(\)",
+    r"__cxa_call_terminate", r"_Unwind_\w+",
+    # CPython's eval loop and call machinery (the frames of every Python call)
+    r"_PyEval_EvalFrameDefault", r"_PyEval_EvalFrame", r"_PyEval_Vector", r"PyEval_EvalCode(Ex)?",
+    r"_PyFunction_Vectorcall", r"_PyObject_VectorcallTstate", r"PyObject_Vectorcall(Method|Dict)?",
+    r"_PyObject_Call\w*", r"PyObject_Call\w*", r"cfunction_\w+", r"method_vectorcall_\w+",
+    r"_PyObject_MakeTpCall", r"vectorcall_\w+", r"slot_tp_call", r"object_vacall", r"run_eval_code_obj",
+    r"run_mod", r"pyrun_\w+", r"_PyRun_\w+", r"PyRun_\w+", r"pymain_\w+", r"Py_RunMain", r"Py_BytesMain",
+    # Perl's and Ruby's run loops
+    r"Perl_runops_\w+", r"S_run_body", r"perl_run", r"vm_exec\w*", r"rb_vm_exec",
+    # Windows: the bug check itself
+    r"KeBugCheckEx", r"KiBugCheckDispatch", r"KiPageFault", r"KiTrap0E",
+    # Linux kernel: from the fault or the detector to the panic (and QEMU's pvpanic), and a sleep
+    r"pvpanic_\w+", r"(atomic_)?notifier_call_chain", r"panic", r"nmi_panic", r"oops_end",
+    r"page_fault_oops", r"handle_page_fault", r"(asm_)?exc_\w+", r"do_trap(_no_signal)?", r"do_error_trap",
+    r"handle_invalid_op", r"handle_stack_overflow", r"unknown_nmi_error", r"default_do_nmi",
+    r"kernelmode_fixup_or_oops", r"(__)?bad_area_nosemaphore", r"do_(user|kern)_addr_fault",
+    r"add_taint", r"slab_err", r"object_err", r"check_bytes_and_report", r"check_object",
+    r"free_(debug_processing|consistency_checks)", r"free_to_partial_list", r"__kmem_cache_free",
+    r"rep_nop", r"cpu_relax", r"context_switch", r"__schedule", r"schedule(_timeout|_preempt_disabled)?",
+    r"(do_|__)?wait_for_common", r"__mutex_lock(_common|_slowpath)?(\.constprop\.\d+)?", r"mutex_lock",
+)  # fmt: skip
+DEFAULT_IRRELEVANT_MODULES: tuple[str, ...] = (
+    "libc.so*", "libc-*.so", "libc.musl-*", "ld-linux*.so*", "ld-*.so*", "ld64.so*", "ld-musl-*",
+    "libpthread.so*", "libpthread-*.so", "libdl.so*", "librt.so*", "libgcc_s.so*", "libstdc++.so*",
+    "libc++.so*", "libc++abi.so*", "linux-vdso.so*", "linux-gate.so*", "[vdso]",
+    "ntdll.dll", "kernel32.dll", "kernelbase.dll", "msvcrt.dll", "ucrtbase.dll", "vcruntime*.dll",
+    "msvcp*.dll", "win32u.dll", "user32.dll",
+)  # fmt: skip
+DEFAULT_PREFIX: tuple[str, ...] = (
+    # allocators: a bad pointer handed to them is the caller's bug
+    r"free", r"malloc", r"realloc", r"calloc", r"memalign", r"posix_memalign", r"aligned_alloc",
+    r"operator (new|delete)(\[\])?(\(.*\))?", r"RtlFreeHeap", r"RtlAllocateHeap", r"HeapFree", r"HeapAlloc",
+    r"_free_base", r"_malloc_base",
+    # memory and string functions
+    r"mem(cpy|set|cmp|chr|rchr|pcpy|mem)", r"rawmemchr", r"bcmp", r"wmem\w+",
+    r"str(len|nlen|cpy|ncpy|cat|ncat|cmp|ncmp|casecmp|ncasecmp|chr|rchr|chrnul|str|spn|cspn|pbrk|dup|ndup)(_l)?",
+    r"stp(cpy|ncpy)", r"wcs\w+", r"wcp\w+",
+    # a pc in no module, and a sentinel (the walk goes on to the frame that threw)
+    r"\?\?", r"__cxa_throw", r"__cxa_rethrow",
+    # Linux kernel allocators
+    r"kfree", r"kmem_cache_(alloc|free)", r"__?kmalloc", r"set_freepointer", r"(do_|__)?slab_free", r"v(free|malloc)",
+)  # fmt: skip
+DEFAULT_SENTINEL: tuple[str, ...] = (r"__cxa_throw", r"__cxa_rethrow")
+KEYS = ("version", "normalize", "irrelevant", "irrelevant_modules", "prefix", "sentinel", "max_frames")
+
+
+def _alternatives(patterns: Iterable[str]) -> re.Pattern[str]:
+    """One regular expression matching any of ``patterns`` (none: matching nothing)."""
+    return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
+
+
+@dataclass(frozen=True)
+class SignFrame:
+    """What a signature reads of a frame (and what triage stores of it, so that new rules can be
+    applied to stored rows): the raw function name as the analysis gave it, the module's file name,
+    and the pc's offset from the module's load address."""
+
+    function: str | None
+    module: str | None
+    offset: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form triage stores."""
+        return {"function": self.function, "module": self.module, "offset": self.offset}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SignFrame:
+        """Back from the stored form."""
+        offset = d.get("offset")
+        return cls(d.get("function"), d.get("module"), int(offset) if offset is not None else None)
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The signature rule's data (see the module's docstring). Regular expressions match whole names."""
+
+    version: int = RULES_VERSION
+    normalize: tuple[tuple[str, str], ...] = DEFAULT_NORMALIZE
+    irrelevant: tuple[str, ...] = DEFAULT_IRRELEVANT
+    irrelevant_modules: tuple[str, ...] = DEFAULT_IRRELEVANT_MODULES
+    prefix: tuple[str, ...] = DEFAULT_PREFIX
+    sentinel: tuple[str, ...] = DEFAULT_SENTINEL
+    max_frames: int = 5
+
+    @cached_property
+    def _normalizers(self) -> list[tuple[re.Pattern[str], str]]:
+        return [(re.compile(p), r) for p, r in self.normalize]
+
+    @cached_property
+    def _irrelevant(self) -> re.Pattern[str]:
+        return _alternatives(self.irrelevant)
+
+    @cached_property
+    def _prefix(self) -> re.Pattern[str]:
+        return _alternatives(self.prefix)
+
+    @cached_property
+    def _sentinel(self) -> re.Pattern[str]:
+        return _alternatives(self.sentinel)
+
+    @cached_property
+    def _modules(self) -> re.Pattern[str]:
+        return re.compile("|".join(fnmatch.translate(g.lower()) for g in self.irrelevant_modules) or r"(?!)")
+
+    def name(self, function: str) -> str:
+        """``function`` normalised (clone suffixes, aliases and CPU variants gone)."""
+        for pattern, replacement in self._normalizers:
+            function = pattern.sub(replacement, function)
+        return function
+
+    def token(self, frame: SignFrame) -> str:
+        """The frame as a signature token: its normalised name, else module+0xoffset, else ??."""
+        if frame.function:
+            return self.name(frame.function) or frame.function
+        if frame.module and frame.offset is not None:
+            return f"{_short(frame.module)}+{frame.offset:#x}"
+        return "??"
+
+    def system_module(self, module: str | None) -> bool:
+        """True if ``module`` (a path or file name) is one of the system's own."""
+        return bool(module) and self._modules.fullmatch(os.path.basename(str(module)).lower()) is not None
+
+    def extends(self, token: str) -> bool:
+        """True if ``token`` is too generic to end a signature."""
+        return self._prefix.fullmatch(token) is not None
+
+    def relevant(self, frame: SignFrame, token: str) -> bool:
+        """False for machinery: an irrelevant name, or a system module's frame that is no prefix frame."""
+        if self._irrelevant.fullmatch(token):
+            return False
+        return not self.system_module(frame.module) or self.extends(token)
+
+    def sentinel_at(self, tokens: Sequence[str]) -> int | None:
+        """The index of the first sentinel frame, if the stack holds one."""
+        return next((i for i, t in enumerate(tokens) if self._sentinel.fullmatch(t)), None)
+
+    def data(self) -> dict[str, Any]:
+        """The rules as the JSON object ``load_rules`` reads."""
+        return {
+            "version": self.version,
+            "normalize": [list(p) for p in self.normalize],
+            "irrelevant": list(self.irrelevant),
+            "irrelevant_modules": list(self.irrelevant_modules),
+            "prefix": list(self.prefix),
+            "sentinel": list(self.sentinel),
+            "max_frames": self.max_frames,
+        }
+
+    def stamp(self) -> str:
+        """What a stored signature records of the rules that made it: ``v2-<digest of the data>``."""
+        digest = hashlib.sha256(json.dumps(self.data(), sort_keys=True).encode()).hexdigest()[:12]
+        return f"v{self.version}-{digest}"
+
+
+DEFAULT_RULES = Rules()
+
+
+def _short(module: str) -> str:
+    """A module's short name: its file name up to the first dot (libc.so.6 -> libc)."""
+    name = os.path.basename(module.replace("\\", "/"))
+    return name.split(".", 1)[0] or name
+
+
+def load_rules(path: str | Path) -> Rules:
+    """Rules from a JSON object with any of the keys of ``Rules.data()``; keys left out keep the
+    built-in values (``skip`` is read as ``irrelevant``, its name in version 1). ValueError with the
+    reason if the file is no such object."""
+    try:
+        data: Any = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read signature rules from {path}: {e}") from e
+    if isinstance(data, dict) and "skip" in data and "irrelevant" not in data:
+        data = {("irrelevant" if k == "skip" else k): v for k, v in data.items()}
+    if not isinstance(data, dict) or set(data) - set(KEYS):
+        raise ValueError(f"{path}: signature rules are an object with the keys {', '.join(KEYS)}")
+    base = DEFAULT_RULES
+    try:
+        rules = Rules(
+            version=int(data.get("version", base.version)),
+            normalize=tuple((str(p), str(r)) for p, r in data.get("normalize", base.normalize)),
+            irrelevant=tuple(str(p) for p in data.get("irrelevant", base.irrelevant)),
+            irrelevant_modules=tuple(str(p) for p in data.get("irrelevant_modules", base.irrelevant_modules)),
+            prefix=tuple(str(p) for p in data.get("prefix", base.prefix)),
+            sentinel=tuple(str(p) for p in data.get("sentinel", base.sentinel)),
+            max_frames=int(data.get("max_frames", base.max_frames)),
+        )
+        rules.name("x")  # compiles every pattern: a bad one is a re.error here
+        rules.relevant(SignFrame("x", "x", 0), "x")
+        rules.extends("x")
+        rules.sentinel_at(["x"])
+    except (TypeError, ValueError, re.error) as e:
+        raise ValueError(f"{path}: bad signature rules: {e}") from e
+    if rules.max_frames < 1:
+        raise ValueError(f"{path}: max_frames must be at least 1")
+    return rules
+
+
+def signature(frames: Sequence[SignFrame], rules: Rules = DEFAULT_RULES) -> str:
+    """The signature of a stack, innermost frame first (see the module's docstring)."""
+    frames = frames[:SIGN_DEPTH]
+    tokens = [rules.token(f) for f in frames]
+    start = rules.sentinel_at(tokens)
+    out: list[str] = []
+    for i in range(start or 0, len(frames)):
+        t = tokens[i]
+        if i != start and not rules.relevant(frames[i], t):
+            continue
+        if out and out[-1] == t:
+            continue
+        out.append(t)
+        if len(out) >= rules.max_frames or not rules.extends(t):
+            break
+    if not out:  # every frame is machinery: the first name that is not, else the innermost module
+        named = next((t for t in tokens if not rules._irrelevant.fullmatch(t)), None)
+        module = next((f.module for f in frames if f.module), None)
+        out.append(named or (_short(module) if module else "??"))
+    return " | ".join(out)
+
+
+VERSION_SUFFIX = re.compile(r"(\.\d+)+$")
+
+
+def program(dump_kind: str | None, executable: str | None) -> str:
+    """The program a bucket is scoped by: the executable's file name without a trailing dotted version
+    (``/usr/bin/python3.11`` -> ``python3``; Windows names in lower case, without ``.exe``); ``linux``
+    for a kernel vmcore, ``windows`` for a Windows kernel dump; ``?`` when the dump does not say."""
+    if dump_kind == "linux-kernel":
+        return "linux"
+    if dump_kind == "windows-kernel":
+        return "windows"
+    if not executable:
+        return "?"
+    name = os.path.basename(executable.replace("\\", "/").strip())
+    if name.lower().endswith(".exe"):
+        name = name[:-4].lower()
+    return VERSION_SUFFIX.sub("", name) or name or "?"
+
+
+def bucket_key(crash_class: str | None, prog: str, sig: str) -> str:
+    """The bucket a dump falls into: ``CLASS:program:signature``."""
+    return f"{crash_class or 'UNKNOWN'}:{prog}:{sig}"
+
+
+def bucket_id(key: str) -> str:
+    """A short stable id for a bucket (what ``triage show`` takes)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:10]
