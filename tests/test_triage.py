@@ -25,6 +25,7 @@ import pytest
 
 from notmyfault.analysis.signature import DEFAULT_RULES
 from notmyfault.triage.db import MIGRATIONS, Database
+from notmyfault.triage.record import ANALYSIS_VERSION
 from tests.build_crashers import BUGS, build, crash_all
 from tests.build_crashers import CATALOG_BUCKETS as CATALOG
 from tests.conftest import run_json, run_nmf
@@ -190,6 +191,21 @@ def test_filters_breakdowns_and_analyze_agree(fleet: Fleet, database: str) -> No
         assert r.stderr.count("\n") == 1, (args, r.stderr)
         assert words in r.stderr, (args, r.stderr)
     assert run_nmf("triage", "buckets", "--db", db, "--exe", "nosuch").stdout.startswith("no buckets match")
+
+
+def test_a_dump_analysed_again_after_an_upgrade_counts_once(fleet: Fleet, tmp_path: Path) -> None:
+    """Rows of an older analysis version are replaced, not kept beside the new one (which counted
+    every dump twice in its bucket after an upgrade)."""
+    db = str(tmp_path / "upgrade.db")
+    some = sorted(p for p in fleet.expected if "/crashers/" in p)[:2]
+    _ingest(db, *some)
+    with Database(db) as d:
+        d.execute("UPDATE dumps SET analysis_version = 'notmyfault 0.0+triage1', bucket = 'OLD'")
+    again = _ingest(db, *some)
+    assert (again["already_stored"], again["analysed"], again["stored"]) == (0, 2, 2)
+    with Database(db) as d:
+        rows = d.execute("SELECT path, analysis_version, bucket FROM dumps ORDER BY path")
+    assert [(p, v, b) for p, v, b in rows] == [(p, ANALYSIS_VERSION, fleet.expected[p]) for p in some]
 
 
 def _children(pid: int) -> list[int]:

@@ -4,7 +4,8 @@ Both get the same schema from the same migrations (``MIGRATIONS``, applied in or
 in ``schema_migrations``; a migration runs under a lock, so two ingests starting together apply it
 once). A dump is one row, unique by (content hash, analysis version): inserting a row that is
 already there does nothing, so concurrent ingests of the same dumps neither lose nor duplicate rows,
-and every row is committed as soon as its dump is done.
+and every row is committed as soon as its dump is done. A row replaces the dump's rows of older
+analysis versions, so an upgrade never counts a dump twice.
 """
 
 from __future__ import annotations
@@ -275,7 +276,9 @@ class Database:
         return out
 
     def insert(self, row: dict[str, Any]) -> bool:
-        """Store one dump's row (committed now); False if it was already there."""
+        """Store one dump's row (committed now); False if it was already there. The row replaces the
+        dump's rows of other analysis versions, in the same transaction: after an upgrade, a dump
+        ingested again is counted once, by its new analysis."""
         values = [row.get(c) for c in COLUMNS]
         sql = (
             f"INSERT INTO dumps ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
@@ -283,7 +286,13 @@ class Database:
         )
         with self.transaction() as cur:
             cur.execute(self._sql(sql), values)
-            return bool(cur.rowcount)
+            inserted = bool(cur.rowcount)
+            if inserted:
+                cur.execute(
+                    self._sql("DELETE FROM dumps WHERE hash = ? AND analysis_version <> ?"),
+                    (row["hash"], row["analysis_version"]),
+                )
+            return inserted
 
     def count(self, status: str | None = None) -> int:
         """Rows stored (with ``status``: ok or failed)."""
