@@ -83,6 +83,8 @@ class CrashAnalysis:
     """Windows kernel dumps: what each bug check parameter means."""
     report: dict[str, str] = field(default_factory=dict)
     """For a core unpacked from an apport report: the report's fields (ExecutablePath, Package, ...)."""
+    truncated: str | None = None
+    """None for a whole dump; else what its reader found missing (the file ends too early)."""
     sign_frames: tuple[Frame, ...] | None = None
     """The stack the signature is taken from where it is not ``frames``: for a deadlock, the stack
     of the cycle's first thread."""
@@ -508,6 +510,7 @@ def analyze(
         blame_reason=blame_reason,
         deadlock=cycle,
         sign_frames=cycle[0].stack if cycle and cycle[0].stack else None,
+        truncated=core.truncation,
         abort_message=abort,
         frames=frames,
         notes=tuple(notes),

@@ -132,6 +132,7 @@ def analyze_kernel_dump(kd: WindowsKernelDump) -> CrashAnalysis:
         frames=frames,
         notes=tuple(notes),
         dump_kind="windows-kernel",
+        truncated=kd.truncation,
         exception_code=code,
         exception_name=bc.name,
         exception_parameters=params,

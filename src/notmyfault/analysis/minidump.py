@@ -92,6 +92,7 @@ def analyze_minidump(md: Minidump, symbols: Symbols = None) -> CrashAnalysis:
         frames=frames,
         notes=tuple(notes),
         dump_kind="minidump",
+        truncated=md.truncation,
         exception_code=None if linux else code,
         exception_name=None if linux or decoded is None else decoded.name,
         exception_parameters=() if linux or exc is None else exc.parameters,

@@ -57,7 +57,9 @@ def _regions(core: ElfCore, heap_at: int | None) -> list[Region]:
             kind, name = "heap", "[heap] (glibc's main heap: its chunks chain from start to end)"
         else:
             kind, name = "anonymous", None
-        out.append(Region(s.vaddr, s.end, s.perms, kind, name, s.filesz))
+        # what the file holds of the segment: none past its end, in a truncated core
+        present = max(0, min(s.filesz, core.size - s.offset))
+        out.append(Region(s.vaddr, s.end, s.perms, kind, name, present))
     return out
 
 

@@ -520,6 +520,7 @@ def _result(
         notes=tuple(notes),
         deadlock=cycle,
         dump_kind="linux-kernel",
+        truncated=vm.truncation,
         exception_name=klass.bugcheck,
         exception_parameters=params,
         argument_notes=arg_notes,

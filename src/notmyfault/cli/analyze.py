@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import click
@@ -18,9 +19,20 @@ from notmyfault.cli.common import emit_json, fail
 EXIT_INTERNAL = 3
 
 core_argument = click.argument("core")
+
+
+def _regular_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Refuse a path that is no regular file (a FIFO would make the reader wait forever)."""
+    if value is not None and not os.path.isfile(value):
+        what = "does not exist" if not os.path.lexists(value) else "is not a regular file"
+        raise click.BadParameter(f"{value} {what}: give the executable's file")
+    return value
+
+
 exe_option = click.option(
     "--exe",
     type=click.Path(dir_okay=False),
+    callback=_regular_file,
     help="The executable, when it is not at the path the core records.",
 )
 sysroot_option = click.option(
@@ -113,6 +125,7 @@ def opened(path: str, minidumps: bool = False, debug_files: tuple[str, ...] = ()
         fail(str(e))
     if isinstance(core, Vmcore):
         core.extra_paths = list(debug_files)
+    token = _TRUNCATION.set(getattr(core, "truncation", None))
     try:
         yield core
     except DumpError as e:
@@ -125,17 +138,32 @@ def opened(path: str, minidumps: bool = False, debug_files: tuple[str, ...] = ()
             EXIT_INTERNAL,
         )
     finally:
+        _TRUNCATION.reset(token)
         core.close()
 
 
+_TRUNCATION: ContextVar[str | None] = ContextVar("truncation", default=None)
+"""What the dump that ``opened`` holds is missing (None: it is whole): every page says so."""
+
+
 def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> None:
-    """JSON (escaped by the encoder), or the page with every control character escaped."""
+    """JSON (escaped by the encoder), or the page with every control character escaped; either says
+    whether the dump is truncated (``truncated``, ``truncation``; a WARNING line on top of the page)."""
+    from notmyfault.render.analysis import truncation_line
     from notmyfault.render.safe import terminal_safe
 
+    truncation = _TRUNCATION.get()
     if as_json:
-        emit_json(obj())
+        data = obj()
+        if isinstance(data, dict):
+            data.setdefault("truncated", truncation is not None)
+            data.setdefault("truncation", truncation)
+        emit_json(data)
     else:
-        click.echo(terminal_safe(text()))
+        page = text()
+        if truncation is not None and truncation_line(truncation) not in page:
+            page = f"{truncation_line(truncation)}\n\n{page}"
+        click.echo(terminal_safe(page))
 
 
 @click.command()

@@ -332,6 +332,7 @@ def buckets(
         found = db.buckets(where, top, examples)
         total = db.count_ok(where)
         failed = db.count("failed")
+        truncated = db.count("truncated")
         split = db.breakdown(where) if as_json else {}
         trend = trends(db.timeline(where)) if as_json else {}
     if as_json:
@@ -360,6 +361,7 @@ def buckets(
                     for b in found
                 ],
                 "failed": failed,
+                "truncated": truncated,
             }
         )
         return
@@ -386,6 +388,8 @@ def buckets(
                 )
     if failed:
         click.echo(f"{failed} dumps could not be analysed: 'notmyfault triage show failed'")
+    if truncated:
+        click.echo(f"{truncated} dumps are truncated (not counted here): 'notmyfault triage show truncated'")
 
 
 @triage.command()
@@ -393,12 +397,13 @@ def buckets(
 @db_option
 @json_option
 def show(bucket: str, db_url: str, as_json: bool) -> None:
-    """The dumps of BUCKET (an id from 'triage buckets', or its full name); 'failed' lists failures."""
+    """The dumps of BUCKET (an id from 'triage buckets', or its full name); 'failed' lists the dumps
+    that could not be analysed, 'truncated' those cut short."""
     with _database(db_url) as db:
-        if bucket == "failed":
-            failures = db.failures()
+        if bucket in ("failed", "truncated"):
+            failures = db.failures(bucket)
             if as_json:
-                emit_json({"schema_version": SCHEMA_VERSION, "kind": "triage-failed",
+                emit_json({"schema_version": SCHEMA_VERSION, "kind": f"triage-{bucket}",
                            "dumps": [{"path": p, "error": e} for p, e in failures]})  # fmt: skip
             else:
                 for path, error in failures:

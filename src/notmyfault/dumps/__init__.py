@@ -9,6 +9,7 @@ carry a VMCOREINFO note) by every analysis command, through drgn.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 from notmyfault.dumps.elfcore import ElfCore
@@ -40,8 +41,23 @@ _FOREIGN = {
 }
 
 
+NOT_REGULAR = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
 def _head(path: str | os.PathLike[str]) -> bytes:
+    """The file's first 16 bytes; DumpError for anything that is no regular file (opening a FIFO would
+    wait for a writer forever, a device could be read without end)."""
     try:
+        kind = stat.S_IFMT(os.stat(path).st_mode)
+        if kind != stat.S_IFREG:
+            what = NOT_REGULAR.get(kind, "not a regular file")
+            raise DumpError(f"{os.fspath(path)} is {what}, not a dump file: give the path of a core or dump")
         with open(path, "rb") as f:
             return f.read(16)
     except OSError as e:

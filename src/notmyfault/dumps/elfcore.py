@@ -204,9 +204,23 @@ class ElfCore:
         if not segments:
             raise DumpError(f"{self.path} holds no memory segments (PT_LOAD): a truncated or empty core")
         self.segments = tuple(sorted(segments, key=lambda s: s.vaddr))
-        last = max(s.offset + s.filesz for s in self.segments)
-        self.truncated = last > self.size
+        self.expected_size = max(s.offset + s.filesz for s in self.segments)
+        """How long the file should be: the end of its last segment's data."""
+        self.truncated = self.expected_size > self.size
         """True when the file ends before its last segment does (a cut-off core)."""
+
+    @property
+    def truncation(self) -> str | None:
+        """None for a whole core; else one line saying what is missing (gdb warns likewise)."""
+        if not self.truncated:
+            return None
+        cut = [s for s in self.segments if s.offset + s.filesz > self.size]
+        missing = sum(min(s.filesz, s.offset + s.filesz - self.size) for s in cut)
+        return (
+            f"the core is truncated: the file ends at {self.size} bytes where its segments need "
+            f"{self.expected_size}; {len(cut)} of {len(self.segments)} memory segments ({missing} bytes) are "
+            "missing or cut short, so what lay there cannot be read"
+        )
 
     def _program_headers(self) -> tuple[list[Segment], list[tuple[int, int]]]:
         """PT_LOAD segments and PT_NOTE ranges, read straight from the mapping.

@@ -271,6 +271,14 @@ class Minidump(MappedDump):
             kind, size, offset = self._unpack("<III", rva + 12 * i, "the stream directory")
             if kind and kind not in self.streams:
                 self.streams[kind] = (size, offset)
+        cut = sorted(k for k, (size, offset) in self.streams.items() if offset + size > self.size)
+        self.truncation: str | None = (
+            f"the minidump is truncated: the file ends at {self.size} bytes; {len(cut)} of its "
+            f"{len(self.streams)} streams run past the end"
+            if cut
+            else None
+        )
+        """None for a whole minidump; else one line saying what is missing."""
 
     def _stream(self, kind: int) -> tuple[int, int] | None:
         found = self.streams.get(kind)

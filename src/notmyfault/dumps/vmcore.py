@@ -44,6 +44,11 @@ class Vmcore:
         """Why the debug information is incomplete (None when it is complete)."""
         self.extra_paths: list[str] = []
 
+    @property
+    def truncation(self) -> str | None:
+        """None for a whole vmcore; else what is missing (see ElfCore.truncation)."""
+        return self.physical.truncation
+
     def close(self) -> None:
         """Release the file."""
         self.physical.close()

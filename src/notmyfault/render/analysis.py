@@ -58,6 +58,8 @@ def _insn(i: Instruction | None) -> dict[str, Any] | None:
 def analysis_text(a: CrashAnalysis, verbose: bool = False) -> str:
     """The ``!analyze -v`` page."""
     out = [RULE, "*" + "Crash Analysis (notmyfault analyze)".center(77) + "*", RULE, ""]
+    if a.truncated:
+        out += [truncation_line(a.truncated), ""]
     code = f" / {a.si_code_name}" if a.si_code_name else ""
     if a.dump_kind == "windows-kernel" and a.exception_code is not None:
         out.append(f"{a.crash_class} ({a.exception_code:x})")
@@ -186,6 +188,11 @@ def _blame_lines(a: CrashAnalysis) -> list[str]:
     ]
 
 
+def truncation_line(truncation: str) -> str:
+    """The warning every page of a truncated dump starts with."""
+    return f"WARNING: {truncation}."
+
+
 def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
     """The analysis as the JSON contract's ``analysis`` object."""
     return {
@@ -193,6 +200,8 @@ def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
         "kind": "analysis",
         "dump": a.path,
         "dump_kind": a.dump_kind,
+        "truncated": a.truncated is not None,
+        "truncation": a.truncated,
         "exception": None
         if a.exception_code is None or a.dump_kind == "windows-kernel"
         else {

@@ -374,11 +374,11 @@ class Database:
         )
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
-    def failures(self) -> list[tuple[str, str]]:
-        """(path, reason) of every dump whose analysis failed."""
+    def failures(self, status: str = "failed") -> list[tuple[str, str]]:
+        """(path, reason) of every dump whose analysis failed (``truncated``: of every dump cut short)."""
         return [
             (r[0], r[1])
-            for r in self.execute("SELECT path, error FROM dumps WHERE status = 'failed' ORDER BY path")
+            for r in self.execute("SELECT path, error FROM dumps WHERE status = ? ORDER BY path", [status])
         ]
 
     def example_text(self, bucket: str) -> str:

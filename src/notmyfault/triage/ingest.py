@@ -161,7 +161,9 @@ def row_for(
     sig = signature([SignFrame.from_dict(f) for f in fields["frames"]], rules)
     key = bucket_key(fields["crash_class"], fields["program"], sig)
     row.update(
-        status="ok",
+        # a cut-off dump is analysed as far as it goes, but kept apart from the whole ones
+        status="truncated" if fields.get("truncated") else "ok",
+        error=fields.get("truncated"),
         crash_time=fields.get("crash_time"),
         pid=fields.get("pid"),
         executable=fields.get("executable"),

@@ -90,6 +90,7 @@ def _fields(
         "build_ids": build_ids,
         "crash_time": crash_time.isoformat() if crash_time else None,
         "analysis_text": text,
+        "truncated": a.truncated,
     }
 
 

@@ -185,6 +185,7 @@ def html_report(db: Database, where: Filter | None = None) -> str:
     """The whole page (``where``: only the dumps it covers)."""
     buckets = db.buckets(where, examples=EXAMPLES)
     failures = db.failures()
+    cut = db.failures("truncated")
     timeline = db.timeline(where)
     trend = trends(timeline)
     split = db.breakdown(where)
@@ -217,11 +218,12 @@ def html_report(db: Database, where: Filter | None = None) -> str:
             "<code>notmyfault triage show ID</code> lists one.</p>"
         )
     failed = "".join(f"<tr><td>{e(p)}</td><td>{e(r)}</td></tr>" for p, r in failures)
+    truncated = "".join(f"<tr><td>{e(p)}</td><td>{e(r)}</td></tr>" for p, r in cut)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>notmyfault triage</title><style>{STYLE}</style></head>
 <body>
 <h1>notmyfault triage: {total} dumps in {len(buckets)} buckets</h1>
-<p>Generated {e(now()[:19])} UTC. {len(failures)} dumps could not be analysed.
+<p>Generated {e(now()[:19])} UTC. {len(failures)} dumps could not be analysed, {len(cut)} are truncated.
 Trend: the last {TREND_DAYS} days of the data against the {TREND_DAYS} before.</p>
 <p><input id="search" type="search" placeholder="search buckets" aria-label="search buckets"></p>
 <table class="sortable" id="buckets"><thead><tr><th data-type="number">count</th><th data-type="number">share</th>
@@ -233,6 +235,7 @@ Trend: the last {TREND_DAYS} days of the data against the {TREND_DAYS} before.</
 <h2>Dumps over time</h2>
 {_chart(buckets, timeline)}
 {"<h2>Not analysed</h2><table><tbody>" + failed + "</tbody></table>" if failures else ""}
+{"<h2>Truncated (not counted above)</h2><table><tbody>" + truncated + "</tbody></table>" if cut else ""}
 {"".join(sections)}
 <script>{SCRIPT}</script>
 </body></html>

@@ -1,0 +1,102 @@
+"""A cut-off core says so on every page, in JSON and in triage (issue 18, item 0: dumps are whole or
+say they are not), and a file that is no regular file is refused with one line instead of hanging."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from elftools.elf.elffile import ELFFile
+
+from tests.build_crashers import build, crash_all
+from tests.conftest import run_json, run_nmf
+
+pytestmark = pytest.mark.skipif(
+    Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
+    reason="needs the plain 'core' pattern",
+)
+
+
+@pytest.fixture(scope="module")
+def cut(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int, int]:
+    """A real core and a copy cut in the middle of its memory: (whole, cut, segments, segments cut)."""
+    root = tmp_path_factory.mktemp("trunc")
+    whole = crash_all(build(root / "build"), root / "dumps", 1)["null-write"][0]
+    with open(whole, "rb") as f:
+        loads = [s for s in ELFFile(f).iter_segments() if s["p_type"] == "PT_LOAD"]
+    ends = sorted(s["p_offset"] + s["p_filesz"] for s in loads)
+    middle = [s for s in loads if s["p_filesz"]][len(loads) // 2]
+    size = middle["p_offset"] + middle["p_filesz"] // 2  # in the middle of a segment with data
+    cut_path = root / "core.cut"
+    cut_path.write_bytes(whole.read_bytes()[:size])
+    return whole, cut_path, len(loads), sum(1 for e in ends if e > size)
+
+
+def test_every_page_of_a_cut_core_says_it_is_truncated(cut: tuple[Path, Path, int, int]) -> None:
+    whole, path, segments, missing = cut
+    r, a = run_json("analyze", str(path))
+    assert r.returncode == 0, r.stderr
+    assert a["truncated"] is True
+    size = path.stat().st_size
+    assert a["truncation"].startswith(f"the core is truncated: the file ends at {size} bytes")
+    assert f"{missing} of {segments} memory segments" in a["truncation"]
+    assert run_json("analyze", str(whole))[1]["truncated"] is False
+    for command in ("analyze", "stack", "regs", "vm", "modules"):
+        r = run_nmf(command, str(path))
+        assert r.returncode == 0, (command, r.stderr)
+        assert r.stdout.splitlines()[0 if command != "analyze" else 4].startswith(
+            "WARNING: the core is truncated"
+        ), (command, r.stdout[:400])
+        assert r.stdout.count("WARNING: the core is truncated") == 1, command
+        _, data = run_json(command, str(path))
+        assert data["truncated"] is True, command
+        assert "WARNING" not in run_nmf(command, str(whole)).stdout, command
+    # vm counts what the file holds, not what its headers promised
+    _, vm = run_json("vm", str(path))
+    _, full = run_json("vm", str(whole))
+    assert vm["dumped"] < full["dumped"]
+    with open(path, "rb") as f:
+        held = sum(
+            max(0, min(s["p_filesz"], size - s["p_offset"]))
+            for s in ELFFile(f).iter_segments()
+            if s["p_type"] == "PT_LOAD"
+        )
+    assert vm["dumped"] == held
+
+
+def test_triage_keeps_a_cut_core_apart(cut: tuple[Path, Path, int, int], tmp_path: Path) -> None:
+    whole, path, _, _ = cut
+    db = str(tmp_path / "t.db")
+    r, out = run_json("triage", "ingest", "--db", db, str(whole), str(path))
+    assert r.returncode == 0, r.stderr
+    assert (out["analysed"], out["failed"]) == (2, 0)
+    _, buckets = run_json("triage", "buckets", "--db", db)
+    assert [b["count"] for b in buckets["buckets"]] == [1]  # the whole one only
+    assert buckets["truncated"] == 1
+    assert "1 dumps are truncated" in run_nmf("triage", "buckets", "--db", db).stdout
+    _, listed = run_json("triage", "show", "truncated", "--db", db)
+    assert [d["path"] for d in listed["dumps"]] == [str(path)]
+    assert listed["dumps"][0]["error"].startswith("the core is truncated")
+    page = tmp_path / "r.html"
+    assert run_nmf("triage", "report", "--html", str(page), "--db", db).returncode == 0
+    assert "Truncated (not counted above)" in page.read_text()
+
+
+def test_a_fifo_or_a_directory_is_refused_at_once(cut: tuple[Path, Path, int, int], tmp_path: Path) -> None:
+    fifo = tmp_path / "core.fifo"
+    os.mkfifo(fifo)
+    r = run_nmf("analyze", str(cut[0]), "--exe", str(fifo), timeout=20)  # hung in drgn before
+    assert r.returncode == 2
+    assert f"{fifo} is not a regular file" in r.stderr
+    for path, what in ((fifo, "a FIFO"), (tmp_path, "a directory")):
+        for command in ("analyze", "stack", "search"):
+            args = [command, str(path)] + (["x"] if command == "search" else [])
+            try:
+                r = run_nmf(*args, timeout=20)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{command} {what} hung")
+            assert r.returncode == 2, (command, what, r.stderr)
+            assert r.stderr.count("\n") == 1, (command, what, r.stderr)
+            assert f"is {what}, not a dump file" in r.stderr, (command, what, r.stderr)
