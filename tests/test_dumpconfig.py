@@ -223,3 +223,15 @@ def test_crash_needs_no_privilege(dump_dir: Path) -> None:
         check=True,
     )
     assert json.loads(cfg.stdout)["can_raise_hard_limit"] is False
+
+
+def test_a_nearly_full_filesystem_is_no_dump(dump_dir: Path) -> None:
+    """The kernel cuts a core short on a full disk (and still says it dumped one): the verdict says so
+    instead of promising a dump ("free space 0 B" used to come with will-dump)."""
+    import dataclasses
+
+    s = dataclasses.replace(_settings(dump_dir, "core.%e.%p"), free_bytes=5_000_000)
+    a = assess(s)
+    assert a.verdict is Verdict.NO_DUMP
+    assert a.problems[0].startswith(f"the filesystem of {dump_dir} has 5000000 bytes free")
+    assert assess(dataclasses.replace(s, free_bytes=10**10)).verdict is Verdict.WILL_DUMP

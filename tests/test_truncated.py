@@ -3,8 +3,10 @@ say they are not), and a file that is no regular file is refused with one line i
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,24 @@ def test_a_fifo_or_a_directory_is_refused_at_once(cut: tuple[Path, Path, int, in
             assert r.returncode == 2, (command, what, r.stderr)
             assert r.stderr.count("\n") == 1, (command, what, r.stderr)
             assert f"is {what}, not a dump file" in r.stderr, (command, what, r.stderr)
+
+
+def test_a_crash_whose_core_is_cut_short_is_no_success(tmp_path: Path) -> None:
+    """RLIMIT_CORE below the core's size (a hard limit the child cannot raise: as root, without
+    CAP_SYS_RESOURCE) makes the kernel cut the core and still say it dumped one, as a full disk does.
+    crash used to report the 976 KiB piece of a 14 MB core as its dump, exit 0."""
+    cmd = ["prlimit", "--core=1000000:1000000"]
+    if os.geteuid() == 0:
+        cmd += ["setpriv", "--bounding-set=-sys_resource"]
+    cmd += [sys.executable, "-m", "notmyfault", "crash", "null-deref", "--dump-dir", str(tmp_path), "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 1, r.stderr
+    report = json.loads(r.stdout)
+    dump = report["dump"]
+    assert dump["size"] <= 1_000_000
+    assert dump["problem"].startswith("the core is truncated: the file ends at")
+    assert "RLIMIT_CORE 1000000 bytes" in dump["problem"]
+    assert Path(dump["path"]).stat().st_size == dump["size"]  # kept, for what it is worth
+    text = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=120, check=False)
+    assert text.returncode == 1
+    assert "Incomplete dump: the core is truncated" in text.stdout

@@ -282,6 +282,9 @@ def effective_core_limit(s: DumpSettings) -> int:
 
 MIN_USEFUL_CORE = 64 * 1024
 """A core limit below this cuts even a small process's dump to a useless stub."""
+CORE_OF_THIS_TOOL = 32 * 1024 * 1024
+"""Free space below this cuts a core of this tool short (the Python interpreter with myfault dumps
+about 15 MB; a leak's core holds the leak as well)."""
 
 
 def assess(s: DumpSettings) -> Assessment:
@@ -344,6 +347,12 @@ def assess(s: DumpSettings) -> Assessment:
                 notes.append(
                     f"core_pattern is an absolute path, so the kernel writes there, not in {s.dump_dir}"
                 )
+        if s.free_bytes is not None and s.free_bytes < CORE_OF_THIS_TOOL and not problems:
+            problems.append(
+                f"the filesystem of {where} has {s.free_bytes} bytes free: the kernel would cut a core of "
+                f"this tool (about 15 MB, more with a leak) short there; free space or give --dump-dir "
+                "another filesystem"
+            )
         if s.core_uses_pid and not p.pid_in_pattern:
             notes.append("core_uses_pid=1 appends '.PID' to the file name")
         if problems and limit == 0:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import resource
 import select
 import shutil
 import signal
@@ -85,6 +86,8 @@ class DumpFile:
     """Bytes allocated on disk (cores are sparse)."""
     source: str
     """How it was found: 'core_pattern file', 'systemd-coredump', 'apport'."""
+    problem: str | None = None
+    """Why the dump is not whole (empty, or cut short); None when it is."""
 
 
 @dataclass(frozen=True)
@@ -301,8 +304,34 @@ def run_child(
 
 
 def _dump_file(path: str, source: str) -> DumpFile:
+    """The dump at ``path``, checked whole: the kernel leaves a core cut short (and still says it
+    dumped one) when the disk fills up or RLIMIT_CORE is reached."""
     st = os.stat(path)
-    return DumpFile(path, st.st_size, st.st_blocks * 512, source)
+    return DumpFile(path, st.st_size, st.st_blocks * 512, source, _problem(path, st.st_size))
+
+
+def _problem(path: str, size: int) -> str | None:
+    """Why the core at ``path`` is not whole, with what may have cut it; None when it is whole."""
+    from notmyfault.dumps import DumpError, open_dump
+
+    what: str | None
+    if size == 0:
+        what = "the core is empty (0 bytes)"
+    else:
+        try:
+            with open_dump(path) as core:
+                what = core.truncation
+        except DumpError as e:  # too short for even its headers and notes
+            what = str(e)
+    if what is None:
+        return None
+    free = shutil.disk_usage(os.path.dirname(path) or ".").free
+    soft, _hard = resource.getrlimit(resource.RLIMIT_CORE)
+    limit = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft} bytes"
+    return (
+        f"{what}; the disk filled up or RLIMIT_CORE stopped the kernel "
+        f"({free} bytes free there now, RLIMIT_CORE {limit}): free space, or raise the limit"
+    )
 
 
 def _unique(path: Path) -> Path:

@@ -74,12 +74,12 @@ def run_watched(argv: list[str], settings: Any, label: str, timeout: float | Non
 
 
 def report_crash(run: Any, as_json: bool, lines: bool = False) -> None:
-    """Print a crash report (text or JSON); exit EXIT_NO_DUMP when no dump exists."""
+    """Print a crash report (text or JSON); exit EXIT_NO_DUMP when no whole dump exists."""
     from notmyfault.render.capture import crash_json, crash_text
 
     if as_json:
         emit_json(crash_json(run), lines=lines)
     else:
         click.echo(crash_text(run))
-    if run.dump is None:
+    if run.dump is None or run.dump.problem:
         sys.exit(EXIT_NO_DUMP)

@@ -35,6 +35,8 @@ def crash_text(run: CrashRun) -> str:
         lines.append(
             f"      {format_size(d.size)} ({d.size} bytes, {format_size(d.allocated)} on disk), from {d.source}"
         )
+        if d.problem:
+            lines.append(f"Incomplete dump: {d.problem}")
     else:
         lines.append(f"No dump: {run.reason}")
     for note in run.notes:
