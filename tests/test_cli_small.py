@@ -138,3 +138,24 @@ def test_help_texts_say_what_commands_do_not_where_they_come_from() -> None:
         r = run_nmf(*words, "--help")
         assert r.returncode == 0, words
         assert "seed" not in r.stdout.lower(), words
+
+
+def test_wrong_values_exit_2_with_the_reason(tmp_path: Path) -> None:
+    """Values the issue found accepted (crash --timeout inf|0|nan, search --module nosuch with exit 0,
+    disasm -n -5 as exit 3, 'a bug of ours') are bad input: exit 2, saying which value and why."""
+    core = str(CORPUS / "drgn-crashme" / "crashme.core")
+    cases = [
+        (("crash", "null-deref", "--timeout", "inf", "--dump-dir", str(tmp_path)), "give at least 0.1 s"),
+        (("crash", "null-deref", "--timeout", "0", "--dump-dir", str(tmp_path)), "give at least 0.1 s"),
+        (("crash", "null-deref", "--timeout", "nan", "--dump-dir", str(tmp_path)), "give at least 0.1 s"),
+        (("hang", "spin", "--crash-after", "nan"), "give at least 0.1 s"),
+        (("search", core, "crash", "--module", "nosuch"), "the dump holds no such module"),
+        (("disasm", core, "main", "-n", "-5"), "-5 is not in the range"),
+    ]
+    for args, words in cases:
+        r = run_nmf(*args, timeout=60)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert words in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    assert run_nmf("search", core, "crash", "--module", "crashme").returncode == 0
+    assert not list(tmp_path.iterdir())  # nothing crashed, nothing written

@@ -81,6 +81,17 @@ def search(core: ElfCore, pattern: bytes, module: str | None = None) -> list[Hit
     return sorted(hits, key=lambda h: h.address)
 
 
+def has_module(dump: ElfCore | Minidump | WindowsKernelDump, module: str) -> bool:
+    """True if ``module`` (a short name, file name or path) names one of the dump's modules."""
+    if isinstance(dump, ElfCore):
+        paths = [f.path for f in dump.files]
+    elif isinstance(dump, Minidump):
+        paths = [m.name for m in dump.modules]
+    else:
+        paths = [d.name for d in dump.drivers]
+    return any(module_matches(p, module) for p in paths)
+
+
 def search_memory(dump: Minidump | WindowsKernelDump, pattern: bytes, module: str | None = None) -> list[Hit]:
     """Every address of ``pattern`` in a minidump's or a kernel dump's memory (``module``: only in its image)."""
     hits: list[Hit] = []

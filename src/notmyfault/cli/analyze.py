@@ -543,8 +543,8 @@ def search(
     core: str, pattern: str, module: str | None, as_hex: bool, debug_files: tuple[str, ...], as_json: bool
 ) -> None:
     """s -a: find a string (or --hex bytes) in the dump and in the mapped files it left out."""
+    from notmyfault.analysis.search import has_module, search_memory
     from notmyfault.analysis.search import search as run
-    from notmyfault.analysis.search import search_memory
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render.memory import search_json, search_text
 
@@ -555,6 +555,10 @@ def search(
     if not needle:
         fail("give a non-empty pattern")
     with opened(core, minidumps=True, debug_files=debug_files) as c:
+        if module is not None and not isinstance(c, Vmcore) and not has_module(c, module):
+            fail(
+                f"--module {module!r}: the dump holds no such module ('notmyfault modules {core}' lists them)"
+            )
         if isinstance(c, Vmcore):
             from notmyfault.analysis.kmem import kernel_search
 
@@ -576,7 +580,14 @@ def search(
 @click.command()
 @core_argument
 @click.argument("target", metavar="ADDRESS|SYMBOL")
-@click.option("-n", "count", type=int, default=8, show_default=True, help="How many instructions.")
+@click.option(
+    "-n",
+    "count",
+    type=click.IntRange(1, 100_000),
+    default=8,
+    show_default=True,
+    help="How many instructions.",
+)
 @click.option("--att", is_flag=True, help="AT&T syntax (x86).")
 @exe_option
 @sysroot_option

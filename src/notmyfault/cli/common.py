@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 import click
 
@@ -83,3 +83,28 @@ def report_crash(run: Any, as_json: bool, lines: bool = False) -> None:
         click.echo(crash_text(run))
     if run.dump is None or run.dump.problem:
         sys.exit(EXIT_NO_DUMP)
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    """A duration: a number of seconds, or a number with s, m or h (2m = 120 seconds)."""
+
+    name = "duration"
+    UNITS: ClassVar[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        """Seconds, as a float of at least 0.1."""
+        if isinstance(value, (int, float)):
+            seconds = float(value)
+        else:
+            text = str(value).strip().lower()
+            factor = self.UNITS.get(text[-1:], None) if text else None
+            try:
+                seconds = float(text[:-1] if factor else text) * (factor or 1.0)
+            except ValueError:
+                self.fail(f"{value!r} is not a duration: give seconds, or 90s, 2m, 1h", param, ctx)
+        if not seconds >= 0.1 or seconds == float("inf"):
+            self.fail(f"{value!r}: give at least 0.1 s", param, ctx)
+        return seconds
+
+
+DURATION = Duration()

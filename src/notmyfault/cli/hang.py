@@ -9,6 +9,7 @@ import click
 
 from notmyfault.cli.common import (
     DUMP_DIR_HELP,
+    DURATION,
     EXIT_NO_DUMP,
     dump_settings,
     emit_json,
@@ -27,7 +28,7 @@ from notmyfault.render import SCHEMA_VERSION
 )
 @click.option(
     "--crash-after",
-    type=float,
+    type=DURATION,
     metavar="SECONDS",
     help="A watchdog thread aborts the process after SECONDS, so the dump shows the hang.",
 )

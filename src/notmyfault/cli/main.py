@@ -16,6 +16,7 @@ import click
 from notmyfault import __version__
 from notmyfault.cli.common import (
     DUMP_DIR_HELP,
+    DURATION,
     EXIT_INTERRUPTED,
     EXIT_NO_DUMP,
     dump_settings,
@@ -67,7 +68,11 @@ def cli() -> None:
     help="Touch SIZE of anonymous memory first (e.g. 200MB), so the dump is that big.",
 )
 @click.option(
-    "--timeout", type=float, default=120.0, show_default=True, help="Seconds to wait for the child to die."
+    "--timeout",
+    type=DURATION,
+    default="120",
+    show_default=True,
+    help="Time to wait for the child to die: seconds, or with a unit (90s, 2m).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report (or the list) as JSON.")
 @click.option(

@@ -9,12 +9,19 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any
 
 import click
 
 from notmyfault.cli.analyze import json_option
-from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, parse_size_option, raise_interrupt
+from notmyfault.cli.common import (
+    DURATION,
+    EXIT_INTERRUPTED,
+    emit_json,
+    fail,
+    parse_size_option,
+    raise_interrupt,
+)
 from notmyfault.render import SCHEMA_VERSION
 from notmyfault.render.safe import terminal_safe
 
@@ -143,31 +150,6 @@ class _IngestBar:
         """Take the bar away."""
         if self.task is not None:
             self.bar.stop()
-
-
-class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
-    """A duration: a number of seconds, or a number with s, m or h (2m = 120 seconds)."""
-
-    name = "duration"
-    UNITS: ClassVar[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        """Seconds, as a float of at least 0.1."""
-        if isinstance(value, (int, float)):
-            seconds = float(value)
-        else:
-            text = str(value).strip().lower()
-            factor = self.UNITS.get(text[-1:], None) if text else None
-            try:
-                seconds = float(text[:-1] if factor else text) * (factor or 1.0)
-            except ValueError:
-                self.fail(f"{value!r} is not a duration: give seconds, or 90s, 2m, 1h", param, ctx)
-        if not seconds >= 0.1 or seconds == float("inf"):
-            self.fail(f"{value!r}: give at least 0.1 s", param, ctx)
-        return seconds
-
-
-DURATION = Duration()
 
 
 def _rules(path: str | None) -> Any:
