@@ -123,3 +123,38 @@ def test_a_crash_whose_core_is_cut_short_is_no_success(tmp_path: Path) -> None:
     text = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=120, check=False)
     assert text.returncode == 1
     assert "Incomplete dump: the core is truncated" in text.stdout
+
+
+def _grow_notes(src: Path, dst: Path, size: int) -> None:
+    """Copy the core ``src`` to ``dst`` with its PT_NOTE segment claiming ``size`` bytes, the file
+    made long enough (sparse: it costs no disk)."""
+    import shutil
+    import struct
+
+    shutil.copy(src, dst)
+    with open(dst, "r+b") as f:
+        h = ELFFile(f).header
+        for i in range(h["e_phnum"]):
+            at = h["e_phoff"] + i * h["e_phentsize"]
+            f.seek(at)
+            (p_type,) = struct.unpack("<I", f.read(4))
+            if p_type == 4:  # PT_NOTE: p_offset at +8, p_filesz at +32 (ELF64)
+                f.seek(at + 8)
+                (offset,) = struct.unpack("<Q", f.read(8))
+                f.seek(at + 32)
+                f.write(struct.pack("<Q", size))
+                f.truncate(max(offset + size, f.seek(0, 2)))
+                return
+    raise AssertionError("no PT_NOTE")
+
+
+def test_a_crafted_3_gb_note_is_refused_at_once(tmp_path: Path) -> None:
+    """A sparse 3 GB PT_NOTE took analyze past 10 minutes and 5 GB of memory (drgn read it all)."""
+    from tests.conftest import CORPUS
+
+    crafted = tmp_path / "crafted.core"
+    _grow_notes(CORPUS / "drgn-crashme" / "crashme.core", crafted, 3_000_000_000)
+    for command in ("analyze", "stack", "modules"):
+        r = run_nmf(command, str(crafted), timeout=30)
+        assert r.returncode == 2, (command, r.stderr)
+        assert "its notes take 3000000000 bytes, more than any core writer makes" in r.stderr

@@ -51,6 +51,14 @@ ARCHES: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
 PF_X, PF_W, PF_R = 1, 2, 4
 
 
+MAX_NOTES = 256 * 1024 * 1024
+"""The most note bytes a core may have. The kernel writes a few KiB per thread (prstatus, registers,
+siginfo) and one NT_FILE entry per mapping (65530 mappings by default): tens of MiB for the largest
+processes. A crafted 3 GB note took analyze past 10 minutes."""
+MAX_NOTE_COUNT = 1_000_000
+"""The most notes a core may have: about five a thread and one NT_FILE."""
+
+
 @dataclass(frozen=True)
 class Segment:
     """A PT_LOAD segment: memory of the process at the time of the dump."""
@@ -203,6 +211,12 @@ class ElfCore:
             raise DumpError(f"{self.path} is a corrupt ELF core: {e}") from None
         if not segments:
             raise DumpError(f"{self.path} holds no memory segments (PT_LOAD): a truncated or empty core")
+        notes = sum(size for _, size in self._note_ranges)
+        if notes > MAX_NOTES:  # checked before anyone (drgn too) reads them
+            raise DumpError(
+                f"{self.path} is corrupt or crafted: its notes take {notes} bytes, more than any core "
+                f"writer makes ({MAX_NOTES} at most here)"
+            )
         self.segments = tuple(sorted(segments, key=lambda s: s.vaddr))
         self.expected_size = max(s.offset + s.filesz for s in self.segments)
         """How long the file should be: the end of its last segment's data."""
@@ -271,11 +285,19 @@ class ElfCore:
         from elftools.construct.core import ConstructError
         from elftools.elf.notes import iter_notes
 
+        count = 0
         try:
             for offset, size in self._note_ranges:
                 if offset + size > self.size:
                     raise DumpError(f"{self.path} is truncated: its notes run past the end of the file")
                 for note in iter_notes(self._elf, offset, size):
+                    if not note["n_namesz"] and not note["n_descsz"] and not note["n_type"]:
+                        break  # zeros: padding after the last note, as no writer makes an empty note
+                    count += 1
+                    if count > MAX_NOTE_COUNT:
+                        raise DumpError(
+                            f"{self.path} is corrupt or crafted: it has more than {MAX_NOTE_COUNT} notes"
+                        )
                     if note["n_type"] in ("NT_PRPSINFO", "NT_AUXV"):  # parsed here: see _PRPSINFO
                         yield note["n_name"], note["n_type"], bytes(note["n_descdata"])
                     else:
