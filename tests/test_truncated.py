@@ -158,3 +158,53 @@ def test_a_crafted_3_gb_note_is_refused_at_once(tmp_path: Path) -> None:
         r = run_nmf(command, str(crafted), timeout=30)
         assert r.returncode == 2, (command, r.stderr)
         assert "its notes take 3000000000 bytes, more than any core writer makes" in r.stderr
+
+
+def _cwd_of_some_process(directory: Path) -> bool:
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        try:
+            if os.readlink(cwd) == str(directory):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def test_a_core_left_by_a_killed_run_is_adopted_by_the_next(tmp_path: Path) -> None:
+    """SIGKILL the parent once its child runs: the child still crashes and the kernel writes its core
+    into the parent's hidden staging directory, where nothing ever looked again (314 MB and 803 MB
+    seen). The next run moves it into the dump directory, says so, and removes the directory."""
+    import time
+
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "notmyfault", "crash", "null-deref", "--dump-dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    staging = None
+    while time.monotonic() < deadline and staging is None:
+        staging = next((d for d in tmp_path.glob(".incoming-*") if _cwd_of_some_process(d)), None)
+        time.sleep(0.002)
+    assert staging is not None, "the child never started"
+    parent.kill()
+    parent.wait()
+    core = None
+    while time.monotonic() < deadline:  # the orphaned child crashes on its own; its core lands there
+        cores = list(staging.glob("core*"))
+        if cores and not _cwd_of_some_process(staging):
+            core = cores[0]
+            break
+        time.sleep(0.05)
+    assert core is not None, "no core in the staging directory"
+    r, report = run_json("crash", "abort", "--dump-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    adopted = [n for n in report["notes"] if n.startswith("adopted ")]
+    assert len(adopted) == 1, report["notes"]
+    path = Path(adopted[0].split()[1])
+    assert path.parent == tmp_path
+    assert path.name == f"{core.name}.adopted"
+    assert not list(tmp_path.glob(".incoming-*"))
+    _, a = run_json("analyze", str(path))
+    assert a["crash_class"] == "NULL_POINTER_WRITE"
+    assert a["truncated"] is False

@@ -498,7 +498,8 @@ def crash_in_child(
     verdict = assess(settings)
     dump_dir = Path(settings.dump_dir)
     dump_dir.mkdir(parents=True, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".incoming-", dir=dump_dir)
+    adopted = adopt_orphans(dump_dir)
+    staging = tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-", dir=dump_dir)
     start_time = time.time()
     try:
         child = run_child(argv, staging, timeout, **child_options)
@@ -507,4 +508,67 @@ def crash_in_child(
         locate_s = time.monotonic() - t0
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return CrashRun(label, child, dump, reason, verdict, locate_s, notes)
+    return CrashRun(label, child, dump, reason, verdict, locate_s, tuple(adopted) + notes)
+
+
+STAGING = ".incoming-"
+"""The start of a staging directory's name: .incoming-PID-XXXXXXXX, PID the run that made it."""
+ORPHAN_AGE = 600.0
+"""A staging directory without a pid in its name (made by an older version) is an orphan after this."""
+
+
+def _staging_owner(name: str) -> int | None:
+    """The pid in a staging directory's name, if it has one."""
+    head = name[len(STAGING) :].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _in_use(directory: Path) -> bool:
+    """True if some process (that this user may see) works in ``directory``."""
+    real = os.path.realpath(directory)
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(cwd) == real:
+                return True
+    return False
+
+
+def adopt_orphans(dump_dir: Path) -> list[str]:
+    """Move the cores that interrupted runs left in their staging directories into ``dump_dir``
+    (a run killed with SIGKILL, or whose machine lost power, never moved its child's core out of
+    .incoming-*), remove those directories, and say what was done, one line each."""
+    said: list[str] = []
+    for d in sorted(dump_dir.glob(f"{STAGING}*")):
+        try:
+            if not d.is_dir() or d.is_symlink():
+                continue
+            owner = _staging_owner(d.name)
+            if owner is not None and (owner == os.getpid() or _alive(owner)):
+                continue  # a run that is still going
+            if owner is None and time.time() - d.stat().st_mtime < ORPHAN_AGE:
+                continue
+            if _in_use(d):
+                continue  # the orphaned child still runs there (a hang), or the kernel writes its core
+            for f in sorted(d.iterdir()):
+                if f.is_file() and not f.is_symlink() and f.stat().st_size > 0:
+                    final = _unique(dump_dir / f"{f.name}.adopted")
+                    os.replace(f, final)
+                    said.append(
+                        f"adopted {final} ({final.stat().st_size} bytes): a core an interrupted run "
+                        f"left in {d.name}"
+                    )
+            shutil.rmtree(d)
+            said.append(f"removed {d.name}, the staging directory of an interrupted run")
+        except OSError as e:
+            said.append(f"could not clear {d} (left by an interrupted run): {e.strerror}")
+    return said
