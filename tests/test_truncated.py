@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -128,7 +129,6 @@ def test_a_crash_whose_core_is_cut_short_is_no_success(tmp_path: Path) -> None:
 def _grow_notes(src: Path, dst: Path, size: int) -> None:
     """Copy the core ``src`` to ``dst`` with its PT_NOTE segment claiming ``size`` bytes, the file
     made long enough (sparse: it costs no disk)."""
-    import shutil
     import struct
 
     shutil.copy(src, dst)
@@ -208,3 +208,32 @@ def test_a_core_left_by_a_killed_run_is_adopted_by_the_next(tmp_path: Path) -> N
     _, a = run_json("analyze", str(path))
     assert a["crash_class"] == "NULL_POINTER_WRITE"
     assert a["truncated"] is False
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+def test_unreadable_input_is_no_success(cut: tuple[Path, Path, int, int], tmp_path: Path) -> None:
+    """Without the right to read them (root without CAP_DAC_OVERRIDE here, as another user would be),
+    files were 'not a core dump' and directories held '0 dumps', exit 0. Now each is named with the
+    reason, what could be read is stored, and the exit code is 2."""
+    whole = cut[0]
+    fleet = tmp_path / "fleet"
+    (fleet / "locked").mkdir(parents=True)
+    shutil.copy(whole, fleet / "a.core")
+    shutil.copy(whole, fleet / "b.core")
+    (fleet / "b.core").write_bytes((fleet / "b.core").read_bytes() + b"x")  # another hash
+    (fleet / "b.core").chmod(0)
+    (fleet / "locked").chmod(0)
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    r = subprocess.run(
+        [*drop, sys.executable, "-m", "notmyfault", "triage", "ingest", "-r", "--json",
+         "--db", str(tmp_path / "t.db"), str(fleet)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["found"], out["stored"]) == (1, 1)
+    assert out["unreadable"] == [
+        {"path": str(fleet / "b.core"), "error": "Permission denied"},
+        {"path": str(fleet / "locked"), "error": "Permission denied"},
+    ]
+    assert out["not_dumps"] == out["skipped"] == []

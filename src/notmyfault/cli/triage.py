@@ -16,6 +16,7 @@ import click
 from notmyfault.cli.analyze import json_option
 from notmyfault.cli.common import (
     DURATION,
+    EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     emit_json,
     fail,
@@ -267,12 +268,15 @@ def ingest(
             "max_rss_kb": result.maxrss_kb,
             "not_dumps": result.not_dumps,
             "skipped": result.skipped,
+            "unreadable": [{"path": p, "error": e} for p, e in result.unreadable],
             "interrupted": result.interrupted,
             "db": db_url,
         }
         if as_json:
             emit_json({"schema_version": SCHEMA_VERSION, "kind": "triage-ingest", **summary})
         else:
+            for path, error in result.unreadable:
+                click.echo(terminal_safe(f"cannot read {path}: {error}"), err=True)
             for path in result.not_dumps + (result.skipped if verbose else []):
                 click.echo(terminal_safe(f"skipped {path}: not a core dump, minidump or Windows kernel dump"))
             if result.skipped and not verbose:
@@ -286,6 +290,8 @@ def ingest(
                 click.echo("see 'notmyfault triage show failed' for why")
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
+    if result.unreadable:  # what could be read is stored; the rest is not 'no dump'
+        sys.exit(EXIT_BAD_INPUT)
 
 
 @triage.command()

@@ -54,6 +54,8 @@ class IngestResult:
     """Files named on the command line that are not dumps."""
     skipped: list[str] = field(default_factory=list)
     """Files found in the directories given that are not dumps."""
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    """(path, reason) of the files and directories that could not be read: never taken for 'not a dump'."""
 
 
 def _dump_head(head: bytes) -> bool:
@@ -89,42 +91,61 @@ def _packed_head(path: str, packing: str) -> bytes:
 
 def is_dump(path: str) -> bool:
     """True if ``path`` is a regular file that starts as a dump the analyzer reads, or packs one
-    (systemd-coredump's .zst/.lz4/.xz, a .gz, an apport .crash with a core)."""
+    (systemd-coredump's .zst/.lz4/.xz, a .gz, an apport .crash with a core). OSError (with its
+    reason) if the file cannot be read: that says nothing of what it is."""
     from notmyfault.dumps.unpack import packing_of
 
-    try:
-        if not os.path.isfile(path):
-            return False
-        with open(path, "rb") as f:
-            head = f.read(18)
-    except OSError:
+    if not os.path.isfile(path):
         return False
+    with open(path, "rb") as f:
+        head = f.read(18)
     packing = packing_of(head)
     if packing is not None:
         head = _packed_head(path, packing)
     return _dump_head(head)
 
 
-def discover(paths: list[str], recursive: bool) -> tuple[list[str], list[str], list[str]]:
+def discover(
+    paths: list[str], recursive: bool
+) -> tuple[list[str], list[str], list[str], list[tuple[str, str]]]:
     """The dumps among ``paths`` (files, and the files in directories: their subdirectories too with
-    ``recursive``), sorted; the files named in ``paths`` that are not dumps; and the files found in
-    directories that are not dumps (skipped).  A path that does not exist raises FileNotFoundError."""
+    ``recursive``), sorted; the files named in ``paths`` that are not dumps; the files found in
+    directories that are not dumps (skipped); and (path, reason) for every file or directory that
+    could not be read.  A path that does not exist raises FileNotFoundError."""
     out: set[str] = set()
     named: set[str] = set()
+    unreadable: list[tuple[str, str]] = []
+
+    def refused(e: OSError) -> None:
+        unreadable.append((str(e.filename), e.strerror or str(e)))
+
     for p in paths:
         if not os.path.exists(p):
             raise FileNotFoundError(p)
         if os.path.isdir(p):
             if recursive:
-                for root, _dirs, files in os.walk(p):
+                for root, _dirs, files in os.walk(p, onerror=refused):
                     out.update(os.path.join(root, f) for f in files)
             else:
-                out.update(os.path.join(p, f) for f in os.listdir(p) if os.path.isfile(os.path.join(p, f)))
+                try:
+                    names = os.listdir(p)
+                except OSError as e:
+                    refused(e)
+                    continue
+                out.update(os.path.join(p, f) for f in names if os.path.isfile(os.path.join(p, f)))
         else:
             named.add(p)
-    dumps = {os.path.abspath(p) for p in out | named if is_dump(p)}
-    skipped = sorted(p for p in out - named if os.path.abspath(p) not in dumps)
-    return sorted(dumps), sorted(p for p in named if os.path.abspath(p) not in dumps), skipped
+    dumps: set[str] = set()
+    for p in sorted(out | named):
+        try:
+            if is_dump(p):
+                dumps.add(os.path.abspath(p))
+        except OSError as e:
+            unreadable.append((p, e.strerror or str(e)))
+    cannot = {p for p, _ in unreadable}
+    skipped = sorted(p for p in out - named if os.path.abspath(p) not in dumps and p not in cannot)
+    not_dumps = sorted(p for p in named if os.path.abspath(p) not in dumps and p not in cannot)
+    return sorted(dumps), not_dumps, skipped, sorted(unreadable)
 
 
 def content_hash(path: str) -> str:
@@ -206,7 +227,7 @@ def ingest(
     machine the dumps came from (stored with each row; the report breaks buckets down by it)."""
     t0 = time.monotonic()
     result = IngestResult()
-    found, result.not_dumps, result.skipped = discover(paths, recursive)
+    found, result.not_dumps, result.skipped, result.unreadable = discover(paths, recursive)
     result.found = len(found)
     by_hash: dict[str, str] = {}
     for p in found:
