@@ -5,6 +5,7 @@ malformed input.
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 from pathlib import Path
@@ -199,6 +200,29 @@ def test_malformed_kernel_dumps_get_one_line(tmp_path: Path) -> None:
         "is a Windows kernel crash dump: analyze, stack, regs, modules, vm, search and disasm read those"
         in r.stderr
     )
+
+
+def test_random_bytes_after_the_signature_are_no_dump(tmp_path: Path) -> None:
+    """In a fleet, 6 of 21 such files became buckets (one dated in the year 6795): the header's
+    machine, dump type, version and processor count must be a Windows kernel dump's."""
+    import random
+
+    rng = random.Random(6795)
+    files = []
+    for i in range(21):
+        p = tmp_path / "fleet" / f"garbage{i}.dmp"
+        p.parent.mkdir(exist_ok=True)
+        p.write_bytes((b"PAGEDU64", b"PAGEDUMP")[i % 2] + rng.randbytes(0x3000))
+        files.append(p)
+    for p in files[:5]:
+        r = run_nmf("analyze", str(p))
+        assert r.returncode == 2, r.stdout
+        assert "has a Windows kernel dump signature but no such header" in r.stderr
+    db = str(tmp_path / "t.db")
+    r = run_nmf("triage", "ingest", "--json", "--db", db, str(tmp_path / "fleet"))
+    out = json.loads(r.stdout)
+    assert (out["found"], out["failed"]) == (21, 21)
+    assert json.loads(run_nmf("triage", "buckets", "--json", "--db", db).stdout)["buckets"] == []
 
 
 def test_synthetic_dump_round_trip_of_the_header(tmp_path: Path) -> None:

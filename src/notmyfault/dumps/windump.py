@@ -112,6 +112,18 @@ class WindowsKernelDump(MappedDump):
                 f"{self.path} is truncated: {self.size} bytes, less than the {HEADER_SIZE[self.bits]}-byte "
                 f"header of a {self.bits}-bit kernel dump"
             )
+        h = self.header
+        for name, ok in (
+            ("MajorVersion", h["MajorVersion"] in (0xF, 0xC)),  # a free or a checked build
+            ("MachineImageType", h["MachineImageType"] in MACHINES),
+            ("DumpType", h["DumpType"] in DUMP_TYPES),
+            ("NumberProcessors", 1 <= h["NumberProcessors"] <= 4096),
+        ):
+            if not ok:  # random bytes after the signature made garbage buckets in a fleet
+                raise DumpError(
+                    f"{self.path} has a Windows kernel dump signature but no such header "
+                    f"({name} is {h[name]:#x}): corrupt, or not a dump"
+                )
 
     @property
     def truncation(self) -> str | None:
@@ -209,9 +221,10 @@ class WindowsKernelDump(MappedDump):
         if not ft:
             return None
         try:
-            return dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=ft // 10)
+            t = dt.datetime(1601, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=ft // 10)
         except OverflowError:
             return None
+        return t if 1990 <= t.year <= 2100 else None  # else garbage: a year 6795 stretched a chart
 
     @property
     def uptime_s(self) -> float:
