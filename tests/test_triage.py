@@ -301,6 +301,31 @@ def test_an_analysis_past_its_memory_limit_fails_alone(fleet: Fleet, database: s
     assert {e for _, e in _failures(db)} == {"the analysis ran out of its memory limit (1000000 bytes)"}
 
 
+def test_a_stopped_analysis_is_tried_again_and_an_unreadable_dump_is_not(fleet: Fleet, database: str) -> None:
+    """A passing failure (here the memory limit; a timeout or a killed worker alike) made a valid dump
+    'failed' forever: re-ingest said 'already stored'. Now it is marked transient and the next ingest
+    analyses it again once; a dump that is truly unreadable is not, unless --retry-failed."""
+    db = database
+    good = sorted(p for p in fleet.expected if "/crashers/" in p)[:2]
+    bad = str(fleet.bad / "core.truncated")
+    assert _ingest(db, bad)["failed"] == 1
+    stopped = _ingest(db, *good, extra=("--memory-limit", "1MB"))
+    assert (stopped["analysed"], stopped["failed"]) == (2, 2)
+    with Database(db) as d:
+        assert {p: t for p, _, t in d.failures()} == {good[0]: True, good[1]: True, bad: False}
+    shown = run_nmf("triage", "show", "failed", "--db", db).stdout
+    assert shown.count("the next ingest tries it again once") == 2
+    again = _ingest(db, *good, bad)
+    assert (again["already_stored"], again["analysed"], again["failed"]) == (1, 2, 0)
+    assert dict(_failures(db)) == {bad: dict(_failures(db))[bad]}
+    assert {p: b for p, s, b in _table(db) if s == "ok"} == {p: fleet.expected[p] for p in good}
+    retried = _ingest(db, *good, bad, extra=("--retry-failed",))
+    assert (retried["already_stored"], retried["analysed"], retried["failed"]) == (2, 1, 1)
+    with Database(db) as d:
+        assert d.execute("SELECT attempts FROM dumps WHERE path = ?", [bad]) == [(2,)]
+        assert d.count() == 3  # one row per dump, however often it was tried
+
+
 def test_rebucketing_after_a_rule_change_reads_no_dump(fleet: Fleet, database: str, tmp_path: Path) -> None:
     """New rules (parse_header is generic; at most two frames) change the two parse_header buckets,
     from the stored frames alone: the dumps are moved away first."""
@@ -359,7 +384,7 @@ def _concurrent(db: str, fleet: Fleet) -> None:
 
 def _failures(db: str) -> list[tuple[str, str]]:
     with Database(db) as d:
-        return d.failures()
+        return [(p, e) for p, e, _ in d.failures()]
 
 
 def _count(db: str) -> int:

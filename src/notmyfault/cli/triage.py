@@ -191,6 +191,11 @@ def triage() -> None:
 @click.option(
     "--host", metavar="NAME", help="The machine these dumps came from (buckets are broken down by it)."
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Analyse again every dump stored as failed (one whose analysis was stopped is retried once anyway).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Name every file that was skipped (not a dump).")
 @click.option(
     "--debuginfod",
@@ -203,6 +208,7 @@ def ingest(
     paths: tuple[str, ...],
     recursive: bool,
     host: str | None,
+    retry_failed: bool,
     verbose: bool,
     debuginfod: bool,
     workers: int,
@@ -243,6 +249,7 @@ def ingest(
                 progress=bar.advance if bar else None,
                 on_start=bar.start if bar else None,
                 host=host,
+                retry_failed=retry_failed,
             )
         except FileNotFoundError as e:
             fail(f"no such file or directory: {e}")
@@ -392,10 +399,13 @@ def show(bucket: str, db_url: str, as_json: bool) -> None:
             failures = db.failures(bucket)
             if as_json:
                 emit_json({"schema_version": SCHEMA_VERSION, "kind": f"triage-{bucket}",
-                           "dumps": [{"path": p, "error": e} for p, e in failures]})  # fmt: skip
+                           "dumps": [{"path": p, "error": e, "transient": t} for p, e, t in failures]})  # fmt: skip
             else:
-                for path, error in failures:
-                    click.echo(terminal_safe(f"{path}: {error}"))
+                for path, error, transient in failures:
+                    again = (
+                        " (stopped, not unreadable: the next ingest tries it again once)" if transient else ""
+                    )
+                    click.echo(terminal_safe(f"{path}: {error}{again}"))
             return
         members = db.members(bucket)
     if not members:

@@ -31,13 +31,15 @@ from notmyfault.analysis.signature import (
     signature,
 )
 
+RETRIES = 1
+"""How many times the next ingests analyse again a dump whose analysis was stopped (transient)."""
 BREAKDOWN = ("executable", "build_id", "version", "host")
 """What a bucket's dumps are split by in the report."""
 COLUMNS = (
     "hash", "analysis_version", "path", "size", "file_time", "crash_time", "ingested_at", "host", "pid",
     "executable", "dump_kind", "arch", "status", "error", "crash_class", "reason", "blamed", "frames",
     "build_ids", "signature", "bucket", "bucket_id", "rules", "analysis_text", "seconds", "program",
-    "build_id", "version",
+    "build_id", "version", "transient",
 )  # fmt: skip
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -84,6 +86,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE dumps ADD COLUMN build_id TEXT;
         ALTER TABLE dumps ADD COLUMN version TEXT;
         CREATE INDEX dumps_program ON dumps (program)
+        """,
+    ),
+    (
+        3,
+        """
+        ALTER TABLE dumps ADD COLUMN transient INTEGER;
+        ALTER TABLE dumps ADD COLUMN attempts INTEGER
         """,
     ),
 )
@@ -262,14 +271,22 @@ class Database:
                 done.append(version)
         return done
 
-    def known(self, hashes: Iterable[str], analysis_version: str) -> set[str]:
-        """The hashes among ``hashes`` already stored for ``analysis_version``."""
+    def known(self, hashes: Iterable[str], analysis_version: str, retry_failed: bool = False) -> set[str]:
+        """The hashes among ``hashes`` already stored for ``analysis_version``, but for the dumps to
+        analyse again: those whose analysis was stopped (transient) and tried only once, and with
+        ``retry_failed`` every failed one."""
         out: set[str] = set()
         wanted = list(hashes)
+        again = (
+            "status = 'failed'"
+            if retry_failed
+            else f"(status = 'failed' AND transient = 1 AND COALESCE(attempts, 1) < {RETRIES + 1})"
+        )
         for at in range(0, len(wanted), 500):  # at most 500 parameters a query
             chunk = wanted[at : at + 500]
             rows = self.execute(
-                f"SELECT hash FROM dumps WHERE analysis_version = ? AND hash IN ({','.join('?' * len(chunk))})",
+                f"SELECT hash FROM dumps WHERE analysis_version = ? AND hash IN ({','.join('?' * len(chunk))}) "
+                f"AND NOT {again}",
                 [analysis_version, *chunk],
             )
             out.update(r[0] for r in rows)
@@ -279,12 +296,30 @@ class Database:
         """Store one dump's row (committed now); False if it was already there. The row replaces the
         dump's rows of other analysis versions, in the same transaction: after an upgrade, a dump
         ingested again is counted once, by its new analysis."""
-        values = [row.get(c) for c in COLUMNS]
+        columns = (*COLUMNS, "attempts")
         sql = (
-            f"INSERT INTO dumps ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
+            f"INSERT INTO dumps ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
             "ON CONFLICT (hash, analysis_version) DO NOTHING"
         )
+        key = (row["hash"], row["analysis_version"])
         with self.transaction() as cur:
+            # a failed row of this dump and version is replaced by the new analysis, counting the attempt
+            cur.execute(
+                self._sql(
+                    "SELECT COALESCE(attempts, 1) FROM dumps WHERE hash = ? AND analysis_version = ? "
+                    "AND status = 'failed'"
+                ),
+                key,
+            )
+            before = cur.fetchall()
+            if before:
+                cur.execute(
+                    self._sql(
+                        "DELETE FROM dumps WHERE hash = ? AND analysis_version = ? AND status = 'failed'"
+                    ),
+                    key,
+                )
+            values = [row.get(c) for c in COLUMNS] + [int(before[0][0]) + 1 if before else 1]
             cur.execute(self._sql(sql), values)
             inserted = bool(cur.rowcount)
             if inserted:
@@ -374,11 +409,15 @@ class Database:
         )
         return [dict(zip(cols, r, strict=True)) for r in rows]
 
-    def failures(self, status: str = "failed") -> list[tuple[str, str]]:
-        """(path, reason) of every dump whose analysis failed (``truncated``: of every dump cut short)."""
+    def failures(self, status: str = "failed") -> list[tuple[str, str, bool]]:
+        """(path, reason, transient) of every dump whose analysis failed (``truncated``: of every dump
+        cut short); transient: the analysis was stopped, and the next ingest tries it again once."""
         return [
-            (r[0], r[1])
-            for r in self.execute("SELECT path, error FROM dumps WHERE status = ? ORDER BY path", [status])
+            (r[0], r[1], bool(r[2]))
+            for r in self.execute(
+                "SELECT path, error, COALESCE(transient, 0) FROM dumps WHERE status = ? ORDER BY path",
+                [status],
+            )
         ]
 
     def example_text(self, bucket: str) -> str:

@@ -176,7 +176,11 @@ def row_for(
         "seconds": answer.get("seconds"),
     }
     if not answer.get("ok"):
-        row.update(status="failed", error=str(answer.get("error") or "unknown failure"))
+        row.update(
+            status="failed",
+            error=str(answer.get("error") or "unknown failure"),
+            transient=1 if answer.get("transient") else 0,
+        )
         return row
     fields = answer["fields"]
     sig = signature([SignFrame.from_dict(f) for f in fields["frames"]], rules)
@@ -222,9 +226,12 @@ def ingest(
     progress: Progress | None = None,
     on_start: Callable[[int], None] | None = None,
     host: str | None = None,
+    retry_failed: bool = False,
 ) -> IngestResult:
     """Ingest the dumps under ``paths`` into ``db`` (see the module's docstring); ``host`` names the
-    machine the dumps came from (stored with each row; the report breaks buckets down by it)."""
+    machine the dumps came from (stored with each row; the report breaks buckets down by it). A dump
+    whose analysis was stopped (timeout, killed, memory limit) is analysed again once by the next
+    ingest; ``retry_failed`` analyses every failed dump again."""
     t0 = time.monotonic()
     result = IngestResult()
     found, result.not_dumps, result.skipped, result.unreadable = discover(paths, recursive)
@@ -233,7 +240,7 @@ def ingest(
     for p in found:
         by_hash.setdefault(content_hash(p), p)
     result.duplicates = len(found) - len(by_hash)
-    known = db.known(by_hash, ANALYSIS_VERSION)
+    known = db.known(by_hash, ANALYSIS_VERSION, retry_failed)
     result.known = len(known)
     todo = [(p, h) for h, p in by_hash.items() if h not in known]
     todo.sort()
@@ -272,7 +279,15 @@ def _run(
         futures = {executor.submit(pool.analyze, path): (path, digest) for path, digest in todo}
         for fut in cf.as_completed(futures):
             path, digest = futures[fut]
-            yield path, digest, fut.result()
+            try:
+                answer = fut.result()
+            except Exception as e:  # the worker was lost (KilledWorker) or the task failed: try again later
+                answer = {
+                    "ok": False,
+                    "error": f"the Dask task failed: {type(e).__name__}: {e}",
+                    "transient": True,
+                }
+            yield path, digest, answer
     finally:  # done, or interrupted: nothing new starts, analyses in flight are killed, then reaped
         for fut in futures:
             fut.cancel()
@@ -303,6 +318,14 @@ def _run_dask(
         digests = {f.key: (p, h) for f, (p, h) in zip(futures, todo, strict=True)}
         for fut in as_completed(futures):  # type: ignore[no-untyped-call]
             path, digest = digests[fut.key]
-            yield path, digest, fut.result()
+            try:
+                answer = fut.result()
+            except Exception as e:  # the worker was lost (KilledWorker) or the task failed: try again later
+                answer = {
+                    "ok": False,
+                    "error": f"the Dask task failed: {type(e).__name__}: {e}",
+                    "transient": True,
+                }
+            yield path, digest, answer
     finally:
         client.close()  # type: ignore[no-untyped-call]

@@ -217,8 +217,8 @@ def html_report(db: Database, where: Filter | None = None) -> str:
             f"<p>{len(buckets) - SECTIONS} smaller buckets have no section here: "
             "<code>notmyfault triage show ID</code> lists one.</p>"
         )
-    failed = "".join(f"<tr><td>{e(p)}</td><td>{e(r)}</td></tr>" for p, r in failures)
-    truncated = "".join(f"<tr><td>{e(p)}</td><td>{e(r)}</td></tr>" for p, r in cut)
+    failed = "".join(f"<tr><td>{e(p)}</td><td>{e(r)}</td></tr>" for p, r, _ in failures)
+    truncated = "".join(f"<tr><td>{e(p)}</td><td>{e(r)}</td></tr>" for p, r, _ in cut)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>notmyfault triage</title><style>{STYLE}</style></head>
 <body>

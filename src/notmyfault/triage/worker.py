@@ -66,7 +66,9 @@ class WarmWorker:
         return self._proc.pid if self._proc is not None else None
 
     def analyze(self, path: str) -> dict[str, Any]:
-        """Analyse ``path``: {"ok": True, "fields": ..., "seconds", "maxrss_kb"} or {"ok": False, "error"}."""
+        """Analyse ``path``: {"ok": True, "fields": ..., "seconds", "maxrss_kb"} or {"ok": False, "error"},
+        with "transient": True when the analysis was stopped rather than the dump found unreadable
+        (a timeout, the process killed, its memory limit): such a dump is tried again."""
         for attempt in (1, 2):
             if self._proc is None or self._proc.poll() is not None:
                 self._proc = self._start()
@@ -79,7 +81,11 @@ class WarmWorker:
                 # the process had died before this dump was given to it: not this dump's doing
                 self._reap()
                 if attempt == 2:
-                    return {"ok": False, "error": "the analysis process could not be started"}
+                    return {
+                        "ok": False,
+                        "error": "the analysis process could not be started",
+                        "transient": True,
+                    }
                 continue
             return self._answer(path)
         raise AssertionError("unreachable")
@@ -95,6 +101,7 @@ class WarmWorker:
                 return {
                     "ok": False,
                     "error": f"the analysis took longer than {self.timeout:g} s and was stopped",
+                    "transient": True,
                 }
             ready, _, _ = select.select([self._proc.stdout], [], [], left)
             if not ready:
@@ -103,15 +110,19 @@ class WarmWorker:
             if not line:  # the process died with this dump in hand
                 code = self._reap()
                 how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-                return {"ok": False, "error": f"the analysis process died ({how})"}
+                return {"ok": False, "error": f"the analysis process died ({how})", "transient": True}
             try:
                 answer: dict[str, Any] = json.loads(line)
             except json.JSONDecodeError:
                 self._kill()
-                return {"ok": False, "error": "the analysis process answered garbage"}
+                return {"ok": False, "error": "the analysis process answered garbage", "transient": True}
             if answer.get("path") != path:
                 self._kill()
-                return {"ok": False, "error": "the analysis process answered for another dump"}
+                return {
+                    "ok": False,
+                    "error": "the analysis process answered for another dump",
+                    "transient": True,
+                }
             return answer
 
     def _reap(self) -> int:
@@ -233,7 +244,9 @@ def _serve(out: TextIO, memory_limit: int | None) -> None:
         except Exception as e:  # every failure of one dump is that dump's record
             if memory_limit is not None and _out_of_memory(e):
                 answer.update(
-                    ok=False, error=f"the analysis ran out of its memory limit ({memory_limit} bytes)"
+                    ok=False,
+                    error=f"the analysis ran out of its memory limit ({memory_limit} bytes)",
+                    transient=True,
                 )
             else:
                 answer.update(ok=False, error=f"{type(e).__name__}: {e}")
