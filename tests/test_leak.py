@@ -44,7 +44,7 @@ def test_paged_leak_reaches_limit_and_shows_in_rss() -> None:
     assert st["RssAnon"] >= total
     assert st["VmLck"] == 0  # paged: nothing locked
     leak.proc.send_signal(signal.SIGTERM)
-    assert leak.finish() == 0
+    assert leak.finish() == 130  # ended by a signal
     assert leak.event("freed")["freed"] == total
 
 
@@ -59,7 +59,7 @@ def test_nonpaged_leak_locks_and_sigterm_frees() -> None:
     assert proc_status(pid)["VmLck"] == total  # exactly the leak is locked
     assert meminfo()["Mlocked"] - base >= total * 0.95
     leak.proc.send_signal(signal.SIGTERM)
-    assert leak.finish() == 0
+    assert leak.finish() == 130  # ended by a signal
     assert abs(meminfo()["Mlocked"] - base) < 8 * MiB  # freed, as seen from outside
 
 
@@ -78,7 +78,7 @@ def test_kernel_leak_grows_sunreclaim_and_queues() -> None:
     grown = meminfo()["SUnreclaim"] - base
     assert grown >= LIMIT * 0.9, f"SUnreclaim grew {grown}"
     leak.proc.send_signal(signal.SIGTERM)
-    assert leak.finish() == 0
+    assert leak.finish() == 130  # ended by a signal
     assert [r for r in sysv_rows("msg") if r["lspid"] == pid] == []
     assert meminfo()["SUnreclaim"] - base < LIMIT * 0.2
 
@@ -115,12 +115,30 @@ def test_sigterm_stops_at_once_and_frees() -> None:
     time.sleep(1.0)
     t = time.monotonic()
     leak.proc.send_signal(signal.SIGTERM)
-    assert leak.finish() == 0
+    assert leak.finish() == 130  # ended by a signal
     assert time.monotonic() - t < 2.0
     stopped = leak.event("stopped")
     assert stopped["stopped"] is True
     assert 1_000_000 <= stopped["leaked"] <= 4_000_000
     assert leak.event("freed")["freed"] == stopped["leaked"]
+
+
+@pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_ends_a_hold_leak_while_it_leaks(signo: int) -> None:
+    """With --hold, SIGTERM while still leaking stopped the leaking and then held for ever (a futex
+    wait until SIGKILL); a closed terminal (SIGHUP) was not handled at all. Both end it now: within
+    a second, the locked memory freed, exit 130. (Ctrl-C still only stops the leaking: see below.)"""
+    leak = LeakProc("--pool", "nonpaged", "--rate", "8MB", "--stop-at", "40MB", "--hold")
+    pid = leak.until("start")["pid"]
+    time.sleep(1.0)
+    assert proc_status(pid)["VmLck"] > 0
+    t = time.monotonic()
+    leak.proc.send_signal(signo)
+    assert leak.finish(timeout=10) == 130
+    assert time.monotonic() - t < 1.0
+    stopped = leak.event("stopped")
+    assert leak.event("freed")["freed"] == stopped["leaked"] > 0
+    assert not [e for e in leak.events if e.get("event") == "holding"]
 
 
 def test_hold_needs_a_second_signal() -> None:
@@ -132,7 +150,7 @@ def test_hold_needs_a_second_signal() -> None:
     time.sleep(1.5)
     assert leak.proc.poll() is None  # still holding
     leak.proc.send_signal(signal.SIGINT)
-    assert leak.finish() == 0
+    assert leak.finish() == 130  # ended by a signal
     assert leak.event("freed")["freed"] == leak.event("stopped")["leaked"]
 
 

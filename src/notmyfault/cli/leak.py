@@ -86,11 +86,12 @@ def leak(
 ) -> None:
     """Leak memory at a set rate in blocks tagged like pool allocations (NotMyfault's Leak Paged / Nonpaged).
 
-    Ctrl-C or SIGTERM stops the leak at once; then the memory is freed and the
-    process exits, unless --hold (hold until interrupted again), --persist (the
-    leak stays: see --list and 'notmyfault cleanup') or --then-crash TYPE (crash
-    with the leak in memory: NotMyfault's walkthrough is
+    Ctrl-C stops the leak at once; then the memory is freed and the process
+    exits (130), unless --hold (hold until Ctrl-C again), --persist (the leak
+    stays: see --list and 'notmyfault cleanup') or --then-crash TYPE (crash with
+    the leak in memory: NotMyfault's walkthrough is
     'leak --pool nonpaged --rate 1000KB --stop-at 200MB --then-crash high-irql').
+    SIGTERM or SIGHUP ends it whatever it does: freed (or kept, with --persist), exit 130.
     """
     from notmyfault.faults.leak import LeakRefused, Pool, plan_leak
 
@@ -167,9 +168,13 @@ def _leak_here(
         prepare_current_process(name=CHILD_COMM)
     interrupts = [0]
     interrupted = threading.Event()
+    ending = threading.Event()
+    """SIGTERM or SIGHUP: end now (free, no hold, no crash); Ctrl-C only stops the leaking first."""
 
     def on_signal(signum: int, frame: object) -> None:
         interrupts[0] += 1
+        if signum != signal.SIGINT:
+            ending.set()
         interrupted.set()
 
     bug = threading.Event()
@@ -180,6 +185,7 @@ def _leak_here(
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)  # a closed terminal or a dropped ssh: end, and free
     if usr1_crash:
         signal.signal(signal.SIGUSR1, on_usr1)
     view = LeakView(plan, _view_mode(as_json))
@@ -202,10 +208,10 @@ def _leak_here(
             counters=counters(plan),
         )
     crash_now = crash_name or (usr1_crash if bug.is_set() else None)
-    if crash_now and st.error is None:
+    if crash_now and st.error is None and not ending.is_set():
         view.close()
         _crash_with_leak(plan, st, crash_now)
-    if hold and st.error is None:
+    if hold and st.error is None and not ending.is_set():
         seen = interrupts[0]
         view.event("holding", message="holding the leak; Ctrl-C (or SIGTERM) frees it", **status_fields(st))
         interrupted.clear()
@@ -216,7 +222,7 @@ def _leak_here(
         if bug.is_set() and usr1_crash:
             view.close()
             _crash_with_leak(plan, st, usr1_crash)
-    if plan.persist and st.error is None:
+    if plan.persist and st.error is None:  # kept as asked, even when a signal ended the leaking
         leaker.release_ownership()
         view.event(
             "kept",
@@ -224,11 +230,15 @@ def _leak_here(
             f"'notmyfault cleanup --tag {plan.tag.strip()}' frees it",
             **status_fields(st),
         )
+        if interrupts[0]:
+            sys.exit(EXIT_INTERRUPTED)
         return
     freed = leaker.free()
     view.event("freed", message=f"freed {format_size(freed)}", freed=freed)
     if st.error:
         sys.exit(EXIT_NO_DUMP)
+    if interrupts[0]:  # ended by Ctrl-C, SIGTERM or SIGHUP: what was leaked is freed
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _crash_with_leak(plan: Any, st: Any, crash_name: str) -> None:
