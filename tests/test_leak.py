@@ -126,8 +126,9 @@ def test_sigterm_stops_at_once_and_frees() -> None:
 @pytest.mark.parametrize("signo", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_or_sighup_ends_a_hold_leak_while_it_leaks(signo: int) -> None:
     """With --hold, SIGTERM while still leaking stopped the leaking and then held for ever (a futex
-    wait until SIGKILL); a closed terminal (SIGHUP) was not handled at all. Both end it now: within
-    a second, the locked memory freed, exit 130. (Ctrl-C still only stops the leaking: see below.)"""
+    wait until SIGKILL: the handler set a threading.Event whose lock the interrupted wait held); a
+    closed terminal (SIGHUP) was not handled at all. Both end it now, the locked memory freed, exit
+    130. (Ctrl-C still only stops the leaking: see below.)"""
     leak = LeakProc("--pool", "nonpaged", "--rate", "8MB", "--stop-at", "40MB", "--hold")
     pid = leak.until("start")["pid"]
     time.sleep(1.0)
@@ -135,7 +136,7 @@ def test_sigterm_or_sighup_ends_a_hold_leak_while_it_leaks(signo: int) -> None:
     t = time.monotonic()
     leak.proc.send_signal(signo)
     assert leak.finish(timeout=10) == 130
-    assert time.monotonic() - t < 1.0
+    assert time.monotonic() - t < 2.0  # as test_sigterm_stops_at_once: the exit of a loaded machine
     stopped = leak.event("stopped")
     assert leak.event("freed")["freed"] == stopped["leaked"] > 0
     assert not [e for e in leak.events if e.get("event") == "holding"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -160,20 +161,31 @@ def test_a_crafted_3_gb_note_is_refused_at_once(tmp_path: Path) -> None:
         assert "its notes take 3000000000 bytes, more than any core writer makes" in r.stderr
 
 
-def _cwd_of_some_process(directory: Path) -> bool:
+def _process_in(directory: Path) -> int | None:
+    """The pid of a process working in ``directory``, if one is."""
     for cwd in Path("/proc").glob("[0-9]*/cwd"):
         try:
             if os.readlink(cwd) == str(directory):
-                return True
+                return int(cwd.parent.name)
         except OSError:
             continue
-    return False
+    return None
+
+
+def _state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2]
 
 
 def test_a_core_left_by_a_killed_run_is_adopted_by_the_next(tmp_path: Path) -> None:
-    """SIGKILL the parent once its child runs: the child still crashes and the kernel writes its core
-    into the parent's hidden staging directory, where nothing ever looked again (314 MB and 803 MB
-    seen). The next run moves it into the dump directory, says so, and removes the directory."""
+    """A run killed after its child's core was written, before it moved the core out of its hidden
+    staging directory, left it there for ever (314 MB and 803 MB seen). The parent is stopped once
+    its child runs, so the child crashes and its core is complete (the child a zombie) before the
+    parent is killed. The next run moves the core into the dump directory, says so, and removes the
+    directory."""
     import time
 
     parent = subprocess.Popen(
@@ -181,22 +193,25 @@ def test_a_core_left_by_a_killed_run_is_adopted_by_the_next(tmp_path: Path) -> N
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    staging = None
-    while time.monotonic() < deadline and staging is None:
-        staging = next((d for d in tmp_path.glob(".incoming-*") if _cwd_of_some_process(d)), None)
-        time.sleep(0.002)
+    deadline = time.monotonic() + 60
+    staging, child = None, None
+    while time.monotonic() < deadline and child is None:
+        for d in tmp_path.glob(".incoming-*"):
+            if (child := _process_in(d)) is not None:
+                staging = d
+                break
+        time.sleep(0.001)
     assert staging is not None, "the child never started"
+    assert child is not None
+    parent.send_signal(signal.SIGSTOP)
+    while time.monotonic() < deadline and _state(child) not in ("Z", None):
+        time.sleep(0.01)
+    assert _state(child) == "Z", "the child did not crash"  # its core is written whole
     parent.kill()
     parent.wait()
-    core = None
-    while time.monotonic() < deadline:  # the orphaned child crashes on its own; its core lands there
-        cores = list(staging.glob("core*"))
-        if cores and not _cwd_of_some_process(staging):
-            core = cores[0]
-            break
-        time.sleep(0.05)
-    assert core is not None, "no core in the staging directory"
+    cores = list(staging.glob("core*"))
+    assert len(cores) == 1
+    core = cores[0]
     r, report = run_json("crash", "abort", "--dump-dir", str(tmp_path))
     assert r.returncode == 0, r.stderr
     adopted = [n for n in report["notes"] if n.startswith("adopted ")]

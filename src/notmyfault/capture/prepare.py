@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from notmyfault.capture.config import WANTED_FILTER
 PR_SET_DUMPABLE = 4
 PR_GET_DUMPABLE = 3
 PR_SET_NAME = 15
+PR_SET_PDEATHSIG = 1
+PARENT_ENV = "NOTMYFAULT_PARENT"
+"""Set by the watcher to its pid for the children it starts: they die with it (see die_with_parent)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,18 @@ def widen_coredump_filter(bits: int = WANTED_FILTER) -> int | None:
         return None
 
 
+def die_with_parent() -> None:
+    """If a watcher started this process (``$NOTMYFAULT_PARENT``), have the kernel SIGKILL it when
+    that parent dies, so that a hang, a leak or a crash-to-be never outlives a killed notmyfault
+    (a spin kept a core at 99.7%, a nonpaged leak kept growing). A parent already gone: exit now."""
+    parent = os.environ.pop(PARENT_ENV, "")
+    if not parent.isdigit():
+        return
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(parent):  # it died before the line above
+        os._exit(128 + signal.SIGKILL)
+
+
 def prepare_current_process(workdir: str | None = None, name: str | None = None) -> Prepared:
     """Make this process's crash dump complete and put it where it is expected.
 
@@ -59,6 +75,7 @@ def prepare_current_process(workdir: str | None = None, name: str | None = None)
     marks the process dumpable, optionally names it (``comm``, used by %e) and
     changes into ``workdir`` (where a relative core_pattern writes).
     """
+    die_with_parent()
     limits = raise_core_limit()
     filt = widen_coredump_filter()
     _prctl(PR_SET_DUMPABLE, 1)

@@ -45,6 +45,7 @@ from notmyfault.capture.config import (
     assess,
 )
 from notmyfault.capture.pattern import CrashFacts, Handler, PatternKind, expand
+from notmyfault.capture.prepare import PARENT_ENV
 from notmyfault.sigcodes import CORE_SIGNALS, signal_name
 
 CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
@@ -247,6 +248,7 @@ def run_child(
         _become_subreaper()
     child_env = dict(os.environ if env is None else env)
     child_env["LIBC_FATAL_STDERR_"] = "1"
+    child_env[PARENT_ENV] = str(os.getpid())  # a notmyfault child dies with us (die_with_parent)
     child_env.pop("PYTHONFAULTHANDLER", None)
     start = time.monotonic()
     proc = subprocess.Popen(

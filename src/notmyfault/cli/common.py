@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any, ClassVar, NoReturn
 
 import click
@@ -108,3 +109,40 @@ class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
 
 
 DURATION = Duration()
+
+
+class SignalFlag:
+    """What a signal handler may set: a plain flag, no lock.
+
+    threading.Event.set() takes the event's lock; a handler that runs while the main thread holds
+    it (inside Event.wait) waits on itself for ever: a leak given SIGTERM slept in a futex wait
+    until SIGKILL. ``wait`` sleeps in short steps instead (a signal cuts each one short, PEP 475
+    resumes it), so a set flag is seen within ``STEP`` seconds.
+    """
+
+    STEP = 0.02
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        """Raise the flag (safe in a signal handler)."""
+        self._set = True
+
+    def clear(self) -> None:
+        """Lower the flag."""
+        self._set = False
+
+    def is_set(self) -> bool:
+        """True once raised."""
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep until the flag is raised or ``timeout`` seconds pass; return the flag."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while not self._set:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(left, self.STEP))
+        return self._set

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 from typing import Any
 
 import click
@@ -14,6 +13,7 @@ from notmyfault.cli.common import (
     DUMP_DIR_HELP,
     EXIT_INTERRUPTED,
     EXIT_NO_DUMP,
+    SignalFlag,
     dump_settings,
     emit_json,
     fail,
@@ -167,8 +167,8 @@ def _leak_here(
 
         prepare_current_process(name=CHILD_COMM)
     interrupts = [0]
-    interrupted = threading.Event()
-    ending = threading.Event()
+    interrupted = SignalFlag()
+    ending = SignalFlag()
     """SIGTERM or SIGHUP: end now (free, no hold, no crash); Ctrl-C only stops the leaking first."""
 
     def on_signal(signum: int, frame: object) -> None:
@@ -177,7 +177,7 @@ def _leak_here(
             ending.set()
         interrupted.set()
 
-    bug = threading.Event()
+    bug = SignalFlag()
 
     def on_usr1(signum: int, frame: object) -> None:
         bug.set()

@@ -27,12 +27,12 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Protocol
 
 from notmyfault.caps import CAP_IPC_LOCK, has_capability
 from notmyfault.faults import sysv
@@ -45,6 +45,18 @@ KERNEL_MSG_OVERHEAD = 48
 """Bytes the kernel adds to each message (struct msg_msg on 64-bit)."""
 DEFAULT_BLOCK = 64 * 1024
 DEFAULT_KERNEL_BLOCK = 4096 - KERNEL_MSG_OVERHEAD
+
+
+class Stop(Protocol):
+    """What tells a leak to stop: threading.Event, or a flag a signal handler may set."""
+
+    def is_set(self) -> bool:
+        """True once the leak must stop."""
+        ...
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep until set or ``timeout`` seconds pass; return whether it is set."""
+        ...
 
 
 class Pool(str, Enum):
@@ -266,7 +278,7 @@ class Leaker:
 
     def run(
         self,
-        stop: threading.Event,
+        stop: Stop,
         progress: Callable[[LeakStatus], None] | None = None,
         tick: float = 1.0,
     ) -> LeakStatus:

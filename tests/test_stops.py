@@ -1,0 +1,67 @@
+"""Stop paths (issue 18, item 1): what notmyfault starts never outlives it.
+
+A watcher killed with SIGKILL (an OOM kill, a 'kill -9', a lost session) used to orphan its child:
+a spin hang kept a CPU at 99.7%, a nonpaged leak with --then-crash kept leaking (Mlocked rising).
+The children now ask the kernel for a parent-death signal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("hang", "spin"),
+        ("leak", "--pool", "nonpaged", "--rate", "8MB", "--stop-at", "400MB", "--then-crash", "high-irql"),
+    ],
+    ids=["hang-spin", "leak-then-crash"],
+)
+def test_children_die_with_a_killed_watcher(args: tuple[str, ...], tmp_path: Path) -> None:
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "notmyfault", *args, "--dump-dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    kids: list[int] = []
+    while time.monotonic() < deadline and not kids:
+        kids = _children(watcher.pid)
+        time.sleep(0.05)
+    assert kids, "the watcher started no child"
+    time.sleep(1.0)  # the child is at work: spinning, or leaking
+    assert all(_alive(k) for k in kids)
+    watcher.kill()
+    watcher.wait()
+    t = time.monotonic()
+    while time.monotonic() - t < 5 and any(_alive(k) for k in kids):
+        time.sleep(0.02)
+    gone_after = time.monotonic() - t
+    assert not any(_alive(k) for k in kids), f"{args[0]}'s child outlived its killed watcher"
+    assert gone_after < 1.0  # the kernel sends the signal as the watcher dies
+    assert not list(tmp_path.glob("core*")), "a child killed with its watcher dumps nothing"
