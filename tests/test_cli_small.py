@@ -159,3 +159,24 @@ def test_wrong_values_exit_2_with_the_reason(tmp_path: Path) -> None:
         assert "Traceback" not in r.stderr
     assert run_nmf("search", core, "crash", "--module", "crashme").returncode == 0
     assert not list(tmp_path.iterdir())  # nothing crashed, nothing written
+
+
+def test_analyze_and_triage_file_every_corpus_dump_in_one_bucket(tmp_path: Path) -> None:
+    """The one signature (issue 16): for dumps nobody here wrote (Breakpad, Crashpad and Windows
+    minidumps, a Windows triage dump, ELF cores of gdb's, drgn's and elfutils' test programs, a
+    kernel-written multithreaded core), the bucket triage stores is the BUCKET_ID analyze prints."""
+    dumps = sorted(
+        {str(p) for pattern in ("*/*.dmp", "*/*.core") for p in CORPUS.glob(pattern) if p.is_file()}
+    )
+    assert len(dumps) >= 15
+    db = str(tmp_path / "t.db")
+    r, out = run_json("triage", "ingest", "--db", db, *dumps, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert out["found"] == len(dumps)
+    rows = {}
+    for b in run_json("triage", "buckets", "--db", db, "--examples", "1000")[1]["buckets"]:
+        rows.update({p: b["bucket"] for p in b["examples"]})
+    assert len(rows) >= 12
+    for path, bucket in rows.items():
+        _, a = run_json("analyze", path)
+        assert a["bucket"] == bucket, path
