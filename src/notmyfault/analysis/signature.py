@@ -211,9 +211,13 @@ class Rules:
         """True if ``token`` is too generic to end a signature."""
         return self._prefix.fullmatch(token) is not None
 
+    def machinery(self, token: str) -> bool:
+        """True if ``token`` names machinery (an irrelevant name), wherever it lies."""
+        return self._irrelevant.fullmatch(token) is not None
+
     def relevant(self, frame: SignFrame, token: str) -> bool:
         """False for machinery: an irrelevant name, or a system module's frame that is no prefix frame."""
-        if self._irrelevant.fullmatch(token):
+        if self.machinery(token):
             return False
         return not self.system_module(frame.module) or self.extends(token)
 
@@ -298,7 +302,7 @@ def signature(frames: Sequence[SignFrame], rules: Rules = DEFAULT_RULES) -> str:
         if len(out) >= rules.max_frames or not rules.extends(t):
             break
     if not out:  # every frame is machinery: the first name that is not, else the innermost module
-        named = next((t for t in tokens if not rules._irrelevant.fullmatch(t)), None)
+        named = next((t for t in tokens if not rules.machinery(t)), None)
         module = next((f.module for f in frames if f.module), None)
         out.append(named or (_short(module) if module else "??"))
     return " | ".join(out)

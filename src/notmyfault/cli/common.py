@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar, NoReturn
 
 import click
@@ -57,21 +60,34 @@ def dump_settings(dump_dir: str | None) -> Any:
     return settings
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+"""Signals that stop a command as Ctrl-C does: a kill, a closed terminal or a dropped ssh session."""
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """The CLI's one pattern for stopping: inside, SIGTERM and SIGHUP raise KeyboardInterrupt as
+    Ctrl-C does, so every command stops by one path (its cleanup in finally blocks, exit 130); the
+    previous handlers come back on the way out. (The leak, which must keep working in its handler's
+    stead, sets a SignalFlag instead.)"""
+    previous = {s: signal.signal(s, raise_interrupt) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def run_watched(argv: list[str], settings: Any, label: str, timeout: float | None, **options: Any) -> Any:
-    """Run a child that will crash (crash_in_child), with SIGTERM treated like Ctrl-C meanwhile.
+    """Run a child that will crash (crash_in_child), with SIGTERM and SIGHUP treated like Ctrl-C.
 
     CrashInterrupted passes through to the caller, which knows what an
     interruption means for its command.
     """
-    import signal
-
     from notmyfault.capture.watch import crash_in_child
 
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
+    with interruptible():
         return crash_in_child(argv, settings, label, timeout, **options)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def report_crash(run: Any, as_json: bool, lines: bool = False) -> None:

@@ -9,14 +9,13 @@ notmyfault lab shell
 from __future__ import annotations
 
 import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, raise_interrupt
+from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, interruptible
 from notmyfault.cli.kernel import code_option, leak_options, leak_request_from, parse_code
 from notmyfault.kernel import CRASHES, HANGS
 from notmyfault.render import SCHEMA_VERSION
@@ -257,27 +256,25 @@ def _run(
 
     kit = _kit(release)
     directory = _out_dir(out)
-    previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
-        result = run_lab(
-            kit,
-            steps,
-            directory,
-            accel=accel,
-            memory_mb=memory,
-            cpus=cpus,
-            nmi_after=nmi_after,
-            timeout=float("inf") if interactive else 600.0,
-            interactive=interactive,
-            kdump=kdump,
-            say=lambda m: click.echo(m, err=True),
-        )
+        with interruptible():
+            result = run_lab(
+                kit,
+                steps,
+                directory,
+                accel=accel,
+                memory_mb=memory,
+                cpus=cpus,
+                nmi_after=nmi_after,
+                timeout=float("inf") if interactive else 600.0,
+                interactive=interactive,
+                kdump=kdump,
+                say=lambda m: click.echo(m, err=True),
+            )
     except (LabError, KernelError) as e:
         fail(str(e), 1)
     except KeyboardInterrupt:
         fail("interrupted: the guest was stopped", EXIT_INTERRUPTED)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.outcome.phases.items())
     click.echo(f"lab: {kit.release} under {result.accel}: {phases}", err=True)
     if result.outcome.console.exists():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +19,8 @@ from notmyfault.cli.common import (
     EXIT_INTERRUPTED,
     emit_json,
     fail,
+    interruptible,
     parse_size_option,
-    raise_interrupt,
 )
 from notmyfault.render import SCHEMA_VERSION
 from notmyfault.render.safe import terminal_safe
@@ -233,8 +232,7 @@ def ingest(
     os.environ[DEBUGINFOD_ENV] = "1" if debuginfod else "0"  # the workers inherit it
     limit = parse_size_option("--memory-limit", memory) or None
     rules = _rules(rules_path)
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    with _database(db_url, create=True) as db:
+    with interruptible(), _database(db_url, create=True) as db:
         bar = _IngestBar() if sys.stderr.isatty() and not as_json else None
         try:
             result = run(
