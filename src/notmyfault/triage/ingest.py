@@ -279,15 +279,7 @@ def _run(
         futures = {executor.submit(pool.analyze, path): (path, digest) for path, digest in todo}
         for fut in cf.as_completed(futures):
             path, digest = futures[fut]
-            try:
-                answer = fut.result()
-            except Exception as e:  # the worker was lost (KilledWorker) or the task failed: try again later
-                answer = {
-                    "ok": False,
-                    "error": f"the Dask task failed: {type(e).__name__}: {e}",
-                    "transient": True,
-                }
-            yield path, digest, answer
+            yield path, digest, fut.result()
     finally:  # done, or interrupted: nothing new starts, analyses in flight are killed, then reaped
         for fut in futures:
             fut.cancel()
