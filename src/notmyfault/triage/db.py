@@ -302,7 +302,9 @@ class Database:
             "ON CONFLICT (hash, analysis_version) DO NOTHING"
         )
         key = (row["hash"], row["analysis_version"])
-        with self.transaction() as cur:
+        # IMMEDIATE on SQLite: a transaction that reads first and then writes cannot wait for the lock
+        # when another ingest wrote meanwhile (SQLITE_BUSY at once); one that starts as a writer waits
+        with self.transaction(exclusive=True) as cur:
             # a failed row of this dump and version is replaced by the new analysis, counting the attempt
             cur.execute(
                 self._sql(
