@@ -145,24 +145,28 @@ def test_filters_breakdowns_and_analyze_agree(fleet: Fleet, database: str) -> No
     """Buckets split by executable, build id and host; --exe, --build-id, --since and --search narrow
     them (on SQLite and PostgreSQL alike); analyze's BUCKET_ID is the bucket triage stored."""
     db = database
-    _ingest(db, str(fleet.root / "crashers"), extra=("--host", "alpha"))
+    runs = 4  # of each C bug: enough to count, and a quarter of the fleet's time
+    some = sorted(
+        str(d) for d in (fleet.root / "crashers").iterdir() if int(d.name.rsplit("-", 1)[1]) <= runs
+    )
+    _ingest(db, *some, extra=("--host", "alpha"))
     _ingest(db, str(fleet.root / "catalog"), extra=("--host", "beta"))
     exe = fleet.root / "build" / "bin" / "crashers"
     build_id = _build_id(exe)
     _, out = run_json("triage", "buckets", "--db", db)
     total = sum(b["count"] for b in out["buckets"])
-    assert out["total"] == total == len(fleet.expected)
-    for b in out["buckets"]:
+    assert out["total"] == total == len(BUGS) * runs + len(CATALOG) * CATALOG_RUNS
+    for i, b in enumerate(out["buckets"]):
         assert b["share"] == round(b["count"] / total, 4)
         assert b["trend"] == {"last_7_days": b["count"], "previous_7_days": 0}  # all made just now
         if b["program"] == "crashers":
-            assert b["breakdown"]["host"] == {"alpha": RUNS}
-            assert b["breakdown"]["executable"] == {str(exe): RUNS}
-            assert b["breakdown"]["build_id"] == {build_id: RUNS}
+            assert b["breakdown"]["host"] == {"alpha": runs}
+            assert b["breakdown"]["executable"] == {str(exe): runs}
+            assert b["breakdown"]["build_id"] == {build_id: runs}
         else:
             assert b["program"] == "python3"
             assert b["breakdown"]["host"] == {"beta": CATALOG_RUNS}
-        if "://" not in db:  # analyze, run on its own, prints the bucket triage filed the dump in
+        if "://" not in db and i % 4 == 0:  # analyze, run on its own, prints the bucket triage stored
             _, a = run_json("analyze", b["examples"][0])
             assert a["bucket"] == b["bucket"]
     crashers = {k for k in fleet.buckets if ":crashers:" in k}
@@ -180,7 +184,7 @@ def test_filters_breakdowns_and_analyze_agree(fleet: Fleet, database: str) -> No
     assert names("--search", "PARSE_header") == {k for k in crashers if "parse_header" in k}
     assert names("--search", "%") == names("--search", "_x_") == set()  # literal, not LIKE wildcards
     text = run_nmf("triage", "buckets", "--db", db, "--exe", "crashers", "--examples", "2").stdout
-    assert text.count(f"... and {RUNS - 2} more: 'notmyfault triage show ") == len(crashers)
+    assert text.count(f"... and {runs - 2} more: 'notmyfault triage show ") == len(crashers)
     for args, words in (
         (("--since", "garbage"), "is not a date"),
         (("--since", "2026-13-45"), "is not a date"),
