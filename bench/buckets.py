@@ -4,9 +4,10 @@ Makes its fixtures itself, as real processes that the kernel dumps (core_pattern
 labelled with the bug it is:
 
 - **programs nobody here wrote** (Debian's bash, dash, perl, python3, sort, cat, sleep, gzip,
-  bzip2, xz, zstd, mawk), each killed or crashed in several ways: a fatal signal sent to itself,
-  SIGSEGV, SIGABRT or SIGQUIT sent from outside while it reads a pipe, sleeps or waits for a child,
-  abort(), a NULL pointer handed to the C library;
+  bzip2, xz, zstd, mawk), each killed or crashed in two or more ways: a fatal signal sent to
+  itself, SIGSEGV, SIGABRT or SIGQUIT sent from outside while it reads a pipe, sleeps or waits for a
+  child or a lock (two signals at the same spot are two bugs), abort(), a NULL pointer handed to the
+  C library;
 - **C fixtures**: one bug (a NULL write in ``store``) reached through two different call paths; two
   separate programs that both write through NULL in their own ``main``; a NULL handed to strlen and
   to memset, each run under ``GLIBC_TUNABLES=glibc.cpu.hwcaps=...`` so that glibc picks its EVEX,
@@ -149,13 +150,21 @@ def _signal_cases() -> list[Case]:
             s.SIGABRT,
         ),
         Case("sort: SIGABRT while reading", ("sort",), s.SIGABRT),
+        Case("sort: SIGSEGV while reading", ("sort",), s.SIGSEGV),
         Case("cat: SIGSEGV while reading", ("cat",), s.SIGSEGV),
+        Case("cat: SIGQUIT while reading", ("cat",), s.SIGQUIT),
         Case("sleep: SIGQUIT while sleeping", ("sleep", "60"), s.SIGQUIT),
+        Case("sleep: SIGSEGV while sleeping", ("sleep", "60"), s.SIGSEGV),
         Case("gzip: SIGSEGV while reading", ("gzip", "-c"), s.SIGSEGV),
+        Case("gzip: SIGQUIT while reading", ("gzip", "-c"), s.SIGQUIT),
         Case("bzip2: SIGABRT while reading", ("bzip2", "-c"), s.SIGABRT),
+        Case("bzip2: SIGQUIT while reading", ("bzip2", "-c"), s.SIGQUIT),
         Case("xz: SIGABRT while reading", ("xz", "-T1", "-c"), s.SIGABRT),
+        Case("xz: SIGQUIT while reading", ("xz", "-T1", "-c"), s.SIGQUIT),
         Case("zstd: SIGQUIT while reading", ("zstd", "-c"), s.SIGQUIT),
+        Case("zstd: SIGABRT while reading", ("zstd", "-c"), s.SIGABRT),
         Case("mawk: SIGSEGV while reading", ("mawk", "{ print }"), s.SIGSEGV),
+        Case("mawk: SIGQUIT while reading", ("mawk", "{ print }"), s.SIGQUIT),
     ]
     return [c for c in cases if shutil.which(c.argv[0])]
 

@@ -47,8 +47,12 @@ def test_every_bug_in_one_bucket_of_its_own(bench: dict) -> None:
     assert bench["dumps"] >= 2 * bench["bugs"]
     table = {bug: buckets[0] for bug, buckets in bench["table"].items()}
     # what the issue saw merged: bash and perl killing themselves, two programs' NULL write in main
-    assert table["bash: kill -SEGV $$ (itself)"] == "KILLED_BY_SIGNAL:bash:kill_builtin"
-    assert table["perl: kill SEGV, $$ (itself)"] == "KILLED_BY_SIGNAL:perl:Perl_apply"
+    assert table["bash: kill -SEGV $$ (itself)"] == "KILLED_BY_SIGNAL(SIGSEGV):bash:kill_builtin"
+    assert table["perl: kill SEGV, $$ (itself)"] == "KILLED_BY_SIGNAL(SIGSEGV):perl:Perl_apply"
+    # the same spot, another signal: another bucket
+    cat = (table["cat: SIGSEGV while reading"], table["cat: SIGQUIT while reading"])
+    assert cat[0].startswith("KILLED_BY_SIGNAL(SIGSEGV):cat:")
+    assert cat[1] == cat[0].replace("SIGSEGV", "SIGQUIT")
     assert table["ledger: NULL write in main"] == "NULL_POINTER_WRITE:ledger:main"
     assert table["inventory: NULL write in main"] == "NULL_POINTER_WRITE:inventory:main"
     # one bug through two paths, and under glibc's EVEX, AVX2 and SSE2 variants

@@ -102,7 +102,9 @@ class CrashAnalysis:
     @property
     def bucket(self) -> str:
         """BUCKET_ID: ``CLASS:program:signature``, the same bucket ``triage`` files the dump in."""
-        return bucket_key(self.crash_class, self.program, self.signature)
+        return bucket_key(
+            self.crash_class, self.program, self.signature, self.signal_name or self.exception_name
+        )
 
     @property
     def probably_caused_by(self) -> str:

@@ -27,7 +27,9 @@ A frame's token is its normalised function name; without one, ``module+0xoffset`
 the module's load address, so it survives ASLR; a rebuild changes it); in no module, ``??``.
 
 **The bucket** is scoped by program, as Socorro scopes by product and abrt's duphash by component:
-``CLASS:program:signature`` (``NULL_POINTER_WRITE:crashers:parse_header``). Two programs with a bug
+``CLASS:program:signature`` (``NULL_POINTER_WRITE:crashers:parse_header``); a process killed by a
+signal that another process (or itself) sent is bucketed by the signal too
+(``KILLED_BY_SIGNAL(SIGQUIT):cat:cat+0x5d26``). Two programs with a bug
 in their own ``main`` are two buckets; the crash class keeps apart two bugs of one function that fail
 differently. The program is the executable's file name with a trailing dotted version dropped
 (``python3.11`` -> ``python3``), ``linux`` for a kernel vmcore and ``windows`` for a Windows kernel dump.
@@ -327,9 +329,14 @@ def program(dump_kind: str | None, executable: str | None) -> str:
     return VERSION_SUFFIX.sub("", name) or name or "?"
 
 
-def bucket_key(crash_class: str | None, prog: str, sig: str) -> str:
-    """The bucket a dump falls into: ``CLASS:program:signature``."""
-    return f"{crash_class or 'UNKNOWN'}:{prog}:{sig}"
+def bucket_key(crash_class: str | None, prog: str, sig: str, reason: str | None = None) -> str:
+    """The bucket a dump falls into: ``CLASS:program:signature``. A process killed by a signal
+    another sent (KILLED_BY_SIGNAL) is bucketed by that signal too, ``KILLED_BY_SIGNAL(SIGQUIT)``:
+    a Ctrl-\\ and a watchdog's SIGSEGV that find a program in the same read are two stories."""
+    cls = crash_class or "UNKNOWN"
+    if cls == "KILLED_BY_SIGNAL" and reason:
+        cls = f"{cls}({reason})"
+    return f"{cls}:{prog}:{sig}"
 
 
 def bucket_id(key: str) -> str:

@@ -445,12 +445,13 @@ class Database:
         changed = 0
         with self.transaction(exclusive=True) as cur:
             cur.execute(
-                "SELECT id, crash_class, dump_kind, executable, frames, bucket FROM dumps WHERE status = 'ok'"
+                "SELECT id, crash_class, dump_kind, executable, frames, bucket, reason FROM dumps "
+                "WHERE status = 'ok'"
             )
-            for rid, cls, kind, exe, frames, old in cur.fetchall():
+            for rid, cls, kind, exe, frames, old, reason in cur.fetchall():
                 prog = program(kind, exe)
                 sig = signature([SignFrame.from_dict(f) for f in json.loads(frames or "[]")], rules)
-                key = bucket_key(cls, prog, sig)
+                key = bucket_key(cls, prog, sig, reason)
                 if key != old:
                     changed += 1
                 cur.execute(

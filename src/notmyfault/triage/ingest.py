@@ -184,7 +184,7 @@ def row_for(
         return row
     fields = answer["fields"]
     sig = signature([SignFrame.from_dict(f) for f in fields["frames"]], rules)
-    key = bucket_key(fields["crash_class"], fields["program"], sig)
+    key = bucket_key(fields["crash_class"], fields["program"], sig, fields.get("reason"))
     row.update(
         # a cut-off dump is analysed as far as it goes, but kept apart from the whole ones
         status="truncated" if fields.get("truncated") else "ok",
