@@ -15,25 +15,11 @@ from pathlib import Path
 
 import pytest
 
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
+from tests.conftest import children, proc_state
 
 
 def _alive(pid: int) -> bool:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return text[text.rindex(")") + 2] != "Z"
+    return proc_state(pid) not in (None, "Z")
 
 
 @pytest.mark.parametrize(
@@ -53,7 +39,7 @@ def test_children_die_with_a_killed_watcher(args: tuple[str, ...], tmp_path: Pat
     deadline = time.monotonic() + 30
     kids: list[int] = []
     while time.monotonic() < deadline and not kids:
-        kids = _children(watcher.pid)
+        kids = children(watcher.pid)
         time.sleep(0.05)
     assert kids, "the watcher started no child"
     time.sleep(1.0)  # the child is at work: spinning, or leaking
@@ -84,7 +70,7 @@ def test_a_hang_watcher_stops_on_each_signal_and_takes_its_child(
     deadline = time.monotonic() + 30
     kids: list[int] = []
     while time.monotonic() < deadline and not kids:
-        kids = _children(watcher.pid)
+        kids = children(watcher.pid)
         time.sleep(0.05)
     time.sleep(1.0)
     t = time.monotonic()

@@ -28,7 +28,7 @@ from notmyfault.triage.db import MIGRATIONS, Database
 from notmyfault.triage.record import ANALYSIS_VERSION
 from tests.build_crashers import BUGS, build, crash_all
 from tests.build_crashers import CATALOG_BUCKETS as CATALOG
-from tests.conftest import run_json, run_nmf
+from tests.conftest import children, run_json, run_nmf
 
 pytestmark = pytest.mark.skipif(
     Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
@@ -212,18 +212,6 @@ def test_a_dump_analysed_again_after_an_upgrade_counts_once(fleet: Fleet, tmp_pa
     assert [(p, v, b) for p, v, b in rows] == [(p, ANALYSIS_VERSION, fleet.expected[p]) for p in some]
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.split("/")[2]))
-    return out
-
-
 def _mapped_dump(pid: int, root: Path) -> str | None:
     """The dump under ``root`` that process ``pid`` has mapped (is analysing), if any."""
     try:
@@ -270,7 +258,7 @@ def test_a_hung_or_dying_analysis_is_recorded_and_the_batch_goes_on(fleet: Fleet
     caught: dict[int, str] = {}
     deadline = time.monotonic() + 60
     while len(caught) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        for pid in _children(proc.pid):
+        for pid in children(proc.pid):
             if pid in caught:
                 continue
             os.kill(pid, signal.SIGSTOP)

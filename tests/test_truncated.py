@@ -15,7 +15,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from tests.build_crashers import build, crash_all
-from tests.conftest import run_json, run_nmf
+from tests.conftest import proc_state, run_json, run_nmf
 
 pytestmark = pytest.mark.skipif(
     Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
@@ -172,14 +172,6 @@ def _process_in(directory: Path) -> int | None:
     return None
 
 
-def _state(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2]
-
-
 def test_a_core_left_by_a_killed_run_is_adopted_by_the_next(tmp_path: Path) -> None:
     """A run killed after its child's core was written, before it moved the core out of its hidden
     staging directory, left it there for ever (314 MB and 803 MB seen). The parent is stopped once
@@ -204,9 +196,9 @@ def test_a_core_left_by_a_killed_run_is_adopted_by_the_next(tmp_path: Path) -> N
     assert staging is not None, "the child never started"
     assert child is not None
     parent.send_signal(signal.SIGSTOP)
-    while time.monotonic() < deadline and _state(child) not in ("Z", None):
+    while time.monotonic() < deadline and proc_state(child) not in ("Z", None):
         time.sleep(0.01)
-    assert _state(child) == "Z", "the child did not crash"  # its core is written whole
+    assert proc_state(child) == "Z", "the child did not crash"  # its core is written whole
     parent.kill()
     parent.wait()
     cores = list(staging.glob("core*"))

@@ -6,6 +6,7 @@ import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from notmyfault.analysis.blame import base_name, choose
@@ -94,7 +95,7 @@ class CrashAnalysis:
         """The program the bucket is scoped by (python3, bash, crashers; linux or windows for a kernel)."""
         return program_name(self.dump_kind, self.executable)
 
-    @property
+    @cached_property
     def signature(self) -> str:
         """The crash signature by the built-in rules (notmyfault.analysis.signature)."""
         return signature(sign_frames(self.frames if self.sign_frames is None else self.sign_frames))

@@ -80,11 +80,11 @@ DEFAULT_NORMALIZE: tuple[tuple[str, str], ...] = (
 )
 DEFAULT_IRRELEVANT: tuple[str, ...] = (
     # libc: sending the fatal signal, aborting, reporting a failed check
-    r"kill", r"tgkill", r"raise", r"abort", r"__pthread_kill\w*", r"pthread_kill\w*", r"__libc_\w+",
+    r"kill", r"tgkill", r"raise", r"abort", r"pthread_kill\w*", r"__libc_\w+",
     r"__restore_rt", r"__assert_fail(_base)?", r"__assert_perror_fail", r"malloc_printerr",
     r"_int_\w+", r"__fortify_fail", r"__chk_fail", r"__stack_chk_fail(_local)?", r"__futex\w*",
     r"futex_\w+", r"__lll_\w+", r"__pthread_\w+", r"___pthread_\w+", r"__syscall_cancel\w*",
-    r"__internal_syscall_cancel", r"syscall", r"_start", r"__libc_start\w*",
+    r"__internal_syscall_cancel", r"syscall", r"_start",
     # the C++ runtime between a throw and the abort
     r"__gnu_cxx::__verbose_terminate_handler\(\)", r"__cxxabiv1::__terminate\(.*\)", r"std::terminate\(\)",
     r"__cxa_call_terminate", r"_Unwind_\w+",

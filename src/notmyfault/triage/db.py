@@ -39,7 +39,7 @@ COLUMNS = (
     "hash", "analysis_version", "path", "size", "file_time", "crash_time", "ingested_at", "host", "pid",
     "executable", "dump_kind", "arch", "status", "error", "crash_class", "reason", "blamed", "frames",
     "build_ids", "signature", "bucket", "bucket_id", "rules", "analysis_text", "seconds", "program",
-    "build_id", "version", "transient",
+    "build_id", "version", "transient", "attempts",
 )  # fmt: skip
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -296,9 +296,8 @@ class Database:
         """Store one dump's row (committed now); False if it was already there. The row replaces the
         dump's rows of other analysis versions, in the same transaction: after an upgrade, a dump
         ingested again is counted once, by its new analysis."""
-        columns = (*COLUMNS, "attempts")
         sql = (
-            f"INSERT INTO dumps ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+            f"INSERT INTO dumps ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
             "ON CONFLICT (hash, analysis_version) DO NOTHING"
         )
         key = (row["hash"], row["analysis_version"])
@@ -321,8 +320,8 @@ class Database:
                     ),
                     key,
                 )
-            values = [row.get(c) for c in COLUMNS] + [int(before[0][0]) + 1 if before else 1]
-            cur.execute(self._sql(sql), values)
+            attempts = int(before[0][0]) + 1 if before else 1
+            cur.execute(self._sql(sql), [attempts if c == "attempts" else row.get(c) for c in COLUMNS])
             inserted = bool(cur.rowcount)
             if inserted:
                 cur.execute(
