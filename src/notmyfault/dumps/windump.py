@@ -130,12 +130,9 @@ class WindowsKernelDump(MappedDump):
         """None for a whole dump; else one line: the file is shorter than the header's
         RequiredDumpSpace (the size the writer meant). Triage dumps are not checked: their field
         counts more than the file holds (rizin's arm64 triage dump: 1447700 for a 1216428-byte file)."""
-        try:
-            required = self.header["RequiredDumpSpace"]
-            if self.header["DumpType"] == TRIAGE:
-                return None
-        except DumpError:
+        if self.header["DumpType"] == TRIAGE:  # the header was read and checked when it was opened
             return None
+        required = self.header["RequiredDumpSpace"]
         if not self.size < required <= 1 << 50:  # past a petabyte: the field is garbage, not a size
             return None
         return (
