@@ -43,6 +43,7 @@ from notmyfault.capture.config import (
     Assessment,
     DumpSettings,
     assess,
+    effective_core_limit,
 )
 from notmyfault.capture.pattern import CrashFacts, Handler, PatternKind, expand
 from notmyfault.capture.prepare import PARENT_ENV
@@ -305,15 +306,17 @@ def run_child(
     return ChildExit(proc.pid, status, None, code == CLD_DUMPED, timed_out, elapsed, stderr, when)
 
 
-def _dump_file(path: str, source: str) -> DumpFile:
+def _dump_file(path: str, source: str, settings: DumpSettings) -> DumpFile:
     """The dump at ``path``, checked whole: the kernel leaves a core cut short (and still says it
     dumped one) when the disk fills up or RLIMIT_CORE is reached."""
     st = os.stat(path)
-    return DumpFile(path, st.st_size, st.st_blocks * 512, source, _problem(path, st.st_size))
+    problem = _problem(path, st.st_size, effective_core_limit(settings))
+    return DumpFile(path, st.st_size, st.st_blocks * 512, source, problem)
 
 
-def _problem(path: str, size: int) -> str | None:
-    """Why the core at ``path`` is not whole, with what may have cut it; None when it is whole."""
+def _problem(path: str, size: int, core_limit: int) -> str | None:
+    """Why the core at ``path`` is not whole, with what may have cut it (``core_limit``: the
+    RLIMIT_CORE the crashing child had); None when it is whole."""
     from notmyfault.dumps import DumpError, open_dump
 
     what: str | None
@@ -328,8 +331,7 @@ def _problem(path: str, size: int) -> str | None:
     if what is None:
         return None
     free = shutil.disk_usage(os.path.dirname(path) or ".").free
-    soft, _hard = resource.getrlimit(resource.RLIMIT_CORE)
-    limit = "unlimited" if soft == resource.RLIM_INFINITY else f"{soft} bytes"
+    limit = "unlimited" if core_limit == resource.RLIM_INFINITY else f"{core_limit} bytes"
     return (
         f"{what}; the disk filled up or RLIMIT_CORE stopped the kernel "
         f"({free} bytes free there now, RLIMIT_CORE {limit}): free space, or raise the limit"
@@ -444,16 +446,16 @@ def locate(
         if p.relative:
             final = _unique(dump_dir / dump_name(label, child.pid))
             os.replace(found, final)
-            return _dump_file(str(final), "core_pattern file"), None, ()
+            return _dump_file(str(final), "core_pattern file", settings), None, ()
         notes.append("core_pattern is absolute, so the dump stays where the kernel wrote it")
-        return _dump_file(found, "core_pattern file"), None, tuple(notes)
+        return _dump_file(found, "core_pattern file", settings), None, tuple(notes)
     if p.handler is Handler.SYSTEMD_COREDUMP:
         dump_dir.mkdir(parents=True, exist_ok=True)
         final = _unique(dump_dir / dump_name(label, child.pid))
         err = _coredumpctl(child.pid, final, time.monotonic() + COREDUMPCTL_WAIT)
         if err:
             return None, err, ()
-        return _dump_file(str(final), "systemd-coredump"), None, ("fetched with coredumpctl dump",)
+        return _dump_file(str(final), "systemd-coredump", settings), None, ("fetched with coredumpctl dump",)
     if p.handler is Handler.APPORT:
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline:
@@ -463,7 +465,7 @@ def locate(
                 if os.path.isfile(h)
             ]
             if hits:
-                return _dump_file(hits[-1], "apport"), None, ()
+                return _dump_file(hits[-1], "apport", settings), None, ()
             time.sleep(0.25)
         return (
             None,
