@@ -20,6 +20,7 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import (
     Button,
     DataTable,
@@ -225,7 +226,8 @@ class NotMyfaultApp(App[None]):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
         if self.open_path is not None:
-            self.open_dump(self.open_path)
+            # After the first refresh: the tabs' panes must be mounted before one is shown.
+            self.call_after_refresh(self.open_dump, self.open_path)
 
     def open_dump(self, path: str) -> None:
         """Analyse an existing dump on the Dump Analysis tab, as windbg -z FILE opens one."""
@@ -266,10 +268,12 @@ class NotMyfaultApp(App[None]):
         """A new tab: its main widget takes the keys, and the footer shows its actions."""
         if event.tabbed_content.id == "tabs":
             pane = event.pane.id or ""
-            if pane == "analysis":
-                self.query_one("#sections").query_one(Tabs).focus()
-            elif pane in TAB_FOCUS:
-                self.query_one(TAB_FOCUS[pane]).focus()
+            # A pane activated while the window is still mounting may not hold its widgets yet.
+            with contextlib.suppress(NoMatches):
+                if pane == "analysis":
+                    self.query_one("#sections").query_one(Tabs).focus()
+                elif pane in TAB_FOCUS:
+                    self.query_one(TAB_FOCUS[pane]).focus()
         self.refresh_bindings()
 
     def action_show_tab(self, tab: str) -> None:
