@@ -171,3 +171,13 @@ def parse_signal(text: str) -> int:
     if not 1 <= signo <= signal.SIGRTMAX:
         raise ValueError(f"signal {signo} is out of range: Linux signals are 1-{signal.SIGRTMAX}")
     return signo
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop asked by a signal (the CLI's handlers raise it for SIGTERM and SIGHUP; Python raises
+    a plain KeyboardInterrupt for Ctrl-C).  Code that treats Ctrl-C as "stop the work, then finish"
+    (a leak before its crash) tells the two apart by this class: a Stopped always ends everything."""
+
+    def __init__(self, signo: int) -> None:
+        super().__init__(signal.Signals(signo).name)
+        self.signo = signo

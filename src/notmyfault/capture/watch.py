@@ -47,7 +47,7 @@ from notmyfault.capture.config import (
 )
 from notmyfault.capture.pattern import CrashFacts, Handler, PatternKind, expand
 from notmyfault.capture.prepare import PARENT_ENV
-from notmyfault.sigcodes import CORE_SIGNALS, signal_name
+from notmyfault.sigcodes import CORE_SIGNALS, Stopped, signal_name
 
 CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
 CHILD_COMM = "notmyfault"
@@ -129,11 +129,12 @@ def _wait(
 ) -> tuple[int, int, bool]:
     """Wait for ``proc`` to exit; return (si_code, si_status, timed_out), reaping it.
 
-    On Ctrl-C / SIGTERM (KeyboardInterrupt): with ``on_interrupt="forward"``
-    the first one is passed on to the child as SIGTERM (it stops what it does
-    and finishes, e.g. a leak that then crashes), and waiting goes on; otherwise
-    (or at the second one) the child, and its process group when ``group``,
-    is killed and reaped and CrashInterrupted is raised.
+    On Ctrl-C (KeyboardInterrupt): with ``on_interrupt="forward"`` the first one
+    is passed on to the child as SIGINT (it stops what it does and finishes, e.g.
+    a leak that then crashes), and waiting goes on.  Otherwise, at the second
+    one, or on SIGTERM / SIGHUP (Stopped: they end everything), the child, and
+    its process group when ``group``, is killed and reaped and CrashInterrupted
+    is raised.
     """
     fd = os.pidfd_open(proc.pid)
     forwarded = False
@@ -144,11 +145,11 @@ def _wait(
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 ready, _, _ = select.select([fd], [], [], left)
                 break
-            except KeyboardInterrupt:
-                if on_interrupt == "forward" and not forwarded:
-                    forwarded = True
+            except KeyboardInterrupt as stop:
+                if on_interrupt == "forward" and not forwarded and not isinstance(stop, Stopped):
+                    forwarded = True  # Ctrl-C: the child stops its work and finishes (a leak crashes)
                     with contextlib.suppress(ProcessLookupError):
-                        os.kill(proc.pid, signal.SIGTERM)
+                        os.kill(proc.pid, signal.SIGINT)
                     continue
                 _kill(proc, group)
                 raise CrashInterrupted(f"interrupted; the child (pid {proc.pid}) was killed") from None

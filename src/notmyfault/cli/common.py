@@ -34,8 +34,10 @@ def emit_json(obj: Any, lines: bool = False) -> None:
 
 
 def raise_interrupt(signum: int, frame: object) -> None:
-    """A signal handler that turns SIGTERM into KeyboardInterrupt, as Ctrl-C is."""
-    raise KeyboardInterrupt
+    """A signal handler that turns SIGTERM or SIGHUP into a KeyboardInterrupt (Stopped), as Ctrl-C is."""
+    from notmyfault.sigcodes import Stopped
+
+    raise Stopped(signum)
 
 
 def parse_size_option(name: str, text: str) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import signal
 import sys
 
 import click
@@ -19,9 +20,11 @@ from notmyfault.cli.common import (
     DURATION,
     EXIT_INTERRUPTED,
     EXIT_NO_DUMP,
+    STOP_SIGNALS,
     dump_settings,
     emit_json,
     fail,
+    raise_interrupt,
     report_crash,
     run_watched,
 )
@@ -303,9 +306,22 @@ _register()
 
 
 def main() -> None:
-    """Entry point of the ``notmyfault`` console script."""
+    """Entry point of the ``notmyfault`` console script.
+
+    One stop path for every command: SIGTERM and SIGHUP are made to raise KeyboardInterrupt
+    (Stopped) from here on, as Ctrl-C does, and an interruption that no command handled ends with
+    one line and exit 130 (click's own handling would print "Aborted!" and exit 1)."""
+    for signo in STOP_SIGNALS:
+        signal.signal(signo, raise_interrupt)
     try:
-        cli.main(prog_name="notmyfault", standalone_mode=True)
-    except KeyboardInterrupt:
+        code = cli.main(prog_name="notmyfault", standalone_mode=False)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except (click.Abort, KeyboardInterrupt):
         click.echo("notmyfault: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:  # a reader that stopped reading (| head): as click does, quietly
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the interpreter's own flush at exit
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

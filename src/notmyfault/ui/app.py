@@ -224,7 +224,9 @@ class NotMyfaultApp(App[None]):
         self.action_refresh_dumpconfig()
         catalog.focus()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._on_sigterm)
+            loop = asyncio.get_running_loop()
+            for signo in (signal.SIGTERM, signal.SIGHUP):  # a kill, a closed terminal: quit as 'q' does
+                loop.add_signal_handler(signo, self._on_stop_signal)
         if self.open_path is not None:
             # After the first refresh: the tabs' panes must be mounted before one is shown.
             self.call_after_refresh(self.open_dump, self.open_path)
@@ -246,7 +248,7 @@ class NotMyfaultApp(App[None]):
 
         threading.Thread(target=work, name="open-dump", daemon=True).start()
 
-    def _on_sigterm(self) -> None:
+    def _on_stop_signal(self) -> None:
         self.call_later(self.action_quit)
 
     # ---------------------------------------------------------- common parts
