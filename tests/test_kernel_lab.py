@@ -15,7 +15,10 @@ import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, run_json, run_nmf
+from tests.conftest import REPO, children, proc_state, run_json, run_nmf
 
 pytestmark = pytest.mark.skipif(
     platform.machine() != "x86_64" or not shutil.which("apt-cache"),
@@ -584,3 +587,54 @@ def test_triage_buckets_the_lab_vmcores_by_class_and_myfault_function(
         _, a = run_json("analyze", str(run.vmcore))
         assert a["bucket"] == bucket  # analyze's BUCKET_ID is the triage bucket
     assert len(buckets["buckets"]) == len(lab) - 1
+
+
+@pytest.mark.parametrize("signo", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_lab_run_stopped_while_booting_kills_its_guest(
+    signo: signal.Signals, lab: dict[str, Run], tmp_path: Path
+) -> None:
+    """The stop matrix's lab row, starting phase (test_sigterm_stops_the_guest is the working one):
+    a run stopped while its guest boots ends with 130 within a second, and QEMU is gone within 5 s."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "notmyfault", "lab", "run", "--out", str(tmp_path / "run"), "--memory", MEMORY,
+         "--no-analysis", "--", "crash", "null-deref"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        guests: list[int] = []
+        while not guests:
+            assert time.monotonic() < deadline, "no guest started"
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            guests = [p for p in _descendants(proc.pid) if "qemu-system" in _cmdline(p)]
+            time.sleep(0.1)
+        time.sleep(1.0)  # booting
+        t = time.monotonic()
+        proc.send_signal(signo)
+        _, err = proc.communicate(timeout=10)
+        assert time.monotonic() - t < 1.0
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        while any(proc_state(g) not in (None, "Z") for g in guests):
+            assert time.monotonic() - t < 5.0, "the guest outlived its stopped lab run"
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        out += kids
+        todo += kids
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
