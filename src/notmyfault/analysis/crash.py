@@ -138,7 +138,7 @@ def _abort_message(program: Program) -> str | None:
         text = prog.read(ptr + 4, 512).split(b"\0", 1)[0]
     except Exception:
         return None
-    return text.decode(errors="replace").strip() or None
+    return text.decode(errors="surrogateescape").strip() or None
 
 
 def decode(core: ElfCore, pc: int, sysroot: str | None = None) -> Instruction | None:

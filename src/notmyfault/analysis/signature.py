@@ -52,6 +52,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from notmyfault.render.safe import storable
+
 SIGN_DEPTH = 64
 """How many frames, innermost first, a signature reads (and triage stores, so that ``rebucket``
 sees what ``analyze`` saw)."""
@@ -307,7 +309,19 @@ def signature(frames: Sequence[SignFrame], rules: Rules = DEFAULT_RULES) -> str:
         named = next((t for t in tokens if not rules.machinery(t)), None)
         module = next((f.module for f in frames if f.module), None)
         out.append(named or (_short(module) if module else "??"))
-    return " | ".join(out)
+    return " | ".join(_bounded(t) for t in out)
+
+
+MAX_TOKEN = 200
+"""A signature token (a function's name) longer than this is cut, and a digest of the whole name
+keeps two long names that share a start apart (Socorro caps a signature at 255 characters)."""
+
+
+def _bounded(token: str) -> str:
+    if len(token) <= MAX_TOKEN:
+        return token
+    digest = hashlib.sha256(token.encode(errors="surrogatepass")).hexdigest()[:12]
+    return f"{token[: MAX_TOKEN - 30]}...[{len(token)} chars, {digest}]"
 
 
 VERSION_SUFFIX = re.compile(r"(\.\d+)+$")
@@ -336,7 +350,7 @@ def bucket_key(crash_class: str | None, prog: str, sig: str, reason: str | None 
     cls = crash_class or "UNKNOWN"
     if cls == "KILLED_BY_SIGNAL" and reason:
         cls = f"{cls}({reason})"
-    return f"{cls}:{prog}:{sig}"
+    return storable(f"{cls}:{prog}:{sig}")  # a file name's bytes that were not UTF-8 as \xNN
 
 
 def bucket_id(key: str) -> str:

@@ -390,7 +390,7 @@ class ElfCore:
             _flag, uid, gid, pid, ppid, _pgrp, _sid, fname, args = struct.unpack(self._e + layout, desc)
 
             def text(raw: bytes) -> str:
-                return raw.split(b"\0", 1)[0].decode(errors="replace").rstrip()
+                return raw.split(b"\0", 1)[0].decode(errors="surrogateescape").rstrip()
 
             return ProcessInfo(pid, ppid, uid, gid, text(fname), text(args))
         return None
@@ -453,7 +453,7 @@ class ElfCore:
             if ntype == "NT_FILE" and not isinstance(desc, bytes):
                 page = int(desc["page_size"])
                 for entry, name in zip(desc["Elf_Nt_File_Entry"], desc["filename"], strict=False):
-                    path = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+                    path = os.fsdecode(name) if isinstance(name, bytes) else str(name)
                     out.append(
                         FileMapping(
                             int(entry["vm_start"]),

@@ -13,7 +13,23 @@ def terminal_safe(text: str) -> str:
 
 
 def printable(text: str) -> str:
-    """A string from a dump made safe for a terminal: control characters as \\xNN escapes."""
-    return "".join(
-        c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}" for c in text
-    )
+    """A string from a dump made safe for a terminal: control characters as \\xNN escapes, and bytes
+    that were not UTF-8 (decoded with surrogateescape) as the \\xNN of the byte, as gdb shows them."""
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    n = ord(c)
+    if 0xDC80 <= n <= 0xDCFF:  # surrogateescape: the byte n - 0xDC00 was not UTF-8
+        return f"\\x{n - 0xDC00:02x}"
+    return f"\\x{n:02x}" if n < 256 else f"\\u{n:04x}"
+
+
+def storable(text: str) -> str:
+    """``text`` as valid UTF-8 for a database or a JSON consumer: the bytes a file name held that were
+    not UTF-8 (surrogateescape) become \\xNN; everything else stays exact."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "".join(_escape(c) if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text

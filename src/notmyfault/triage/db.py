@@ -30,6 +30,7 @@ from notmyfault.analysis.signature import (
     program,
     signature,
 )
+from notmyfault.render.safe import storable
 
 RETRIES = 1
 """How many times the next ingests analyse again a dump whose analysis was stopped (transient)."""
@@ -321,7 +322,8 @@ class Database:
                     key,
                 )
             attempts = int(before[0][0]) + 1 if before else 1
-            cur.execute(self._sql(sql), [attempts if c == "attempts" else row.get(c) for c in COLUMNS])
+            values = [attempts if c == "attempts" else row.get(c) for c in COLUMNS]
+            cur.execute(self._sql(sql), [storable(v) if isinstance(v, str) else v for v in values])
             inserted = bool(cur.rowcount)
             if inserted:
                 cur.execute(

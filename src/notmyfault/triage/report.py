@@ -15,7 +15,15 @@ import datetime as dt
 import html
 from collections import Counter
 
+from notmyfault.render.safe import terminal_safe
 from notmyfault.triage.db import Bucket, Database, Filter, now
+
+
+def _e(text: str) -> str:
+    """A string from a dump for the page: control characters (but newlines and tabs) and bidi
+    overrides as escapes (they are no text; an override reorders what is shown), then HTML-escaped."""
+    return html.escape(terminal_safe(text))
+
 
 PALETTE = (
     "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
@@ -146,7 +154,7 @@ def _chart(buckets: list[Bucket], timeline: list[tuple[str, str]]) -> str:
             y -= h
             out.append(
                 f'<rect x="{left + i * bar_w + 1:.1f}" y="{y:.1f}" width="{max(bar_w - 2, 1):.1f}" height="{h:.1f}" '
-                f'fill="{colors[b.id]}"><title>{html.escape(b.key)}: {n}</title></rect>'
+                f'fill="{colors[b.id]}"><title>{_e(b.key)}: {n}</title></rect>'
             )
     label = dt.datetime.fromtimestamp(origin, dt.timezone.utc).strftime("%Y-%m-%d %H:%M")
     out.append(
@@ -171,7 +179,7 @@ def _day(iso: str) -> str:
 
 def _split(split: dict[str, Counter[str]]) -> str:
     """A bucket's breakdown by executable, build id, version and host, as a small table."""
-    e = html.escape
+    e = _e
     rows = []
     for what, counts in split.items():
         top = counts.most_common(5)
@@ -190,7 +198,7 @@ def html_report(db: Database, where: Filter | None = None) -> str:
     trend = trends(timeline)
     split = db.breakdown(where)
     total = sum(b.count for b in buckets)
-    e = html.escape
+    e = _e
     rows = []
     for i, b in enumerate(buckets):
         swatch = f'<span class="swatch" style="background:{color(i)}"></span>'
