@@ -200,6 +200,7 @@ def exercise(path: str) -> None:
         for _ in zip(range(50), core.find_all(b"MYFAULT1"), strict=False):
             pass
         core.auxv  # noqa: B018
+        core.environment  # noqa: B018
         core.images  # noqa: B018 - the link map walk follows pointers read from the dump
         for f in [f for f in files if f.file_offset == 0][:8]:
             core.image_at(f.start)

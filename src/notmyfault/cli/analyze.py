@@ -175,10 +175,12 @@ def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> Non
 @debuginfod_option
 @click.option("-v", "--verbose", is_flag=True, help="Every frame, and the modules whose files were missing.")
 @click.option(
+    "--show-environment",
     "--environment",
     "show_env",
     is_flag=True,
-    help="Minidumps: also show the process's environment (it may hold secrets; never shown unless asked).",
+    help="Also show the process's environment (it may hold secrets: never shown or stored unless asked). "
+    "ELF cores: read from the initial stack; minidumps: Breakpad's environment stream.",
 )
 @json_option
 def analyze(
@@ -208,9 +210,13 @@ def analyze(
     with opened(core, minidumps=True, debug_files=debug_files) as c:
         env: list[str] | None = None
         if show_env:
-            if not isinstance(c, Minidump):
-                fail(f"{core}: --environment reads minidumps (Breakpad's environment stream) only")
-            env = c.environment or []
+            if isinstance(c, Vmcore | WindowsKernelDump):
+                fail(f"{core}: --show-environment reads process dumps (ELF cores, minidumps) only")
+            env = c.environment
+            if env is None:
+                fail(
+                    f"{core}: the dump does not hold the process's environment (no initial stack, no environ stream)"
+                )
         if isinstance(c, Vmcore):
             result = analyze_vmcore(c)
         elif isinstance(c, Minidump):

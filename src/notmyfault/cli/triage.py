@@ -197,6 +197,13 @@ def triage() -> None:
 )
 @click.option("-v", "--verbose", is_flag=True, help="Name every file that was skipped (not a dump).")
 @click.option(
+    "--redact",
+    "redact_path",
+    metavar="FILE|none",
+    help="Redaction rules for the stored paths and command lines (default: the built-in ones, which "
+    "hide home directories and token-like arguments; 'triage redactions' prints them); none: keep all.",
+)
+@click.option(
     "--debuginfod",
     is_flag=True,
     help="Let the workers fetch missing debug info from $DEBUGINFOD_URLS (off by default in a batch: "
@@ -209,6 +216,7 @@ def ingest(
     host: str | None,
     retry_failed: bool,
     verbose: bool,
+    redact_path: str | None,
     debuginfod: bool,
     workers: int,
     scheduler: str | None,
@@ -232,6 +240,7 @@ def ingest(
     os.environ[DEBUGINFOD_ENV] = "1" if debuginfod else "0"  # the workers inherit it
     limit = parse_size_option("--memory-limit", memory) or None
     rules = _rules(rules_path)
+    redactions = _redactions(redact_path)
     with interruptible(), _database(db_url, create=True) as db:
         bar = _IngestBar() if sys.stderr.isatty() and not as_json else None
         try:
@@ -248,6 +257,7 @@ def ingest(
                 on_start=bar.start if bar else None,
                 host=host,
                 retry_failed=retry_failed,
+                redactions=redactions,
             )
         except FileNotFoundError as e:
             fail(f"no such file or directory: {e}")
@@ -460,6 +470,34 @@ def rules(rules_path: str | None, as_json: bool) -> None:
         emit_json({"schema_version": SCHEMA_VERSION, "kind": "triage-rules", **data})
     else:
         click.echo(json.dumps(r.data(), indent=2))
+
+
+def _redactions(path: str | None) -> tuple[Any, ...]:
+    from notmyfault.triage.redact import DEFAULT_REDACTIONS, load_redactions
+
+    if path is None:
+        return DEFAULT_REDACTIONS
+    try:
+        return load_redactions(path)
+    except ValueError as e:
+        fail(str(e))
+
+
+@triage.command()
+@click.option(
+    "--redact", "redact_path", metavar="FILE|none", help="These rules instead of the built-in ones."
+)
+@json_option
+def redactions(redact_path: str | None, as_json: bool) -> None:
+    """The redaction rules triage applies before it stores a row, as JSON: a start for your own
+    (--redact FILE). Environments are never stored."""
+    from notmyfault.triage.redact import redactions_data
+
+    data = redactions_data(_redactions(redact_path))
+    if as_json:
+        emit_json({"schema_version": SCHEMA_VERSION, "kind": "triage-redactions", **data})
+    else:
+        click.echo(json.dumps(data, indent=2))
 
 
 @triage.command()

@@ -22,7 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
-from notmyfault.dumps.linkmap import LoadedImage, image_at, loaded_images, parse_auxv
+from notmyfault.dumps.linkmap import AT_EXECFN, LoadedImage, image_at, loaded_images, parse_auxv
 from notmyfault.dumps.unpack import discard
 
 # Offsets in struct elf_prstatus on 64-bit Linux (the same on x86_64 and aarch64).
@@ -57,6 +57,10 @@ siginfo) and one NT_FILE entry per mapping (65530 mappings by default): tens of 
 processes. A crafted 3 GB note took analyze past 10 minutes."""
 MAX_NOTE_COUNT = 1_000_000
 """The most notes a core may have: about five a thread and one NT_FILE."""
+INITIAL_STACK_MAX = 8 << 20
+"""How far below the executable's name (AT_EXECFN, at the top of the initial stack) the arguments,
+environment and auxiliary vector are looked for: they are bounded by the kernel's ARG_MAX (a
+quarter of an 8 MiB stack, and 32 pages of each string)."""
 
 
 @dataclass(frozen=True)
@@ -407,6 +411,45 @@ class ElfCore:
             if ntype == "NT_AUXV" and isinstance(desc, bytes):
                 return parse_auxv(desc, self._word, self._e)
         return {}
+
+    @cached_property
+    def environment(self) -> list[str] | None:
+        """The process's environment strings (``NAME=value``), as /proc/PID/environ gives them: the
+        strings the kernel copied at exec, between the last argument's and the executable's name
+        (AT_EXECFN) at the top of the initial stack.  The arguments are found from the stack's
+        exec-time layout (argc, argv[], NULL, envp[], NULL, then the auxiliary vector, which the
+        core's NT_AUXV holds byte for byte).  None when the dump lacks that stack.  It may hold
+        secrets: the analyzer shows it only when asked."""
+        raw = next((d for _n, t, d in self._note_list if t == "NT_AUXV" and isinstance(d, bytes)), None)
+        execfn = self.auxv.get(AT_EXECFN)
+        seg = self.segment_at(execfn) if execfn else None
+        if raw is None or execfn is None or seg is None:
+            return None
+        low = max(seg.vaddr, execfn - INITIAL_STACK_MAX)
+        try:
+            area = self.read(low, execfn - low)
+        except UnreadableMemory:
+            return None
+        at, w = area.rfind(raw), self._word
+        order = "little" if self._e == "<" else "big"
+        words = [int.from_bytes(area[i : i + w], order) for i in range(at % w, max(at, 0), w)]
+        end = len(words)  # the auxiliary vector's index
+
+        def points_in(value: int) -> bool:
+            return low <= value < execfn
+
+        for j in range(end - 1, max(-1, end - (1 << 17)), -1):  # argc: argv[argc] pointers, then NULL
+            n = words[j]
+            if 1 <= n < 1 << 17 and j + n + 1 < end and words[j + n + 1] == 0:
+                argv = words[j + 1 : j + n + 1]
+                if all(points_in(p) for p in argv):
+                    break
+        else:
+            return None
+        start = area.find(b"\0", argv[-1] - low)  # the end of the last argument
+        if start < 0:
+            return None
+        return [v.decode(errors="surrogateescape") for v in area[start + 1 :].split(b"\0") if v]
 
     def locate(self, recorded: str) -> str | None:
         """A file on this machine for a path the core records: under each of ``search_roots``

@@ -27,6 +27,7 @@ from notmyfault.dumps.windump import MAGIC32, MAGIC64
 from notmyfault.triage import worker as warm
 from notmyfault.triage.db import Database, now
 from notmyfault.triage.record import ANALYSIS_VERSION, file_time
+from notmyfault.triage.redact import DEFAULT_REDACTIONS, Redaction, redact_row
 
 MAGICS = (MINIDUMP_MAGIC, MAGIC32, MAGIC64)
 ET_CORE = 4
@@ -227,11 +228,13 @@ def ingest(
     on_start: Callable[[int], None] | None = None,
     host: str | None = None,
     retry_failed: bool = False,
+    redactions: tuple[Redaction, ...] = DEFAULT_REDACTIONS,
 ) -> IngestResult:
     """Ingest the dumps under ``paths`` into ``db`` (see the module's docstring); ``host`` names the
     machine the dumps came from (stored with each row; the report breaks buckets down by it). A dump
     whose analysis was stopped (timeout, killed, memory limit) is analysed again once by the next
-    ingest; ``retry_failed`` analyses every failed dump again."""
+    ingest; ``retry_failed`` analyses every failed dump again. ``redactions`` are applied to each
+    row's paths and command line before it is stored (see triage.redact)."""
     t0 = time.monotonic()
     result = IngestResult()
     found, result.not_dumps, result.skipped, result.unreadable = discover(paths, recursive)
@@ -251,7 +254,7 @@ def ingest(
             row = row_for(path, digest, answer, rules, host)
             result.analysed += 1
             result.failed += row["status"] == "failed"
-            result.stored += db.insert(row)
+            result.stored += db.insert(redact_row(row, redactions))
             if answer.get("seconds") is not None:
                 result.analysis_seconds.append(float(answer["seconds"]))
             result.maxrss_kb = max(result.maxrss_kb, int(answer.get("maxrss_kb") or 0))
