@@ -431,8 +431,10 @@ class ElfCore:
         except UnreadableMemory:
             return None
         at, w = area.rfind(raw), self._word
-        order = "little" if self._e == "<" else "big"
-        words = [int.from_bytes(area[i : i + w], order) for i in range(at % w, max(at, 0), w)]
+        big = self._e == ">"
+        words = [
+            int.from_bytes(area[i : i + w], "big" if big else "little") for i in range(at % w, max(at, 0), w)
+        ]
         end = len(words)  # the auxiliary vector's index
 
         def points_in(value: int) -> bool:
