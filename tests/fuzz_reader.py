@@ -1,11 +1,13 @@
-"""Fuzz the ELF core reader with mutated corpus cores: every failure must be DumpError or UnreadableMemory.
+"""Fuzz the dump readers with mutated inputs: every failure must be a one-line DumpError (or
+UnreadableMemory for one read).
 
-Run: python tests/fuzz_reader.py [--count N] [--seed S]. Prints one summary line
+Run: python tests/fuzz_reader.py [--kind KIND] [--count N] [--seed S]. Prints one summary line
 and exits non-zero if any input raised anything else (each is printed with
-its mutation, so it can be reproduced with the same seed).  Seeds are the
-small ELF cores of ../shared/corpus; mutations: truncation, zeroed ranges, bit
-flips in the first pages (headers and notes) and anywhere, and overwritten
-length fields.
+its mutation, so it can be reproduced with the same seed).  Kinds (KINDS): the ELF cores,
+minidumps and Windows dumps of ../shared/corpus (and synthetic Windows dumps), Breakpad symbol
+files, and the unpacking paths: those ELF cores compressed (gz, xz, zst, lz4), in apport reports,
+and makedumpfile vmcores.  Mutations: truncation, zeroed ranges, bit flips in the first pages
+(headers and notes) and anywhere, and overwritten length fields.
 """
 
 from __future__ import annotations
@@ -35,13 +37,18 @@ from notmyfault.analysis.winframes import fp_chain_frames  # noqa: E402
 from notmyfault.analysis.winvm import windows_vm  # noqa: E402
 from notmyfault.dumps import (  # noqa: E402
     DumpError,
+    ElfCore,
     Minidump,
     UnreadableMemory,
+    Vmcore,
     WindowsKernelDump,
     open_any,
     open_dump,
 )
 
+KINDS = ("elf", "minidump", "windows", "sym", "packed", "apport", "kdump")
+"""What can be fuzzed: each reader, and the paths that unpack compressed cores, apport reports and
+makedumpfile's vmcores."""
 SYMBOL_DIRS = [str(p) for p in sorted(CORPUS.glob("*/symbols")) if p.is_dir()]
 """The corpus' Breakpad symbol directories (x86 STACK WIN, x86_64 STACK CFI)."""
 
@@ -188,42 +195,115 @@ def exercise_windows(path: str) -> None:
 
 def exercise(path: str) -> None:
     with open_dump(path) as core:
-        core.threads  # noqa: B018 - parsing is the point
-        sig = core.siginfo
-        core.process  # noqa: B018
-        files = core.files
-        t = core.threads[0]
-        for addr in (t.pc, t.sp, sig.addr if sig else None, files[0].start if files else None):
-            if addr is not None:
+        exercise_core(core)
+
+
+def exercise_core(core: ElfCore) -> None:
+    """Every part of an ELF core's reading, and the heap walk over it."""
+    core.threads  # noqa: B018 - parsing is the point
+    sig = core.siginfo
+    core.process  # noqa: B018
+    files = core.files
+    t = core.threads[0]
+    for addr in (t.pc, t.sp, sig.addr if sig else None, files[0].start if files else None):
+        if addr is not None:
+            with contextlib.suppress(UnreadableMemory):
+                core.read(addr, 64)
+    for _ in zip(range(50), core.find_all(b"MYFAULT1"), strict=False):
+        pass
+    core.auxv  # noqa: B018
+    core.environment  # noqa: B018
+    core.images  # noqa: B018 - the link map walk follows pointers read from the dump
+    for f in [f for f in files if f.file_offset == 0][:8]:
+        core.image_at(f.start)
+    heap_summary(core)  # the heap walk follows sizes read from the dump: it must stay in bounds
+
+
+PACKINGS = ("gz", "xz", "zst", "lz4")
+
+
+def _pack(data: bytes, packing: str) -> bytes:
+    import gzip
+    import lzma
+
+    if packing == "zst":
+        import zstandard
+
+        return bytes(zstandard.ZstdCompressor().compress(data))
+    if packing == "lz4":
+        import lz4.frame
+
+        return bytes(lz4.frame.compress(data))
+    return lzma.compress(data) if packing == "xz" else gzip.compress(data)
+
+
+def packed_seeds() -> list[bytes]:
+    """The small ELF cores of the corpus compressed as systemd-coredump and others keep them."""
+    return [_pack(data, packing) for data in seeds("elf", 400 << 10) for packing in PACKINGS]
+
+
+def apport_seeds() -> list[bytes]:
+    """The small ELF cores of the corpus in apport .crash reports (problem_report.py's recipe)."""
+    sys.path.insert(0, str(REPO))
+    from tests.test_packed_dumps import apport_report
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, data in enumerate(seeds("elf", 400 << 10)):
+            core, report = Path(tmp) / f"core{i}", Path(tmp) / f"r{i}.crash"
+            core.write_bytes(data)
+            fields = {"ExecutablePath": "/usr/bin/x", "Package": "x 1.0", "ProcCmdline": "x --y"}
+            out.append(apport_report(core, report, fields).read_bytes())
+    return out
+
+
+def kdump_seeds() -> list[bytes]:
+    """makedumpfile-compressed vmcores (zlib pages and raw pages, x86_64 and aarch64), written to the
+    format's layout by tests/test_kdump_format.py."""
+    sys.path.insert(0, str(REPO))
+    from notmyfault.dumps.kdump import DUMP_DH_COMPRESSED_ZLIB
+    from tests.test_kdump_format import kdump
+
+    pages = {0: bytes(range(256)) * 16, 1: b"\xaa" * 4096, 5: b"LEAK" * 1024, 9: bytes(4096)}
+    return [kdump(pages, flags, machine) for flags in (DUMP_DH_COMPRESSED_ZLIB, 0)
+            for machine in (b"x86_64", b"aarch64")]  # fmt: skip
+
+
+def exercise_any(path: str) -> None:
+    """A packed file (compressed core, apport report, kdump): opened as what it holds, then read."""
+    with open_any(path) as dump:
+        if isinstance(dump, ElfCore):
+            exercise_core(dump)
+        elif isinstance(dump, Vmcore):
+            dump.vmcoreinfo  # noqa: B018
+            dump.release  # noqa: B018
+            core = dump.physical
+            for seg in core.segments[:8]:
                 with contextlib.suppress(UnreadableMemory):
-                    core.read(addr, 64)
-        for _ in zip(range(50), core.find_all(b"MYFAULT1"), strict=False):
-            pass
-        core.auxv  # noqa: B018
-        core.environment  # noqa: B018
-        core.images  # noqa: B018 - the link map walk follows pointers read from the dump
-        for f in [f for f in files if f.file_offset == 0][:8]:
-            core.image_at(f.start)
-        heap_summary(core)  # the heap walk follows sizes read from the dump: it must stay in bounds
+                    core.read(seg.vaddr, min(seg.memsz, 4096))
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--count", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=20261125)
-    ap.add_argument("--kind", choices=["elf", "minidump", "windows", "sym"], default="elf")
+    ap.add_argument("--kind", choices=KINDS, default="elf")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    pool = (
-        sym_seeds()
-        if args.kind == "sym"
-        else seeds(args.kind, limit=2 << 20 if args.kind == "windows" else 1 << 20)
-    )
+    if args.kind == "sym":
+        pool = sym_seeds()
+    elif args.kind in ("packed", "apport", "kdump"):
+        pool = {"packed": packed_seeds, "apport": apport_seeds, "kdump": kdump_seeds}[args.kind]()
+    else:
+        pool = seeds(args.kind, limit=2 << 20 if args.kind == "windows" else 1 << 20)
     if args.kind == "windows" and pool:
         pool += synthetic_windows()
-    run = {"elf": exercise, "minidump": exercise_minidump, "windows": exercise_windows, "sym": exercise_sym}[
-        args.kind
-    ]
+    run = {
+        "elf": exercise,
+        "minidump": exercise_minidump,
+        "windows": exercise_windows,
+        "sym": exercise_sym,
+    }.get(args.kind, exercise_any)
     if not pool:
         print("fuzz: no seeds (../shared/corpus is missing)")
         return 2

@@ -168,8 +168,13 @@ def test_bad_packed_files_get_one_line(core: Path, tmp_path: Path) -> None:
     not_core.write_bytes(gzip.compress(b"just a log file\n" * 100))
     kdump = tmp_path / "vmcore"
     kdump.write_bytes(b"KDUMP   " + bytes(4096))
+    corrupt = tmp_path / "corrupt.zst"  # zstandard's own error escaped as a traceback (the fuzzer's find)
+    data = bytearray(packed.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)
+    corrupt.write_bytes(bytes(data))
     cases = {
         cut: "truncated",
+        corrupt: "zstd data is corrupt",
         no_core: "without a core",
         bad_b64: "not base64",
         not_core: "not",

@@ -158,7 +158,11 @@ def decompressed(f: IO[bytes], packing: str) -> Iterator[bytes]:
             while raw:
                 if d.eof:  # another frame or member follows (it may start anywhere, a piece's edge too)
                     d = _decompressor(packing)
-                yield d.decompress(raw)
+                try:
+                    out = d.decompress(raw)
+                except Exception as e:  # each library has its own error (zstandard.ZstdError, ...)
+                    raise DumpError(f"{f.name}: its {packing} data is corrupt ({e})") from None
+                yield out
                 raw = d.unused_data if d.eof else b""
     if not d.eof:
         raise DumpError(f"{f.name} is truncated: its {packing} stream ends early")
