@@ -235,3 +235,44 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(24):
         (root / f"core.{i}").write_bytes(core + bytes(i + 1))
     return root
+
+
+@pytest.mark.parametrize("signo", SIGNALS, ids=lambda s: s.name)
+def test_stop_a_dask_ingest(signo: signal.Signals, tmp_path: Path, fleet: Path) -> None:
+    """The matrix's Dask row: an ingest whose analyses run on a Dask cluster, stopped while they run,
+    ends within a second with 130 and leaves no process of its own; what it stored stays."""
+    from distributed import LocalCluster
+
+    from notmyfault.triage.db import Database
+
+    db = tmp_path / "t.db"
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "notmyfault", "triage", "ingest", "--json", "--db", str(db),
+             "--scheduler", cluster.scheduler_address, str(fleet)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )  # fmt: skip
+        try:
+            assert _settle(lambda: db.exists() and _rows(db) > 0, 120), "nothing stored"
+            t0 = time.monotonic()
+            p.send_signal(signo)
+            out, err = p.communicate(timeout=30)
+            took = time.monotonic() - t0
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    assert json.loads(out)["interrupted"] is True
+    assert took < 1.0, f"{took:.2f} s to stop"
+    assert _settle(lambda: not _session(p.pid)), _session(p.pid)
+    with Database(str(db)) as d:
+        assert 0 < d.count() < 24
+
+
+def _rows(db: Path) -> int:
+    from notmyfault.triage.db import Database
+
+    with Database(str(db)) as d:
+        return d.count()
