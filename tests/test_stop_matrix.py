@@ -22,29 +22,38 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _stat_fields, children
+from tests.conftest import _stat_fields, children, proc_state
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-Ready = Callable[[list[dict[str, object]], int], bool]
-"""When to send the signal: given the JSON events so far and the command's pid."""
+Ready = Callable[[list[dict[str, object]], int, dict[str, object]], bool]
+"""When to send the signal: given the JSON events so far, the command's pid and a dict of this run's
+own for what it has seen."""
 
 
 def event(name: str, state: str | None = None) -> Ready:
     """Ready once the command printed this JSON event (and progress ``state``)."""
-    return lambda events, _pid: any(
+    return lambda events, _pid, _seen: any(
         e.get("event") == name and (state is None or e.get("state") == state) for e in events
     )
 
 
-def child_running(_events: list[dict[str, object]], pid: int) -> bool:
+def child_running(_events: list[dict[str, object]], pid: int, _seen: dict[str, object]) -> bool:
     """Ready once the command has a child (the crash is under way)."""
     return bool(children(pid))
+
+
+def child_done(_events: list[dict[str, object]], pid: int, seen: dict[str, object]) -> bool:
+    """Ready once the command's child has died (the kernel wrote its core): the command analyses."""
+    kids = [k for k in children(pid) if proc_state(k) != "Z"]
+    if kids:
+        seen["child"] = True
+    return bool(seen.get("child")) and not kids
 
 
 def starting(seconds: float) -> Ready:
     """Ready ``seconds`` after the start: the command is up (its handlers are set) and preparing."""
 
-    def ready(_events: list[dict[str, object]], pid: int) -> bool:
+    def ready(_events: list[dict[str, object]], pid: int, _seen: dict[str, object]) -> bool:
         ticks = os.sysconf("SC_CLK_TCK")
         f = _stat_fields(pid)
         if f is None:
@@ -98,11 +107,12 @@ CASES = [
     Case("triage-ingest-starting", ("triage", "ingest", "--json", "--db", "{tmp}/t.db", "{fleet}"),
          starting(0.25), 130),
     Case("triage-ingest-working", ("triage", "ingest", "--json", "--workers", "2", "--db", "{tmp}/t.db", "{fleet}"),
-         lambda _e, pid: len(children(pid)) >= 2, 130, 1.0),
+         lambda _e, pid, _s: len(children(pid)) >= 2, 130, 1.0),
     Case("hang-deadlock-working", ("hang", "deadlock", "--json"), event("started"), 0, 0.3),
     Case("hang-spin-working", ("hang", "spin", "--threads", "2", "--json"), event("started"), 0, 0.3),
     Case("hang-unkillable-working", ("hang", "unkillable", "--json"), event("started"), 0, 0.3),
     Case("crash-working", ("crash", "abort", "--ballast", "4GB", "--json"), child_running, 130, 0.2),
+    Case("crash-analysing", ("crash", "abort", "--ballast", "256MB", "--json"), child_done, 130),
     Case("demo-working", ("demo", "--rate", "32MB", "--stop-at", "2GB"), child_running, 130, 0.5,
          crash_on_sigint=True),
 ]
@@ -169,15 +179,16 @@ def run_case(case: Case, signo: signal.Signals, tmp: Path, fleet: Path) -> None:
     for t in readers:
         t.start()
     try:
-        assert _settle(lambda: case.ready(events, p.pid) or p.poll() is not None, 60), "never ready"
+        seen: dict[str, object] = {}
+        assert _settle(lambda: case.ready(events, p.pid, seen) or p.poll() is not None, 60), "never ready"
         assert p.poll() is None, f"ended by itself: {p.returncode}"
         time.sleep(case.settle)
         members = _session(p.pid)
         t0 = time.monotonic()
         p.send_signal(signo)
-        if signo == signal.SIGINT and "--hold" in case.argv and not event("holding")(events, p.pid):
+        if signo == signal.SIGINT and "--hold" in case.argv and not event("holding")(events, p.pid, seen):
             # Documented: a first Ctrl-C stops the leak and holds it; the next one frees it.
-            assert _settle(lambda: event("holding")(events, p.pid), 1.0), "Ctrl-C did not stop the leak"
+            assert _settle(lambda: event("holding")(events, p.pid, seen), 1.0), "Ctrl-C did not stop the leak"
             t0 = time.monotonic()
             p.send_signal(signo)
         p.wait(timeout=60 if case.crash_on_sigint else 15)
@@ -185,7 +196,7 @@ def run_case(case: Case, signo: signal.Signals, tmp: Path, fleet: Path) -> None:
         code = case.code
         if case.crash_on_sigint and signo == signal.SIGINT:
             code = 0
-        elif case.argv[0] == "hang" and event("started")(events, p.pid):
+        elif case.argv[0] == "hang" and event("started")(events, p.pid, seen):
             code = 0  # a hang that was up is released: its normal end
         for t in readers:
             t.join(5)
@@ -196,6 +207,8 @@ def run_case(case: Case, signo: signal.Signals, tmp: Path, fleet: Path) -> None:
             assert len(list((tmp / "dumps").glob("core*"))) == 1, "Ctrl-C: the leak crashes, a dump"
         else:
             assert took < 1.0, f"{took:.2f} s to stop"
+        if case.ready is child_done:  # stopped while analysing: the dump the kernel wrote stays
+            assert len(list((tmp / "dumps").glob("core*"))) == 1
         assert _settle(lambda: not _session(p.pid)), f"left running: {_session(p.pid)} of {members}"
         if "--persist" in case.argv:
             assert _ipc("msg") > msg, "the persistent leak was freed"
