@@ -6,7 +6,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -155,10 +155,15 @@ class _IngestBar:
 def _rules(path: str | None) -> Any:
     from notmyfault.analysis.signature import DEFAULT_RULES, load_rules
 
+    return _from_file(path, DEFAULT_RULES, load_rules)
+
+
+def _from_file(path: str | None, default: Any, load: Callable[[str], Any]) -> Any:
+    """``default``, or what ``load`` reads from ``path`` (its ValueError is one line and exit 2)."""
     if path is None:
-        return DEFAULT_RULES
+        return default
     try:
-        return load_rules(path)
+        return load(path)
     except ValueError as e:
         fail(str(e))
 
@@ -472,15 +477,10 @@ def rules(rules_path: str | None, as_json: bool) -> None:
         click.echo(json.dumps(r.data(), indent=2))
 
 
-def _redactions(path: str | None) -> tuple[Any, ...]:
+def _redactions(path: str | None) -> Any:
     from notmyfault.triage.redact import DEFAULT_REDACTIONS, load_redactions
 
-    if path is None:
-        return DEFAULT_REDACTIONS
-    try:
-        return load_redactions(path)
-    except ValueError as e:
-        fail(str(e))
+    return _from_file(path, DEFAULT_REDACTIONS, load_redactions)
 
 
 @triage.command()
