@@ -147,3 +147,30 @@ class _Tags(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.seen.add(tag)
+
+
+def test_hostile_windows_driver_names(tmp_path: Path) -> None:
+    """The same strings as a Windows kernel dump's driver name (UTF-16 in the module list): blamed,
+    bucketed and shown, never raw."""
+    from tests.windump_synth import seed_d1
+
+    d = seed_d1(64)
+    evil = f"\\??\\C:\\{hostile.HTML}{hostile.SQL}{hostile.ESCAPES}.sys"
+    d.drivers[1] = (evil, *d.drivers[1][1:])
+    dump = str(d.write(tmp_path / "evil.dmp"))
+    for command in PAGES[:3]:
+        r = _nmf(command[0], dump, *command[1:])
+        assert r.returncode == 0, (command, r.stderr)
+        assert _raw(r.stdout) == [], command
+    page = _nmf("analyze", dump).stdout.decode()
+    assert "\\x1b]0;pwned\\x07" in page
+    a = json.loads(_nmf("analyze", dump, "--json").stdout)
+    assert f"{hostile.HTML}{hostile.SQL}{hostile.ESCAPES}.sys" in a["probably_caused_by"]  # JSON: exact
+    db = tmp_path / "t.db"
+    assert _nmf("triage", "ingest", "--db", str(db), dump).returncode == 0
+    assert _raw(_nmf("triage", "buckets", "--db", str(db)).stdout) == []
+    page_file = tmp_path / "r.html"
+    assert _nmf("triage", "report", "--html", str(page_file), "--db", str(db)).returncode == 0
+    text = page_file.read_text()
+    assert [c for c in hostile.RAW if c in text] == []
+    assert "&lt;img src=x onerror" in text
