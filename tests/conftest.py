@@ -54,7 +54,7 @@ def gone(pid: int) -> bool:
     return False
 
 
-def _stat_fields(pid: int | str) -> list[str] | None:
+def stat_fields(pid: int | str) -> list[str] | None:
     """The fields of /proc/PID/stat after the command name (state, ppid, ...); None when it is gone."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
@@ -65,7 +65,7 @@ def _stat_fields(pid: int | str) -> list[str] | None:
 
 def proc_state(pid: int) -> str | None:
     """The process's state letter (R, S, D, Z, ...), or None when it is gone."""
-    fields = _stat_fields(pid)
+    fields = stat_fields(pid)
     return fields[0] if fields else None
 
 
@@ -73,6 +73,6 @@ def children(pid: int) -> list[int]:
     """The pids whose parent is ``pid`` (from /proc)."""
     out = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and (fields := _stat_fields(entry)) is not None and int(fields[1]) == pid:
+        if entry.isdigit() and (fields := stat_fields(entry)) is not None and int(fields[1]) == pid:
             out.append(int(entry))
     return out

@@ -4,7 +4,8 @@ and leaves nothing behind: no process of its session, no System V message queue 
 mlocked memory, no temp file, no hidden staging directory.
 
 Phases: ``starting`` (the command is up, its child not yet), ``working`` (leaking, hung, the child
-running, analysing), ``holding`` (a leak at its limit with --hold).  A persistent leak (--persist)
+running, an ingest's workers analysing), ``holding`` (a leak at its limit with --hold),
+``analysing`` (the crashed child's dump being analysed).  A persistent leak (--persist)
 is meant to outlive the command: there the check is that 'notmyfault cleanup' then frees it all."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _stat_fields, children, proc_state
+from tests.conftest import children, proc_state, stat_fields
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 Ready = Callable[[list[dict[str, object]], int, dict[str, object]], bool]
@@ -55,7 +56,7 @@ def starting(seconds: float) -> Ready:
 
     def ready(_events: list[dict[str, object]], pid: int, _seen: dict[str, object]) -> bool:
         ticks = os.sysconf("SC_CLK_TCK")
-        f = _stat_fields(pid)
+        f = stat_fields(pid)
         if f is None:
             return False
         start = int(f[19]) / ticks  # since boot
@@ -123,7 +124,7 @@ def _session(sid: int) -> list[int]:
     """The live processes of session ``sid`` (zombies are not counted)."""
     out = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and (f := _stat_fields(entry)) is not None and int(f[3]) == sid and f[0] != "Z":
+        if entry.isdigit() and (f := stat_fields(entry)) is not None and int(f[3]) == sid and f[0] != "Z":
             out.append(int(entry))
     return out
 
