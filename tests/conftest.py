@@ -69,6 +69,16 @@ def proc_state(pid: int) -> str | None:
     return fields[0] if fields else None
 
 
+def session(sid: int) -> list[int]:
+    """The live processes of session ``sid`` (zombies are not counted): what a command started with
+    start_new_session=True still has running."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (f := stat_fields(entry)) is not None and int(f[3]) == sid and f[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
 def children(pid: int) -> list[int]:
     """The pids whose parent is ``pid`` (from /proc)."""
     out = []

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import children, proc_state, stat_fields
+from tests.conftest import children, proc_state, session, stat_fields
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 Ready = Callable[[list[dict[str, object]], int, dict[str, object]], bool]
@@ -120,15 +120,6 @@ CASES = [
 # fmt: on
 
 
-def _session(sid: int) -> list[int]:
-    """The live processes of session ``sid`` (zombies are not counted)."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (f := stat_fields(entry)) is not None and int(f[3]) == sid and f[0] != "Z":
-            out.append(int(entry))
-    return out
-
-
 def _ipc(kind: str) -> int:
     """How many System V message queues (msg) or shm segments (shm) this machine holds."""
     return len(Path(f"/proc/sysvipc/{kind}").read_text().splitlines()) - 1
@@ -184,7 +175,7 @@ def run_case(case: Case, signo: signal.Signals, tmp: Path, fleet: Path) -> None:
         assert _settle(lambda: case.ready(events, p.pid, seen) or p.poll() is not None, 60), "never ready"
         assert p.poll() is None, f"ended by itself: {p.returncode}"
         time.sleep(case.settle)
-        members = _session(p.pid)
+        members = session(p.pid)
         t0 = time.monotonic()
         p.send_signal(signo)
         if signo == signal.SIGINT and "--hold" in case.argv and not event("holding")(events, p.pid, seen):
@@ -210,7 +201,7 @@ def run_case(case: Case, signo: signal.Signals, tmp: Path, fleet: Path) -> None:
             assert took < 1.0, f"{took:.2f} s to stop"
         if case.ready is child_done:  # stopped while analysing: the dump the kernel wrote stays
             assert len(list((tmp / "dumps").glob("core*"))) == 1
-        assert _settle(lambda: not _session(p.pid)), f"left running: {_session(p.pid)} of {members}"
+        assert _settle(lambda: not session(p.pid)), f"left running: {session(p.pid)} of {members}"
         if "--persist" in case.argv:
             assert _ipc("msg") > msg, "the persistent leak was freed"
             r = subprocess.run([sys.executable, "-m", "notmyfault", "cleanup", "--tag", "Stop"], env=env,
@@ -225,7 +216,7 @@ def run_case(case: Case, signo: signal.Signals, tmp: Path, fleet: Path) -> None:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
-        for pid in _session(p.pid):
+        for pid in session(p.pid):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -280,7 +271,7 @@ def test_stop_a_dask_ingest(signo: signal.Signals, tmp_path: Path, fleet: Path) 
     assert "Traceback" not in err
     assert json.loads(out)["interrupted"] is True
     assert took < 1.0, f"{took:.2f} s to stop"
-    assert _settle(lambda: not _session(p.pid)), _session(p.pid)
+    assert _settle(lambda: not session(p.pid)), session(p.pid)
     with Database(str(db)) as d:
         assert 0 < d.count() < 24
 

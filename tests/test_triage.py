@@ -28,7 +28,7 @@ from notmyfault.triage.db import MIGRATIONS, Database
 from notmyfault.triage.record import ANALYSIS_VERSION
 from tests.build_crashers import BUGS, build, crash_all
 from tests.build_crashers import CATALOG_BUCKETS as CATALOG
-from tests.conftest import children, run_json, run_nmf
+from tests.conftest import children, run_json, run_nmf, session
 
 pytestmark = pytest.mark.skipif(
     Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
@@ -245,8 +245,8 @@ def test_killed_at_random_then_resumed_gives_the_clean_table(fleet: Fleet, datab
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 5
-        while _session(proc.pid):
-            assert time.monotonic() < deadline, f"workers outlived the killed ingest: {_session(proc.pid)}"
+        while session(proc.pid):
+            assert time.monotonic() < deadline, f"workers outlived the killed ingest: {session(proc.pid)}"
             time.sleep(0.05)
         counts.append(_count(db))
         _whole_rows(db)
@@ -266,18 +266,6 @@ def test_killed_at_random_then_resumed_gives_the_clean_table(fleet: Fleet, datab
     assert done["already_stored"] == stored
     _whole_rows(db)
     _check(fleet, db)
-
-
-def _session(sid: int) -> list[int]:
-    """The live processes of session ``sid``."""
-    out = []
-    for entry in os.listdir("/proc"):
-        with contextlib.suppress(OSError):
-            text = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
-            fields = text[text.rindex(")") + 2 :].split() if text else []
-            if fields and int(fields[3]) == sid and fields[0] != "Z":
-                out.append(int(entry))
-    return out
 
 
 def _whole_rows(db_url: str) -> None:
