@@ -10,6 +10,7 @@ is meant to outlive the command: there the check is that 'notmyfault cleanup' th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -159,8 +160,8 @@ def run_case(case: Case, signo: signal.Signals, tmp: Path, fleet: Path) -> None:
 
     def read_out() -> None:
         assert p.stdout is not None
-        for line in p.stdout:
-            if line.startswith("{"):
+        for line in p.stdout:  # JSON Lines events (an ingest's one indented summary is not one)
+            with contextlib.suppress(json.JSONDecodeError):
                 events.append(json.loads(line))
 
     def read_err() -> None:
