@@ -37,7 +37,7 @@ def emit_json(obj: Any, lines: bool = False) -> None:
 
 
 def _storable(obj: Any) -> Any:
-    from notmyfault.render.safe import storable
+    from notmyfault.utf8 import storable
 
     if isinstance(obj, str):
         return storable(obj)

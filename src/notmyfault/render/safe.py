@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from notmyfault.utf8 import escape_surrogate
+
 
 def terminal_safe(text: str) -> str:
     """A page of text made safe for a terminal: every control or format character (ESC, BEL, CR,
@@ -20,16 +22,6 @@ def printable(text: str) -> str:
 
 def _escape(c: str) -> str:
     n = ord(c)
-    if 0xDC80 <= n <= 0xDCFF:  # surrogateescape: the byte n - 0xDC00 was not UTF-8
-        return f"\\x{n - 0xDC00:02x}"
+    if 0xD800 <= n <= 0xDFFF:  # a lone surrogate: surrogateescape keeps a byte that was not UTF-8 so
+        return escape_surrogate(c)
     return f"\\x{n:02x}" if n < 256 else f"\\u{n:04x}"
-
-
-def storable(text: str) -> str:
-    """``text`` as valid UTF-8 for a database or a JSON consumer: the bytes a file name held that were
-    not UTF-8 (surrogateescape) become \\xNN; everything else stays exact."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return "".join(_escape(c) if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
-    return text
