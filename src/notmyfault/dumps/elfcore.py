@@ -405,12 +405,15 @@ class ElfCore:
         return 8 if self.elfclass == 64 else 4
 
     @cached_property
+    def _auxv_note(self) -> bytes | None:
+        """The NT_AUXV note's bytes (None without it)."""
+        return next((d for _n, t, d in self._note_list if t == "NT_AUXV" and isinstance(d, bytes)), None)
+
+    @cached_property
     def auxv(self) -> dict[int, int]:
         """The auxiliary vector (NT_AUXV): AT_* type -> value ({} without the note)."""
-        for _name, ntype, desc in self._note_list:
-            if ntype == "NT_AUXV" and isinstance(desc, bytes):
-                return parse_auxv(desc, self._word, self._e)
-        return {}
+        raw = self._auxv_note
+        return {} if raw is None else parse_auxv(raw, self._word, self._e)
 
     @cached_property
     def environment(self) -> list[str] | None:
@@ -420,7 +423,7 @@ class ElfCore:
         exec-time layout (argc, argv[], NULL, envp[], NULL, then the auxiliary vector, which the
         core's NT_AUXV holds byte for byte).  None when the dump lacks that stack.  It may hold
         secrets: the analyzer shows it only when asked."""
-        raw = next((d for _n, t, d in self._note_list if t == "NT_AUXV" and isinstance(d, bytes)), None)
+        raw = self._auxv_note
         execfn = self.auxv.get(AT_EXECFN)
         seg = self.segment_at(execfn) if execfn else None
         if raw is None or execfn is None or seg is None:
