@@ -219,27 +219,15 @@ def exercise_core(core: ElfCore) -> None:
     heap_summary(core)  # the heap walk follows sizes read from the dump: it must stay in bounds
 
 
-PACKINGS = ("gz", "xz", "zst", "lz4")
-
-
-def _pack(data: bytes, packing: str) -> bytes:
-    import gzip
-    import lzma
-
-    if packing == "zst":
-        import zstandard
-
-        return bytes(zstandard.ZstdCompressor().compress(data))
-    if packing == "lz4":
-        import lz4.frame
-
-        return bytes(lz4.frame.compress(data))
-    return lzma.compress(data) if packing == "xz" else gzip.compress(data)
+PACKINGS = ("gzip", "xz", "zstd", "lz4")
 
 
 def packed_seeds() -> list[bytes]:
     """The small ELF cores of the corpus compressed as systemd-coredump and others keep them."""
-    return [_pack(data, packing) for data in seeds("elf", 400 << 10) for packing in PACKINGS]
+    sys.path.insert(0, str(REPO))
+    from tests.test_packed_dumps import _packed_bytes
+
+    return [_packed_bytes(data, packing) for data in seeds("elf", 400 << 10) for packing in PACKINGS]
 
 
 def apport_seeds() -> list[bytes]:
