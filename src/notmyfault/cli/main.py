@@ -318,17 +318,14 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except (click.Abort, KeyboardInterrupt):
-        click.echo("notmyfault: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:  # a reader that stopped reading (| head): as click does, quietly
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the interpreter's own flush at exit
         sys.exit(1)
-    except Exception as e:
-        if not _caused_by_interrupt(e):
+    except (KeyboardInterrupt, Exception) as e:
+        # click.Abort is click's own; an interruption Python wrapped also counts: a Ctrl-C during
+        # an import, in a class body's __set_name__, comes out as RuntimeError("Error calling ...")
+        if not (isinstance(e, click.Abort) or _caused_by_interrupt(e)):
             raise
-        # an interruption that Python wrapped: a Ctrl-C during an import, in a class body's
-        # __set_name__, comes out as RuntimeError("Error calling __set_name__ ...")
         click.echo("notmyfault: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     finally:
