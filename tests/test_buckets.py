@@ -117,7 +117,7 @@ def test_rules_round_trip_and_version_one_files_still_load(tmp_path: Path) -> No
     r, out = run_json("triage", "rules")
     assert r.returncode == 0
     assert out["stamp"] == DEFAULT_RULES.stamp()
-    assert out["stamp"].startswith("v2-")
+    assert out["stamp"].startswith("v3-")
     mine = tmp_path / "rules.json"
     mine.write_text(run_nmf("triage", "rules").stdout)
     assert load_rules(mine) == DEFAULT_RULES

@@ -73,7 +73,16 @@ def dump_report(path: str, tag: str | None = None, frames: int = 12) -> DumpRepo
         insn = decode(core, thread.pc) if thread.pc is not None else None
         sections.append(Section("trap", ".trap", "Registers", regs_text(thread, insn, None)))
         sections.append(
-            Section("stack", "kvL", "Stack", stack_text(thread.tid, list(result.frames[:frames])))
+            Section(
+                "stack",
+                "kvL",
+                "Stack",
+                stack_text(
+                    thread.tid,
+                    list(result.frames[:frames]),
+                    None if any(f.python for f in result.frames) else result.python,
+                ),
+            )
         )
         pools = pool_usage(core)
         heap = heap_summary(core)  # walked once: !vm's heap line, and !poolused when nothing is tagged

@@ -6,7 +6,9 @@ SKIP_MODULES.  System modules (the C library, the loader, the C++ and GCC
 runtimes, the vdso, the Python interpreter) only carry out what their caller
 asked, the way WinDbg skips ntoskrnl for myfault.sys.  Frames in no module
 (a wild program counter) are passed over.  When every frame is skipped, the
-innermost frame in a module is blamed and the rule says so.
+innermost frame in a module is blamed and the rule says so; in a CPython
+process the analysis then names the Python frame that made the call
+(``analysis.crash.python_blame``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ SKIP_MODULES: tuple[str, ...] = (
     "python3*",
     "python",
     "libpython3*.so*",
+    # the interpreter's foreign-function calls (ctypes): they call what the Python code asked for
+    "_ctypes*.so",
+    "libffi.so*",
     # Windows (minidumps), matched without regard to case
     "ntdll.dll",
     "kernel32.dll",

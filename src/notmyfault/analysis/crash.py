@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from notmyfault.analysis.blame import base_name, choose
+from notmyfault.analysis.blame import base_name, choose, is_system_module
 from notmyfault.analysis.classes import CRASH_CLASSES
 from notmyfault.analysis.deadlock import LockWait, find_deadlock
 from notmyfault.analysis.isa import capstone_for
-from notmyfault.analysis.signature import SignFrame, bucket_key, signature
+from notmyfault.analysis.pystacks import (
+    PythonFrame,
+    PythonStacks,
+    PythonThread,
+    merge,
+    read_python_stacks,
+    runs_python,
+)
+from notmyfault.analysis.signature import SIGN_DEPTH, SignFrame, bucket_key, signature
 from notmyfault.analysis.signature import program as program_name
 from notmyfault.analysis.unwind import Frame, Program, code_bytes, load_program, stack_depth, thread_frames
 from notmyfault.dumps import origin, report_fields
@@ -89,6 +98,16 @@ class CrashAnalysis:
     sign_frames: tuple[Frame, ...] | None = None
     """The stack the signature is taken from where it is not ``frames``: for a deadlock, the stack
     of the cycle's first thread."""
+    python: PythonThread | None = None
+    """A CPython process: the crashed thread's Python stack (innermost first), also merged into
+    ``frames`` where it matches them (each eval-loop frame carries the Python frames it runs)."""
+    python_error: str | None = None
+    """A CPython process whose Python frames could not be read: why."""
+    blamed_python: PythonFrame | None = None
+    """When every native frame is the interpreter's or the C library's: the program's Python frame
+    that made the call (``blamed`` is then the innermost system frame, as the native rule says)."""
+    python_callee: str | None = None
+    """What ``blamed_python`` called: the library's Python function (ctypes.string_at), or the native one."""
 
     @property
     def program(self) -> str:
@@ -96,9 +115,16 @@ class CrashAnalysis:
         return program_name(self.dump_kind, self.executable)
 
     @cached_property
+    def sign_stack(self) -> list[SignFrame]:
+        """The frames the signature reads (and triage stores), innermost first, Python frames included."""
+        if self.sign_frames is not None:
+            return sign_frames(self.sign_frames)[:SIGN_DEPTH]
+        return sign_frames(self.frames, self.python)[:SIGN_DEPTH]
+
+    @cached_property
     def signature(self) -> str:
         """The crash signature by the built-in rules (notmyfault.analysis.signature)."""
-        return signature(sign_frames(self.frames if self.sign_frames is None else self.sign_frames))
+        return signature(self.sign_stack)
 
     @property
     def bucket(self) -> str:
@@ -110,21 +136,45 @@ class CrashAnalysis:
     @property
     def probably_caused_by(self) -> str:
         """The WinDbg line: 'myfault.cpython-311-x86_64-linux-gnu.so ( myfault!myfault_high_irql+0x2c )'."""
+        if self.blamed_python is not None:
+            callee = f"{self.python_callee} called from " if self.python_callee else ""
+            return f"{callee}{self.blamed_python.where()}"
         if self.blamed is None:
             return "unknown (no frame in a known module)"
         return f"{base_name(self.blamed.module or '?')} ( {self.blamed.location()} )"
 
 
-def sign_frames(frames: Sequence[Frame]) -> list[SignFrame]:
-    """What the signature rule reads of each frame: its name, its module's file name, its offset."""
-    return [
-        SignFrame(
-            f.function,
-            base_name(f.module) if f.module else None,
-            f.pc - f.module_base if f.module and f.module_base is not None else None,
+PYTHON_LIBRARY = "<python library>"
+"""The module a Python frame of the interpreter's own library is signed with (an irrelevant module)."""
+
+
+def sign_frames(frames: Sequence[Frame], python: PythonThread | None = None) -> list[SignFrame]:
+    """What the signature rule reads of each frame: its name, its module's file name, its offset.
+
+    A Python frame comes just before the eval-loop frame that runs it, named ``module.function``
+    for the interpreter's library (ctypes.string_at, in the irrelevant module ``<python library>``)
+    and ``function`` in its file's name (app.py) for the program's own; a Python stack that could not
+    be merged follows the native frames."""
+    out: list[SignFrame] = []
+    merged = False
+    for f in frames:
+        for p in f.python:
+            out.append(_python_sign_frame(p))
+            merged = True
+        out.append(
+            SignFrame(
+                f.function,
+                base_name(f.module) if f.module else None,
+                f.pc - f.module_base if f.module and f.module_base is not None else None,
+            )
         )
-        for f in frames
-    ]
+    if python is not None and not merged:
+        out.extend(_python_sign_frame(p) for p in python.frames)
+    return out
+
+
+def _python_sign_frame(p: PythonFrame) -> SignFrame:
+    return SignFrame(p.qualified, PYTHON_LIBRARY if p.stdlib else base_name(p.file), None)
 
 
 def _abort_message(program: Program) -> str | None:
@@ -427,14 +477,75 @@ def _recursion_note(core: ElfCore, frames: tuple[Frame, ...], name: str, sp: int
     )
 
 
+def python_stacks(
+    core: ElfCore,
+    program: Program,
+    exe: str | None = None,
+    sysroot: str | None = None,
+    with_locals: bool = False,
+) -> PythonStacks | None:
+    """The Python stacks of every thread, if the core is one of a CPython process (None if not)."""
+    modules = [f.path for f in core.files] or [str(m.name) for m in _modules(program)]
+    if not runs_python(modules):
+        return None
+    interpreter = exe or executable_path(core, program)
+    if not interpreter:
+        return PythonStacks(None, (), "the core does not say which interpreter ran (give --exe)")
+    if sysroot and not exe:
+        interpreter = os.path.join(sysroot, interpreter.lstrip("/"))
+    return read_python_stacks(core.path, interpreter, with_locals)
+
+
+def _modules(program: Program) -> list[Any]:
+    try:
+        return list(program.prog.modules())
+    except Exception:
+        return []
+
+
+def python_blame(frames: Sequence[Frame], thread: PythonThread) -> tuple[PythonFrame, str | None]:
+    """The Python frame to blame when the native frames are all the system's: the innermost frame of
+    the program's own code (else the innermost one), and what it called."""
+    stack = thread.frames
+    i = next((i for i, p in enumerate(stack) if not p.stdlib), 0)
+    if i > 0:
+        return stack[i], stack[i - 1].qualified
+    # it called native code itself: the frame the eval loop that runs it called
+    at = next((k for k, f in enumerate(frames) if stack[i] in f.python), None)
+    callee = (
+        next((f.function for f in reversed(frames[:at]) if f.function and f.how != "inline"), None)
+        if at
+        else None
+    )
+    return stack[i], callee
+
+
 def analyze(
-    core: ElfCore, exe: str | None = None, sysroot: str | None = None, program: Program | None = None
+    core: ElfCore,
+    exe: str | None = None,
+    sysroot: str | None = None,
+    program: Program | None = None,
+    python_locals: bool = False,
 ) -> CrashAnalysis:
-    """Analyse ``core``: the ``!analyze -v`` page as a result object."""
+    """Analyse ``core``: the ``!analyze -v`` page as a result object (``python_locals``: read the
+    reprs of each Python frame's arguments and locals too)."""
     program = program or load_program(core, exe, sysroot)
     sig = core.siginfo
     crashed = core.threads[0]
     frames = tuple(thread_frames(program, core, crashed.tid))
+    stacks = python_stacks(core, program, exe, sysroot, python_locals)
+    pythread = stacks.thread(crashed.tid) if stacks else None
+    python_notes: list[str] = []
+    if stacks is not None and stacks.error:
+        python_notes.append(f"a CPython process, but its Python frames could not be read: {stacks.error}")
+    if pythread is not None:
+        merged = merge(frames, pythread)
+        if merged is None:
+            python_notes.append(
+                "the Python frames do not match the native stack's eval-loop frames one to one: "
+                "they are shown apart (PYTHON_STACK)"
+            )
+        frames = merged or frames
     pc = crashed.pc
     code = code_bytes(core, pc, 16, sysroot) if pc is not None else None  # read once: decoded twice below
     insn = decode_bytes(code, pc, core.arch) if code and pc is not None else None
@@ -454,6 +565,7 @@ def analyze(
     if sig is None and crashed.cursig in (7, 11) and code and pc is not None and insn is not None:
         computed = operand_address(code, pc, core.arch, crashed.regs)
     crash_class, notes = classify(core, sig, pc, crashed.sp, access, abort, computed)
+    notes += python_notes
     if crash_class == "STACK_OVERFLOW":
         rec = _recursion(frames)
         if rec:
@@ -469,6 +581,13 @@ def analyze(
     choice = choose([f.module for f in frames])
     blamed = frames[choice.index] if choice.index is not None else None
     blame_reason = choice.reason
+    blamed_python = callee = None
+    if pythread is not None and pythread.frames and (blamed is None or is_system_module(blamed.module)):
+        blamed_python, callee = python_blame(frames, pythread)
+        blame_reason = (
+            "every native frame is the interpreter's or the C library's: the Python frame of the program "
+            "that made the call"
+        )
     cycle = find_deadlock(core, program)
     if cycle:
         how = f"the process was ended by {signal_name(sig.signo)}" if sig else "the process was dumped"
@@ -478,6 +597,7 @@ def analyze(
                 f"thread {w.tid} ({w.function or '?'}) waits for mutex {w.mutex:#x}, held by thread {w.owner}"
             )
         crash_class = "DEADLOCK"
+        blamed_python = callee = None
         if cycle[0].frame is not None:
             blamed, blame_reason = (
                 cycle[0].frame,
@@ -518,4 +638,8 @@ def analyze(
         frames=frames,
         notes=tuple(notes),
         missing=program.missing,
+        python=pythread,
+        python_error=stacks.error if stacks else None,
+        blamed_python=blamed_python,
+        python_callee=callee,
     )

@@ -18,12 +18,19 @@ The rule has Socorro's shape, with its lists kept as data (``Rules``; ``--rules 
    interpreter's eval loop, the kernel's and Windows' bug-check paths). A frame of a system module
    is kept when its name is a prefix frame (``free``, ``memcpy``: where the application handed the
    system a bad pointer).
-4. **Prefix frames** (``prefix``: the allocator and string functions, an unknown pc ``??``) are too
+4. **A language runtime's frames** (``interpreter_modules``: CPython's interpreter, ctypes and
+   libffi, and the Python frames of the interpreter's own library, signed as the module
+   ``<python library>``): the innermost one is kept, since it names what the program asked the
+   runtime to do (``os_abort_impl``, ``PyBytes_FromStringAndSize``), and the rest are skipped up to
+   the program's own frame, which for a CPython process is a Python frame.
+5. **Prefix frames** (``prefix``: the allocator and string functions, an unknown pc ``??``) are too
    generic to end a signature: they are kept and the walk goes on to the next relevant frame.
    The first frame that is not a prefix frame ends it: the first frame in application code
    decides. At most ``max_frames`` tokens; a recursion (the same token again) counts once.
 
-A frame's token is its normalised function name; without one, ``module+0xoffset`` (the offset from
+A frame's token is its normalised function name (for a Python frame of a CPython process, its
+function, ``module.function`` in the interpreter's library: the stack reads the Python frames
+where the eval loop runs them, see ``analysis.crash.sign_frames``); without one, ``module+0xoffset`` (the offset from
 the module's load address, so it survives ASLR; a rebuild changes it); in no module, ``??``.
 
 **The bucket** is scoped by program, as Socorro scopes by product and abrt's duphash by component:
@@ -57,8 +64,9 @@ from notmyfault.utf8 import storable
 SIGN_DEPTH = 64
 """How many frames, innermost first, a signature reads (and triage stores, so that ``rebucket``
 sees what ``analyze`` saw)."""
-RULES_VERSION = 2
-"""The built-in rules' version: 1 was the first (bare names, no program scope); 2 is this module."""
+RULES_VERSION = 3
+"""The built-in rules' version: 1 was the first (bare names, no program scope); 2 scoped by program;
+3 reads Python frames and keeps one frame of the interpreter's own modules."""
 
 DEFAULT_NORMALIZE: tuple[tuple[str, str], ...] = (
     # GCC's clones and splits: a property of one build
@@ -117,6 +125,10 @@ DEFAULT_IRRELEVANT_MODULES: tuple[str, ...] = (
     "ntdll.dll", "kernel32.dll", "kernelbase.dll", "msvcrt.dll", "ucrtbase.dll", "vcruntime*.dll",
     "msvcp*.dll", "win32u.dll", "user32.dll",
 )  # fmt: skip
+DEFAULT_INTERPRETER_MODULES: tuple[str, ...] = (
+    # CPython: the interpreter, its foreign-function calls, and its own library's Python frames
+    "python", "python3", "python3.[0-9]*", "libpython3*.so*", "_ctypes*.so", "libffi.so*", "<python library>",
+)  # fmt: skip
 DEFAULT_PREFIX: tuple[str, ...] = (
     # allocators: a bad pointer handed to them is the caller's bug
     r"free", r"malloc", r"realloc", r"calloc", r"memalign", r"posix_memalign", r"aligned_alloc",
@@ -132,7 +144,10 @@ DEFAULT_PREFIX: tuple[str, ...] = (
     r"kfree", r"kmem_cache_(alloc|free)", r"__?kmalloc", r"set_freepointer", r"(do_|__)?slab_free", r"v(free|malloc)",
 )  # fmt: skip
 DEFAULT_SENTINEL: tuple[str, ...] = (r"__cxa_throw", r"__cxa_rethrow")
-KEYS = ("version", "normalize", "irrelevant", "irrelevant_modules", "prefix", "sentinel", "max_frames")
+KEYS = (
+    "version", "normalize", "irrelevant", "irrelevant_modules", "interpreter_modules", "prefix", "sentinel",
+    "max_frames",
+)  # fmt: skip
 
 
 def _alternatives(patterns: Iterable[str]) -> re.Pattern[str]:
@@ -169,6 +184,7 @@ class Rules:
     normalize: tuple[tuple[str, str], ...] = DEFAULT_NORMALIZE
     irrelevant: tuple[str, ...] = DEFAULT_IRRELEVANT
     irrelevant_modules: tuple[str, ...] = DEFAULT_IRRELEVANT_MODULES
+    interpreter_modules: tuple[str, ...] = DEFAULT_INTERPRETER_MODULES
     prefix: tuple[str, ...] = DEFAULT_PREFIX
     sentinel: tuple[str, ...] = DEFAULT_SENTINEL
     max_frames: int = 5
@@ -188,6 +204,10 @@ class Rules:
     @cached_property
     def _sentinel(self) -> re.Pattern[str]:
         return _alternatives(self.sentinel)
+
+    @cached_property
+    def _interpreter(self) -> re.Pattern[str]:
+        return re.compile("|".join(fnmatch.translate(p.lower()) for p in self.interpreter_modules) or "(?!)")
 
     @cached_property
     def _modules(self) -> re.Pattern[str]:
@@ -210,6 +230,10 @@ class Rules:
     def system_module(self, module: str | None) -> bool:
         """True if ``module`` (a path or file name) is one of the system's own."""
         return bool(module) and self._modules.fullmatch(os.path.basename(str(module)).lower()) is not None
+
+    def interpreter(self, module: str | None) -> bool:
+        """True if ``module`` is one of a language runtime's (CPython's interpreter, ctypes, its library)."""
+        return bool(module) and self._interpreter.fullmatch(os.path.basename(str(module)).lower()) is not None
 
     def extends(self, token: str) -> bool:
         """True if ``token`` is too generic to end a signature."""
@@ -236,13 +260,14 @@ class Rules:
             "normalize": [list(p) for p in self.normalize],
             "irrelevant": list(self.irrelevant),
             "irrelevant_modules": list(self.irrelevant_modules),
+            "interpreter_modules": list(self.interpreter_modules),
             "prefix": list(self.prefix),
             "sentinel": list(self.sentinel),
             "max_frames": self.max_frames,
         }
 
     def stamp(self) -> str:
-        """What a stored signature records of the rules that made it: ``v2-<digest of the data>``."""
+        """What a stored signature records of the rules that made it: ``v3-<digest of the data>``."""
         digest = hashlib.sha256(json.dumps(self.data(), sort_keys=True).encode()).hexdigest()[:12]
         return f"v{self.version}-{digest}"
 
@@ -275,6 +300,9 @@ def load_rules(path: str | Path) -> Rules:
             normalize=tuple((str(p), str(r)) for p, r in data.get("normalize", base.normalize)),
             irrelevant=tuple(str(p) for p in data.get("irrelevant", base.irrelevant)),
             irrelevant_modules=tuple(str(p) for p in data.get("irrelevant_modules", base.irrelevant_modules)),
+            interpreter_modules=tuple(
+                str(p) for p in data.get("interpreter_modules", base.interpreter_modules)
+            ),
             prefix=tuple(str(p) for p in data.get("prefix", base.prefix)),
             sentinel=tuple(str(p) for p in data.get("sentinel", base.sentinel)),
             max_frames=int(data.get("max_frames", base.max_frames)),
@@ -282,6 +310,7 @@ def load_rules(path: str | Path) -> Rules:
         rules.name("x")  # compiles every pattern: a bad one is a re.error here
         rules.relevant(SignFrame("x", "x", 0), "x")
         rules.extends("x")
+        rules.interpreter("x")
         rules.sentinel_at(["x"])
     except (TypeError, ValueError, re.error) as e:
         raise ValueError(f"{path}: bad signature rules: {e}") from e
@@ -296,14 +325,19 @@ def signature(frames: Sequence[SignFrame], rules: Rules = DEFAULT_RULES) -> str:
     tokens = [rules.token(f) for f in frames]
     start = rules.sentinel_at(tokens)
     out: list[str] = []
+    in_runtime = False
     for i in range(start or 0, len(frames)):
         t = tokens[i]
-        if i != start and not rules.relevant(frames[i], t):
+        runtime = rules.interpreter(frames[i].module) and not rules.machinery(t)
+        if runtime and in_runtime:
+            continue
+        if i != start and not runtime and not rules.relevant(frames[i], t):
             continue
         if out and out[-1] == t:
             continue
         out.append(t)
-        if len(out) >= rules.max_frames or not rules.extends(t):
+        in_runtime = in_runtime or runtime
+        if len(out) >= rules.max_frames or (not runtime and not rules.extends(t)):
             break
     if not out:  # every frame is machinery: the first name that is not, else the innermost module
         named = next((t for t in tokens if not rules.machinery(t)), None)

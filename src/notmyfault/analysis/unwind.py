@@ -16,13 +16,16 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notmyfault.analysis.isa import capstone_for
 from notmyfault.analysis.names import demangle, is_mangled
 from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import PF_X, ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
+
+if TYPE_CHECKING:
+    from notmyfault.analysis.pystacks import PythonFrame
 
 SCAN_BYTES = 64 * 1024
 SCAN_FRAMES = 16
@@ -62,6 +65,8 @@ class Frame:
     code: str | None = None
     """For a pc in no module: ``jit`` (anonymous executable memory: JIT-compiled code), ``unknown``
     (executable, in a mapped file that is no module), ``non-executable`` or ``unmapped``."""
+    python: tuple[PythonFrame, ...] = ()
+    """For an eval-loop frame of a CPython process: the Python frames it runs, innermost first."""
 
     def __post_init__(self) -> None:
         """Demangle the function's name (C++, Rust, Swift), keeping the raw one beside it."""

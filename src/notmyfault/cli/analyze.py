@@ -45,6 +45,16 @@ json_option = click.option(
 )
 
 
+def side_options(f: Any) -> Any:
+    """--native / --python: which frames a stack of a CPython process shows (default: both)."""
+    f = click.option(
+        "--python", "side", flag_value="python", help="Only the Python frames (a core of a CPython process)."
+    )(f)
+    return click.option(
+        "--native", "side", flag_value="native", default="both", help="Only the native frames."
+    )(f)
+
+
 def symbols_option(f: Any) -> Any:
     """--symbols DIR and --symbols-url URL (repeatable): where minidumps' Breakpad symbols are."""
     f = click.option(
@@ -182,6 +192,7 @@ def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> Non
     help="Also show the process's environment (it may hold secrets: never shown or stored unless asked). "
     "ELF cores: read from the initial stack; minidumps: Breakpad's environment stream.",
 )
+@side_options
 @json_option
 def analyze(
     core: str,
@@ -191,6 +202,7 @@ def analyze(
     debug_files: tuple[str, ...],
     verbose: bool,
     show_env: bool,
+    side: str,
     as_json: bool,
     symbols_urls: tuple[str, ...] = (),
 ) -> None:
@@ -224,16 +236,18 @@ def analyze(
         elif isinstance(c, WindowsKernelDump):
             result = analyze_kernel_dump(c)
         else:
-            result = run(c, exe, sysroot)
+            result = run(c, exe, sysroot, python_locals=verbose)
         if env is None:
-            _emit(as_json, lambda: analysis_json(result), lambda: analysis_text(result, verbose))
+            _emit(
+                as_json, lambda: analysis_json(result, verbose), lambda: analysis_text(result, verbose, side)
+            )
         else:
             shown = env
             _emit(
                 as_json,
-                lambda: {**analysis_json(result), "environment": shown},
+                lambda: {**analysis_json(result, verbose), "environment": shown},
                 lambda: "\n".join(
-                    [analysis_text(result, verbose), "", "ENVIRONMENT:"]
+                    [analysis_text(result, verbose, side), "", "ENVIRONMENT:"]
                     + [f"  {printable(v)}" for v in shown]
                 ),
             )
@@ -248,6 +262,10 @@ def analyze(
 @symbols_option
 @debug_option
 @debuginfod_option
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Python frames: the reprs of their arguments and locals too."
+)
+@side_options
 @json_option
 def stack(
     core: str,
@@ -257,22 +275,30 @@ def stack(
     sysroot: str | None,
     symbols: str | None,
     debug_files: tuple[str, ...],
+    verbose: bool,
+    side: str,
     as_json: bool,
     symbols_urls: tuple[str, ...] = (),
 ) -> None:
     """kvL: the stack of the crashing thread (or --thread TID, or --all), and how each frame was found.
 
+    A core of a CPython process shows each thread's Python frames where the eval loop runs them
+    (--python: only those; --native: none), and marks the thread that holds the GIL.
     Kernel vmcores: the crashed task's stack (or --thread PID, or --all tasks).
     """
+    from notmyfault.analysis.crash import python_stacks
     from notmyfault.analysis.mdwalk import Walker
+    from notmyfault.analysis.pystacks import PythonStacks, PythonThread, merge
     from notmyfault.analysis.unwind import Frame, load_program, thread_frames
     from notmyfault.analysis.winframes import fp_chain_frames
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render import SCHEMA_VERSION
-    from notmyfault.render.analysis import frame_json, stack_text
+    from notmyfault.render.analysis import frame_json, python_thread_json, stack_text
+    from notmyfault.render.safe import terminal_safe
 
     with opened(core, minidumps=True, debug_files=debug_files) as c:
         stacks: list[tuple[int, list[Frame]]]
+        pystacks: PythonStacks | None = None
         if isinstance(c, Vmcore):
             from notmyfault.analysis.vmcore import task_stacks
 
@@ -298,14 +324,33 @@ def stack(
             else:
                 program = load_program(c, exe, sysroot)
                 stacks = [(t, thread_frames(program, c, t)) for t in chosen]
+                if side != "native" or as_json:
+                    pystacks = python_stacks(c, program, exe, sysroot, verbose)
+        py: dict[int, PythonThread | None] = {t: pystacks.thread(t) if pystacks else None for t, _ in stacks}
+        stacks = [(t, list(merge(fs, p) or fs) if (p := py[t]) else fs) for t, fs in stacks]
+        if pystacks is not None and pystacks.error and not as_json:
+            click.echo(
+                terminal_safe(
+                    f"notmyfault: a CPython process, but its Python frames could not be read: {pystacks.error}"
+                ),
+                err=True,
+            )
         _emit(
             as_json,
             lambda: {
                 "schema_version": SCHEMA_VERSION,
                 "kind": "stacks",
-                "threads": [{"tid": t, "frames": [frame_json(f) for f in fs]} for t, fs in stacks],
+                "python_error": pystacks.error if pystacks else None,
+                "threads": [
+                    {
+                        "tid": t,
+                        "frames": [frame_json(f, verbose) for f in fs],
+                        "python": python_thread_json(py[t], verbose),
+                    }
+                    for t, fs in stacks
+                ],
             },
-            lambda: "\n\n".join(stack_text(t, fs) for t, fs in stacks),
+            lambda: "\n\n".join(stack_text(t, fs, py[t], side, verbose) for t, fs in stacks),
         )
 
 

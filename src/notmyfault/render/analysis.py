@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, Protocol
 
 from notmyfault.analysis.crash import CrashAnalysis, Instruction
 from notmyfault.analysis.heap import HeapResult
 from notmyfault.analysis.pool import TagUsage
+from notmyfault.analysis.pystacks import PythonFrame, PythonThread
+from notmyfault.analysis.pystacks import caller as python_caller
 from notmyfault.analysis.unwind import Frame
 from notmyfault.render import SCHEMA_VERSION
 from notmyfault.render.safe import printable
@@ -29,7 +32,61 @@ def frame_line(f: Frame, width: int = 16) -> str:
     return f"#{f.index:<3} {sp} {f.pc:0{width}x} {f.location()}{src}  ({f.how})"
 
 
-def frame_json(f: Frame) -> dict[str, Any]:
+def python_line(p: PythonFrame) -> str:
+    """One Python frame, as a traceback names it (indented under the native frames' columns)."""
+    return f'     [Python] File "{p.file}", line {p.line}, in {p.function}'
+
+
+def python_lines(p: PythonFrame, verbose: bool = False) -> list[str]:
+    """A Python frame's line, and with ``verbose`` its arguments' and locals' reprs."""
+    out = [python_line(p)]
+    if verbose:
+        out += [f"         {name} = {value}" for name, value in (*p.arguments, *p.locals)]
+    return out
+
+
+SIDES = ("both", "native", "python")
+"""Which frames a stack shows: native and Python frames interleaved, or one side only."""
+
+
+def stack_lines(
+    frames: Sequence[Frame], python: PythonThread | None = None, side: str = "both", verbose: bool = False
+) -> list[str]:
+    """A stack's lines, innermost first: each eval-loop frame's Python frames just above it; a
+    Python stack that could not be merged follows the native frames."""
+    out: list[str] = []
+    merged = False
+    for f in frames:
+        if side != "native":
+            for p in f.python:
+                out += python_lines(p, verbose)
+                merged = True
+        if side != "python":
+            out.append(frame_line(f))
+    if python is not None and not merged and python.frames and side != "native":
+        out.append("PYTHON_STACK (not merged: see the notes):" if side == "both" else "")
+        for p in python.frames:
+            out += python_lines(p, verbose)
+    return [line for line in out if line]
+
+
+def python_json(p: PythonFrame, verbose: bool = False) -> dict[str, Any]:
+    """A Python frame as JSON (its arguments and locals with ``verbose``)."""
+    d: dict[str, Any] = {"function": p.function, "file": p.file, "line": p.line, "library": p.stdlib}
+    if verbose:
+        d["arguments"] = dict(p.arguments)
+        d["locals"] = dict(p.locals)
+    return d
+
+
+def python_thread_json(t: PythonThread | None, verbose: bool = False) -> dict[str, Any] | None:
+    """A thread's Python stack as JSON (null for a thread that runs no Python)."""
+    if t is None:
+        return None
+    return {"holds_gil": t.holds_gil, "frames": [python_json(p, verbose) for p in t.frames]}
+
+
+def frame_json(f: Frame, verbose: bool = False) -> dict[str, Any]:
     """A frame as JSON."""
     return {
         "index": f.index,
@@ -44,6 +101,7 @@ def frame_json(f: Frame) -> dict[str, Any]:
         "file": f.file,
         "line": f.line,
         "trust": f.how,
+        "python": [python_json(p, verbose) for p in f.python],
     }
 
 
@@ -55,8 +113,8 @@ def _insn(i: Instruction | None) -> dict[str, Any] | None:
     )
 
 
-def analysis_text(a: CrashAnalysis, verbose: bool = False) -> str:
-    """The ``!analyze -v`` page."""
+def analysis_text(a: CrashAnalysis, verbose: bool = False, side: str = "both") -> str:
+    """The ``!analyze -v`` page (``side``: which frames the stack shows, one of SIDES)."""
     out = [RULE, "*" + "Crash Analysis (notmyfault analyze)".center(77) + "*", RULE, ""]
     if a.truncated:
         out += [truncation_line(a.truncated), ""]
@@ -120,7 +178,7 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False) -> str:
         out.append(f"COMMAND_LINE: {a.command_line}")
     if a.executable:
         out.append(f"EXECUTABLE: {a.executable}")
-    out += _stack_lines(a, None if verbose else 20, say_rest=True)
+    out += _stack_lines(a, None if verbose else 20, say_rest=True, side=side, verbose=verbose)
     out += _blame_lines(a)
     out += _report_lines(a)
     if a.missing and verbose:
@@ -166,11 +224,29 @@ def _linux_kernel_text(a: CrashAnalysis, out: list[str], verbose: bool) -> str:
     return "\n".join(out)
 
 
-def _stack_lines(a: CrashAnalysis, limit: int | None, say_rest: bool) -> list[str]:
-    """STACK_TEXT: the first ``limit`` frames (all with None), and how many more when ``say_rest``."""
-    out = ["", "STACK_TEXT:", *(frame_line(f) for f in a.frames[:limit])]
-    if say_rest and limit is not None and len(a.frames) > limit:
-        out.append(f"... {len(a.frames) - limit} more frames (-v shows them)")
+def _stack_lines(
+    a: CrashAnalysis, limit: int | None, say_rest: bool, side: str = "both", verbose: bool = False
+) -> list[str]:
+    """STACK_TEXT: the first ``limit`` native frames (all with None) with the Python frames they run,
+    and how many more when ``say_rest``; the Python frames past the cut are shown all the same."""
+    if a.python is not None and side != "native":
+        gil = ", holds the GIL" if a.python.holds_gil else ""
+        header = (
+            f"STACK_TEXT (native and Python frames{gil}):"
+            if side == "both"
+            else f"PYTHON_STACK (thread {a.crashed_tid}{gil}):"
+        )
+    else:
+        header = "STACK_TEXT:"
+    apart = None if any(f.python for f in a.frames) else a.python
+    if side == "python":
+        return ["", header, *stack_lines(a.frames, apart, side, verbose)]
+    out = ["", header, *stack_lines(a.frames[:limit], apart, side, verbose)]
+    rest = a.frames[limit:] if limit is not None else ()
+    if side == "both" and any(f.python for f in rest):
+        out += stack_lines(rest, None, "python", verbose)
+    if say_rest and rest:
+        out.append(f"... {len(rest)} more native frames (-v shows them)")
     return out
 
 
@@ -182,10 +258,13 @@ def _report_lines(a: CrashAnalysis) -> list[str]:
 
 
 def _blame_lines(a: CrashAnalysis) -> list[str]:
-    """Probably caused by, the bucket and the notes: the end of every page."""
-    return ["", f"Probably caused by : {a.probably_caused_by}", f"BUCKET_ID: {a.bucket}"] + [
-        f"NOTE: {note}" for note in a.notes
-    ]
+    """Probably caused by, the Python line that made the call, the bucket and the notes: the end of
+    every page."""
+    out = ["", f"Probably caused by : {a.probably_caused_by}"]
+    caller = python_caller(a.frames, a.python)
+    if caller is not None:
+        out.append(f'PYTHON_CALLER: File "{caller.file}", line {caller.line}, in {caller.function}')
+    return out + [f"BUCKET_ID: {a.bucket}"] + [f"NOTE: {note}" for note in a.notes]
 
 
 def truncation_line(truncation: str) -> str:
@@ -193,8 +272,9 @@ def truncation_line(truncation: str) -> str:
     return f"WARNING: {truncation}."
 
 
-def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
-    """The analysis as the JSON contract's ``analysis`` object."""
+def analysis_json(a: CrashAnalysis, verbose: bool = False) -> dict[str, Any]:
+    """The analysis as the JSON contract's ``analysis`` object (``verbose``: with the Python frames'
+    arguments and locals)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "analysis",
@@ -247,12 +327,17 @@ def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
         "blocked_signals": list(a.blocked_signals),
         "abort_message": a.abort_message,
         "blamed": None if a.blamed is None else frame_json(a.blamed),
+        "blamed_python": None if a.blamed_python is None else python_json(a.blamed_python),
+        "python_callee": a.python_callee,
+        "python_caller": None if (c := python_caller(a.frames, a.python)) is None else python_json(c),
+        "python": python_thread_json(a.python, verbose),
+        "python_error": a.python_error,
         "blame_reason": a.blame_reason,
         "probably_caused_by": a.probably_caused_by,
         "bucket": a.bucket,
         "program": a.program,
         "signature": a.signature,
-        "frames": [frame_json(f) for f in a.frames],
+        "frames": [frame_json(f, verbose) for f in a.frames],
         "notes": list(a.notes),
         "report": a.report or None,
         "missing": list(a.missing),
@@ -263,10 +348,19 @@ def analysis_json(a: CrashAnalysis) -> dict[str, Any]:
     }
 
 
-def stack_text(tid: int, frames: list[Frame]) -> str:
-    """One thread's stack."""
-    lines = [f"Thread {tid}:", "#    sp               pc               location"]
-    lines += [frame_line(f) for f in frames]
+def stack_text(
+    tid: int,
+    frames: list[Frame],
+    python: PythonThread | None = None,
+    side: str = "both",
+    verbose: bool = False,
+) -> str:
+    """One thread's stack (with its Python frames, for a thread of a CPython process)."""
+    gil = " (holds the GIL)" if python is not None and python.holds_gil else ""
+    lines = [f"Thread {tid}{gil}:"]
+    if side != "python":
+        lines.append("#    sp               pc               location")
+    lines += stack_lines(frames, python, side, verbose)
     return "\n".join(lines)
 
 

@@ -9,10 +9,9 @@ from typing import Any
 
 from notmyfault import __version__
 from notmyfault.analysis.blame import short_name
-from notmyfault.analysis.crash import CrashAnalysis, sign_frames
-from notmyfault.analysis.signature import SIGN_DEPTH
+from notmyfault.analysis.crash import CrashAnalysis
 
-ANALYSIS_VERSION = f"{__version__}+triage3"
+ANALYSIS_VERSION = f"{__version__}+triage4"
 """Stored with every row: a dump analysed by another version is analysed again on the next ingest."""
 TOP_FRAMES = 32
 """The frames whose modules' build ids are stored."""
@@ -76,7 +75,6 @@ def analyze_path(path: str) -> dict[str, Any]:
 def _fields(
     a: CrashAnalysis, crash_time: dt.datetime | None, build_ids: dict[str, str], text: str
 ) -> dict[str, Any]:
-    stack = a.frames if a.sign_frames is None else a.sign_frames
     return {
         "dump_kind": a.dump_kind,
         "arch": a.arch,
@@ -85,8 +83,8 @@ def _fields(
         "program": a.program,
         "crash_class": a.crash_class,
         "reason": a.signal_name or a.exception_name,
-        "blamed": a.blamed.location() if a.blamed else None,
-        "frames": [f.as_dict() for f in sign_frames(stack[:SIGN_DEPTH])],
+        "blamed": a.blamed_python.where() if a.blamed_python else a.blamed.location() if a.blamed else None,
+        "frames": [f.as_dict() for f in a.sign_stack],
         "build_ids": build_ids,
         "crash_time": crash_time.isoformat() if crash_time else None,
         "analysis_text": text,

@@ -1,0 +1,251 @@
+"""Python-level stacks of a CPython process's core: every thread's Python frames, merged into its
+native stack where the interpreter runs them.
+
+The frames are read by **pystack** (Bloomberg), a maintained library that finds ``_PyRuntime`` in a
+core through the interpreter's own debug offsets, its ELF symbols or its ``.PyRuntime`` section, so it
+needs no debug package (Debian's ``/usr/bin/python3`` without ``python3-dbg`` and pyenv's builds both
+work), and walks each thread state's frames: code object, file, line, and on request the reprs of the
+arguments and locals that it can read safely (it reads memory, it never runs the process's code).
+drgn could do the same by reading ``_PyRuntime`` and ``_PyInterpreterFrame`` with CPython's types,
+but those need the interpreter's DWARF, which a distribution's build does not ship: we would have to
+keep every version's structure offsets ourselves, which is pystack's whole job.
+
+pystack runs in a child process (``python -m notmyfault.analysis.pystacks``) with a time limit: its
+engine is C++ over memory read from an untrusted dump, and a crash or a hang there must end the
+child, not the analysis. What the child cannot read becomes a note, never a failure.
+
+**Merging.** From CPython 3.11 one call of ``_PyEval_EvalFrameDefault`` runs a Python function and
+every pure-Python function it calls; the first frame of each call is marked as an *entry* frame.
+So the Python frames, cut at each entry frame, are runs of the native stack's eval frames, in order.
+When the two counts differ (the native unwind stopped early), the Python frames are shown apart.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from notmyfault.analysis.unwind import Frame
+
+EVAL_FRAMES = ("_PyEval_EvalFrameDefault",)
+"""The native functions that run Python frames (CPython 3.8 to 3.13)."""
+INTERPRETER_MODULES = ("python", "python3*", "libpython3*.so*")
+"""The module file names that make a core one of a CPython process."""
+TIME_LIMIT = 60.0
+"""Seconds the child reading the Python frames may take."""
+
+
+@dataclass(frozen=True)
+class PythonFrame:
+    """One Python frame."""
+
+    function: str
+    """The code object's name (its qualified name from 3.11)."""
+    file: str
+    line: int
+    arguments: tuple[tuple[str, str], ...] = ()
+    """Name and repr of each argument, when locals were asked for."""
+    locals: tuple[tuple[str, str], ...] = ()
+    entry: bool = False
+    """The first frame of one call of the eval loop."""
+
+    @property
+    def stdlib(self) -> bool:
+        """True for a frame of the interpreter's own library (lib/pythonX.Y, not its site-packages)."""
+        parts = self.file.replace("\\", "/").split("/")
+        return any(
+            p.startswith("python") and p[6:7].isdigit() and i > 0 and parts[i - 1] == "lib"
+            for i, p in enumerate(parts)
+        ) and not any(p in ("site-packages", "dist-packages") for p in parts)
+
+    @property
+    def qualified(self) -> str:
+        """module.function for a library frame (ctypes.string_at), the bare function for the program's."""
+        if not self.stdlib:
+            return self.function
+        parts = self.file.replace("\\", "/").split("/")
+        start = max(i for i, p in enumerate(parts) if p.startswith("python") and p[6:7].isdigit()) + 1
+        names = [p for p in parts[start:] if p]
+        if names and names[-1].endswith(".py"):
+            names[-1] = names[-1][:-3]
+        if names and names[-1] == "__init__":
+            names.pop()
+        return ".".join([*names, self.function]) if names else self.function
+
+    def where(self) -> str:
+        """``app.py:13 parse``: the file's name, the line and the function."""
+        return f"{os.path.basename(self.file)}:{self.line} {self.function}"
+
+
+@dataclass(frozen=True)
+class PythonThread:
+    """One thread's Python stack, innermost frame first."""
+
+    tid: int
+    frames: tuple[PythonFrame, ...]
+    holds_gil: bool
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class PythonStacks:
+    """What the child read: the interpreter's version and each thread's frames, or why not."""
+
+    version: tuple[int, int] | None
+    threads: tuple[PythonThread, ...]
+    error: str | None = None
+
+    def thread(self, tid: int) -> PythonThread | None:
+        """The Python stack of thread ``tid``, if it runs Python."""
+        return next((t for t in self.threads if t.tid == tid), None)
+
+
+def runs_python(modules: Sequence[str | None]) -> bool:
+    """True if one of the module paths is a CPython interpreter or its shared library."""
+    return any(
+        m and any(fnmatch.fnmatchcase(os.path.basename(m), p) for p in INTERPRETER_MODULES) for m in modules
+    )
+
+
+def read_python_stacks(core_path: str, executable: str, with_locals: bool = False) -> PythonStacks:
+    """Every thread's Python frames in the core at ``core_path`` of ``executable``, read in a child."""
+    if not os.path.isfile(executable):
+        return PythonStacks(None, (), f"the interpreter {executable} is not here (give --exe)")
+    cmd = [sys.executable, "-m", "notmyfault.analysis.pystacks", core_path, executable]
+    if with_locals:
+        cmd.append("--locals")
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=TIME_LIMIT, check=False)
+    except subprocess.TimeoutExpired:
+        return PythonStacks(None, (), f"reading them took more than {TIME_LIMIT:.0f} s")
+    except OSError as e:
+        return PythonStacks(None, (), f"cannot run {sys.executable}: {e.strerror}")
+    if done.returncode != 0:
+        why = done.stderr.decode(errors="replace").strip().splitlines()
+        if done.returncode < 0:
+            return PythonStacks(None, (), f"pystack died of signal {-done.returncode} on this dump")
+        return PythonStacks(None, (), why[-1] if why else f"pystack exited {done.returncode}")
+    try:
+        return _from_json(json.loads(done.stdout))
+    except (ValueError, KeyError, TypeError) as e:
+        return PythonStacks(None, (), f"pystack's answer could not be read: {e}")
+
+
+def _from_json(data: dict[str, Any]) -> PythonStacks:
+    version = tuple(data["version"]) if data.get("version") else None
+    threads = tuple(
+        PythonThread(
+            int(t["tid"]),
+            tuple(
+                PythonFrame(
+                    str(f["function"]),
+                    str(f["file"]),
+                    int(f["line"]),
+                    tuple((str(k), str(v)) for k, v in f.get("arguments", ())),
+                    tuple((str(k), str(v)) for k, v in f.get("locals", ())),
+                    bool(f.get("entry")),
+                )
+                for f in t["frames"]
+            ),
+            bool(t["gil"]),
+            t.get("name"),
+        )
+        for t in data["threads"]
+    )
+    return PythonStacks((int(version[0]), int(version[1])) if version else None, threads)
+
+
+def _read_in_child(core_path: str, executable: str, with_locals: bool) -> dict[str, Any]:
+    """The child's work: pystack over the core, as JSON (innermost frame first)."""
+    from pystack.engine import NativeReportingMode, get_process_threads_for_core
+
+    threads = get_process_threads_for_core(
+        core_path, executable, native_mode=NativeReportingMode.OFF, locals=with_locals
+    )
+    out: list[dict[str, Any]] = []
+    version: tuple[int, int] | None = None
+    for t in threads:
+        version = version or t.python_version
+        frames = [
+            {
+                "function": f.code.scope,
+                "file": f.code.filename,
+                "line": f.code.location.lineno,
+                "arguments": list(f.arguments.items()) if with_locals else [],
+                "locals": list(f.locals.items()) if with_locals else [],
+                "entry": f.is_entry,
+            }
+            for f in t.all_frames
+        ]
+        # an entry that is a shim (3.12+: a frame the C stack owns) marks the run; drop its frame
+        # and carry its mark to the next real one
+        kept: list[dict[str, Any]] = []
+        carry = False
+        for f, raw in zip(frames, t.all_frames, strict=True):
+            if raw.is_shim:
+                carry = carry or bool(f["entry"])
+                continue
+            f["entry"] = bool(f["entry"]) or carry
+            carry = False
+            kept.append(f)
+        out.append({"tid": t.tid, "gil": bool(t.holds_the_gil), "name": t.name, "frames": kept[::-1]})
+    return {"version": list(version) if version else None, "threads": out}
+
+
+def is_eval_frame(frame: Frame) -> bool:
+    """True for a native frame of the eval loop (not an inlined piece of one)."""
+    return frame.how != "inline" and frame.function in EVAL_FRAMES
+
+
+def merge(native: Sequence[Frame], thread: PythonThread) -> tuple[Frame, ...] | None:
+    """The native frames with each eval frame carrying the Python frames it runs (innermost first;
+    carried by the innermost of the functions inlined at its pc, so they print above them); None when the native stack's eval frames and the Python stack's runs do not match one to one."""
+    runs: list[list[PythonFrame]] = []
+    for f in reversed(thread.frames):  # outermost first: each entry frame starts a run
+        if f.entry or not runs:
+            runs.append([])
+        runs[-1].append(f)
+    evals = [i for i, f in enumerate(native) if is_eval_frame(f)]
+    if len(evals) != len(runs):
+        return None
+    out = list(native)
+    for i, run in zip(evals, reversed(runs), strict=True):  # innermost eval frame, innermost run
+        at = i  # above the functions inlined into that eval frame's call site (same pc)
+        while at > 0 and native[at - 1].how == "inline" and native[at - 1].pc == native[i].pc:
+            at -= 1
+        out[at] = replace(out[at], python=tuple(reversed(run)))
+    return tuple(out)
+
+
+def caller(frames: Sequence[Frame], python: PythonThread | None) -> PythonFrame | None:
+    """The innermost Python frame of a thread: merged into its frames, else from its Python stack."""
+    for f in frames:
+        if f.python:
+            return f.python[0]
+    return python.frames[0] if python and python.frames else None
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m notmyfault.analysis.pystacks CORE EXECUTABLE [--locals]``: JSON on stdout."""
+    if len(argv) < 2:
+        print("usage: python -m notmyfault.analysis.pystacks CORE EXECUTABLE [--locals]", file=sys.stderr)
+        return 2
+    try:
+        data = _read_in_child(argv[0], argv[1], "--locals" in argv[2:])
+    except Exception as e:
+        message = " ".join(str(e).split()) or type(e).__name__
+        print(f"pystack: {message}", file=sys.stderr)
+        return 1
+    json.dump(data, sys.stdout, ensure_ascii=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
