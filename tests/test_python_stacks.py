@@ -220,8 +220,10 @@ def test_native_and_python_switches_and_locals(crashed: tuple[Path, Path, Path])
     python = run_nmf("stack", str(core), "--python", "-v").stdout
     native = run_nmf("stack", str(core), "--native").stdout
     assert "(holds the GIL)" in both.splitlines()[0]
-    assert "[Python]" in both and "_PyEval_EvalFrameDefault" in both
-    assert "[Python]" not in native and "_PyEval_EvalFrameDefault" in native
+    assert "[Python]" in both
+    assert "_PyEval_EvalFrameDefault" in both
+    assert "[Python]" not in native
+    assert "_PyEval_EvalFrameDefault" in native
     assert "_PyEval_EvalFrameDefault" not in python
     lines = [line.strip() for line in python.splitlines()]
     at = lines.index(f'[Python] File "{app}", line {line_of("CRASH")}, in parse')
