@@ -27,5 +27,6 @@ CRASH_CLASSES: dict[str, str] = {
     "BUS_ERROR": "The memory access could not be completed although the address is mapped: a mapped file was accessed past its end (it was truncated, or mapped beyond it), or an access was misaligned where that traps.",
     "KILLED_BY_SIGNAL": "Another process (or the process itself) sent a fatal signal; no fault happened in the code.",
     "DEADLOCK": "Threads wait on mutexes held by one another in a cycle; none can go on. The dump was taken from the hung process.",
+    "LIVE_DUMP": "No crash: the process was dumped while it ran (notmyfault dump, gcore), with no signal. The stacks show what each thread was doing at that moment.",
     "UNKNOWN": "The dump does not say enough to classify the crash.",
 }

@@ -405,6 +405,10 @@ def classify(
             return by_signal[cursig], [
                 f"the core has no NT_SIGINFO: the signal ({signal_name(cursig)}) comes from pr_cursig, without si_code or address"
             ]
+        if cursig == 0:
+            return "LIVE_DUMP", [
+                "no signal (no NT_SIGINFO, pr_cursig 0): a dump of a running process (notmyfault dump, gcore)"
+            ]
         if cursig == 11 and (computed is not None or _wild_pc(core, pc)):
             cls, more = _segv_class(core, computed, pc, sp, access, accerr=False)
             why = (

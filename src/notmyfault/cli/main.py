@@ -278,6 +278,7 @@ def dumpconfig(dump_dir: str | None, pattern: str | None, as_json: bool) -> None
 def _register() -> None:
     from notmyfault.cli.analyze import COMMANDS
     from notmyfault.cli.demo import demo
+    from notmyfault.cli.dump import dump
     from notmyfault.cli.hang import hang
     from notmyfault.cli.inventory import info, list_crashes
     from notmyfault.cli.kernel import kernel
@@ -290,6 +291,7 @@ def _register() -> None:
     cli.add_command(leak)
     cli.add_command(cleanup)
     cli.add_command(hang)
+    cli.add_command(dump)
     cli.add_command(demo)
     cli.add_command(ui)
     cli.add_command(triage)

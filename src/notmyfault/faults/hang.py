@@ -27,7 +27,7 @@ HANGS: tuple[HangType, ...] = (
         summary="two threads in myfault take two pthread mutexes in opposite order",
         functions=("myfault_deadlock_a", "myfault_deadlock_b"),
         state="S",
-        dump_hint="kill -QUIT PID (a core by core_pattern), or gcore PID",
+        dump_hint="notmyfault dump PID (a core, the process left hanging), or kill -QUIT PID (a core by core_pattern)",
     ),
     HangType(
         name="spin",
@@ -35,7 +35,7 @@ HANGS: tuple[HangType, ...] = (
         summary="threads busy-loop inside myfault on N CPUs",
         functions=("myfault_spin",),
         state="R",
-        dump_hint="kill -QUIT PID (a core by core_pattern), or gcore PID",
+        dump_hint="notmyfault dump PID (a core, the process left hanging), or kill -QUIT PID (a core by core_pattern)",
     ),
     HangType(
         name="unkillable",
@@ -44,8 +44,8 @@ HANGS: tuple[HangType, ...] = (
         functions=("myfault_hang_unkillable",),
         state="D",
         dump_hint=(
-            "kill -QUIT PID (the watchdog thread takes the signal and dumps; gcore cannot attach "
-            "to a thread in D state)"
+            "kill -QUIT PID (the watchdog thread takes the signal and dumps; notmyfault dump and gcore "
+            "cannot stop a thread in D state)"
         ),
     ),
 )

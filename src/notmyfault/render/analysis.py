@@ -153,6 +153,8 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False, side: str = "both") -
     if a.exception_code is not None:
         params = ", ".join(f"{p:#x}" for p in a.exception_parameters) or "none"
         out.append(f"Arg4: {a.exception_name} ({a.exception_code:#010x}), parameters {params}")
+    elif a.signal is None:
+        out.append("Arg4: no signal")
     else:
         out.append(f"Arg4: {a.signal_name} ({a.signal}), si_code {a.si_code_name} ({a.si_code})")
     if a.sender_pid is not None:

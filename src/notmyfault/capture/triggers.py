@@ -1,0 +1,181 @@
+"""When ``notmyfault dump`` takes its dumps, as ProcDump does: at once, when the process's CPU or
+memory stays over a threshold, when a signal is about to be delivered to it, or when it exits.
+
+CPU and memory are sampled from /proc (no ptrace until the dump): the CPU is the process's share of
+one CPU over the last sample (``top``'s %CPU: 200 is two CPUs busy), the memory its resident set.
+Signals and the exit are caught under ptrace (``PTRACE_SEIZE``, all threads, new ones followed
+with ``PTRACE_O_TRACECLONE``): at a signal-delivery stop the signal is not yet delivered, so the
+dump shows the process as it was when the fault happened, and the signal is given back afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from notmyfault.capture.livecore import (
+    PTRACE_CONT,
+    PTRACE_EVENT_CLONE,
+    PTRACE_EVENT_EXIT,
+    PTRACE_EVENT_STOP,
+    PTRACE_O_TRACECLONE,
+    PTRACE_O_TRACEEXIT,
+    WALL,
+    Attached,
+    DumpFailed,
+    ptrace,
+)
+from notmyfault.sigcodes import signal_name
+
+POLL = 0.25
+"""Seconds between samples of /proc, and between progress lines' updates."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One sample of a process: %CPU since the last sample, resident bytes."""
+
+    cpu: float
+    rss: int
+
+
+class Sampler:
+    """%CPU and RSS of a process, from /proc/PID/stat and statm."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.last = self._ticks()
+
+    def _ticks(self) -> tuple[float, int]:
+        try:
+            with open(f"/proc/{self.pid}/stat", encoding="ascii", errors="replace") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            raise DumpFailed(f"process {self.pid} exited before the trigger fired") from None
+        if fields[0] in ("Z", "X"):
+            raise DumpFailed(f"process {self.pid} exited before the trigger fired")
+        return time.monotonic(), int(fields[11]) + int(fields[12])
+
+    def sample(self) -> Usage:
+        """The usage since the last call."""
+        now, ticks = self._ticks()
+        then, before = self.last
+        self.last = (now, ticks)
+        cpu = 100.0 * (ticks - before) / self.hz / max(now - then, 1e-3)
+        try:
+            with open(f"/proc/{self.pid}/statm", encoding="ascii") as f:
+                rss = int(f.read().split()[1]) * self.page
+        except (OSError, IndexError, ValueError):
+            raise DumpFailed(f"process {self.pid} exited before the trigger fired") from None
+        return Usage(cpu, rss)
+
+
+Progress = Callable[[str], None]
+
+
+def wait_for_usage(
+    pid: int,
+    cpu: float | None,
+    mem: int | None,
+    hold: float,
+    progress: Progress,
+    describe: Callable[[Usage, float], str],
+) -> Usage:
+    """Return when the process's %CPU is at least ``cpu`` and its RSS at least ``mem`` (those given),
+    without a break for ``hold`` seconds; DumpFailed if it exits first."""
+    sampler = Sampler(pid)
+    since: float | None = None
+    while True:
+        time.sleep(POLL)
+        usage = sampler.sample()
+        over = (cpu is None or usage.cpu >= cpu) and (mem is None or usage.rss >= mem)
+        now = time.monotonic()
+        since = (since if since is not None else now) if over else None
+        held = now - since if since is not None else 0.0
+        progress(describe(usage, held))
+        if over and held >= hold:
+            return usage
+
+
+def wait_for_signal(pid: int, signals: set[int], progress: Progress) -> tuple[Attached, int, int]:
+    """Trace the process until a thread is about to be delivered one of ``signals``; then every thread
+    is stopped. Returns (the attachment, that thread, the signal); the signal is delivered on detach."""
+    attached = Attached(pid, PTRACE_O_TRACECLONE, stop=False)
+    names = ", ".join(signal_name(s) for s in sorted(signals))
+    passed = 0
+    try:
+        while True:
+            got, status = os.waitpid(-1, WALL | os.WNOHANG)
+            if got == 0:
+                progress(f"waiting for {names} in process {pid} ({passed} other signals passed on)")
+                time.sleep(0.02)
+                continue
+            if not os.WIFSTOPPED(status):
+                if got == pid:
+                    raise DumpFailed(f"process {pid} exited without taking {names}")
+                if got in attached.seized:
+                    attached.seized.remove(got)
+                continue
+            if got not in attached.seized:
+                attached.seized.append(got)  # a new thread: its first stop
+            sig, event = os.WSTOPSIG(status), status >> 16
+            if event == 0 and sig in signals:
+                attached.pending[got] = sig
+                attached.stop_all({got})
+                return attached, got, sig
+            if event == 0 and sig != signal.SIGTRAP:
+                passed += 1
+                ptrace(PTRACE_CONT, got, 0, sig)  # a signal it takes as usual
+            else:
+                ptrace(PTRACE_CONT, got, 0, 0)  # a new thread, a clone event, a group stop
+    except BaseException:
+        attached.detach()
+        raise
+
+
+def wait_for_exit(pid: int, progress: Progress) -> tuple[Attached, int]:
+    """Trace the process until it exits (its leader's PTRACE_EVENT_EXIT, memory still whole); every
+    thread left is stopped. Returns (the attachment, the exit status as wait(2) gives it)."""
+    attached = Attached(pid, PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXIT, stop=False)
+    try:
+        while True:
+            got, status = os.waitpid(-1, WALL | os.WNOHANG)
+            if got == 0:
+                progress(f"waiting for process {pid} to exit")
+                time.sleep(0.02)
+                continue
+            if not os.WIFSTOPPED(status):
+                if got == pid:
+                    raise DumpFailed(f"process {pid} was gone before its exit could be caught")
+                if got in attached.seized:
+                    attached.seized.remove(got)
+                continue
+            if got not in attached.seized:
+                attached.seized.append(got)
+            sig, event = os.WSTOPSIG(status), status >> 16
+            if event == PTRACE_EVENT_EXIT and got == pid:
+                code = _event_message(got)
+                attached.stop_all({got})
+                return attached, code
+            if event in (PTRACE_EVENT_EXIT, PTRACE_EVENT_CLONE, PTRACE_EVENT_STOP) or sig == signal.SIGTRAP:
+                ptrace(PTRACE_CONT, got, 0, 0)
+            else:
+                ptrace(PTRACE_CONT, got, 0, sig)
+    except BaseException:
+        attached.detach()
+        raise
+
+
+def _event_message(tid: int) -> int:
+    import ctypes
+
+    from notmyfault.capture.livecore import PTRACE_GETEVENTMSG
+
+    value = ctypes.c_ulong(0)
+    ptrace(PTRACE_GETEVENTMSG, tid, 0, ctypes.c_void_p(ctypes.addressof(value)))
+    return int(value.value)
