@@ -292,3 +292,40 @@ def test_a_process_that_exits_while_waited_for(tmp_path: Path, dump_dir: Path) -
         line.startswith(f"notmyfault dump: waiting for SIGSEGV in process {p.pid}") for line in waiting
     )
     assert list(dump_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("signo", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+@pytest.mark.parametrize(
+    "trigger", [("--cpu", "90"), ("--signal", "SEGV"), ("--on-exit",), ("--mem", "1TB", "-n", "2")]
+)
+def test_stopped_while_waiting_leaves_the_process_as_it_was(
+    trigger: tuple[str, ...], signo: signal.Signals, tmp_path: Path, dump_dir: Path
+) -> None:
+    """Ctrl-C, SIGTERM or SIGHUP while dump waits for its trigger (under ptrace for --signal and
+    --on-exit): exit 130 within a second, no traceback, no file, and the process runs on untraced."""
+    target = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(0.01)"])
+    try:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "notmyfault", "dump", str(target.pid), *trigger, "--dump-dir", str(dump_dir)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        status = Path(f"/proc/{target.pid}/status")
+        if trigger[0] in ("--signal", "--on-exit"):
+            _wait_for(lambda: f"TracerPid:\t{p.pid}\n" in status.read_text())
+        else:
+            time.sleep(0.8)
+        assert p.poll() is None
+        t0 = time.monotonic()
+        p.send_signal(signo)
+        _, err = p.communicate(timeout=15)
+        took = time.monotonic() - t0
+        assert p.returncode == 130, err
+        assert "Traceback" not in err
+        assert took < 1.0
+        assert "TracerPid:\t0\n" in status.read_text()
+        time.sleep(0.1)
+        assert _tasks(target.pid)[target.pid][0] in "SR"  # running on, not stopped
+        assert list(dump_dir.iterdir()) == []
+    finally:
+        target.kill()
+        target.wait()

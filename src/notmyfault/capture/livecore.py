@@ -15,7 +15,6 @@ x86_64 only, the layout of ``elf_prstatus`` and ``user_regs_struct`` being per a
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import os
@@ -318,9 +317,22 @@ class Attached:
         if kill:
             os.kill(self.pid, signal.SIGKILL)
         for tid in self.seized:
-            with contextlib.suppress(OSError):
+            try:
                 ptrace(PTRACE_DETACH, tid, 0, self.pending.get(tid, 0))
+            except OSError:
+                if not kill:
+                    self._detach_running(tid)
         self.seized = []
+
+    def _detach_running(self, tid: int) -> None:
+        """Detach a thread that is not in a ptrace stop (a wait for a trigger was cut short): stop it
+        first, as PTRACE_DETACH needs, and give back a signal it was about to take."""
+        try:
+            ptrace(PTRACE_INTERRUPT, tid)
+            sig, event = _wait_stop(tid, self.pid, 1.0)
+            ptrace(PTRACE_DETACH, tid, 0, sig if event == 0 and sig != signal.SIGTRAP else 0)
+        except (OSError, ThreadGone, DumpFailed):
+            pass  # gone, or stuck: the kernel detaches it when this process ends
 
     def __enter__(self) -> Attached:
         return self
