@@ -25,6 +25,13 @@ def test_demo_tells_the_seed_story(dump_dir: Path) -> None:
     assert "INVALID_MEMORY_READ (SIGSEGV / SEGV_MAPERR)" in out
     assert "Probably caused by : myfault." in out
     assert "( myfault!myfault_high_irql+0x" in out
+    # the Python line that called myfault.do_bug, and the Python frames between the native ones
+    import notmyfault.faults.crash as crash_module
+
+    source = Path(crash_module.__file__).read_text().splitlines()
+    line = next(i for i, text in enumerate(source, 1) if "myfault.do_bug(" in text)
+    assert f'PYTHON_CALLER: File "{crash_module.__file__}", line {line}, in commit' in out
+    assert "STACK_TEXT (native and Python frames, holds the GIL):" in out
     # the leak's own numbers, as the leaking process reported them before the crash ...
     m = re.search(r"leaked (\d+) bytes in (\d+) blocks tagged 'Leak' \((nonpaged|paged) pool\)", out)
     assert m

@@ -92,8 +92,12 @@ def test_python_crashing_in_ctypes(tmp_path: Path) -> None:
     )
     _, a = run_json("analyze", str(core))
     assert a["crash_class"] == "NULL_POINTER_READ"
-    assert a["blamed"]["function"] == "string_at"  # libc is skipped: the caller that passed NULL is blamed
-    assert a["bucket"] == "NULL_POINTER_READ:python3:strlen | string_at"
+    # every native frame is libc's, ctypes' or the interpreter's: the Python frame that made the call
+    assert a["blamed_python"] == {"function": "<module>", "file": "<string>", "line": 1, "library": False}
+    assert a["python_callee"] == "ctypes.string_at"
+    assert a["probably_caused_by"] == "ctypes.string_at called from <string>:1 <module>"
+    # one frame of the runtime (ctypes' own string_at, which called strlen), then the program's
+    assert a["bucket"] == "NULL_POINTER_READ:python3:strlen | string_at | <module>"
 
 
 def test_exe_and_sysroot_find_a_moved_program(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from notmyfault.analysis.pystacks import (
     read_python_stacks,
     runs_python,
 )
-from notmyfault.analysis.signature import SIGN_DEPTH, SignFrame, bucket_key, signature
+from notmyfault.analysis.signature import DEFAULT_RULES, SIGN_DEPTH, SignFrame, bucket_key, signature
 from notmyfault.analysis.signature import program as program_name
 from notmyfault.analysis.unwind import Frame, Program, code_bytes, load_program, stack_depth, thread_frames
 from notmyfault.dumps import origin, report_fields
@@ -514,12 +514,19 @@ def python_blame(frames: Sequence[Frame], thread: PythonThread) -> tuple[PythonF
     i = next((i for i, p in enumerate(stack) if not p.stdlib), 0)
     if i > 0:
         return stack[i], stack[i - 1].qualified
-    # it called native code itself: the frame the eval loop that runs it called
-    at = next((k for k, f in enumerate(frames) if stack[i] in f.python), None)
-    callee = (
-        next((f.function for f in reversed(frames[:at]) if f.function and f.how != "inline"), None)
-        if at
-        else None
+    # it called native code itself: the innermost native function that is not the C library's
+    # or machinery (the eval loop, the call paths): os_abort_impl, ctypes' string_at
+    at = next((k for k, f in enumerate(frames) if stack[i] in f.python), len(frames))
+    rules = DEFAULT_RULES
+    callee = next(
+        (
+            f.function
+            for f in frames[:at]
+            if f.function
+            and not rules.system_module(f.module)
+            and not rules.machinery(rules.name(f.function))
+        ),
+        None,
     )
     return stack[i], callee
 
