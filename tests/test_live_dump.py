@@ -324,3 +324,23 @@ def test_stopped_while_waiting_leaves_the_process_as_it_was(
     finally:
         target.kill()
         target.wait()
+
+
+def test_a_thread_in_d_state_is_named(dump_dir: Path) -> None:
+    """A thread in an uninterruptible wait cannot be stopped by any debugger: dump says so and how
+    to get a core instead, within its 3 s limit, and leaves the process as it was."""
+    h = HangProc("unkillable")
+    _wait_for(lambda: _tasks(h.pid)[h.pid][0] == "D")
+    t0 = time.monotonic()
+    r = run_nmf("dump", str(h.pid), "--dump-dir", str(dump_dir))
+    assert time.monotonic() - t0 < 10
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert f"thread {h.pid} of process {h.pid} did not stop within 3 s" in r.stderr
+    assert "uninterruptible sleep" in r.stderr
+    assert "kill -QUIT" in r.stderr
+    assert list(dump_dir.iterdir()) == []
+    assert "TracerPid:\t0" in Path(f"/proc/{h.pid}/status").read_text()
+    assert _tasks(h.pid)[h.pid][0] == "D"
+    h.proc.send_signal(signal.SIGTERM)
+    assert h.finish()[-1]["event"] == "released"
