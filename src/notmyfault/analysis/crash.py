@@ -22,7 +22,14 @@ from notmyfault.analysis.pystacks import (
     read_python_stacks,
     runs_python,
 )
-from notmyfault.analysis.signature import DEFAULT_RULES, SIGN_DEPTH, SignFrame, bucket_key, signature
+from notmyfault.analysis.signature import (
+    DEFAULT_RULES,
+    PYTHON_LIBRARY,
+    SIGN_DEPTH,
+    SignFrame,
+    bucket_key,
+    signature,
+)
 from notmyfault.analysis.signature import program as program_name
 from notmyfault.analysis.unwind import Frame, Program, code_bytes, load_program, stack_depth, thread_frames
 from notmyfault.dumps import origin, report_fields
@@ -142,10 +149,6 @@ class CrashAnalysis:
         if self.blamed is None:
             return "unknown (no frame in a known module)"
         return f"{base_name(self.blamed.module or '?')} ( {self.blamed.location()} )"
-
-
-PYTHON_LIBRARY = "<python library>"
-"""The module a Python frame of the interpreter's own library is signed with (an irrelevant module)."""
 
 
 def sign_frames(frames: Sequence[Frame], python: PythonThread | None = None) -> list[SignFrame]:

@@ -125,9 +125,11 @@ DEFAULT_IRRELEVANT_MODULES: tuple[str, ...] = (
     "ntdll.dll", "kernel32.dll", "kernelbase.dll", "msvcrt.dll", "ucrtbase.dll", "vcruntime*.dll",
     "msvcp*.dll", "win32u.dll", "user32.dll",
 )  # fmt: skip
+PYTHON_LIBRARY = "<python library>"
+"""The module a Python frame of the interpreter's own library is signed with."""
 DEFAULT_INTERPRETER_MODULES: tuple[str, ...] = (
     # CPython: the interpreter, its foreign-function calls, and its own library's Python frames
-    "python", "python3", "python3.[0-9]*", "libpython3*.so*", "_ctypes*.so", "libffi.so*", "<python library>",
+    "python", "python3", "python3.[0-9]*", "libpython3*.so*", "_ctypes*.so", "libffi.so*", PYTHON_LIBRARY,
 )  # fmt: skip
 DEFAULT_PREFIX: tuple[str, ...] = (
     # allocators: a bad pointer handed to them is the caller's bug

@@ -45,10 +45,6 @@ def python_lines(p: PythonFrame, verbose: bool = False) -> list[str]:
     return out
 
 
-SIDES = ("both", "native", "python")
-"""Which frames a stack shows: native and Python frames interleaved, or one side only."""
-
-
 def stack_lines(
     frames: Sequence[Frame], python: PythonThread | None = None, side: str = "both", verbose: bool = False
 ) -> list[str]:
@@ -114,7 +110,7 @@ def _insn(i: Instruction | None) -> dict[str, Any] | None:
 
 
 def analysis_text(a: CrashAnalysis, verbose: bool = False, side: str = "both") -> str:
-    """The ``!analyze -v`` page (``side``: which frames the stack shows, one of SIDES)."""
+    """The ``!analyze -v`` page (``side``: the frames the stack shows: both, native or python)."""
     out = [RULE, "*" + "Crash Analysis (notmyfault analyze)".center(77) + "*", RULE, ""]
     if a.truncated:
         out += [truncation_line(a.truncated), ""]
