@@ -115,6 +115,10 @@ def test_installed_wheel_runs_every_command(installed: Installed) -> None:
     a = installed.json("analyze", dump)
     assert a["crash_class"] == "NULL_POINTER_WRITE"
     assert a["blamed"]["function"] == "myfault_null_deref"
+    # the Python frames, read by pystack in a child of the installed interpreter
+    assert a["python_error"] is None
+    assert a["python_caller"]["function"] == "commit"
+    assert a["python_caller"]["file"].startswith(str(installed.root / "venv"))
     for command in (["stack"], ["regs"], ["modules"], ["vm"], ["poolused"], ["search", "myfault"]):
         r = installed.run(command[0], dump, *command[1:])
         assert r.returncode == 0, (command, r.stderr)
@@ -123,6 +127,14 @@ def test_installed_wheel_runs_every_command(installed: Installed) -> None:
     assert leak.returncode == 0, leak.stderr
     hang = installed.run("hang", "deadlock", "--crash-after", "1", timeout=60)
     assert hang.returncode == 0, hang.stderr
+    sleeper = subprocess.Popen([str(installed.bin / "python"), "-c", "import time; time.sleep(60)"])
+    try:
+        live = installed.json("dump", str(sleeper.pid))["dumps"][0]
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert installed.json("analyze", live["path"])["crash_class"] == "LIVE_DUMP"
     db = str(installed.work / "triage.db")
     ingest = installed.json("triage", "ingest", str(installed.work / "dumps"), "--db", db)
     assert ingest["found"] >= 2
