@@ -13,14 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from notmyfault.capture.livecore import (
     PTRACE_CONT,
-    PTRACE_EVENT_CLONE,
     PTRACE_EVENT_EXIT,
-    PTRACE_EVENT_STOP,
     PTRACE_O_TRACECLONE,
     PTRACE_O_TRACEEXIT,
     WALL,
@@ -102,40 +100,48 @@ def wait_for_usage(
             return usage
 
 
+def _stops(attached: Attached, waiting: str, gone: str, progress: Progress) -> Iterator[tuple[int, int, int]]:
+    """The traced process's ptrace stops, as (thread, signal, event): new threads are added to
+    ``attached``, ended ones dropped; DumpFailed(``gone``) when the process itself ends."""
+    while True:
+        got, status = os.waitpid(-1, WALL | os.WNOHANG)
+        if got == 0:
+            progress(waiting)
+            time.sleep(0.02)
+            continue
+        if not os.WIFSTOPPED(status):
+            if got == attached.pid:
+                raise DumpFailed(gone)
+            if got in attached.seized:
+                attached.seized.remove(got)
+            continue
+        if got not in attached.seized:
+            attached.seized.append(got)  # a new thread: its first stop
+        yield got, os.WSTOPSIG(status), status >> 16
+
+
 def wait_for_signal(pid: int, signals: set[int], progress: Progress) -> tuple[Attached, int, int]:
     """Trace the process until a thread is about to be delivered one of ``signals``; then every thread
     is stopped. Returns (the attachment, that thread, the signal); the signal is delivered on detach."""
     attached = Attached(pid, PTRACE_O_TRACECLONE, stop=False)
     names = ", ".join(signal_name(s) for s in sorted(signals))
-    passed = 0
     try:
-        while True:
-            got, status = os.waitpid(-1, WALL | os.WNOHANG)
-            if got == 0:
-                progress(f"waiting for {names} in process {pid} ({passed} other signals passed on)")
-                time.sleep(0.02)
-                continue
-            if not os.WIFSTOPPED(status):
-                if got == pid:
-                    raise DumpFailed(f"process {pid} exited without taking {names}")
-                if got in attached.seized:
-                    attached.seized.remove(got)
-                continue
-            if got not in attached.seized:
-                attached.seized.append(got)  # a new thread: its first stop
-            sig, event = os.WSTOPSIG(status), status >> 16
+        for tid, sig, event in _stops(
+            attached,
+            f"waiting for {names} in process {pid}",
+            f"process {pid} exited without taking {names}",
+            progress,
+        ):
             if event == 0 and sig in signals:
-                attached.pending[got] = sig
-                attached.stop_all({got})
-                return attached, got, sig
-            if event == 0 and sig != signal.SIGTRAP:
-                passed += 1
-                ptrace(PTRACE_CONT, got, 0, sig)  # a signal it takes as usual
-            else:
-                ptrace(PTRACE_CONT, got, 0, 0)  # a new thread, a clone event, a group stop
+                attached.pending[tid] = sig
+                attached.stop_all({tid})
+                return attached, tid, sig
+            # a signal it takes as usual; or a new thread, a clone event, a group stop
+            ptrace(PTRACE_CONT, tid, 0, sig if event == 0 and sig != signal.SIGTRAP else 0)
     except BaseException:
         attached.detach()
         raise
+    raise AssertionError("unreachable: _stops ends only by an exception")
 
 
 def wait_for_exit(pid: int, progress: Progress) -> tuple[Attached, int]:
@@ -143,32 +149,21 @@ def wait_for_exit(pid: int, progress: Progress) -> tuple[Attached, int]:
     thread left is stopped. Returns (the attachment, the exit status as wait(2) gives it)."""
     attached = Attached(pid, PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXIT, stop=False)
     try:
-        while True:
-            got, status = os.waitpid(-1, WALL | os.WNOHANG)
-            if got == 0:
-                progress(f"waiting for process {pid} to exit")
-                time.sleep(0.02)
-                continue
-            if not os.WIFSTOPPED(status):
-                if got == pid:
-                    raise DumpFailed(f"process {pid} was gone before its exit could be caught")
-                if got in attached.seized:
-                    attached.seized.remove(got)
-                continue
-            if got not in attached.seized:
-                attached.seized.append(got)
-            sig, event = os.WSTOPSIG(status), status >> 16
-            if event == PTRACE_EVENT_EXIT and got == pid:
-                code = _event_message(got)
-                attached.stop_all({got})
+        for tid, sig, event in _stops(
+            attached,
+            f"waiting for process {pid} to exit",
+            f"process {pid} was gone before its exit could be caught",
+            progress,
+        ):
+            if event == PTRACE_EVENT_EXIT and tid == pid:
+                code = _event_message(tid)
+                attached.stop_all({tid})
                 return attached, code
-            if event in (PTRACE_EVENT_EXIT, PTRACE_EVENT_CLONE, PTRACE_EVENT_STOP) or sig == signal.SIGTRAP:
-                ptrace(PTRACE_CONT, got, 0, 0)
-            else:
-                ptrace(PTRACE_CONT, got, 0, sig)
+            ptrace(PTRACE_CONT, tid, 0, sig if event == 0 and sig != signal.SIGTRAP else 0)
     except BaseException:
         attached.detach()
         raise
+    raise AssertionError("unreachable: _stops ends only by an exception")
 
 
 def _event_message(tid: int) -> int:
