@@ -344,3 +344,24 @@ def test_a_thread_in_d_state_is_named(dump_dir: Path) -> None:
     assert _tasks(h.pid)[h.pid][0] == "D"
     h.proc.send_signal(signal.SIGTERM)
     assert h.finish()[-1]["event"] == "released"
+
+
+def test_gdbs_gcore_is_a_live_dump_too(tmp_path: Path) -> None:
+    """gdb's gcore records the SIGSTOP it attached with: no process died of it."""
+    target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.3)
+        core = tmp_path / "g.core"
+        subprocess.run(
+            ["gdb", "-nx", "-batch", "-p", str(target.pid), "-ex", f"gcore {core}"],
+            capture_output=True,
+            timeout=120,
+            check=True,
+        )
+    finally:
+        target.kill()
+        target.wait()
+    r, a = run_json("analyze", str(core))
+    assert r.returncode == 0, r.stderr
+    assert a["crash_class"] == "LIVE_DUMP"
+    assert a["python_caller"]["function"] == "<module>"

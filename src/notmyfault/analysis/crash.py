@@ -408,7 +408,7 @@ def classify(
             return by_signal[cursig], [
                 f"the core has no NT_SIGINFO: the signal ({signal_name(cursig)}) comes from pr_cursig, without si_code or address"
             ]
-        if cursig == 0:
+        if cursig in (0, 19):
             return "LIVE_DUMP", [
                 "no signal (no NT_SIGINFO, pr_cursig 0): a dump of a running process (notmyfault dump, gcore)"
             ]
@@ -422,6 +422,10 @@ def classify(
             return cls, [f"the core has no NT_SIGINFO (pr_cursig is SIGSEGV): {why}", *more]
         return "UNKNOWN", ["the core has no NT_SIGINFO: the signal's code and address are not known"]
     s, code, addr = sig.signo, sig.code, sig.addr
+    if s == 19:  # SIGSTOP is never fatal: the stop a debugger attached with (gdb's gcore records it)
+        return "LIVE_DUMP", [
+            "the signal is SIGSTOP, which ends no process: a debugger's dump of a running process (gcore)"
+        ]
     if code <= 0 and s != 6:
         return "KILLED_BY_SIGNAL", notes
     if s == 11:  # SIGSEGV
