@@ -283,3 +283,18 @@ def debuginfod_server(directory: Path, db: Path, build_id: str, timeout: float) 
     finally:
         server.terminate()
         server.wait(10)
+
+
+def by_thread(text: str, thread: str, frame: str) -> dict[int, list[tuple[str, ...]]]:
+    """A peer's stack listing split by thread: the regular expression ``thread`` finds a thread's
+    header (its id the first group), ``frame`` one of its frames (the groups are kept, in order)."""
+    import re
+
+    threads: dict[int, list[tuple[str, ...]]] = {}
+    current: list[tuple[str, ...]] = []
+    for line in text.splitlines():
+        if m := re.match(thread, line):
+            current = threads.setdefault(int(m.group(1)), [])
+        elif m := re.match(frame, line):
+            current.append(m.groups())
+    return threads

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import gone, run_json, run_nmf
-from tests.coretools import unlimited_cores
+from tests.coretools import by_thread, unlimited_cores
 from tests.test_hang import HangProc, _tasks, _wait_for
 
 pytestmark = pytest.mark.crash
@@ -31,27 +31,15 @@ def gdb_stacks(core: Path, exe: str) -> dict[int, list[str]]:
         text=True,
         timeout=120,
     )
-    stacks: dict[int, list[str]] = {}
-    current: list[str] = []
-    for line in r.stdout.splitlines():
-        if m := re.match(r"Thread \d+ \(.*LWP (\d+)\)\)?:", line):
-            current = stacks.setdefault(int(m.group(1)), [])
-        elif m := re.match(r"#\d+\s+(?:0x[0-9a-f]+ in )?(\S+)", line):
-            current.append(m.group(1))
-    return stacks
+    threads = by_thread(r.stdout, r"Thread \d+ \(.*LWP (\d+)\)\)?:", r"#\d+\s+(?:0x[0-9a-f]+ in )?(\S+)")
+    return {tid: [name for (name,) in frames] for tid, frames in threads.items()}
 
 
 def eu_stacks(core: Path) -> dict[int, list[str]]:
     """eu-stack --core: TID -> function names, innermost first."""
     r = subprocess.run(["eu-stack", f"--core={core}"], capture_output=True, text=True, timeout=120)
-    stacks: dict[int, list[str]] = {}
-    current: list[str] = []
-    for line in r.stdout.splitlines():
-        if m := re.match(r"TID (\d+):", line):
-            current = stacks.setdefault(int(m.group(1)), [])
-        elif m := re.match(r"#\d+\s+0x[0-9a-f]+\s*(\S*)", line):
-            current.append(m.group(1) or "??")
-    return stacks
+    threads = by_thread(r.stdout, r"TID (\d+):", r"#\d+\s+0x[0-9a-f]+\s*(\S*)")
+    return {tid: [name or "??" for (name,) in frames] for tid, frames in threads.items()}
 
 
 def test_a_hung_deadlock_dumped_live_reads_as_the_kernels_core(dump_dir: Path) -> None:

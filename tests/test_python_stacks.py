@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_json, run_nmf
-from tests.coretools import unlimited_cores
+from tests.coretools import by_thread, unlimited_cores
 
 pytestmark = [
     pytest.mark.crash,
@@ -145,14 +144,10 @@ def pystack_threads(core: Path, interpreter: Path) -> dict[int, list[tuple[str, 
         env={**os.environ, "NO_COLOR": "1"},
     )
     assert r.returncode == 0, r.stderr
-    threads: dict[int, list[tuple[str, int, str]]] = {}
-    current: list[tuple[str, int, str]] = []
-    for line in r.stdout.splitlines():
-        if m := re.match(r"Traceback for thread (\d+)", line):
-            current = threads.setdefault(int(m.group(1)), [])
-        elif m := re.match(r'\s+\(Python\) File "(.*)", line (\d+), in (.*)$', line):
-            current.append((m.group(1), int(m.group(2)), m.group(3)))
-    return {tid: frames[::-1] for tid, frames in threads.items()}
+    threads = by_thread(
+        r.stdout, r"Traceback for thread (\d+)", r'\s+\(Python\) File "(.*)", line (\d+), in (.*)$'
+    )
+    return {tid: [(f, int(n), fn) for f, n, fn in frames[::-1]] for tid, frames in threads.items()}
 
 
 def gdb_py_bt(core: Path, interpreter: Path) -> dict[int, list[tuple[str, int, str]]] | None:
@@ -176,14 +171,8 @@ def gdb_py_bt(core: Path, interpreter: Path) -> dict[int, list[tuple[str, int, s
         text=True,
         timeout=120,
     )
-    threads: dict[int, list[tuple[str, int, str]]] = {}
-    current: list[tuple[str, int, str]] = []
-    for line in r.stdout.splitlines():
-        if m := re.match(r"Thread \d+ \(.*LWP (\d+)\)", line):
-            current = threads.setdefault(int(m.group(1)), [])
-        elif m := re.match(r'\s+File "(.*)", line (\d+), in (.*)$', line):
-            current.append((m.group(1), int(m.group(2)), m.group(3)))
-    return threads
+    threads = by_thread(r.stdout, r"Thread \d+ \(.*LWP (\d+)\)", r'\s+File "(.*)", line (\d+), in (.*)$')
+    return {tid: [(f, int(n), fn) for f, n, fn in frames] for tid, frames in threads.items()}
 
 
 def test_every_thread_agrees_with_pystack_and_gdb(crashed: tuple[Path, Path, Path]) -> None:

@@ -501,7 +501,7 @@ def python_stacks(
         return None
     interpreter = exe or executable_path(core, program)
     if not interpreter:
-        return PythonStacks(None, (), "the core does not say which interpreter ran (give --exe)")
+        return PythonStacks((), "the core does not say which interpreter ran (give --exe)")
     if sysroot and not exe:
         interpreter = os.path.join(sysroot, interpreter.lstrip("/"))
     return read_python_stacks(core.path, interpreter, with_locals)

@@ -57,27 +57,34 @@ class PythonFrame:
     """The first frame of one call of the eval loop."""
 
     @property
+    def _library_path(self) -> list[str] | None:
+        """For a file of the interpreter's own library (under lib/pythonX.Y, not in its site-packages):
+        its path from there (``["ctypes", "__init__.py"]``); None for any other file."""
+        parts = self.file.replace("\\", "/").split("/")
+        if any(p in ("site-packages", "dist-packages") for p in parts):
+            return None
+        at = [
+            i
+            for i, p in enumerate(parts)
+            if i > 0 and parts[i - 1] == "lib" and p.startswith("python") and p[6:7].isdigit()
+        ]
+        return [p for p in parts[at[-1] + 1 :] if p] if at else None
+
+    @property
     def stdlib(self) -> bool:
         """True for a frame of the interpreter's own library (lib/pythonX.Y, not its site-packages)."""
-        parts = self.file.replace("\\", "/").split("/")
-        return any(
-            p.startswith("python") and p[6:7].isdigit() and i > 0 and parts[i - 1] == "lib"
-            for i, p in enumerate(parts)
-        ) and not any(p in ("site-packages", "dist-packages") for p in parts)
+        return self._library_path is not None
 
     @property
     def qualified(self) -> str:
         """module.function for a library frame (ctypes.string_at), the bare function for the program's."""
-        if not self.stdlib:
+        names = self._library_path
+        if not names:
             return self.function
-        parts = self.file.replace("\\", "/").split("/")
-        start = max(i for i, p in enumerate(parts) if p.startswith("python") and p[6:7].isdigit()) + 1
-        names = [p for p in parts[start:] if p]
-        if names and names[-1].endswith(".py"):
-            names[-1] = names[-1][:-3]
-        if names and names[-1] == "__init__":
+        names[-1] = names[-1].removesuffix(".py")
+        if names[-1] == "__init__":
             names.pop()
-        return ".".join([*names, self.function]) if names else self.function
+        return ".".join([*names, self.function])
 
     def where(self) -> str:
         """``app.py:13 parse``: the file's name, the line and the function."""
@@ -91,14 +98,12 @@ class PythonThread:
     tid: int
     frames: tuple[PythonFrame, ...]
     holds_gil: bool
-    name: str | None = None
 
 
 @dataclass(frozen=True)
 class PythonStacks:
-    """What the child read: the interpreter's version and each thread's frames, or why not."""
+    """What the child read: each thread's frames, or why not."""
 
-    version: tuple[int, int] | None
     threads: tuple[PythonThread, ...]
     error: str | None = None
 
@@ -117,49 +122,48 @@ def runs_python(modules: Sequence[str | None]) -> bool:
 def read_python_stacks(core_path: str, executable: str, with_locals: bool = False) -> PythonStacks:
     """Every thread's Python frames in the core at ``core_path`` of ``executable``, read in a child."""
     if not os.path.isfile(executable):
-        return PythonStacks(None, (), f"the interpreter {executable} is not here (give --exe)")
+        return PythonStacks((), f"the interpreter {executable} is not here (give --exe)")
     cmd = [sys.executable, "-m", "notmyfault.analysis.pystacks", core_path, executable]
     if with_locals:
         cmd.append("--locals")
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=TIME_LIMIT, check=False)
     except subprocess.TimeoutExpired:
-        return PythonStacks(None, (), f"reading them took more than {TIME_LIMIT:.0f} s")
+        return PythonStacks((), f"reading them took more than {TIME_LIMIT:.0f} s")
     except OSError as e:
-        return PythonStacks(None, (), f"cannot run {sys.executable}: {e.strerror}")
+        return PythonStacks((), f"cannot run {sys.executable}: {e.strerror}")
     if done.returncode != 0:
         why = done.stderr.decode(errors="replace").strip().splitlines()
         if done.returncode < 0:
-            return PythonStacks(None, (), f"pystack died of signal {-done.returncode} on this dump")
-        return PythonStacks(None, (), why[-1] if why else f"pystack exited {done.returncode}")
+            return PythonStacks((), f"pystack died of signal {-done.returncode} on this dump")
+        return PythonStacks((), why[-1] if why else f"pystack exited {done.returncode}")
     try:
         return _from_json(json.loads(done.stdout))
     except (ValueError, KeyError, TypeError) as e:
-        return PythonStacks(None, (), f"pystack's answer could not be read: {e}")
+        return PythonStacks((), f"pystack's answer could not be read: {e}")
 
 
 def _from_json(data: dict[str, Any]) -> PythonStacks:
-    version = tuple(data["version"]) if data.get("version") else None
-    threads = tuple(
-        PythonThread(
-            int(t["tid"]),
-            tuple(
-                PythonFrame(
-                    str(f["function"]),
-                    str(f["file"]),
-                    int(f["line"]),
-                    tuple((str(k), str(v)) for k, v in f.get("arguments", ())),
-                    tuple((str(k), str(v)) for k, v in f.get("locals", ())),
-                    bool(f.get("entry")),
-                )
-                for f in t["frames"]
-            ),
-            bool(t["gil"]),
-            t.get("name"),
+    return PythonStacks(
+        tuple(
+            PythonThread(
+                int(t["tid"]),
+                tuple(
+                    PythonFrame(
+                        str(f["function"]),
+                        str(f["file"]),
+                        int(f["line"]),
+                        tuple((str(k), str(v)) for k, v in f.get("arguments", ())),
+                        tuple((str(k), str(v)) for k, v in f.get("locals", ())),
+                        bool(f.get("entry")),
+                    )
+                    for f in t["frames"]
+                ),
+                bool(t["gil"]),
+            )
+            for t in data["threads"]
         )
-        for t in data["threads"]
     )
-    return PythonStacks((int(version[0]), int(version[1])) if version else None, threads)
 
 
 def _read_in_child(core_path: str, executable: str, with_locals: bool) -> dict[str, Any]:
@@ -170,33 +174,27 @@ def _read_in_child(core_path: str, executable: str, with_locals: bool) -> dict[s
         core_path, executable, native_mode=NativeReportingMode.OFF, locals=with_locals
     )
     out: list[dict[str, Any]] = []
-    version: tuple[int, int] | None = None
     for t in threads:
-        version = version or t.python_version
-        frames = [
-            {
-                "function": f.code.scope,
-                "file": f.code.filename,
-                "line": f.code.location.lineno,
-                "arguments": list(f.arguments.items()) if with_locals else [],
-                "locals": list(f.locals.items()) if with_locals else [],
-                "entry": f.is_entry,
-            }
-            for f in t.all_frames
-        ]
-        # an entry that is a shim (3.12+: a frame the C stack owns) marks the run; drop its frame
-        # and carry its mark to the next real one
-        kept: list[dict[str, Any]] = []
+        frames: list[dict[str, Any]] = []
         carry = False
-        for f, raw in zip(frames, t.all_frames, strict=True):
-            if raw.is_shim:
-                carry = carry or bool(f["entry"])
+        for f in t.all_frames:
+            entry = bool(f.is_entry) or carry
+            if f.is_shim:  # 3.12+: a frame the C stack owns marks a run: its mark goes to the next real one
+                carry = entry
                 continue
-            f["entry"] = bool(f["entry"]) or carry
             carry = False
-            kept.append(f)
-        out.append({"tid": t.tid, "gil": bool(t.holds_the_gil), "name": t.name, "frames": kept[::-1]})
-    return {"version": list(version) if version else None, "threads": out}
+            frames.append(
+                {
+                    "function": f.code.scope,
+                    "file": f.code.filename,
+                    "line": f.code.location.lineno,
+                    "arguments": list(f.arguments.items()) if with_locals else [],
+                    "locals": list(f.locals.items()) if with_locals else [],
+                    "entry": entry,
+                }
+            )
+        out.append({"tid": t.tid, "gil": bool(t.holds_the_gil), "frames": frames[::-1]})
+    return {"threads": out}
 
 
 def is_eval_frame(frame: Frame) -> bool:

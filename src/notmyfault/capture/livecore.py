@@ -396,9 +396,14 @@ def _note(name: bytes, kind: int, desc: bytes) -> bytes:
     return struct.pack("<III", len(name0), len(desc), kind) + _padded(name0) + _padded(desc)
 
 
-def _proc_stat(pid: int, tid: int) -> list[str]:
-    text = _read(f"/proc/{pid}/task/{tid}/stat")
+def stat_fields(path: str) -> list[str]:
+    """The fields of a /proc .../stat file after the command's name (state, ppid, ...); [] if gone."""
+    text = _read(path)
     return text[text.rfind(")") + 2 :].split() if text else []
+
+
+def _proc_stat(pid: int, tid: int) -> list[str]:
+    return stat_fields(f"/proc/{pid}/task/{tid}/stat")
 
 
 def _status(pid: int, tid: int) -> dict[str, str]:

@@ -25,6 +25,7 @@ from notmyfault.capture.livecore import (
     Attached,
     DumpFailed,
     ptrace,
+    stat_fields,
 )
 from notmyfault.sigcodes import signal_name
 
@@ -50,12 +51,8 @@ class Sampler:
         self.last = self._ticks()
 
     def _ticks(self) -> tuple[float, int]:
-        try:
-            with open(f"/proc/{self.pid}/stat", encoding="ascii", errors="replace") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            raise DumpFailed(f"process {self.pid} exited before the trigger fired") from None
-        if fields[0] in ("Z", "X"):
+        fields = stat_fields(f"/proc/{self.pid}/stat")
+        if not fields or fields[0] in ("Z", "X"):
             raise DumpFailed(f"process {self.pid} exited before the trigger fired")
         return time.monotonic(), int(fields[11]) + int(fields[12])
 

@@ -32,14 +32,10 @@ def frame_line(f: Frame, width: int = 16) -> str:
     return f"#{f.index:<3} {sp} {f.pc:0{width}x} {f.location()}{src}  ({f.how})"
 
 
-def python_line(p: PythonFrame) -> str:
-    """One Python frame, as a traceback names it (indented under the native frames' columns)."""
-    return f'     [Python] File "{p.file}", line {p.line}, in {p.function}'
-
-
 def python_lines(p: PythonFrame, verbose: bool = False) -> list[str]:
-    """A Python frame's line, and with ``verbose`` its arguments' and locals' reprs."""
-    out = [python_line(p)]
+    """A Python frame's line, as a traceback names it (indented under the native frames' columns),
+    and with ``verbose`` its arguments' and locals' reprs."""
+    out = [f'     [Python] File "{p.file}", line {p.line}, in {p.function}']
     if verbose:
         out += [f"         {name} = {value}" for name, value in (*p.arguments, *p.locals)]
     return out
