@@ -1,4 +1,4 @@
-"""Build the native module ``notmyfault.myfault`` (the analog of myfault.sys).
+"""Build the native module ``notmyfault.native.myfault`` (the analog of myfault.sys).
 
 Everything else about the package is in pyproject.toml; this file exists only
 because the C extension needs compile flags and a clear message when the
@@ -37,6 +37,9 @@ CFLAGS = [
     "-Wextra",
     "-pthread",
 ]
+
+NATIVE = "src/notmyfault/native/user"
+"""The C sources of the user-mode module myfault."""
 
 MISSING_TOOLS = (
     "notmyfault builds its native module 'myfault' at install time and needs {what}. "
@@ -90,9 +93,9 @@ class CheckedBuildExt(build_ext):
 setup(
     ext_modules=[
         Extension(
-            "notmyfault.myfault",
-            sources=["src/notmyfault/myfault.c", "src/notmyfault/myfault_pool.c", "src/notmyfault/myfault_hang.c"],
-            depends=["src/notmyfault/myfault.h"],
+            "notmyfault.native.myfault",
+            sources=[f"{NATIVE}/myfault.c", f"{NATIVE}/myfault_pool.c", f"{NATIVE}/myfault_hang.c"],
+            depends=[f"{NATIVE}/myfault.h"],
             extra_compile_args=CFLAGS,
         )
     ],

@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--memory", default="512")
     args = parser.parse_args()
-    from notmyfault.units import parse_size
+    from notmyfault.base.units import parse_size
 
     nmf = [sys.executable, "-m", "notmyfault"]
     subprocess.run([*nmf, "lab", "fetch"], check=True)

@@ -28,13 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 CORPUS = REPO.parent / "shared" / "corpus"
 sys.path.insert(0, str(REPO / "src"))
 
-from notmyfault.analysis.heap import heap_summary  # noqa: E402
-from notmyfault.analysis.kernel import analyze_kernel_dump  # noqa: E402
-from notmyfault.analysis.mdwalk import Walker  # noqa: E402
 from notmyfault.analysis.minidump import analyze_minidump  # noqa: E402
-from notmyfault.analysis.search import search_memory  # noqa: E402
-from notmyfault.analysis.winframes import fp_chain_frames  # noqa: E402
-from notmyfault.analysis.winvm import windows_vm  # noqa: E402
 from notmyfault.dumps import (  # noqa: E402
     DumpError,
     ElfCore,
@@ -42,9 +36,14 @@ from notmyfault.dumps import (  # noqa: E402
     UnreadableMemory,
     Vmcore,
     WindowsKernelDump,
-    open_any,
     open_dump,
 )
+from notmyfault.kernel.windows import analyze_kernel_dump  # noqa: E402
+from notmyfault.kernel.winvm import windows_vm  # noqa: E402
+from notmyfault.memory.heap import heap_summary  # noqa: E402
+from notmyfault.memory.search import search_memory  # noqa: E402
+from notmyfault.unwind.minidump import Walker  # noqa: E402
+from notmyfault.unwind.windows import fp_chain_frames  # noqa: E402
 
 KINDS = ("elf", "minidump", "windows", "sym", "packed", "apport", "kdump")
 """What can be fuzzed: each reader, and the paths that unpack compressed cores, apport reports and
@@ -96,7 +95,7 @@ def mutate(rng: random.Random, data: bytes) -> tuple[bytes, str]:
 
 
 def exercise_minidump(path: str) -> None:
-    with open_any(path) as md:
+    with open_dump(path) as md:
         assert isinstance(md, Minidump)
         md.system_info  # noqa: B018 - parsing is the point
         md.misc_info  # noqa: B018
@@ -136,7 +135,7 @@ def sym_seeds() -> list[bytes]:
 
 def exercise_sym(path: str) -> None:
     """A mutated symbol file, parsed and used to walk both dumps it could serve."""
-    from notmyfault.analysis import symfile
+    from notmyfault.unwind import symfile
 
     data = Path(path).read_bytes()
     symfile.parse_sym(data.decode("utf-8", errors="replace"))
@@ -145,7 +144,7 @@ def exercise_sym(path: str) -> None:
         target = Path(SYM_DIR) / Path(rel).relative_to(Path(rel).parts[0], "symbols")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        with open_any(str(CORPUS / dump)) as md:
+        with open_dump(str(CORPUS / dump)) as md:
             assert isinstance(md, Minidump)
             walker = Walker(md, SYM_DIR)
             for t in md.threads:
@@ -178,7 +177,7 @@ def synthetic_windows() -> list[bytes]:
 
 
 def exercise_windows(path: str) -> None:
-    with open_any(path) as kd:
+    with open_dump(path) as kd:
         assert isinstance(kd, WindowsKernelDump)
         kd.system_time  # noqa: B018 - parsing is the point
         kd.triage  # noqa: B018
@@ -194,7 +193,7 @@ def exercise_windows(path: str) -> None:
 
 
 def exercise(path: str) -> None:
-    with open_dump(path) as core:
+    with open_dump(path, ElfCore) as core:
         exercise_core(core)
 
 
@@ -259,7 +258,7 @@ def kdump_seeds() -> list[bytes]:
 
 def exercise_any(path: str) -> None:
     """A packed file (compressed core, apport report, kdump): opened as what it holds, then read."""
-    with open_any(path) as dump:
+    with open_dump(path) as dump:
         if isinstance(dump, ElfCore):
             exercise_core(dump)
         elif isinstance(dump, Vmcore):

@@ -300,10 +300,10 @@ def test_modules_match_readelf(catalog_dumps: dict[str, str]) -> None:
 
 
 def test_a_rebuilt_file_is_not_trusted(catalog_dumps: dict[str, str]) -> None:
-    from notmyfault.dumps import open_dump
+    from notmyfault.dumps import ElfCore, open_dump
     from notmyfault.dumps.buildid import dumped_build_id, file_usable
 
-    with open_dump(catalog_dumps["abort"]) as core:
+    with open_dump(catalog_dumps["abort"], ElfCore) as core:
         path = next(f.path for f in core.files if "/myfault." in f.path)
         assert dumped_build_id(core, path) is not None
         assert file_usable(core, path, path)

@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from notmyfault import __version__, myfault
+from notmyfault.base.sigcodes import parse_signal, si_code_name, si_code_value
+from notmyfault.base.units import format_size, parse_size
 from notmyfault.faults.catalog import CATALOG, UnknownCrashType, lookup
-from notmyfault.sigcodes import parse_signal, si_code_name, si_code_value
-from notmyfault.units import format_size, parse_size
 from tests.conftest import run_json, run_nmf
 
 SPEC_TYPES = [

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from notmyfault import myfault
+from notmyfault.base.sigcodes import si_code_name
 from notmyfault.faults.catalog import CATALOG, AddressClass, CrashType
-from notmyfault.sigcodes import si_code_name
+from notmyfault.native import myfault
 from tests.conftest import run_json
 from tests.coretools import Core, gdb_frames, gdb_info_symbol, innermost_own_frame, read_core
 

@@ -22,10 +22,10 @@ from types import ModuleType
 
 import pytest
 
-from notmyfault.analysis.mdwalk import PostfixError, evaluate
-from notmyfault.analysis.names import demangle
-from notmyfault.analysis.symfile import parse_sym
-from notmyfault.dumps import Minidump, open_any
+from notmyfault.dumps import Minidump, open_dump
+from notmyfault.unwind.minidump import PostfixError, evaluate
+from notmyfault.unwind.names import demangle
+from notmyfault.unwind.symfile import parse_sym
 from tests.conftest import CORPUS, run_json, run_nmf
 from tests.coretools import crash_program, gdb_frames
 
@@ -106,7 +106,7 @@ def test_every_frame_of_every_corpus_dump_has_a_trust() -> None:
 
 def test_linux_streams_by_their_true_numbers_and_no_environment() -> None:
     dump = NULL_READ / "linux_null_read_av.dmp"
-    with open_any(dump) as md:
+    with open_dump(dump) as md:
         assert isinstance(md, Minidump)
         assert md.pid == 11506  # LinuxProcStatus's Pid (the dump has no misc info stream)
         assert md.command_line == "./null_read_av"
@@ -160,7 +160,7 @@ def test_breakpad_elf_codeview_as_it_lies_on_disk(tmp_path: Path) -> None:
     build_id = bytes.fromhex("f1c3bcc0279865fe3058404b2831d9e6aabbccdd")
     p = tmp_path / "elf.dmp"
     p.write_bytes(_minidump_with_module("/usr/bin/crash", b"LEpB" + build_id))
-    with open_any(p) as md:
+    with open_dump(p) as md:
         assert isinstance(md, Minidump)
         (m,) = md.modules
         assert m.debug_id == "C0BCC3F19827FE653058404B2831D9E60"
@@ -168,7 +168,7 @@ def test_breakpad_elf_codeview_as_it_lies_on_disk(tmp_path: Path) -> None:
         assert m.build_id == build_id.hex()
         assert m.debug_file == "crash"
     p.write_bytes(_minidump_with_module("/usr/bin/crash", b"BpEL" + build_id))  # the wrong byte order
-    with open_any(p) as md:
+    with open_dump(p) as md:
         assert isinstance(md, Minidump)
         assert md.modules[0].debug_id is None
 
@@ -203,7 +203,7 @@ def test_windows_invalid_parameter_and_its_assertion() -> None:
     assert "memory referenced" not in text
     assert "assertion: format != nullptr in common_vfprintf" in text
     assert "output.cpp:32)" in text
-    with open_any(dump) as md:
+    with open_dump(dump) as md:
         assert isinstance(md, Minidump)
         assert md.assertion is not None
         assert (md.assertion.expression, md.assertion.function, md.assertion.line) == (

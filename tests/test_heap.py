@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from notmyfault.analysis.heap import heap_summary, main_heap
-from notmyfault.dumps import open_dump
+from notmyfault.dumps import ElfCore, open_dump
+from notmyfault.memory.heap import heap_summary, main_heap
 from tests.conftest import run_json, run_nmf
 
 pytestmark = pytest.mark.skipif(
@@ -44,7 +44,7 @@ def heapme(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[s
 
 def test_every_block_is_found_with_its_size_and_state(heapme: tuple[Path, list[tuple[str, int]]]) -> None:
     core, blocks = heapme
-    with open_dump(str(core)) as c:
+    with open_dump(str(core), ElfCore) as c:
         found = main_heap(c)
         assert found is not None
         seg, chunks = found

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from notmyfault.dumps import DumpError, Vmcore, open_any
+from notmyfault.dumps import DumpError, Vmcore, open_dump
 from notmyfault.dumps.kdump import DUMP_DH_COMPRESSED_LZO, DUMP_DH_COMPRESSED_ZLIB, DUMP_DH_COMPRESSED_ZSTD
 from tests.conftest import run_nmf
 
@@ -50,7 +50,7 @@ def test_pages_read_back_through_the_elf_vmcore(tmp_path: Path) -> None:
     pages = {0: bytes(range(256)) * 16, 1: b"\xaa" * BLOCK, 5: b"LEAK" * 1024}
     path = tmp_path / "vmcore"
     path.write_bytes(kdump(pages))
-    with open_any(path) as vm:
+    with open_dump(path) as vm:
         assert isinstance(vm, Vmcore)
         assert vm.vmcoreinfo["OSRELEASE"] == "6.1.0-test"
         assert vm.release == "6.1.0-test"
@@ -93,7 +93,7 @@ def test_broken_kdumps_get_one_line(label: str, words: str, tmp_path: Path) -> N
     path = tmp_path / "vmcore"
     path.write_bytes(blob)
     with pytest.raises(DumpError) as e:
-        open_any(path).close()
+        open_dump(path).close()
     assert "\n" not in str(e.value)
     assert words in str(e.value)
     r = run_nmf("analyze", str(path))

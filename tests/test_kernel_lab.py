@@ -127,7 +127,7 @@ def _myfaultctl_counts(console: str) -> list[tuple[int, int]]:
 
 
 def _source_line(marker: str) -> int:
-    src = (REPO / "src/notmyfault/kernel/myfault.c").read_text().splitlines()
+    src = (REPO / "src/notmyfault/native/kernel/myfault.c").read_text().splitlines()
     return next(i for i, line in enumerate(src, 1) if marker in line)
 
 
@@ -455,7 +455,7 @@ def test_kdump_compressed_vmcore_reads_as_the_elf_one(lab: dict[str, Run], tmp_p
 
 
 def test_every_kind_is_exercised() -> None:
-    from notmyfault.kernel import CRASHES, HANGS
+    from notmyfault.faults.kernel import CRASHES, HANGS
 
     covered = {args[1] for args in SCENARIOS.values() if args[0] in ("crash", "hang")}
     covered |= {args[args.index("--then-crash") + 1] for args in SCENARIOS.values() if "--then-crash" in args}

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from notmyfault import kernel
+from notmyfault.faults import kernel
 from notmyfault.lab import initramfs
 from tests.conftest import REPO, run_nmf
 
-HEADER = (REPO / "src/notmyfault/kernel/myfault_ioctl.h").read_text()
+HEADER = (REPO / "src/notmyfault/native/kernel/myfault_ioctl.h").read_text()
 
 
 def _defines(prefix: str) -> dict[str, int]:

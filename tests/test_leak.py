@@ -203,7 +203,7 @@ def test_persist_list_and_cleanup(pool: str, kind: str, tag: str) -> None:
 
 def test_cleanup_leaves_foreign_objects_alone() -> None:
     """A queue with our key prefix but without our header is not ours: cleanup keeps it."""
-    from notmyfault import myfault
+    from notmyfault.native import myfault
 
     key = (0x6D79 << 16) | 0xFFF0
     qid = myfault.msg_queue(key)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from notmyfault.dumps import Minidump, open_any
+from notmyfault.dumps import Minidump, open_dump
 from tests.conftest import CORPUS, run_json, run_nmf
 
 MD2 = CORPUS / "breakpad-minidump2"
@@ -34,7 +34,7 @@ def _machine_readable() -> list[list[str]]:
 
 
 def test_system_info_exception_and_process_equal_breakpads() -> None:
-    with open_any(DUMP) as md:
+    with open_dump(DUMP) as md:
         assert isinstance(md, Minidump)
         si = md.system_info
         assert si is not None
@@ -171,7 +171,7 @@ def test_every_corpus_minidump_agrees_with_a_second_reader() -> None:
     assert len(dumps) == 5
     for path in dumps:
         theirs = MinidumpFile.parse(str(path))
-        with open_any(path) as md:
+        with open_dump(path) as md:
             assert isinstance(md, Minidump)
             exc = theirs.exception.exception_records[0]
             assert md.exception is not None

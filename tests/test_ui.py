@@ -22,14 +22,14 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, RadioButton, Sparkline, Static, TabbedContent
 
-from notmyfault.analysis.pool import pool_usage
 from notmyfault.capture.config import DumpSettings, KernelDump, assess, probe
 from notmyfault.capture.pattern import parse_pattern
 from notmyfault.capture.watch import group_members
-from notmyfault.dumps import open_dump
+from notmyfault.dumps import ElfCore, open_dump
 from notmyfault.faults.catalog import CATALOG, lookup
 from notmyfault.faults.hang import HANGS
 from notmyfault.faults.leak import memlock_allows
+from notmyfault.memory.pool import pool_usage
 from notmyfault.ui.app import NotMyfaultApp
 from notmyfault.ui.jobs import ChildJob
 from tests.conftest import gone, run_nmf
@@ -245,7 +245,7 @@ def test_do_bug_after_a_leak_puts_the_leak_in_the_dump(dump_dir: Path) -> None:
             assert a.blamed is not None
             assert a.blamed.function == "myfault_high_irql"
             path = app.report.path  # type: ignore[union-attr]
-            with open_dump(path) as core:
+            with open_dump(path, ElfCore) as core:
                 usage = {u.tag: u for u in pool_usage(core)}
             assert usage["Tui1"].bytes == stop_at
             assert usage["Tui1"].blocks == stop_at // (64 * 1024)

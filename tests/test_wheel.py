@@ -88,9 +88,9 @@ def test_wheel_and_sdist_carry_what_runs_and_the_licenses(installed: Installed) 
     assert "-manylinux_" in installed.wheel.name
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     for f in KERNEL_FILES:
-        assert f"notmyfault/kernel/{f}" in names
+        assert f"notmyfault/native/kernel/{f}" in names
     assert any(n.endswith(".dist-info/licenses/LICENSES/GPL-2.0-only.txt") for n in names)
-    assert any(n.startswith("notmyfault/myfault.") and n.endswith(".so") for n in names)
+    assert any(n.startswith("notmyfault/native/myfault.") and n.endswith(".so") for n in names)
     meta = (
         zipfile.ZipFile(installed.wheel)
         .read(next(n for n in names if n.endswith(".dist-info/METADATA")))
@@ -101,7 +101,7 @@ def test_wheel_and_sdist_carry_what_runs_and_the_licenses(installed: Installed) 
     with tarfile.open(installed.sdist) as sd:
         members = sd.getnames()
     for f in KERNEL_FILES:
-        assert any(m.endswith(f"src/notmyfault/kernel/{f}") for m in members), f
+        assert any(m.endswith(f"src/notmyfault/native/kernel/{f}") for m in members), f
 
 
 def test_installed_wheel_runs_every_command(installed: Installed) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from notmyfault.analysis.bugcheck import BUGCHECKS
-from notmyfault.dumps import UnreadableMemory, WindowsKernelDump, open_any
+from notmyfault.dumps import UnreadableMemory, WindowsKernelDump, open_dump
+from notmyfault.kernel.bugcheck import BUGCHECKS
 from tests.conftest import CORPUS, run_json, run_nmf
 from tests.windump_synth import (
     ARM64_BLOCK,
@@ -47,7 +47,7 @@ def test_triage_header_fields_equal_rizins() -> None:
     tri = exp[exp.index("TRIAGE_DUMP64:") : exp.index("cpsr =")]
     fields = dict(re.findall(r"^\s+(\w+) : (0x[0-9a-f]+)", head, re.M))
     triage_fields = dict(re.findall(r"^\s+(\w+) : (0x[0-9a-f]+)", tri, re.M))
-    with open_any(TRIAGE) as kd:
+    with open_dump(TRIAGE) as kd:
         assert isinstance(kd, WindowsKernelDump)
         checked = 0
         for name, value in fields.items():
@@ -228,7 +228,7 @@ def test_random_bytes_after_the_signature_are_no_dump(tmp_path: Path) -> None:
 def test_synthetic_dump_round_trip_of_the_header(tmp_path: Path) -> None:
     synth = SynthDump(bits=32, code=0x7F, params=(8, 0, 0, 0), drivers=[("\\x\\hal.dll", 0x80000000, 0x1000)],
                       pc=0x80000010, returns=[], processors=4)  # fmt: skip
-    with open_any(synth.write(tmp_path / "7f.dmp")) as kd:
+    with open_dump(synth.write(tmp_path / "7f.dmp")) as kd:
         assert isinstance(kd, WindowsKernelDump)
         assert kd.bits == 32
         assert kd.bugcheck == (0x7F, (8, 0, 0, 0))
@@ -293,7 +293,7 @@ def test_full_and_bitmap_dumps_are_read_through_their_page_tables(
     kind: str, filler: int, tmp_path: Path
 ) -> None:
     dump = paged_dump(tmp_path / f"{kind}.dmp", kind, filler=filler)
-    with open_any(dump) as kd:
+    with open_dump(dump) as kd:
         assert isinstance(kd, WindowsKernelDump)
         assert kd.reads_memory
         assert kd.read(BIG_VA + 0x10, 8) == b"BIGPAGE!"  # through a 2 MiB page
@@ -318,7 +318,7 @@ def test_full_and_bitmap_dumps_are_read_through_their_page_tables(
 
 
 def test_a_looping_module_list_ends_with_what_was_found(tmp_path: Path) -> None:
-    with open_any(paged_dump(tmp_path / "loop.dmp", "full", loop=True)) as kd:
+    with open_dump(paged_dump(tmp_path / "loop.dmp", "full", loop=True)) as kd:
         assert isinstance(kd, WindowsKernelDump)
         assert [d.base for d in kd.drivers] == [NT, MYFAULT]
         assert (
@@ -333,7 +333,7 @@ def test_a_looping_module_list_ends_with_what_was_found(tmp_path: Path) -> None:
 def test_unmapped_and_missing_memory_is_unreadable(tmp_path: Path) -> None:
     from notmyfault.dumps import UnreadableMemory
 
-    with open_any(paged_dump(tmp_path / "full.dmp")) as kd:
+    with open_dump(paged_dump(tmp_path / "full.dmp")) as kd:
         assert isinstance(kd, WindowsKernelDump)
         with pytest.raises(UnreadableMemory, match="not mapped"):
             kd.read(KERNEL + 0x7000, 8)  # no PTE
@@ -346,7 +346,7 @@ def test_the_seeds_own_machine_a_32_bit_full_dump(pae: bool, tmp_path: Path) -> 
     """Windows XP, x86, a full dump: the page tables (PAE or classic), the module list, the EBP chain,
     and the seed's page word for word."""
     dump = paged_dump_32(tmp_path / "xp.dmp", pae)
-    with open_any(dump) as kd:
+    with open_dump(dump) as kd:
         assert isinstance(kd, WindowsKernelDump)
         assert kd.bits == 32
         assert kd.reads_memory
@@ -406,7 +406,7 @@ def test_vm_reads_the_counters_where_the_kdbg_points(pae: bool, tmp_path: Path) 
 def test_a_windows_11_kdbg_names_few_counters_and_vm_says_so() -> None:
     """The corpus triage dump carries a decoded KDBG: its kernel base and module list head equal the
     driver list's and the header's; the counters it leaves out are named as missing, none invented."""
-    with open_any(TRIAGE) as kd:
+    with open_dump(TRIAGE) as kd:
         assert isinstance(kd, WindowsKernelDump)
         assert kd.kdbg["KernBase"] == kd.drivers[0].base == 0xFFFFF803F2E00000
         assert kd.kdbg["PsLoadedModuleList"] == kd.header["PsLoadedModuleList"]
@@ -434,7 +434,7 @@ def test_an_arm64_full_dump_is_read_through_its_page_tables(tmp_path: Path) -> N
     """ARM64 descriptors (pages with attribute bits above the address, a 2 MiB block): the module
     list, the faulting instruction, the frame-pointer chain and a search inside the block."""
     dump = paged_dump_arm64(tmp_path / "arm64.dmp")
-    with open_any(dump) as kd:
+    with open_dump(dump) as kd:
         assert isinstance(kd, WindowsKernelDump)
         assert kd.arch == "aarch64"
         assert kd.reads_memory

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from notmyfault.analysis.isa import capstone_for
-from notmyfault.analysis.kernel import analyze_kernel_dump
-from notmyfault.analysis.winunwind import REGISTERS, x64_steps
-from notmyfault.dumps import open_any
+from notmyfault.dumps import open_dump
 from notmyfault.dumps import pe as pe_mod
 from notmyfault.dumps.windump import WindowsKernelDump
+from notmyfault.kernel.windows import analyze_kernel_dump
+from notmyfault.unwind.isa import capstone_for
+from notmyfault.unwind.pe import REGISTERS, x64_steps
 from tests import winfault
 from tests.conftest import run_nmf
 
@@ -58,7 +58,7 @@ def test_the_stack_is_the_one_the_cpu_built(crashed: tuple[Path, winfault.Crash]
     """Every frame's pc and sp equal the return address and the stack pointer of the call the CPU
     made; each name and offset equals nm's function and the call's place in it."""
     dump, crash = crashed
-    with open_any(str(dump)) as kd:
+    with open_dump(str(dump)) as kd:
         assert isinstance(kd, WindowsKernelDump)
         a = analyze_kernel_dump(kd)
     funcs = _functions(image)
@@ -83,7 +83,7 @@ def test_each_frame_gets_back_the_nonvolatile_registers_its_caller_had(
     """rbx, rbp, rsi, rdi, r12-r15 and the xmm registers saved by a prolog, frame by frame, equal the
     CPU's at the call: pushes, MOV saves of xmm6-9, the large allocation, the frame pointer."""
     dump, crash = crashed
-    with open_any(str(dump)) as kd:
+    with open_dump(str(dump)) as kd:
         assert isinstance(kd, WindowsKernelDump)
         steps, problem = x64_steps(kd.read, kd.image_at, crash.regs)
     assert problem == "its image's headers are not in the dump"
@@ -106,7 +106,7 @@ def test_a_pc_in_a_prolog_undoes_only_what_was_done(
     back whole (only the prolog operations done so far are undone)."""
     _dump, full = crashed
     begin = full.exports[function]
-    with open_any(str(_dump)) as kd:
+    with open_dump(str(_dump)) as kd:
         assert isinstance(kd, WindowsKernelDump)
         image_mem = kd.image_at(begin)
         assert image_mem is not None
@@ -126,7 +126,7 @@ def test_a_pc_in_a_prolog_undoes_only_what_was_done(
     for stop in stops:
         dump = tmp_path / f"{stop - begin}.dmp"
         crash = winfault.crash(image, dump, stop_at=stop)
-        with open_any(str(dump)) as kd:
+        with open_dump(str(dump)) as kd:
             assert isinstance(kd, WindowsKernelDump)
             steps, _problem = x64_steps(kd.read, kd.image_at, crash.regs)
         caller = steps[1]
@@ -176,7 +176,7 @@ def test_the_unwind_data_reads_as_objdump_reads_it(crashed: tuple[Path, winfault
     prolog size, frame register and codes."""
     expected = _objdump_unwind(image)
     assert len(expected) >= 6
-    with open_any(str(crashed[0])) as kd:
+    with open_dump(str(crashed[0])) as kd:
         assert isinstance(kd, WindowsKernelDump)
         img = kd.image_at(winfault.MYFAULT)
         assert img is not None
@@ -224,7 +224,7 @@ def test_without_the_pdata_the_stack_is_scanned_and_says_why(image: Path, tmp_pa
     pdata = next(s for s in pe.sections if s.Name.rstrip(b"\0") == b".pdata")
     dump = tmp_path / "nopdata.dmp"
     winfault.crash(image, dump, hide=(winfault.MYFAULT + pdata.VirtualAddress,))
-    with open_any(str(dump)) as kd:
+    with open_dump(str(dump)) as kd:
         assert isinstance(kd, WindowsKernelDump)
         a = analyze_kernel_dump(kd)
     assert a.frames[0].function == "wf_write"

@@ -14,9 +14,10 @@ process the analysis then names the Python frame that made the call
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from notmyfault.unwind.names import base_name
 
 SKIP_MODULES: tuple[str, ...] = (
     "libc.so*",
@@ -55,11 +56,6 @@ SKIP_MODULES: tuple[str, ...] = (
 )
 
 
-def base_name(path: str) -> str:
-    """The file name of a module path, Linux or Windows (c:\\windows\\system32\\ntdll.dll -> ntdll.dll)."""
-    return os.path.basename(path.replace("\\", "/"))
-
-
 def is_system_module(path: str | None) -> bool:
     """True if the module at ``path`` matches the skip list."""
     if not path:
@@ -68,21 +64,6 @@ def is_system_module(path: str | None) -> bool:
     if name.lower().endswith((".dll", ".exe", ".sys")):
         name = name.lower()
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in SKIP_MODULES)
-
-
-def short_name(path: str | None) -> str:
-    """A module's short name, as WinDbg prints it: the file name up to its first dot (myfault)."""
-    if not path:
-        return "?"
-    name = base_name(path)
-    return name.split(".", 1)[0] or name
-
-
-def module_matches(path: str | None, name: str) -> bool:
-    """True if the module at ``path`` is the one called ``name``: its short name, its file name, or its path."""
-    if not path:
-        return False
-    return short_name(path) == name or base_name(path) == name or path.endswith("/" + name) or path == name
 
 
 @dataclass(frozen=True)

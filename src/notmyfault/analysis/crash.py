@@ -10,18 +10,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from notmyfault.analysis.blame import base_name, choose, is_system_module
+from notmyfault.analysis.blame import choose, is_system_module
 from notmyfault.analysis.classes import CRASH_CLASSES
 from notmyfault.analysis.deadlock import LockWait, find_deadlock
-from notmyfault.analysis.isa import capstone_for
-from notmyfault.analysis.pystacks import (
-    PythonFrame,
-    PythonStacks,
-    PythonThread,
-    merge,
-    read_python_stacks,
-    runs_python,
-)
 from notmyfault.analysis.signature import (
     DEFAULT_RULES,
     PYTHON_LIBRARY,
@@ -31,11 +22,15 @@ from notmyfault.analysis.signature import (
     signature,
 )
 from notmyfault.analysis.signature import program as program_name
-from notmyfault.analysis.unwind import Frame, Program, code_bytes, load_program, stack_depth, thread_frames
+from notmyfault.base.sigcodes import si_code_name, signal_name
 from notmyfault.dumps import origin, report_fields
 from notmyfault.dumps.elfcore import PF_X, ElfCore, SigInfo
 from notmyfault.dumps.unpack import REPORT_FIELDS
-from notmyfault.sigcodes import si_code_name, signal_name
+from notmyfault.unwind.elf import Program, code_bytes, load_program, stack_depth, thread_frames
+from notmyfault.unwind.frames import Frame, PythonFrame
+from notmyfault.unwind.isa import capstone_for
+from notmyfault.unwind.names import base_name
+from notmyfault.unwind.python import PythonStacks, PythonThread, merge, read_python_stacks, runs_python
 
 NULL_PAGE = 4096
 STACK_GUARD_REACH = 1024 * 1024 + 64 * 1024

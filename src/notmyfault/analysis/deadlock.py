@@ -14,9 +14,10 @@ import struct
 from dataclasses import dataclass
 
 from notmyfault.analysis.blame import is_system_module
-from notmyfault.analysis.unwind import Frame, Program, thread_frames
 from notmyfault.dumps.elfcore import ElfCore, ThreadState
 from notmyfault.dumps.errors import UnreadableMemory
+from notmyfault.unwind.elf import Program, thread_frames
+from notmyfault.unwind.frames import Frame
 
 FUTEX = {"x86_64": ("orig_rax", 202, "rdi"), "aarch64": ("x8", 98, "x0")}
 OWNER_OFFSET = 8

@@ -15,13 +15,13 @@ import contextlib
 from notmyfault.analysis.blame import choose
 from notmyfault.analysis.classes import CRASH_CLASSES
 from notmyfault.analysis.crash import CrashAnalysis, decode_bytes
-from notmyfault.analysis.mdwalk import Walker
 from notmyfault.analysis.wincodes import decode_exception, refine_class
-from notmyfault.analysis.winframes import Symbols
+from notmyfault.base.sigcodes import si_code_name
 from notmyfault.dumps import origin
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump
-from notmyfault.sigcodes import si_code_name
+from notmyfault.unwind.minidump import Walker
+from notmyfault.unwind.windows import Symbols
 
 
 def os_kind(md: Minidump) -> str:

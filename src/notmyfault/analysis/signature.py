@@ -59,7 +59,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from notmyfault.utf8 import storable
+from notmyfault.base.utf8 import storable
 
 SIGN_DEPTH = 64
 """How many frames, innermost first, a signature reads (and triage stores, so that ``rebucket``

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
-from notmyfault.caps import CAP_SYS_RESOURCE, has_capability
+from notmyfault.base.caps import CAP_SYS_RESOURCE, has_capability
 from notmyfault.capture.pattern import CorePattern, Handler, PatternKind, parse_pattern
 
 PROC_KERNEL = Path("/proc/sys/kernel")

@@ -210,7 +210,7 @@ def _report_header(path: str) -> tuple[dict[str, str], bool]:
 
 def our_dumps(directory: str) -> list[KeptCrash]:
     """The cores in notmyfault's dump directory, read from their notes."""
-    from notmyfault.dumps import DumpError, open_dump
+    from notmyfault.dumps import DumpError, ElfCore, open_dump
 
     out = []
     with contextlib.suppress(OSError):
@@ -219,7 +219,7 @@ def our_dumps(directory: str) -> list[KeptCrash]:
             if not os.path.isfile(path):
                 continue
             try:
-                with open_dump(path) as core:
+                with open_dump(path, ElfCore) as core:
                     proc, sig = core.process, core.siginfo
                     cursig = core.threads[0].cursig if core.threads else None
                     exe = proc.command if proc else None

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from notmyfault.base.sigcodes import signal_name
 from notmyfault.capture.livecore import (
     PTRACE_CONT,
     PTRACE_EVENT_EXIT,
@@ -27,7 +28,6 @@ from notmyfault.capture.livecore import (
     ptrace,
     stat_fields,
 )
-from notmyfault.sigcodes import signal_name
 
 POLL = 0.25
 """Seconds between samples of /proc, and between progress lines' updates."""

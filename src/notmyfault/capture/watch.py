@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from notmyfault.base.sigcodes import CORE_SIGNALS, Stopped, signal_name
 from notmyfault.capture.config import (
     APPORT_CORE_DIR,
     Assessment,
@@ -47,7 +48,6 @@ from notmyfault.capture.config import (
 )
 from notmyfault.capture.pattern import CrashFacts, Handler, PatternKind, expand
 from notmyfault.capture.prepare import PARENT_ENV
-from notmyfault.sigcodes import CORE_SIGNALS, Stopped, signal_name
 
 CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
 CHILD_COMM = "notmyfault"
@@ -318,14 +318,14 @@ def _dump_file(path: str, source: str, settings: DumpSettings) -> DumpFile:
 def _problem(path: str, size: int, core_limit: int) -> str | None:
     """Why the core at ``path`` is not whole, with what may have cut it (``core_limit``: the
     RLIMIT_CORE the crashing child had); None when it is whole."""
-    from notmyfault.dumps import DumpError, open_dump
+    from notmyfault.dumps import DumpError, ElfCore, open_dump
 
     what: str | None
     if size == 0:
         what = "the core is empty (0 bytes)"
     else:
         try:
-            with open_dump(path) as core:
+            with open_dump(path, ElfCore) as core:
                 what = core.truncation
         except DumpError as e:  # too short for even its headers and notes
             what = str(e)

@@ -73,7 +73,7 @@ def symbols_option(f: Any) -> Any:
 
 
 def _set_debuginfod(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
-    from notmyfault.analysis import unwind
+    from notmyfault.unwind import elf as unwind
 
     unwind.progress = lambda m: click.echo(m, err=True)
     if value is not None:
@@ -97,8 +97,8 @@ debuginfod_option = click.option(
 def symbol_store(symbols: str | None, urls: tuple[str, ...]) -> Any:
     """Where the minidump commands look for Breakpad symbols: the --symbols directory, then the cache of
     what the --symbols-url servers gave before, then those servers."""
-    from notmyfault.analysis.symfile import SymbolStore
     from notmyfault.capture.config import cache_dir
+    from notmyfault.unwind.symfile import SymbolStore
 
     for url in urls:
         if not url.startswith(("http://", "https://")):
@@ -127,10 +127,10 @@ debug_option = click.option(
 def opened(path: str, minidumps: bool = False, debug_files: tuple[str, ...] = ()) -> Iterator[Any]:
     """Open a dump (with ``minidumps``, a minidump, a Windows kernel dump or a vmcore too); turn every
     failure into a one-line error."""
-    from notmyfault.dumps import DumpError, Vmcore, open_any, open_dump
+    from notmyfault.dumps import DumpError, ElfCore, Vmcore, open_dump
 
     try:
-        core = open_any(path) if minidumps else open_dump(path)
+        core = open_dump(path) if minidumps else open_dump(path, ElfCore)
     except DumpError as e:
         fail(str(e))
     if isinstance(core, Vmcore):
@@ -212,10 +212,10 @@ def analyze(
     Linux kernel vmcores.
     """
     from notmyfault.analysis.crash import analyze as run
-    from notmyfault.analysis.kernel import analyze_kernel_dump
     from notmyfault.analysis.minidump import analyze_minidump
-    from notmyfault.analysis.vmcore import analyze_vmcore
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
+    from notmyfault.kernel.vmcore import analyze_vmcore
+    from notmyfault.kernel.windows import analyze_kernel_dump
     from notmyfault.render.analysis import analysis_json, analysis_text
     from notmyfault.render.safe import printable
 
@@ -287,20 +287,21 @@ def stack(
     Kernel vmcores: the crashed task's stack (or --thread PID, or --all tasks).
     """
     from notmyfault.analysis.crash import python_stacks
-    from notmyfault.analysis.mdwalk import Walker
-    from notmyfault.analysis.pystacks import PythonStacks, PythonThread, merge
-    from notmyfault.analysis.unwind import Frame, load_program, thread_frames
-    from notmyfault.analysis.winframes import fp_chain_frames
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render import SCHEMA_VERSION
     from notmyfault.render.analysis import frame_json, python_thread_json, stack_text
     from notmyfault.render.safe import terminal_safe
+    from notmyfault.unwind.elf import load_program, thread_frames
+    from notmyfault.unwind.frames import Frame
+    from notmyfault.unwind.minidump import Walker
+    from notmyfault.unwind.python import PythonStacks, PythonThread, merge
+    from notmyfault.unwind.windows import fp_chain_frames
 
     with opened(core, minidumps=True, debug_files=debug_files) as c:
         stacks: list[tuple[int, list[Frame]]]
         pystacks: PythonStacks | None = None
         if isinstance(c, Vmcore):
-            from notmyfault.analysis.vmcore import task_stacks
+            from notmyfault.kernel.vmcore import task_stacks
 
             try:
                 stacks = [(t, list(fs)) for t, fs in task_stacks(c, tid, all_threads)]
@@ -373,7 +374,7 @@ def regs(
 
     with opened(core, minidumps=True, debug_files=debug_files) as c:
         if isinstance(c, Vmcore):
-            from notmyfault.analysis.vmcore import trap_frame
+            from notmyfault.kernel.vmcore import trap_frame
 
             try:
                 trap = trap_frame(c, tid)
@@ -422,14 +423,14 @@ def poolused(core: str, sort: str, top: int | None, debug_files: tuple[str, ...]
 
     Kernel vmcores: slab caches (a cache named after the tag is the tag's nonpaged pool) and vmalloc by caller.
     """
-    from notmyfault.analysis.heap import heap_summary
-    from notmyfault.analysis.pool import pool_usage
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
+    from notmyfault.memory.heap import heap_summary
+    from notmyfault.memory.pool import pool_usage
     from notmyfault.render.analysis import pool_json, pool_text
 
     with opened(core, minidumps=True, debug_files=debug_files) as c:
         if isinstance(c, Vmcore):
-            from notmyfault.analysis.kmem import slab_usage, vmalloc_usage
+            from notmyfault.kernel.kmem import slab_usage, vmalloc_usage
             from notmyfault.render.kernel import slab_json, slab_text
 
             _need_types(c, "poolused")
@@ -477,11 +478,9 @@ def modules(
     as_json: bool,
 ) -> None:
     """lm / lmvm: modules with load range, build-id, and whether the file on disk matches."""
-    from notmyfault.analysis.blame import module_matches
-    from notmyfault.analysis.modules import modules as list_modules
-    from notmyfault.analysis.modules import select_modules
-    from notmyfault.analysis.unwind import load_program
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
+    from notmyfault.memory.modules import modules as list_modules
+    from notmyfault.memory.modules import select_modules
     from notmyfault.render.memory import (
         drivers_json,
         drivers_text,
@@ -490,10 +489,12 @@ def modules(
         modules_json,
         modules_text,
     )
+    from notmyfault.unwind.elf import load_program
+    from notmyfault.unwind.names import module_matches
 
     with opened(core, minidumps=True, debug_files=debug_files) as c:
         if isinstance(c, Vmcore):
-            from notmyfault.analysis.kmem import kernel_modules
+            from notmyfault.kernel.kmem import kernel_modules
             from notmyfault.render.kernel import kernel_modules_json, kernel_modules_text
 
             _need_types(c, "modules")
@@ -558,15 +559,15 @@ def vm(core: str, top: int, debug_files: tuple[str, ...], as_json: bool) -> None
 
     Kernel vmcores: the kernel's memory counters, with a warning when unreclaimable slab dominates.
     """
-    from notmyfault.analysis.pool import pool_usage
-    from notmyfault.analysis.vm import vm_summary
-    from notmyfault.analysis.winvm import windows_vm
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
+    from notmyfault.kernel.winvm import windows_vm
+    from notmyfault.memory.pool import pool_usage
+    from notmyfault.memory.vm import vm_summary
     from notmyfault.render.memory import vm_json, vm_text, windows_vm_json, windows_vm_text
 
     with opened(core, minidumps=True, debug_files=debug_files) as c:
         if isinstance(c, Vmcore):
-            from notmyfault.analysis.kmem import kernel_vm
+            from notmyfault.kernel.kmem import kernel_vm
             from notmyfault.render.kernel import kernel_vm_json, kernel_vm_text
 
             _need_types(c, "vm")
@@ -594,9 +595,9 @@ def search(
     core: str, pattern: str, module: str | None, as_hex: bool, debug_files: tuple[str, ...], as_json: bool
 ) -> None:
     """s -a: find a string (or --hex bytes) in the dump and in the mapped files it left out."""
-    from notmyfault.analysis.search import has_module, search_memory
-    from notmyfault.analysis.search import search as run
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
+    from notmyfault.memory.search import has_module, search_memory
+    from notmyfault.memory.search import search as run
     from notmyfault.render.memory import search_json, search_text
 
     try:
@@ -611,7 +612,7 @@ def search(
                 f"--module {module!r}: the dump holds no such module ('notmyfault modules {core}' lists them)"
             )
         if isinstance(c, Vmcore):
-            from notmyfault.analysis.kmem import kernel_search
+            from notmyfault.kernel.kmem import kernel_search
 
             _need_types(c, "search")
             try:
@@ -656,16 +657,15 @@ def disasm(
     as_json: bool,
 ) -> None:
     """u: disassemble at an address or a symbol (minidumps and kernel dumps: an address)."""
-    from notmyfault.analysis.blame import short_name
-    from notmyfault.analysis.disasm import UnknownTarget, disassemble, disassemble_memory, resolve
-    from notmyfault.analysis.names import demangle
-    from notmyfault.analysis.unwind import load_program
     from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
+    from notmyfault.memory.disasm import UnknownTarget, disassemble, disassemble_memory, resolve
     from notmyfault.render.memory import disasm_json, disasm_text
+    from notmyfault.unwind.elf import load_program
+    from notmyfault.unwind.names import demangle, short_name
 
     with opened(core, minidumps=True, debug_files=debug_files) as c:
         if isinstance(c, Vmcore):
-            from notmyfault.analysis.vmcore import kernel_disasm
+            from notmyfault.kernel.vmcore import kernel_disasm
 
             try:
                 kinsns, kwhere = kernel_disasm(c, target, count, "att" if att else "intel")

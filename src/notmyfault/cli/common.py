@@ -37,7 +37,7 @@ def emit_json(obj: Any, lines: bool = False) -> None:
 
 
 def _storable(obj: Any) -> Any:
-    from notmyfault.utf8 import storable
+    from notmyfault.base.utf8 import storable
 
     if isinstance(obj, str):
         return storable(obj)
@@ -50,14 +50,14 @@ def _storable(obj: Any) -> Any:
 
 def raise_interrupt(signum: int, frame: object) -> None:
     """A signal handler that turns SIGTERM or SIGHUP into a KeyboardInterrupt (Stopped), as Ctrl-C is."""
-    from notmyfault.sigcodes import Stopped
+    from notmyfault.base.sigcodes import Stopped
 
     raise Stopped(signum)
 
 
 def parse_size_option(name: str, text: str) -> int:
     """Parse a size option, or fail with a one-line error naming the option."""
-    from notmyfault.units import parse_size
+    from notmyfault.base.units import parse_size
 
     try:
         return parse_size(text)

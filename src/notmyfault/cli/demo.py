@@ -60,7 +60,7 @@ def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | Non
     from notmyfault.cli.common import parse_size_option
     from notmyfault.dumps import DumpError
     from notmyfault.render.capture import crash_text
-    from notmyfault.report import dump_report
+    from notmyfault.render.report import dump_report
 
     if exact and (rate or stop_at):
         fail(

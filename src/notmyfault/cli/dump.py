@@ -12,9 +12,9 @@ from typing import Any
 
 import click
 
+from notmyfault.base.sigcodes import parse_signal, signal_name
+from notmyfault.base.units import format_size
 from notmyfault.cli.common import DURATION, EXIT_NO_DUMP, emit_json, fail, parse_size_option
-from notmyfault.sigcodes import parse_signal, signal_name
-from notmyfault.units import format_size
 
 
 class _Progress:

@@ -64,10 +64,10 @@ def _verdict(path: str) -> dict[str, Any]:
     """The one-line verdict of a kept dump: its class and what the blame rule picked."""
     from notmyfault.analysis.crash import analyze
     from notmyfault.analysis.minidump import analyze_minidump
-    from notmyfault.dumps import DumpError, ElfCore, Minidump, open_any
+    from notmyfault.dumps import DumpError, ElfCore, Minidump, open_dump
 
     try:
-        with open_any(path) as dump:
+        with open_dump(path) as dump:
             if isinstance(dump, Minidump):
                 a = analyze_minidump(dump)
             elif isinstance(dump, ElfCore):
@@ -103,8 +103,8 @@ def _row(i: int, c: Any, verdict: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _text_line(row: dict[str, Any]) -> str:
+    from notmyfault.base.units import format_size
     from notmyfault.render.safe import printable
-    from notmyfault.units import format_size
 
     when = (row["time_iso"] or "?")[:19].replace("T", " ")
     size = format_size(row["size"]) if row["size"] is not None else "-"

@@ -17,7 +17,7 @@ import click
 
 from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, interruptible
 from notmyfault.cli.kernel import code_option, leak_options, leak_request_from, parse_code
-from notmyfault.kernel import CRASHES, HANGS
+from notmyfault.faults.kernel import CRASHES, HANGS
 from notmyfault.render import SCHEMA_VERSION
 
 accel_option = click.option(
@@ -61,8 +61,8 @@ def _emit_run(kit: Any, result: Any, analysis: bool) -> None:
     """The run as JSON: where it left what, how long each phase took, and the vmcore's analysis."""
     found = None
     if analysis:
-        from notmyfault.analysis.vmcore import analyze_vmcore
         from notmyfault.dumps import DumpError, Vmcore
+        from notmyfault.kernel.vmcore import analyze_vmcore
         from notmyfault.render.analysis import analysis_json
 
         try:
@@ -114,7 +114,7 @@ def scenario() -> None:
 @click.pass_obj
 def scenario_crash(steps: list[Any], crash_type: str, code: str) -> None:
     """Crash the guest's kernel in myfault.ko."""
-    from notmyfault.kernel import crash_request
+    from notmyfault.faults.kernel import crash_request
     from notmyfault.lab.run import Step
 
     steps.append(Step(crash_request(crash_type, parse_code(code)), f"crash {crash_type}", fault=True))
@@ -125,7 +125,7 @@ def scenario_crash(steps: list[Any], crash_type: str, code: str) -> None:
 @click.pass_obj
 def scenario_hang(steps: list[Any], hang_type: str) -> None:
     """Hang the guest's kernel in myfault.ko."""
-    from notmyfault.kernel import hang_request
+    from notmyfault.faults.kernel import hang_request
     from notmyfault.lab.run import Step
 
     steps.append(Step(hang_request(hang_type), f"hang {hang_type}", fault=True))
@@ -147,7 +147,7 @@ def scenario_leak(
     then_hang: str | None,
 ) -> None:
     """Leak kernel memory at a rate with a tag (and then crash or hang)."""
-    from notmyfault.kernel import crash_request, hang_request
+    from notmyfault.faults.kernel import crash_request, hang_request
     from notmyfault.lab.run import Step
 
     steps.append(
@@ -250,7 +250,7 @@ def _run(
     kdump: bool = False,
     as_json: bool = False,
 ) -> None:
-    from notmyfault.kernel import KernelError
+    from notmyfault.faults.kernel import KernelError
     from notmyfault.lab.machine import LabError
     from notmyfault.lab.run import run as run_lab
 

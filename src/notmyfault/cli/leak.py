@@ -157,9 +157,9 @@ def _leak_here(
     With ``usr1_crash``, SIGUSR1 (the window's Do Bug) stops the leak or the
     hold and crashes with that type, the leak still in memory.
     """
+    from notmyfault.base.units import format_size
     from notmyfault.faults.leak import Leaker, counters
     from notmyfault.render.leakview import LeakView, status_fields
-    from notmyfault.units import format_size
 
     if child:
         from notmyfault.capture.prepare import prepare_current_process
@@ -296,8 +296,8 @@ def _child_args() -> list[str]:
 
 
 def _list_held(as_json: bool) -> None:
+    from notmyfault.base.units import format_size
     from notmyfault.faults.sysv import held
-    from notmyfault.units import format_size
 
     objs = held()
     by_tag: dict[tuple[str, str], list[Any]] = {}
@@ -334,8 +334,8 @@ def _list_held(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print what was freed as JSON.")
 def cleanup(tag: str | None, as_json: bool) -> None:
     """Free persistent leaks (System V shm segments and message queues that notmyfault made)."""
+    from notmyfault.base.units import format_size
     from notmyfault.faults.sysv import held, mine, remove
-    from notmyfault.units import format_size
 
     objs = mine(held(tag))
     removed = [o for o in objs if remove(o)]

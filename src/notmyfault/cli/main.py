@@ -111,7 +111,7 @@ def crash(
 
     if in_kernel:
         from notmyfault.cli.kernel import crash_host
-        from notmyfault.kernel import CRASHES
+        from notmyfault.faults.kernel import CRASHES
 
         if crash_type not in CRASHES:
             fail(f"kernel crash types: {', '.join(CRASHES)} (got {crash_type!r})")
@@ -144,8 +144,8 @@ def crash(
 
 
 def _parse_signal(text: str | None, takes_signal: bool, name: str) -> int | None:
+    from notmyfault.base.sigcodes import parse_signal
     from notmyfault.faults.crash import check_signal
-    from notmyfault.sigcodes import parse_signal
 
     if text is None:
         return None
@@ -160,8 +160,8 @@ def _parse_signal(text: str | None, takes_signal: bool, name: str) -> int | None
 
 
 def _parse_ballast(text: str | None) -> int:
+    from notmyfault.base.units import parse_size
     from notmyfault.faults.safety import check_floor
-    from notmyfault.units import parse_size
 
     if text is None:
         return 0

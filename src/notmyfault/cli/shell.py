@@ -50,10 +50,10 @@ def shell(core: str, exe: str | None, sysroot: str | None, debug_files: tuple[st
 
 def _core_helpers(core: Any, exe: str | None, sysroot: str | None) -> tuple[dict[str, Any], Any]:
     from notmyfault.analysis.crash import analyze as run
-    from notmyfault.analysis.modules import modules as list_modules
-    from notmyfault.analysis.unwind import load_program, thread_frames
+    from notmyfault.memory.modules import modules as list_modules
     from notmyfault.render.analysis import analysis_text, regs_text, stack_text
     from notmyfault.render.memory import modules_text
+    from notmyfault.unwind.elf import load_program, thread_frames
 
     program = load_program(core, exe, sysroot)
     cached: dict[str, Any] = {}
@@ -92,7 +92,7 @@ def _core_helpers(core: Any, exe: str | None, sysroot: str | None) -> tuple[dict
 
 
 def _vmcore_helpers(vm: Any) -> dict[str, Any]:
-    from notmyfault.analysis.vmcore import analyze_vmcore, task_stacks
+    from notmyfault.kernel.vmcore import analyze_vmcore, task_stacks
     from notmyfault.render.analysis import analysis_text, stack_text
 
     cached: dict[str, Any] = {}

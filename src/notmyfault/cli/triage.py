@@ -237,8 +237,8 @@ def ingest(
     as failed with the reason; the batch goes on. Ctrl-C or SIGTERM stops it; what was stored stays,
     and running the same ingest again does the rest.
     """
-    from notmyfault.analysis.unwind import DEBUGINFOD_ENV
     from notmyfault.triage.ingest import ingest as run
+    from notmyfault.unwind.elf import DEBUGINFOD_ENV
 
     if debuginfod and not os.environ.get("DEBUGINFOD_URLS", "").strip():
         fail("--debuginfod: set DEBUGINFOD_URLS to the servers to ask")

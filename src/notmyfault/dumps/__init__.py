@@ -1,16 +1,25 @@
-"""Dump readers, chosen by the file's magic.
+"""Dump readers, one per format, and the one opener that picks them by the file's magic.
 
-ELF process cores are read by every command; minidumps (``MDMP``) and Windows
-kernel dumps (``PAGEDUMP``, ``PAGEDU64``) by ``analyze``, ``stack``, ``regs``,
-``modules``, ``search`` and ``disasm`` (:func:`open_any`); Linux kernel vmcores (ELF cores that
-carry a VMCOREINFO note) by every analysis command, through drgn.
+- ``elfcore``: ELF process cores (notes, mappings, memory; ``linkmap`` and ``buildid`` find the
+  modules and their build-ids); ``vmcore``: Linux kernel vmcores (ELF with VMCOREINFO), with
+  ``kdump``: makedumpfile's compressed format;
+- ``minidump``: minidumps (Windows, Breakpad, Crashpad); ``windump``: Windows kernel crash dumps
+  (``PAGEDUMP``, ``PAGEDU64``), with ``pe``: PE images in them; ``mapped``: memory of both;
+- ``unpack``: compressed cores (zstd, lz4, xz, gzip) and apport reports, unpacked to a temporary file;
+- ``errors``: DumpError (one line for the user) and UnreadableMemory.
+
+:func:`open_dump` is the only way in. Readers parse lazily and map the file. Internal: scripts use
+``notmyfault.open``.
+
+May import: base.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
@@ -21,25 +30,17 @@ from notmyfault.dumps.vmcore import Vmcore, is_vmcore
 from notmyfault.dumps.windump import MAGIC32, MAGIC64, WindowsKernelDump
 
 __all__ = [
+    "AnyDump",
     "DumpError",
     "ElfCore",
     "Minidump",
     "UnreadableMemory",
     "Vmcore",
     "WindowsKernelDump",
-    "open_any",
     "open_dump",
     "origin",
     "report_fields",
 ]
-
-MINIDUMP_COMMANDS = "analyze, stack, regs, modules, search and disasm"
-KERNEL_DUMP_COMMANDS = "analyze, stack, regs, modules, vm, search and disasm"
-_FOREIGN = {
-    b"MDMP": f"a minidump: {MINIDUMP_COMMANDS} read minidumps, this one reads ELF process cores",
-    b"PAGE": f"a Windows kernel crash dump: {KERNEL_DUMP_COMMANDS} read those, this one reads ELF process cores",
-}
-
 
 NOT_REGULAR = {
     stat.S_IFIFO: "a FIFO",
@@ -64,7 +65,7 @@ def _head(path: str | os.PathLike[str]) -> bytes:
         raise DumpError(f"cannot open {os.fspath(path)}: {e.strerror}") from None
 
 
-def _packed(path: str | os.PathLike[str], opener: Any) -> Any:
+def _packed(path: str | os.PathLike[str], opener: Callable[[str], Any]) -> Any:
     """Unpack ``path`` to a temporary file and open that with ``opener``; the dump removes it on close."""
     info = unpack(os.fspath(path))
     try:
@@ -76,40 +77,59 @@ def _packed(path: str | os.PathLike[str], opener: Any) -> Any:
     return dump
 
 
-def open_dump(path: str | os.PathLike[str]) -> ElfCore:
-    """Open a dump by its magic (unpacking compressed cores and apport reports); raise DumpError with
-    one line for anything that is not one."""
-    magic = _head(path)
-    if packing_of(magic):
-        core: ElfCore = _packed(path, open_dump)
-        return core
-    for prefix, what in _FOREIGN.items():
-        if magic.startswith(prefix):
-            if prefix in (b"MDMP", b"PAGE"):
-                raise DumpError(f"{os.fspath(path)} is {what}")
-            raise DumpError(f"{os.fspath(path)} is {what}")
-    core = ElfCore(path)
-    if is_vmcore(core):
-        core.close()
-        raise DumpError(f"{os.fspath(path)} is a Linux kernel vmcore: {VMCORE_COMMANDS} read those")
-    return core
+AnyDump = ElfCore | Minidump | WindowsKernelDump | Vmcore
+"""What :func:`open_dump` returns: one reader per kind of dump."""
+_D = TypeVar("_D", ElfCore, Minidump, WindowsKernelDump, Vmcore)
 
-
+MINIDUMP_COMMANDS = "analyze, stack, regs, modules, search and disasm"
+KERNEL_DUMP_COMMANDS = "analyze, stack, regs, modules, vm, search and disasm"
 VMCORE_COMMANDS = "analyze, stack, regs, vm, poolused, modules, search and disasm"
+_REFUSED = {
+    Minidump: f"a minidump: {MINIDUMP_COMMANDS} read minidumps, this one reads ELF process cores",
+    WindowsKernelDump: f"a Windows kernel crash dump: {KERNEL_DUMP_COMMANDS} read those, this one reads ELF process cores",
+    Vmcore: f"a Linux kernel vmcore: {VMCORE_COMMANDS} read those",
+}
+"""What a command that reads only ELF process cores says of the other kinds."""
 
 
-def open_any(path: str | os.PathLike[str]) -> ElfCore | Minidump | WindowsKernelDump | Vmcore:
-    """Open an ELF process core, a Linux kernel vmcore (ELF or makedumpfile's compressed format), a
-    minidump or a Windows kernel dump by its magic, unpacking compressed files and apport reports first
-    (see :func:`open_dump`)."""
+def _kind_of(magic: bytes) -> type[AnyDump] | None:
+    """The reader for a file that starts with ``magic`` (ELF: a process core until its notes say
+    vmcore), or None for no dump this package reads."""
+    if magic.startswith(MINIDUMP_MAGIC):
+        return Minidump
+    if magic[:8] in (MAGIC32, MAGIC64):
+        return WindowsKernelDump
+    if magic.startswith(b"\x7fELF"):
+        return ElfCore
+    return None
+
+
+@overload
+def open_dump(path: str | os.PathLike[str]) -> AnyDump: ...
+@overload
+def open_dump(path: str | os.PathLike[str], kind: type[_D]) -> _D: ...
+def open_dump(path: str | os.PathLike[str], kind: type[Any] | None = None) -> AnyDump:
+    """Open any dump by its magic: an ELF process core, a Linux kernel vmcore (ELF, or makedumpfile's
+    compressed format), a minidump or a Windows kernel dump, unpacking compressed files and apport
+    reports first. With ``kind``, only that kind: any other is refused with one line that says which
+    commands read it. Anything that is no dump raises DumpError with one line.
+
+    This is the package's one opener; scripts use ``notmyfault.open``, which wraps it.
+    """
     magic = _head(path)
     if packing_of(magic):
-        return _packed(path, open_any)  # type: ignore[no-any-return]
-    if magic.startswith(MINIDUMP_MAGIC):
+        return _packed(path, lambda unpacked: open_dump(unpacked, kind) if kind else open_dump(unpacked))  # type: ignore[no-any-return]
+    found = _kind_of(magic)
+    if kind is not None and found is not None and found is not kind and found in _REFUSED:
+        raise DumpError(f"{os.fspath(path)} is {_REFUSED[found]}")
+    if found is Minidump:
         return Minidump(os.fspath(path))
-    if magic[:8] in (MAGIC32, MAGIC64):
+    if found is WindowsKernelDump:
         return WindowsKernelDump(os.fspath(path))
-    if magic.startswith(b"\x7fELF"):
-        core = ElfCore(path)
-        return Vmcore(path, core) if is_vmcore(core) else core
-    return open_dump(path)
+    core = ElfCore(path)  # an ELF core, or no dump at all: ElfCore says which in one line
+    if not is_vmcore(core):
+        return core
+    if kind is not None and kind is not Vmcore:
+        core.close()
+        raise DumpError(f"{os.fspath(path)} is {_REFUSED[Vmcore]}")
+    return Vmcore(path, core)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import faulthandler
 import signal
 
+from notmyfault.base.sigcodes import NON_FATAL_SIGNALS, signal_name
 from notmyfault.faults.catalog import DEFAULT_SIGNAL, CrashType
-from notmyfault.sigcodes import NON_FATAL_SIGNALS, signal_name
 
 
 class FaultSurvived(RuntimeError):
@@ -33,7 +33,7 @@ def commit(crash: CrashType, signo: int | None = None) -> None:
     Python's faulthandler is switched off first: it would catch the fatal
     signal, print a Python traceback and add its own frames to the dump.
     """
-    from notmyfault import myfault  # the native module; imported when a fault is due
+    from notmyfault.native import myfault  # the native module; imported when a fault is due
 
     arg = 0
     if crash.takes_signal:

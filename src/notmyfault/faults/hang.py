@@ -72,7 +72,7 @@ def commit_hang(hang: HangType, threads: int, realtime: bool, crash_after: float
     process (kill -QUIT) has a thread to take it even when the hung thread
     cannot.
     """
-    from notmyfault import myfault
+    from notmyfault.native import myfault
 
     myfault.start_watchdog(crash_after or 0.0)
     return myfault.hang(hang.name, threads, realtime)

@@ -34,11 +34,11 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
-from notmyfault.caps import CAP_IPC_LOCK, has_capability
+from notmyfault.base.caps import CAP_IPC_LOCK, has_capability
+from notmyfault.base.units import format_size
 from notmyfault.faults import sysv
 from notmyfault.faults.pool import PoolCode, normalize_tag
 from notmyfault.faults.safety import check_floor
-from notmyfault.units import format_size
 
 PAGE = os.sysconf("SC_PAGESIZE")
 KERNEL_MSG_OVERHEAD = 48
@@ -246,7 +246,7 @@ class Leaker:
     _keys: dict[str, Iterator[int]] = field(default_factory=dict)
 
     def _take(self, size: int, seq: int) -> None:
-        from notmyfault import myfault
+        from notmyfault.native import myfault
 
         tag = self.plan.tag.encode("ascii")
         if self.plan.pool is Pool.KERNEL:
@@ -319,7 +319,7 @@ class Leaker:
 
     def free(self) -> int:
         """Free every block this leaker took (persistent objects too); return bytes freed."""
-        from notmyfault import myfault
+        from notmyfault.native import myfault
 
         freed = 0
         for kind, ident, size in reversed(self._blocks):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from notmyfault.units import format_size
+from notmyfault.base.units import format_size
 
 FLOOR_MIN = 512 * 1024 * 1024
 """The least memory left available, whatever the machine's size."""

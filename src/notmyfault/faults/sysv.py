@@ -79,7 +79,7 @@ def count(kind: str) -> int:
 
 def held(tag: str | None = None) -> list[HeldObject]:
     """notmyfault's System V objects (optionally of one tag), oldest first."""
-    from notmyfault import myfault
+    from notmyfault.native import myfault
 
     out: list[HeldObject] = []
     for kind, id_col, size_col in (("shm", "shmid", "size"), ("msg", "msqid", "cbytes")):
@@ -103,7 +103,7 @@ def held(tag: str | None = None) -> list[HeldObject]:
 
 def remove(obj: HeldObject) -> bool:
     """Remove ``obj``; False if it was already gone."""
-    from notmyfault import myfault
+    from notmyfault.native import myfault
 
     try:
         myfault.ipc_remove(obj.kind, obj.ident)

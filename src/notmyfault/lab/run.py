@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from notmyfault import kernel
+from notmyfault.faults import kernel
 from notmyfault.lab import initramfs
 from notmyfault.lab.kit import BUSYBOX, Kit
 from notmyfault.lab.machine import DONE, FAULT, READY, Outcome, accelerator, qemu_argv, run_guest

@@ -8,14 +8,14 @@ from dataclasses import asdict
 from typing import Any, Protocol
 
 from notmyfault.analysis.crash import CrashAnalysis, Instruction
-from notmyfault.analysis.heap import HeapResult
-from notmyfault.analysis.pool import TagUsage
-from notmyfault.analysis.pystacks import PythonFrame, PythonThread
-from notmyfault.analysis.pystacks import caller as python_caller
-from notmyfault.analysis.unwind import Frame
+from notmyfault.base.units import format_size
+from notmyfault.memory.heap import HeapResult
+from notmyfault.memory.pool import TagUsage
 from notmyfault.render import SCHEMA_VERSION
 from notmyfault.render.safe import printable
-from notmyfault.units import format_size
+from notmyfault.unwind.frames import Frame, PythonFrame
+from notmyfault.unwind.python import PythonThread
+from notmyfault.unwind.python import caller as python_caller
 
 RULE = "*" * 79
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from notmyfault.base.sigcodes import signal_name
+from notmyfault.base.units import format_size
 from notmyfault.capture.config import Assessment, DumpSettings, decode_filter
 from notmyfault.capture.watch import CrashRun
 from notmyfault.render import SCHEMA_VERSION
 from notmyfault.render.common import limit_json, limit_text
-from notmyfault.sigcodes import signal_name
-from notmyfault.units import format_size
 
 
 def crash_text(run: CrashRun) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from notmyfault.analysis.kmem import KernelModule, KernelVm, SlabUsage, VmallocUsage
+from notmyfault.base.units import format_size
+from notmyfault.kernel.kmem import KernelModule, KernelVm, SlabUsage, VmallocUsage
 from notmyfault.render import SCHEMA_VERSION
 from notmyfault.render.analysis import hexa
-from notmyfault.units import format_size
 
 
 def kernel_vm_text(v: KernelVm) -> str:

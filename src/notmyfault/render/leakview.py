@@ -12,9 +12,9 @@ import json
 import sys
 from typing import Any, TextIO
 
+from notmyfault.base.units import format_size
 from notmyfault.faults.leak import LeakPlan, LeakStatus, counters
 from notmyfault.render import SCHEMA_VERSION
-from notmyfault.units import format_size
 
 
 class LeakView:

@@ -7,17 +7,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from notmyfault.analysis.blame import short_name
 from notmyfault.analysis.crash import Instruction
-from notmyfault.analysis.modules import ModuleInfo
-from notmyfault.analysis.search import Hit
-from notmyfault.analysis.vm import VmSummary
-from notmyfault.analysis.winvm import WindowsVm
+from notmyfault.base.units import format_size
 from notmyfault.dumps.minidump import Image, Module
 from notmyfault.dumps.windump import Driver
+from notmyfault.kernel.winvm import WindowsVm
+from notmyfault.memory.modules import ModuleInfo
+from notmyfault.memory.search import Hit
+from notmyfault.memory.vm import VmSummary
 from notmyfault.render import SCHEMA_VERSION
 from notmyfault.render.analysis import hexa
-from notmyfault.units import format_size
+from notmyfault.unwind.names import short_name
 
 
 def modules_text(mods: list[ModuleInfo], details: bool) -> str:

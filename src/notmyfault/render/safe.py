@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from notmyfault.utf8 import escape_surrogate
+from notmyfault.base.utf8 import escape_surrogate
 
 
 def terminal_safe(text: str) -> str:

@@ -30,7 +30,7 @@ from notmyfault.analysis.signature import (
     program,
     signature,
 )
-from notmyfault.utf8 import storable
+from notmyfault.base.utf8 import storable
 
 RETRIES = 1
 """How many times the next ingests analyse again a dump whose analysis was stopped (transient)."""

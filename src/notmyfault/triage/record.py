@@ -8,8 +8,8 @@ import datetime as dt
 from typing import Any
 
 from notmyfault import __version__
-from notmyfault.analysis.blame import short_name
 from notmyfault.analysis.crash import CrashAnalysis
+from notmyfault.unwind.names import short_name
 
 ANALYSIS_VERSION = f"{__version__}+triage4"
 """Stored with every row: a dump analysed by another version is analysed again on the next ingest."""
@@ -23,14 +23,14 @@ def analyze_path(path: str) -> dict[str, Any]:
     Errors propagate (DumpError for a bad file): the worker turns them into a failure record.
     """
     from notmyfault.analysis.crash import analyze as analyze_core
-    from notmyfault.analysis.kernel import analyze_kernel_dump
     from notmyfault.analysis.minidump import analyze_minidump
-    from notmyfault.analysis.vmcore import analyze_vmcore
-    from notmyfault.dumps import ElfCore, Minidump, Vmcore, WindowsKernelDump, open_any, report_fields
+    from notmyfault.dumps import ElfCore, Minidump, Vmcore, WindowsKernelDump, open_dump, report_fields
     from notmyfault.dumps.buildid import dumped_build_id, dumped_package
+    from notmyfault.kernel.vmcore import analyze_vmcore
+    from notmyfault.kernel.windows import analyze_kernel_dump
     from notmyfault.render.analysis import analysis_text
 
-    with open_any(path) as dump:
+    with open_dump(path) as dump:
         crash_time: dt.datetime | None = None
         build_ids: dict[str, str] = {}
         exe_build_id = version = None

@@ -188,7 +188,7 @@ _dask_workers: PerThread | None = None
 _dask_lock = threading.Lock()
 WARM_UP = (
     "notmyfault.analysis.crash",
-    "notmyfault.analysis.kernel",
+    "notmyfault.kernel.windows",
     "notmyfault.analysis.minidump",
     "notmyfault.render.analysis",
     "zlib",

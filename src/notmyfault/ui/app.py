@@ -37,6 +37,8 @@ from textual.widgets import (
     Tabs,
 )
 
+from notmyfault.base.sigcodes import parse_signal
+from notmyfault.base.units import format_size, parse_size
 from notmyfault.capture.config import DumpSettings, Verdict, assess, probe
 from notmyfault.capture.watch import CrashRun
 from notmyfault.faults.catalog import CATALOG, DEFAULT_SIGNAL, lookup
@@ -45,8 +47,7 @@ from notmyfault.faults.hang import HANGS
 from notmyfault.faults.leak import LeakRefused, Pool, plan_leak
 from notmyfault.faults.safety import floor_bytes, meminfo
 from notmyfault.render.capture import crash_text, dumpconfig_text
-from notmyfault.report import DumpReport, dump_report
-from notmyfault.sigcodes import parse_signal
+from notmyfault.render.report import DumpReport, dump_report
 from notmyfault.ui.jobs import (
     CRASH_TIMEOUT,
     LEAK_BUG,
@@ -58,7 +59,6 @@ from notmyfault.ui.jobs import (
     leak_argv,
     parse_leak_event,
 )
-from notmyfault.units import format_size, parse_size
 
 TAB_FOCUS = {"crash": "#catalog", "hang": "#hangs", "leak": "#leak-start", "dumpconfig": "#dumpconfig-scroll"}
 """The widget that takes the keys when a tab opens (Dump Analysis: its section tabs)."""

@@ -1,4 +1,5 @@
-"""Readable function names: C++ (Itanium), Rust (legacy and v0) and Swift symbols demangled.
+"""Readable names: C++ (Itanium), Rust (legacy and v0) and Swift symbols demangled, and modules
+named as WinDbg names them (``myfault`` for ``.../myfault.cpython-311-x86_64-linux-gnu.so``).
 
 pydemumble wraps LLVM's demanglers (the ones ``llvm-cxxfilt`` and demumble
 use); a name it cannot read is kept as it is.  Names from a dump are hostile:
@@ -7,6 +8,7 @@ one longer than ``MAX_MANGLED`` is not handed to the demangler.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 MAX_MANGLED = 4096
@@ -32,3 +34,23 @@ def demangle(name: str) -> str:
     except Exception:  # the extension's errors are not part of its contract: keep the raw name
         return name
     return out if out and out != name else name
+
+
+def base_name(path: str) -> str:
+    """The file name of a module path, Linux or Windows (c:\\windows\\system32\\ntdll.dll -> ntdll.dll)."""
+    return os.path.basename(path.replace("\\", "/"))
+
+
+def short_name(path: str | None) -> str:
+    """A module's short name, as WinDbg prints it: the file name up to its first dot (myfault)."""
+    if not path:
+        return "?"
+    name = base_name(path)
+    return name.split(".", 1)[0] or name
+
+
+def module_matches(path: str | None, name: str) -> bool:
+    """True if the module at ``path`` is the one called ``name``: its short name, its file name, or its path."""
+    if not path:
+        return False
+    return short_name(path) == name or base_name(path) == name or path.endswith("/" + name) or path == name

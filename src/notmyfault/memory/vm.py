@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from notmyfault.analysis.heap import HeapResult, main_heap
-from notmyfault.analysis.pool import TagUsage
 from notmyfault.dumps.elfcore import PF_W, PF_X, ElfCore
+from notmyfault.memory.heap import HeapResult, main_heap
+from notmyfault.memory.pool import TagUsage
 
 EXCESSIVE_NONPAGED = 0.25
 """Tagged nonpaged (locked) blocks above this share of the dumped memory draw a warning."""

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from notmyfault.analysis.crash import Instruction
-from notmyfault.analysis.isa import capstone_for
-from notmyfault.analysis.unwind import Program, code_bytes
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump
 from notmyfault.dumps.vmcore import Vmcore
 from notmyfault.dumps.windump import WindowsKernelDump
+from notmyfault.unwind.elf import Program, code_bytes
+from notmyfault.unwind.isa import capstone_for
 
 MemoryDump = Minidump | WindowsKernelDump | Vmcore
 

@@ -1,4 +1,4 @@
-"""Type stub for the native module myfault (src/notmyfault/myfault.c)."""
+"""Type stub for the native module myfault (src/notmyfault/native/user/myfault.c)."""
 
 def do_bug(name: str, arg: int = 0, /) -> bool:
     """Commit the fault called ``name``; returns True only if the process survived it."""

@@ -10,7 +10,7 @@ drgn could do the same by reading ``_PyRuntime`` and ``_PyInterpreterFrame`` wit
 but those need the interpreter's DWARF, which a distribution's build does not ship: we would have to
 keep every version's structure offsets ourselves, which is pystack's whole job.
 
-pystack runs in a child process (``python -m notmyfault.analysis.pystacks``) with a time limit: its
+pystack runs in a child process (``python -m notmyfault.unwind.python``) with a time limit: its
 engine is C++ over memory read from an untrusted dump, and a crash or a hang there must end the
 child, not the analysis. What the child cannot read becomes a note, never a failure.
 
@@ -29,10 +29,9 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from notmyfault.analysis.unwind import Frame
+from notmyfault.unwind.frames import Frame, PythonFrame
 
 EVAL_FRAMES = ("_PyEval_EvalFrameDefault",)
 """The native functions that run Python frames (CPython 3.8 to 3.13)."""
@@ -40,55 +39,6 @@ INTERPRETER_MODULES = ("python", "python3*", "libpython3*.so*")
 """The module file names that make a core one of a CPython process."""
 TIME_LIMIT = 60.0
 """Seconds the child reading the Python frames may take."""
-
-
-@dataclass(frozen=True)
-class PythonFrame:
-    """One Python frame."""
-
-    function: str
-    """The code object's name (its qualified name from 3.11)."""
-    file: str
-    line: int
-    arguments: tuple[tuple[str, str], ...] = ()
-    """Name and repr of each argument, when locals were asked for."""
-    locals: tuple[tuple[str, str], ...] = ()
-    entry: bool = False
-    """The first frame of one call of the eval loop."""
-
-    @property
-    def _library_path(self) -> list[str] | None:
-        """For a file of the interpreter's own library (under lib/pythonX.Y, not in its site-packages):
-        its path from there (``["ctypes", "__init__.py"]``); None for any other file."""
-        parts = self.file.replace("\\", "/").split("/")
-        if any(p in ("site-packages", "dist-packages") for p in parts):
-            return None
-        at = [
-            i
-            for i, p in enumerate(parts)
-            if i > 0 and parts[i - 1] == "lib" and p.startswith("python") and p[6:7].isdigit()
-        ]
-        return [p for p in parts[at[-1] + 1 :] if p] if at else None
-
-    @property
-    def stdlib(self) -> bool:
-        """True for a frame of the interpreter's own library (lib/pythonX.Y, not its site-packages)."""
-        return self._library_path is not None
-
-    @property
-    def qualified(self) -> str:
-        """module.function for a library frame (ctypes.string_at), the bare function for the program's."""
-        names = self._library_path
-        if not names:
-            return self.function
-        names[-1] = names[-1].removesuffix(".py")
-        if names[-1] == "__init__":
-            names.pop()
-        return ".".join([*names, self.function])
-
-    def where(self) -> str:
-        """``app.py:13 parse``: the file's name, the line and the function."""
-        return f"{os.path.basename(self.file)}:{self.line} {self.function}"
 
 
 @dataclass(frozen=True)
@@ -123,7 +73,7 @@ def read_python_stacks(core_path: str, executable: str, with_locals: bool = Fals
     """Every thread's Python frames in the core at ``core_path`` of ``executable``, read in a child."""
     if not os.path.isfile(executable):
         return PythonStacks((), f"the interpreter {executable} is not here (give --exe)")
-    cmd = [sys.executable, "-m", "notmyfault.analysis.pystacks", core_path, executable]
+    cmd = [sys.executable, "-m", "notmyfault.unwind.python", core_path, executable]
     if with_locals:
         cmd.append("--locals")
     try:
@@ -231,9 +181,9 @@ def caller(frames: Sequence[Frame], python: PythonThread | None) -> PythonFrame 
 
 
 def main(argv: Sequence[str]) -> int:
-    """``python -m notmyfault.analysis.pystacks CORE EXECUTABLE [--locals]``: JSON on stdout."""
+    """``python -m notmyfault.unwind.python CORE EXECUTABLE [--locals]``: JSON on stdout."""
     if len(argv) < 2:
-        print("usage: python -m notmyfault.analysis.pystacks CORE EXECUTABLE [--locals]", file=sys.stderr)
+        print("usage: python -m notmyfault.unwind.python CORE EXECUTABLE [--locals]", file=sys.stderr)
         return 2
     try:
         data = _read_in_child(argv[0], argv[1], "--locals" in argv[2:])

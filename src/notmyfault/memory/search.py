@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from notmyfault.analysis.blame import module_matches, short_name
 from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump
 from notmyfault.dumps.windump import WindowsKernelDump
+from notmyfault.unwind.names import module_matches, short_name
 
 MAX_HITS = 10_000
 

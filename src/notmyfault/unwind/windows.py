@@ -14,12 +14,12 @@ import bisect
 import contextlib
 import struct
 
-from notmyfault.analysis.symfile import SymbolFile, SymbolStore, load_sym, sym_path
-from notmyfault.analysis.unwind import Frame
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump, Module, Thread
 from notmyfault.dumps.windump import Driver, WindowsKernelDump
 from notmyfault.dumps.windump import Thread as KernelThread
+from notmyfault.unwind.frames import Frame
+from notmyfault.unwind.symfile import SymbolFile, SymbolStore, load_sym, sym_path
 
 MAX_FRAMES = 64
 

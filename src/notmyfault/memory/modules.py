@@ -6,10 +6,10 @@ import os
 import re
 from dataclasses import dataclass
 
-from notmyfault.analysis.blame import module_matches, short_name
-from notmyfault.analysis.unwind import Program, module_span
 from notmyfault.dumps.buildid import dumped_package, file_package
 from notmyfault.dumps.elfcore import ElfCore
+from notmyfault.unwind.elf import Program, module_span
+from notmyfault.unwind.names import module_matches, short_name
 
 _VERSION = re.compile(r"\.so\.(\d+(?:\.\d+)*)$")
 

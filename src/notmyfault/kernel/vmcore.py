@@ -27,10 +27,10 @@ from typing import Any
 
 from notmyfault.analysis.crash import CrashAnalysis, Instruction, decode_bytes
 from notmyfault.analysis.deadlock import LockWait
-from notmyfault.analysis.unwind import Frame
 from notmyfault.dumps import origin
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.vmcore import Vmcore
+from notmyfault.unwind.frames import Frame
 
 KERNEL_MODULE = "vmlinux"
 USER_TOP = 0x0000_8000_0000_0000
@@ -633,7 +633,7 @@ def kernel_disasm(
     vm: Vmcore, target: str, count: int, syntax: str
 ) -> tuple[list[Instruction], dict[int, str]]:
     """Disassemble at an address or a kernel symbol (``myfault_high_irql``, ``panic+0x10``)."""
-    from notmyfault.analysis.disasm import UnknownTarget, disassemble_memory
+    from notmyfault.memory.disasm import UnknownTarget, disassemble_memory
 
     prog = vm.prog
     try:

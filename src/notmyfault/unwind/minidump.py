@@ -25,11 +25,11 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from notmyfault.analysis.symfile import SymbolFile, WinRecord
-from notmyfault.analysis.unwind import Frame
-from notmyfault.analysis.winframes import Symbols, frame_at, symbol_file
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import CONTEXT_LAYOUTS, ContextLayout, Minidump, Thread
+from notmyfault.unwind.frames import Frame
+from notmyfault.unwind.symfile import SymbolFile, WinRecord
+from notmyfault.unwind.windows import Symbols, frame_at, symbol_file
 
 MAX_FRAMES = 256
 SCAN_WORDS = 40

@@ -14,15 +14,15 @@ import ntpath
 import struct
 from dataclasses import replace
 
-from notmyfault.analysis.bugcheck import KERNEL_MODULES, bugcheck
 from notmyfault.analysis.crash import CrashAnalysis, decode_bytes
-from notmyfault.analysis.unwind import Frame
 from notmyfault.analysis.wincodes import ACCESS_KINDS
-from notmyfault.analysis.winframes import fp_chain_frames, frame_at
-from notmyfault.analysis.winunwind import x64_steps
 from notmyfault.dumps import origin
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.windump import WindowsKernelDump
+from notmyfault.kernel.bugcheck import KERNEL_MODULES, bugcheck
+from notmyfault.unwind.frames import Frame
+from notmyfault.unwind.pe import x64_steps
+from notmyfault.unwind.windows import fp_chain_frames, frame_at
 
 
 def _is_kernel(module: str | None) -> bool:

@@ -16,84 +16,19 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from notmyfault.analysis.isa import capstone_for
-from notmyfault.analysis.names import demangle, is_mangled
 from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import PF_X, ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
-
-if TYPE_CHECKING:
-    from notmyfault.analysis.pystacks import PythonFrame
+from notmyfault.unwind.frames import Frame
+from notmyfault.unwind.isa import capstone_for
+from notmyfault.unwind.names import is_mangled
 
 SCAN_BYTES = 64 * 1024
 SCAN_FRAMES = 16
 MAX_FRAMES = 512
 """Frames symbolised per thread; a deeper stack (a runaway recursion) is cut there."""
-
-
-CODE_KINDS = {
-    "jit": "JIT code",
-    "unknown": "unknown code",
-    "non-executable": "non-executable memory",
-    "unmapped": "unmapped",
-}
-"""How a frame outside every module is shown, by its ``code``."""
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One frame of a stack."""
-
-    index: int
-    pc: int
-    sp: int | None
-    module: str | None
-    """Path of the module holding pc, if any."""
-    function: str | None
-    offset: int | None
-    """pc minus the start of the function's symbol."""
-    file: str | None
-    line: int | None
-    how: str
-    """context, unwound, inline, frame pointer, return address at sp, or scan."""
-    module_base: int | None = None
-    """Load address of the module (its lowest mapping)."""
-    raw_function: str | None = None
-    """The symbol as the binary or symbol file spells it, where ``function`` is its demangled form."""
-    code: str | None = None
-    """For a pc in no module: ``jit`` (anonymous executable memory: JIT-compiled code), ``unknown``
-    (executable, in a mapped file that is no module), ``non-executable`` or ``unmapped``."""
-    python: tuple[PythonFrame, ...] = ()
-    """For an eval-loop frame of a CPython process: the Python frames it runs, innermost first."""
-
-    def __post_init__(self) -> None:
-        """Demangle the function's name (C++, Rust, Swift), keeping the raw one beside it."""
-        if self.function and self.raw_function is None:
-            readable = demangle(self.function)
-            if readable != self.function:
-                object.__setattr__(self, "raw_function", self.function)
-                object.__setattr__(self, "function", readable)
-
-    def symbolic(self) -> str:
-        """module!function, or module+0xoff without symbols: stable across runs and ASLR."""
-        from notmyfault.analysis.blame import short_name
-
-        if self.function:
-            return f"{short_name(self.module)}!{self.function}" if self.module else self.function
-        if self.module and self.module_base is not None:
-            return f"{short_name(self.module)}+{self.pc - self.module_base:#x}"
-        return f"{self.pc:#x}"
-
-    def location(self) -> str:
-        """module!function+0xoff, or module+0xoff without symbols, or the bare address (marked
-        ``[JIT code]`` or ``[unmapped]`` where the dump says which)."""
-        if self.function:
-            return f"{self.symbolic()}+{self.offset or 0:#x}"
-        if self.code and not self.module:
-            return f"[{CODE_KINDS.get(self.code, self.code)}] {self.pc:#x}"
-        return self.symbolic()
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from notmyfault.analysis.search import Hit
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.vmcore import Vmcore
+from notmyfault.memory.search import Hit
 
 EXCESSIVE = 0.5
 """Unreclaimable slab at this share of the memory in use (total - free) or more is excessive."""

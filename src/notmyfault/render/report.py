@@ -54,17 +54,17 @@ def dump_report(path: str, tag: str | None = None, frames: int = 12) -> DumpRepo
     DumpError for a dump that cannot be read.
     """
     from notmyfault.analysis.crash import analyze, decode
-    from notmyfault.analysis.heap import heap_summary
-    from notmyfault.analysis.modules import modules, select_modules
-    from notmyfault.analysis.pool import pool_usage
-    from notmyfault.analysis.search import search
-    from notmyfault.analysis.unwind import load_program
-    from notmyfault.analysis.vm import vm_summary
-    from notmyfault.dumps import open_dump
+    from notmyfault.dumps import ElfCore, open_dump
+    from notmyfault.memory.heap import heap_summary
+    from notmyfault.memory.modules import modules, select_modules
+    from notmyfault.memory.pool import pool_usage
+    from notmyfault.memory.search import search
+    from notmyfault.memory.vm import vm_summary
     from notmyfault.render.analysis import analysis_text, pool_text, regs_text, stack_text
     from notmyfault.render.memory import modules_text, search_text, vm_text
+    from notmyfault.unwind.elf import load_program
 
-    with open_dump(path) as core:
+    with open_dump(path, ElfCore) as core:
         program = load_program(core)
         result = analyze(core, program=program)
         sections = [Section("analyze", f"!analyze -v    ({os.path.basename(path)})", "Analysis",
