@@ -11,10 +11,10 @@ import sys
 import pytest
 
 from notmyfault import __version__
-from notmyfault.native import myfault
 from notmyfault.base.sigcodes import parse_signal, si_code_name, si_code_value
 from notmyfault.base.units import format_size, parse_size
 from notmyfault.faults.catalog import CATALOG, UnknownCrashType, lookup
+from notmyfault.native import myfault
 from tests.conftest import run_json, run_nmf
 
 SPEC_TYPES = [

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+import notmyfault
 from notmyfault.cli.common import emit_json, fail
 
 EXIT_INTERNAL = 3
@@ -73,15 +74,15 @@ def symbols_option(f: Any) -> Any:
 
 
 def _set_debuginfod(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
-    from notmyfault.unwind import elf as unwind
+    import notmyfault
 
-    unwind.progress = lambda m: click.echo(m, err=True)
+    notmyfault.debuginfod(progress=lambda m: click.echo(m, err=True))
     if value is not None:
         if value and not os.environ.get("DEBUGINFOD_URLS", "").strip():
             fail(
                 "--debuginfod: set DEBUGINFOD_URLS to the servers to ask (e.g. https://debuginfod.debian.net)"
             )
-        os.environ[unwind.DEBUGINFOD_ENV] = "1" if value else "0"
+        notmyfault.debuginfod(enabled=value)
 
 
 debuginfod_option = click.option(
@@ -94,23 +95,12 @@ debuginfod_option = click.option(
 )
 
 
-def symbol_store(symbols: str | None, urls: tuple[str, ...]) -> Any:
-    """Where the minidump commands look for Breakpad symbols: the --symbols directory, then the cache of
-    what the --symbols-url servers gave before, then those servers."""
-    from notmyfault.capture.config import cache_dir
-    from notmyfault.unwind.symfile import SymbolStore
-
+def _symbol_urls(urls: tuple[str, ...]) -> tuple[str, ...]:
+    """The --symbols-url servers, each checked to be an http(s) URL."""
     for url in urls:
         if not url.startswith(("http://", "https://")):
             fail(f"--symbols-url {url!r}: give an http:// or https:// URL")
-    if not urls:
-        return symbols
-    return SymbolStore(
-        [symbols] if symbols else [],
-        list(urls),
-        os.path.join(cache_dir(), "symbols"),
-        say=lambda m: click.echo(m, err=True),
-    )
+    return urls
 
 
 debug_option = click.option(
@@ -124,21 +114,40 @@ debug_option = click.option(
 
 
 @contextmanager
-def opened(path: str, minidumps: bool = False, debug_files: tuple[str, ...] = ()) -> Iterator[Any]:
+def opened(
+    path: str,
+    minidumps: bool = False,
+    debug_files: tuple[str, ...] = (),
+    exe: str | None = None,
+    sysroot: str | None = None,
+    symbols: str | None = None,
+    symbols_urls: tuple[str, ...] = (),
+) -> Iterator[notmyfault.Dump]:
     """Open a dump (with ``minidumps``, a minidump, a Windows kernel dump or a vmcore too); turn every
     failure into a one-line error."""
-    from notmyfault.dumps import DumpError, ElfCore, Vmcore, open_dump
+    from notmyfault.capture import cache_dir
 
+    urls = _symbol_urls(symbols_urls)
     try:
-        core = open_dump(path) if minidumps else open_dump(path, ElfCore)
-    except DumpError as e:
+        if minidumps:
+            dump = notmyfault.open(
+                path,
+                exe=exe,
+                sysroot=sysroot,
+                symbols=symbols,
+                symbol_urls=urls,
+                symbol_cache=os.path.join(cache_dir(), "symbols"),
+                debug_files=debug_files,
+                say=lambda m: click.echo(m, err=True),
+            )
+        else:
+            dump = notmyfault.open_core(path, exe=exe, sysroot=sysroot)
+    except notmyfault.DumpError as e:
         fail(str(e))
-    if isinstance(core, Vmcore):
-        core.extra_paths = list(debug_files)
-    token = _TRUNCATION.set(getattr(core, "truncation", None))
+    token = _TRUNCATION.set(dump.truncation)
     try:
-        yield core
-    except DumpError as e:
+        yield dump
+    except notmyfault.DumpError as e:
         fail(str(e))
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -149,7 +158,7 @@ def opened(path: str, minidumps: bool = False, debug_files: tuple[str, ...] = ()
         )
     finally:
         _TRUNCATION.reset(token)
-        core.close()
+        dump.close()
 
 
 _TRUNCATION: ContextVar[str | None] = ContextVar("truncation", default=None)
@@ -211,32 +220,12 @@ def analyze(
     Reads ELF process cores, minidumps (Windows, and Breakpad's of Linux), Windows kernel dumps and
     Linux kernel vmcores.
     """
-    from notmyfault.analysis.crash import analyze as run
-    from notmyfault.analysis.minidump import analyze_minidump
-    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
-    from notmyfault.kernel.vmcore import analyze_vmcore
-    from notmyfault.kernel.windows import analyze_kernel_dump
     from notmyfault.render.analysis import analysis_json, analysis_text
     from notmyfault.render.safe import printable
 
-    with opened(core, minidumps=True, debug_files=debug_files) as c:
-        env: list[str] | None = None
-        if show_env:
-            if isinstance(c, Vmcore | WindowsKernelDump):
-                fail(f"{core}: --show-environment reads process dumps (ELF cores, minidumps) only")
-            env = c.environment
-            if env is None:
-                fail(
-                    f"{core}: the dump does not hold the process's environment (no initial stack, no environ stream)"
-                )
-        if isinstance(c, Vmcore):
-            result = analyze_vmcore(c)
-        elif isinstance(c, Minidump):
-            result = analyze_minidump(c, symbol_store(symbols, symbols_urls))
-        elif isinstance(c, WindowsKernelDump):
-            result = analyze_kernel_dump(c)
-        else:
-            result = run(c, exe, sysroot, python_locals=verbose)
+    with opened(core, True, debug_files, exe, sysroot, symbols, symbols_urls) as dump:
+        env = dump.environment() if show_env else None
+        result = dump.analysis(python_locals=verbose)
         if env is None:
             _emit(
                 as_json, lambda: analysis_json(result, verbose), lambda: analysis_text(result, verbose, side)
@@ -286,53 +275,16 @@ def stack(
     (--python: only those; --native: none), and marks the thread that holds the GIL.
     Kernel vmcores: the crashed task's stack (or --thread PID, or --all tasks).
     """
-    from notmyfault.analysis.crash import python_stacks
-    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
     from notmyfault.render import SCHEMA_VERSION
     from notmyfault.render.analysis import frame_json, python_thread_json, stack_text
     from notmyfault.render.safe import terminal_safe
-    from notmyfault.unwind.elf import load_program, thread_frames
-    from notmyfault.unwind.frames import Frame
-    from notmyfault.unwind.minidump import Walker
-    from notmyfault.unwind.python import PythonStacks, PythonThread, merge
-    from notmyfault.unwind.windows import fp_chain_frames
 
-    with opened(core, minidumps=True, debug_files=debug_files) as c:
-        stacks: list[tuple[int, list[Frame]]]
-        pystacks: PythonStacks | None = None
-        if isinstance(c, Vmcore):
-            from notmyfault.kernel.vmcore import task_stacks
-
-            try:
-                stacks = [(t, list(fs)) for t, fs in task_stacks(c, tid, all_threads)]
-            except LookupError as e:
-                fail(str(e))
-        else:
-            tids = [t.tid for t in c.threads]
-            if not tids:
-                fail(f"{core} records no threads")
-            if tid is not None and tid not in tids:
-                fail(f"the dump has no thread {tid}; its threads are {', '.join(map(str, tids))}")
-            chosen = tids if all_threads else [tid if tid is not None else tids[0]]
-            by_tid = {t.tid: t for t in c.threads}
-            source = symbol_store(symbols, symbols_urls)
-            if isinstance(c, Minidump):
-                walker = Walker(c, source)
-                # the dump writer's own thread is listed, not walked (its stack is the writer's)
-                stacks = [(t, [] if t == c.dump_thread_id else walker.frames(by_tid[t])) for t in chosen]
-            elif isinstance(c, WindowsKernelDump):
-                stacks = [(t, fp_chain_frames(c, by_tid[t], source)) for t in chosen]
-            else:
-                program = load_program(c, exe, sysroot)
-                stacks = [(t, thread_frames(program, c, t)) for t in chosen]
-                if side != "native" or as_json:
-                    pystacks = python_stacks(c, program, exe, sysroot, verbose)
-        py: dict[int, PythonThread | None] = {t: pystacks.thread(t) if pystacks else None for t, _ in stacks}
-        stacks = [(t, list(merge(fs, p) or fs) if (p := py[t]) else fs) for t, fs in stacks]
-        if pystacks is not None and pystacks.error and not as_json:
+    with opened(core, True, debug_files, exe, sysroot, symbols, symbols_urls) as dump:
+        stacks = dump.stacks(tid, all_threads, python=side != "native" or as_json, python_locals=verbose)
+        if stacks.python_error and not as_json:
             click.echo(
                 terminal_safe(
-                    f"notmyfault: a CPython process, but its Python frames could not be read: {pystacks.error}"
+                    f"notmyfault: a CPython process, but its Python frames could not be read: {stacks.python_error}"
                 ),
                 err=True,
             )
@@ -341,17 +293,19 @@ def stack(
             lambda: {
                 "schema_version": SCHEMA_VERSION,
                 "kind": "stacks",
-                "python_error": pystacks.error if pystacks else None,
+                "python_error": stacks.python_error,
                 "threads": [
                     {
-                        "tid": t,
-                        "frames": [frame_json(f, verbose) for f in fs],
-                        "python": python_thread_json(py[t], verbose),
+                        "tid": s.tid,
+                        "frames": [frame_json(f, verbose) for f in s.frames],
+                        "python": python_thread_json(s.python, verbose),
                     }
-                    for t, fs in stacks
+                    for s in stacks.threads
                 ],
             },
-            lambda: "\n\n".join(stack_text(t, fs, py[t], side, verbose) for t, fs in stacks),
+            lambda: "\n\n".join(
+                stack_text(s.tid, list(s.frames), s.python, side, verbose) for s in stacks.threads
+            ),
         )
 
 
@@ -368,48 +322,15 @@ def regs(
 
     Kernel vmcores: the trap frame of the crashed task (the faulting instruction's registers).
     """
-    from notmyfault.analysis.crash import decode, decode_bytes
-    from notmyfault.dumps import Minidump, UnreadableMemory, Vmcore, WindowsKernelDump
     from notmyfault.render.analysis import regs_json, regs_text
 
-    with opened(core, minidumps=True, debug_files=debug_files) as c:
-        if isinstance(c, Vmcore):
-            from notmyfault.kernel.vmcore import trap_frame
-
-            try:
-                trap = trap_frame(c, tid)
-            except LookupError as e:
-                fail(str(e))
-            if trap is None:
-                fail(f"{core}: no registers: the crashed task's stack cannot be read and the log holds none")
-            _emit(
-                as_json,
-                lambda: regs_json(trap, trap.instruction),
-                lambda: regs_text(trap, trap.instruction, trap.where),
-            )
-            return
-        threads = {t.tid: t for t in c.threads}
-        if not threads:
-            fail(f"{core} records no threads")
-        if tid is not None and tid not in threads:
-            fail(f"the dump has no thread {tid}; its threads are {', '.join(map(str, threads))}")
-        t = threads[tid] if tid is not None else c.threads[0]
-        if not t.regs:
-            fail(f"registers of {c.arch} dumps are not decoded yet")
-        insn, where = None, None
-        if isinstance(c, (Minidump, WindowsKernelDump)):
-            module = c.module_at(t.pc) if t.pc is not None else None
-            where = f"in {module.name}" if module else None
-            if t.pc is not None:
-                try:
-                    insn = decode_bytes(c.read(t.pc, 16), t.pc, c.arch)
-                except UnreadableMemory:
-                    insn = None
-        else:
-            insn = decode(c, t.pc, sysroot) if t.pc is not None else None
-            mapping = c.file_at(t.pc) if t.pc is not None else None
-            where = f"in {mapping.path}" if mapping else None
-        _emit(as_json, lambda: regs_json(t, insn), lambda: regs_text(t, insn, where))
+    with opened(core, True, debug_files, sysroot=sysroot) as dump:
+        r = dump.registers(tid)
+        _emit(
+            as_json,
+            lambda: regs_json(r.thread, r.instruction),
+            lambda: regs_text(r.thread, r.instruction, r.where),
+        )
 
 
 @click.command()
@@ -423,18 +344,13 @@ def poolused(core: str, sort: str, top: int | None, debug_files: tuple[str, ...]
 
     Kernel vmcores: slab caches (a cache named after the tag is the tag's nonpaged pool) and vmalloc by caller.
     """
-    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
-    from notmyfault.memory.heap import heap_summary
-    from notmyfault.memory.pool import pool_usage
     from notmyfault.render.analysis import pool_json, pool_text
+    from notmyfault.render.kernel import slab_json, slab_text
 
-    with opened(core, minidumps=True, debug_files=debug_files) as c:
-        if isinstance(c, Vmcore):
-            from notmyfault.kernel.kmem import slab_usage, vmalloc_usage
-            from notmyfault.render.kernel import slab_json, slab_text
-
-            _need_types(c, "poolused")
-            slabs, vmallocs = slab_usage(c), vmalloc_usage(c)
+    with opened(core, True, debug_files) as dump:
+        pools = dump.pools()
+        if pools.kind == "kernel":
+            slabs, vmallocs = pools.slabs, pools.vmallocs
             if sort == "count":
                 slabs.sort(key=lambda s: (-s.active_objects, s.name))
             _emit(
@@ -443,22 +359,12 @@ def poolused(core: str, sort: str, top: int | None, debug_files: tuple[str, ...]
                 lambda: slab_text(slabs, vmallocs, top),
             )
             return
-        if isinstance(c, (Minidump, WindowsKernelDump)):
-            from notmyfault.dumps import KERNEL_DUMP_COMMANDS, MINIDUMP_COMMANDS
-
-            what = (
-                f"a minidump: {MINIDUMP_COMMANDS} read minidumps"
-                if isinstance(c, Minidump)
-                else f"a Windows kernel crash dump: {KERNEL_DUMP_COMMANDS} read those"
-            )
-            fail(f"{core} is {what}; poolused reads Linux process cores and vmcores")
-        usage = pool_usage(c)
-        heap = heap_summary(c)
+        usage = pools.usage
         if sort == "count":
             usage.sort(key=lambda u: (-u.blocks, u.tag))
         if top is not None:
             usage = usage[:top]
-        _emit(as_json, lambda: pool_json(usage, heap), lambda: pool_text(usage, top, heap))
+        _emit(as_json, lambda: pool_json(usage, pools.heap), lambda: pool_text(usage, top, pools.heap))
 
 
 @click.command()
@@ -478,9 +384,7 @@ def modules(
     as_json: bool,
 ) -> None:
     """lm / lmvm: modules with load range, build-id, and whether the file on disk matches."""
-    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
-    from notmyfault.memory.modules import modules as list_modules
-    from notmyfault.memory.modules import select_modules
+    from notmyfault.render.kernel import kernel_modules_json, kernel_modules_text
     from notmyfault.render.memory import (
         drivers_json,
         drivers_text,
@@ -489,62 +393,23 @@ def modules(
         modules_json,
         modules_text,
     )
-    from notmyfault.unwind.elf import load_program
-    from notmyfault.unwind.names import module_matches
 
-    with opened(core, minidumps=True, debug_files=debug_files) as c:
-        if isinstance(c, Vmcore):
-            from notmyfault.kernel.kmem import kernel_modules
-            from notmyfault.render.kernel import kernel_modules_json, kernel_modules_text
-
-            _need_types(c, "modules")
-            kmods = [
-                m for m in kernel_modules(c) if verbose_name is None or module_matches(m.name, verbose_name)
-            ]
-            if verbose_name is not None and not kmods:
-                fail(f"no module named {verbose_name!r} is loaded in the dump")
+    details = verbose_name is not None
+    with opened(core, True, debug_files, exe, sysroot) as dump:
+        found = dump.modules(verbose_name, versions=as_json)
+        mods = found.modules
+        if found.kind == "kernel":
+            _emit(as_json, lambda: kernel_modules_json(mods), lambda: kernel_modules_text(mods, details))
+        elif found.kind == "drivers":
             _emit(
                 as_json,
-                lambda: kernel_modules_json(kmods),
-                lambda: kernel_modules_text(kmods, verbose_name is not None),
+                lambda: drivers_json(mods, found.versions),
+                lambda: drivers_text(mods, details, found.versions),
             )
-            return
-        if isinstance(c, WindowsKernelDump):
-            drivers = [d for d in c.drivers if verbose_name is None or module_matches(d.name, verbose_name)]
-            if not c.drivers:
-                why = c.module_list_problem or "its memory is not read (see 'notmyfault analyze')"
-                fail(f"{core} is a {c.dump_type} dump and no module list could be read: {why}")
-            if verbose_name is not None and not drivers:
-                fail(f"no module named {verbose_name!r} in the dump")
-            details = verbose_name is not None or as_json
-            versions = {d.base: c.image(d).version for d in drivers} if details else {}
-            _emit(
-                as_json,
-                lambda: drivers_json(drivers, versions),
-                lambda: drivers_text(drivers, verbose_name is not None, versions),
-            )
-            return
-        if isinstance(c, Minidump):
-            mini = list(c.modules)
-            if verbose_name is not None:
-                mini = [m for m in mini if module_matches(m.name, verbose_name)]
-                if not mini:
-                    names = ", ".join(sorted({m.name for m in c.modules}))
-                    fail(f"no module named {verbose_name!r} in the dump; modules: {names}")
-            _emit(
-                as_json,
-                lambda: minidump_modules_json(mini),
-                lambda: minidump_modules_text(mini, verbose_name is not None),
-            )
-            return
-        mods = list_modules(load_program(c, exe, sysroot), c)
-        if verbose_name is not None:
-            chosen = select_modules(mods, verbose_name)
-            if not chosen:
-                names = ", ".join(sorted({m.name for m in mods}))
-                fail(f"no module named {verbose_name!r} in the dump; modules: {names}")
-            mods = chosen
-        _emit(as_json, lambda: modules_json(mods), lambda: modules_text(mods, verbose_name is not None))
+        elif found.kind == "minidump":
+            _emit(as_json, lambda: minidump_modules_json(mods), lambda: minidump_modules_text(mods, details))
+        else:
+            _emit(as_json, lambda: modules_json(mods), lambda: modules_text(mods, details))
 
 
 @click.command()
@@ -559,29 +424,18 @@ def vm(core: str, top: int, debug_files: tuple[str, ...], as_json: bool) -> None
 
     Kernel vmcores: the kernel's memory counters, with a warning when unreclaimable slab dominates.
     """
-    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
-    from notmyfault.kernel.winvm import windows_vm
-    from notmyfault.memory.pool import pool_usage
-    from notmyfault.memory.vm import vm_summary
+    from notmyfault.render.kernel import kernel_vm_json, kernel_vm_text
     from notmyfault.render.memory import vm_json, vm_text, windows_vm_json, windows_vm_text
 
-    with opened(core, minidumps=True, debug_files=debug_files) as c:
-        if isinstance(c, Vmcore):
-            from notmyfault.kernel.kmem import kernel_vm
-            from notmyfault.render.kernel import kernel_vm_json, kernel_vm_text
-
-            _need_types(c, "vm")
-            counters = kernel_vm(c)
-            _emit(as_json, lambda: kernel_vm_json(counters), lambda: kernel_vm_text(counters))
-            return
-        if isinstance(c, WindowsKernelDump):
-            kv = windows_vm(c)
-            _emit(as_json, lambda: windows_vm_json(kv), lambda: windows_vm_text(kv))
-            return
-        if isinstance(c, Minidump):
-            fail(f"{core} is a minidump: it holds no system memory counters for !vm")
-        summary = vm_summary(c, pool_usage(c), top)
-        _emit(as_json, lambda: vm_json(summary), lambda: vm_text(summary))
+    with opened(core, True, debug_files) as dump:
+        memory = dump.memory(top)
+        summary = memory.summary
+        if memory.kind == "linux":
+            _emit(as_json, lambda: kernel_vm_json(summary), lambda: kernel_vm_text(summary))
+        elif memory.kind == "windows":
+            _emit(as_json, lambda: windows_vm_json(summary), lambda: windows_vm_text(summary))
+        else:
+            _emit(as_json, lambda: vm_json(summary), lambda: vm_text(summary))
 
 
 @click.command()
@@ -595,9 +449,6 @@ def search(
     core: str, pattern: str, module: str | None, as_hex: bool, debug_files: tuple[str, ...], as_json: bool
 ) -> None:
     """s -a: find a string (or --hex bytes) in the dump and in the mapped files it left out."""
-    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
-    from notmyfault.memory.search import has_module, search_memory
-    from notmyfault.memory.search import search as run
     from notmyfault.render.memory import search_json, search_text
 
     try:
@@ -606,26 +457,8 @@ def search(
         fail(f"--hex: {pattern!r} is not hex bytes (e.g. 4c65616b)")
     if not needle:
         fail("give a non-empty pattern")
-    with opened(core, minidumps=True, debug_files=debug_files) as c:
-        if module is not None and not isinstance(c, Vmcore) and not has_module(c, module):
-            fail(
-                f"--module {module!r}: the dump holds no such module ('notmyfault modules {core}' lists them)"
-            )
-        if isinstance(c, Vmcore):
-            from notmyfault.kernel.kmem import kernel_search
-
-            _need_types(c, "search")
-            try:
-                khits = kernel_search(c, needle, module)
-            except LookupError as e:
-                fail(str(e))
-            _emit(as_json, lambda: search_json(needle, khits), lambda: search_text(khits))
-            return
-        hits = (
-            search_memory(c, needle, module)
-            if isinstance(c, (Minidump, WindowsKernelDump))
-            else run(c, needle, module)
-        )
+    with opened(core, True, debug_files) as dump:
+        hits = dump.search(needle, module)
         _emit(as_json, lambda: search_json(needle, hits), lambda: search_text(hits))
 
 
@@ -657,59 +490,14 @@ def disasm(
     as_json: bool,
 ) -> None:
     """u: disassemble at an address or a symbol (minidumps and kernel dumps: an address)."""
-    from notmyfault.dumps import Minidump, Vmcore, WindowsKernelDump
-    from notmyfault.memory.disasm import UnknownTarget, disassemble, disassemble_memory, resolve
     from notmyfault.render.memory import disasm_json, disasm_text
-    from notmyfault.unwind.elf import load_program
-    from notmyfault.unwind.names import demangle, short_name
 
-    with opened(core, minidumps=True, debug_files=debug_files) as c:
-        if isinstance(c, Vmcore):
-            from notmyfault.kernel.vmcore import kernel_disasm
-
-            try:
-                kinsns, kwhere = kernel_disasm(c, target, count, "att" if att else "intel")
-            except UnknownTarget as e:
-                fail(str(e))
-            _emit(as_json, lambda: disasm_json(kinsns), lambda: disasm_text(kinsns, kwhere))
-            return
-        if isinstance(c, (Minidump, WindowsKernelDump)):
-            try:
-                address = int(target, 0)
-            except ValueError:
-                fail(
-                    f"{target!r}: give an address (0x...): symbols of minidumps and kernel dumps are not read"
-                )
-            try:
-                insns = disassemble_memory(c, address, count, "att" if att else "intel")
-            except UnknownTarget as e:
-                fail(str(e))
-            mod = c.module_at(address)
-            where = {address: f"{short_name(mod.name)}+{address - mod.base:#x}"} if mod else {}
-            _emit(as_json, lambda: disasm_json(insns), lambda: disasm_text(insns, where))
-            return
-        program = load_program(c, exe, sysroot)
-        try:
-            address = resolve(program, target)
-            insns = disassemble(c, address, count, "att" if att else "intel", sysroot)
-        except UnknownTarget as e:
-            fail(str(e))
-        where = {}
-        try:
-            sym = program.prog.symbol(address)
-            where[address] = f"{demangle(sym.name)}+{address - sym.address:#x}"
-        except LookupError:
-            pass
-        _emit(as_json, lambda: disasm_json(insns), lambda: disasm_text(insns, where))
-
-
-def _need_types(c: Any, command: str) -> None:
-    """Fail with one line when a vmcore's kernel types (the debug vmlinux) were not found."""
-    if not c.has_types():
-        fail(
-            f"{command} on a vmcore needs the kernel's debug information: give --debug-file vmlinux "
-            f"(Debian: linux-image-{c.release}-dbg; the lab keeps it beside its vmcores); "
-            "'notmyfault analyze' works without it from the kernel log"
+    with opened(core, True, debug_files, exe, sysroot) as dump:
+        found = dump.disassemble(target, count, "att" if att else "intel")
+        _emit(
+            as_json,
+            lambda: disasm_json(found.instructions),
+            lambda: disasm_text(found.instructions, found.where),
         )
 
 

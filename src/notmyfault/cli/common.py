@@ -37,7 +37,7 @@ def emit_json(obj: Any, lines: bool = False) -> None:
 
 
 def _storable(obj: Any) -> Any:
-    from notmyfault.base.utf8 import storable
+    from notmyfault.base import storable
 
     if isinstance(obj, str):
         return storable(obj)
@@ -50,14 +50,14 @@ def _storable(obj: Any) -> Any:
 
 def raise_interrupt(signum: int, frame: object) -> None:
     """A signal handler that turns SIGTERM or SIGHUP into a KeyboardInterrupt (Stopped), as Ctrl-C is."""
-    from notmyfault.base.sigcodes import Stopped
+    from notmyfault.base import Stopped
 
     raise Stopped(signum)
 
 
 def parse_size_option(name: str, text: str) -> int:
     """Parse a size option, or fail with a one-line error naming the option."""
-    from notmyfault.base.units import parse_size
+    from notmyfault.base import parse_size
 
     try:
         return parse_size(text)
@@ -67,7 +67,7 @@ def parse_size_option(name: str, text: str) -> int:
 
 def dump_settings(dump_dir: str | None) -> Any:
     """Probe the dump settings for ``dump_dir``; fail at once if that directory is not writable."""
-    from notmyfault.capture.config import probe
+    from notmyfault.capture import probe
 
     settings = probe(dump_dir)
     if not settings.dump_dir_writable:
@@ -101,7 +101,7 @@ def run_watched(argv: list[str], settings: Any, label: str, timeout: float | Non
     CrashInterrupted passes through to the caller, which knows what an
     interruption means for its command.
     """
-    from notmyfault.capture.watch import crash_in_child
+    from notmyfault.capture import crash_in_child
 
     with interruptible():
         return crash_in_child(argv, settings, label, timeout, **options)

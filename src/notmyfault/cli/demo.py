@@ -33,7 +33,7 @@ def _heading(command: str) -> str:
 
 def _pool(stop_at: int) -> tuple[str, str | None]:
     """nonpaged, unless this user may not lock that much: then paged, with the reason."""
-    from notmyfault.faults.leak import memlock_allows
+    from notmyfault.faults import memlock_allows
 
     if memlock_allows(stop_at):
         return "nonpaged", None
@@ -56,9 +56,9 @@ def _pool(stop_at: int) -> tuple[str, str | None]:
 def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | None) -> None:
     """Leak nonpaged memory tagged Leak, crash in myfault with high-irql, then analyse the dump section by
     section as WinDbg would (!analyze -v, .trap, kvL, !vm, !poolused, s -a, lmvm)."""
-    from notmyfault.capture.watch import CrashInterrupted
+    from notmyfault import DumpError
+    from notmyfault.capture import CrashInterrupted
     from notmyfault.cli.common import parse_size_option
-    from notmyfault.dumps import DumpError
     from notmyfault.render.capture import crash_text
     from notmyfault.render.report import dump_report
 

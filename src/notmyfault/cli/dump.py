@@ -12,8 +12,7 @@ from typing import Any
 
 import click
 
-from notmyfault.base.sigcodes import parse_signal, signal_name
-from notmyfault.base.units import format_size
+from notmyfault.base import format_size, parse_signal, signal_name
 from notmyfault.cli.common import DURATION, EXIT_NO_DUMP, emit_json, fail, parse_size_option
 
 
@@ -101,8 +100,7 @@ def dump(
     Needs ptrace: the same user (and kernel.yama.ptrace_scope 0), or CAP_SYS_PTRACE.
     Triggers, as ProcDump's: --cpu 90 --for 5s, --mem 1GB, --signal SEGV, --on-exit; -n 3 --every 10s.
     """
-    from notmyfault.capture.config import default_dump_dir
-    from notmyfault.capture.livecore import DumpFailed
+    from notmyfault.capture import DumpFailed, default_dump_dir
 
     mem = parse_size_option("--mem", mem_text) if mem_text else None
     try:
@@ -176,8 +174,15 @@ def _one(
     kill: bool,
 ) -> dict[str, Any]:
     """Wait for the trigger, stop the process, write its core to ``path``, let it go (or kill it)."""
-    from notmyfault.capture.livecore import Attached, DumpFailed, write_core
-    from notmyfault.capture.triggers import Usage, wait_for_exit, wait_for_signal, wait_for_usage
+    from notmyfault.capture import (
+        Attached,
+        DumpFailed,
+        Usage,
+        wait_for_exit,
+        wait_for_signal,
+        wait_for_usage,
+        write_core,
+    )
 
     def limited(text: str) -> None:
         if deadline is not None and time.monotonic() > deadline:
@@ -260,7 +265,7 @@ def _forget(path: str) -> None:
 
 
 def _sleep_until(when: float, pid: int, progress: _Progress, what: str) -> None:
-    from notmyfault.capture.livecore import DumpFailed
+    from notmyfault.capture import DumpFailed
 
     while (left := when - time.monotonic()) > 0:
         if not os.path.exists(f"/proc/{pid}"):

@@ -53,7 +53,7 @@ def hang(
     dies instead (--crash-after, or a signal you send it), the dump it left is
     reported as for 'notmyfault crash'.
     """
-    from notmyfault.faults.hang import HANGS, lookup_hang
+    from notmyfault.faults import HANGS, lookup_hang
 
     if list_:
         if as_json:
@@ -88,9 +88,8 @@ def hang(
 
 
 def _hang_here(name: str, threads: int, realtime: bool, crash_after: float | None) -> None:
-    from notmyfault.capture.prepare import prepare_current_process
-    from notmyfault.capture.watch import CHILD_COMM
-    from notmyfault.faults.hang import commit_hang, lookup_hang
+    from notmyfault.capture import CHILD_COMM, prepare_current_process
+    from notmyfault.faults import commit_hang, lookup_hang
 
     prepare_current_process(name=CHILD_COMM)
     try:
@@ -105,8 +104,8 @@ def _hang_here(name: str, threads: int, realtime: bool, crash_after: float | Non
 def _hang_child(
     name: str, threads: int, realtime: bool, crash_after: float | None, dump_dir: str | None, as_json: bool
 ) -> None:
-    from notmyfault.capture.watch import CrashInterrupted
-    from notmyfault.faults.hang import lookup_hang
+    from notmyfault.capture import CrashInterrupted
+    from notmyfault.faults import lookup_hang
 
     entry = lookup_hang(name)
     settings = dump_settings(dump_dir)

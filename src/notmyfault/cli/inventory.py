@@ -53,8 +53,8 @@ def _since(text: str | None) -> float | None:
 
 
 def _kept(store: str, crash_dir: str, dump_dir: str | None, journal: Any, since: str | None) -> list[Any]:
-    from notmyfault.capture.config import default_dump_dir
-    from notmyfault.capture.inventory import inventory
+    from notmyfault.capture import default_dump_dir
+    from notmyfault.capture import dump_inventory as inventory
 
     lines = journal.read().splitlines() if journal is not None else None
     return inventory(store, crash_dir, dump_dir or default_dump_dir(), lines, _since(since))
@@ -62,19 +62,14 @@ def _kept(store: str, crash_dir: str, dump_dir: str | None, journal: Any, since:
 
 def _verdict(path: str) -> dict[str, Any]:
     """The one-line verdict of a kept dump: its class and what the blame rule picked."""
-    from notmyfault.analysis.crash import analyze
-    from notmyfault.analysis.minidump import analyze_minidump
-    from notmyfault.dumps import DumpError, ElfCore, Minidump, open_dump
+    import notmyfault
 
     try:
-        with open_dump(path) as dump:
-            if isinstance(dump, Minidump):
-                a = analyze_minidump(dump)
-            elif isinstance(dump, ElfCore):
-                a = analyze(dump)
-            else:
+        with notmyfault.open(path) as dump:
+            if dump.kind not in ("elf-core", "minidump"):
                 return {"class": None, "blamed": None, "error": "not a process dump"}
-    except DumpError as e:
+            a = dump.analysis()
+    except notmyfault.DumpError as e:
         return {"class": None, "blamed": None, "error": str(e)}
     return {"class": a.crash_class, "blamed": a.blamed.location() if a.blamed else None, "error": None}
 
@@ -103,7 +98,7 @@ def _row(i: int, c: Any, verdict: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _text_line(row: dict[str, Any]) -> str:
-    from notmyfault.base.units import format_size
+    from notmyfault.base import format_size
     from notmyfault.render.safe import printable
 
     when = (row["time_iso"] or "?")[:19].replace("T", " ")

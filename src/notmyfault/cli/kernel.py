@@ -16,7 +16,9 @@ from pathlib import Path
 import click
 
 from notmyfault.cli.common import emit_json, fail, parse_size_option
-from notmyfault.faults.kernel import CRASHES, HANGS, POOLS, Request
+from notmyfault.faults import KERNEL_CRASHES as CRASHES
+from notmyfault.faults import KERNEL_HANGS as HANGS
+from notmyfault.faults import POOLS, Request
 from notmyfault.render import SCHEMA_VERSION
 
 YES = "--yes-crash-this-machine"
@@ -24,13 +26,13 @@ YES = "--yes-crash-this-machine"
 
 def _build_dir() -> Path:
     """Where myfault.ko is built for the running kernel: the cache's kmod/<release>."""
-    from notmyfault.capture.config import cache_dir
+    from notmyfault.capture import cache_dir
 
     return Path(cache_dir()) / "kmod" / os.uname().release
 
 
 def _kdump_line() -> str:
-    from notmyfault.capture.config import read_kernel_dump
+    from notmyfault.capture import read_kernel_dump
 
     k = read_kernel_dump()
     if k.ready:
@@ -57,7 +59,7 @@ def _say(as_json: bool, kind: str, text: str, **fields: object) -> None:
 
 
 def _kdump_json() -> dict[str, object]:
-    from notmyfault.capture.config import read_kernel_dump
+    from notmyfault.capture import read_kernel_dump
 
     k = read_kernel_dump()
     return {
@@ -79,8 +81,8 @@ def kernel() -> None:
 @json_option
 def build(kdir: str | None, as_json: bool) -> None:
     """Build myfault.ko against the headers of the running kernel (or --kdir)."""
-    from notmyfault.faults.kernel import KernelError, default_kdir
-    from notmyfault.faults.kernel import build as kbuild
+    from notmyfault.faults import KernelError, default_kdir
+    from notmyfault.faults import build_kernel_module as kbuild
 
     try:
         ko = kbuild(Path(kdir) if kdir else default_kdir(), _build_dir())
@@ -118,7 +120,7 @@ def unload(as_json: bool) -> None:
 @json_option
 def status(as_json: bool) -> None:
     """Whether myfault is loaded, what it has leaked, and whether kdump is ready."""
-    from notmyfault.faults.kernel import OP_STATUS, KernelError, Request, send
+    from notmyfault.faults import OP_STATUS, KernelError, Request, send
 
     leaked = blocks = None
     if _loaded():
@@ -141,7 +143,7 @@ def status(as_json: bool) -> None:
 @json_option
 def free(as_json: bool) -> None:
     """Free every block myfault.ko leaked, persistent ones too."""
-    from notmyfault.faults.kernel import OP_FREE, KernelError, Request, send
+    from notmyfault.faults import OP_FREE, KernelError, Request, send
 
     try:
         send(Request(OP_FREE))
@@ -161,7 +163,7 @@ def _guard(what: str, yes: bool) -> None:
 
 def crash_host(name: str, code: int, yes: bool) -> None:
     """Crash the running kernel in myfault.ko (after the guard)."""
-    from notmyfault.faults.kernel import KernelError, crash_request, send
+    from notmyfault.faults import KernelError, crash_request, send
 
     _guard(f"crash {name}", yes)
     try:
@@ -198,7 +200,7 @@ def crash_cmd(crash_type: str, code: str, yes: bool) -> None:
 @click.option(YES, "yes", is_flag=True, help="Really hang this machine.")
 def hang_cmd(hang_type: str, yes: bool) -> None:
     """Hang this machine's kernel in myfault.ko (needs --yes-crash-this-machine)."""
-    from notmyfault.faults.kernel import KernelError, hang_request, send
+    from notmyfault.faults import KernelError, hang_request, send
 
     _guard(f"hang {hang_type}", yes)
     try:
@@ -242,7 +244,7 @@ def leak_request_from(
     pool: str, rate: str, stop_at: str, block: str, tag: str, persist: bool = False
 ) -> Request:
     """The request of the leak options, or a one-line failure naming the bad option."""
-    from notmyfault.faults.kernel import leak_request
+    from notmyfault.faults import leak_request
 
     rate_b = parse_size_option("--rate", rate)
     stop_b = parse_size_option("--stop-at", stop_at)
@@ -267,8 +269,7 @@ def leak_cmd(
 
     The leak must leave MemAvailable above the safety floor (the larger of 512 MiB and 10%).
     """
-    from notmyfault.faults.kernel import KernelError, send
-    from notmyfault.faults.safety import check_floor
+    from notmyfault.faults import KernelError, check_floor, send
 
     req = leak_request_from(pool, rate, stop_at, block, tag, persist)
     try:

@@ -17,7 +17,8 @@ import click
 
 from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, interruptible
 from notmyfault.cli.kernel import code_option, leak_options, leak_request_from, parse_code
-from notmyfault.faults.kernel import CRASHES, HANGS
+from notmyfault.faults import KERNEL_CRASHES as CRASHES
+from notmyfault.faults import KERNEL_HANGS as HANGS
 from notmyfault.render import SCHEMA_VERSION
 
 accel_option = click.option(
@@ -45,7 +46,7 @@ def lab() -> None:
 
 
 def _kit(release: str | None) -> Any:
-    from notmyfault.lab.kit import KitError, check_host, fetch
+    from notmyfault.lab import KitError, check_host, fetch
 
     try:
         kit = fetch(release, say=lambda m: click.echo(m, err=True))
@@ -61,14 +62,15 @@ def _emit_run(kit: Any, result: Any, analysis: bool) -> None:
     """The run as JSON: where it left what, how long each phase took, and the vmcore's analysis."""
     found = None
     if analysis:
-        from notmyfault.dumps import DumpError, Vmcore
-        from notmyfault.kernel.vmcore import analyze_vmcore
+        import notmyfault
         from notmyfault.render.analysis import analysis_json
 
         try:
-            with Vmcore(str(result.vmcore)) as vm:
-                found = analysis_json(analyze_vmcore(vm))
-        except DumpError as e:
+            with notmyfault.open(str(result.vmcore)) as vm:
+                if vm.kind != "vmcore":
+                    fail(f"{result.vmcore} is no kernel vmcore", 1)
+                found = analysis_json(vm.analysis())
+        except notmyfault.DumpError as e:
             fail(str(e), 1)
     kdump = result.directory / "vmcore.kdump"
     emit_json(
@@ -114,8 +116,8 @@ def scenario() -> None:
 @click.pass_obj
 def scenario_crash(steps: list[Any], crash_type: str, code: str) -> None:
     """Crash the guest's kernel in myfault.ko."""
-    from notmyfault.faults.kernel import crash_request
-    from notmyfault.lab.run import Step
+    from notmyfault.faults import crash_request
+    from notmyfault.lab import Step
 
     steps.append(Step(crash_request(crash_type, parse_code(code)), f"crash {crash_type}", fault=True))
 
@@ -125,8 +127,8 @@ def scenario_crash(steps: list[Any], crash_type: str, code: str) -> None:
 @click.pass_obj
 def scenario_hang(steps: list[Any], hang_type: str) -> None:
     """Hang the guest's kernel in myfault.ko."""
-    from notmyfault.faults.kernel import hang_request
-    from notmyfault.lab.run import Step
+    from notmyfault.faults import hang_request
+    from notmyfault.lab import Step
 
     steps.append(Step(hang_request(hang_type), f"hang {hang_type}", fault=True))
 
@@ -147,8 +149,8 @@ def scenario_leak(
     then_hang: str | None,
 ) -> None:
     """Leak kernel memory at a rate with a tag (and then crash or hang)."""
-    from notmyfault.faults.kernel import crash_request, hang_request
-    from notmyfault.lab.run import Step
+    from notmyfault.faults import crash_request, hang_request
+    from notmyfault.lab import Step
 
     steps.append(
         Step(
@@ -162,7 +164,7 @@ def scenario_leak(
 
 
 def _out_dir(out: str | None) -> Path:
-    from notmyfault.capture.config import state_dir
+    from notmyfault.capture import state_dir
 
     if out:
         return Path(out)
@@ -250,9 +252,8 @@ def _run(
     kdump: bool = False,
     as_json: bool = False,
 ) -> None:
-    from notmyfault.faults.kernel import KernelError
-    from notmyfault.lab.machine import LabError
-    from notmyfault.lab.run import run as run_lab
+    from notmyfault.faults import KernelError
+    from notmyfault.lab import LabError, run_lab
 
     kit = _kit(release)
     directory = _out_dir(out)

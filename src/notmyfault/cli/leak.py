@@ -93,7 +93,7 @@ def leak(
     'leak --pool nonpaged --rate 1000KB --stop-at 200MB --then-crash high-irql').
     SIGTERM or SIGHUP ends it whatever it does: freed (or kept, with --persist), exit 130.
     """
-    from notmyfault.faults.leak import LeakRefused, Pool, plan_leak
+    from notmyfault.faults import LeakRefused, Pool, plan_leak
 
     if list_:
         _list_held(as_json)
@@ -126,7 +126,7 @@ def _crash_option(option: str, value: str | None) -> str | None:
     """The crash type named by ``option``, or fail with a one-line error."""
     if not value:
         return None
-    from notmyfault.faults.catalog import UnknownCrashType, lookup
+    from notmyfault.faults import UnknownCrashType, lookup
 
     try:
         entry = lookup(value)
@@ -157,13 +157,12 @@ def _leak_here(
     With ``usr1_crash``, SIGUSR1 (the window's Do Bug) stops the leak or the
     hold and crashes with that type, the leak still in memory.
     """
-    from notmyfault.base.units import format_size
-    from notmyfault.faults.leak import Leaker, counters
+    from notmyfault.base import format_size
+    from notmyfault.faults import Leaker, counters
     from notmyfault.render.leakview import LeakView, status_fields
 
     if child:
-        from notmyfault.capture.prepare import prepare_current_process
-        from notmyfault.capture.watch import CHILD_COMM
+        from notmyfault.capture import CHILD_COMM, prepare_current_process
 
         prepare_current_process(name=CHILD_COMM)
     interrupts = [0]
@@ -243,9 +242,7 @@ def _leak_here(
 
 def _crash_with_leak(plan: Any, st: Any, crash_name: str) -> None:
     """Commit the crash in this process, with the leak still in memory."""
-    from notmyfault.faults.catalog import lookup
-    from notmyfault.faults.crash import FaultSurvived, commit
-    from notmyfault.faults.leak import Pool
+    from notmyfault.faults import FaultSurvived, Pool, commit, lookup
 
     if plan.pool is Pool.KERNEL or plan.persist:
         print(
@@ -268,7 +265,7 @@ def _crash_with_leak(plan: Any, st: Any, crash_name: str) -> None:
 
 def _leak_then_crash_in_child(crash_name: str, dump_dir: str | None, as_json: bool) -> None:
     """Leak, then crash with the leak in memory, in a watched child; report the dump it left."""
-    from notmyfault.capture.watch import CrashInterrupted
+    from notmyfault.capture import CrashInterrupted
 
     settings = dump_settings(dump_dir)
     argv = [sys.executable, "-m", "notmyfault", "leak", *_child_args(), "--child"]
@@ -296,8 +293,8 @@ def _child_args() -> list[str]:
 
 
 def _list_held(as_json: bool) -> None:
-    from notmyfault.base.units import format_size
-    from notmyfault.faults.sysv import held
+    from notmyfault.base import format_size
+    from notmyfault.faults import held
 
     objs = held()
     by_tag: dict[tuple[str, str], list[Any]] = {}
@@ -334,8 +331,8 @@ def _list_held(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print what was freed as JSON.")
 def cleanup(tag: str | None, as_json: bool) -> None:
     """Free persistent leaks (System V shm segments and message queues that notmyfault made)."""
-    from notmyfault.base.units import format_size
-    from notmyfault.faults.sysv import held, mine, remove
+    from notmyfault.base import format_size
+    from notmyfault.faults import held, mine, remove
 
     objs = mine(held(tag))
     removed = [o for o in objs if remove(o)]

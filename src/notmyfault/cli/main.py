@@ -32,7 +32,7 @@ from notmyfault.render import SCHEMA_VERSION
 
 
 def _catalog_epilog() -> str:
-    from notmyfault.faults.catalog import CATALOG
+    from notmyfault.faults import CATALOG
 
     lines = [f"  {c.number if c.number else '-':>2}  {c.name:<20} {c.summary}" for c in CATALOG]
     return (
@@ -107,11 +107,11 @@ def crash(
     the exit status, and the dump's path and size, or exactly why there is no
     dump.
     """
-    from notmyfault.faults.catalog import UnknownCrashType, lookup
+    from notmyfault.faults import UnknownCrashType, lookup
 
     if in_kernel:
         from notmyfault.cli.kernel import crash_host
-        from notmyfault.faults.kernel import CRASHES
+        from notmyfault.faults import KERNEL_CRASHES as CRASHES
 
         if crash_type not in CRASHES:
             fail(f"kernel crash types: {', '.join(CRASHES)} (got {crash_type!r})")
@@ -144,8 +144,8 @@ def crash(
 
 
 def _parse_signal(text: str | None, takes_signal: bool, name: str) -> int | None:
-    from notmyfault.base.sigcodes import parse_signal
-    from notmyfault.faults.crash import check_signal
+    from notmyfault.base import parse_signal
+    from notmyfault.faults import check_signal
 
     if text is None:
         return None
@@ -160,8 +160,8 @@ def _parse_signal(text: str | None, takes_signal: bool, name: str) -> int | None
 
 
 def _parse_ballast(text: str | None) -> int:
-    from notmyfault.base.units import parse_size
-    from notmyfault.faults.safety import check_floor
+    from notmyfault.base import parse_size
+    from notmyfault.faults import check_floor
 
     if text is None:
         return 0
@@ -177,11 +177,15 @@ def _crash_here(
     name: str, signo: int | None, ballast: int, dump_dir: str | None, child: bool, as_json: bool
 ) -> None:
     """Crash this very process (``--in-process``, or as the watched child)."""
-    from notmyfault.capture.config import assess, probe
-    from notmyfault.capture.prepare import prepare_current_process
-    from notmyfault.capture.watch import CHILD_COMM, crash_facts, expected_dump_glob
-    from notmyfault.faults.catalog import lookup
-    from notmyfault.faults.crash import FaultSurvived, commit
+    from notmyfault.capture import (
+        CHILD_COMM,
+        assess,
+        crash_facts,
+        expected_dump_glob,
+        prepare_current_process,
+        probe,
+    )
+    from notmyfault.faults import FaultSurvived, commit, lookup
 
     entry = lookup(name)
     if child:
@@ -230,8 +234,7 @@ def _crash_child(
     name: str, signo: int | None, ballast: str | None, dump_dir: str | None, timeout: float, as_json: bool
 ) -> None:
     """Crash a child process, watch it, and report where its dump went."""
-    from notmyfault.capture.config import assess
-    from notmyfault.capture.watch import CrashInterrupted
+    from notmyfault.capture import CrashInterrupted, assess
 
     settings = dump_settings(dump_dir)
     if not as_json:
@@ -262,7 +265,7 @@ def _crash_child(
 @click.option("--json", "as_json", is_flag=True, help="Print the configuration and the verdict as JSON.")
 def dumpconfig(dump_dir: str | None, pattern: str | None, as_json: bool) -> None:
     """Say whether a crash would leave a dump, where, and what stops it (NotMyfault's Dump Configuration)."""
-    from notmyfault.capture.config import assess, probe, with_pattern
+    from notmyfault.capture import assess, probe, with_pattern
     from notmyfault.render.capture import dumpconfig_json, dumpconfig_text
 
     settings = probe(dump_dir)

@@ -28,7 +28,7 @@ from notmyfault.render.safe import terminal_safe
 
 def _default_db() -> str:
     """$NOTMYFAULT_TRIAGE_DB, else triage.db in notmyfault's state directory."""
-    from notmyfault.capture.config import state_dir
+    from notmyfault.capture import state_dir
 
     return os.environ.get("NOTMYFAULT_TRIAGE_DB") or os.path.join(state_dir(), "triage.db")
 
@@ -80,7 +80,7 @@ def filter_options(f: Any) -> Any:
 
 def _filter(exe: str | None, build_id: str | None, since: str | None, search: str | None) -> Any:
     """The Filter the options ask for (exit 2 with one line for a date that is none)."""
-    from notmyfault.triage.db import Filter, parse_since
+    from notmyfault.triage import Filter, parse_since
 
     if build_id is not None and not re.fullmatch(r"[0-9a-fA-F]+", build_id):
         fail(f"--build-id {build_id!r}: give hexadecimal digits (a build id or its start)")
@@ -94,7 +94,7 @@ def _filter(exe: str | None, build_id: str | None, since: str | None, search: st
 def _database(url: str, create: bool = False) -> Iterator[Any]:
     """The database at ``url``; a SQLite file is created only by commands that write (``create``): a
     read-only command given a path that holds none says so instead of leaving an empty one behind."""
-    from notmyfault.triage.db import Database
+    from notmyfault.triage import Database
 
     if "://" not in url:
         if not create and not os.path.isfile(url):
@@ -153,9 +153,9 @@ class _IngestBar:
 
 
 def _rules(path: str | None) -> Any:
-    from notmyfault.analysis.signature import DEFAULT_RULES, load_rules
+    from notmyfault import Rules, load_rules
 
-    return _from_file(path, DEFAULT_RULES, load_rules)
+    return _from_file(path, Rules(), load_rules)
 
 
 def _from_file(path: str | None, default: Any, load: Callable[[str], Any]) -> Any:
@@ -237,12 +237,12 @@ def ingest(
     as failed with the reason; the batch goes on. Ctrl-C or SIGTERM stops it; what was stored stays,
     and running the same ingest again does the rest.
     """
-    from notmyfault.triage.ingest import ingest as run
-    from notmyfault.unwind.elf import DEBUGINFOD_ENV
+    from notmyfault import debuginfod as use_debuginfod
+    from notmyfault.triage import ingest_dumps as run
 
     if debuginfod and not os.environ.get("DEBUGINFOD_URLS", "").strip():
         fail("--debuginfod: set DEBUGINFOD_URLS to the servers to ask")
-    os.environ[DEBUGINFOD_ENV] = "1" if debuginfod else "0"  # the workers inherit it
+    use_debuginfod(enabled=debuginfod)  # the workers inherit it (an environment variable)
     limit = parse_size_option("--memory-limit", memory) or None
     rules = _rules(rules_path)
     redactions = _redactions(redact_path)
@@ -333,7 +333,7 @@ def buckets(
     as_json: bool,
 ) -> None:
     """The buckets, biggest first: count, share, first and last seen, bucket (CLASS:program:signature)."""
-    from notmyfault.triage.report import trends
+    from notmyfault.triage import trends
 
     where = _filter(exe, build_id, since, search)
     with _database(db_url) as db:
@@ -478,7 +478,7 @@ def rules(rules_path: str | None, as_json: bool) -> None:
 
 
 def _redactions(path: str | None) -> Any:
-    from notmyfault.triage.redact import DEFAULT_REDACTIONS, load_redactions
+    from notmyfault.triage import DEFAULT_REDACTIONS, load_redactions
 
     return _from_file(path, DEFAULT_REDACTIONS, load_redactions)
 
@@ -491,7 +491,7 @@ def _redactions(path: str | None) -> Any:
 def redactions(redact_path: str | None, as_json: bool) -> None:
     """The redaction rules triage applies before it stores a row, as JSON: a start for your own
     (--redact FILE). Environments are never stored."""
-    from notmyfault.triage.redact import redactions_data
+    from notmyfault.triage import redactions_data
 
     data = redactions_data(_redactions(redact_path))
     if as_json:
@@ -516,7 +516,7 @@ def report(
 ) -> None:
     """One self-contained HTML page: the buckets (sortable, searchable) with share, trend and first and
     last seen, counts over time, and each bucket's breakdown, first dumps and analysis."""
-    from notmyfault.triage.report import html_report
+    from notmyfault.triage import html_report
 
     where = _filter(exe, build_id, since, search)
     with _database(db_url) as db:

@@ -24,13 +24,15 @@ def ui(dump: str | None, dump_dir: str | None) -> None:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         fail("the window needs a terminal; for scripts use the commands (crash, hang, leak, analyze)")
     if dump is not None:
-        from notmyfault.dumps import DumpError, ElfCore, open_dump
+        import notmyfault
 
         try:
-            open_dump(dump, ElfCore).close()  # a bad file is one line here, not a window that shows an error
-        except DumpError as e:
+            notmyfault.open_core(
+                dump
+            ).close()  # a bad file is one line here, not a window that shows an error
+        except notmyfault.DumpError as e:
             fail(str(e))
     dump_settings(dump_dir)
-    from notmyfault.ui.app import run_window
+    from notmyfault.ui import run_window
 
     run_window(dump_dir, dump)

@@ -53,51 +53,55 @@ def dump_report(path: str, tag: str | None = None, frames: int = 12) -> DumpRepo
     dump when myfault does not hold it, the first SEARCH_SHOWN hits).  Raises
     DumpError for a dump that cannot be read.
     """
-    from notmyfault.analysis.crash import analyze, decode
-    from notmyfault.dumps import ElfCore, open_dump
-    from notmyfault.memory.heap import heap_summary
-    from notmyfault.memory.modules import modules, select_modules
-    from notmyfault.memory.pool import pool_usage
-    from notmyfault.memory.search import search
-    from notmyfault.memory.vm import vm_summary
+    from notmyfault.api import DumpError, open_core
     from notmyfault.render.analysis import analysis_text, pool_text, regs_text, stack_text
     from notmyfault.render.memory import modules_text, search_text, vm_text
-    from notmyfault.unwind.elf import load_program
 
-    with open_dump(path, ElfCore) as core:
-        program = load_program(core)
-        result = analyze(core, program=program)
+    with open_core(path) as dump:
+        result = dump.analysis()
         sections = [Section("analyze", f"!analyze -v    ({os.path.basename(path)})", "Analysis",
                             analysis_text(result))]  # fmt: skip
-        thread = next((t for t in core.threads if t.tid == result.crashed_tid), core.threads[0])
-        insn = decode(core, thread.pc) if thread.pc is not None else None
-        sections.append(Section("trap", ".trap", "Registers", regs_text(thread, insn, None)))
+        tids = dump.thread_ids
+        tid = result.crashed_tid if result.crashed_tid in tids else tids[0]
+        try:
+            regs = dump.registers(tid)
+            trap = regs_text(regs.thread, regs.instruction, None)
+        except DumpError as e:  # an architecture whose registers are not decoded
+            trap = str(e)
+        sections.append(Section("trap", ".trap", "Registers", trap))
         sections.append(
             Section(
                 "stack",
                 "kvL",
                 "Stack",
                 stack_text(
-                    thread.tid,
+                    tid,
                     list(result.frames[:frames]),
                     None if any(f.python for f in result.frames) else result.python,
                 ),
             )
         )
-        pools = pool_usage(core)
-        heap = heap_summary(core)  # walked once: !vm's heap line, and !poolused when nothing is tagged
-        sections.append(Section("vm", "!vm", "Memory", vm_text(vm_summary(core, pools, top=5, heap=heap))))
+        pools = (
+            dump.pools()
+        )  # glibc's heap is walked once: !vm's heap line, and !poolused when nothing is tagged
+        memory = dump.memory(top=5, pools=pools)
+        sections.append(Section("vm", "!vm", "Memory", vm_text(memory.summary)))
         sections.append(
-            Section("poolused", "!poolused /t 3 2", "Pool", pool_text(pools, 3, None if pools else heap))
+            Section(
+                "poolused",
+                "!poolused /t 3 2",
+                "Pool",
+                pool_text(pools.usage, 3, None if pools.usage else pools.heap),
+            )
         )
         if tag:
-            hits, command = search(core, tag.encode(), "myfault"), f's -a myfault "{tag}"'
+            hits, command = dump.search(tag.encode(), "myfault"), f's -a myfault "{tag}"'
             if not hits:  # a tag of the user's own: where it lies in the whole dump
-                hits, command = search(core, tag.encode()), f's -a (the whole dump) "{tag}"'
+                hits, command = dump.search(tag.encode()), f's -a (the whole dump) "{tag}"'
             text = f"{len(hits)} hits\n{search_text(hits[:SEARCH_SHOWN])}" if hits else search_text(hits)
             if len(hits) > SEARCH_SHOWN:
                 text += f"\n... and {len(hits) - SEARCH_SHOWN} more ('notmyfault search' lists them all)"
             sections.append(Section("search", command, "Search", text))
-        mods = modules_text(select_modules(modules(program, core), "myfault"), details=True)
+        mods = modules_text(dump.modules("myfault").modules, details=True)
         sections.append(Section("modules", "lmvm myfault", "Module", mods))
     return DumpReport(path, result, tuple(sections))

@@ -22,53 +22,16 @@ def analyze_path(path: str) -> dict[str, Any]:
 
     Errors propagate (DumpError for a bad file): the worker turns them into a failure record.
     """
-    from notmyfault.analysis.crash import analyze as analyze_core
-    from notmyfault.analysis.minidump import analyze_minidump
-    from notmyfault.dumps import ElfCore, Minidump, Vmcore, WindowsKernelDump, open_dump, report_fields
-    from notmyfault.dumps.buildid import dumped_build_id, dumped_package
-    from notmyfault.kernel.vmcore import analyze_vmcore
-    from notmyfault.kernel.windows import analyze_kernel_dump
+    import notmyfault
     from notmyfault.render.analysis import analysis_text
 
-    with open_dump(path) as dump:
-        crash_time: dt.datetime | None = None
-        build_ids: dict[str, str] = {}
-        exe_build_id = version = None
-        if isinstance(dump, Minidump):
-            a = analyze_minidump(dump)
-            for m in dump.modules:
-                if m.code_id:
-                    build_ids.setdefault(short_name(m.name), m.code_id)
-            if dump.modules:
-                exe_build_id = dump.modules[0].code_id or None
-                version = dump.modules[0].product_version or dump.modules[0].file_version
-        elif isinstance(dump, Vmcore):
-            a = analyze_vmcore(dump)
-            version = dump.release or None
-        elif isinstance(dump, WindowsKernelDump):
-            a = analyze_kernel_dump(dump)
-            crash_time = dump.system_time
-            for d in dump.drivers:
-                build_ids.setdefault(short_name(d.name), d.code_id)
-            exe_build_id = dump.drivers[0].code_id if dump.drivers else None
-        else:
-            assert isinstance(dump, ElfCore)
-            a = analyze_core(dump)
-            for module in {f.module for f in a.frames[:TOP_FRAMES] if f.module}:
-                bid = dumped_build_id(dump, module)
-                if bid:
-                    build_ids[short_name(module)] = bid
-            if a.executable:
-                exe_build_id = dumped_build_id(dump, a.executable)
-                package = dumped_package(dump, a.executable)
-                version = package.get("version") if package else None
-            if version is None:  # apport: "Package: bash 5.2.15-2+b1"
-                version = (report_fields(dump).get("Package") or "").partition(" ")[2].strip() or None
+    with notmyfault.open(path) as dump:
+        a = dump.analysis()
+        facts = dump.provenance(TOP_FRAMES)
         on_stack = {short_name(f.module) for f in a.frames[:TOP_FRAMES] if f.module}
-        fields = _fields(
-            a, crash_time, {k: v for k, v in build_ids.items() if k in on_stack}, analysis_text(a)
-        )
-        fields.update(build_id=exe_build_id, version=version)
+        build_ids = {k: v for k, v in facts.build_ids.items() if k in on_stack}
+        fields = _fields(a, facts.crash_time, build_ids, analysis_text(a))
+        fields.update(build_id=facts.build_id, version=facts.version)
         return fields
 
 

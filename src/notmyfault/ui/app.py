@@ -37,15 +37,20 @@ from textual.widgets import (
     Tabs,
 )
 
-from notmyfault.base.sigcodes import parse_signal
-from notmyfault.base.units import format_size, parse_size
-from notmyfault.capture.config import DumpSettings, Verdict, assess, probe
-from notmyfault.capture.watch import CrashRun
-from notmyfault.faults.catalog import CATALOG, DEFAULT_SIGNAL, lookup
-from notmyfault.faults.crash import check_signal
-from notmyfault.faults.hang import HANGS
-from notmyfault.faults.leak import LeakRefused, Pool, plan_leak
-from notmyfault.faults.safety import floor_bytes, meminfo
+from notmyfault.base import format_size, parse_signal, parse_size
+from notmyfault.capture import CrashRun, DumpSettings, Verdict, assess, probe
+from notmyfault.faults import (
+    CATALOG,
+    DEFAULT_SIGNAL,
+    HANGS,
+    LeakRefused,
+    Pool,
+    check_signal,
+    floor_bytes,
+    lookup,
+    meminfo,
+    plan_leak,
+)
 from notmyfault.render.capture import crash_text, dumpconfig_text
 from notmyfault.render.report import DumpReport, dump_report
 from notmyfault.ui.jobs import (
@@ -237,7 +242,7 @@ class NotMyfaultApp(App[None]):
         self.action_show_tab("analysis")
 
         def work() -> None:
-            from notmyfault.dumps import DumpError
+            from notmyfault import DumpError
 
             try:
                 report = dump_report(path)

@@ -18,8 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from notmyfault.capture.config import DumpSettings
-from notmyfault.capture.watch import CrashRun, crash_in_child
+from notmyfault.capture import CrashRun, DumpSettings, crash_in_child
 
 LEAK_INTERVAL = 0.25
 """Seconds between the leak child's progress events (the chart's resolution)."""
