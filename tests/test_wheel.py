@@ -123,6 +123,15 @@ def test_installed_wheel_runs_every_command(installed: Installed) -> None:
         r = installed.run(command[0], dump, *command[1:])
         assert r.returncode == 0, (command, r.stderr)
     assert installed.run("disasm", dump, "myfault_null_deref").returncode == 0
+    # the library: the installed package's public API says what the installed analyze printed
+    script = (
+        "import sys, notmyfault; d = notmyfault.open(sys.argv[1]); print(d.bucket(), d.frames()[0].function)"
+    )
+    lib = subprocess.run(
+        [str(installed.bin / "python"), "-c", script, dump], capture_output=True, text=True, check=False
+    )
+    assert lib.returncode == 0, lib.stderr
+    assert lib.stdout.split() == [a["bucket"], "myfault_null_deref"]
     leak = installed.run("leak", "--pool", "paged", "--rate", "50MB", "--stop-at", "5MB")
     assert leak.returncode == 0, leak.stderr
     hang = installed.run("hang", "deadlock", "--crash-after", "1", timeout=60)

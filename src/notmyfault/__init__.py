@@ -24,6 +24,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from notmyfault.api import (
+        DEFAULT_RULES,
         CrashAnalysis,
         Disassembly,
         Dump,
@@ -40,16 +41,24 @@ if TYPE_CHECKING:
         PythonThread,
         Registers,
         Rules,
+        SignFrame,
         Stacks,
         ThreadStack,
         UnreadableMemory,
+        bucket_id,
+        bucket_key,
+        debuginfod,
+        is_dump,
         load_rules,
         open,
         open_core,
+        program_name,
+        signature_of,
     )
 
 _API = (
     "CrashAnalysis",
+    "DEFAULT_RULES",
     "Disassembly",
     "Dump",
     "DumpError",
@@ -65,16 +74,23 @@ _API = (
     "PythonThread",
     "Registers",
     "Rules",
+    "SignFrame",
     "Stacks",
     "ThreadStack",
     "UnreadableMemory",
+    "bucket_id",
+    "bucket_key",
     "debuginfod",
+    "is_dump",
     "load_rules",
     "open",
     "open_core",
+    "program_name",
+    "signature_of",
 )
 
 __all__ = [
+    "DEFAULT_RULES",
     "CrashAnalysis",
     "Disassembly",
     "Dump",
@@ -91,14 +107,20 @@ __all__ = [
     "PythonThread",
     "Registers",
     "Rules",
+    "SignFrame",
     "Stacks",
     "ThreadStack",
     "UnreadableMemory",
     "__version__",
+    "bucket_id",
+    "bucket_key",
     "debuginfod",
+    "is_dump",
     "load_rules",
     "open",
     "open_core",
+    "program_name",
+    "signature_of",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, {name: f"notmyfault.api:{name}" for name in _API})

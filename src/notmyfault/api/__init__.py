@@ -13,7 +13,9 @@ May import: kernel, memory, analysis, unwind, dumps, base.
 """
 
 from notmyfault.analysis.crash import CrashAnalysis, Instruction
-from notmyfault.analysis.signature import Rules, load_rules
+from notmyfault.analysis.signature import DEFAULT_RULES, Rules, SignFrame, bucket_id, bucket_key, load_rules
+from notmyfault.analysis.signature import program as program_name
+from notmyfault.analysis.signature import signature as signature_of
 from notmyfault.api.dump import (
     Disassembly,
     Dump,
@@ -29,12 +31,13 @@ from notmyfault.api.dump import (
     open,
     open_core,
 )
-from notmyfault.dumps import DumpError, UnreadableMemory
+from notmyfault.dumps import DumpError, UnreadableMemory, is_dump
 from notmyfault.memory.search import Hit
 from notmyfault.unwind.frames import Frame, PythonFrame
 from notmyfault.unwind.python import PythonThread
 
 __all__ = [
+    "DEFAULT_RULES",
     "CrashAnalysis",
     "Disassembly",
     "Dump",
@@ -51,11 +54,17 @@ __all__ = [
     "PythonThread",
     "Registers",
     "Rules",
+    "SignFrame",
     "Stacks",
     "ThreadStack",
     "UnreadableMemory",
+    "bucket_id",
+    "bucket_key",
     "debuginfod",
+    "is_dump",
     "load_rules",
     "open",
     "open_core",
+    "program_name",
+    "signature_of",
 ]

@@ -276,18 +276,22 @@ class Dump:
         return self._analysis[python_locals]
 
     def provenance(self, top_frames: int = 32) -> Provenance:
-        """The version and build-ids of what crashed (ELF cores: the modules of the crashing stack's
-        first ``top_frames`` frames; the package note of the executable, else an apport report's
-        Package line)."""
+        """The version and build-ids of what crashed: the build-ids of the modules of the crashing
+        stack's first ``top_frames`` frames, the executable's (a minidump's first module's, a Windows
+        kernel dump's first driver's), and the version: an ELF executable's package note, else an
+        apport report's Package line; a minidump's version resource; a vmcore's kernel release."""
         from notmyfault.dumps import report_fields
         from notmyfault.dumps.buildid import dumped_build_id, dumped_package
         from notmyfault.unwind.names import short_name
 
         r = self.reader
+        a = self.analysis()
+        on_stack = {f.module for f in a.frames[:top_frames] if f.module}
+        names = {short_name(m) for m in on_stack}
         build_ids: dict[str, str] = {}
         if isinstance(r, Minidump):
             for m in r.modules:
-                if m.code_id:
+                if m.code_id and short_name(m.name) in names:
                     build_ids.setdefault(short_name(m.name), m.code_id)
             first = r.modules[0] if r.modules else None
             return Provenance(
@@ -299,10 +303,10 @@ class Dump:
             return Provenance(r.release or None, None, {})
         if isinstance(r, WindowsKernelDump):
             for d in r.drivers:
-                build_ids.setdefault(short_name(d.name), d.code_id)
+                if short_name(d.name) in names:
+                    build_ids.setdefault(short_name(d.name), d.code_id)
             return Provenance(None, r.drivers[0].code_id if r.drivers else None, build_ids, r.system_time)
-        a = self.analysis()
-        for module in {f.module for f in a.frames[:top_frames] if f.module}:
+        for module in on_stack:
             bid = dumped_build_id(r, module)
             if bid:
                 build_ids[short_name(module)] = bid

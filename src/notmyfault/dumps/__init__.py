@@ -25,7 +25,7 @@ from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.dumps.minidump import MAGIC as MINIDUMP_MAGIC
 from notmyfault.dumps.minidump import Minidump
-from notmyfault.dumps.unpack import origin, packing_of, remove_unpacked, report_fields, unpack
+from notmyfault.dumps.unpack import decompressed, origin, packing_of, remove_unpacked, report_fields, unpack
 from notmyfault.dumps.vmcore import Vmcore, is_vmcore
 from notmyfault.dumps.windump import MAGIC32, MAGIC64, WindowsKernelDump
 
@@ -37,6 +37,7 @@ __all__ = [
     "UnreadableMemory",
     "Vmcore",
     "WindowsKernelDump",
+    "is_dump",
     "open_dump",
     "origin",
     "report_fields",
@@ -133,3 +134,51 @@ def open_dump(path: str | os.PathLike[str], kind: type[Any] | None = None) -> An
         core.close()
         raise DumpError(f"{os.fspath(path)} is {_REFUSED[Vmcore]}")
     return Vmcore(path, core)
+
+
+ET_CORE = 4
+"""e_type of an ELF core."""
+
+
+def _dump_head(head: bytes) -> bool:
+    """True for the first bytes of a dump: an ELF core (e_type ET_CORE), a minidump, a Windows kernel dump."""
+    if head.startswith(b"\x7fELF") and len(head) >= 18:
+        return int.from_bytes(head[16:18], "little" if head[5] == 1 else "big") == ET_CORE
+    return head.startswith((MINIDUMP_MAGIC, MAGIC32, MAGIC64))
+
+
+def _packed_head(path: str, packing: str) -> bytes:
+    """The first bytes inside a packed file (b"" when they cannot be had)."""
+    try:
+        with open(path, "rb") as f:
+            if packing.startswith("kdump"):  # makedumpfile's: it becomes an ELF vmcore
+                return b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x04\x00"
+            if packing == "apport":  # a crash report: is there a core in it?
+                for n, line in enumerate(f):
+                    if line.startswith(b"CoreDump: base64"):
+                        return b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x04\x00"  # apport keeps ELF cores
+                    if n > 100_000:
+                        break
+                return b""
+            out = b""
+            for chunk in decompressed(f, packing):
+                out += chunk
+                if len(out) >= 18:
+                    break
+            return out
+    except Exception:  # a broken stream is no dump to take
+        return b""
+
+
+def is_dump(path: str) -> bool:
+    """True if ``path`` is a regular file that starts as a dump the analyzer reads, or packs one
+    (systemd-coredump's .zst/.lz4/.xz, a .gz, an apport .crash with a core). OSError (with its
+    reason) if the file cannot be read: that says nothing of what it is."""
+    if not os.path.isfile(path):
+        return False
+    with open(path, "rb") as f:
+        head = f.read(18)
+    packing = packing_of(head)
+    if packing is not None:
+        head = _packed_head(path, packing)
+    return _dump_head(head)

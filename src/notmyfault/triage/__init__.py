@@ -1,5 +1,7 @@
 """Fleet triage: many dumps analysed in worker processes, stored one row each, grouped into buckets
-(by the signature of notmyfault.analysis.signature, the one analyze prints as BUCKET_ID).
+(by the signature the public API makes, the one analyze prints as BUCKET_ID).
+
+Built on the public API (``notmyfault.api``) and the renderers, nothing behind them.
 
 worker.py     a warm analysis process per worker, with a time and a memory limit per dump
 record.py     one dump's analysis turned into the row that is stored
@@ -9,7 +11,7 @@ report.py     the self-contained HTML report
 
 The names below are this package's public face (see docs/api.md); its modules are internal.
 
-May import: api, render, analysis, unwind, dumps, base.
+May import: api, render, base.
 """
 
 from typing import TYPE_CHECKING

@@ -21,15 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from notmyfault.analysis.signature import (
-    DEFAULT_RULES,
-    Rules,
-    SignFrame,
-    bucket_id,
-    bucket_key,
-    program,
-    signature,
-)
+from notmyfault.api import DEFAULT_RULES, Rules, SignFrame, bucket_id, bucket_key
+from notmyfault.api import program_name as program
+from notmyfault.api import signature_of as signature
 from notmyfault.base.utf8 import storable
 
 RETRIES = 1

@@ -21,16 +21,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from notmyfault.analysis.signature import DEFAULT_RULES, Rules, SignFrame, bucket_id, bucket_key, signature
-from notmyfault.dumps.minidump import MAGIC as MINIDUMP_MAGIC
-from notmyfault.dumps.windump import MAGIC32, MAGIC64
+from notmyfault.api import DEFAULT_RULES, Rules, SignFrame, bucket_id, bucket_key, is_dump
+from notmyfault.api import signature_of as signature
 from notmyfault.triage import worker as warm
 from notmyfault.triage.db import Database, now
 from notmyfault.triage.record import ANALYSIS_VERSION, file_time
 from notmyfault.triage.redact import DEFAULT_REDACTIONS, Redaction, redact_row
-
-MAGICS = (MINIDUMP_MAGIC, MAGIC32, MAGIC64)
-ET_CORE = 4
 
 
 @dataclass
@@ -57,53 +53,6 @@ class IngestResult:
     """Files found in the directories given that are not dumps."""
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     """(path, reason) of the files and directories that could not be read: never taken for 'not a dump'."""
-
-
-def _dump_head(head: bytes) -> bool:
-    if head.startswith(b"\x7fELF") and len(head) >= 18:
-        return int.from_bytes(head[16:18], "little" if head[5] == 1 else "big") == ET_CORE
-    return head.startswith(MAGICS)
-
-
-def _packed_head(path: str, packing: str) -> bytes:
-    """The first bytes inside a packed file (b"" when they cannot be had)."""
-    from notmyfault.dumps.unpack import decompressed
-
-    try:
-        with open(path, "rb") as f:
-            if packing.startswith("kdump"):  # makedumpfile's: it becomes an ELF vmcore
-                return b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x04\x00"
-            if packing == "apport":  # a crash report: is there a core in it?
-                for n, line in enumerate(f):
-                    if line.startswith(b"CoreDump: base64"):
-                        return b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x04\x00"  # apport keeps ELF cores
-                    if n > 100_000:
-                        break
-                return b""
-            out = b""
-            for chunk in decompressed(f, packing):
-                out += chunk
-                if len(out) >= 18:
-                    break
-            return out
-    except Exception:  # a broken stream is no dump to take
-        return b""
-
-
-def is_dump(path: str) -> bool:
-    """True if ``path`` is a regular file that starts as a dump the analyzer reads, or packs one
-    (systemd-coredump's .zst/.lz4/.xz, a .gz, an apport .crash with a core). OSError (with its
-    reason) if the file cannot be read: that says nothing of what it is."""
-    from notmyfault.dumps.unpack import packing_of
-
-    if not os.path.isfile(path):
-        return False
-    with open(path, "rb") as f:
-        head = f.read(18)
-    packing = packing_of(head)
-    if packing is not None:
-        head = _packed_head(path, packing)
-    return _dump_head(head)
 
 
 def discover(

@@ -8,8 +8,7 @@ import datetime as dt
 from typing import Any
 
 from notmyfault import __version__
-from notmyfault.analysis.crash import CrashAnalysis
-from notmyfault.unwind.names import short_name
+from notmyfault.api import CrashAnalysis
 
 ANALYSIS_VERSION = f"{__version__}+triage4"
 """Stored with every row: a dump analysed by another version is analysed again on the next ingest."""
@@ -28,9 +27,7 @@ def analyze_path(path: str) -> dict[str, Any]:
     with notmyfault.open(path) as dump:
         a = dump.analysis()
         facts = dump.provenance(TOP_FRAMES)
-        on_stack = {short_name(f.module) for f in a.frames[:TOP_FRAMES] if f.module}
-        build_ids = {k: v for k, v in facts.build_ids.items() if k in on_stack}
-        fields = _fields(a, facts.crash_time, build_ids, analysis_text(a))
+        fields = _fields(a, facts.crash_time, facts.build_ids, analysis_text(a))
         fields.update(build_id=facts.build_id, version=facts.version)
         return fields
 

@@ -187,6 +187,7 @@ class PerThread:
 _dask_workers: PerThread | None = None
 _dask_lock = threading.Lock()
 WARM_UP = (
+    "notmyfault.api.dump",
     "notmyfault.analysis.crash",
     "notmyfault.kernel.windows",
     "notmyfault.analysis.minidump",
