@@ -20,7 +20,8 @@ import pytest
 from notmyfault.faults.catalog import CATALOG
 from tests.conftest import REPO
 
-SOURCES = sorted((REPO / "src" / "notmyfault").glob("myfault*.c"))
+NATIVE = REPO / "src" / "notmyfault" / "native" / "user"
+SOURCES = sorted(NATIVE.glob("myfault*.c"))
 
 
 def _cflags() -> list[str]:
@@ -48,8 +49,10 @@ def _compile(cc: str, out: Path) -> None:
 
 def test_all_sources_are_built() -> None:
     setup_text = (REPO / "setup.py").read_text()
+    assert [s.name for s in SOURCES] == ["myfault.c", "myfault_hang.c", "myfault_pool.c"]
+    assert f'NATIVE = "{NATIVE.relative_to(REPO)}"' in setup_text
     for src in SOURCES:
-        assert f"src/notmyfault/{src.name}" in setup_text
+        assert f'f"{{NATIVE}}/{src.name}"' in setup_text
 
 
 def _functions(objdump: str, obj: Path) -> dict[str, str]:
