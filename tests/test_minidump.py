@@ -60,6 +60,7 @@ def test_system_info_exception_and_process_equal_breakpads() -> None:
         "code": "0xc0000005",
         "name": "EXCEPTION_ACCESS_VIOLATION_WRITE",
         "parameters": ["0x1", "0x45"],
+        "address": "0x40429e",  # the record's own address: the faulting instruction's
     }
     assert rows["Crash"][1:3] == [a["exception"]["name"], a["signal"]["address"]]
     assert a["crash_class"] == "NULL_POINTER_WRITE"

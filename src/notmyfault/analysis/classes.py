@@ -16,6 +16,7 @@ CRASH_CLASSES: dict[str, str] = {
     "EXECUTE_NON_EXECUTABLE": "The program jumped into memory that is mapped but not executable (data, heap or stack): a corrupted function pointer or return address.",
     "STACK_OVERFLOW": "The thread ran out of stack: the fault lies in or next to the guard area below its stack. Usually unbounded recursion, sometimes a very large local array.",
     "STACK_CORRUPTION": "The program counter points outside every executable mapping: a return address or saved frame pointer on the stack was overwritten (a stack buffer overflow), so the function returned to a wild address. Caller frames are recovered by scanning the stack for return addresses.",
+    "STACK_BUFFER_OVERRUN": "A stack buffer overrun was caught before the function returned: its stack cookie (MSVC's /GS, GCC's -fstack-protector) was overwritten by a write past the end of a local array, and the check ended the process on the spot. The function that overran its buffer is the one that called the check.",
     "HEAP_CORRUPTION": "The C library's heap allocator found its own bookkeeping damaged and aborted the process: a write past the end (or before the start) of a heap block, or a write to freed memory, overwrote the allocator's metadata. The culprit ran earlier than the abort; the blamed frame is the call into the allocator that noticed.",
     "DOUBLE_FREE": "The program freed the same heap block twice; the C library noticed and aborted the process.",
     "ASSERTION_FAILURE": "An assert() failed: the program found one of its own invariants broken and aborted.",
@@ -27,6 +28,6 @@ CRASH_CLASSES: dict[str, str] = {
     "BUS_ERROR": "The memory access could not be completed although the address is mapped: a mapped file was accessed past its end (it was truncated, or mapped beyond it), or an access was misaligned where that traps.",
     "KILLED_BY_SIGNAL": "Another process (or the process itself) sent a fatal signal; no fault happened in the code.",
     "DEADLOCK": "Threads wait on mutexes held by one another in a cycle; none can go on. The dump was taken from the hung process.",
-    "LIVE_DUMP": "No crash: the process was dumped while it ran (notmyfault dump, gcore), with no signal. The stacks show what each thread was doing at that moment.",
+    "LIVE_DUMP": "No crash: the process was dumped while it ran (notmyfault dump, gcore, a minidump written on request), with no signal or exception. The stacks show what each thread was doing at that moment.",
     "UNKNOWN": "The dump does not say enough to classify the crash.",
 }

@@ -91,6 +91,10 @@ class CrashAnalysis:
     Windows kernel dumps: the bug check code."""
     exception_name: str | None = None
     exception_parameters: tuple[int, ...] = field(default=())
+    exception_address: int | None = None
+    """Minidumps of Windows and macOS: the exception record's own address (where the exception was
+    raised: for most exceptions the instruction's address; minidump-stackwalk's crash address unless
+    the exception names the memory it touched)."""
     argument_notes: tuple[str, ...] = field(default=())
     """Windows kernel dumps: what each bug check parameter means."""
     report: dict[str, str] = field(default_factory=dict)

@@ -11,10 +11,11 @@ given; otherwise frames are module+offset, as WinDbg without symbols.
 from __future__ import annotations
 
 import contextlib
+from dataclasses import replace
 
 from notmyfault.analysis.blame import choose
 from notmyfault.analysis.classes import CRASH_CLASSES
-from notmyfault.analysis.crash import CrashAnalysis, decode_bytes
+from notmyfault.analysis.crash import CrashAnalysis, decode_bytes, operand_address
 from notmyfault.analysis.wincodes import decode_exception, refine_class
 from notmyfault.base.sigcodes import si_code_name
 from notmyfault.dumps import origin
@@ -22,6 +23,10 @@ from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump
 from notmyfault.unwind.minidump import Walker
 from notmyfault.unwind.windows import Symbols
+
+NON_CANONICAL = 0xFFFFFFFFFFFFFFFF
+"""The address Windows gives an access violation that was a general-protection fault (x86_64: a
+non-canonical address, which the processor does not report)."""
 
 
 def os_kind(md: Minidump) -> str:
@@ -44,6 +49,15 @@ def analyze_minidump(md: Minidump, symbols: Symbols = None) -> CrashAnalysis:
     if crashed is not None and crashed.pc is not None:
         with contextlib.suppress(UnreadableMemory):  # Breakpad keeps the code around the pc
             insn = decode_bytes(md.read(crashed.pc, 16), crashed.pc, md.arch)
+    if decoded is not None and decoded.fault_address == NON_CANONICAL and crashed is not None:
+        # a general-protection fault (a non-canonical address) reports no address: the faulting
+        # instruction's memory operand, from the registers, names it, and its access is the truth
+        touched = None
+        if insn is not None and crashed.pc is not None:
+            with contextlib.suppress(UnreadableMemory):
+                touched = operand_address(md.read(crashed.pc, 16), crashed.pc, md.arch, crashed.regs)
+        if touched is not None:
+            decoded = replace(decoded, fault_address=touched, access=None, memory=True)
     access, source = None, "not known"
     fault_address = decoded.fault_address if decoded else None
     if decoded is not None and decoded.access is not None:
@@ -53,7 +67,8 @@ def analyze_minidump(md: Minidump, symbols: Symbols = None) -> CrashAnalysis:
             access, source = "execute", "the fault address is the program counter"
         elif insn is not None and insn.access:
             access, source = insn.access, f"the faulting instruction ({insn.text})"
-    crash_class = refine_class(decoded, access) if decoded else "UNKNOWN"
+    # a dump written on request (no exception stream, DUMP_REQUESTED, Crashpad's simulated one) is no crash
+    crash_class = refine_class(decoded, access) if decoded else "LIVE_DUMP"
     choice = choose([f.module for f in frames])
     blamed = frames[choice.index] if choice.index is not None else None
     notes = []
@@ -96,4 +111,5 @@ def analyze_minidump(md: Minidump, symbols: Symbols = None) -> CrashAnalysis:
         exception_code=None if linux else code,
         exception_name=None if linux or decoded is None else decoded.name,
         exception_parameters=() if linux or exc is None else exc.parameters,
+        exception_address=None if linux or exc is None else exc.address,
     )

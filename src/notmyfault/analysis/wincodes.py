@@ -45,7 +45,7 @@ EXCEPTIONS: dict[int, tuple[str, str]] = {
     0xC00000FD: ("EXCEPTION_STACK_OVERFLOW", "STACK_OVERFLOW"),
     0xC0000008: ("EXCEPTION_INVALID_HANDLE", "ABORT"),
     0xC0000374: ("STATUS_HEAP_CORRUPTION", "HEAP_CORRUPTION"),
-    0xC0000409: ("STATUS_STACK_BUFFER_OVERRUN", "STACK_CORRUPTION"),
+    0xC0000409: ("EXCEPTION_STACK_BUFFER_OVERRUN", "STACK_BUFFER_OVERRUN"),
     0xC0000420: ("STATUS_ASSERTION_FAILURE", "ASSERTION_FAILURE"),
     0x40000015: ("STATUS_FATAL_APP_EXIT", "ABORT"),
     0xE06D7363: ("EXCEPTION_CPP (an unhandled C++ exception)", "ABORT"),
@@ -60,6 +60,42 @@ EXCEPTIONS: dict[int, tuple[str, str]] = {
     0xC06D007F: ("EXCEPTION_ENTRY_POINT_NOT_FOUND", "ABORT"),
     0x4000001F: ("STATUS_WX86_BREAKPOINT", "BREAKPOINT"),
 }
+STACK_BUFFER_OVERRUN = 0xC0000409
+"""Since Windows 8 also a fast fail (__fastfail, int 0x29): its first parameter is the FAST_FAIL_ code."""
+FAST_FAIL: dict[int, tuple[str, str]] = {
+    # code: (name, crash class); winnt.h
+    0: ("FAST_FAIL_LEGACY_GS_VIOLATION", "STACK_BUFFER_OVERRUN"),
+    1: ("FAST_FAIL_VTGUARD_CHECK_FAILURE", "ABORT"),
+    2: ("FAST_FAIL_STACK_COOKIE_CHECK_FAILURE", "STACK_BUFFER_OVERRUN"),
+    3: ("FAST_FAIL_CORRUPT_LIST_ENTRY", "ABORT"),
+    4: ("FAST_FAIL_INCORRECT_STACK", "ABORT"),
+    5: ("FAST_FAIL_INVALID_ARG", "ASSERTION_FAILURE"),
+    6: ("FAST_FAIL_GS_COOKIE_INIT", "STACK_BUFFER_OVERRUN"),
+    7: ("FAST_FAIL_FATAL_APP_EXIT", "ABORT"),
+    8: ("FAST_FAIL_RANGE_CHECK_FAILURE", "ASSERTION_FAILURE"),
+    9: ("FAST_FAIL_UNSAFE_REGISTRY_ACCESS", "ABORT"),
+    10: ("FAST_FAIL_GUARD_ICALL_CHECK_FAILURE", "ABORT"),
+    11: ("FAST_FAIL_GUARD_WRITE_CHECK_FAILURE", "ABORT"),
+    12: ("FAST_FAIL_INVALID_FIBER_SWITCH", "ABORT"),
+    13: ("FAST_FAIL_INVALID_SET_OF_CONTEXT", "ABORT"),
+    14: ("FAST_FAIL_INVALID_REFERENCE_COUNT", "ABORT"),
+    18: ("FAST_FAIL_INVALID_JUMP_BUFFER", "ABORT"),
+    19: ("FAST_FAIL_MRDATA_MODIFIED", "ABORT"),
+    20: ("FAST_FAIL_CERTIFICATION_FAILURE", "ABORT"),
+    21: ("FAST_FAIL_INVALID_EXCEPTION_CHAIN", "ABORT"),
+    22: ("FAST_FAIL_CRYPTO_LIBRARY", "ABORT"),
+    23: ("FAST_FAIL_INVALID_CALL_IN_DLL_CALLOUT", "ABORT"),
+    24: ("FAST_FAIL_INVALID_IMAGE_BASE", "ABORT"),
+    25: ("FAST_FAIL_DLOAD_PROTECTION_FAILURE", "ABORT"),
+    26: ("FAST_FAIL_UNSAFE_EXTENSION_CALL", "ABORT"),
+    27: ("FAST_FAIL_DEPRECATED_SERVICE_INVOKED", "ABORT"),
+    28: ("FAST_FAIL_INVALID_BUFFER_ACCESS", "ABORT"),
+    29: ("FAST_FAIL_INVALID_BALANCED_TREE", "ABORT"),
+    30: ("FAST_FAIL_INVALID_NEXT_THREAD", "ABORT"),
+    31: ("FAST_FAIL_GUARD_ICALL_CHECK_SUPPRESSED", "ABORT"),
+    32: ("FAST_FAIL_APCS_DISABLED", "ABORT"),
+}
+"""The fast-fail codes: FATAL_APP_EXIT is abort() in the C runtime; the GS codes a stack cookie check."""
 MEMORY_EXCEPTIONS = (0xC0000005, 0xC0000006)
 """The exceptions whose parameters are (access kind, address): access violations and in-page errors."""
 
@@ -144,7 +180,7 @@ def decode_exception(
     """Read an exception record as ``os_kind`` (windows, linux or mac) writes it."""
     if os_kind == "linux":
         if code == LINUX_DUMP_REQUESTED:
-            return Decoded("DUMP_REQUESTED", "UNKNOWN", None, None)
+            return Decoded("DUMP_REQUESTED", "LIVE_DUMP", None, None)
         try:
             name = signal.Signals(code).name
         except ValueError:
@@ -155,7 +191,7 @@ def decode_exception(
     if os_kind == "mac":
         return _decode_mac(code, flags, address, parameters)
     if code == CRASHPAD_SIMULATED:
-        return Decoded("SIMULATED", "UNKNOWN", None, None)
+        return Decoded("SIMULATED", "LIVE_DUMP", None, None)
     name, cls = EXCEPTIONS.get(code, (f"unknown exception {code:#010x}", "UNKNOWN"))
     if code in MEMORY_EXCEPTIONS and len(parameters) >= 2:
         access = ACCESS_KINDS.get(parameters[0])
@@ -163,17 +199,22 @@ def decode_exception(
             name += "_" + ACCESS_NAMES.get(parameters[0], "UNKNOWN")
             cls = _memory_class(access or "read", parameters[1])
         return Decoded(name, cls, parameters[1], access)
+    if code == STACK_BUFFER_OVERRUN and parameters:
+        sub, cls = FAST_FAIL.get(parameters[0], (f"FAST_FAIL {parameters[0]:#x}", "ABORT"))
+        return Decoded(f"{name} / {sub}", cls, None, None)
     return Decoded(name, cls, None, None)
 
 
 def _decode_mac(code: int, flags: int, address: int, parameters: tuple[int, ...]) -> Decoded:
     if code == CRASHPAD_SIMULATED:
-        return Decoded("SIMULATED", "UNKNOWN", None, None)
+        return Decoded("SIMULATED", "LIVE_DUMP", None, None)
     if code == 0 and parameters and parameters[0] == EXC_CRASH and len(parameters) > 1:
         # Crashpad unwraps EXC_CRASH to the exception it came from: 0 when a signal caused it
         sig = MAC_SIGNALS.get((parameters[1] >> 24) & 0xFF, f"signal {(parameters[1] >> 24) & 0xFF}")
         return Decoded(f"EXC_CRASH / {sig}", MAC_SIGNAL_CLASSES.get(sig, "KILLED_BY_SIGNAL"), None, None)
-    name, cls = MAC_EXCEPTIONS.get(code, (f"unknown Mach exception {code:#x}", "UNKNOWN"))
+    if code not in MAC_EXCEPTIONS:  # spelt as minidump-stackwalk spells an exception it does not know
+        return Decoded(f"unknown {code:#010x} / {flags:#010x}", "UNKNOWN", None, None)
+    name, cls = MAC_EXCEPTIONS[code]
     if code == EXC_CRASH:
         sig = MAC_SIGNALS.get((flags >> 24) & 0xFF, f"signal {(flags >> 24) & 0xFF}")
         return Decoded(f"{name} / {sig}", MAC_SIGNAL_CLASSES.get(sig, "KILLED_BY_SIGNAL"), None, None)

@@ -43,6 +43,8 @@ CV_ELF = b"LEpB"
 
 ARCHES = {0: "x86", 5: "arm", 9: "x86_64", 12: "aarch64", 0x8003: "aarch64"}
 """PROCESSOR_ARCHITECTURE_* (and Breakpad's ARM64 value) to our architecture names."""
+POINTER_32 = ("x86", "arm")
+"""The architectures whose pointers are 32 bits wide (the exception record's 64-bit fields hold them)."""
 PLATFORMS = {
     0: "Windows 3.1",
     1: "Windows 9x",
@@ -347,6 +349,11 @@ class Minidump(MappedDump):
         )
         params = self._unpack("<15Q", at + 40, "the exception parameters")
         ctx_size, ctx_rva = self._unpack("<II", at + 160, "the exception context")
+        if self.arch in POINTER_32:
+            # 32-bit writers sign-extend the record's pointers to its 64-bit fields (0x80000000 and up
+            # become 0xffffffff8...; Breakpad's own x86 dumps do it to any value): a pointer is 32 bits
+            address &= 0xFFFFFFFF
+            params = tuple(p & 0xFFFFFFFF for p in params)
         return ExceptionRecord(
             tid, code, flags, address, tuple(params[: min(nparams, 15)]), self._context(ctx_size, ctx_rva)
         )
@@ -496,14 +503,29 @@ class Minidump(MappedDump):
     def _starts(self) -> list[int]:
         return [r.start for r in self._ranges]
 
+    @cached_property
+    def _reach(self) -> list[int]:
+        """For each range (by start), the highest end of it and every range before it."""
+        out, reach = [], 0
+        for r in self._ranges:
+            reach = max(reach, r.start + r.size)
+            out.append(reach)
+        return out
+
     def read(self, addr: int, size: int) -> bytes:
-        """``size`` bytes of the process's memory at ``addr``; UnreadableMemory if the dump lacks them."""
-        ranges = self._ranges
+        """``size`` bytes of the process's memory at ``addr``; UnreadableMemory if the dump lacks them.
+
+        Ranges may overlap: Breakpad adds the memory around the instruction pointer as a range of its
+        own, which can lie inside the thread's stack. Every range that starts at or below ``addr`` is
+        looked at, nearest first, until none before it reaches that far.
+        """
+        ranges, reach = self._ranges, self._reach
         i = bisect.bisect_right(self._starts, addr) - 1
-        if i >= 0:
+        while i >= 0 and reach[i] > addr:
             r = ranges[i]
             if addr + size <= r.start + r.size:
                 return self._bytes(r.offset + addr - r.start, size, "process memory")
+            i -= 1
         raise UnreadableMemory(f"{addr:#x} (+{size}) is not in the dump")
 
     @cached_property

@@ -282,6 +282,7 @@ def analysis_json(a: CrashAnalysis, verbose: bool = False) -> dict[str, Any]:
             "code": f"{a.exception_code:#010x}",
             "name": a.exception_name,
             "parameters": [hexa(p) for p in a.exception_parameters],
+            "address": hexa(a.exception_address),
         },
         "bugcheck": None
         if a.dump_kind != "windows-kernel" or a.exception_code is None

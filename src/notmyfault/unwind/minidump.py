@@ -195,7 +195,12 @@ class Walker:
             instruction = regs[arch.pc] - (0 if how == "context" else 1)
             params, callee_params = callee_params, 0  # only a STACK WIN step hands its size on
             wild = how == "context" and self.md.module_at(regs[arch.pc]) is None and self.md.arch != "aarch64"
-            if wild and (caller_ret := self._by_scan(regs, read, how, limit=1)) is not None:
+            by_fp = self._by_frame_pointer(regs, read, how) if wild else None
+            if by_fp is not None and self._code(by_fp[arch.pc]):
+                # a wild pc with a frame pointer chain intact: the chain is trusted first, as the
+                # peers try frame pointers before a scan
+                caller, how = by_fp, "frame pointer"
+            elif wild and (caller_ret := self._by_scan(regs, read, how, limit=1)) is not None:
                 # a call through a bad pointer: its return address is still at the stack pointer
                 caller, how = caller_ret, "scan"
             elif (found := self._by_cfi(regs, instruction, read, params)) is not None:
@@ -208,6 +213,10 @@ class Walker:
                 break
             pc, sp = caller.get(arch.pc), caller.get(arch.sp)
             if pc is None or sp is None or pc < 4096 or sp <= regs[arch.sp]:
+                break
+            if how == "frame pointer" and not self._code(pc):
+                # the methods are tried in their order and the first that gives a caller decides: a
+                # frame pointer that leads out of every module's code ends the walk (no scan after it)
                 break
             out.append(frame_at(self.md, len(out), pc, sp, how, self.symbols))
             regs = caller
@@ -336,14 +345,16 @@ class Walker:
     # ------------------------------------------------------------------ scan
 
     def _code(self, addr: int) -> bool:
-        """Whether ``addr`` could be a return address: in a module, and in a function where it has symbols."""
+        """Whether ``addr`` could be a return address: the call before it (``addr - 1``) lies in a
+        module, in a function where the module has symbols. A module's base address is no return
+        address (its first byte is a header, and no call precedes it)."""
         if addr == 0 or self._non_canonical(addr):
             return False
-        module = self.md.module_at(addr)
+        module = self.md.module_at(addr - 1)
         if module is None:
             return False
         syms = symbol_file(self.symbols, module)
-        return syms is None or syms.has_code_at(addr - module.base)
+        return syms is None or syms.has_code_at(addr - 1 - module.base)
 
     def _by_scan(self, regs: Regs, read: Reader, how: str, limit: int | None = None) -> Regs | None:
         arch = self.arch
