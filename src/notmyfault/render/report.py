@@ -95,13 +95,21 @@ def dump_report(path: str, tag: str | None = None, frames: int = 12) -> DumpRepo
             )
         )
         if tag:
-            hits, command = dump.search(tag.encode(), "myfault"), f's -a myfault "{tag}"'
+            command = f's -a myfault "{tag}"'
+            try:
+                hits = dump.search(tag.encode(), "myfault")
+            except DumpError:  # no myfault in this process
+                hits = []
             if not hits:  # a tag of the user's own: where it lies in the whole dump
                 hits, command = dump.search(tag.encode()), f's -a (the whole dump) "{tag}"'
             text = f"{len(hits)} hits\n{search_text(hits[:SEARCH_SHOWN])}" if hits else search_text(hits)
             if len(hits) > SEARCH_SHOWN:
                 text += f"\n... and {len(hits) - SEARCH_SHOWN} more ('notmyfault search' lists them all)"
             sections.append(Section("search", command, "Search", text))
-        mods = modules_text(dump.modules("myfault").modules, details=True)
+        try:
+            myfault = dump.modules("myfault").modules
+        except DumpError:  # a core of another program: the section says there is no such module
+            myfault = []
+        mods = modules_text(myfault, details=True)
         sections.append(Section("modules", "lmvm myfault", "Module", mods))
     return DumpReport(path, result, tuple(sections))

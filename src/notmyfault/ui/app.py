@@ -249,6 +249,9 @@ class NotMyfaultApp(App[None]):
             except DumpError as e:
                 self._from_thread(self.say, "analysis-where", f"{path}\n{e}")
                 return
+            except Exception as e:  # a bug must show in the window, not leave it waiting
+                self._from_thread(self.say, "analysis-where", f"{path}\nthe dump could not be analysed: {e}")
+                return
             self._from_thread(self.show_report, report)
 
         threading.Thread(target=work, name="open-dump", daemon=True).start()

@@ -219,6 +219,8 @@ class Walker:
                 # frame pointer that leads out of every module's code ends the walk (no scan after it)
                 break
             out.append(frame_at(self.md, len(out), pc, sp, how, self.symbols))
+            if self._non_canonical(pc):
+                break  # no instruction was ever there: nothing of this frame is real, so no caller
             regs = caller
         return out
 
