@@ -27,8 +27,12 @@ compared without regard to case; debug files by their base name; a frame's
 trust is compared only where the peer found it without symbols we were not
 given (the macOS dump's own symbol files are not in the corpus).
 
+``--oracles`` instead runs peers here over every dump of a kind: minidump-stackwalk 0.25
+(rust-minidump; ``./dev setup`` installs it into ``.venv/bin``) on every minidump of the corpus,
+with the symbols beside each, compared field by field as above.
+
 Prints one ``matched / compared`` line per source and the total; ``--json``
-prints the same with every mismatch; ``--show`` lists the mismatches.
+prints the same with every mismatch; ``--show`` lists the mismatches and what was left out.
 Exit status 0 unless a source could not be run at all.
 """
 

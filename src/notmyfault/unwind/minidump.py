@@ -8,12 +8,16 @@ From each frame, the caller is found by the first method that works:
 2. **frame pointer**: the frame pointer points at the saved caller's frame
    pointer with the return address above it (not on Windows x64, where the
    frame pointer need not mark the frame);
-3. **scan**: the first word on the stack above the stack pointer that points
-   into a module's code (into a function, when the module has symbols): a
-   guess, so marked.
+3. **scan**: the first word on the stack above the stack pointer that can be a
+   return address: the call before it (the word minus one) lies in a module
+   (in a function, when the module has symbols; so a module's base address is
+   none): a guess, so marked. On x86_64 the frame pointer saved below it is
+   recovered only where the callee's frame pointer points at it.
 
-A walk ends where the caller's pc is in the first page (null), or its stack
-pointer does not climb.  Every memory read is confined to the thread's own
+The first method that gives a caller decides, in that order, for every frame
+(the context frame too, even at a wild pc): the peers' rule. A walk ends where
+the caller's pc is in the first page (null), its stack pointer does not climb,
+or after a frame whose pc is non-canonical (never code).  Every memory read is confined to the thread's own
 stack memory, as the peers confine it.  Frames carry how they were found:
 ``context``, ``cfi``, ``frame pointer`` or ``scan``.
 """
@@ -194,16 +198,7 @@ class Walker:
         while len(out) < MAX_FRAMES:
             instruction = regs[arch.pc] - (0 if how == "context" else 1)
             params, callee_params = callee_params, 0  # only a STACK WIN step hands its size on
-            wild = how == "context" and self.md.module_at(regs[arch.pc]) is None and self.md.arch != "aarch64"
-            by_fp = self._by_frame_pointer(regs, read, how) if wild else None
-            if by_fp is not None and self._code(by_fp[arch.pc]):
-                # a wild pc with a frame pointer chain intact: the chain is trusted first, as the
-                # peers try frame pointers before a scan
-                caller, how = by_fp, "frame pointer"
-            elif wild and (caller_ret := self._by_scan(regs, read, how, limit=1)) is not None:
-                # a call through a bad pointer: its return address is still at the stack pointer
-                caller, how = caller_ret, "scan"
-            elif (found := self._by_cfi(regs, instruction, read, params)) is not None:
+            if (found := self._by_cfi(regs, instruction, read, params)) is not None:
                 caller, how, callee_params = found[0], "cfi", found[1]
             elif (caller_fp := self._by_frame_pointer(regs, read, how)) is not None:
                 caller, how = caller_fp, "frame pointer"
@@ -213,10 +208,6 @@ class Walker:
                 break
             pc, sp = caller.get(arch.pc), caller.get(arch.sp)
             if pc is None or sp is None or pc < 4096 or sp <= regs[arch.sp]:
-                break
-            if how == "frame pointer" and not self._code(pc):
-                # the methods are tried in their order and the first that gives a caller decides: a
-                # frame pointer that leads out of every module's code ends the walk (no scan after it)
                 break
             out.append(frame_at(self.md, len(out), pc, sp, how, self.symbols))
             if self._non_canonical(pc):
@@ -358,14 +349,14 @@ class Walker:
         syms = symbol_file(self.symbols, module)
         return syms is None or syms.has_code_at(addr - 1 - module.base)
 
-    def _by_scan(self, regs: Regs, read: Reader, how: str, limit: int | None = None) -> Regs | None:
+    def _by_scan(self, regs: Regs, read: Reader, how: str) -> Regs | None:
         arch = self.arch
         assert arch is not None
         if arch.sp not in regs:
             return None
         sp, word = regs[arch.sp], arch.word
         trusted = how == "context" or (how == "cfi" and self.md.arch != "x86")
-        for i in range(limit or (SCAN_WORDS * 4 if trusted else SCAN_WORDS)):
+        for i in range(SCAN_WORDS * 4 if trusted else SCAN_WORDS):
             at = sp + i * word
             candidate = read(at)
             if candidate is None:
@@ -376,8 +367,12 @@ class Walker:
             if i > 0:
                 saved = read(at - word)
                 last_fp = regs.get(arch.fp)
+                # x86_64 (as minidump-stackwalk's amd64 walker): the saved frame pointer below the
+                # return address is taken only where the callee's frame pointer points at it
+                pushed = self.md.arch != "x86_64" or last_fp == at - word
                 if (
-                    saved is not None
+                    pushed
+                    and saved is not None
                     and saved > at
                     and saved - (at - word) <= 128 * 1024
                     and read(saved) is not None
