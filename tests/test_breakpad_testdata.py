@@ -193,3 +193,46 @@ def test_minidump_stackwalk_agrees_on_every_minidump() -> None:
     assert t.mismatches == []
     # the fields left out on purpose, each with its reason in docs/peer-agreement.md
     assert len(t.skipped) == 5
+
+
+def padded(data: bytes) -> bytes:
+    """The minidump with its thread, module and memory list streams rewritten as Breakpad on macOS
+    writes them: 4 bytes of padding after the 32-bit count (each copy appended, the directory
+    pointed at it)."""
+    out = bytearray(data)
+    count, rva = struct.unpack_from("<II", data, 8)
+    for i in range(count):
+        kind, size, at = struct.unpack_from("<III", data, rva + 12 * i)
+        if kind not in (3, 4, 5):  # thread, module and memory lists
+            continue
+        stream = data[at : at + size]
+        copy = stream[:4] + b"\0\0\0\0" + stream[4:]
+        while len(out) % 8:
+            out += b"\0"
+        struct.pack_into("<III", out, rva + 12 * i, kind, len(copy), len(out))
+        out += copy
+    return bytes(out)
+
+
+def facts(path: Path) -> tuple[object, ...]:
+    with notmyfault.open(path) as d:
+        md = d.reader
+        assert isinstance(md, notmyfault.api.dump.Minidump)
+        return (
+            [(t.tid, t.pc, t.sp, t.stack_start, t.stack_size) for t in md.threads],
+            [(m.name, m.base, m.size, m.debug_id, m.code_id) for m in md.modules],
+            md.regions(),
+            [f.pc for f in d.frames()] if md.threads else [],
+        )
+
+
+@corpus
+def test_padded_list_streams_read_as_the_unpadded(tmp_path: Path) -> None:
+    """Every minidump of the corpus, rewritten with padded list streams, reads the same threads,
+    modules, memory and crashing stack: the stream's size says whether the entries start at 4 or 8."""
+    dumps = sorted(p for p in (DATA.parent).rglob("*.dmp") if p.read_bytes()[:4] == b"MDMP")
+    assert len(dumps) >= 50
+    for dump in dumps:
+        variant = tmp_path / dump.name
+        variant.write_bytes(padded(dump.read_bytes()))
+        assert facts(variant) == facts(dump), dump.name

@@ -299,6 +299,18 @@ class Minidump(MappedDump):
             raise DumpError(f"{self.path} is corrupt: {what} claims {length} bytes")
         return self._bytes(rva + 4, length, what).decode("utf-16-le", errors="replace")
 
+    def _list(self, found: tuple[int, int], item: int, what: str) -> tuple[int, int]:
+        """A list stream's entry count and where its first entry is.
+
+        The count is 32 bits; some writers (Breakpad on macOS) pad it to 8 bytes so that the
+        entries are aligned. The stream's size tells: 8 + n * entry is padded, 4 + n * entry not.
+        """
+        size, at = found
+        (count,) = self._unpack("<I", at, what)
+        first = at + 8 if size == 8 + count * item else at + 4
+        self._count(count, item, first, what)
+        return count, first
+
     def _count(self, count: int, item: int, offset: int, what: str) -> None:
         if count > MAX_ITEMS or offset + count * item > self.size:
             raise DumpError(
@@ -377,14 +389,12 @@ class Minidump(MappedDump):
         found = self._stream(THREAD_LIST)
         if found is None:
             return ()
-        _, at = found
-        (count,) = self._unpack("<I", at, "the thread list")
-        self._count(count, 48, at + 4, "the thread list")
+        count, first = self._list(found, 48, "the thread list")
         exc = self.exception
         out = []
         for i in range(count):
             tid, _s, _pc, _p, _teb, stack_start, stack_size, _stack_rva, ctx_size, ctx_rva = self._unpack(
-                "<IIIIQQIIII", at + 4 + 48 * i, "a thread"
+                "<IIIIQQIIII", first + 48 * i, "a thread"
             )
             regs = exc.context if exc is not None and exc.thread_id == tid and exc.context else None
             if regs is None:
@@ -402,12 +412,10 @@ class Minidump(MappedDump):
         found = self._stream(MODULE_LIST)
         if found is None:
             return ()
-        _, at = found
-        (count,) = self._unpack("<I", at, "the module list")
-        self._count(count, 108, at + 4, "the module list")
+        count, first = self._list(found, 108, "the module list")
         out = []
         for i in range(count):
-            rec = at + 4 + 108 * i
+            rec = first + 108 * i
             base, size, checksum, stamp, name_rva = self._unpack("<QIIII", rec, "a module")
             sig, _sv, fv_ms, fv_ls, pv_ms, pv_ls = self._unpack("<IIIIII", rec + 24, "a module's version")
             cv_size, cv_rva = self._unpack("<II", rec + 76, "a module's CodeView record")
@@ -476,11 +484,9 @@ class Minidump(MappedDump):
         out: list[_Range] = []
         found = self._stream(MEMORY_LIST)
         if found is not None:
-            _, at = found
-            (count,) = self._unpack("<I", at, "the memory list")
-            self._count(count, 16, at + 4, "the memory list")
+            count, first = self._list(found, 16, "the memory list")
             for i in range(count):
-                start, size, offset = self._unpack("<QII", at + 4 + 16 * i, "a memory range")
+                start, size, offset = self._unpack("<QII", first + 16 * i, "a memory range")
                 if offset + size <= self.size:
                     out.append(_Range(start, size, offset))
         found = self._stream(MEMORY64_LIST)
