@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from elftools.elf.elffile import ELFFile
 
 from tests.build_crashers import build, crash_all
 from tests.conftest import proc_state, run_json, run_nmf
+from tests.coretools import null_write_core
 
 pytestmark = pytest.mark.skipif(
     Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
@@ -244,3 +246,73 @@ def test_unreadable_input_is_no_success(cut: tuple[Path, Path, int, int], tmp_pa
         {"path": str(fleet / "locked"), "error": "Permission denied"},
     ]
     assert out["not_dumps"] == out["skipped"] == []
+
+
+def _elf_core(notes: list[tuple[bytes, int, bytes]]) -> bytes:
+    """A minimal x86_64 ELF core: its notes (owner, type, description) and one page of memory."""
+    body = b""
+    for owner, kind, desc in notes:
+        name = owner + b"\0"
+        body += struct.pack("<III", len(name), len(desc), kind)
+        body += name.ljust(-(-len(name) // 4) * 4, b"\0") + desc.ljust(-(-len(desc) // 4) * 4, b"\0")
+    phoff, phnum = 64, 2
+    notes_at = phoff + 56 * phnum
+    load_at = -(-(notes_at + len(body)) // 4096) * 4096
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    header = ident + struct.pack("<HHIQQQIHHHHHH", 4, 62, 1, 0, phoff, 0, 0, 64, 56, phnum, 0, 0, 0)
+    note_ph = struct.pack("<IIQQQQQQ", 4, 0, notes_at, 0, 0, len(body), 0, 4)
+    load_ph = struct.pack("<IIQQQQQQ", 1, 6, load_at, 0x400000, 0, 4096, 4096, 4096)
+    data = header + note_ph + load_ph + body
+    return data.ljust(load_at, b"\0") + bytes(4096)
+
+
+def _as_owner(core: bytes, owner: bytes) -> bytes:
+    """A real Linux core whose notes (CORE's and LINUX's) are relabelled as ``owner``'s (8 bytes with
+    its NUL, as CORE's and LINUX's take once padded): the layout stays the same."""
+    out = bytearray(core)
+    phoff, phentsize, phnum = struct.unpack_from("<Q", core, 32)[0], *struct.unpack_from("<HH", core, 54)
+    for i in range(phnum):
+        kind, _flags, offset, _v, _p, filesz = struct.unpack_from("<IIQQQQ", core, phoff + i * phentsize)
+        if kind != 4:
+            continue
+        at, end = offset, offset + filesz
+        while at + 12 <= end:
+            namesz, descsz, _type = struct.unpack_from("<III", core, at)
+            if namesz in (5, 6) and len(owner) + 1 == 8:
+                struct.pack_into("<I", out, at, 8)
+                out[at + 12 : at + 20] = owner + b"\0"
+            at += 12 + -(-namesz // 4) * 4 + -(-descsz // 4) * 4
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("owner", "system"),
+    [(b"NetBSD-CORE", "NetBSD"), (b"FreeBSD", "FreeBSD"), (b"OpenBSD", "OpenBSD"), (b"illumos", "illumos")],
+)
+def test_a_core_of_another_kernel_is_refused_in_one_line(tmp_path: Path, owner: bytes, system: str) -> None:
+    """A core's notes name the kernel that wrote it: another kernel's core is refused by name in one
+    line (a NetBSD core was read as Linux's: pid 0, signal 32767)."""
+    synthetic = tmp_path / "synthetic.core"
+    synthetic.write_bytes(_elf_core([(owner, 1, bytes(64)), (owner, 2, bytes(32))]))
+    cases = [synthetic]
+    if len(owner) + 1 == 8:  # a real Linux core relabelled: the same layout, another writer
+        real = null_write_core(tmp_path)
+        relabelled = tmp_path / "relabelled.core"
+        relabelled.write_bytes(_as_owner(real.read_bytes(), owner))
+        cases.append(relabelled)
+    for core in cases:
+        for command in ("analyze", "stack", "regs"):
+            r = run_nmf(command, str(core))
+            assert r.returncode == 2, (core, command, r.stderr)
+            assert r.stderr.strip() == (
+                f"notmyfault: error: {core} is a core of {system}, not of Linux: notmyfault reads Linux's "
+                "cores (their notes are CORE's and LINUX's); analyse it on its own system (gdb, lldb)"
+            )
+
+
+def test_a_linux_core_with_the_same_layout_still_reads(tmp_path: Path) -> None:
+    """The control: the synthetic core with Linux's owner is not refused as another system's."""
+    core = tmp_path / "linux.core"
+    core.write_bytes(_elf_core([(b"CORE", 1, bytes(336)), (b"LINUX", 0x202, bytes(512))]))
+    r = run_nmf("regs", str(core))
+    assert "not of Linux" not in r.stderr

@@ -151,6 +151,19 @@ with 32-bit ids, which shifts every field after pr_flag."""
 FAULT_SIGNALS = frozenset({4, 5, 7, 8, 11})  # SIGILL, SIGTRAP, SIGBUS, SIGFPE, SIGSEGV
 
 
+LINUX_OWNERS = {"CORE", "LINUX"}
+"""The note owners of a Linux core (the kernel's, gdb's gcore, qemu-user's, ours)."""
+OTHER_SYSTEMS = {
+    "NetBSD-CORE": "NetBSD",
+    "FreeBSD": "FreeBSD",
+    "OpenBSD": "OpenBSD",
+    "DragonFly": "DragonFly BSD",
+    "SUNW Solaris": "Solaris",
+    "illumos": "illumos",
+}
+"""Note owners (prefixes) that name another kernel as a core's writer."""
+
+
 class ElfCore:
     """An ELF core file of a Linux process."""
 
@@ -221,6 +234,12 @@ class ElfCore:
                 f"{self.path} is corrupt or crafted: its notes take {notes} bytes, more than any core "
                 f"writer makes ({MAX_NOTES} at most here)"
             )
+        system = self._other_system()
+        if system is not None:
+            raise DumpError(
+                f"{self.path} is a core of {system}, not of Linux: notmyfault reads Linux's cores "
+                "(their notes are CORE's and LINUX's); analyse it on its own system (gdb, lldb)"
+            )
         self.segments = tuple(sorted(segments, key=lambda s: s.vaddr))
         self.expected_size = max(s.offset + s.filesz for s in self.segments)
         """How long the file should be: the end of its last segment's data."""
@@ -283,6 +302,22 @@ class ElfCore:
     def stack_word(self) -> int:
         """Bytes in a saved frame pointer or return address on the stack (x32 runs in 64-bit mode)."""
         return 4 if self.machine == "EM_386" else (8 if self.machine in ARCHES else (self.elfclass // 8))
+
+    def _other_system(self) -> str | None:
+        """The operating system whose kernel wrote the core, when its notes name one that is not Linux
+        (a note's owner names its writer: Linux writes CORE and LINUX; NetBSD NetBSD-CORE, FreeBSD
+        FreeBSD, ...). None for Linux's, or when the notes cannot be read (that is said later)."""
+        try:
+            owners = {name for name, _, _ in self._note_list if isinstance(name, str)}  # hostile: any bytes
+        except DumpError:
+            return None
+        if owners & LINUX_OWNERS:
+            return None
+        for owner in sorted(owners):
+            for prefix, system in OTHER_SYSTEMS.items():
+                if owner.startswith(prefix):
+                    return system
+        return None
 
     def _notes(self) -> Iterator[tuple[str, str, Any]]:
         from elftools.common.exceptions import ELFError
