@@ -9,6 +9,8 @@ from typing import Any
 
 from notmyfault import __version__
 from notmyfault.api import CrashAnalysis
+from notmyfault.api import open as open_dump
+from notmyfault.render.analysis import analysis_text
 
 ANALYSIS_VERSION = f"{__version__}+triage4"
 """Stored with every row: a dump analysed by another version is analysed again on the next ingest."""
@@ -21,10 +23,9 @@ def analyze_path(path: str) -> dict[str, Any]:
 
     Errors propagate (DumpError for a bad file): the worker turns them into a failure record.
     """
-    import notmyfault
-    from notmyfault.render.analysis import analysis_text
-
-    with notmyfault.open(path) as dump:
+    # imported with this module, before a worker's memory limit applies: an import that fails
+    # for want of memory does not always say so
+    with open_dump(path) as dump:
         a = dump.analysis()
         facts = dump.provenance(TOP_FRAMES)
         fields = _fields(a, facts.crash_time, facts.build_ids, analysis_text(a))

@@ -212,8 +212,8 @@ def analyze_in_warm_worker(path: str, timeout: float, memory_limit: int | None) 
 
 
 def _out_of_memory(e: BaseException) -> bool:
-    """True if ``e`` (or what caused it) is an allocation refused: MemoryError, ENOMEM, or a native
-    module that could not be mapped."""
+    """True if ``e`` (or what caused it) is an allocation refused: MemoryError, ENOMEM, a native
+    module that could not be mapped, or a native call that failed without saying why (SystemError)."""
     seen: BaseException | None = e
     for _ in range(8):
         if seen is None:
@@ -222,6 +222,10 @@ def _out_of_memory(e: BaseException) -> bool:
             return True
         text = str(seen)
         if "[Errno 12]" in text or "failed to map segment" in text:
+            return True
+        if isinstance(seen, SystemError) and "without exception set" in text:
+            # a native library (drgn, capstone) whose allocation failed returned NULL without
+            # raising: under a memory limit that is the limit, not the dump
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -232,25 +236,37 @@ def _serve(out: TextIO, memory_limit: int | None) -> None:
     # paid once, before the limit, not per dump
     for module in WARM_UP:
         importlib.import_module(module)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    limit = None
     if memory_limit is not None:
-        _soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
         limit = memory_limit if hard == resource.RLIM_INFINITY else min(memory_limit, hard)
-        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
     for line in sys.stdin:
         path = json.loads(line)["path"]
         t0 = time.monotonic()
         answer: dict[str, Any] = {"path": path}
+        failure: Exception | None = None
+        # the limit holds while one dump is analysed, and is lifted again before the answer is
+        # written and the next line read: a worker that hit it must still be able to say so (it
+        # died reading its next line, recorded as "died (exit status 1)")
+        if limit is not None:
+            resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
         try:
-            answer.update(ok=True, fields=analyze_path(path))
+            fields = analyze_path(path)
         except Exception as e:  # every failure of one dump is that dump's record
-            if memory_limit is not None and _out_of_memory(e):
-                answer.update(
-                    ok=False,
-                    error=f"the analysis ran out of its memory limit ({memory_limit} bytes)",
-                    transient=True,
-                )
-            else:
-                answer.update(ok=False, error=f"{type(e).__name__}: {e}")
+            failure = e
+        finally:
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_DATA, (hard, hard))
+        if failure is None:
+            answer.update(ok=True, fields=fields)
+        elif memory_limit is not None and _out_of_memory(failure):
+            answer.update(
+                ok=False,
+                error=f"the analysis ran out of its memory limit ({memory_limit} bytes)",
+                transient=True,
+            )
+        else:
+            answer.update(ok=False, error=f"{type(failure).__name__}: {failure}")
         answer["seconds"] = round(time.monotonic() - t0, 4)
         answer["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         out.write(json.dumps(answer) + "\n")
