@@ -141,9 +141,17 @@ def _signal_cases() -> list[Case]:
         Case("perl: SIGQUIT while sleeping", ("perl", "-e", "sleep 60"), s.SIGQUIT),
         Case("perl: SIGABRT while reading", ("perl", "-e", "my $l = <STDIN>"), s.SIGABRT),
         Case("python3: os.abort()", (PYTHON, "-c", "import os; os.abort()")),
-        Case("python3: os.kill(SIGSEGV) (itself)", (PYTHON, "-c", "import os; os.kill(os.getpid(), 11)")),
+        # a Python program's functions name its bugs: the stripped interpreter's native frames do not
+        Case(
+            "python3: os.kill(SIGSEGV) (itself)",
+            (PYTHON, "-c", "import os\ndef crash():\n    os.kill(os.getpid(), 11)\ncrash()"),
+        ),
         Case("python3: ctypes.string_at(0)", (PYTHON, "-c", "import ctypes; ctypes.string_at(0)")),
-        Case("python3: SIGSEGV while sleeping", (PYTHON, "-c", "import time; time.sleep(60)"), s.SIGSEGV),
+        Case(
+            "python3: SIGSEGV while sleeping",
+            (PYTHON, "-c", "import time\ndef wait():\n    time.sleep(60)\nwait()"),
+            s.SIGSEGV,
+        ),
         Case(
             "python3: SIGABRT while waiting on a lock",
             (PYTHON, "-c", "import threading; threading.Lock().acquire(); threading.Event().wait()"),

@@ -26,17 +26,17 @@ BUGS = {
 """Each bug with the crash class and signature its dumps must get (the program: crashers)."""
 
 CATALOG_BUCKETS = {
-    "high-irql": "INVALID_MEMORY_READ:python3:myfault_high_irql",
-    "buffer-overflow": "HEAP_CORRUPTION:python3:free | myfault_buffer_overflow",
-    "code-overwrite": "WRITE_TO_READONLY_MEMORY:python3:myfault_code_overwrite",
-    "stack-trash": "STACK_CORRUPTION:python3:?? | myfault_py_do_bug",
-    "null-deref": "NULL_POINTER_WRITE:python3:myfault_null_deref",
-    "stack-overflow": "STACK_OVERFLOW:python3:myfault_stack_overflow",
-    "breakpoint": "BREAKPOINT:python3:myfault_breakpoint",
-    "double-free": "DOUBLE_FREE:python3:free | myfault_double_free",
-    "use-after-free": "INVALID_MEMORY_READ:python3:myfault_use_after_free",
+    "high-irql": "FAULT:python3:myfault_high_irql",
+    "buffer-overflow": "ABORT:python3:free | myfault_buffer_overflow",
+    "code-overwrite": "FAULT:python3:myfault_code_overwrite",
+    "stack-trash": "FAULT:python3:?? | myfault_py_do_bug",
+    "null-deref": "FAULT:python3:myfault_null_deref",
+    "stack-overflow": "FAULT:python3:myfault_stack_overflow",
+    "breakpoint": "FAULT:python3:myfault_breakpoint",
+    "double-free": "ABORT:python3:free | myfault_double_free",
+    "use-after-free": "FAULT:python3:myfault_use_after_free",
     "abort": "ABORT:python3:myfault_abort",
-    "jump-to-null": "NULL_POINTER_EXECUTE:python3:?? | myfault_jump_to_null",
+    "jump-to-null": "FAULT:python3:?? | myfault_jump_to_null",
 }
 """The crash catalog's types and the bucket each one's dumps must land in (the program: python3)."""
 

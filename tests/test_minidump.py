@@ -106,7 +106,7 @@ def test_frames_with_symbols_equal_breakpads() -> None:
     assert a["probably_caused_by"].startswith(
         "test_app.exe ( test_app!`anonymous namespace'::CrashFunction+0xe"
     )
-    assert a["bucket"] == "NULL_POINTER_WRITE:test_app:`anonymous namespace'::CrashFunction"
+    assert a["bucket"] == "FAULT:test_app:`anonymous namespace'::CrashFunction"
 
 
 def test_frames_without_symbols_are_module_offsets() -> None:
@@ -118,7 +118,7 @@ def test_frames_without_symbols_are_module_offsets() -> None:
         "kernel32+0x16fd7",
     ]
     assert any("give --symbols DIR" in n for n in a["notes"])
-    assert a["bucket"] == "NULL_POINTER_WRITE:test_app:test_app+0x429e"
+    assert a["bucket"] == "FAULT:test_app:test_app+0x429e"
 
 
 def test_module_list_equals_breakpads() -> None:

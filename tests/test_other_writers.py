@@ -94,7 +94,7 @@ def test_qemu_core_analysed_from_memory(build: str, cores: dict[str, tuple[Path,
     assert a["access"] == "write"
     assert [f["function"] for f in a["frames"][:2]] == ["store", "main"]
     assert a["blamed"]["function"] == "store"
-    assert a["bucket"] == "NULL_POINTER_WRITE:nw:store"
+    assert a["bucket"] == "FAULT:nw:store"
     assert a["process"]["executable"] == "./nw"
     assert any("computed from the faulting instruction" in n for n in a["notes"])
     _, mods = run_json("modules", str(core), *sysroot)

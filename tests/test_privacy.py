@@ -74,7 +74,7 @@ def test_triage_stores_no_environment_and_redacts_paths_and_tokens(core: Path, t
     assert run_nmf("triage", "report", "--html", str(page), "--db", str(db)).returncode == 0
     assert "alice" not in page.read_text()
     _, kept = run_json("triage", "buckets", "--db", str(db))
-    assert kept["buckets"][0]["bucket"] == "NULL_POINTER_WRITE:nw:store"  # buckets never change with it
+    assert kept["buckets"][0]["bucket"] == "FAULT:nw:store"  # buckets never change with it
 
     raw = tmp_path / "raw.db"  # --redact none keeps paths and arguments, never the environment
     assert run_nmf("triage", "ingest", "--db", str(raw), "--redact", "none", str(core)).returncode == 0

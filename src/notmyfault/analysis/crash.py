@@ -26,7 +26,14 @@ from notmyfault.base.sigcodes import si_code_name, signal_name
 from notmyfault.dumps import origin, report_fields
 from notmyfault.dumps.elfcore import PF_X, ElfCore, SigInfo
 from notmyfault.dumps.unpack import REPORT_FIELDS
-from notmyfault.unwind.elf import Program, code_bytes, load_program, stack_depth, thread_frames
+from notmyfault.unwind.elf import (
+    Program,
+    code_bytes,
+    load_program,
+    signal_context,
+    stack_depth,
+    thread_frames,
+)
 from notmyfault.unwind.frames import Frame, PythonFrame
 from notmyfault.unwind.isa import capstone_for
 from notmyfault.unwind.names import base_name
@@ -444,6 +451,60 @@ def classify(
     return "KILLED_BY_SIGNAL", notes
 
 
+SYNCHRONOUS_SIGNALS = {11: "SIGSEGV", 7: "SIGBUS", 4: "SIGILL", 8: "SIGFPE", 5: "SIGTRAP"}
+
+
+def _reraised(
+    core: ElfCore,
+    program: Program,
+    sig: SigInfo | None,
+    pid: int,
+    frames: Sequence[Frame],
+    sysroot: str | None,
+) -> tuple[int, int, Instruction | None, str | None, int | None, str, list[str]] | None:
+    """A fault that a signal handler caught and raised again (Python's faulthandler, which pytest
+    turns on, and crash reporters do this): the process sent itself SIGSEGV (SIGBUS, SIGILL, SIGFPE,
+    SIGTRAP), and the stack holds the signal frame of the first delivery. The crash is the fault in
+    the interrupted frame, classified from its instruction and registers as a core without
+    NT_SIGINFO is: (its index, pc, instruction, access, address, class, notes); None otherwise."""
+    if sig is None or sig.signo not in SYNCHRONOUS_SIGNALS or sig.code > 0 or sig.sender_pid != pid:
+        return None
+    ctx = signal_context(program, core.threads[0].tid)
+    if ctx is None:
+        return None
+    pc, sp, regs = ctx
+    index = next((i for i, f in enumerate(frames) if i > 0 and f.pc == pc and f.how == "context"), None)
+    if index is None:
+        return None
+    code = code_bytes(core, pc, 16, sysroot)
+    insn = decode_bytes(code, pc, core.arch) if code else None
+    access = insn.access if insn is not None else None
+    computed = operand_address(code, pc, core.arch, regs) if code and regs else None
+    name = SYNCHRONOUS_SIGNALS[sig.signo]
+    if sig.signo == 11:
+        cls, more = _segv_class(core, computed, pc, sp, access, accerr=False)
+    elif sig.signo == 8:
+        div = insn is not None and insn.text.split(" ", 1)[0] in (
+            "div",
+            "idiv",
+            "sdiv",
+            "udiv",
+            "divw",
+            "divd",
+        )
+        cls, more = ("DIVIDE_BY_ZERO" if div else "ARITHMETIC_ERROR"), []
+    else:
+        cls, more = {7: "BUS_ERROR", 4: "ILLEGAL_INSTRUCTION", 5: "BREAKPOINT"}[sig.signo], []
+    where = frames[index].location()
+    notes = [
+        f"the process raised {name} itself from a signal handler (a crash handler such as Python's "
+        f"faulthandler re-raises the fault it caught): the fault is in frame #{index} ({where}), which the "
+        "signal interrupted; classified from its instruction and registers, the signature and blame start there",
+        *more,
+    ]
+    return index, pc, insn, access, computed, cls, notes
+
+
 def executable_path(core: ElfCore, program: Program) -> str | None:
     """The executable's path: drgn's main module, else the image the auxiliary vector names (cores
     without NT_FILE), else the first mapped file, else NT_PRPSINFO's command."""
@@ -583,6 +644,13 @@ def analyze(
         computed = operand_address(code, pc, core.arch, crashed.regs)
     crash_class, notes = classify(core, sig, pc, crashed.sp, access, abort, computed)
     notes += python_notes
+    proc = core.process
+    sign_from = 0
+    reraised = _reraised(core, program, sig, proc.pid if proc else crashed.tid, frames, sysroot)
+    if reraised is not None:
+        sign_from, pc, insn, access, computed, crash_class, more = reraised
+        source = f"the faulting instruction ({insn.text})" if insn is not None and access else "not known"
+        notes += more
     if crash_class == "STACK_OVERFLOW":
         rec = _recursion(frames)
         if rec:
@@ -595,8 +663,8 @@ def analyze(
             "only the frame in the registers: the dump holds no unwind information (CFI) or frame-pointer "
             f"chain to follow, and {', '.join(lost)} is not here (give --exe or --sysroot)"
         )
-    choice = choose([f.module for f in frames])
-    blamed = frames[choice.index] if choice.index is not None else None
+    choice = choose([f.module for f in frames[sign_from:]])
+    blamed = frames[sign_from + choice.index] if choice.index is not None else None
     blame_reason = choice.reason
     blamed_python = callee = None
     if pythread is not None and pythread.frames and (blamed is None or is_system_module(blamed.module)):
@@ -620,7 +688,6 @@ def analyze(
                 cycle[0].frame,
                 "the first thread of the deadlock cycle, in its first frame outside the system modules",
             )
-    proc = core.process
     executable = executable_path(core, program)
     return CrashAnalysis(
         path=origin(core),
@@ -637,7 +704,7 @@ def analyze(
         else (signal_name(crashed.cursig) if crashed.cursig else None),
         si_code=sig.code if sig else None,
         si_code_name=si_code_name(sig.signo, sig.code) if sig else None,
-        fault_address=sig.addr if sig else computed,
+        fault_address=computed if reraised is not None or sig is None else sig.addr,
         sender_pid=sig.sender_pid if sig else None,
         access=access,
         access_source=source,
@@ -649,7 +716,9 @@ def analyze(
         blamed=blamed,
         blame_reason=blame_reason,
         deadlock=cycle,
-        sign_frames=cycle[0].stack if cycle and cycle[0].stack else None,
+        sign_frames=cycle[0].stack
+        if cycle and cycle[0].stack
+        else (frames[sign_from:] if sign_from else None),
         truncated=core.truncation,
         abort_message=abort,
         frames=frames,

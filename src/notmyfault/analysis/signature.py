@@ -33,13 +33,21 @@ function, ``module.function`` in the interpreter's library: the stack reads the 
 where the eval loop runs them, see ``analysis.crash.sign_frames``); without one, ``module+0xoffset`` (the offset from
 the module's load address, so it survives ASLR; a rebuild changes it); in no module, ``??``.
 
-**The bucket** is scoped by program, as Socorro scopes by product and abrt's duphash by component:
-``CLASS:program:signature`` (``NULL_POINTER_WRITE:crashers:parse_header``); a process killed by a
-signal that another process (or itself) sent is bucketed by the signal too
-(``KILLED_BY_SIGNAL(SIGQUIT):cat:cat+0x5d26``). Two programs with a bug
-in their own ``main`` are two buckets; the crash class keeps apart two bugs of one function that fail
-differently. The program is the executable's file name with a trailing dotted version dropped
-(``python3.11`` -> ``python3``), ``linux`` for a kernel vmcore and ``windows`` for a Windows kernel dump.
+C++ and Rust names are collapsed (``collapse_name``: template arguments to ``<T>``, parameter
+lists and return types gone), and the standard libraries' templates (``std::``, ``core::``,
+``alloc::``) are prefix frames; Rust's panic path is machinery. Where the stack holds Python frames,
+no native frame of the runtime decides (a distribution's stripped python and pyenv's differ there);
+a runtime frame without a symbol never does when any frame is named.
+
+**The bucket** is ``KIND:program:signature`` (``failure_kind``): the program as Socorro scopes by
+product and abrt's duphash by component, and the kind of failure, not its class: ``FAULT`` for every
+class where the processor refused an instruction, ``ABORT`` for every check that stopped the
+program, ``KILLED_BY_SIGNAL(SIGQUIT)`` for a signal sent from outside (``KILLED_BY_SIGNAL(SIGQUIT):cat:cat+0x5d26``).
+One line fails as a read at -O0 and a write at -O2, and one overflow trips one of three glibc
+checks: the class tells them apart and is stored and shown, the bucket must not; the kind keeps
+apart two bugs of one function that fail differently (a NULL write and an assert()). The program is
+the executable's file name with a trailing dotted version dropped (``python3.11`` -> ``python3``),
+``linux`` for a kernel vmcore and ``windows`` for a Windows kernel dump.
 
 Every stored signature records ``Rules.stamp()`` (the rules' version and a digest of their data),
 so ``triage rebucket`` knows which rows were made by other rules and recomputes them from the stored
@@ -54,7 +62,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -64,11 +72,23 @@ from notmyfault.base.utf8 import storable
 SIGN_DEPTH = 64
 """How many frames, innermost first, a signature reads (and triage stores, so that ``rebucket``
 sees what ``analyze`` saw)."""
-RULES_VERSION = 3
+RULES_VERSION = 4
 """The built-in rules' version: 1 was the first (bare names, no program scope); 2 scoped by program;
-3 reads Python frames and keeps one frame of the interpreter's own modules."""
+3 reads Python frames and keeps one frame of the interpreter's own modules; 4 keys by program,
+failure kind and signature (the class is an attribute), collapses C++ and Rust names (templates,
+parameters, hashes, clone suffixes), skips the Rust panic machinery, and lets no native runtime
+frame decide where a Python frame exists."""
 
 DEFAULT_NORMALIZE: tuple[tuple[str, str], ...] = (
+    # demangled names: GCC's clone suffixes as the demanglers print them ("f(int) [clone .cold]",
+    # "f(int) (.cold)"), GCC's ABI tags, the C++ libraries' inline namespaces (std::__cxx11,
+    # libc++'s std::__1), Rust's legacy hashes and v0 crate disambiguators, closures named either way
+    (r"(\s*(\[clone [^\]]*\]|\(\.(cold|isra|constprop|part|lto_priv|localalias)(\.\d+)?\)))+$", ""),
+    (r"\[abi:[\w.]+\]", ""),
+    (r"\bstd::__(cxx11|\d+)::", "std::"),
+    (r"::h[0-9a-f]{16}$", ""),
+    (r"(?<=\w)\[[0-9a-f]{1,16}\](?=::|$)", ""),
+    (r"\{\{closure\}\}|\{closure#\d+\}", "{closure}"),
     # GCC's clones and splits: a property of one build
     (r"(\.(cold|isra|constprop|part|lto_priv|localalias)(\.\d+)?)+$", ""),
     # glibc's internal aliases of public functions
@@ -98,6 +118,18 @@ DEFAULT_IRRELEVANT: tuple[str, ...] = (
     # the C++ runtime between a throw and the abort
     r"__gnu_cxx::__verbose_terminate_handler\(\)", r"__cxxabiv1::__terminate\(.*\)", r"std::terminate\(\)",
     r"__cxa_call_terminate", r"_Unwind_\w+",
+    r"__cxxabiv1::.*", r"std::__terminate", r"std::__throw_\w+", r"__cxa_(pure|deleted)_virtual",
+    r"std::__glibcxx_assert_fail", r"std::__replacement_assert",
+    # Rust: from a panic to the abort (panic=abort, or a panic that cannot unwind), and the start-up
+    # frames below main (names as normalised: hashes gone, templates collapsed, parameters dropped)
+    r"std::panicking::.*", r"core::panicking::.*", r"std::panic::.*", r"core::panic::.*",
+    r"core::(option|result)::(unwrap|expect)_failed", r"core::(option|result)::\w+<T>::(unwrap|expect)\w*",
+    r"core::slice::index::\w+_fail\w*", r"core::str::slice_error_fail\w*", r"core::cell::panic_already\w*",
+    r"alloc::raw_vec::capacity_overflow", r"alloc::raw_vec::handle_error", r"alloc::alloc::handle_alloc_error\w*",
+    r"std::alloc::(rust_oom|default_alloc_error_hook)", r"__rg_oom", r"__rust_\w+", r"__rustc::.*",
+    r"rust_begin_unwind", r"rust_panic\w*", r"panic_abort::.*", r"panic_unwind::.*", r"std::process::abort",
+    r"std::sys::.*", r"std::rt::.*", r"core::ops::function::.*", r"std::thread::.*::\{closure\}",
+    r"core::result::Result<T>::unwrap_or_else", r"<T>::call_once\w*",
     # CPython's eval loop and call machinery (the frames of every Python call)
     r"_PyEval_EvalFrameDefault", r"_PyEval_EvalFrame", r"_PyEval_Vector", r"PyEval_EvalCode(Ex)?",
     r"_PyFunction_Vectorcall", r"_PyObject_VectorcallTstate", r"PyObject_Vectorcall(Method|Dict)?",
@@ -140,6 +172,10 @@ DEFAULT_PREFIX: tuple[str, ...] = (
     r"mem(cpy|set|cmp|chr|rchr|pcpy|mem)", r"rawmemchr", r"bcmp", r"wmem\w+",
     r"str(len|nlen|cpy|ncpy|cat|ncat|cmp|ncmp|casecmp|ncasecmp|chr|rchr|chrnul|str|spn|cspn|pbrk|dup|ndup)(_l)?",
     r"stp(cpy|ncpy)", r"wcs\w+", r"wcp\w+",
+    # the C++ and Rust standard libraries' templates, instantiated in the program's own module: any
+    # program's map::at or Vec indexing (the walk goes on to the code that called them)
+    r"(std|__gnu_cxx|core|alloc)::.*",
+    r"<(?:(?:std|core|alloc)::\S*|[iu](?:8|16|32|64|128|size)|f32|f64|bool|char|str|\[T\]|&\S*|\*\S*)(?: as .*)?>::.*",
     # a pc in no module, and a sentinel (the walk goes on to the frame that threw)
     r"\?\?", r"__cxa_throw", r"__cxa_rethrow",
     # Linux kernel allocators
@@ -147,8 +183,8 @@ DEFAULT_PREFIX: tuple[str, ...] = (
 )  # fmt: skip
 DEFAULT_SENTINEL: tuple[str, ...] = (r"__cxa_throw", r"__cxa_rethrow")
 KEYS = (
-    "version", "normalize", "irrelevant", "irrelevant_modules", "interpreter_modules", "prefix", "sentinel",
-    "max_frames",
+    "version", "normalize", "collapse", "irrelevant", "irrelevant_modules", "interpreter_modules", "prefix",
+    "sentinel", "max_frames",
 )  # fmt: skip
 
 
@@ -190,6 +226,9 @@ class Rules:
     prefix: tuple[str, ...] = DEFAULT_PREFIX
     sentinel: tuple[str, ...] = DEFAULT_SENTINEL
     max_frames: int = 5
+    collapse: bool = True
+    """Collapse C++ and Rust names (``collapse_name``): template arguments to ``<T>``, parameter
+    lists and return types dropped, lambdas as ``{lambda}``."""
 
     @cached_property
     def _normalizers(self) -> list[tuple[re.Pattern[str], str]]:
@@ -219,7 +258,7 @@ class Rules:
         """``function`` normalised (clone suffixes, aliases and CPU variants gone)."""
         for pattern, replacement in self._normalizers:
             function = pattern.sub(replacement, function)
-        return function
+        return collapse_name(function) if self.collapse else function
 
     def token(self, frame: SignFrame) -> str:
         """The frame as a signature token: its normalised name, else module+0xoffset, else ??."""
@@ -266,6 +305,7 @@ class Rules:
             "prefix": list(self.prefix),
             "sentinel": list(self.sentinel),
             "max_frames": self.max_frames,
+            "collapse": self.collapse,
         }
 
     def stamp(self) -> str:
@@ -308,6 +348,7 @@ def load_rules(path: str | Path) -> Rules:
             prefix=tuple(str(p) for p in data.get("prefix", base.prefix)),
             sentinel=tuple(str(p) for p in data.get("sentinel", base.sentinel)),
             max_frames=int(data.get("max_frames", base.max_frames)),
+            collapse=bool(data.get("collapse", base.collapse)),
         )
         rules.name("x")  # compiles every pattern: a bad one is a re.error here
         rules.relevant(SignFrame("x", "x", 0), "x")
@@ -321,27 +362,223 @@ def load_rules(path: str | Path) -> Rules:
     return rules
 
 
-def signature(frames: Sequence[SignFrame], rules: Rules = DEFAULT_RULES) -> str:
-    """The signature of a stack, innermost frame first (see the module's docstring)."""
+_OPERATOR_CHARS = set("<>=!+-*/%^&|~[],")
+_QUALIFIER = re.compile(r"\s*(?:const\b|volatile\b|noexcept\b|&&|&)")
+
+
+def _operator_end(name: str, i: int) -> int:
+    """If an operator's name (``operator<<``, ``operator()``) starts at ``i``, the index after it, else -1."""
+    if not name.startswith("operator", i) or (i > 0 and (name[i - 1].isalnum() or name[i - 1] == "_")):
+        return -1
+    j = i + len("operator")
+    if name.startswith("()", j):
+        return j + 2
+    while j < len(name) and name[j] in _OPERATOR_CHARS:
+        j += 1
+    return j
+
+
+def _closing(name: str, i: int) -> int:
+    """The index of the bracket that closes the one at ``i`` (brackets of every kind nest; an
+    operator's symbols and ``->`` are no brackets), or -1 if none does."""
+    pairs = {"<": ">", "(": ")", "[": "]", "{": "}"}
+    stack: list[str] = []
+    j = i
+    while j < len(name):
+        end = _operator_end(name, j)
+        if end > 0:
+            j = end
+            continue
+        c = name[j]
+        if c in pairs:
+            stack.append(pairs[c])
+        elif c in ">)]}" and not (c == ">" and j > 0 and name[j - 1] == "-"):
+            if not stack or c != stack[-1]:
+                return -1
+            stack.pop()
+            if not stack:
+                return j
+        j += 1
+    return -1
+
+
+def collapse_name(name: str, top: bool = True) -> str:
+    """A C++ or Rust function's name without what varies between builds of one function, as
+    Socorro collapses them: template arguments become ``<T>`` (``std::map<T>::at``), parameter
+    lists, their qualifiers and a leading return type go (DWARF's names have none), and a lambda is
+    ``{lambda}`` however the demangler or the compiler's DWARF spells it. ``<A as B>::f`` (a Rust
+    trait method) keeps its outer brackets; ``(anonymous namespace)`` and operators stay."""
+    if not any(c in name for c in "<( '{"):
+        return name
+    out: list[str] = []
+    i, n = 0, len(name)
+    while i < n:
+        c = name[i]
+        j = _operator_end(name, i)
+        if j > 0:
+            out.append(name[i:j])
+            i = j
+            continue
+        if name.startswith("'lambda", i):  # LLVM's demangler: main::'lambda'(int)::operator()
+            j = name.find("'", i + 1)
+            out.append("{lambda}")
+            i = j + 1 if j > 0 else n
+            continue
+        if c in "<({":
+            j = _closing(name, i)
+            if j < 0:  # unbalanced: keep the rest as it is
+                out.append(name[i:])
+                break
+            inner = name[i + 1 : j]
+            if c == "{":
+                out.append("{lambda}" if inner.startswith("lambda") else name[i : j + 1])
+            elif c == "<":
+                if inner.startswith("lambda"):
+                    out.append("{lambda}")
+                elif i == 0:  # <A as B>::f: a qualified path, not arguments
+                    out.append("<" + collapse_name(inner, top=False) + ">")
+                else:
+                    out.append("<T>")
+            elif inner == "anonymous namespace":
+                out.append(name[i : j + 1])
+            else:  # a parameter list, and the qualifiers after it
+                k = j + 1
+                while m := _QUALIFIER.match(name, k):
+                    k = m.end()
+                i = k
+                continue
+            i = j + 1
+            continue
+        out.append(c)
+        i += 1
+    result = "".join(out).strip()
+    return _drop_return_type(result) if top else result
+
+
+def _drop_return_type(name: str) -> str:
+    """``int foo<T>`` -> ``foo<T>`` (a template function's demangled name starts with its return type)."""
+    depth = 0
+    cut = -1
+    for j, c in enumerate(name):
+        if c in "<({[":
+            depth += 1
+        elif c in ">)}]":
+            depth -= 1
+        elif depth == 0 and _operator_end(name, j) > 0:
+            break  # an operator's name may hold a space (operator new, operator< <T>)
+        elif c == " " and depth == 0:
+            cut = j
+    return name[cut + 1 :] if cut >= 0 else name
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """What the signature rule did with one frame (``triage explain``): the frame, its token, and
+    the verdict with the rule that gave it."""
+
+    index: int
+    frame: SignFrame
+    token: str
+    verdict: str
+    """``kept``, ``skipped`` or ``unread`` (after the signature ended)."""
+    rule: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "index": self.index,
+            **self.frame.as_dict(),
+            "token": self.token,
+            "verdict": self.verdict,
+            "rule": self.rule,
+        }
+
+
+def _python(frame: SignFrame) -> bool:
+    """True for a Python frame (its module is a source file, or the interpreter's library)."""
+    m = frame.module or ""
+    return frame.offset is None and (m == PYTHON_LIBRARY or m.endswith((".py", ".pyw", ">")))
+
+
+def signature_trace(frames: Sequence[SignFrame], rules: Rules = DEFAULT_RULES) -> list[TraceStep]:
+    """Every frame the rule read, with what it did to it and why (see the module's docstring)."""
     frames = frames[:SIGN_DEPTH]
     tokens = [rules.token(f) for f in frames]
     start = rules.sentinel_at(tokens)
-    out: list[str] = []
-    in_runtime = False
-    for i in range(start or 0, len(frames)):
-        t = tokens[i]
-        runtime = rules.interpreter(frames[i].module) and not rules.machinery(t)
-        if runtime and in_runtime:
+    # the runtime's own Python frame below the program's first (ctypes.string_at): it names the call
+    # the same on every interpreter, where their native frames differ (symbols, inlining, stripping)
+    own = next((i for i, f in enumerate(frames) if _python(f) and f.module != PYTHON_LIBRARY), len(frames))
+    library = next((i for i, f in enumerate(frames[:own]) if f.module == PYTHON_LIBRARY), None)
+    named = any(f.function for f in frames)
+    steps: list[TraceStep] = []
+    kept: list[str] = []
+    in_runtime = ended = False
+
+    def step(i: int, verdict: str, rule: str) -> None:
+        f, t = frames[i], tokens[i]
+        if verdict == "kept" and f.function and t != f.function:
+            rule = f"{rule}; the name normalised (normalize, collapse)"
+        steps.append(TraceStep(i, f, t, verdict, rule))
+
+    for i in range(len(frames)):
+        t, f = tokens[i], frames[i]
+        if ended:
+            step(i, "unread", "after the end of the signature")
             continue
-        if i != start and not runtime and not rules.relevant(frames[i], t):
+        if start is not None and i < start:
+            step(i, "skipped", f"above the sentinel {tokens[start]!r} (sentinel)")
             continue
-        if out and out[-1] == t:
+        machinery = rules.machinery(t)
+        runtime = rules.interpreter(f.module) and not machinery
+        if i != start:
+            if runtime and library is not None and i != library:
+                step(
+                    i,
+                    "skipped",
+                    f"a frame of a language runtime, where its library's Python frame #{library} names the call (interpreter_modules)",
+                )
+                continue
+            if runtime and not f.function and named:
+                step(i, "skipped", "a language runtime's frame without a symbol (interpreter_modules)")
+                continue
+            if runtime and in_runtime:
+                step(i, "skipped", "the runtime's innermost frame is already kept (interpreter_modules)")
+                continue
+            if machinery:
+                step(i, "skipped", "machinery (irrelevant)")
+                continue
+            if not runtime and rules.system_module(f.module) and not rules.extends(t):
+                step(i, "skipped", f"a frame of the system module {f.module} (irrelevant_modules)")
+                continue
+        if kept and kept[-1] == t:
+            step(i, "skipped", "a recursion: the same token again")
             continue
-        out.append(t)
+        kept.append(t)
         in_runtime = in_runtime or runtime
-        if len(out) >= rules.max_frames or (not runtime and not rules.extends(t)):
-            break
+        if i == start:
+            step(i, "kept", "the sentinel: the signature starts here (sentinel)")
+        elif runtime:
+            step(
+                i, "kept", "the runtime's innermost frame: what the program asked of it (interpreter_modules)"
+            )
+        elif rules.extends(t):
+            step(i, "kept", "too generic to end the signature: the walk goes on (prefix)")
+        else:
+            step(i, "kept", "the first frame of the program's own code: it ends the signature")
+        if len(kept) >= rules.max_frames:
+            ended = True
+            steps[-1] = replace(steps[-1], rule=steps[-1].rule + f"; max_frames ({rules.max_frames}) reached")
+        elif not runtime and not rules.extends(t) and i != start:
+            ended = True
+    return steps
+
+
+def signature(frames: Sequence[SignFrame], rules: Rules = DEFAULT_RULES) -> str:
+    """The signature of a stack, innermost frame first (see the module's docstring)."""
+    frames = frames[:SIGN_DEPTH]
+    out = [s.token for s in signature_trace(frames, rules) if s.verdict == "kept"]
     if not out:  # every frame is machinery: the first name that is not, else the innermost module
+        tokens = [rules.token(f) for f in frames]
         named = next((t for t in tokens if not rules.machinery(t)), None)
         module = next((f.module for f in frames if f.module), None)
         out.append(named or (_short(module) if module else "??"))
@@ -379,14 +616,45 @@ def program(dump_kind: str | None, executable: str | None) -> str:
     return VERSION_SUFFIX.sub("", name) or name or "?"
 
 
-def bucket_key(crash_class: str | None, prog: str, sig: str, reason: str | None = None) -> str:
-    """The bucket a dump falls into: ``CLASS:program:signature``. A process killed by a signal
-    another sent (KILLED_BY_SIGNAL) is bucketed by that signal too, ``KILLED_BY_SIGNAL(SIGQUIT)``:
-    a Ctrl-\\ and a watchdog's SIGSEGV that find a program in the same read are two stories."""
+FAULT_CLASSES = frozenset({
+    "NULL_POINTER_READ", "NULL_POINTER_WRITE", "NULL_POINTER_EXECUTE", "INVALID_MEMORY_READ",
+    "INVALID_MEMORY_WRITE", "WRITE_TO_READONLY_MEMORY", "EXECUTE_NON_EXECUTABLE", "STACK_OVERFLOW",
+    "STACK_CORRUPTION", "BUS_ERROR", "ILLEGAL_INSTRUCTION", "BREAKPOINT", "DIVIDE_BY_ZERO", "ARITHMETIC_ERROR",
+})  # fmt: skip
+"""Classes where the processor refused one of the program's instructions: one kind, FAULT. The
+same line fails as a read at -O0 and a write at -O2, as NULL or not by its input, as a trap where a
+compiler proved the access undefined: the class tells them apart, the bucket must not."""
+ABORT_CLASSES = frozenset({
+    "ABORT", "ASSERTION_FAILURE", "HEAP_CORRUPTION", "DOUBLE_FREE", "STACK_BUFFER_OVERRUN",
+})  # fmt: skip
+"""Classes where a check in the program or its libraries stopped it: one kind, ABORT. One heap
+overflow is caught by whichever of glibc's checks it trips first ("invalid pointer",
+"munmap_chunk()", "double free or corruption (out)")."""
+
+
+def failure_kind(crash_class: str | None, reason: str | None = None) -> str:
+    """The part of the crash class a bucket is keyed by: ``FAULT`` (the processor refused an
+    instruction), ``ABORT`` (a check stopped the program), ``KILLED_BY_SIGNAL(SIGQUIT)`` (a signal
+    sent from outside, or by the process to itself: no fault, and a Ctrl-\\ and a watchdog's SIGSEGV
+    that find a program in the same read are two stories), and any other class as it is
+    (``DEADLOCK``, ``LIVE_DUMP``, a kernel's stop codes)."""
     cls = crash_class or "UNKNOWN"
+    if cls in FAULT_CLASSES:
+        return "FAULT"
+    if cls in ABORT_CLASSES:
+        return "ABORT"
     if cls == "KILLED_BY_SIGNAL" and reason:
-        cls = f"{cls}({reason})"
-    return storable(f"{cls}:{prog}:{sig}")  # a file name's bytes that were not UTF-8 as \xNN
+        return f"{cls}({reason})"
+    return cls
+
+
+def bucket_key(crash_class: str | None, prog: str, sig: str, reason: str | None = None) -> str:
+    """The bucket a dump falls into: ``KIND:program:signature`` (``FAULT:crashers:parse_header``).
+    The kind (``failure_kind``) keeps apart two bugs of one function that fail differently (a NULL
+    write and an assert() in ``parse``); the class itself is an attribute, stored and shown."""
+    return storable(
+        f"{failure_kind(crash_class, reason)}:{prog}:{sig}"
+    )  # a file name's bytes that were not UTF-8 as \xNN
 
 
 def bucket_id(key: str) -> str:

@@ -13,7 +13,15 @@ May import: kernel, memory, analysis, unwind, dumps, base.
 """
 
 from notmyfault.analysis.crash import CrashAnalysis, Instruction
-from notmyfault.analysis.signature import DEFAULT_RULES, Rules, SignFrame, bucket_id, bucket_key, load_rules
+from notmyfault.analysis.signature import (
+    DEFAULT_RULES,
+    Rules,
+    SignFrame,
+    bucket_id,
+    bucket_key,
+    failure_kind,
+    load_rules,
+)
 from notmyfault.analysis.signature import program as program_name
 from notmyfault.analysis.signature import signature as signature_of
 from notmyfault.api.dump import (
@@ -61,6 +69,7 @@ __all__ = [
     "bucket_id",
     "bucket_key",
     "debuginfod",
+    "failure_kind",
     "is_dump",
     "load_rules",
     "open",

@@ -20,7 +20,14 @@ from types import TracebackType
 from typing import Any, Literal
 
 from notmyfault.analysis.crash import CrashAnalysis, Instruction, decode, decode_bytes, python_stacks
-from notmyfault.analysis.signature import DEFAULT_RULES, Rules, bucket_key, signature
+from notmyfault.analysis.signature import (
+    DEFAULT_RULES,
+    Rules,
+    TraceStep,
+    bucket_key,
+    signature,
+    signature_trace,
+)
 from notmyfault.dumps import (
     KERNEL_DUMP_COMMANDS,
     MINIDUMP_COMMANDS,
@@ -331,8 +338,17 @@ class Dump:
             rules = load_rules(rules)
         return signature(a.sign_stack, rules)
 
+    def signature_trace(self, rules: Rules | str | Path | None = None) -> list[TraceStep]:
+        """Every frame the signature rule read, with what it did (kept, skipped, unread) and the rule
+        that decided (``triage explain``)."""
+        if rules is not None and not isinstance(rules, Rules):
+            from notmyfault.analysis.signature import load_rules
+
+            rules = load_rules(rules)
+        return signature_trace(self.analysis().sign_stack, rules or DEFAULT_RULES)
+
     def bucket(self, rules: Rules | str | Path | None = None) -> str:
-        """The bucket ``CLASS:program:signature`` (the BUCKET_ID of ``analyze``, triage's bucket)."""
+        """The bucket ``KIND:program:signature`` (the BUCKET_ID of ``analyze``, triage's bucket)."""
         a = self.analysis()
         sig = self.signature(rules) if rules is not None else a.signature
         return bucket_key(a.crash_class, a.program, sig, a.signal_name or a.exception_name)

@@ -332,7 +332,7 @@ def buckets(
     db_url: str,
     as_json: bool,
 ) -> None:
-    """The buckets, biggest first: count, share, first and last seen, bucket (CLASS:program:signature)."""
+    """The buckets, biggest first: count, share, first and last seen, bucket (KIND:program:signature)."""
     from notmyfault.triage import trends
 
     where = _filter(exe, build_id, since, search)
@@ -462,6 +462,49 @@ def rebucket(db_url: str, rules_path: str | None, as_json: bool) -> None:
         )
     else:
         click.echo(f"{changed} dumps changed bucket; {count} buckets now")
+
+
+@triage.command()
+@click.argument("dump")
+@rules_option
+@json_option
+def explain(dump: str, rules_path: str | None, as_json: bool) -> None:
+    """How DUMP's signature is made: every frame with the rule that kept, skipped or normalised it."""
+    from notmyfault import failure_kind
+    from notmyfault.cli.analyze import opened
+
+    rules = _rules(rules_path)
+    with opened(dump, True) as d:
+        a = d.analysis()
+        steps = d.signature_trace(rules)
+        sig = d.signature(rules)
+        bucket = d.bucket(rules)
+        kind = failure_kind(a.crash_class, a.signal_name or a.exception_name)
+    if as_json:
+        emit_json(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "kind": "triage-explain",
+                "rules": rules.stamp(),
+                "crash_class": a.crash_class,
+                "failure_kind": kind,
+                "program": a.program,
+                "signature": sig,
+                "bucket": bucket,
+                "frames": [s.as_dict() for s in steps],
+            }
+        )
+        return
+    lines = [f"class {a.crash_class}: kind {kind}; program {a.program}; rules {rules.stamp()}", ""]
+    for s in steps:
+        where = s.frame.function or (f"+{s.frame.offset:#x}" if s.frame.offset is not None else "??")
+        lines.append(f"#{s.index:<3} {s.verdict:<7} {s.token}")
+        if s.frame.function and s.frame.function != s.token:
+            lines.append(f"     name    {where}")
+        lines.append(f"     module  {s.frame.module or '-'}")
+        lines.append(f"     why     {s.rule}")
+    lines += ["", f"SIGNATURE: {sig}", f"BUCKET_ID: {bucket}"]
+    click.echo(terminal_safe("\n".join(lines)))
 
 
 @triage.command()

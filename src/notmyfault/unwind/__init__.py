@@ -7,6 +7,7 @@
   (``symfile``: symbol files and symbol servers);
 - ``windows``: frame-pointer walks of Windows dumps; ``pe``: x64 unwind data of PE images;
 - ``python``: the Python frames of a CPython process (pystack, in a child process);
+- ``inlines``: the qualified names of the functions inlined at a pc, from DWARF (C++, Rust);
 - ``names``: demangled function names and WinDbg's short module names; ``isa``: capstone per
   architecture.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -220,6 +221,7 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
     """The frames of thread ``tid``, innermost first; scanned frames follow a wild pc."""
     prog = program.prog
     frames: list[Frame] = []
+    raw: list[str | None] = []  # each frame's ELF symbol as the file has it (mangled or not)
     try:
         trace = prog.thread(tid).stack_trace()
     except Exception:
@@ -233,6 +235,7 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
             except LookupError:  # drgn knows no pc for this frame: the trace ends here
                 break
             name, offset = _symbol(prog, pc, return_address=not f.interrupted)
+            raw.append(name)
             # the function as the debug info names it (as gdb does), else the ELF symbol; but a
             # mangled (C++, Rust) symbol names the outer function fully, where DWARF's name is bare
             if f.is_inline or not (name and is_mangled(name)):
@@ -243,7 +246,8 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
                 file, line = src[0], src[1]
             except LookupError:
                 pass
-            how = "context" if i == 0 else ("inline" if f.is_inline else "unwound")
+            # an interrupted frame's registers come from a context: the core's, or a signal frame's
+            how = "context" if i == 0 or f.interrupted else ("inline" if f.is_inline else "unwound")
             try:
                 sp = f.sp
             except LookupError:  # drgn could not recover it for this frame
@@ -264,12 +268,84 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
         walked = frame_pointer_frames(program, core, state.fp, start_index=1)
         frames.extend(walked or scan_frames(program, core, state.sp, start_index=1))
         return _mark_code(core, frames)
+    frames = _qualified_inlines(prog, frames, raw)
     if len(frames) == 1 and frames[0].module is None:
         frames.extend(scan_frames(program, core, frames[0].sp, start_index=1))
     caller = leaf_caller(program, core, frames)
     if caller is not None:
         frames = [frames[0], caller, *(replace(f, index=f.index + 1) for f in frames[1:])]
     return _mark_code(core, frames)
+
+
+_RUST_SYMBOL = re.compile(r"^(_ZN.*17h[0-9a-f]{16}E|_R)")
+
+
+def _qualified_inlines(prog: Any, frames: list[Frame], raw: list[str | None]) -> list[Frame]:
+    """Each frame's inlined functions with their qualified names (``unwind.inlines``): drgn names an
+    inlined C++ frame by its bare DWARF name (``at``) and shows none in Rust's units. A frame (with
+    the inlined ones drgn put before it, all at one pc) is re-read from DWARF when drgn gave an
+    inlined frame an unqualified name or its symbol is Rust's; otherwise it is left alone."""
+    from notmyfault.unwind.inlines import chains
+
+    out: list[Frame] = []
+    group: list[Frame] = []
+    for i, f in enumerate(frames):
+        group.append(f)
+        if f.how == "inline":
+            continue
+        symbol = raw[i] if i < len(raw) else None
+        bare = any(g.how == "inline" and g.function and "::" not in g.function for g in group)
+        names = None
+        if f.module is not None and (bare or (symbol and _RUST_SYMBOL.match(symbol))):
+            try:
+                m = prog.module(f.pc)
+                path, bias = m.debug_file_path, m.debug_file_bias
+            except (LookupError, AttributeError):
+                path = bias = None
+            if path and bias is not None:
+                table = chains(str(path))
+                lookup = f.pc if i == 0 or f.how == "context" else f.pc - 1
+                names = table.at(lookup - bias) if table is not None else None
+        if names and (len(names) == len(group) or (len(group) == 1 and len(names) > 1)):
+            for k, name in enumerate(names):
+                base = group[k] if len(names) == len(group) else f
+                how = base.how if len(names) == len(group) else (f.how if k == len(names) - 1 else "inline")
+                keep_line = len(names) == len(group) or k == 0
+                out.append(
+                    replace(
+                        base,
+                        function=name,
+                        how=how,
+                        file=base.file if keep_line else None,
+                        line=base.line if keep_line else None,
+                    )
+                )
+        else:
+            out.extend(group)
+        group = []
+    out.extend(group)
+    return [replace(f, index=i) for i, f in enumerate(out)]
+
+
+def signal_context(program: Program, tid: int) -> tuple[int, int | None, dict[str, int]] | None:
+    """The innermost frame past frame 0 that a signal interrupted (its registers restored from the
+    signal frame the kernel pushed): its pc, sp and registers; None if the stack holds none."""
+    try:
+        trace = program.prog.thread(tid).stack_trace()
+    except Exception:
+        return None
+    for i, f in enumerate(trace):
+        if i >= MAX_FRAMES:
+            break
+        if i == 0 or not f.interrupted or f.is_inline:
+            continue
+        try:
+            regs = {str(k): int(v) for k, v in f.registers().items()}
+            sp: int | None = f.sp
+        except LookupError:
+            regs, sp = {}, None
+        return f.pc, sp, regs
+    return None
 
 
 def _mark_code(core: ElfCore, frames: list[Frame]) -> list[Frame]:

@@ -1,0 +1,199 @@
+"""Qualified names of the functions at a pc, inlined ones included, read from DWARF with pyelftools.
+
+drgn names an inlined frame by its DIE's ``DW_AT_name``, which is bare (``at``, ``~Report``), and
+finds no inlined frames at all in Rust's units. A name that identifies the function comes from the
+DIE the inlined subroutine stands for (``DW_AT_abstract_origin``): its linkage name, demangled, or
+else its declaration (``DW_AT_specification``) and the namespaces, classes and structures that
+enclose that declaration, as gdb and addr2line build them (``std::map<...>::at``,
+``Report::~Report``, ``p::find``).
+
+``InlineChains(path).at(address)`` gives the chain at a file address (the pc minus the module's
+bias), innermost first: the inlined subroutines, then the function that holds them. Only units
+of C++ and Rust are read (a C name is already whole), and only units up to ``MAX_UNIT`` bytes of
+DIEs (the walk is Python's), so a vast unit costs nothing and keeps drgn's names.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from notmyfault.unwind.names import demangle
+
+MAX_UNIT = 8 << 20
+"""Larger compilation units are not read (their frames keep the names drgn gave)."""
+QUALIFIED_LANGUAGES = {0x04, 0x1A, 0x21, 0x2A, 0x1C}
+"""DW_LANG_C_plus_plus, _03, _11, _14 and DW_LANG_Rust: the languages whose DWARF names are bare."""
+_SCOPES = {
+    "DW_TAG_namespace", "DW_TAG_class_type", "DW_TAG_structure_type", "DW_TAG_union_type",
+    "DW_TAG_enumeration_type",
+}  # fmt: skip
+
+
+def _name(die: Any, attr: str) -> str | None:
+    a = die.attributes.get(attr)
+    if a is None:
+        return None
+    v = a.value
+    return v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+
+
+def _ref(die: Any, attr: str) -> Any | None:
+    if attr not in die.attributes:
+        return None
+    try:
+        return die.get_DIE_from_attribute(attr)
+    except Exception:  # a reference pyelftools cannot follow (another file: DWARF supplementary)
+        return None
+
+
+def _scope_prefix(die: Any) -> str:
+    """``ns::Class::`` for the scopes that enclose ``die``."""
+    parts: list[str] = []
+    parent = die.get_parent()
+    while parent is not None and parent.tag in _SCOPES:
+        name = _name(parent, "DW_AT_name")
+        parts.append(name or ("(anonymous namespace)" if parent.tag == "DW_TAG_namespace" else "{anonymous}"))
+        parent = parent.get_parent()
+    return "".join(f"{p}::" for p in reversed(parts))
+
+
+def qualified_name(die: Any) -> str | None:
+    """The full name of the function a subprogram or inlined-subroutine DIE stands for."""
+    seen = 0
+    target = die
+    while seen < 8:  # concrete -> abstract instance -> declaration, bounded against cycles
+        seen += 1
+        linkage = _name(target, "DW_AT_linkage_name") or _name(target, "DW_AT_MIPS_linkage_name")
+        if linkage:
+            return demangle(linkage)
+        nxt = _ref(target, "DW_AT_abstract_origin") or _ref(target, "DW_AT_specification")
+        if nxt is None:
+            break
+        target = nxt
+    name = _name(target, "DW_AT_name")
+    if name is None:
+        return None
+    return _scope_prefix(target) + name
+
+
+class InlineChains:
+    """The DWARF of one ELF file, read on demand; see the module's docstring."""
+
+    def __init__(self, path: str) -> None:
+        from elftools.elf.elffile import ELFFile
+
+        self._file = open(path, "rb")  # noqa: SIM115 - kept open for pyelftools' lazy reads
+        elf = ELFFile(self._file)
+        self._dwarf: Any = elf.get_dwarf_info() if elf.has_dwarf_info() else None
+        self._aranges: Any = self._dwarf.get_aranges() if self._dwarf is not None else None
+        self._ranges: Any = None
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def _contains(self, die: Any, address: int, cu: Any) -> bool:
+        attrs = die.attributes
+        if "DW_AT_low_pc" in attrs and "DW_AT_high_pc" in attrs:
+            low = attrs["DW_AT_low_pc"].value
+            high = attrs["DW_AT_high_pc"]
+            end = high.value if high.form == "DW_FORM_addr" else low + high.value
+            return bool(low <= address < end)
+        if "DW_AT_ranges" in attrs:
+            if self._ranges is None:
+                self._ranges = self._dwarf.range_lists()
+            if self._ranges is None:
+                return False
+            base = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
+            base_addr = base.value if base is not None else 0
+            try:
+                entries = self._ranges.get_range_list_at_offset(attrs["DW_AT_ranges"].value, cu=cu)
+            except Exception:
+                return False
+            for e in entries:
+                if hasattr(e, "base_address"):
+                    base_addr = e.base_address
+                    continue
+                begin, end = e.begin_offset, e.end_offset
+                if not getattr(e, "is_absolute", False):
+                    begin, end = begin + base_addr, end + base_addr
+                if begin <= address < end:
+                    return True
+        return False
+
+    def _unit(self, address: int) -> Any | None:
+        if self._dwarf is None:
+            return None
+        offset = self._aranges.cu_offset_at_addr(address) if self._aranges is not None else None
+        cu: Any
+        if offset is not None:
+            cu = self._dwarf.get_CU_at(offset)
+        else:  # no .debug_aranges (rustc writes none): the units whose top DIE covers the address
+            cu = next(
+                (u for u in self._dwarf.iter_CUs() if self._contains(u.get_top_DIE(), address, u)), None
+            )
+            if cu is None:
+                return None
+        if cu["unit_length"] > MAX_UNIT:
+            return None
+        lang = cu.get_top_DIE().attributes.get("DW_AT_language")
+        if lang is None or lang.value not in QUALIFIED_LANGUAGES:
+            return None
+        return cu
+
+    def at(self, address: int) -> list[str] | None:
+        """The qualified names at ``address``, innermost first (inlined subroutines, then the function
+        that holds them); None when no C++ or Rust unit of at most ``MAX_UNIT`` bytes covers it."""
+        try:
+            cu = self._unit(address)
+            if cu is None:
+                return None
+            chain: list[Any] = []
+            scope = cu.get_top_DIE()
+            while True:
+                for child in scope.iter_children():
+                    if child.tag in (
+                        "DW_TAG_subprogram",
+                        "DW_TAG_inlined_subroutine",
+                        "DW_TAG_lexical_block",
+                    ):
+                        if self._contains(child, address, cu):
+                            if child.tag != "DW_TAG_lexical_block":
+                                chain.append(child)
+                            scope = child
+                            break
+                    elif child.tag in _SCOPES and child.has_children:
+                        # Rust and some C++ producers nest the functions' bodies in their namespaces
+                        found = self._inside(child, address, cu)
+                        if found is not None:
+                            chain.append(found)
+                            scope = found
+                            break
+                else:
+                    break
+            names = [qualified_name(d) for d in reversed(chain)]
+        except Exception:  # DWARF pyelftools cannot read: keep drgn's names
+            return None
+        if not names or any(n is None for n in names):
+            return None
+        return [n for n in names if n is not None]
+
+    def _inside(self, scope: Any, address: int, cu: Any) -> Any | None:
+        for child in scope.iter_children():
+            if child.tag == "DW_TAG_subprogram" and self._contains(child, address, cu):
+                return child
+            if child.tag in _SCOPES and child.has_children:
+                found = self._inside(child, address, cu)
+                if found is not None:
+                    return found
+        return None
+
+
+@lru_cache(maxsize=32)
+def chains(path: str) -> InlineChains | None:
+    """The ``InlineChains`` of ``path`` (cached), or None if it cannot be read as ELF."""
+    try:
+        return InlineChains(path)
+    except Exception:
+        return None
