@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from notmyfault.analysis.signature import failure_kind
 from notmyfault.faults.catalog import CATALOG, Access, CrashType
 from tests.build_crashers import CATALOG_BUCKETS
 from tests.conftest import CORPUS, run_json, run_nmf
@@ -46,7 +47,7 @@ def test_analysis_of_every_catalog_crash(entry: CrashType, catalog_dumps: dict[s
     assert a["blamed"]["function"] == expected_fn
     assert os.path.basename(a["blamed"]["module"]).startswith("myfault.")
     assert a["bucket"] == CATALOG_BUCKETS.get(
-        entry.name, f"{entry.outcome.crash_class}:python3:{expected_fn}"
+        entry.name, f"{failure_kind(entry.outcome.crash_class)}:python3:{expected_fn}"
     )
     assert a["program"] == "python3"
     assert a["probably_caused_by"].startswith("myfault.")
@@ -115,7 +116,7 @@ def test_text_page(catalog_dumps: dict[str, str]) -> None:
     )
     assert "Probably caused by : myfault.cpython" in out
     assert "( myfault!myfault_high_irql+0x" in out
-    assert "BUCKET_ID: INVALID_MEMORY_READ:python3:myfault_high_irql" in out
+    assert "BUCKET_ID: FAULT:python3:myfault_high_irql" in out
     assert "#0   " in out
     assert "(context)" in out
 

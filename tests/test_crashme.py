@@ -75,7 +75,7 @@ def test_every_build_gives_the_exact_chain(variant: str, crashme: dict[str, tupl
     assert a["crash_class"] == "NULL_POINTER_WRITE"
     assert a["signal"]["address"] == "0x0"
     assert a["blamed"]["function"] == "crashme_write"
-    assert a["bucket"] == f"NULL_POINTER_WRITE:{module}:crashme_write"
+    assert a["bucket"] == f"FAULT:{module}:crashme_write"
     if variant.startswith("static"):
         assert not [m for m in run_json("modules", str(core))[1]["modules"] if m["name"] == "libc"]
 

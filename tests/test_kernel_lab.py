@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from notmyfault.analysis.signature import failure_kind
 from tests.conftest import REPO, children, proc_state, run_json, run_nmf
 
 pytestmark = pytest.mark.skipif(
@@ -582,7 +583,7 @@ def test_triage_buckets_the_lab_vmcores_by_class_and_myfault_function(
     for name, run in lab.items():
         klass, function = EXPECTED[name]
         bucket = by_path[str(run.vmcore)]
-        assert bucket.startswith(f"{klass}:linux:"), (name, bucket)
+        assert bucket.startswith(f"{failure_kind(klass)}:linux:"), (name, bucket)
         assert bucket.split(" | ")[-1].split(":")[-1] == function, (name, bucket)
         _, a = run_json("analyze", str(run.vmcore))
         assert a["bucket"] == bucket  # analyze's BUCKET_ID is the triage bucket

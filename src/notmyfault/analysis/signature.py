@@ -435,6 +435,9 @@ def collapse_name(name: str, top: bool = True) -> str:
             elif c == "<":
                 if inner.startswith("lambda"):
                     out.append("{lambda}")
+                elif name.endswith("::", 0, i):  # Rust's turbofish (f::<i32>): v0 names only, legacy never
+                    if out and out[-1] == ":" and len(out) > 1 and out[-2] == ":":
+                        del out[-2:]
                 elif i == 0:  # <A as B>::f: a qualified path, not arguments
                     out.append("<" + collapse_name(inner, top=False) + ">")
                 else:
@@ -460,9 +463,9 @@ def _drop_return_type(name: str) -> str:
     depth = 0
     cut = -1
     for j, c in enumerate(name):
-        if c in "<({[":
+        if c in "<({[`":  # `anonymous namespace' (MSVC's undecorated names) holds a space too
             depth += 1
-        elif c in ">)}]":
+        elif c in ">)}]" or (c == "'" and depth > 0):
             depth -= 1
         elif depth == 0 and _operator_end(name, j) > 0:
             break  # an operator's name may hold a space (operator new, operator< <T>)

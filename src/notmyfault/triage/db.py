@@ -342,8 +342,9 @@ class Database:
         ``examples`` dumps; ``where`` narrows the dumps counted."""
         cond, args = (where or Filter()).where()
         sql = (
-            f"SELECT bucket_id, bucket, crash_class, COALESCE(program, ''), signature, COUNT(*), MIN({WHEN}), "
-            f"MAX({WHEN}) FROM dumps WHERE {cond} GROUP BY bucket_id, bucket, crash_class, program, signature "
+            # one bucket may hold several classes (one kind): the row shows the first by name
+            f"SELECT bucket_id, bucket, MIN(crash_class), COALESCE(program, ''), signature, COUNT(*), MIN({WHEN}), "
+            f"MAX({WHEN}) FROM dumps WHERE {cond} GROUP BY bucket_id, bucket, program, signature "
             "ORDER BY COUNT(*) DESC, bucket"
         )
         if top is not None:
