@@ -579,10 +579,10 @@ def signature_trace(frames: Sequence[SignFrame], rules: Rules = DEFAULT_RULES) -
 def signature(frames: Sequence[SignFrame], rules: Rules = DEFAULT_RULES) -> str:
     """The signature of a stack, innermost frame first (see the module's docstring)."""
     frames = frames[:SIGN_DEPTH]
-    out = [s.token for s in signature_trace(frames, rules) if s.verdict == "kept"]
+    steps = signature_trace(frames, rules)  # one step per frame, each with its token
+    out = [s.token for s in steps if s.verdict == "kept"]
     if not out:  # every frame is machinery: the first name that is not, else the innermost module
-        tokens = [rules.token(f) for f in frames]
-        named = next((t for t in tokens if not rules.machinery(t)), None)
+        named = next((s.token for s in steps if not rules.machinery(s.token)), None)
         module = next((f.module for f in frames if f.module), None)
         out.append(named or (_short(module) if module else "??"))
     return " | ".join(_bounded(t) for t in out)

@@ -304,13 +304,15 @@ def _qualified_inlines(prog: Any, frames: list[Frame], raw: list[str | None]) ->
                 path = bias = None
             if path and bias is not None:
                 table = chains(str(path))
-                lookup = f.pc if i == 0 or f.how == "context" else f.pc - 1
+                lookup = f.pc if f.how == "context" else f.pc - 1  # frame 0 and signal frames: no call
                 names = table.at(lookup - bias) if table is not None else None
-        if names and (len(names) == len(group) or (len(group) == 1 and len(names) > 1)):
+        same = names is not None and len(names) == len(group)  # drgn's frames, renamed
+        found = names is not None and len(group) == 1 and len(names) > 1  # inlined frames drgn missed
+        if names and (same or found):
             for k, name in enumerate(names):
-                base = group[k] if len(names) == len(group) else f
-                how = base.how if len(names) == len(group) else (f.how if k == len(names) - 1 else "inline")
-                keep_line = len(names) == len(group) or k == 0
+                base = group[k] if same else f
+                how = base.how if same else (f.how if k == len(names) - 1 else "inline")
+                keep_line = same or k == 0
                 out.append(
                     replace(
                         base,
