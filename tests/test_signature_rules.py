@@ -86,13 +86,15 @@ def test_cxx_one_bug_one_bucket_at_O0_and_O2(tmp_path: Path) -> None:
     src = tmp_path / "report.cpp"
     src.write_text(CXX)
     buckets: dict[str, set[str]] = {"throw": set(), "bump": set()}
-    for opt in ("-O0", "-O2"):
+    builds = [("g++", "-O0"), ("g++", "-O2")] + [("clang++", "-O2")] * bool(shutil.which("clang++"))
+    for cxx, opt in builds:
         exe = tmp_path / "report"
-        subprocess.run(["g++", opt, "-g", "-o", str(exe), str(src)], check=True)
-        buckets["throw"].add(_bucket(_crash([str(exe)], tmp_path / f"throw{opt}")))
-        buckets["bump"].add(_bucket(_crash([str(exe), "x"], tmp_path / f"bump{opt}")))
-    # -O2 inlines map::at and Report::total: DWARF's bare names (at, total) are qualified
-    assert buckets["throw"] == {"ABORT:report:__cxa_throw | std::map<T>::at | Report::total"}
+        subprocess.run([cxx, opt, "-g", "-o", str(exe), str(src)], check=True)
+        buckets["throw"].add(_bucket(_crash([str(exe)], tmp_path / f"throw{cxx}{opt}")))
+        buckets["bump"].add(_bucket(_crash([str(exe), "x"], tmp_path / f"bump{cxx}{opt}")))
+    # -O2 inlines map::at and Report::total: DWARF's bare name (total) is qualified; the standard
+    # library's frames (map::at, a frame at -O0 only) are skipped; the throw is C++'s terminate
+    assert buckets["throw"] == {"ABORT:report:std::terminate | Report::total"}
     # a read-modify-write: one instruction kind at -O0, another at -O2; one kind of failure
     assert buckets["bump"] == {"FAULT:report:bump"}
 
@@ -140,6 +142,19 @@ def test_a_reraised_fault_is_the_fault(tmp_path: Path) -> None:
     assert any("re-raises the fault" in n for n in out["notes"])
     page = run_nmf("analyze", str(core)).stdout
     assert "libc!__strlen" in page.split("FAULTING_IP:", 1)[1].splitlines()[1]
+    _r, s = run_json("stack", "--native", str(core))
+    frames = s["threads"][0]["frames"]
+    fault = next(i for i, f in enumerate(frames) if i > 0 and f["trust"] == "context")
+    # libc's __restore_rt has no symbol in Debian's libc: the trampoline is named as gdb names it
+    assert frames[fault - 1]["function"] in ("<signal handler called>", "__restore_rt")
+    # a fatal signal sent with kill() and caught by faulthandler first is a signal sent, not a fault
+    kill = tmp_path / "kill.py"
+    kill.write_text("import os, signal\ndef crash():\n    os.kill(os.getpid(), signal.SIGSEGV)\ncrash()\n")
+    for fh in ("0", "1"):
+        core = _crash(
+            [sys.executable, str(kill)], tmp_path / f"kill{fh}", {**os.environ, "PYTHONFAULTHANDLER": fh}
+        )
+        assert _bucket(core) == "KILLED_BY_SIGNAL(SIGSEGV):python3:crash"
 
 
 @needs_cores
@@ -176,8 +191,14 @@ def test_names_collapse_to_what_every_build_shares() -> None:
     assert name("parser::Reader<int>::read(int)") == "parser::Reader<T>::read"
     assert name("foo(int) (.cold)") == name("foo(int) [clone .cold]") == name("foo.cold") == "foo"
     assert name("Report::total(std::string const&) const [clone .isra.0]") == "Report::total"
-    assert name("main::'lambda'(int)::operator()(int) const") == "main::{lambda}::operator()"
-    assert name("main::{lambda(int)#1}::operator()(int) const") == "main::{lambda}::operator()"
+    # a lambda or closure is signed as the function that defines it (its inline record comes and goes)
+    assert name("main::'lambda'(int)::operator()(int) const") == "main"
+    assert name("main::{lambda(int)#1}::operator()(int) const") == "main"
+    assert (
+        name("shapes::Pool::work(std::vector<long*>&)::{lambda()#1}::operator()() const")
+        == "shapes::Pool::work"
+    )
+    assert collapse_name("main::{lambda(int)#1}::operator()(int) const") == "main::{lambda}::operator()"
     assert name("(anonymous namespace)::foo()") == "(anonymous namespace)::foo"
     assert name("int foo<int>(int)") == "foo<T>"
     assert name("std::operator<<(std::ostream&, char const*)") == "std::operator<<"
@@ -189,7 +210,7 @@ def test_names_collapse_to_what_every_build_shares() -> None:
     assert name("<alloc::vec::Vec<T,A> as core::ops::index::Index<I>>::index") == (
         "<alloc::vec::Vec<T> as core::ops::index::Index<T>>::index"
     )
-    assert name("p::main::{{closure}}") == name("p::main::{closure#0}") == "p::main::{closure}"
+    assert name("p::main::{{closure}}") == name("p::main::{closure#0}") == "p::main"
     assert name("std::__1::vector<int>::at(unsigned long)") == "std::vector<T>::at"
     assert name("core::option::unwrap_failed::h0123456789abcdef") == "core::option::unwrap_failed"
     assert collapse_name("strlen") == "strlen"
@@ -218,13 +239,19 @@ def test_rust_and_python_runtime_frames_do_not_decide() -> None:
             ("parse", "app.py", None), ("<module>", "app.py", None),
         )  # fmt: skip
         assert signature(stack) == "strlen | ctypes.string_at | parse"
-    # no library Python frame (a builtin called by the program): the runtime's innermost named frame
-    for builtin in ("time_sleep", "os_kill_impl"):
+    # no library Python frame (a builtin called by the program): the program's frame names the call,
+    # whether the interpreter is symbolised (pyenv's: os_kill_impl) or stripped (Debian's)
+    for builtin in ("time_sleep", "os_kill_impl", None):
         stack = frames(
             ("clock_nanosleep", "libc.so.6", 1), (builtin, "python3.11", 2), (None, "python3.11", 3),
             ("<module>", "app.py", None),
         )  # fmt: skip
-        assert signature(stack) == f"{builtin} | <module>"
+        assert signature(stack) == "<module>"
+    # an embedding program (no Python frame): the runtime's innermost frame says what it was asked
+    embedded = frames(
+        ("abort", "libc.so.6", 1), ("os_abort_impl", "libpython3.11.so.1.0", 2), ("host_run", "host", 3)
+    )
+    assert signature(embedded) == "os_abort_impl | host_run"
     # without Python frames an unsymbolised runtime frame is still skipped when a name exists
     assert (
         signature(frames(("__strlen_evex", "libc.so.6", 1), (None, "python3", 5), ("f", "x.so", 3)))
@@ -240,3 +267,97 @@ def test_the_key_is_kind_program_signature() -> None:
     assert failure_kind("KILLED_BY_SIGNAL", "SIGQUIT") == "KILLED_BY_SIGNAL(SIGQUIT)"
     assert failure_kind("DEADLOCK") == "DEADLOCK"
     assert failure_kind(None) == "UNKNOWN"
+
+
+def test_what_a_build_changes_does_not_enter_the_signature() -> None:
+    """Frames that one build shows and another does not: the standard library's (inlined or not),
+    glibc's internals (in the program's module when linked statically), the way to C++'s terminate
+    (GCC's __cxa_throw or clang's __clang_call_terminate)."""
+
+    def frames(*spec: tuple[str | None, str | None, int | None]) -> list[SignFrame]:
+        return [SignFrame(*s) for s in spec]
+
+    gcc_noexcept = frames(
+        ("abort", "libc.so.6", 1), (None, "libstdc++.so.6", 2), ("__gxx_personality_v0", "libstdc++.so.6", 3),
+        ("_Unwind_RaiseException", "libgcc_s.so.1", 4), ("__cxa_throw", "libstdc++.so.6", 5),
+        ("shapes::Session::close()", "shapes", 6), ("main", "shapes", 7),
+    )  # fmt: skip
+    clang_noexcept = frames(
+        ("abort", "libc.so.6", 1), (None, "libstdc++.so.6", 2), ("std::terminate()", "libstdc++.so.6", 3),
+        ("__clang_call_terminate", "shapes", 4), ("shapes::Session::close()", "shapes", 6), ("main", "shapes", 7),
+    )  # fmt: skip
+    assert signature(gcc_noexcept) == signature(clang_noexcept) == "std::terminate | shapes::Session::close"
+    static_heap = frames(
+        ("__pthread_kill_implementation", "orders", 1), ("gsignal", "orders", 2), ("abort", "orders", 3),
+        ("__libc_message_impl", "orders", 4), ("malloc_printerr", "orders", 5), ("munmap_chunk", "orders", 6),
+        ("free", "orders", 7), ("drop_pair", "orders", 8),
+    )  # fmt: skip
+    dynamic_heap = frames(
+        ("__pthread_kill_implementation", "libc.so.6", 1), ("raise", "libc.so.6", 2),
+        ("abort", "libc.so.6", 3), ("malloc_printerr", "libc.so.6", 5), ("_int_free", "libc.so.6", 6),
+        ("__GI___libc_free", "libc.so.6", 7), ("drop_pair", "orders", 8),
+    )  # fmt: skip
+    assert signature(static_heap) == signature(dynamic_heap) == "free | drop_pair"
+    at_o0 = frames(
+        ("__cxa_throw", "libstdc++.so.6", 0), ("std::__throw_out_of_range_fmt(char const*, ...)", "libstdc++.so.6", 1),
+        ("std::vector<double, std::allocator<double> >::_M_range_check(unsigned long) const", "shapes", 2),
+        ("std::vector<double, std::allocator<double> >::at(unsigned long) const", "shapes", 3),
+        ("shapes::Table::cell(unsigned long, unsigned long) const", "shapes", 4), ("main", "shapes", 5),
+    )  # fmt: skip
+    at_o2 = frames(
+        ("__cxa_throw", "libstdc++.so.6", 0),
+        ("shapes::Table::cell(unsigned long, unsigned long) const", "shapes", 4),
+    )
+    assert signature(at_o0) == signature(at_o2) == "std::terminate | shapes::Table::cell"
+    rust = frames(
+        ("core::cell::panic_already_borrowed::do_panic::runtime", "ledger", 1),
+        ("core::cell::RefCell<T>::borrow_mut", "ledger", 2), ("ledger::Ledger::update", "ledger", 3),
+    )  # fmt: skip
+    assert signature(rust) == "ledger::Ledger::update"
+
+
+TAIL = r"""
+#include <stdlib.h>
+#include <string.h>
+volatile long sink;
+char *volatile held;
+__attribute__((noinline)) void release(char *b) { free(b); }
+__attribute__((noinline)) size_t measure(const char *s) { return strlen(s); }
+int main(int argc, char **argv) {
+    if (argc > 1) { sink = measure(getenv("NO_SUCH_VARIABLE_EVER")); sink++; return 0; }
+    held = malloc(32);
+    release(held);
+    release(held);
+    sink++;
+    return 0;
+}
+"""
+
+
+@needs_cores
+def test_tail_calls_are_put_back_from_dwarf_call_sites(tmp_path: Path) -> None:
+    """At -O2 gcc compiles release() and measure() to a jump to free and strlen: no return address
+    is left for them, and without DWARF's call sites the signature would change with the level."""
+    src = tmp_path / "tail.c"
+    src.write_text(TAIL)
+    seen: dict[str, set[str]] = {"free": set(), "strlen": set()}
+    for opt in ("-O0", "-O2"):
+        exe = tmp_path / "tail"
+        subprocess.run(["gcc", opt, "-g", "-o", str(exe), str(src)], check=True)
+        disasm = subprocess.run(
+            ["objdump", "-d", str(exe)], capture_output=True, text=True, check=True
+        ).stdout
+        body = disasm.split("<release>:", 1)[1].split("\n\n", 1)[0]
+        assert ("jmp" in body and "call" not in body) == (opt == "-O2"), body  # the build under test
+        for arg, libc in ((), "free"), (("x",), "strlen"):
+            core = _crash([str(exe), *arg], tmp_path / f"{libc}{opt}")
+            seen[libc].add(_bucket(core))
+            if opt == "-O2":
+                _, s = run_json("stack", str(core))
+                frames = s["threads"][0]["frames"]
+                mine = next(i for i, f in enumerate(frames) if os.path.basename(f["module"] or "") == "tail")
+                assert frames[mine]["trust"] == "tail call"
+                assert frames[mine]["function"] == ("release" if libc == "free" else "measure")
+                assert frames[mine + 1]["function"] == "main"
+                assert frames[mine + 1]["pc"] == frames[mine]["pc"]
+    assert seen == {"free": {"ABORT:tail:free | release"}, "strlen": {"FAULT:tail:strlen | measure"}}

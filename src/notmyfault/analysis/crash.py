@@ -452,6 +452,21 @@ def classify(
 
 
 SYNCHRONOUS_SIGNALS = {11: "SIGSEGV", 7: "SIGBUS", 4: "SIGILL", 8: "SIGFPE", 5: "SIGTRAP"}
+SYSTEM_CALL_INSTRUCTIONS = {
+    "x86_64": (b"\x0f\x05",),  # syscall
+    "i386": (b"\xcd\x80", b"\x0f\x34"),  # int $0x80, sysenter
+    "aarch64": (b"\x01\x00\x00\xd4",),  # svc #0
+}
+"""The system-call instructions by architecture: a signal delivered with the pc just after one came
+in at the return of a system call (kill, tgkill), so it was sent, not raised by a fault."""
+
+
+def _after_system_call(core: ElfCore, pc: int, sysroot: str | None) -> bool:
+    """True if the instruction before ``pc`` is a system call (a signal's delivery on its return)."""
+    for insn in SYSTEM_CALL_INSTRUCTIONS.get(core.arch, ()):
+        if code_bytes(core, pc - len(insn), len(insn), sysroot) == insn:
+            return True
+    return False
 
 
 def _reraised(
@@ -475,6 +490,12 @@ def _reraised(
     pc, sp, regs = ctx
     index = next((i for i, f in enumerate(frames) if i > 0 and f.pc == pc and f.how == "context"), None)
     if index is None:
+        return None
+    while index > 1 and frames[index - 1].how == "inline" and frames[index - 1].pc == pc:
+        index -= 1  # the functions inlined where the signal came in are part of that frame
+    # a handler installed without SA_SIGINFO (faulthandler's) has no siginfo of the first delivery
+    # in its signal frame; one that came in at a system call's return was sent (os.kill), not a fault
+    if _after_system_call(core, pc, sysroot):
         return None
     code = code_bytes(core, pc, 16, sysroot)
     insn = decode_bytes(code, pc, core.arch) if code else None

@@ -10,8 +10,11 @@ The rule has Socorro's shape, with its lists kept as data (``Rules``; ``--rules 
    ``memcpy``, since glibc runs memcpy and memmove by the same code and names it either way), so
    one bug is one signature on every CPU. Names arrive demangled (C++, Rust, Swift).
 2. **A sentinel** (``sentinel``) is a frame that names the kind of failure better than the frames
-   above it (``__cxa_throw``: an uncaught C++ exception); when the stack holds one, the signature
-   starts there.
+   above it (``std::terminate``: C++ gave up, whether an exception nobody caught passed
+   ``__cxa_throw``, left a noexcept function through GCC's personality or clang's
+   ``__clang_call_terminate``, or the program called it: every such path is normalised to that one
+   name, since which of them a stack shows depends on the compiler); when the stack holds one, the
+   signature starts there.
 3. **Irrelevant frames are skipped**: frames in the system's own modules (``irrelevant_modules``:
    the C library, the loader, the C++ and GCC runtimes, the vDSO, Windows' ntdll and kernelbase)
    and frames whose name is machinery (``irrelevant``: libc's signal-sending and abort paths, the
@@ -20,9 +23,12 @@ The rule has Socorro's shape, with its lists kept as data (``Rules``; ``--rules 
    system a bad pointer).
 4. **A language runtime's frames** (``interpreter_modules``: CPython's interpreter, ctypes and
    libffi, and the Python frames of the interpreter's own library, signed as the module
-   ``<python library>``): the innermost one is kept, since it names what the program asked the
-   runtime to do (``os_abort_impl``, ``PyBytes_FromStringAndSize``), and the rest are skipped up to
-   the program's own frame, which for a CPython process is a Python frame.
+   ``<python library>``). Where the program has a Python frame, it names the call: the runtime's
+   native frames are skipped (a distribution's stripped python shows ``python3+0x..`` where pyenv's
+   shows ``os_abort_impl``, and inlining differs by version), and only the innermost Python frame of
+   the runtime's library is kept (``ctypes.string_at``: the same on every interpreter). Without a
+   Python frame (an embedding program), the innermost runtime frame is kept, since it names what the
+   program asked the runtime to do (``PyBytes_FromStringAndSize``).
 5. **Prefix frames** (``prefix``: the allocator and string functions, an unknown pc ``??``) are too
    generic to end a signature: they are kept and the walk goes on to the next relevant frame.
    The first frame that is not a prefix frame ends it: the first frame in application code
@@ -34,10 +40,12 @@ where the eval loop runs them, see ``analysis.crash.sign_frames``); without one,
 the module's load address, so it survives ASLR; a rebuild changes it); in no module, ``??``.
 
 C++ and Rust names are collapsed (``collapse_name``: template arguments to ``<T>``, parameter
-lists and return types gone), and the standard libraries' templates (``std::``, ``core::``,
-``alloc::``) are prefix frames; Rust's panic path is machinery. Where the stack holds Python frames,
-no native frame of the runtime decides (a distribution's stripped python and pyenv's differ there);
-a runtime frame without a symbol never does when any frame is named.
+lists and return types gone), and the standard libraries' frames (``std::``, ``core::``,
+``alloc::``, ``__gnu_cxx::``, trait impls on primitive types) are skipped: which of them a stack
+shows depends on what the compiler inlined at each level (``std::vector<T>::at`` is a frame at
+-O0 and gone at -O2 where no inline record names it), while the program's own frame below is there
+in every build. Rust's panic path is part of them. In a static link, glibc's internals are in the
+program's module and are skipped by name (``gsignal``, ``munmap_chunk``).
 
 **The bucket** is ``KIND:program:signature`` (``failure_kind``): the program as Socorro scopes by
 product and abrt's duphash by component, and the kind of failure, not its class: ``FAULT`` for every
@@ -72,12 +80,15 @@ from notmyfault.base.utf8 import storable
 SIGN_DEPTH = 64
 """How many frames, innermost first, a signature reads (and triage stores, so that ``rebucket``
 sees what ``analyze`` saw)."""
-RULES_VERSION = 4
+RULES_VERSION = 5
 """The built-in rules' version: 1 was the first (bare names, no program scope); 2 scoped by program;
 3 reads Python frames and keeps one frame of the interpreter's own modules; 4 keys by program,
 failure kind and signature (the class is an attribute), collapses C++ and Rust names (templates,
 parameters, hashes, clone suffixes), skips the Rust panic machinery, and lets no native runtime
-frame decide where a Python frame exists."""
+frame decide where a Python frame exists; 5 skips the C++ and Rust standard libraries' frames (which
+of them are inlined changes with every build), names every path to C++'s terminate
+``std::terminate`` and starts there, skips glibc's internals as a static link shows them, and lets
+no native runtime frame into a Python program's signature."""
 
 DEFAULT_NORMALIZE: tuple[tuple[str, str], ...] = (
     # demangled names: GCC's clone suffixes as the demanglers print them ("f(int) [clone .cold]",
@@ -93,6 +104,13 @@ DEFAULT_NORMALIZE: tuple[tuple[str, str], ...] = (
     (r"(\.(cold|isra|constprop|part|lto_priv|localalias)(\.\d+)?)+$", ""),
     # glibc's internal aliases of public functions
     (r"^__GI_", ""),
+    # every way C++ reaches terminate: an exception nobody catches (__cxa_throw, __cxa_rethrow), one
+    # that leaves a noexcept function (GCC's personality, clang's __clang_call_terminate), a direct call
+    (
+        r"^(__cxa_throw|__cxa_rethrow|__cxa_call_terminate|__clang_call_terminate|std::terminate(\(\))?|"
+        r"__cxxabiv1::__terminate(\(.*\))?|std::__terminate(\(.*\))?)$",
+        "std::terminate",
+    ),
     (r"^(?:__libc_|__)(malloc|free|calloc|realloc|memalign|valloc|pvalloc)$", r"\1"),
     (r"^cfree$", "free"),
     # glibc's CPU variants (x86: sse2, ssse3, avx, avx2, avx512, evex, erms; arm64: generic, asimd,
@@ -114,22 +132,23 @@ DEFAULT_IRRELEVANT: tuple[str, ...] = (
     r"__restore_rt", r"__assert_fail(_base)?", r"__assert_perror_fail", r"malloc_printerr",
     r"_int_\w+", r"__fortify_fail", r"__chk_fail", r"__stack_chk_fail(_local)?", r"__futex\w*",
     r"futex_\w+", r"__lll_\w+", r"__pthread_\w+", r"___pthread_\w+", r"__syscall_cancel\w*",
-    r"__internal_syscall_cancel", r"syscall", r"_start",
-    # the C++ runtime between a throw and the abort
-    r"__gnu_cxx::__verbose_terminate_handler\(\)", r"__cxxabiv1::__terminate\(.*\)", r"std::terminate\(\)",
-    r"__cxa_call_terminate", r"_Unwind_\w+",
-    r"__cxxabiv1::.*", r"std::__terminate", r"std::__throw_\w+", r"__cxa_(pure|deleted)_virtual",
-    r"std::__glibcxx_assert_fail", r"std::__replacement_assert",
+    r"__internal_syscall_cancel", r"syscall", r"_start", r"gsignal", r"__restore_rt", r"<signal handler called>",
+    # glibc's allocator internals (a static link keeps them in the program's own module)
+    r"munmap_chunk", r"unlink_chunk", r"malloc_consolidate", r"tcache_\w+", r"sysmalloc\w*",
+    r"__malloc_assert", r"__libc_fatal",
+    # the C++ runtime between a throw and the abort (std::terminate itself is the sentinel)
+    r"__gnu_cxx::__verbose_terminate_handler", r"_Unwind_\w+", r"__gxx_personality_\w+", r"__cxxabiv1::.*",
+    r"__cxa_(pure|deleted)_virtual",
     # Rust: from a panic to the abort (panic=abort, or a panic that cannot unwind), and the start-up
-    # frames below main (names as normalised: hashes gone, templates collapsed, parameters dropped)
-    r"std::panicking::.*", r"core::panicking::.*", r"std::panic::.*", r"core::panic::.*",
-    r"core::(option|result)::(unwrap|expect)_failed", r"core::(option|result)::\w+<T>::(unwrap|expect)\w*",
-    r"core::slice::index::\w+_fail\w*", r"core::str::slice_error_fail\w*", r"core::cell::panic_already\w*",
-    r"alloc::raw_vec::capacity_overflow", r"alloc::raw_vec::handle_error", r"alloc::alloc::handle_alloc_error\w*",
-    r"std::alloc::(rust_oom|default_alloc_error_hook)", r"__rg_oom", r"__rust_\w+", r"__rustc::.*",
-    r"rust_begin_unwind", r"rust_panic\w*", r"panic_abort::.*", r"panic_unwind::.*", r"std::process::abort",
-    r"std::sys::.*", r"std::rt::.*", r"core::ops::function::.*", r"std::thread::.*::\{closure\}",
-    r"core::result::Result<T>::unwrap_or_else", r"<T>::call_once\w*",
+    # frames below main (names as normalised: hashes gone, templates collapsed, parameters dropped);
+    # std::panicking, core::panicking and the rest are the standard library's, below
+    r"__rg_oom", r"__rust_\w+", r"__rustc::.*", r"rust_begin_unwind", r"rust_panic\w*", r"panic_abort::.*",
+    r"panic_unwind::.*", r"<T>::call_once\w*",
+    # the C++ and Rust standard libraries, instantiated in the program's own module (any program's
+    # map::at, Vec indexing, sort, RefCell, panics): which of them are inlined changes with the
+    # compiler and the optimisation level, so they are skipped and the code that called them decides
+    r"(std|__gnu_cxx|core|alloc)::.*",
+    r"<(?:(?:std|core|alloc)::\S*|[iu](?:8|16|32|64|128|size)|f32|f64|bool|char|str|\[T\]|&\S*|\*\S*)(?: as .*)?>::.*",
     # CPython's eval loop and call machinery (the frames of every Python call)
     r"_PyEval_EvalFrameDefault", r"_PyEval_EvalFrame", r"_PyEval_Vector", r"PyEval_EvalCode(Ex)?",
     r"_PyFunction_Vectorcall", r"_PyObject_VectorcallTstate", r"PyObject_Vectorcall(Method|Dict)?",
@@ -172,16 +191,12 @@ DEFAULT_PREFIX: tuple[str, ...] = (
     r"mem(cpy|set|cmp|chr|rchr|pcpy|mem)", r"rawmemchr", r"bcmp", r"wmem\w+",
     r"str(len|nlen|cpy|ncpy|cat|ncat|cmp|ncmp|casecmp|ncasecmp|chr|rchr|chrnul|str|spn|cspn|pbrk|dup|ndup)(_l)?",
     r"stp(cpy|ncpy)", r"wcs\w+", r"wcp\w+",
-    # the C++ and Rust standard libraries' templates, instantiated in the program's own module: any
-    # program's map::at or Vec indexing (the walk goes on to the code that called them)
-    r"(std|__gnu_cxx|core|alloc)::.*",
-    r"<(?:(?:std|core|alloc)::\S*|[iu](?:8|16|32|64|128|size)|f32|f64|bool|char|str|\[T\]|&\S*|\*\S*)(?: as .*)?>::.*",
-    # a pc in no module, and a sentinel (the walk goes on to the frame that threw)
-    r"\?\?", r"__cxa_throw", r"__cxa_rethrow",
+    # a pc in no module, and the sentinel (the walk goes on to the frame that threw)
+    r"\?\?", r"std::terminate",
     # Linux kernel allocators
     r"kfree", r"kmem_cache_(alloc|free)", r"__?kmalloc", r"set_freepointer", r"(do_|__)?slab_free", r"v(free|malloc)",
 )  # fmt: skip
-DEFAULT_SENTINEL: tuple[str, ...] = (r"__cxa_throw", r"__cxa_rethrow")
+DEFAULT_SENTINEL: tuple[str, ...] = (r"std::terminate",)
 KEYS = (
     "version", "normalize", "collapse", "irrelevant", "irrelevant_modules", "interpreter_modules", "prefix",
     "sentinel", "max_frames",
@@ -228,7 +243,8 @@ class Rules:
     max_frames: int = 5
     collapse: bool = True
     """Collapse C++ and Rust names (``collapse_name``): template arguments to ``<T>``, parameter
-    lists and return types dropped, lambdas as ``{lambda}``."""
+    lists and return types dropped, lambdas as ``{lambda}``, and a lambda or closure signed as the
+    function that defines it."""
 
     @cached_property
     def _normalizers(self) -> list[tuple[re.Pattern[str], str]]:
@@ -255,10 +271,14 @@ class Rules:
         return re.compile("|".join(fnmatch.translate(g.lower()) for g in self.irrelevant_modules) or r"(?!)")
 
     def name(self, function: str) -> str:
-        """``function`` normalised (clone suffixes, aliases and CPU variants gone)."""
+        """``function`` normalised (clone suffixes, aliases and CPU variants gone); collapsed, a
+        lambda or closure is named after the function that defines it."""
         for pattern, replacement in self._normalizers:
             function = pattern.sub(replacement, function)
-        return collapse_name(function) if self.collapse else function
+        if not self.collapse:
+            return function
+        collapsed = collapse_name(function)
+        return _CLOSURE.sub("", collapsed) or collapsed
 
     def token(self, frame: SignFrame) -> str:
         """The frame as a signature token: its normalised name, else module+0xoffset, else ??."""
@@ -315,6 +335,13 @@ class Rules:
 
 
 DEFAULT_RULES = Rules()
+
+
+_CLOSURE = re.compile(r"::\{(?:lambda|closure)\}(?:::.*)?$")
+"""A lambda's or closure's part of a collapsed name: the compilers inline a lambda into the standard
+library's algorithm or thread that runs it, and record that inlining at some levels and not at
+others (gcc -O0 has ``shapes::rank_players::{lambda}::operator()`` where clang -O2 has only
+``shapes::rank_players`` left), so a lambda is signed as the function that defines it."""
 
 
 def _short(module: str) -> str:
@@ -539,6 +566,13 @@ def signature_trace(frames: Sequence[SignFrame], rules: Rules = DEFAULT_RULES) -
                     i,
                     "skipped",
                     f"a frame of a language runtime, where its library's Python frame #{library} names the call (interpreter_modules)",
+                )
+                continue
+            if runtime and own < len(frames) and f.module != PYTHON_LIBRARY:
+                step(
+                    i,
+                    "skipped",
+                    f"a native frame of a language runtime, where the program's Python frame #{own} names the call (interpreter_modules)",
                 )
                 continue
             if runtime and not f.function and named:

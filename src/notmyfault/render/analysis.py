@@ -163,7 +163,9 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False, side: str = "both") -
     out += ["", "FAULTING_IP:"]
     if a.frames:  # a fault a handler re-raised is in the frame the signal interrupted
         out.append(
-            next((f for f in a.frames if f.pc == a.fault_pc and f.how == "context"), a.frames[0]).location()
+            next(
+                (f for f in a.frames if f.pc == a.fault_pc and f.how in ("context", "inline")), a.frames[0]
+            ).location()
         )
     if a.instruction is not None:
         out.append(f"{a.instruction.address:016x} {a.instruction.text}")

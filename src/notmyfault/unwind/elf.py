@@ -77,11 +77,13 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
     if exe:
         with contextlib.suppress(LookupError):
             prog.main_module().try_file(exe, force=True)
-    _debuginfod(prog)
+    asked = _debuginfod(prog)
     missing: list[str] = []
     try:
         prog.load_default_debug_info()
     except drgn.MissingDebugInfoError:
+        if asked:
+            _await_other_fetches(prog)
         missing = [m.name for m in prog.modules() if m.wants_loaded_file() or m.wants_debug_file()]
     except Exception as e:  # broken debug info: go on with what loaded, and say so
         missing = [f"(debug info failed to load: {type(e).__name__}: {e})"]
@@ -105,16 +107,17 @@ def debuginfod_cache() -> str:
     return os.path.join(base, "debuginfod_client")
 
 
-def _debuginfod(prog: Any) -> None:
+def _debuginfod(prog: Any) -> bool:
     """Enable drgn's debuginfod finder as NOTMYFAULT_DEBUGINFOD says; when it will be asked for
-    something, say so first (a download can take a while), and what it brought after."""
+    something, say so first (a download can take a while), and what it brought after. True if it
+    will be asked."""
     mode = os.environ.get(DEBUGINFOD_ENV)
     urls = os.environ.get("DEBUGINFOD_URLS", "").strip()
     finders = prog.enabled_debug_info_finders()
     if mode == "0" or not urls or "debuginfod" not in finders:
         with contextlib.suppress(Exception):
             prog.set_enabled_debug_info_finders([f for f in finders if f != "debuginfod"])
-        return
+        return False
     with contextlib.suppress(Exception):  # what is on this machine first: the network only for the rest
         prog.set_enabled_debug_info_finders([f for f in finders if f != "debuginfod"])
         prog.load_default_debug_info()
@@ -122,6 +125,62 @@ def _debuginfod(prog: Any) -> None:
     prog.set_enabled_debug_info_finders(finders)
     if wanted and progress is not None:
         progress(f"debuginfod: asking {urls} for {len(wanted)} modules' files (kept in {debuginfod_cache()})")
+    return bool(wanted)
+
+
+FETCH_WAIT = 30.0
+"""How long a module's debug file is awaited while another process fetches it (seconds)."""
+
+
+def _await_other_fetches(prog: Any) -> None:
+    """Load the debug files that another process was fetching into the shared cache while ours was
+    asked for them (two triage workers with one build's dumps): libdebuginfod (elfutils 0.188) then
+    fails the second request instead of waiting, and the frames would go unnamed in one dump of two.
+    A file that is being written there (a temporary ``debuginfo.*`` written to in the last
+    ``STALE_FETCH`` seconds) is awaited up to ``FETCH_WAIT`` seconds."""
+    import time
+
+    cache = debuginfod_cache()
+    deadline = time.monotonic() + FETCH_WAIT
+    for m in prog.modules():
+        build_id = getattr(m, "build_id", None)
+        if not build_id or not m.wants_debug_file():
+            continue
+        where = os.path.join(cache, build_id.hex() if isinstance(build_id, bytes) else str(build_id))
+        final = os.path.join(where, "debuginfo")
+        while not os.path.exists(final) and _in_flight(where) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _fetched(final):
+            with contextlib.suppress(Exception):
+                m.try_file(final)
+
+
+STALE_FETCH = 10.0
+"""A temporary file of libdebuginfod's not written to for this long is a dead process's (seconds)."""
+
+
+def _in_flight(where: str) -> bool:
+    """True if another process is writing a file into the cache directory ``where``."""
+    import time
+
+    try:
+        names = os.listdir(where)
+    except OSError:
+        return False
+    for name in names:
+        if name.startswith("debuginfo."):
+            with contextlib.suppress(OSError):
+                if time.time() - os.path.getmtime(os.path.join(where, name)) < STALE_FETCH:
+                    return True
+    return False
+
+
+def _fetched(path: str) -> bool:
+    """True for a file that libdebuginfod finished (its failure marker is an empty file)."""
+    try:
+        return os.path.getsize(path) > 0
+    except OSError:
+        return False
 
 
 def report_debuginfod(program: Program) -> None:
@@ -222,6 +281,7 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
     prog = program.prog
     frames: list[Frame] = []
     raw: list[str | None] = []  # each frame's ELF symbol as the file has it (mangled or not)
+    inlined: list[bool] = []  # whether drgn made each frame from an inline record
     try:
         trace = prog.thread(tid).stack_trace()
     except Exception:
@@ -236,6 +296,7 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
                 break
             name, offset = _symbol(prog, pc, return_address=not f.interrupted)
             raw.append(name)
+            inlined.append(bool(f.is_inline))
             # the function as the debug info names it (as gdb does), else the ELF symbol; but a
             # mangled (C++, Rust) symbol names the outer function fully, where DWARF's name is bare
             if f.is_inline or not (name and is_mangled(name)):
@@ -246,8 +307,9 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
                 file, line = src[0], src[1]
             except LookupError:
                 pass
-            # an interrupted frame's registers come from a context: the core's, or a signal frame's
-            how = "context" if i == 0 or f.interrupted else ("inline" if f.is_inline else "unwound")
+            # an interrupted frame's registers come from a context: the core's, or a signal frame's;
+            # the functions inlined at its pc (drgn marks them interrupted too) are inline frames
+            how = "inline" if f.is_inline else ("context" if i == 0 or f.interrupted else "unwound")
             try:
                 sp = f.sp
             except LookupError:  # drgn could not recover it for this frame
@@ -268,19 +330,113 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
         walked = frame_pointer_frames(program, core, state.fp, start_index=1)
         frames.extend(walked or scan_frames(program, core, state.sp, start_index=1))
         return _mark_code(core, frames)
-    frames = _qualified_inlines(prog, frames, raw)
-    if len(frames) == 1 and frames[0].module is None:
-        frames.extend(scan_frames(program, core, frames[0].sp, start_index=1))
+    frames, raw, inlined = _tail_calls(prog, core, frames, raw, inlined)
+    frames = _qualified_inlines(prog, frames, raw, inlined)
+    frames = _named_trampolines(_without_guesses(core, frames))
+    if frames and frames[-1].module is None and frames[-1].how == "context":
+        # the walk ended at an interrupted pc in no module (a call through a bad pointer), the core's
+        # or a signal frame's: the return addresses on the stack above it go on
+        frames.extend(scan_frames(program, core, frames[-1].sp, start_index=len(frames)))
     caller = leaf_caller(program, core, frames)
     if caller is not None:
         frames = [frames[0], caller, *(replace(f, index=f.index + 1) for f in frames[1:])]
     return _mark_code(core, frames)
 
 
+TAIL_CALL_DEPTH = 16
+"""Tail calls are looked for among the innermost frames up to this index (the ones a signature and a
+reader look at)."""
+
+
+def _debug_file(prog: Any, pc: int) -> tuple[str, int] | None:
+    """The debug file of the module at ``pc`` and its bias, if drgn found one (a file libdebuginfod
+    was still writing under a temporary name is read under its final one)."""
+    try:
+        m = prog.module(pc)
+        path, bias = m.debug_file_path, m.debug_file_bias
+    except (LookupError, AttributeError):
+        return None
+    if not path or bias is None:
+        return None
+    path = str(path)
+    if not os.path.exists(path) and _fetched(os.path.join(os.path.dirname(path), "debuginfo")):
+        path = os.path.join(os.path.dirname(path), "debuginfo")
+    return path, int(bias)
+
+
+def _direct_call_target(core: ElfCore, return_address: int) -> int | None:
+    """The target of the direct call that ``return_address`` follows (x86-64 ``call rel32``, arm64
+    ``bl``); None for an indirect call or another instruction."""
+    if core.arch == "x86_64":
+        code = code_bytes(core, return_address - 5, 5)
+        if code is None or code[0] != 0xE8:
+            return None
+        return (return_address + int.from_bytes(code[1:], "little", signed=True)) & (2**64 - 1)
+    if core.arch == "aarch64":
+        code = code_bytes(core, return_address - 4, 4)
+        if code is None:
+            return None
+        insn = int.from_bytes(code, "little")
+        if insn & 0xFC000000 != 0x94000000:
+            return None
+        imm = insn & 0x03FFFFFF
+        return (return_address - 4 + ((imm - (1 << 26) if imm & (1 << 25) else imm) << 2)) & (2**64 - 1)
+    return None
+
+
+def _tail_calls(
+    prog: Any, core: ElfCore, frames: list[Frame], raw: list[str | None], inlined: list[bool]
+) -> tuple[list[Frame], list[str | None], list[bool]]:
+    """The frames with the functions that tail-called their way to a callee put back between it and
+    its caller (``how="tail call"``, no pc of their own), where DWARF's call sites say so by one path
+    only (``unwind.inlines``, as gdb's tail-call frames): a tail call leaves no return address, so
+    ``release`` calling ``free`` as its last act is otherwise no frame at -O2 and one at -O0.
+
+    DWARF is read only where the machine code already says a function went missing: the caller's
+    direct call went to a function (a symbol; a PLT stub has none) that is not the callee."""
+    from notmyfault.unwind.inlines import call_sites
+
+    out_f: list[Frame] = []
+    out_r: list[str | None] = []
+    out_i: list[bool] = []
+    callee: int | None = None  # the index of the last concrete frame seen
+    start = 0  # where the current group (inlined frames, then their concrete frame) begins
+    for j, f in enumerate(frames):
+        if j < len(inlined) and inlined[j]:
+            continue
+        group = range(start, j + 1)
+        if callee is not None and f.how == "unwound" and f.module is not None and j < TAIL_CALL_DEPTH:
+            names = {n for n in (frames[callee].function, raw[callee] if callee < len(raw) else None) if n}
+            target = _direct_call_target(core, f.pc)
+            called = _symbol(prog, target)[0] if target is not None else None
+            offset = frames[callee].offset
+            entry = frames[callee].pc - offset if offset is not None else None
+            missing = called is not None and called not in names and target != entry
+            debug = _debug_file(prog, f.pc) if missing else None
+            table = call_sites(debug[0]) if debug is not None else None
+            path = table.tail_calls(f.pc - debug[1], names) if table is not None and debug else None
+            for name in path or []:
+                out_f.append(replace(f, function=name, offset=None, file=None, line=None, how="tail call"))
+                out_r.append(None)
+                out_i.append(False)
+        for k in group:
+            out_f.append(frames[k])
+            out_r.append(raw[k] if k < len(raw) else None)
+            out_i.append(inlined[k] if k < len(inlined) else False)
+        callee, start = j, j + 1
+    for k in range(start, len(frames)):
+        out_f.append(frames[k])
+        out_r.append(raw[k] if k < len(raw) else None)
+        out_i.append(inlined[k] if k < len(inlined) else False)
+    return [replace(f, index=i) for i, f in enumerate(out_f)], out_r, out_i
+
+
 _RUST_SYMBOL = re.compile(r"^(_ZN.*17h[0-9a-f]{16}E|_R)")
 
 
-def _qualified_inlines(prog: Any, frames: list[Frame], raw: list[str | None]) -> list[Frame]:
+def _qualified_inlines(
+    prog: Any, frames: list[Frame], raw: list[str | None], inlined: list[bool]
+) -> list[Frame]:
     """Each frame's inlined functions with their qualified names (``unwind.inlines``): drgn names an
     inlined C++ frame by its bare DWARF name (``at``) and shows none in Rust's units. A frame (with
     the inlined ones drgn put before it, all at one pc) is re-read from DWARF when drgn gave an
@@ -291,19 +447,18 @@ def _qualified_inlines(prog: Any, frames: list[Frame], raw: list[str | None]) ->
     group: list[Frame] = []
     for i, f in enumerate(frames):
         group.append(f)
-        if f.how == "inline":
+        if i < len(inlined) and inlined[i]:
             continue
         symbol = raw[i] if i < len(raw) else None
-        bare = any(g.how == "inline" and g.function and "::" not in g.function for g in group)
+        bare = any(
+            g.function and "::" not in re.split(r"[<(]", g.function, maxsplit=1)[0] for g in group[:-1]
+        )
         names = None
         if f.module is not None and (bare or (symbol and _RUST_SYMBOL.match(symbol))):
-            try:
-                m = prog.module(f.pc)
-                path, bias = m.debug_file_path, m.debug_file_bias
-            except (LookupError, AttributeError):
-                path = bias = None
-            if path and bias is not None:
-                table = chains(str(path))
+            debug = _debug_file(prog, f.pc)
+            if debug is not None:
+                path, bias = debug
+                table = chains(path)
                 lookup = f.pc if f.how == "context" else f.pc - 1  # frame 0 and signal frames: no call
                 names = table.at(lookup - bias) if table is not None else None
         same = names is not None and len(names) == len(group)  # drgn's frames, renamed
@@ -348,6 +503,35 @@ def signal_context(program: Program, tid: int) -> tuple[int, int | None, dict[st
             regs, sp = {}, None
         return f.pc, sp, regs
     return None
+
+
+SIGNAL_TRAMPOLINE = "<signal handler called>"
+"""The name of a signal trampoline's frame that has no symbol (glibc's ``__restore_rt`` is a local
+symbol that Debian's libc.so and static links drop), as gdb names it."""
+
+
+def _named_trampolines(frames: list[Frame]) -> list[Frame]:
+    """Each frame without a name right above a frame that a signal interrupted (its registers from a
+    signal frame) is the signal trampoline the handler returns to: named ``SIGNAL_TRAMPOLINE``."""
+    out = list(frames)
+    for i, f in enumerate(frames[:-1]):
+        if f.function or f.module is None:
+            continue
+        below = next((g for g in frames[i + 1 :] if g.how != "inline"), None)
+        if below is not None and below.how == "context":
+            out[i] = replace(f, function=SIGNAL_TRAMPOLINE, offset=None)
+    return out
+
+
+def _without_guesses(core: ElfCore, frames: list[Frame]) -> list[Frame]:
+    """The frames up to the first that was unwound from a frame in no module (no CFI there: drgn
+    guessed) onto a pc where no code lies (unmapped or not executable): such a frame, and all after
+    it, are no frames."""
+    for i in range(1, len(frames)):
+        guessed = frames[i - 1].module is None and frames[i].how == "unwound" and frames[i].module is None
+        if guessed and code_kind(core, frames[i].pc) in ("unmapped", "non-executable"):
+            return frames[:i]
+    return frames
 
 
 def _mark_code(core: ElfCore, frames: list[Frame]) -> list[Frame]:

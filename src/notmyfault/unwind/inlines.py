@@ -11,10 +11,16 @@ enclose that declaration, as gdb and addr2line build them (``std::map<...>::at``
 bias), innermost first: the inlined subroutines, then the function that holds them. Only units
 of C++ and Rust are read (a C name is already whole), and only units up to ``MAX_UNIT`` bytes of
 DIEs (the walk is Python's), so a vast unit costs nothing and keeps drgn's names.
+
+``InlineChains(path).tail_calls(return_address, callee)`` names the functions that tail-called
+their way from a call site to a callee (``DW_TAG_call_site``: ``DW_AT_call_origin``,
+``DW_AT_call_tail_call``; GCC's DWARF 4 ``DW_TAG_GNU_call_site`` alike), as gdb's tail-call frames
+do, in units of any language up to ``MAX_CALL_SITE_UNIT`` bytes.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -122,23 +128,25 @@ class InlineChains:
                     return True
         return False
 
-    def _unit(self, address: int) -> Any | None:
+    def _unit(self, address: int, any_language: bool = False, limit: int = MAX_UNIT) -> Any | None:
         if self._dwarf is None:
             return None
         offset = self._aranges.cu_offset_at_addr(address) if self._aranges is not None else None
         cu: Any
         if offset is not None:
             cu = self._dwarf.get_CU_at(offset)
+        elif any_language:  # a search of every unit's top DIE: only for the languages we name
+            return None
         else:  # no .debug_aranges (rustc writes none): the units whose top DIE covers the address
             cu = next(
                 (u for u in self._dwarf.iter_CUs() if self._contains(u.get_top_DIE(), address, u)), None
             )
             if cu is None:
                 return None
-        if cu["unit_length"] > MAX_UNIT:
+        if cu["unit_length"] > limit:
             return None
         lang = cu.get_top_DIE().attributes.get("DW_AT_language")
-        if lang is None or lang.value not in QUALIFIED_LANGUAGES:
+        if not any_language and (lang is None or lang.value not in QUALIFIED_LANGUAGES):
             return None
         return cu
 
@@ -189,10 +197,149 @@ class InlineChains:
                     return found
         return None
 
+    def tail_calls(self, return_address: int, callee: set[str]) -> list[str] | None:
+        """The functions a call made tail calls through before reaching ``callee`` (its names: the
+        symbol and the debug info's, any spelling), as gdb finds them: the call site that returns to
+        ``return_address`` (a file address) names the function it called (``DW_AT_call_origin``);
+        if that is not the callee, the tail-call sites (``DW_AT_call_tail_call``) of that function,
+        followed for up to ``MAX_TAIL_CALLS`` steps, must lead to the callee by one path only. The
+        functions on that path, outermost last; [] when the call reached the callee directly; None
+        when the debug info does not say (no call site, no origin, several paths)."""
+        try:
+            cu = self._unit(return_address - 1, any_language=True, limit=MAX_CALL_SITE_UNIT)
+            if cu is None:
+                return None
+            site = self._call_site(cu, return_address)
+            if site is None:
+                return None
+            origin = _ref(site, "DW_AT_call_origin") or _ref(site, "DW_AT_abstract_origin")
+            if origin is None:
+                return None
+            wanted = {_plain(n) for n in callee if n}
+            if _matches(origin, wanted):
+                return []
+            paths = self._tail_paths(cu, origin, wanted, MAX_TAIL_CALLS)
+        except Exception:  # DWARF pyelftools cannot read: no tail calls named
+            return None
+        if len({tuple(p) for p in paths}) != 1:
+            return None
+        names = [qualified_name(d) for d in paths[0]]
+        if any(n is None for n in names):
+            return None
+        return [n for n in reversed(names) if n is not None]
+
+    def _call_site(self, cu: Any, return_address: int) -> Any | None:
+        """The call-site DIE whose return address is ``return_address``, in the scope that holds it."""
+        scope = cu.get_top_DIE()
+        while True:
+            inner = None
+            for child in scope.iter_children():
+                if child.tag in _CALL_SITES:
+                    ret = child.attributes.get("DW_AT_call_return_pc") or child.attributes.get("DW_AT_low_pc")
+                    if ret is not None and ret.value == return_address:
+                        return child
+                elif child.tag in _BODIES and self._contains(child, return_address - 1, cu):
+                    inner = child
+                elif child.tag in _SCOPES and child.has_children and inner is None:
+                    found = self._inside(child, return_address - 1, cu)
+                    if found is not None:
+                        inner = found
+            if inner is None:
+                return None
+            scope = inner
+
+    def _definition(self, cu: Any, die: Any) -> Any | None:
+        """The subprogram DIE with code for the function ``die`` stands for (a declaration's
+        definition in the same unit)."""
+        if "DW_AT_low_pc" in die.attributes or "DW_AT_ranges" in die.attributes:
+            return die
+        for child in cu.iter_DIEs():
+            if child.tag == "DW_TAG_subprogram" and (
+                "DW_AT_low_pc" in child.attributes or "DW_AT_ranges" in child.attributes
+            ):
+                spec = _ref(child, "DW_AT_specification") or _ref(child, "DW_AT_abstract_origin")
+                if spec is not None and spec.offset == die.offset:
+                    return child
+        return None
+
+    def _tail_paths(self, cu: Any, function: Any, wanted: set[str], depth: int) -> list[list[Any]]:
+        """Every path of tail calls from ``function`` to a function named in ``wanted``."""
+        if depth <= 0:
+            return []
+        body = self._definition(cu, function)
+        if body is None:
+            return []
+        out: list[list[Any]] = []
+        for site in body.iter_children():
+            if site.tag not in _CALL_SITES:
+                continue
+            if "DW_AT_call_tail_call" not in site.attributes and "DW_AT_GNU_tail_call" not in site.attributes:
+                continue
+            target = _ref(site, "DW_AT_call_origin") or _ref(site, "DW_AT_abstract_origin")
+            if target is None:
+                continue
+            if _matches(target, wanted):
+                out.append([function])
+            else:
+                out += [[function, *p] for p in self._tail_paths(cu, target, wanted, depth - 1)]
+        return out
+
+
+MAX_CALL_SITE_UNIT = 1 << 20
+"""Tail calls are looked for in units of at most this many bytes of DIEs (a C file's; a Python
+process's interpreter units and template-heavy C++ ones are larger, and reading them would cost a
+triage worker more time and memory than the frames are worth)."""
+MAX_TAIL_CALLS = 3
+"""How many tail calls in a row ``InlineChains.tail_calls`` follows."""
+_CALL_SITES = {"DW_TAG_call_site", "DW_TAG_GNU_call_site"}
+_BODIES = {"DW_TAG_subprogram", "DW_TAG_inlined_subroutine", "DW_TAG_lexical_block"}
+
+
+def _plain(name: str) -> str:
+    """A function's name without parameters, glibc's aliases (``__GI___libc_free`` -> ``free``) and
+    leading underscores, to compare a symbol with the debug info's name."""
+    name = name.split("(", 1)[0].split("@", 1)[0]
+    name = re.sub(r"^__GI_", "", name)
+    return re.sub(r"^_*(?:libc_)?", "", name)
+
+
+def _matches(die: Any, wanted: set[str]) -> bool:
+    """True if the function ``die`` stands for is one of ``wanted`` (plain names), or a variant of
+    it that glibc picks at load time (``strlen`` and ``__strlen_evex``)."""
+    names = _plain_names(die)
+    return any(w == n or w.startswith(n + "_") for n in names for w in wanted)
+
+
+def _plain_names(die: Any) -> set[str]:
+    """Every plain spelling of the function ``die`` stands for: its name, linkage name, qualified name."""
+    out = set()
+    target, seen = die, 0
+    while target is not None and seen < 8:
+        seen += 1
+        for attr in ("DW_AT_name", "DW_AT_linkage_name", "DW_AT_MIPS_linkage_name"):
+            n = _name(target, attr)
+            if n:
+                out.add(_plain(n))
+        target = _ref(target, "DW_AT_abstract_origin") or _ref(target, "DW_AT_specification")
+    q = qualified_name(die)
+    if q:
+        out.add(_plain(q))
+    return out
+
 
 @lru_cache(maxsize=32)
 def chains(path: str) -> InlineChains | None:
     """The ``InlineChains`` of ``path`` (cached), or None if it cannot be read as ELF."""
+    try:
+        return InlineChains(path)
+    except Exception:
+        return None
+
+
+@lru_cache(maxsize=8)
+def call_sites(path: str) -> InlineChains | None:
+    """Another ``InlineChains`` of ``path`` (cached) for ``tail_calls``: its walks over whole units
+    leave pyelftools' caches in a state that inline lookups on the same object must not share."""
     try:
         return InlineChains(path)
     except Exception:
