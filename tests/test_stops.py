@@ -7,6 +7,7 @@ phase are test_stop_matrix.py's; an ingest stopped and resumed, test_triage.py's
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -52,3 +53,35 @@ def test_children_die_with_a_killed_watcher(args: tuple[str, ...], tmp_path: Pat
     assert not any(_alive(k) for k in kids), f"{args[0]}'s child outlived its killed watcher"
     assert gone_after < 1.0  # the kernel sends the signal as the watcher dies
     assert not list(tmp_path.glob("core*")), "a child killed with its watcher dumps nothing"
+
+
+def test_a_stop_during_a_finalizer_is_not_lost() -> None:
+    """SIGTERM while a __del__ runs (Popen's, as the collector frees a finished child): raised
+    there, Python would print "Exception ignored" with a traceback and drop the stop; the CLI's
+    handler has it sent again and raised once the finalizer is done."""
+    script = """
+import os, signal, sys, time
+from notmyfault.base import Stopped
+from notmyfault.cli.common import raise_interrupt
+signal.signal(signal.SIGTERM, raise_interrupt)
+class Child:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):
+            pass
+try:
+    c = Child()
+    del c
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        pass
+    print("not stopped")
+except Stopped as e:
+    print("stopped", e.signo)
+"""
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert r.stdout.strip() == f"stopped {int(signal.SIGTERM)}", (r.stdout, r.stderr)
+    assert "Exception ignored" not in r.stderr
+    assert "Traceback" not in r.stderr

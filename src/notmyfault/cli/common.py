@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -48,11 +49,47 @@ def _storable(obj: Any) -> Any:
     return obj
 
 
-def raise_interrupt(signum: int, frame: object) -> None:
-    """A signal handler that turns SIGTERM or SIGHUP into a KeyboardInterrupt (Stopped), as Ctrl-C is."""
+def _in_finalizer(frame: Any) -> bool:
+    """True if ``frame`` runs inside an object's ``__del__``: an exception raised there is printed
+    as "Exception ignored" and lost."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _again_soon(signum: int) -> None:
+    """Send ``signum`` to this process again in a moment, from a thread: sent from the handler
+    itself, it would be handled at once, inside the same finalizer, without end."""
+    import threading
+
+    t = threading.Timer(0.01, os.kill, (os.getpid(), signum))
+    t.daemon = True
+    t.start()
+
+
+def raise_interrupt(signum: int, frame: Any) -> None:
+    """A signal handler that turns SIGTERM or SIGHUP into a KeyboardInterrupt (Stopped), as Ctrl-C is.
+
+    A signal that comes while a finalizer runs (``Popen.__del__`` as the collector frees a finished
+    child) is sent again instead, to be handled once the finalizer is done: raised inside it, the
+    stop would be printed as "Exception ignored" with a traceback, and lost."""
+    if _in_finalizer(frame):
+        _again_soon(signum)
+        return
     from notmyfault.base import Stopped
 
     raise Stopped(signum)
+
+
+def raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    """Python's own Ctrl-C handler (KeyboardInterrupt), but a Ctrl-C that comes while a finalizer
+    runs is sent again to be handled after it (see ``raise_interrupt``)."""
+    if _in_finalizer(frame):
+        _again_soon(signum)
+        return
+    raise KeyboardInterrupt
 
 
 def parse_size_option(name: str, text: str) -> int:
