@@ -67,9 +67,9 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
-from tests.coretools import debuginfod_server, unlimited_cores  # noqa: E402
+from tests.coretools import build_id, debuginfod_server, unlimited_cores  # noqa: E402
 
-from buckets import UNCLEAN, nmf, score  # noqa: E402
+from buckets import UNCLEAN, nmf, score, stored  # noqa: E402
 
 BUGS = HERE / "bugs"
 C_BUGS = {
@@ -315,9 +315,7 @@ def served(debugdir: Path, root: Path) -> Iterator[dict[str, str]]:
         raise SystemExit(
             "bench/bucket_matrix.py: stripped builds need elfutils' debuginfod (apt install debuginfod)"
         )
-    readelf = subprocess.run(["eu-readelf", "-n", str(files[-1])], capture_output=True, text=True, check=True)
-    build_id = readelf.stdout.split("Build ID:")[1].split()[0]
-    with debuginfod_server(debugdir, root / "debuginfod.sqlite", build_id, 120) as url:
+    with debuginfod_server(debugdir, root / "debuginfod.sqlite", build_id(files[-1]), 120) as url:
         yield {"DEBUGINFOD_URLS": url, "XDG_CACHE_HOME": str(root / "cache")}
 
 
@@ -420,16 +418,8 @@ def main() -> int:
                 db,
                 str(root / "dumps"),
             )
-        from notmyfault.triage.db import Database
-
-        with Database(db) as d:
-            rows = d.execute("SELECT path, status, bucket, analysis_text, error FROM dumps")
-        bucket_of = {str(p): str(b) if s == "ok" else f"(failed: {e})" for p, s, b, _, e in rows}
-        disagree = []
-        for path, status, bucket, text, _ in rows:
-            printed = re.search(r"^BUCKET_ID: (.*)$", text or "", re.M)
-            if status == "ok" and (printed is None or printed.group(1) != bucket):
-                disagree.append(path)
+        rows, disagree = stored(db)
+        bucket_of = {p: str(b) if s == "ok" else f"(failed: {e})" for p, s, b, e in rows}
         truth = {p: r.bug for p, r in runs.items()}
         result = score(bucket_of, truth)
         result["unclean"] = sorted(

@@ -313,6 +313,21 @@ def score(bucket_of: dict[str, str], bug_of_dump: dict[str, str]) -> dict[str, A
     }
 
 
+def stored(db: str) -> tuple[list[tuple[str, str, str | None, str | None]], list[str]]:
+    """The triage database's rows (path, status, bucket, error), and the dumps whose stored bucket
+    differs from the BUCKET_ID their analysis page printed."""
+    from notmyfault.triage.db import Database
+
+    with Database(db) as d:
+        rows = d.execute("SELECT path, status, bucket, analysis_text, error FROM dumps")
+    disagree = []
+    for path, status, bucket, text, _ in rows:
+        printed = re.search(r"^BUCKET_ID: (.*)$", text or "", re.M)
+        if status == "ok" and (printed is None or printed.group(1) != bucket):
+            disagree.append(str(path))
+    return [(str(p), s, b, e) for p, s, b, _, e in rows], disagree
+
+
 def nmf(*args: str) -> dict[str, Any]:
     """Run a notmyfault command with --json and return its object."""
     r = subprocess.run(
@@ -341,16 +356,8 @@ def main() -> int:
         made = time.monotonic() - t0
         db = str(root / "buckets.db")
         ingest = nmf("triage", "ingest", "-r", "--workers", "2", "--db", db, str(root / "dumps"))
-        from notmyfault.triage.db import Database
-
-        with Database(db) as d:
-            rows = d.execute("SELECT path, status, bucket, analysis_text FROM dumps")
-        bucket_of = {str(p): str(b) if s == "ok" else f"(failed: {p})" for p, s, b, _ in rows}
-        disagree = []
-        for path, status, bucket, text in rows:
-            printed = re.search(r"^BUCKET_ID: (.*)$", text or "", re.M)
-            if status == "ok" and (printed is None or printed.group(1) != bucket):
-                disagree.append(path)
+        rows, disagree = stored(db)
+        bucket_of = {p: str(b) if s == "ok" else f"(failed: {p})" for p, s, b, _ in rows}
         result = score(bucket_of, truth)
         result.update(
             analyze_disagrees=disagree,

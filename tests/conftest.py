@@ -30,6 +30,20 @@ def run_nmf(
     )
 
 
+def run_bench(script: str, *args: str, timeout: float) -> dict[str, Any]:
+    """Run ``bench/SCRIPT`` with ``args`` and ``--json``, and return its one JSON object (whatever
+    its exit code: the tests assert on the figures)."""
+    r = subprocess.run(
+        [sys.executable, str(REPO / "bench" / script), *args, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert r.stdout, r.stderr[-3000:]
+    return dict(json.loads(r.stdout))
+
+
 def run_json(*args: str, **kw: Any) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     r = run_nmf(*args, "--json", **kw)
     try:

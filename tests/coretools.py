@@ -251,6 +251,12 @@ def null_write_core(directory: Path, flags: tuple[str, ...] = ("-g", "-O1")) -> 
     return crash_program(["gcc", *flags, str(directory / "nw.c"), "-o", str(exe)], exe, directory)
 
 
+def build_id(path: str | os.PathLike[str]) -> str:
+    """The build-id of an ELF file, as elfutils' eu-readelf reads it (not our reader)."""
+    readelf = subprocess.run(["eu-readelf", "-n", str(path)], capture_output=True, text=True, check=True)
+    return readelf.stdout.split("Build ID:")[1].split()[0]
+
+
 @contextlib.contextmanager
 def debuginfod_server(directory: Path, db: Path, build_id: str, timeout: float) -> Iterator[str]:
     """elfutils' debuginfod serving ``directory`` on the loopback, once it serves ``build_id``'s debug

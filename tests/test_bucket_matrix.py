@@ -6,16 +6,13 @@ C++ and Rust) is the bench itself."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import run_bench
 
 pytestmark = [
     pytest.mark.skipif(
@@ -28,23 +25,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def matrix() -> dict[str, Any]:
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "bench" / "bucket_matrix.py"),
-            "--random",
-            "0",
-            "--only",
-            "c,python",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1100,
-        check=False,
-    )
-    assert r.stdout, r.stderr[-3000:]
-    return dict(json.loads(r.stdout))
+    return run_bench("bucket_matrix.py", "--random", "0", "--only", "c,python", timeout=1100)
 
 
 def test_one_bug_one_bucket_across_builds_inputs_and_interpreters(matrix: dict[str, Any]) -> None:

@@ -10,30 +10,20 @@ names, and the BUCKET_ID that ``analyze`` printed for each dump equal to the buc
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from notmyfault.analysis.crash import decode_bytes
 from notmyfault.analysis.signature import DEFAULT_RULES, SignFrame, load_rules, program, signature
-from tests.conftest import REPO, run_json, run_nmf
+from tests.conftest import run_bench, run_json, run_nmf
 
 CORE_PATTERN_IS_CORE = Path("/proc/sys/kernel/core_pattern").read_text().strip() == "core"
 
 
 @pytest.fixture(scope="module")
 def bench() -> dict:
-    r = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "buckets.py"), "--runs", "2", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert r.stdout, r.stderr[-3000:]
-    return dict(json.loads(r.stdout))
+    return run_bench("buckets.py", "--runs", "2", timeout=900)
 
 
 @pytest.mark.skipif(not CORE_PATTERN_IS_CORE, reason="needs the plain 'core' pattern")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_json
-from tests.coretools import debuginfod_server, null_write_core, unlimited_cores
+from tests.coretools import build_id, debuginfod_server, null_write_core, unlimited_cores
 
 pytestmark = [
     pytest.mark.skipif(
@@ -33,12 +33,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     run.mkdir()
     core = null_write_core(run)
     shutil.move(run / "nw", srv / "nw")  # the core's executable is gone, as where only the core was kept
-    readelf = subprocess.run(
-        ["eu-readelf", "-n", str(srv / "nw")], capture_output=True, text=True, check=True
-    )
-    build_id = readelf.stdout.split("Build ID:")[1].split()[0]  # elfutils' word, not ours
-    with debuginfod_server(srv, root / "db.sqlite", build_id, 60) as url:
-        yield {"url": url, "core": str(core), "root": str(root), "build_id": build_id}
+    nw_id = build_id(srv / "nw")  # elfutils' word, not ours
+    with debuginfod_server(srv, root / "db.sqlite", nw_id, 60) as url:
+        yield {"url": url, "core": str(core), "root": str(root), "build_id": nw_id}
 
 
 def test_debuginfod_names_the_frames_and_says_so(served: dict[str, str], tmp_path: Path) -> None:
@@ -102,9 +99,7 @@ def served_big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
     r = subprocess.run([str(exe)], cwd=run, preexec_fn=unlimited_cores, capture_output=True, check=False)
     assert r.returncode == -11
     assert (run / "core").is_file()
-    readelf = subprocess.run(["eu-readelf", "-n", str(exe)], capture_output=True, text=True, check=True)
-    build_id = readelf.stdout.split("Build ID:")[1].split()[0]
-    with debuginfod_server(srv, root / "db.sqlite", build_id, 60) as url:
+    with debuginfod_server(srv, root / "db.sqlite", build_id(exe), 60) as url:
         yield {"url": url, "core": str(run / "core"), "srv": str(srv)}
 
 
@@ -119,8 +114,7 @@ def test_a_file_another_process_is_fetching_is_awaited(served_big: dict[str, str
     import time
 
     exe = Path(served_big["core"]).parent / "ledger"
-    readelf = subprocess.run(["eu-readelf", "-n", str(exe)], capture_output=True, text=True, check=True)
-    where = tmp_path / "cache" / "debuginfod_client" / readelf.stdout.split("Build ID:")[1].split()[0]
+    where = tmp_path / "cache" / "debuginfod_client" / build_id(exe)
     where.mkdir(parents=True)
     (where / "debuginfo.Xy12Zq").write_bytes(b"")
     debug = Path(served_big["srv"]) / "ledger.debug"

@@ -394,17 +394,23 @@ def _tail_calls(
 
     DWARF is read only where the machine code already says a function went missing: the caller's
     direct call went to a function (a symbol; a PLT stub has none) that is not the callee."""
-    from notmyfault.unwind.inlines import call_sites
+    from notmyfault.unwind.inlines import chains
 
     out_f: list[Frame] = []
     out_r: list[str | None] = []
     out_i: list[bool] = []
+
+    def keep(ks: range) -> None:
+        for k in ks:
+            out_f.append(frames[k])
+            out_r.append(raw[k] if k < len(raw) else None)
+            out_i.append(inlined[k] if k < len(inlined) else False)
+
     callee: int | None = None  # the index of the last concrete frame seen
     start = 0  # where the current group (inlined frames, then their concrete frame) begins
     for j, f in enumerate(frames):
         if j < len(inlined) and inlined[j]:
             continue
-        group = range(start, j + 1)
         if callee is not None and f.how == "unwound" and f.module is not None and j < TAIL_CALL_DEPTH:
             names = {n for n in (frames[callee].function, raw[callee] if callee < len(raw) else None) if n}
             target = _direct_call_target(core, f.pc)
@@ -413,21 +419,15 @@ def _tail_calls(
             entry = frames[callee].pc - offset if offset is not None else None
             missing = called is not None and called not in names and target != entry
             debug = _debug_file(prog, f.pc) if missing else None
-            table = call_sites(debug[0]) if debug is not None else None
+            table = chains(debug[0]) if debug is not None else None
             path = table.tail_calls(f.pc - debug[1], names) if table is not None and debug else None
             for name in path or []:
                 out_f.append(replace(f, function=name, offset=None, file=None, line=None, how="tail call"))
                 out_r.append(None)
                 out_i.append(False)
-        for k in group:
-            out_f.append(frames[k])
-            out_r.append(raw[k] if k < len(raw) else None)
-            out_i.append(inlined[k] if k < len(inlined) else False)
+        keep(range(start, j + 1))
         callee, start = j, j + 1
-    for k in range(start, len(frames)):
-        out_f.append(frames[k])
-        out_r.append(raw[k] if k < len(raw) else None)
-        out_i.append(inlined[k] if k < len(inlined) else False)
+    keep(range(start, len(frames)))
     return [replace(f, index=i) for i, f in enumerate(out_f)], out_r, out_i
 
 

@@ -21,6 +21,7 @@ do, in units of any language up to ``MAX_CALL_SITE_UNIT`` bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -157,29 +158,8 @@ class InlineChains:
             cu = self._unit(address)
             if cu is None:
                 return None
-            chain: list[Any] = []
-            scope = cu.get_top_DIE()
-            while True:
-                for child in scope.iter_children():
-                    if child.tag in (
-                        "DW_TAG_subprogram",
-                        "DW_TAG_inlined_subroutine",
-                        "DW_TAG_lexical_block",
-                    ):
-                        if self._contains(child, address, cu):
-                            if child.tag != "DW_TAG_lexical_block":
-                                chain.append(child)
-                            scope = child
-                            break
-                    elif child.tag in _SCOPES and child.has_children:
-                        # Rust and some C++ producers nest the functions' bodies in their namespaces
-                        found = self._inside(child, address, cu)
-                        if found is not None:
-                            chain.append(found)
-                            scope = found
-                            break
-                else:
-                    break
+            top = cu.get_top_DIE()
+            chain = [d for d in self._scopes(cu, address) if d is not top and d.tag != "DW_TAG_lexical_block"]
             names = [qualified_name(d) for d in reversed(chain)]
         except Exception:  # DWARF pyelftools cannot read: keep drgn's names
             return None
@@ -230,23 +210,34 @@ class InlineChains:
 
     def _call_site(self, cu: Any, return_address: int) -> Any | None:
         """The call-site DIE whose return address is ``return_address``, in the scope that holds it."""
-        scope = cu.get_top_DIE()
-        while True:
-            inner = None
+        for scope in self._scopes(cu, return_address - 1):
             for child in scope.iter_children():
                 if child.tag in _CALL_SITES:
                     ret = child.attributes.get("DW_AT_call_return_pc") or child.attributes.get("DW_AT_low_pc")
                     if ret is not None and ret.value == return_address:
                         return child
-                elif child.tag in _BODIES and self._contains(child, return_address - 1, cu):
-                    inner = child
-                elif child.tag in _SCOPES and child.has_children and inner is None:
-                    found = self._inside(child, return_address - 1, cu)
+        return None
+
+    def _scopes(self, cu: Any, address: int) -> Iterator[Any]:
+        """The DIEs that hold ``address``, outermost first: the unit's top DIE, then each function,
+        inlined subroutine and lexical block inside the one before (Rust and some C++ producers
+        nest the functions' bodies in their namespaces)."""
+        scope = cu.get_top_DIE()
+        yield scope
+        while True:
+            for child in scope.iter_children():
+                if child.tag in _BODIES:
+                    if self._contains(child, address, cu):
+                        scope = child
+                        break
+                elif child.tag in _SCOPES and child.has_children:
+                    found = self._inside(child, address, cu)
                     if found is not None:
-                        inner = found
-            if inner is None:
-                return None
-            scope = inner
+                        scope = found
+                        break
+            else:
+                return
+            yield scope
 
     def _definition(self, cu: Any, die: Any) -> Any | None:
         """The subprogram DIE with code for the function ``die`` stands for (a declaration's
@@ -330,16 +321,6 @@ def _plain_names(die: Any) -> set[str]:
 @lru_cache(maxsize=32)
 def chains(path: str) -> InlineChains | None:
     """The ``InlineChains`` of ``path`` (cached), or None if it cannot be read as ELF."""
-    try:
-        return InlineChains(path)
-    except Exception:
-        return None
-
-
-@lru_cache(maxsize=8)
-def call_sites(path: str) -> InlineChains | None:
-    """Another ``InlineChains`` of ``path`` (cached) for ``tail_calls``: its walks over whole units
-    leave pyelftools' caches in a state that inline lookups on the same object must not share."""
     try:
         return InlineChains(path)
     except Exception:
