@@ -25,7 +25,6 @@ from notmyfault.cli.common import (
     emit_json,
     fail,
     raise_interrupt,
-    raise_keyboard_interrupt,
     report_crash,
     run_watched,
 )
@@ -319,8 +318,6 @@ def main() -> None:
     one line and exit 130 (click's own handling would print "Aborted!" and exit 1)."""
     for signo in STOP_SIGNALS:
         signal.signal(signo, raise_interrupt)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, raise_keyboard_interrupt)
     try:
         code = cli.main(prog_name="notmyfault", standalone_mode=False)
     except click.ClickException as e:
