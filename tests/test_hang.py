@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import gone, run_nmf
+from tests.conftest import gone, proc_state, run_nmf
 from tests.coretools import gdb_threads
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -106,6 +106,21 @@ def test_unkillable_thread_is_in_d_state() -> None:
     assert not [line for line in leftovers.splitlines() if line.split()[0] == str(h.proc.pid)]
 
 
+def test_a_sigkilled_d_state_hang_leaves_no_child_holding_the_output() -> None:
+    """SIGKILL of the command: its hung child dies, and so does the vfork child (a parent-death
+    signal; it also closed its copy of the output): a reader of the output sees its end."""
+    h = HangProc("d-state")
+    try:
+        _wait_for(lambda: _tasks(h.pid)[h.pid][0] == "D")
+        vfork_child = next(int(c) for c in Path(f"/proc/{h.pid}/task/{h.pid}/children").read_text().split())
+        h.proc.kill()
+        h.proc.communicate(timeout=30)  # EOF on both pipes: nobody holds them any more
+        _wait_for(lambda: proc_state(h.pid) in (None, "Z") and proc_state(vfork_child) in (None, "Z"), 30)
+    finally:
+        h.proc.kill()
+        h.proc.wait()
+
+
 @pytest.mark.parametrize(
     ("hang", "functions"),
     [
@@ -176,7 +191,7 @@ def test_realtime_spin_is_sched_fifo(dump_dir: Path) -> None:
         (["nope"], "unknown hang type 'nope'; valid types: deadlock, spin, unkillable, d-state"),
         ([], "give a hang type"),
         (["deadlock", "--threads", "3"], "--threads applies to the spin hang only"),
-        (["spin", "--threads", "0"], "at least 1"),
+        (["spin", "--threads", "0"], "0 is not in the range 1<=x<=1024"),
         (["spin", "--crash-after", "0"], "give at least 0.1 s"),
         (["unkillable", "--realtime"], "--realtime applies to the spin hang only"),
     ],

@@ -1,5 +1,6 @@
 """The leaves every layer may use: sizes (``units``), signal and si_code names (``sigcodes``),
-process capabilities (``caps``) and text that can be stored whatever bytes a dump held (``utf8``).
+process capabilities (``caps``), text that can be stored whatever bytes a dump held (``utf8``) and
+the one safe way to write a file (``files``).
 
 May import: nothing.
 """
@@ -9,11 +10,27 @@ from typing import TYPE_CHECKING
 from notmyfault.base.lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from notmyfault.base.files import (
+        SafeFile,
+        WriteFailed,
+        check_destination,
+        check_directory,
+        reap_stale,
+        write_error,
+        write_file,
+    )
     from notmyfault.base.sigcodes import Stopped, parse_signal, signal_name
     from notmyfault.base.units import format_size, parse_size
     from notmyfault.base.utf8 import storable
 
 _EXPORTS = {
+    "SafeFile": "notmyfault.base.files:SafeFile",
+    "WriteFailed": "notmyfault.base.files:WriteFailed",
+    "check_destination": "notmyfault.base.files:check_destination",
+    "check_directory": "notmyfault.base.files:check_directory",
+    "reap_stale": "notmyfault.base.files:reap_stale",
+    "write_error": "notmyfault.base.files:write_error",
+    "write_file": "notmyfault.base.files:write_file",
     "Stopped": "notmyfault.base.sigcodes:Stopped",
     "format_size": "notmyfault.base.units:format_size",
     "parse_signal": "notmyfault.base.sigcodes:parse_signal",
@@ -23,6 +40,20 @@ _EXPORTS = {
 }
 """Each public name, and the module that defines it (imported on first use)."""
 
-__all__ = ["Stopped", "format_size", "parse_signal", "parse_size", "signal_name", "storable"]
+__all__ = [
+    "SafeFile",
+    "Stopped",
+    "WriteFailed",
+    "check_destination",
+    "check_directory",
+    "format_size",
+    "parse_signal",
+    "parse_size",
+    "reap_stale",
+    "signal_name",
+    "storable",
+    "write_error",
+    "write_file",
+]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

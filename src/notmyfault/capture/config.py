@@ -12,6 +12,7 @@ import glob
 import os
 import resource
 import shutil
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -287,6 +288,24 @@ CORE_OF_THIS_TOOL = 32 * 1024 * 1024
 about 15 MB; a leak's core holds the leak as well)."""
 
 
+def shared_directory(directory: str) -> str | None:
+    """A warning if ``directory`` may be written by other users (group or world write, as /tmp's
+    1777): they can read what lands there if they plant a file first, and plant files for us to
+    pick up; None if only its owner can write it (or it does not exist yet)."""
+    try:
+        mode = os.stat(directory).st_mode
+    except OSError:
+        return None
+    if not mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return None
+    who = "every user" if mode & stat.S_IWOTH else "its group"
+    return (
+        f"the dump directory {directory} is writable by {who} (mode {stat.S_IMODE(mode):04o}): "
+        "cores hold secrets, and others can plant files there; give a directory only you can write "
+        f"(chmod 700 {directory}, or --dump-dir)"
+    )
+
+
 def assess(s: DumpSettings) -> Assessment:
     """Say whether a crash of this tool, with these settings, would leave a dump."""
     p = s.core_pattern
@@ -331,6 +350,8 @@ def assess(s: DumpSettings) -> Assessment:
                     f"the dump directory {s.dump_dir} is not writable by this user: give --dump-dir a "
                     "directory you can write"
                 )
+            if shared := shared_directory(s.dump_dir):
+                notes.append(shared)
         else:
             where = p.raw
             if "%" in (os.path.dirname(p.raw)):

@@ -15,6 +15,7 @@ x86_64 only, the layout of ``elf_prstatus`` and ``user_regs_struct`` being per a
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -24,6 +25,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 PTRACE_GETREGSET = 0x4204
 PTRACE_GETSIGINFO = 0x4202
@@ -89,6 +91,7 @@ class LiveCore:
     """What ``write_core`` wrote."""
 
     path: str
+    """Where the core was put (set by the caller: ``write_core`` writes to an open file)."""
     pid: int
     threads: int
     segments: int
@@ -96,6 +99,13 @@ class LiveCore:
     signal: int | None = None
     skipped: list[str] = field(default_factory=list)
     """Mappings whose memory could not be read (kept in the core with no contents)."""
+    memory: int = 0
+    """Bytes of memory the core was to hold (the sum of its PT_LOAD file sizes)."""
+    held: int = 0
+    """Bytes of memory it holds: all of ``memory``, unless the process died during the dump."""
+    died_after: float | None = None
+    """Seconds into the writing of memory at which the process was found dead (the core then ends
+    at ``size``, truncated: its headers promise more), else None."""
 
 
 def _libc() -> ctypes.CDLL:
@@ -313,7 +323,8 @@ class Attached:
     def detach(self, kill: bool = False) -> None:
         """Let every thread go on (the signals they were about to take given back), or kill them."""
         if kill:
-            os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # it died during the dump
+                os.kill(self.pid, signal.SIGKILL)
         for tid in self.seized:
             try:
                 ptrace(PTRACE_DETACH, tid, 0, self.pending.get(tid, 0))
@@ -470,17 +481,26 @@ def file_note(maps: list[Mapping]) -> bytes:
     return head + ranges + names
 
 
+def _dead(pid: int) -> bool:
+    """True if ``pid`` is gone or a zombie (its memory freed): a read of it failed because it died."""
+    fields = stat_fields(f"/proc/{pid}/stat")
+    return not fields or fields[0] in "ZXx"
+
+
 def write_core(
     pid: int,
-    path: str,
+    out: BinaryIO,
     attached: Attached,
     signalled: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> LiveCore:
-    """Write the core of ``pid`` (all threads stopped by ``attached``) to ``path``.
+    """Write the core of ``pid`` (all threads stopped by ``attached``) to ``out``, a new file open for
+    writing (seekable). OSErrors of the writes are the caller's.
 
     ``signalled``: the thread whose signal delivery the dump was taken at (NT_SIGINFO and pr_cursig
-    then say which signal). ``progress(done, total)`` is called as memory is written.
+    then say which signal). ``progress(done, total)`` is called as memory is written. A process
+    killed during the dump (SIGKILL stops no tracer) ends the core where its memory went: the result
+    says when (``died_after``) and how much it holds (``held`` of ``memory``).
     """
     if platform.machine() != "x86_64":
         raise DumpFailed(f"notmyfault dump writes x86_64 cores; this machine is {platform.machine()}")
@@ -532,29 +552,38 @@ def write_core(
     total = sum(sizes)
     done = 0
     skipped: list[str] = []
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a core holds secrets: as the kernel's
-    with os.fdopen(fd, "wb") as out:
-        out.write(ehdr + b"".join(phdrs) + bytes(notes))
-        out.seek(data_off)
-        buf = ctypes.create_string_buffer(CHUNK)  # one buffer, reused: memory stays flat however big the core
-        view = memoryview(buf).cast("B")
-        for m, size in zip(maps, sizes, strict=True):
-            bad = False
-            for at in range(m.start, m.start + size, CHUNK):
-                n = min(CHUNK, m.start + size - at)
-                if not read_into(pid, at, buf, n):  # some page unreadable: page by page, zeros for those
-                    for p in range(at, at + n, PAGE):
-                        if not read_into(pid, p, buf, PAGE):
-                            ctypes.memset(buf, 0, PAGE)
-                            bad = True
-                        out.write(view[:PAGE])
-                else:
-                    out.write(view[:n])
-                done += n
-                if progress:
-                    progress(done, total)
-            if bad:
-                skipped.append(f"{m.start:#x}-{m.end:#x} {m.path}".rstrip())
-        out.truncate(off)
+    started = time.monotonic()
+    died: float | None = None
+    out.write(ehdr + b"".join(phdrs) + bytes(notes))
+    out.seek(data_off)
+    end = data_off
+    buf = ctypes.create_string_buffer(CHUNK)  # one buffer, reused: memory stays flat however big the core
+    view = memoryview(buf).cast("B")
+    for m, size in zip(maps, sizes, strict=True):
+        bad = False
+        for at in range(m.start, m.start + size, CHUNK):
+            n = min(CHUNK, m.start + size - at)
+            if not read_into(pid, at, buf, n):  # some page unreadable: page by page, zeros for those
+                if _dead(pid):
+                    died = time.monotonic() - started
+                    break
+                for p in range(at, at + n, PAGE):
+                    if not read_into(pid, p, buf, PAGE):
+                        ctypes.memset(buf, 0, PAGE)
+                        bad = True
+                    out.write(view[:PAGE])
+            else:
+                out.write(view[:n])
+            done += n
+            if progress:
+                progress(done, total)
+        if died is not None:
+            break
+        if bad:
+            skipped.append(f"{m.start:#x}-{m.end:#x} {m.path}".rstrip())
+    if died is None and _dead(pid):  # died during the last reads: zeros may stand for its memory
+        died = time.monotonic() - started
+    end = data_off + done if died is not None else off
+    out.truncate(end)
     signo = struct.unpack_from("<i", threads[0].siginfo)[0] if threads[0].siginfo else None
-    return LiveCore(path, pid, len(threads), len(maps), off, signo, skipped)
+    return LiveCore("", pid, len(threads), len(maps), end, signo, skipped, total, done, died)

@@ -28,6 +28,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -548,6 +549,20 @@ def _in_use(directory: Path) -> bool:
     return False
 
 
+def _our_core(f: Path) -> bool:
+    """True if ``f`` is a regular file of this user that is an ELF core (what the kernel writes for
+    a relative core_pattern): only such a file is adopted, never a link or something put there."""
+    try:
+        st = f.lstat()
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_size < 64:
+            return False
+        with open(f, "rb") as fh:
+            head = fh.read(18)
+    except OSError:
+        return False
+    return head[:4] == b"\x7fELF" and int.from_bytes(head[16:18], "little" if head[5] == 1 else "big") == 4
+
+
 def adopt_orphans(dump_dir: Path) -> list[str]:
     """Move the cores that interrupted runs left in their staging directories into ``dump_dir``
     (a run killed with SIGKILL, or whose machine lost power, never moved its child's core out of
@@ -557,6 +572,9 @@ def adopt_orphans(dump_dir: Path) -> list[str]:
         try:
             if not d.is_dir() or d.is_symlink():
                 continue
+            if (uid := d.lstat().st_uid) != os.geteuid():  # another user's, in a shared (1777) directory
+                said.append(f"left {d.name} alone: it belongs to uid {uid}, not to this user")
+                continue
             owner = _staging_owner(d.name)
             if owner is not None and (owner == os.getpid() or _alive(owner)):
                 continue  # a run that is still going
@@ -565,13 +583,13 @@ def adopt_orphans(dump_dir: Path) -> list[str]:
             if _in_use(d):
                 continue  # the orphaned child still runs there (a hang), or the kernel writes its core
             for f in sorted(d.iterdir()):
-                if f.is_file() and not f.is_symlink() and f.stat().st_size > 0:
-                    final = _unique(dump_dir / f"{f.name}.adopted")
-                    os.replace(f, final)
-                    said.append(
-                        f"adopted {final} ({final.stat().st_size} bytes): a core an interrupted run "
-                        f"left in {d.name}"
-                    )
+                if not _our_core(f):
+                    continue
+                final = _unique(dump_dir / f"{f.name}.adopted")
+                os.replace(f, final)
+                said.append(
+                    f"adopted {final} ({final.stat().st_size} bytes): a core an interrupted run left in {d.name}"
+                )
             shutil.rmtree(d)
             said.append(f"removed {d.name}, the staging directory of an interrupted run")
         except OSError as e:

@@ -15,25 +15,17 @@ from typing import Any
 import click
 
 import notmyfault
-from notmyfault.cli.common import emit_json, fail
+from notmyfault.cli.common import emit_json, fail, note, output_error, regular_file
 
 EXIT_INTERNAL = 3
 
 core_argument = click.argument("core")
 
 
-def _regular_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Refuse a path that is no regular file (a FIFO would make the reader wait forever)."""
-    if value is not None and not os.path.isfile(value):
-        what = "does not exist" if not os.path.lexists(value) else "is not a regular file"
-        raise click.BadParameter(f"{value} {what}: give the executable's file")
-    return value
-
-
 exe_option = click.option(
     "--exe",
     type=click.Path(dir_okay=False),
-    callback=_regular_file,
+    callback=regular_file,
     help="The executable, when it is not at the path the core records.",
 )
 sysroot_option = click.option(
@@ -76,7 +68,7 @@ def symbols_option(f: Any) -> Any:
 def _set_debuginfod(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
     import notmyfault
 
-    notmyfault.debuginfod(progress=lambda m: click.echo(m, err=True))
+    notmyfault.debuginfod(progress=note)
     if value is not None:
         if value and not os.environ.get("DEBUGINFOD_URLS", "").strip():
             fail(
@@ -138,7 +130,7 @@ def opened(
                 symbol_urls=urls,
                 symbol_cache=os.path.join(cache_dir(), "symbols"),
                 debug_files=debug_files,
-                say=lambda m: click.echo(m, err=True),
+                say=note,
             )
         else:
             dump = notmyfault.open_core(path, exe=exe, sysroot=sysroot)
@@ -152,6 +144,8 @@ def opened(
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:
+        if output_error(e):  # stdout full or broken: main says so
+            raise
         fail(
             f"analysing {path} failed: {type(e).__name__}: {e} (a bug in notmyfault: please report it)",
             EXIT_INTERNAL,
@@ -244,7 +238,7 @@ def analyze(
 
 @click.command()
 @core_argument
-@click.option("--thread", "tid", type=int, help="This thread (default: the one that crashed).")
+@click.option("--thread", "tid", type=click.IntRange(1), help="This thread (default: the one that crashed).")
 @click.option("--all", "all_threads", is_flag=True, help="Every thread.")
 @exe_option
 @sysroot_option
@@ -311,7 +305,7 @@ def stack(
 
 @click.command()
 @core_argument
-@click.option("--thread", "tid", type=int, help="This thread (default: the one that crashed).")
+@click.option("--thread", "tid", type=click.IntRange(1), help="This thread (default: the one that crashed).")
 @sysroot_option
 @debug_option
 @json_option
@@ -336,7 +330,7 @@ def regs(
 @click.command()
 @core_argument
 @click.option("--sort", type=click.Choice(["bytes", "count"]), default="bytes", show_default=True)
-@click.option("--top", type=int, help="Only the first N tags.")
+@click.option("--top", type=click.IntRange(1), help="Only the first N tags.")
 @debug_option
 @json_option
 def poolused(core: str, sort: str, top: int | None, debug_files: tuple[str, ...], as_json: bool) -> None:
@@ -415,7 +409,11 @@ def modules(
 @click.command()
 @core_argument
 @click.option(
-    "--top", type=int, default=10, show_default=True, help="How many of the biggest mappings to list."
+    "--top",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="How many of the biggest mappings to list.",
 )
 @debug_option
 @json_option

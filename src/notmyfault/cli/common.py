@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
 import signal
 import sys
@@ -13,7 +15,12 @@ from typing import Any, ClassVar, NoReturn
 
 import click
 
+MAX_SIZE = 1 << 60
+"""The largest size an option takes (1 EiB): beyond any machine, below what overflows an off_t."""
+
 EXIT_NO_DUMP = 1
+EXIT_OUTPUT = 1
+"""The output could not be written: stdout full, broken or closed."""
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
@@ -24,9 +31,28 @@ DUMP_DIR_HELP = (
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    """Print a one-line error and exit with ``code``."""
-    click.echo(f"notmyfault: error: {message}", err=True)
+    """Print a one-line error and exit with ``code``. The message is escaped for the terminal: it
+    often holds a path from the command line or a name from a dump, either of which can hold escapes."""
+    from notmyfault.render.safe import printable
+
+    click.echo(f"notmyfault: error: {printable(message)}", err=True)
     sys.exit(code)
+
+
+_OUTPUT_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF, errno.EPIPE))
+
+
+def output_error(e: BaseException) -> bool:
+    """True if ``e`` is a failed write of a stream (stdout): an OSError of a full, broken or closed
+    output with no file name (errors of files we open name the file, and ours are WriteFailed)."""
+    return isinstance(e, OSError) and e.filename is None and e.errno in _OUTPUT_ERRNOS
+
+
+def note(message: str) -> None:
+    """Print a line of news to stderr, escaped for the terminal (it can name a file from a dump)."""
+    from notmyfault.render.safe import printable
+
+    click.echo(printable(message), err=True)
 
 
 def emit_json(obj: Any, lines: bool = False) -> None:
@@ -88,9 +114,12 @@ def parse_size_option(name: str, text: str) -> int:
     from notmyfault.base import parse_size
 
     try:
-        return parse_size(text)
+        size = parse_size(text)
     except ValueError as e:
         fail(f"{name}: {e}")
+    if size > MAX_SIZE:
+        fail(f"{name} {text}: give at most 1EiB")
+    return size
 
 
 def dump_settings(dump_dir: str | None) -> Any:
@@ -148,10 +177,12 @@ def report_crash(run: Any, as_json: bool, lines: bool = False) -> None:
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
-    """A duration: a number of seconds, or a number with s, m or h (2m = 120 seconds)."""
+    """A duration: a number of seconds, or a number with s, m or h (2m = 120 seconds), from 0.1 s to
+    30 days (a deadline further off overflows the clocks it is added to)."""
 
     name = "duration"
     UNITS: ClassVar[dict[str, float]] = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    MAX = 30 * 86400.0
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         """Seconds, as a float of at least 0.1."""
@@ -164,9 +195,32 @@ class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
                 seconds = float(text[:-1] if factor else text) * (factor or 1.0)
             except ValueError:
                 self.fail(f"{value!r} is not a duration: give seconds, or 90s, 2m, 1h", param, ctx)
-        if not seconds >= 0.1 or seconds == float("inf"):
-            self.fail(f"{value!r}: give at least 0.1 s", param, ctx)
+        if not 0.1 <= seconds <= self.MAX:  # nan fails both
+            self.fail(
+                f"{value!r} is out of range: give at least 0.1 s and at most 30 days (720h)", param, ctx
+            )
         return seconds
+
+
+class FiniteRange(click.FloatRange):
+    """click's FloatRange, refusing nan and the infinities (nan passes every comparison FloatRange
+    makes: ``--interval nan`` was taken)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """The number, in range and finite."""
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a number in the range {self._describe_range()}.", param, ctx)
+        return number
+
+
+def regular_file(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An option's callback refusing a path that is no regular file: a FIFO would make the reader
+    wait for ever, a directory or a device would fail later with a traceback."""
+    if value is not None and not os.path.isfile(value):
+        what = "does not exist" if not os.path.lexists(value) else "is not a regular file"
+        raise click.BadParameter(f"{value} {what}: give a file")
+    return value
 
 
 DURATION = Duration()

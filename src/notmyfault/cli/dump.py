@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import signal
@@ -12,8 +11,18 @@ from typing import Any
 
 import click
 
-from notmyfault.base import format_size, parse_signal, signal_name
-from notmyfault.cli.common import DURATION, EXIT_NO_DUMP, emit_json, fail, parse_size_option
+from notmyfault.base import (
+    SafeFile,
+    WriteFailed,
+    check_destination,
+    check_directory,
+    format_size,
+    parse_signal,
+    signal_name,
+    write_error,
+)
+from notmyfault.cli.common import DURATION, EXIT_NO_DUMP, FiniteRange, emit_json, fail, parse_size_option
+from notmyfault.render.safe import printable
 
 
 class _Progress:
@@ -45,7 +54,7 @@ class _Progress:
 
 
 @click.command()
-@click.argument("pid", type=int)
+@click.argument("pid", type=click.IntRange(1))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the core here (one dump only).")
 @click.option(
     "--dump-dir",
@@ -55,7 +64,7 @@ class _Progress:
 @click.option("--kill", is_flag=True, help="Kill the process (SIGKILL) once the last core is written.")
 @click.option(
     "--cpu",
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteRange(min=0, max=100.0 * (os.cpu_count() or 1), min_open=True),
     help="Wait until the process uses this %CPU (top's: 200 is two CPUs).",
 )
 @click.option(
@@ -127,43 +136,50 @@ def dump(
     directory = os.path.abspath(
         os.path.dirname(os.path.abspath(output)) if output else (dump_dir or default_dump_dir())
     )
-    os.makedirs(directory, exist_ok=True)
+    try:
+        check_directory(directory, create=not output)
+        if output:
+            check_destination(os.path.abspath(output))
+    except WriteFailed as e:
+        fail(str(e))
     progress = _Progress(as_json)
     written: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout if timeout else None
+    error: str | None = None
     try:
         for i in range(count):
             if i and every:
                 _sleep_until(time.monotonic() + every, pid, progress, f"next dump ({i + 1} of {count})")
-            target = _name(directory, pid, "?", count, i)
             result = _one(
-                pid, target, cpu, mem, hold or 0.0, sigs, on_exit, progress, deadline, kill and i == count - 1
-            )
+                pid, output, directory, count, i, cpu, mem, hold or 0.0, sigs, on_exit, progress, deadline,
+                kill and i == count - 1,
+            )  # fmt: skip
             progress.done()
             written.append(result)
-            final = os.path.abspath(output) if output else _name(directory, pid, result["trigger"], count, i)
-            os.replace(target, final)
-            result["path"] = final
             if not as_json:
                 click.echo(_line(result))
-    except DumpFailed as e:
+            if result["died_after"] is not None:
+                error = _died_text(result)
+                break
+    except (DumpFailed, WriteFailed) as e:
         progress.done()
-        _forget(_name(directory, pid, "?", count, len(written)))
-        if as_json:
-            emit_json({"kind": "live_dumps", "pid": pid, "dumps": written, "error": str(e)})
-            sys.exit(EXIT_NO_DUMP)
-        fail(str(e) if not written else f"{e} (after {len(written)} of {count} dumps)", EXIT_NO_DUMP)
-    except BaseException:
+        error = str(e) if not written else f"{e} (after {len(written)} of {count} dumps)"
+    finally:
         progress.done()
-        _forget(_name(directory, pid, "?", count, len(written)))
-        raise
     if as_json:
-        emit_json({"kind": "live_dumps", "pid": pid, "dumps": written, "error": None})
+        emit_json({"kind": "live_dumps", "pid": pid, "dumps": written, "error": error})
+        if error:
+            sys.exit(EXIT_NO_DUMP)
+    elif error:
+        fail(error, EXIT_NO_DUMP)
 
 
 def _one(
     pid: int,
-    path: str,
+    output: str | None,
+    directory: str,
+    count: int,
+    i: int,
     cpu: float | None,
     mem: int | None,
     hold: float,
@@ -173,7 +189,9 @@ def _one(
     deadline: float | None,
     kill: bool,
 ) -> dict[str, Any]:
-    """Wait for the trigger, stop the process, write its core to ``path``, let it go (or kill it)."""
+    """Wait for the trigger, stop the process, write its core (to ``output``, else to a new name in
+    ``directory``), let the process go (or kill it). The core is written under a name nobody can
+    predict and put in place whole: a failed or stopped dump leaves nothing."""
     from notmyfault.capture import (
         Attached,
         DumpFailed,
@@ -216,12 +234,18 @@ def _one(
     else:
         attached = Attached(pid)
     started = time.monotonic()
+    final = os.path.abspath(output) if output else _name(directory, pid, trigger, count, i)
     try:
-        core = write_core(pid, path, attached, signalled)
+        with SafeFile(final) as f:
+            try:
+                core = write_core(pid, f.file, attached, signalled)
+            except OSError as e:
+                raise write_error(final, e) from None
+            final = f.commit(final, replace=bool(output))
     finally:
         attached.detach(kill=kill)
     return {
-        "path": path,
+        "path": final,
         "pid": pid,
         "trigger": trigger,
         "why": why,
@@ -233,7 +257,20 @@ def _one(
         "unreadable": core.skipped,
         "killed": kill,
         "time": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "complete": core.died_after is None,
+        "memory": core.memory,
+        "held": core.held,
+        "died_after": None if core.died_after is None else round(core.died_after, 3),
     }
+
+
+def _died_text(r: dict[str, Any]) -> str:
+    share = r["held"] / r["memory"] if r["memory"] else 0.0
+    return (
+        f"process {r['pid']} died {r['died_after']:.1f} s into the dump: {r['path']} holds its threads' "
+        f"registers and {format_size(r['held'])} of its {format_size(r['memory'])} of memory ({share:.0%}); "
+        "the rest is missing (the core is truncated there)"
+    )
 
 
 def _exit_text(status: int) -> str:
@@ -243,25 +280,23 @@ def _exit_text(status: int) -> str:
 
 
 def _line(r: dict[str, Any]) -> str:
-    after = "killed" if r["killed"] else "left running"
+    after = (
+        "the process died during the dump"
+        if r["died_after"] is not None
+        else "the process was killed"
+        if r["killed"]
+        else "the process was left running"
+    )
     return (
-        f"Dump: {r['path']}\n      {format_size(r['size'])} ({r['size']} bytes), {r['threads']} threads, "
-        f"written in {r['seconds']:.2f} s; {r['why']}; the process was {after}"
+        f"Dump: {printable(r['path'])}\n      {format_size(r['size'])} ({r['size']} bytes), {r['threads']} threads, "
+        f"written in {r['seconds']:.2f} s; {r['why']}; {after}"
     )
 
 
 def _name(directory: str, pid: int, trigger: str, count: int, i: int) -> str:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     suffix = f".{i + 1}" if count > 1 else ""
-    if trigger == "?":
-        return os.path.join(directory, f".incoming-dump.{pid}{suffix}")
     return os.path.join(directory, f"core.dump-{trigger}.{pid}.{stamp}{suffix}")
-
-
-def _forget(path: str) -> None:
-    """Remove a core left half written."""
-    with contextlib.suppress(OSError):
-        os.unlink(path)
 
 
 def _sleep_until(when: float, pid: int, progress: _Progress, what: str) -> None:

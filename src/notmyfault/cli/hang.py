@@ -22,7 +22,9 @@ from notmyfault.render import SCHEMA_VERSION
 
 @click.command()
 @click.argument("hang_type", metavar="TYPE", required=False)
-@click.option("--threads", type=int, help="spin: how many threads spin (default: one per CPU).")
+@click.option(
+    "--threads", type=click.IntRange(1, 1024), help="spin: how many threads spin (default: one per CPU)."
+)
 @click.option(
     "--realtime", is_flag=True, help="spin: SCHED_FIFO threads (needs CAP_SYS_NICE; leaves one CPU free)."
 )
@@ -75,8 +77,6 @@ def hang(
         fail("--threads applies to the spin hang only")
     if realtime and entry.name != "spin":
         fail("--realtime applies to the spin hang only")
-    if threads is not None and threads < 1:
-        fail("--threads must be at least 1")
     cpus = os.cpu_count() or 1
     n = threads or cpus
     if realtime:

@@ -202,4 +202,4 @@ def info(store: str, crash_dir: str, dump_dir: str | None, journal: Any, ident: 
         if v["error"]:
             click.echo(f"{'':>12}  {printable(v['error'])}")
         elif c.path:
-            click.echo(f"\n'notmyfault analyze {c.path}' shows the whole page.")
+            click.echo(f"\n'notmyfault analyze {printable(c.path)}' shows the whole page.")

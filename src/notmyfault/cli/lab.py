@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, interruptible
+from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, interruptible, note
 from notmyfault.cli.kernel import code_option, leak_options, leak_request_from, parse_code
 from notmyfault.faults import KERNEL_CRASHES as CRASHES
 from notmyfault.faults import KERNEL_HANGS as HANGS
@@ -49,7 +49,7 @@ def _kit(release: str | None) -> Any:
     from notmyfault.lab import KitError, check_host, fetch
 
     try:
-        kit = fetch(release, say=lambda m: click.echo(m, err=True))
+        kit = fetch(release, say=note)
     except KitError as e:
         fail(str(e))
     problems = check_host(kit)
@@ -270,7 +270,7 @@ def _run(
                 timeout=float("inf") if interactive else 600.0,
                 interactive=interactive,
                 kdump=kdump,
-                say=lambda m: click.echo(m, err=True),
+                say=note,
             )
     except (LabError, KernelError) as e:
         fail(str(e), 1)

@@ -13,10 +13,12 @@ from notmyfault.cli.common import (
     DUMP_DIR_HELP,
     EXIT_INTERRUPTED,
     EXIT_NO_DUMP,
+    FiniteRange,
     SignalFlag,
     dump_settings,
     emit_json,
     fail,
+    note,
     parse_size_option,
     report_crash,
     run_watched,
@@ -61,7 +63,7 @@ HOLD_TICK = 1.0
 @click.option("--json", "as_json", is_flag=True, help="Events and progress as JSON Lines.")
 @click.option(
     "--interval",
-    type=click.FloatRange(0.05, 60.0),
+    type=FiniteRange(0.05, 60.0),
     metavar="SECONDS",
     help="Seconds between progress updates (default: 0.25 on a terminal, 1 otherwise).",
 )
@@ -158,7 +160,7 @@ def _leak_here(
     hold and crashes with that type, the leak still in memory.
     """
     from notmyfault.base import format_size
-    from notmyfault.faults import Leaker, counters
+    from notmyfault.faults import Leaker, Pool, counters
     from notmyfault.render.leakview import LeakView, status_fields
 
     if child:
@@ -187,6 +189,8 @@ def _leak_here(
     signal.signal(signal.SIGHUP, on_signal)  # a closed terminal or a dropped ssh: end, and free
     if usr1_crash:
         signal.signal(signal.SIGUSR1, on_usr1)
+    if plan.pool is Pool.KERNEL or plan.persist:
+        _say_what_outlives(plan)
     view = LeakView(plan, _view_mode(as_json))
     if interval is not None:
         view.tick = interval
@@ -238,6 +242,34 @@ def _leak_here(
         sys.exit(EXIT_NO_DUMP)
     if interrupts[0]:  # ended by Ctrl-C, SIGTERM or SIGHUP: what was leaked is freed
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _say_what_outlives(plan: Any) -> None:
+    """Kernel-pool (and --persist) blocks are System V objects: they outlive a process killed with
+    SIGKILL, which frees nothing. Say so at the start, and name what ended runs left."""
+    from notmyfault.base import format_size
+    from notmyfault.faults import Pool, held, mine
+
+    def alive(pid: int) -> bool:  # a zombie is dead: its memory and its part are gone
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rpartition(")")[2].split()[0] not in "ZXx"
+        except (OSError, IndexError):
+            return False
+
+    left = [o for o in mine(held()) if not alive(o.header.pid)]
+    if left:
+        note(
+            f"notmyfault: note: {len(left)} System V objects ({format_size(sum(o.bytes for o in left))}) "
+            "that ended runs left are still held: 'notmyfault leak --list' shows them, "
+            "'notmyfault cleanup' frees them"
+        )
+    if plan.pool is Pool.KERNEL and not plan.persist:
+        note(
+            "notmyfault: note: kernel-pool blocks are System V message queues: this run frees them when "
+            "it ends, but a SIGKILL leaves them; 'notmyfault cleanup --tag "
+            f"{plan.tag.strip()}' then frees them"
+        )
 
 
 def _crash_with_leak(plan: Any, st: Any, crash_name: str) -> None:

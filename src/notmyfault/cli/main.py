@@ -20,10 +20,13 @@ from notmyfault.cli.common import (
     DURATION,
     EXIT_INTERRUPTED,
     EXIT_NO_DUMP,
+    EXIT_OUTPUT,
     STOP_SIGNALS,
     dump_settings,
     emit_json,
     fail,
+    note,
+    output_error,
     raise_interrupt,
     report_crash,
     run_watched,
@@ -239,7 +242,7 @@ def _crash_child(
     settings = dump_settings(dump_dir)
     if not as_json:
         for prob in assess(settings).problems:
-            click.echo(f"notmyfault: warning: {prob}", err=True)
+            note(f"notmyfault: warning: {prob}")
     argv = [sys.executable, "-m", "notmyfault", "crash", name, "--child"]
     if signo is not None:
         argv += ["--signal", str(signo)]
@@ -318,14 +321,27 @@ def main() -> None:
     one line and exit 130 (click's own handling would print "Aborted!" and exit 1)."""
     for signo in STOP_SIGNALS:
         signal.signal(signo, raise_interrupt)
+    if not _stdout_open():
+        click.echo("notmyfault: error: stdout is closed: give it a file or a pipe (>/dev/null)", err=True)
+        sys.exit(EXIT_OUTPUT)
     try:
         code = cli.main(prog_name="notmyfault", standalone_mode=False)
+        sys.stdout.flush()  # a full disk or a broken device answers at the flush: here, not at exit
     except click.ClickException as e:
+        from notmyfault.render.safe import printable
+
+        e.message = printable(e.message)  # type: ignore[misc]  # it can quote a path or a value
         e.show()
         sys.exit(e.exit_code)
     except BrokenPipeError:  # a reader that stopped reading (| head): as click does, quietly
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the interpreter's own flush at exit
-        sys.exit(1)
+        sys.exit(EXIT_OUTPUT)
+    except OSError as e:
+        if not output_error(e):
+            raise
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what is buffered is lost: not flushed again
+        click.echo(f"notmyfault: error: cannot write the output: {e.strerror}", err=True)
+        sys.exit(EXIT_OUTPUT)
     except (KeyboardInterrupt, Exception) as e:
         # click.Abort is click's own; an interruption Python wrapped also counts: a Ctrl-C during
         # an import, in a class body's __set_name__, comes out as RuntimeError("Error calling ...")
@@ -336,6 +352,18 @@ def main() -> None:
     finally:
         _forget_interrupted_string_exec()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _stdout_open() -> bool:
+    """False if file descriptor 1 is closed (``>&-``): Python then sets sys.stdout to None, and every
+    line printed would vanish while the command says it succeeded."""
+    if sys.stdout is None:
+        return False
+    try:
+        os.fstat(1)
+    except OSError:
+        return False
+    return True
 
 
 def _caused_by_interrupt(e: BaseException | None) -> bool:

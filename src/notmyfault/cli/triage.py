@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,18 +13,20 @@ from typing import Any
 
 import click
 
+from notmyfault.base import WriteFailed, write_file
 from notmyfault.cli.analyze import json_option
 from notmyfault.cli.common import (
     DURATION,
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
+    EXIT_NO_DUMP,
     emit_json,
     fail,
     interruptible,
     parse_size_option,
 )
 from notmyfault.render import SCHEMA_VERSION
-from notmyfault.render.safe import terminal_safe
+from notmyfault.render.safe import printable, terminal_safe
 
 
 def _default_db() -> str:
@@ -85,15 +88,19 @@ def _filter(exe: str | None, build_id: str | None, since: str | None, search: st
     if build_id is not None and not re.fullmatch(r"[0-9a-fA-F]+", build_id):
         fail(f"--build-id {build_id!r}: give hexadecimal digits (a build id or its start)")
     try:
-        return Filter(exe or None, build_id or None, parse_since(since) if since else None, search or None)
+        return Filter(
+            exe or None, build_id or None, parse_since(since) if since is not None else None, search or None
+        )
     except ValueError as e:
         fail(str(e))
 
 
 @contextmanager
-def _database(url: str, create: bool = False) -> Iterator[Any]:
+def _database(url: str, create: bool = False, read_only: bool = False) -> Iterator[Any]:
     """The database at ``url``; a SQLite file is created only by commands that write (``create``): a
-    read-only command given a path that holds none says so instead of leaving an empty one behind."""
+    read-only command given a path that holds none says so instead of leaving an empty one behind.
+    ``read_only``: the command only reads (it works on a read-only file or filesystem). A database
+    error (a full disk, a lost server) is one line and exit 1: SQLite leaves the file as it was."""
     from notmyfault.triage import Database
 
     if "://" not in url:
@@ -101,7 +108,7 @@ def _database(url: str, create: bool = False) -> Iterator[Any]:
             fail(f"no triage database at {url}: 'notmyfault triage ingest PATH... --db {url}' makes one")
         os.makedirs(os.path.dirname(os.path.abspath(url)), exist_ok=True)
     try:
-        db = Database(url)
+        db = Database(url, read_only=read_only)
     except ValueError as e:
         fail(str(e))
     except Exception as e:
@@ -110,8 +117,14 @@ def _database(url: str, create: bool = False) -> Iterator[Any]:
         )
     try:
         yield db
+    except Exception as e:
+        if not type(e).__module__.startswith(("sqlite3", "psycopg")):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        fail(f"the database {url} failed: {first} (it is left as it was before this command)", EXIT_NO_DUMP)
     finally:
-        db.close()
+        with contextlib.suppress(Exception):
+            db.close()
 
 
 class _IngestBar:
@@ -162,6 +175,8 @@ def _from_file(path: str | None, default: Any, load: Callable[[str], Any]) -> An
     """``default``, or what ``load`` reads from ``path`` (its ValueError is one line and exit 2)."""
     if path is None:
         return default
+    if path != "none" and not os.path.isfile(path):  # a FIFO would make the reader wait for ever
+        fail(f"cannot read {path}: {'it is not a regular file' if os.path.lexists(path) else 'no such file'}")
     try:
         return load(path)
     except ValueError as e:
@@ -336,7 +351,7 @@ def buckets(
     from notmyfault.triage import trends
 
     where = _filter(exe, build_id, since, search)
-    with _database(db_url) as db:
+    with _database(db_url, read_only=True) as db:
         found = db.buckets(where, top, examples)
         total = db.count_ok(where)
         failed = db.count("failed")
@@ -407,7 +422,7 @@ def buckets(
 def show(bucket: str, db_url: str, as_json: bool) -> None:
     """The dumps of BUCKET (an id from 'triage buckets', or its full name); 'failed' lists the dumps
     that could not be analysed, 'truncated' those cut short."""
-    with _database(db_url) as db:
+    with _database(db_url, read_only=True) as db:
         if bucket in ("failed", "truncated"):
             failures = db.failures(bucket)
             if as_json:
@@ -562,13 +577,12 @@ def report(
     from notmyfault.triage import html_report
 
     where = _filter(exe, build_id, since, search)
-    with _database(db_url) as db:
+    with _database(db_url, read_only=True) as db:
         page = html_report(db, where)
     try:
-        with open(html_path, "w", encoding="utf-8") as f:
-            f.write(page)
-    except OSError as e:
-        fail(f"cannot write {html_path}: {e.strerror}")
+        write_file(html_path, page)
+    except WriteFailed as e:
+        fail(str(e), EXIT_NO_DUMP)
     if as_json:
         emit_json(
             {
@@ -579,4 +593,4 @@ def report(
             }
         )
     else:
-        click.echo(f"wrote {html_path}")
+        click.echo(f"wrote {printable(html_path)}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from notmyfault.api import DEFAULT_RULES, Rules, SignFrame, bucket_id, bucket_key
 from notmyfault.api import program_name as program
@@ -166,11 +168,22 @@ def parse_since(text: str) -> str:
     return t.astimezone(dt.timezone.utc).isoformat()
 
 
+def _create_private(path: str) -> None:
+    """Create the SQLite file ``path``, mode 0600, if it does not exist (it holds what dumps held:
+    command lines, paths), never through a link; SQLite's -wal and -shm files take its mode."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 class Database:
     """A connection to the triage database (SQLite file or PostgreSQL URL); a context manager."""
 
-    def __init__(self, url: str) -> None:
-        """Connect to ``url`` (a path, ``sqlite:///path``, or ``postgresql://...``) and migrate."""
+    def __init__(self, url: str, read_only: bool = False) -> None:
+        """Connect to ``url`` (a path, ``sqlite:///path``, or ``postgresql://...``) and migrate;
+        ``read_only``: only read (a SQLite file on a read-only filesystem, or not ours to write)."""
         self.url = url
         self.postgres = url.startswith(("postgresql://", "postgres://"))
         if self.postgres:
@@ -186,12 +199,48 @@ class Database:
             path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
             if Path(path).is_dir():
                 raise ValueError(f"--db {path} is a directory: give a file name (e.g. triage.db)")
+            if os.path.exists(path) and not Path(path).is_file():
+                raise ValueError(f"--db {path} is not a regular file: give a database file (e.g. triage.db)")
             try:
+                if read_only:
+                    self.conn = self._read_only(path)
+                    self._check_schema(path)
+                    return
+                _create_private(path)
                 self.conn = sqlite3.connect(path, timeout=60, isolation_level=None)
                 self._wal()
             except sqlite3.Error as e:
                 raise ValueError(f"cannot open the database {path}: {e}") from e
+            except OSError as e:
+                raise ValueError(f"cannot create the database {path}: {e.strerror}") from e
         self.migrate()
+
+    def _check_schema(self, path: str) -> None:
+        """For a database opened read-only: ValueError unless every migration is applied."""
+        try:
+            applied = {r[0] for r in self.conn.execute("SELECT version FROM schema_migrations")}
+        except sqlite3.OperationalError:
+            applied = set()
+        if missing := [v for v, _ in MIGRATIONS if v not in applied]:
+            self.conn.close()
+            raise ValueError(
+                f"the database {path} is not a triage database of this version (it lacks migration"
+                f" {missing[0]}): 'notmyfault triage ingest --db {path}' upgrades it, where it can be written"
+            )
+
+    @staticmethod
+    def _read_only(path: str) -> sqlite3.Connection:
+        """``path`` opened for reading only; on a read-only filesystem, where a database in WAL mode
+        cannot make its shared-memory file, as an immutable file (nobody can write it there)."""
+        uri = "file:" + quote(os.path.abspath(path))
+        try:
+            conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=60, isolation_level=None)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.OperationalError:
+            conn = sqlite3.connect(uri + "?immutable=1", uri=True, isolation_level=None)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
 
     def _wal(self) -> None:
         """Switch SQLite to write-ahead logging (readers do not block the writer). Switching takes a

@@ -12,15 +12,17 @@ symbol servers that serve the same layout over HTTP (:class:`SymbolStore`).
 from __future__ import annotations
 
 import bisect
-import contextlib
 import ntpath
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+
+from notmyfault.base import SafeFile, WriteFailed
 
 MAX_SYM_BYTES = 512 << 20
 """A symbol file larger than this is not read (Firefox's libxul.sym is about 300 MB)."""
@@ -230,6 +232,25 @@ def _parse_file(path: str, _mtime: int, _size: int) -> SymbolFile | None:
         return None
 
 
+_DEBUG_ID = re.compile(r"[0-9A-Za-z]{1,64}")
+
+
+def store_names_valid(debug_file: str, debug_id: str) -> bool:
+    """True if a dump's debug file name and debug id can name a symbol file: the id is letters and
+    digits (hex and the age, as Breakpad writes it), and the file's base name (after any Windows or
+    POSIX directory) is one plain path component: not empty, '.', '..', and with no control
+    character. Names from a dump are hostile: 'c:\\..' would lead out of the store."""
+    base = ntpath.basename(debug_file) or os.path.basename(debug_file)
+    return (
+        bool(_DEBUG_ID.fullmatch(debug_id))
+        and base not in ("", ".", "..")
+        and "/" not in base
+        and "\\" not in base
+        and base.isprintable()
+        and len(base.encode(errors="surrogateescape")) <= 255
+    )
+
+
 def sym_path(symbols: str, debug_file: str, debug_id: str) -> str:
     """Where a symbol store keeps a module's .sym file."""
     base = ntpath.basename(debug_file) or os.path.basename(debug_file)
@@ -267,7 +288,13 @@ class SymbolStore:
         """The URLs fetched (into the cache) so far."""
 
     def find(self, debug_file: str, debug_id: str) -> SymbolFile | None:
-        """The parsed symbol file of a module, or None where no place has it."""
+        """The parsed symbol file of a module, or None where no place has it (or where the dump's
+        names for it could not be a file's: they become a path and a URL)."""
+        if not store_names_valid(debug_file, debug_id):
+            if self.say and (debug_file, debug_id) not in self.missed:
+                self.say(f"symbols: not looked up: {debug_file!r} {debug_id!r} cannot name a symbol file")
+            self.missed.add((debug_file, debug_id))
+            return None
         for root in [*self.dirs, *([self.cache] if self.cache else [])]:
             found = load_sym(sym_path(root, debug_file, debug_id))
             if found is not None:
@@ -289,19 +316,15 @@ class SymbolStore:
             self.say(f"symbols: fetching {url}")
         try:
             with urllib.request.urlopen(url, timeout=self.timeout) as r:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                part = target + ".part"
+                os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
                 size = 0
-                with open(part, "wb") as out:
+                with SafeFile(target) as out:  # whole or nothing, under a name nobody can predict
                     while chunk := r.read(1 << 20):
                         size += len(chunk)
                         if size > MAX_FETCH:
                             raise OSError(f"larger than {MAX_FETCH >> 20} MiB")
-                        out.write(chunk)
-            os.replace(part, target)
-        except (OSError, ValueError) as e:
-            with contextlib.suppress(OSError):
-                os.unlink(target + ".part")
+                        out.file.write(chunk)
+        except (OSError, ValueError, WriteFailed) as e:
             if self.say and not (isinstance(e, urllib.error.HTTPError) and e.code == 404):
                 self.say(f"symbols: {url}: {e}")
             return False

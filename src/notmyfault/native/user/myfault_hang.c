@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,14 +156,23 @@ MYFAULT_API long myfault_hang_unkillable(void)
     fprintf(stderr, "myfault: thread %ld vforks a child that never execs: it now waits in D state\n",
             myfault_tid());
     fflush(stderr);
+    pid_t parent = getpid();
     pid_t child = vfork();
     if (child == 0) {
-        /* The vfork child shares our memory and stack: it must not return. */
+        /* The vfork child shares our memory and stack: it must not return. It dies with the thread
+         * that vforked it (a SIGKILL of the process ends that thread's killable wait), and it
+         * closes its copies of stdin, stdout and stderr: left behind with PPid 1, it held the
+         * output open and a reader of it waited for ever. */
         char line[96];
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+            _exit(1);
         int n = snprintf(line, sizeof line, "myfault: vfork child %ld holds its parent; kill it to release\n",
                          (long)getpid());
         if (write(2, line, (size_t)n) < 0)
             _exit(1);
+        close(0);
+        close(1);
+        close(2);
         for (;;)
             pause();
     }
