@@ -728,3 +728,116 @@ def test_dumpconfig_warns_about_a_shared_dump_directory(tmp_path: Path) -> None:
     shared.chmod(0o700)
     r = run_nmf("dumpconfig", env={"NOTMYFAULT_DUMP_DIR": str(shared)})
     assert "is writable by" not in r.stdout
+
+
+# ------------------------------------------------------------------ bombs and temporary space
+
+
+def _elf_core_head(segment: int) -> bytes:
+    """An ELF64 ET_CORE header with one PT_LOAD of ``segment`` bytes at offset 4096."""
+    import struct
+
+    ehdr = struct.pack(
+        "<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, b"", 4, 62, 1, 0, 64, 0, 0, 64, 56, 1, 64, 0, 0
+    )
+    phdr = struct.pack("<IIQQQQQQ", 1, 4, 4096, 0x400000, 0, segment, segment, 4096)
+    return (ehdr + phdr).ljust(4096, b"\0")
+
+
+def _zstd(path: Path, head: bytes, filler: int, size: int) -> Path:
+    """``head`` then ``size`` bytes of ``filler``, zstd-compressed into ``path``, a MiB at a time."""
+    import zstandard
+
+    block = bytes([filler]) * (1 << 20)
+    with open(path, "wb") as f, zstandard.ZstdCompressor(level=1).stream_writer(f) as w:
+        w.write(head)
+        for _ in range(size >> 20):
+            w.write(block)
+    return path
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """$TMPDIR for this test and the processes it starts (tempfile's cached choice too)."""
+    import tempfile
+
+    where = tmp_path / "tmp"
+    where.mkdir()
+    monkeypatch.setenv("TMPDIR", str(where))
+    monkeypatch.setattr(tempfile, "tempdir", str(where))
+    return where
+
+
+def test_a_stream_that_is_no_dump_is_refused_at_its_first_bytes(tmp_path: Path, private_tmp: Path) -> None:
+    """100 GB of 0x01 in 3 MB of zstd (here 1 GiB): refused before it is written anywhere."""
+    bomb = _zstd(tmp_path / "core.zst", b"", 0x01, 1 << 30)
+    assert bomb.stat().st_size < 1 << 20
+    started = time.monotonic()
+    r = run_nmf("analyze", str(bomb))
+    assert r.returncode == 2
+    assert "does not unpack to a dump (it starts with 01 01 01 01 01 01 01 01)" in r.stderr, r.stderr
+    assert time.monotonic() - started < 60
+    assert os.listdir(private_tmp) == []
+
+
+def test_a_core_that_unpacks_past_its_own_headers_is_refused(tmp_path: Path, private_tmp: Path) -> None:
+    bomb = _zstd(tmp_path / "core.zst", _elf_core_head(1 << 20), 0x01, 256 << 20)
+    r = run_nmf("analyze", str(bomb))
+    assert r.returncode == 2
+    assert f"unpacks past the {4096 + (1 << 20)} bytes its own ELF headers give" in r.stderr, r.stderr
+    assert os.listdir(private_tmp) == []
+
+
+def test_max_unpacked_bounds_and_raises_the_limit(
+    small_core: Path, tmp_path: Path, private_tmp: Path
+) -> None:
+    import zstandard
+
+    packed = tmp_path / "core.zst"
+    packed.write_bytes(zstandard.ZstdCompressor().compress(small_core.read_bytes()))
+    r = run_nmf("analyze", str(packed), "--max-unpacked", "64KiB")
+    assert r.returncode == 2
+    assert (
+        "unpacks to more than 64.0 KiB: refused (a decompression bomb?); --max-unpacked SIZE raises"
+        in r.stderr
+    )
+    r = run_nmf("analyze", str(packed), "--max-unpacked", "1GB", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["crash_class"] == "LIVE_DUMP"
+    r = run_nmf("analyze", str(packed), "--max-unpacked", "nan")
+    assert r.returncode == 2
+    assert "--max-unpacked" in r.stderr
+    assert os.listdir(private_tmp) == []
+
+
+def test_a_worker_killed_at_its_timeout_leaves_no_unpacked_file(tmp_path: Path, private_tmp: Path) -> None:
+    """The worker unpacks 1 GiB (not zeros: real writes) and is killed at its timeout: its private
+    directory goes with it. A run killed with SIGKILL leaves one, which the next run removes."""
+    from notmyfault.triage.worker import WarmWorker
+
+    big = _zstd(tmp_path / "big.zst", _elf_core_head(1 << 30), 0x01, 1 << 30)
+    worker = WarmWorker(timeout=0.5, memory_limit=None)
+    try:
+        answer = worker.analyze(str(big))
+    finally:
+        worker.close()
+    assert answer["ok"] is False
+    assert "took longer than 0.5 s" in answer["error"]
+    assert os.listdir(private_tmp) == []
+
+    killed = subprocess.Popen(
+        [sys.executable, "-c", f"import notmyfault; notmyfault.open({str(big)!r})"], stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(private_tmp.glob(f"notmyfault-unpacked-{killed.pid}-*/*")):
+            assert time.monotonic() < deadline
+            assert killed.poll() is None
+            time.sleep(0.01)
+    finally:
+        killed.kill()
+        killed.wait()
+    assert list(private_tmp.glob(f"notmyfault-unpacked-{killed.pid}-*"))
+    r = run_nmf("analyze", str(big), "--max-unpacked", "1MiB")
+    assert r.returncode == 2
+    assert os.listdir(private_tmp) == []

@@ -36,6 +36,7 @@ from notmyfault.api.dump import (
     Stacks,
     ThreadStack,
     debuginfod,
+    limit_unpacked,
     open,
     open_core,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "debuginfod",
     "failure_kind",
     "is_dump",
+    "limit_unpacked",
     "load_rules",
     "open",
     "open_core",

@@ -131,6 +131,18 @@ class Provenance:
     crash_time: datetime | None = None
 
 
+def limit_unpacked(size: int) -> None:
+    """Refuse packed dumps (.zst, .gz, apport reports ...) that unpack to more than ``size`` bytes
+    (default 32 GiB), in this process and the processes it starts (triage workers): the environment
+    variable NOTMYFAULT_MAX_UNPACKED carries it. An ELF core is also refused past the size its own
+    headers give, whatever this limit."""
+    from notmyfault.dumps.unpack import MAX_UNPACKED_ENV
+
+    if size < 1:
+        raise ValueError("limit_unpacked: give at least 1 byte")
+    os.environ[MAX_UNPACKED_ENV] = str(size)
+
+
 def debuginfod(*, enabled: bool | None = None, progress: Callable[[str], None] | None = None) -> None:
     """Whether ELF cores' missing executables and debug info are fetched by build-id from the servers
     in $DEBUGINFOD_URLS (``enabled``; by default, when that is set), and who hears what is fetched."""

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import re
+import shutil
 import stat
 import tempfile
 from types import TracebackType
@@ -94,14 +95,13 @@ def write_error(path: str, e: OSError) -> WriteFailed:
     return WriteFailed(f"cannot write {path}: {e.strerror or e}{hint}")
 
 
-def _alive(pid: int) -> bool:
+def _dead(pid: int) -> bool:
+    """True if ``pid`` is gone or a zombie (a process that ended, not yet reaped by its parent)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] in "ZXx"
+    except (OSError, IndexError):
         return True
-    return True
 
 
 def reap_stale(directory: str) -> list[str]:
@@ -114,7 +114,7 @@ def reap_stale(directory: str) -> list[str]:
         return []
     for name in names:
         m = _TEMP.match(name) or _LEGACY.match(name)
-        if not m or int(m.group(1)) == os.getpid() or _alive(int(m.group(1))):
+        if not m or int(m.group(1)) == os.getpid() or not _dead(int(m.group(1))):
             continue
         path = os.path.join(directory, name)
         with contextlib.suppress(OSError):
@@ -228,3 +228,42 @@ def write_file(path: str, data: bytes | str) -> str:
         except OSError as e:
             raise write_error(f.path, e) from None
         return f.commit()
+
+
+def private_temp_dir(kind: str) -> str:
+    """A new directory of this process for temporary files of ``kind`` (``$TMPDIR/notmyfault-KIND-
+    PID-XXXXXXXX``, mode 0700). Those that ended processes left (a worker killed at its timeout, a
+    run killed with SIGKILL: no exit handler of theirs ran) are removed first."""
+    base = tempfile.gettempdir()
+    prefix = f"notmyfault-{kind}-"
+    with contextlib.suppress(OSError):
+        for name in os.listdir(base):
+            head = name[len(prefix) :].split("-", 1)[0] if name.startswith(prefix) else ""
+            if head.isdigit() and int(head) != os.getpid() and _dead(int(head)):
+                _remove_ours(os.path.join(base, name))
+    return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base)
+
+
+def remove_temp_dirs_of(kind: str, pid: int) -> list[str]:
+    """Remove the temporary directories of ``kind`` that process ``pid`` made (it ended: its parent
+    reaped it). Returns the directories removed."""
+    base = tempfile.gettempdir()
+    prefix = f"notmyfault-{kind}-{pid}-"
+    removed = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir(base):
+            if name.startswith(prefix) and _remove_ours(os.path.join(base, name)):
+                removed.append(os.path.join(base, name))
+    return removed
+
+
+def _remove_ours(path: str) -> bool:
+    """Remove the directory ``path`` if it is a real directory of this user (not a link)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return not os.path.lexists(path)

@@ -15,11 +15,33 @@ from typing import Any
 import click
 
 import notmyfault
-from notmyfault.cli.common import emit_json, fail, note, output_error, regular_file
+from notmyfault.cli.common import emit_json, fail, note, output_error, parse_size_option, regular_file
 
 EXIT_INTERNAL = 3
 
-core_argument = click.argument("core")
+
+def _set_max_unpacked(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """--max-unpacked SIZE: how far a packed dump may unpack (for this process and its workers)."""
+    if value is not None:
+        size = parse_size_option("--max-unpacked", value)
+        if size < 1:
+            fail("--max-unpacked: give a size of at least 1 byte (e.g. 100GB)")
+        notmyfault.limit_unpacked(size)
+
+
+max_unpacked_option = click.option(
+    "--max-unpacked",
+    metavar="SIZE",
+    expose_value=False,
+    callback=_set_max_unpacked,
+    help="Packed dumps (.zst, .gz, apport ...): refuse one that unpacks to more than SIZE (default "
+    "32GiB; an ELF core never past the size its own headers give).",
+)
+
+
+def core_argument(f: Any) -> Any:
+    """The CORE argument of the commands that read a dump, with --max-unpacked."""
+    return click.argument("core")(max_unpacked_option(f))
 
 
 exe_option = click.option(

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from notmyfault.base import WriteFailed, write_file
-from notmyfault.cli.analyze import json_option
+from notmyfault.cli.analyze import json_option, max_unpacked_option
 from notmyfault.cli.common import (
     DURATION,
     EXIT_BAD_INPUT,
@@ -190,6 +190,7 @@ def triage() -> None:
 
 @triage.command()
 @click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@max_unpacked_option
 @click.option("-r", "--recursive", is_flag=True, help="Look into subdirectories too.")
 @click.option(
     "--workers", type=click.IntRange(1, 256), default=1, show_default=True, help="Local analysis processes."

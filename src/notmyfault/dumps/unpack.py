@@ -13,9 +13,11 @@
 
 The unpacked file is sparse (runs of zero bytes are skipped, as the kernel
 leaves them in a core), lives in a private temporary directory, and is removed
-when the dump is closed or the process exits.  Writing stops, with a one-line
-error, before it would leave less than ``FREE_FLOOR`` bytes free or exceed
-``MAX_UNPACKED``.
+when the dump is closed or the process exits (or, when the process was killed,
+by its parent or the next run).  Writing stops, with a one-line error, before it
+would leave less than ``FREE_FLOOR`` bytes free, or go past the size an ELF
+core's own headers give, or past ``max_unpacked()``; a stream that does not
+start as a dump does is refused at its first bytes.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ import contextlib
 import lzma
 import os
 import shutil
+import struct
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from notmyfault.base import format_size, private_temp_dir
 from notmyfault.dumps.errors import DumpError
 
 ZSTD, LZ4, XZ, GZIP = b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18", b"\xfd7zXZ\x00", b"\x1f\x8b"
@@ -44,8 +48,59 @@ PACKINGS = {ZSTD: "zstd", LZ4: "lz4", XZ: "xz", GZIP: "gzip"}
 CHUNK = 1 << 20
 FREE_FLOOR = 512 << 20
 """Unpacking stops before the temporary file system has less than this free."""
-MAX_UNPACKED = 64 << 30
-"""No dump is believed to unpack to more than this (a decompression bomb)."""
+MAX_UNPACKED = 32 << 30
+"""By default no dump is believed to unpack to more than this (systemd-coredump's own limit on what
+it stores); ``--max-unpacked`` (``NOTMYFAULT_MAX_UNPACKED``) raises it. An ELF core is bounded
+further by the size its own headers give."""
+MAX_UNPACKED_ENV = "NOTMYFAULT_MAX_UNPACKED"
+HEAD = 4 << 20
+"""How much of the unpacked stream is kept to learn its size from its headers (an ELF core's program
+headers: 56 bytes each)."""
+DUMP_MAGICS = (b"\x7fELF", b"MDMP", b"PAGE", KDUMP, KDUMP_FLAT)
+"""What an unpacked dump starts with (ELF cores and vmcores, minidumps, Windows kernel dumps,
+makedumpfile's vmcores); a stream that starts otherwise is refused at once."""
+_MORE = -1
+
+
+def max_unpacked() -> int:
+    """The most bytes a packed dump may unpack to: ``$NOTMYFAULT_MAX_UNPACKED`` (bytes), else
+    MAX_UNPACKED."""
+    text = os.environ.get(MAX_UNPACKED_ENV, "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else MAX_UNPACKED
+
+
+def implied_size(head: bytes) -> int | None:
+    """The size an unpacked ELF file's headers give it (the end of its last segment, section header
+    table or program header table), from ``head``, its first bytes; None if they cannot tell (not
+    ELF, or PN_XNUM program headers); ``_MORE`` (-1) if ``head`` is too short to tell yet."""
+    if not head.startswith(b"\x7fELF"):
+        return None
+    if len(head) < 64:
+        return _MORE
+    wide, order = head[4] == 2, "<" if head[5] == 1 else ">"
+    if wide:
+        phoff, shoff = struct.unpack_from(order + "QQ", head, 32)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", head, 54)
+    else:
+        phoff, shoff = struct.unpack_from(order + "II", head, 28)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", head, 42)
+    if phnum == 0xFFFF or (phnum and phentsize < (56 if wide else 32)):
+        return None
+    table_end = phoff + phnum * phentsize
+    if table_end > HEAD:
+        return None
+    if table_end > len(head):
+        return _MORE
+    end = max(table_end, shoff + shnum * shentsize if shoff else 0)
+    word, off_at, size_at = ("Q", 8, 32) if wide else ("I", 4, 16)
+    for i in range(phnum):
+        at = phoff + i * phentsize
+        (offset,) = struct.unpack_from(order + word, head, at + off_at)
+        (filesz,) = struct.unpack_from(order + word, head, at + size_at)
+        end = max(end, int(offset) + int(filesz))
+    return int(end)
+
+
 REPORT_FIELDS = ("ExecutablePath", "Package", "ProcCmdline", "Signal", "Date", "ProblemType", "Uname")
 """The apport report fields shown beside the analysis."""
 
@@ -80,9 +135,11 @@ _TEMP_DIR: str | None = None
 
 
 def _temp_dir() -> str:
+    """This process's directory for unpacked dumps: removed at exit, and, when the process is
+    killed (a triage worker at its timeout), by its parent or by the next run (base.files)."""
     global _TEMP_DIR
     if _TEMP_DIR is None or not os.path.isdir(_TEMP_DIR):
-        _TEMP_DIR = tempfile.mkdtemp(prefix="notmyfault-unpacked-")
+        _TEMP_DIR = private_temp_dir("unpacked")
         atexit.register(shutil.rmtree, _TEMP_DIR, ignore_errors=True)
     return _TEMP_DIR
 
@@ -98,14 +155,45 @@ class _SparseWriter:
     def __init__(self, out: IO[bytes], source: str, directory: str) -> None:
         self.out, self.source, self.directory, self.size = out, source, directory, 0
         self.zero = bytes(4096)
+        self.limit = max_unpacked()
+        self.head = bytearray()
+        self.implied: int | None = None
         self._check_space()  # before the first byte, then every 64 MiB
+
+    def _learn(self, data: bytes) -> None:
+        """Refuse a stream that is no dump, and bound one whose headers give its size."""
+        self.head += data[: HEAD - len(self.head)]
+        if len(self.head) < len(DUMP_MAGICS[-1]) and len(self.head) < HEAD:
+            return
+        if not self.head.startswith(DUMP_MAGICS):
+            raise DumpError(
+                f"{self.source} does not unpack to a dump (it starts with {bytes(self.head[:8]).hex(' ')}): "
+                "refused (a decompression bomb?)"
+            )
+        size = implied_size(bytes(self.head))
+        if size == _MORE and len(self.head) < HEAD:
+            return
+        self.head = bytearray(b"done")  # learnt: kept no longer
+        if size is not None and size >= 0:
+            self.implied = size
+            self.limit = min(self.limit, size)
 
     def write(self, data: bytes) -> None:
         if not data:
             return
+        if self.head != b"done":
+            self._learn(data)
         self.size += len(data)
-        if self.size > MAX_UNPACKED:
-            raise DumpError(f"{self.source} unpacks to more than {MAX_UNPACKED >> 30} GiB: refused (a bomb?)")
+        if self.size > self.limit:
+            if self.implied is not None and self.limit == self.implied:
+                raise DumpError(
+                    f"{self.source} unpacks past the {self.implied} bytes its own ELF headers give: "
+                    "refused (a decompression bomb?)"
+                )
+            raise DumpError(
+                f"{self.source} unpacks to more than {format_size(self.limit)}: refused (a decompression "
+                "bomb?); --max-unpacked SIZE raises the limit"
+            )
         for at in range(0, len(data), 4096):
             block = data[at : at + 4096]
             if block == self.zero[: len(block)]:

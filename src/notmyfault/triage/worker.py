@@ -25,6 +25,7 @@ import threading
 import time
 from typing import Any, TextIO
 
+from notmyfault.base import remove_temp_dirs_of
 from notmyfault.triage.record import analyze_path
 
 
@@ -133,7 +134,9 @@ class WarmWorker:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
-        return proc.wait()
+        code = proc.wait()
+        remove_temp_dirs_of("unpacked", proc.pid)  # killed, it removed nothing: its unpacked dumps
+        return code
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
