@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,20 @@ def children(pid: int) -> list[int]:
         if entry.isdigit() and (fields := stat_fields(entry)) is not None and int(fields[1]) == pid:
             out.append(int(entry))
     return out
+
+
+HOGS = 2
+"""CPU hogs the load-sensitive tests run beside (the stop matrix, the stops, the window, the fuzzers):
+CI machines are busy, and a stop that holds only on an idle machine does not hold."""
+
+
+@pytest.fixture(scope="module")
+def cpu_hogs() -> Iterator[list[int]]:
+    """``HOGS`` processes that spin for the module's tests (a machine at full load), killed after."""
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(HOGS)]
+    try:
+        yield [h.pid for h in hogs]
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()

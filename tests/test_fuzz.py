@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import CORPUS
 
+pytestmark = pytest.mark.usefixtures("cpu_hogs")  # they must hold on a machine at full load
+
 FUZZER = Path(__file__).with_name("fuzz_reader.py")
 
 

@@ -26,6 +26,8 @@ import pytest
 
 from tests.conftest import children, proc_state, session, stat_fields
 
+pytestmark = pytest.mark.usefixtures("cpu_hogs")  # they must hold on a machine at full load
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 Ready = Callable[[list[dict[str, object]], int, dict[str, object]], bool]
 """When to send the signal: given the JSON events so far, the command's pid and a dict of this run's

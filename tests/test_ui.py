@@ -34,6 +34,8 @@ from notmyfault.ui.app import NotMyfaultApp
 from notmyfault.ui.jobs import ChildJob
 from tests.conftest import gone, run_nmf
 
+pytestmark = pytest.mark.usefixtures("cpu_hogs")  # they must hold on a machine at full load
+
 SIZE = (120, 36)
 MiB = 2**20
 

@@ -109,6 +109,17 @@ def raise_interrupt(signum: int, frame: Any) -> None:
     raise Stopped(signum)
 
 
+def raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    """Python's own Ctrl-C handler (KeyboardInterrupt), but a Ctrl-C that comes while a finalizer
+    runs is sent again to be handled after it (see ``raise_interrupt``): raised inside one, it was
+    lost, and a command stopped while starting ran on (a spin hang, for ever, on a loaded machine).
+    The window puts Python's own back (asyncio takes over Ctrl-C only from that one)."""
+    if _in_finalizer(frame):
+        _again_soon(signum)
+        return
+    raise KeyboardInterrupt
+
+
 def parse_size_option(name: str, text: str) -> int:
     """Parse a size option, or fail with a one-line error naming the option."""
     from notmyfault.base import parse_size

@@ -28,6 +28,7 @@ from notmyfault.cli.common import (
     note,
     output_error,
     raise_interrupt,
+    raise_keyboard_interrupt,
     report_crash,
     run_watched,
 )
@@ -321,6 +322,8 @@ def main() -> None:
     one line and exit 130 (click's own handling would print "Aborted!" and exit 1)."""
     for signo in STOP_SIGNALS:
         signal.signal(signo, raise_interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, raise_keyboard_interrupt)
     if not _stdout_open():
         click.echo("notmyfault: error: stdout is closed: give it a file or a pipe (>/dev/null)", err=True)
         sys.exit(EXIT_OUTPUT)

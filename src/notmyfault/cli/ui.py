@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
 
-from notmyfault.cli.common import DUMP_DIR_HELP, dump_settings, fail
+from notmyfault.cli.common import DUMP_DIR_HELP, dump_settings, fail, raise_keyboard_interrupt
 
 
 @click.command()
@@ -35,4 +36,6 @@ def ui(dump: str | None, dump_dir: str | None) -> None:
     dump_settings(dump_dir)
     from notmyfault.ui import run_window
 
+    if signal.getsignal(signal.SIGINT) is raise_keyboard_interrupt:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # asyncio's Runner takes over only this one
     run_window(dump_dir, dump)

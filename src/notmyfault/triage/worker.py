@@ -226,7 +226,9 @@ def _out_of_memory(e: BaseException) -> bool:
         text = str(seen)
         if "[Errno 12]" in text or "failed to map segment" in text:
             return True
-        if isinstance(seen, SystemError) and "without exception set" in text:
+        if isinstance(seen, SystemError) and (
+            "without exception set" in text or "without setting an exception" in text
+        ):
             # a native library (drgn, capstone) whose allocation failed returned NULL without
             # raising: under a memory limit that is the limit, not the dump
             return True
