@@ -841,3 +841,72 @@ def test_a_worker_killed_at_its_timeout_leaves_no_unpacked_file(tmp_path: Path, 
     r = run_nmf("analyze", str(big), "--max-unpacked", "1MiB")
     assert r.returncode == 2
     assert os.listdir(private_tmp) == []
+
+
+# ------------------------------------------------------------------ memory
+
+
+def test_a_note_claiming_4_gib_is_refused_not_allocated(small_core: Path, tmp_path: Path) -> None:
+    """descsz 0xfffffff0 in the first note, analysed under a 2 GB address-space limit (ulimit -v)."""
+    import struct
+
+    data = bytearray(small_core.read_bytes())
+    phoff, phentsize, phnum = struct.unpack_from("<Q", data, 32)[0], *struct.unpack_from("<HH", data, 54)
+    note_at = next(
+        struct.unpack_from("<Q", data, phoff + i * phentsize + 8)[0]
+        for i in range(phnum)
+        if struct.unpack_from("<I", data, phoff + i * phentsize)[0] == 4
+    )
+    struct.pack_into("<I", data, note_at + 4, 0xFFFFFFF0)
+    crafted = tmp_path / "core.crafted"
+    crafted.write_bytes(bytes(data))
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2_000_000_000, 2_000_000_000))
+
+    r = subprocess.run(
+        [sys.executable, "-m", "notmyfault", "analyze", str(crafted)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "has corrupt notes: a note at offset" in r.stderr
+    assert "claims 4294967285 bytes" in r.stderr
+    assert "MemoryError" not in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_zombies_and_kernel_threads_are_named_not_blamed_on_seccomp(tmp_path: Path) -> None:
+    child = subprocess.Popen(["true"])
+    try:
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        r = run_nmf("dump", str(child.pid), "-o", str(tmp_path / "z.core"))
+    finally:
+        child.wait()
+    assert r.returncode == 1
+    assert f"process {child.pid} is a zombie: it has exited" in r.stderr, r.stderr
+    assert "seccomp" not in r.stderr
+    kthreads = [
+        int(p.name)
+        for p in Path("/proc").glob("[0-9]*")
+        if (stat_text := _read_or_empty(p / "stat"))
+        and int(stat_text.rpartition(")")[2].split()[6]) & 0x00200000
+    ]
+    if not kthreads:
+        pytest.skip("no kernel thread visible here (a PID namespace)")
+    r = run_nmf("dump", str(kthreads[0]), "-o", str(tmp_path / "k.core"))
+    assert r.returncode == 1
+    assert f"process {kthreads[0]} is a kernel thread: it has no user memory to dump" in r.stderr, r.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def _read_or_empty(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

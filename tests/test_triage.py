@@ -427,6 +427,69 @@ def test_concurrent_ingests_neither_lose_nor_duplicate(fleet: Fleet, database: s
     _concurrent(database, fleet)
 
 
+def test_concurrent_failed_analyses_are_counted_once(fleet: Fleet, tmp_path: Path) -> None:
+    """Four ingests at once, every analysis failing (a 1 MB memory limit: transient): one row a dump,
+    and stored counts that add up to the rows (they summed to 3,547 for 1,342 rows: an ingest
+    replaced the failed row another had just stored, and counted it)."""
+    db = str(tmp_path / "t.db")
+    some = sorted(fleet.expected)[:6]
+    cmd = [
+        sys.executable,
+        "-m",
+        "notmyfault",
+        "triage",
+        "ingest",
+        "--db",
+        db,
+        "--json",
+        "--memory-limit",
+        "1MB",
+    ]
+    procs = [
+        subprocess.Popen([*cmd, *some], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    try:
+        results = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert sum(r["stored"] for r in results) == len(some)
+    with Database(db) as d:
+        assert d.count() == len(some)
+        assert d.count("failed") == len(some)
+
+
+def test_a_failed_row_a_concurrent_ingest_stored_is_not_retried(tmp_path: Path) -> None:
+    """The retry of a transient failure is for a later ingest: a row stored after this ingest started
+    is a concurrent one's, neither analysed again nor replaced (which spent its one retry)."""
+    from notmyfault.triage.db import now
+
+    with Database(str(tmp_path / "t.db")) as d:
+        earlier = {c: None for c in d_columns()} | {
+            "hash": "a" * 64, "analysis_version": "v", "path": "/x", "size": 1, "ingested_at": now(),
+            "status": "failed", "error": "stopped", "transient": 1,
+        }  # fmt: skip
+        assert d.insert(earlier)
+        started = now()
+        assert d.known(["a" * 64], "v", started=started) == set()  # failed before we started: retried
+        later = earlier | {"hash": "b" * 64, "ingested_at": now()}
+        assert d.insert(later)  # a concurrent ingest stores its failure
+        assert d.known(["b" * 64], "v", started=started) == {"b" * 64}  # not ours to retry
+        assert d.failed_attempts(["a" * 64, "b" * 64], "v") == {"a" * 64: 1, "b" * 64: 1}
+        assert not d.insert(later | {"error": "again"})  # ours, not a retry: kept as it was, not counted
+        assert d.insert(earlier | {"error": "retried"}, replaces=1)  # the retry replaces it, counting
+        assert d.failed_attempts(["a" * 64, "b" * 64], "v") == {"a" * 64: 2, "b" * 64: 1}
+        assert not d.insert(earlier | {"error": "late"}, replaces=1)  # another retried it first
+
+
+def d_columns() -> tuple[str, ...]:
+    from notmyfault.triage.db import COLUMNS
+
+    return COLUMNS
+
+
 CONCURRENT_BUGS = ("null-read", "divide", "double-free")
 
 

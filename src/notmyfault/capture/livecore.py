@@ -175,12 +175,35 @@ def read_memory(pid: int, addr: int, size: int) -> bytes | None:
     return buf.raw if read_into(pid, addr, buf, size) else None
 
 
+PF_KTHREAD = 0x00200000
+"""The kernel's flag of a kernel thread (in /proc/PID/stat's flags)."""
+
+
+def not_dumpable(pid: int) -> str | None:
+    """Why ``pid`` has nothing to dump, whoever asks: a zombie (exited, memory gone) or a kernel
+    thread (no user memory); None if neither. ptrace refuses both with EPERM, the errno of a
+    missing permission, so they are told apart here."""
+    fields = stat_fields(f"/proc/{pid}/stat")
+    if not fields:
+        return None
+    if fields[0] in "ZXx":
+        return (
+            f"process {pid} is a zombie: it has exited and only waits for its parent (pid {fields[1]}) to "
+            "reap it; its memory is gone, so there is nothing to dump"
+        )
+    if int(fields[6]) & PF_KTHREAD:
+        return f"process {pid} is a kernel thread: it has no user memory to dump"
+    return None
+
+
 def why_not_traceable(pid: int, e: OSError) -> str:
     """The one-line reason an attach to ``pid`` failed, naming what is missing."""
     if e.errno == errno.ESRCH:
         return f"no process {pid} (it exited?)"
     if e.errno != errno.EPERM:
         return f"cannot attach to process {pid}: {e.strerror}"
+    if gone := not_dumpable(pid):
+        return gone
     try:
         owner = os.stat(f"/proc/{pid}").st_uid
     except OSError:

@@ -329,6 +329,7 @@ class ElfCore:
             for offset, size in self._note_ranges:
                 if offset + size > self.size:
                     raise DumpError(f"{self.path} is truncated: its notes run past the end of the file")
+                self._check_note_sizes(offset, size)
                 for note in iter_notes(self._elf, offset, size):
                     if not note["n_namesz"] and not note["n_descsz"] and not note["n_type"]:
                         break  # zeros: padding after the last note, as no writer makes an empty note
@@ -353,6 +354,23 @@ class ElfCore:
             IndexError,
         ) as e:
             raise DumpError(f"{self.path} has corrupt notes: {e}") from None
+
+    def _check_note_sizes(self, offset: int, size: int) -> None:
+        """Refuse a note whose name or description would run past its PT_NOTE segment, before the
+        reader allocates what it claims (a crafted descsz of 0xfffffff0 was a 4 GiB allocation, and
+        MemoryError under a memory limit)."""
+        at, end = offset, offset + size
+        while at + 12 <= end:
+            namesz, descsz, ntype = struct.unpack_from(self._e + "III", self._map, at)
+            if not namesz and not descsz and not ntype:
+                return  # zeros: padding after the last note
+            need = 12 + ((namesz + 3) & ~3) + ((descsz + 3) & ~3)
+            if at + need > end + 3:  # the last note's padding may be cut at the segment's end
+                raise DumpError(
+                    f"{self.path} has corrupt notes: a note at offset {at:#x} claims {namesz + descsz} bytes "
+                    f"where its PT_NOTE segment has {end - at - 12} left"
+                )
+            at += need
 
     @cached_property
     def _note_list(self) -> list[tuple[str, str, Any]]:

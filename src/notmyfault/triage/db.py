@@ -315,10 +315,18 @@ class Database:
                 done.append(version)
         return done
 
-    def known(self, hashes: Iterable[str], analysis_version: str, retry_failed: bool = False) -> set[str]:
+    def known(
+        self,
+        hashes: Iterable[str],
+        analysis_version: str,
+        retry_failed: bool = False,
+        started: str | None = None,
+    ) -> set[str]:
         """The hashes among ``hashes`` already stored for ``analysis_version``, but for the dumps to
         analyse again: those whose analysis was stopped (transient) and tried only once, and with
-        ``retry_failed`` every failed one."""
+        ``retry_failed`` every failed one. ``started``: when the asking ingest started; a row stored
+        since then is a concurrent ingest's, never retried (that spent the retry of rows whose
+        analysis was still under way elsewhere)."""
         out: set[str] = set()
         wanted = list(hashes)
         again = (
@@ -326,20 +334,41 @@ class Database:
             if retry_failed
             else f"(status = 'failed' AND transient = 1 AND COALESCE(attempts, 1) < {RETRIES + 1})"
         )
+        if started is not None:
+            again = f"({again} AND ingested_at < ?)"
         for at in range(0, len(wanted), 500):  # at most 500 parameters a query
             chunk = wanted[at : at + 500]
             rows = self.execute(
                 f"SELECT hash FROM dumps WHERE analysis_version = ? AND hash IN ({','.join('?' * len(chunk))}) "
                 f"AND NOT {again}",
-                [analysis_version, *chunk],
+                [analysis_version, *chunk, *([started] if started is not None else [])],
             )
             out.update(r[0] for r in rows)
         return out
 
-    def insert(self, row: dict[str, Any]) -> bool:
-        """Store one dump's row (committed now); False if it was already there. The row replaces the
-        dump's rows of other analysis versions, in the same transaction: after an upgrade, a dump
-        ingested again is counted once, by its new analysis."""
+    def failed_attempts(self, hashes: Iterable[str], analysis_version: str) -> dict[str, int]:
+        """The dumps among ``hashes`` stored as failed for ``analysis_version``: how many times each
+        was tried. An ingest that analyses one again replaces that row only if it is still the one it
+        saw (see :meth:`insert`)."""
+        out: dict[str, int] = {}
+        wanted = list(hashes)
+        for at in range(0, len(wanted), 500):
+            chunk = wanted[at : at + 500]
+            rows = self.execute(
+                "SELECT hash, COALESCE(attempts, 1) FROM dumps WHERE analysis_version = ? AND status = 'failed' "
+                f"AND hash IN ({','.join('?' * len(chunk))})",
+                [analysis_version, *chunk],
+            )
+            out.update((r[0], int(r[1])) for r in rows)
+        return out
+
+    def insert(self, row: dict[str, Any], replaces: int | None = None) -> bool:
+        """Store one dump's row (committed now); False if it was already there. ``replaces``: the
+        attempts of the failed row this analysis retries (from :meth:`failed_attempts`): that row is
+        replaced, counting the attempt, if it is still there as it was; a row another ingest stored
+        meanwhile (a concurrent one that analysed the same dump) is kept, and this one is not counted.
+        The row replaces the dump's rows of other analysis versions, in the same transaction: after
+        an upgrade, a dump ingested again is counted once, by its new analysis."""
         sql = (
             f"INSERT INTO dumps ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))}) "
             "ON CONFLICT (hash, analysis_version) DO NOTHING"
@@ -356,7 +385,7 @@ class Database:
                 ),
                 key,
             )
-            before = cur.fetchall()
+            before = [r for r in cur.fetchall() if replaces is not None and int(r[0]) == replaces]
             if before:
                 cur.execute(
                     self._sql(

@@ -185,6 +185,7 @@ def ingest(
     ingest; ``retry_failed`` analyses every failed dump again. ``redactions`` are applied to each
     row's paths and command line before it is stored (see triage.redact)."""
     t0 = time.monotonic()
+    started = now()
     result = IngestResult()
     found, result.not_dumps, result.skipped, result.unreadable = discover(paths, recursive)
     result.found = len(found)
@@ -192,10 +193,11 @@ def ingest(
     for p in found:
         by_hash.setdefault(content_hash(p), p)
     result.duplicates = len(found) - len(by_hash)
-    known = db.known(by_hash, ANALYSIS_VERSION, retry_failed)
+    known = db.known(by_hash, ANALYSIS_VERSION, retry_failed, started)
     result.known = len(known)
     todo = [(p, h) for h, p in by_hash.items() if h not in known]
     todo.sort()
+    retried = db.failed_attempts([h for _, h in todo], ANALYSIS_VERSION)
     if on_start is not None:
         on_start(len(todo))
     try:
@@ -203,7 +205,7 @@ def ingest(
             row = row_for(path, digest, answer, rules, host)
             result.analysed += 1
             result.failed += row["status"] == "failed"
-            result.stored += db.insert(redact_row(row, redactions))
+            result.stored += db.insert(redact_row(row, redactions), retried.get(digest))
             if answer.get("seconds") is not None:
                 result.analysis_seconds.append(float(answer["seconds"]))
             result.maxrss_kb = max(result.maxrss_kb, int(answer.get("maxrss_kb") or 0))
