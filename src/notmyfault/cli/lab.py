@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from notmyfault.base import WriteFailed
 from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, interruptible, note
 from notmyfault.cli.kernel import code_option, leak_options, leak_request_from, parse_code
 from notmyfault.faults import KERNEL_CRASHES as CRASHES
@@ -272,7 +273,7 @@ def _run(
                 kdump=kdump,
                 say=note,
             )
-    except (LabError, KernelError) as e:
+    except (LabError, KernelError, WriteFailed) as e:
         fail(str(e), 1)
     except KeyboardInterrupt:
         fail("interrupted: the guest was stopped", EXIT_INTERRUPTED)

@@ -25,6 +25,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from notmyfault.base import SafeFile, WriteFailed
+
 GUEST_MODULES = (
     "kernel/drivers/firmware/qemu_fw_cfg.ko",
     "kernel/drivers/misc/pvpanic/pvpanic.ko",
@@ -237,16 +239,15 @@ def _get(url: str, dest: Path, say: object) -> bool:
             say(f"lab: debuginfod: {url} ({total >> 20} MB)")  # type: ignore[operator]
             dest.parent.mkdir(parents=True, exist_ok=True)
             done, said = 0, 0
-            with open(dest, "wb") as out:
+            with SafeFile(str(dest)) as out:  # whole or nothing: a cut download is never the file
                 while chunk := r.read(1 << 20):
-                    out.write(chunk)
+                    out.file.write(chunk)
                     done += len(chunk)
                     tenth = done * 10 // total if total else 0
                     if total > 64 << 20 and said < tenth < 10:
                         said = tenth
                         say(f"lab: debuginfod: {done >> 20} of {total >> 20} MB ({tenth * 10}%)")  # type: ignore[operator]
-    except (OSError, ValueError):
-        dest.unlink(missing_ok=True)
+    except (OSError, ValueError, WriteFailed):
         return False
     return True
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from notmyfault.base import write_file
 from notmyfault.faults import kernel
 from notmyfault.lab import initramfs
 from notmyfault.lab.kit import BUSYBOX, Kit
@@ -126,9 +127,9 @@ def run(
     directory.mkdir(parents=True, exist_ok=True)
     t1 = time.monotonic()
     initrd = directory / "initrd.gz"
-    initrd.write_bytes(make_initrd(kit, ko, ctl, init_script(steps, interactive)))
+    write_file(str(initrd), make_initrd(kit, ko, ctl, init_script(steps, interactive)))
     phases["initramfs"] = time.monotonic() - t1
-    (directory / "myfault.ko").write_bytes(ko.read_bytes())
+    write_file(str(directory / "myfault.ko"), ko.read_bytes())
     links = {"vmlinux": kit.vmlinux, **{m.name: m for m in kit.debug_modules}}
     for name, target in links.items():
         link = directory / name
@@ -155,7 +156,8 @@ def run(
     )
     outcome.phases = {**phases, **outcome.phases}
     initrd.unlink()
-    (directory / "run.json").write_text(
+    write_file(
+        str(directory / "run.json"),
         json.dumps(
             {
                 "release": kit.release,
@@ -167,6 +169,6 @@ def run(
             },
             indent=2,
         )
-        + "\n"
+        + "\n",
     )
     return LabRun(directory, outcome, chosen)
