@@ -28,7 +28,7 @@ from notmyfault.triage.db import MIGRATIONS, Database
 from notmyfault.triage.record import ANALYSIS_VERSION
 from tests.build_crashers import BUGS, build, crash_all
 from tests.build_crashers import CATALOG_BUCKETS as CATALOG
-from tests.conftest import children, run_json, run_nmf, session
+from tests.conftest import children, proc_state, run_json, run_nmf, session
 
 pytestmark = pytest.mark.skipif(
     Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
@@ -425,6 +425,36 @@ def test_rebucketing_after_a_rule_change_reads_no_dump(fleet: Fleet, database: s
 
 def test_concurrent_ingests_neither_lose_nor_duplicate(fleet: Fleet, database: str) -> None:
     _concurrent(database, fleet)
+
+
+def test_a_sigkilled_ingest_takes_its_workers_with_it(fleet: Fleet, tmp_path: Path) -> None:
+    """SIGKILL of the ingest alone (not its group): its warm workers die too (a parent-death signal
+    each asks for), instead of finishing their dump and lingering."""
+    cmd = [sys.executable, "-m", "notmyfault", "triage", "ingest", "-r", "--workers", "2",
+           "--db", str(tmp_path / "t.db"), str(fleet.root)]  # fmt: skip
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        db = str(tmp_path / "t.db")
+        while len(workers := children(p.pid)) < 2 or _count(db) < 8:  # both have answered: up and set
+            assert time.monotonic() < deadline, "the workers never started"
+            assert p.poll() is None
+            time.sleep(0.02)
+        for w in workers:  # held mid-dump: only the kernel's parent-death signal can end them now
+            os.kill(w, signal.SIGSTOP)
+        p.kill()
+        p.wait()
+        deadline = time.monotonic() + 10
+        while alive := [w for w in workers if proc_state(w) not in (None, "Z")]:
+            assert time.monotonic() < deadline, f"workers left running: {alive}"
+            time.sleep(0.02)
+    finally:
+        p.kill()
+        p.wait()
+        for w in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w, signal.SIGKILL)
 
 
 def test_concurrent_failed_analyses_are_counted_once(fleet: Fleet, tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """The leaves every layer may use: sizes (``units``), signal and si_code names (``sigcodes``),
 process capabilities (``caps``), text that can be stored whatever bytes a dump held (``utf8``) and
-the one safe way to write a file (``files``).
+the one safe way to write a file (``files``) and children that die with their parent (``lifetime``).
 
 May import: nothing.
 """
@@ -21,11 +21,14 @@ if TYPE_CHECKING:
         write_error,
         write_file,
     )
+    from notmyfault.base.lifetime import PARENT_ENV, die_with_parent
     from notmyfault.base.sigcodes import Stopped, parse_signal, signal_name
     from notmyfault.base.units import format_size, parse_size
     from notmyfault.base.utf8 import storable
 
 _EXPORTS = {
+    "PARENT_ENV": "notmyfault.base.lifetime:PARENT_ENV",
+    "die_with_parent": "notmyfault.base.lifetime:die_with_parent",
     "SafeFile": "notmyfault.base.files:SafeFile",
     "WriteFailed": "notmyfault.base.files:WriteFailed",
     "check_destination": "notmyfault.base.files:check_destination",
@@ -45,11 +48,13 @@ _EXPORTS = {
 """Each public name, and the module that defines it (imported on first use)."""
 
 __all__ = [
+    "PARENT_ENV",
     "SafeFile",
     "Stopped",
     "WriteFailed",
     "check_destination",
     "check_directory",
+    "die_with_parent",
     "format_size",
     "parse_signal",
     "parse_size",

@@ -5,18 +5,15 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
+from notmyfault.base.lifetime import die_with_parent
 from notmyfault.capture.config import WANTED_FILTER
 
 PR_SET_DUMPABLE = 4
 PR_GET_DUMPABLE = 3
 PR_SET_NAME = 15
-PR_SET_PDEATHSIG = 1
-PARENT_ENV = "NOTMYFAULT_PARENT"
-"""Set by the watcher to its pid for the children it starts: they die with it (see die_with_parent)."""
 
 
 @dataclass(frozen=True)
@@ -53,18 +50,6 @@ def widen_coredump_filter(bits: int = WANTED_FILTER) -> int | None:
         return int(path.read_text().strip(), 16)
     except (OSError, ValueError):
         return None
-
-
-def die_with_parent() -> None:
-    """If a watcher started this process (``$NOTMYFAULT_PARENT``), have the kernel SIGKILL it when
-    that parent dies, so that a hang, a leak or a crash-to-be never outlives a killed notmyfault
-    (a spin kept a core at 99.7%, a nonpaged leak kept growing). A parent already gone: exit now."""
-    parent = os.environ.pop(PARENT_ENV, "")
-    if not parent.isdigit():
-        return
-    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != int(parent):  # it died before the line above
-        os._exit(128 + signal.SIGKILL)
 
 
 def prepare_current_process(workdir: str | None = None, name: str | None = None) -> Prepared:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from notmyfault.base.lifetime import PARENT_ENV
 from notmyfault.base.sigcodes import CORE_SIGNALS, Stopped, signal_name
 from notmyfault.capture.config import (
     APPORT_CORE_DIR,
@@ -48,7 +49,6 @@ from notmyfault.capture.config import (
     effective_core_limit,
 )
 from notmyfault.capture.pattern import CrashFacts, Handler, PatternKind, expand
-from notmyfault.capture.prepare import PARENT_ENV
 
 CLD_EXITED, CLD_KILLED, CLD_DUMPED = 1, 2, 3
 CHILD_COMM = "notmyfault"

@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-from notmyfault.base import remove_temp_dirs_of
+from notmyfault.base import PARENT_ENV, die_with_parent, remove_temp_dirs_of
 from notmyfault.triage.record import analyze_path
 
 
@@ -49,6 +49,7 @@ class WarmWorker:
             cmd.append(str(self.memory_limit))
         self.started += 1
         env = dict(os.environ)
+        env[PARENT_ENV] = str(os.getpid())  # it dies with us (a SIGKILLed ingest left it analysing)
         if self.single_threaded:
             env.setdefault("OMP_NUM_THREADS", "1")
         return subprocess.Popen(
@@ -280,6 +281,7 @@ def _serve(out: TextIO, memory_limit: int | None) -> None:
 
 def main() -> None:
     """Entry point: ``python -m notmyfault.triage.worker [MEMORY_LIMIT_BYTES]``."""
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us; Ctrl-C reaches the whole group
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # anything a library prints goes to stderr, not into the answers
