@@ -91,7 +91,9 @@ def test_lab_fetch_says_how_far_the_download_is(tmp_path: Path) -> None:
 
     lines: list[str] = []
     stop = threading.Event()
-    watcher = threading.Thread(target=_report_download, args=(tmp_path, 100 << 20, lines.append, stop))
+    watcher = threading.Thread(
+        target=_report_download, args=(tmp_path, 100 << 20, lines.append, stop), daemon=True
+    )
     watcher.start()
     with open(tmp_path / "linux-image.deb", "wb") as f:
         for _ in range(5):

@@ -910,3 +910,33 @@ def _read_or_empty(path: Path) -> str:
         return path.read_text()
     except OSError:
         return ""
+
+
+def test_a_worker_that_dies_under_its_memory_limit_is_not_just_exit_status_1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A real process that takes the dump and exits 1, as a worker does when an allocation fails where
+    nothing can catch it: the record says what most likely happened, and that it is worth a retry."""
+    from notmyfault.triage import worker
+
+    def start(self: worker.WarmWorker) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-c", "import sys; sys.stdin.readline(); sys.exit(1)"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    monkeypatch.setattr(worker.WarmWorker, "_start", start)
+    for limit, expected in (
+        (2_000_000_000, "died (exit status 1) under its memory limit (2000000000 bytes): most likely"),
+        (None, "the analysis process died (exit status 1)"),
+    ):
+        w = worker.WarmWorker(timeout=60, memory_limit=limit)
+        try:
+            answer = w.analyze("/nonexistent/core")
+        finally:
+            w.close()
+        assert answer["ok"] is False
+        assert answer["transient"] is True
+        assert expected in answer["error"]

@@ -170,7 +170,7 @@ def run_case(case: Case, signo: signal.Signals, tmp: Path, fleet: Path) -> None:
         assert p.stderr is not None
         err.append(p.stderr.read())
 
-    readers = [threading.Thread(target=read_out), threading.Thread(target=read_err)]
+    readers = [threading.Thread(target=read_out, daemon=True), threading.Thread(target=read_err, daemon=True)]
     for t in readers:
         t.start()
     try:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from notmyfault.base.files import reap_stale
 from notmyfault.base.lifetime import PARENT_ENV
 from notmyfault.base.sigcodes import CORE_SIGNALS, Stopped, signal_name
 from notmyfault.capture.config import (
@@ -505,6 +506,7 @@ def crash_in_child(
     dump_dir = Path(settings.dump_dir)
     dump_dir.mkdir(parents=True, exist_ok=True)
     adopted = adopt_orphans(dump_dir)
+    reap_stale(str(dump_dir))  # a dump PID killed while it wrote here left its temporary core
     staging = tempfile.mkdtemp(prefix=f"{STAGING}{os.getpid()}-", dir=dump_dir)
     start_time = time.time()
     try:

@@ -112,6 +112,13 @@ class WarmWorker:
             if not line:  # the process died with this dump in hand
                 code = self._reap()
                 how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+                if code == 1 and self.memory_limit is not None:  # an error no handler could catch
+                    return {
+                        "ok": False,
+                        "error": f"the analysis process died ({how}) under its memory limit "
+                        f"({self.memory_limit} bytes): most likely it ran out of it",
+                        "transient": True,
+                    }
                 return {"ok": False, "error": f"the analysis process died ({how})", "transient": True}
             try:
                 answer: dict[str, Any] = json.loads(line)
