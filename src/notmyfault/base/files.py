@@ -23,7 +23,7 @@ TEMP_PREFIX = ".notmyfault-tmp-"
 """How our temporary files start: the writer's pid follows, then a random part."""
 
 _TEMP = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-")
-_LEGACY = re.compile(r"\.incoming-dump\.(\d+)(?:\.\d+)?$")  # dump's temporary name before 0.9
+_LEGACY = re.compile(r"\.incoming-dump\.(\d+)(?:\.\d+)?$")  # dump PID's temporary name before this module
 
 
 class WriteFailed(Exception):
@@ -141,7 +141,7 @@ class SafeFile:
 
     OSErrors of the writes are the caller's; :func:`write_error` words them."""
 
-    def __init__(self, path: str, text: bool = False) -> None:
+    def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
         self.directory = os.path.dirname(self.path)
         check_destination(self.path)

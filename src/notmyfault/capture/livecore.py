@@ -345,7 +345,7 @@ class Attached:
 
     def detach(self, kill: bool = False) -> None:
         """Let every thread go on (the signals they were about to take given back), or kill them."""
-        if kill:
+        if kill and self.seized:  # once: a second call (nothing seized any more) is a no-op
             with contextlib.suppress(ProcessLookupError):  # it died during the dump
                 os.kill(self.pid, signal.SIGKILL)
         for tid in self.seized:

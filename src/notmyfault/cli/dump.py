@@ -241,9 +241,11 @@ def _one(
                 core = write_core(pid, f.file, attached, signalled)
             except OSError as e:
                 raise write_error(final, e) from None
+            finally:
+                attached.detach(kill=kill)  # the process goes on while its core is flushed to disk
             final = f.commit(final, replace=bool(output))
     finally:
-        attached.detach(kill=kill)
+        attached.detach(kill=kill)  # whatever failed before the core was begun (a second call: no-op)
     return {
         "path": final,
         "pid": pid,

@@ -329,22 +329,20 @@ def main() -> None:
         sys.exit(EXIT_OUTPUT)
     try:
         code = cli.main(prog_name="notmyfault", standalone_mode=False)
-        sys.stdout.flush()  # a full disk or a broken device answers at the flush: here, not at exit
+        _output_failed(None)  # a full disk or a broken device answers at the flush: here, not at exit
     except click.ClickException as e:
         from notmyfault.render.safe import printable
 
         e.message = printable(e.message)  # type: ignore[misc]  # it can quote a path or a value
         e.show()
         sys.exit(e.exit_code)
-    except BrokenPipeError:  # a reader that stopped reading (| head): as click does, quietly
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the interpreter's own flush at exit
-        sys.exit(EXIT_OUTPUT)
+    except SystemExit:  # a command's own exit code: what it printed must still reach its reader
+        _output_failed(None)
+        raise
     except OSError as e:
         if not output_error(e):
             raise
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - what is buffered is lost: not flushed again
-        click.echo(f"notmyfault: error: cannot write the output: {e.strerror}", err=True)
-        sys.exit(EXIT_OUTPUT)
+        _output_failed(e)
     except (KeyboardInterrupt, Exception) as e:
         # click.Abort is click's own; an interruption Python wrapped also counts: a Ctrl-C during
         # an import, in a class body's __set_name__, comes out as RuntimeError("Error calling ...")
@@ -355,6 +353,24 @@ def main() -> None:
     finally:
         _forget_interrupted_string_exec()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _output_failed(e: OSError | None) -> None:
+    """Exit 1 with one line if writing stdout failed (``e``) or flushing it now fails; EPIPE (a
+    reader that stopped reading, ``| head``) quietly, as click does. Nothing more is written to it:
+    what is buffered is dropped, not flushed again at exit (that printed "Exception ignored")."""
+    if e is None:
+        try:
+            sys.stdout.flush()
+            return
+        except OSError as flushed:
+            if not output_error(flushed):
+                raise
+            e = flushed
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the interpreter's own flush at exit
+    if not isinstance(e, BrokenPipeError):
+        click.echo(f"notmyfault: error: cannot write the output: {e.strerror}", err=True)
+    sys.exit(EXIT_OUTPUT)
 
 
 def _stdout_open() -> bool:
