@@ -940,3 +940,44 @@ def test_a_worker_that_dies_under_its_memory_limit_is_not_just_exit_status_1(
         assert answer["ok"] is False
         assert answer["transient"] is True
         assert expected in answer["error"]
+
+
+def test_a_program_run_tied_dies_with_its_parent() -> None:
+    """QEMU (or any program that cannot ask for it) run through base.lifetime gets the parent-death
+    signal before it is exec'd: SIGKILL of the parent ends it."""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, time\n"
+            "from notmyfault.base.lifetime import tied, tied_env\n"
+            "p = subprocess.Popen(tied(['sleep', '120']), env=tied_env())\n"
+            "print(p.pid, flush=True)\n"
+            "time.sleep(120)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    child = None
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{child}/comm").read_text().strip() != "sleep":  # exec'd
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        parent.kill()
+        parent.wait()
+        while (state := _state(child)) not in (None, "Z"):
+            assert time.monotonic() < deadline, state
+            time.sleep(0.01)
+    finally:
+        parent.kill()
+        parent.wait()
+        if child is not None and _state(child) not in (None, "Z"):
+            os.kill(child, signal.SIGKILL)
+
+
+def _state(pid: int) -> str | None:
+    text = _read_or_empty(Path(f"/proc/{pid}/stat"))
+    return text.rpartition(")")[2].split()[0] if text else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import sys
 
 PR_SET_PDEATHSIG = 1
 PARENT_ENV = "NOTMYFAULT_PARENT"
@@ -27,3 +28,29 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != int(parent):  # it died before the line above
         os._exit(128 + signal.SIGKILL)
+
+
+def tied(argv: list[str]) -> list[str]:
+    """``argv`` run through this module, which asks for the parent-death signal and then execs it
+    (the signal survives execve): for a program that cannot ask itself (QEMU). Its environment
+    must carry ``PARENT_ENV`` (see :func:`tied_env`)."""
+    return [sys.executable, "-m", "notmyfault.base.lifetime", *argv]
+
+
+def tied_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: ours) for a child that is to die with this process."""
+    return {**(os.environ if env is None else env), PARENT_ENV: str(os.getpid())}
+
+
+def _main() -> None:
+    """``python -m notmyfault.base.lifetime PROGRAM ARGS...``: die with the parent, run PROGRAM."""
+    die_with_parent()
+    try:
+        os.execvp(sys.argv[1], sys.argv[1:])
+    except OSError as e:
+        print(f"notmyfault: cannot run {sys.argv[1]}: {e.strerror}", file=sys.stderr)
+        os._exit(127)
+
+
+if __name__ == "__main__":
+    _main()

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +26,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from notmyfault.base.lifetime import tied, tied_env
 
 KERNEL_ARGS = (
     "console=ttyS0",
@@ -204,10 +207,11 @@ def run_guest(
     t0 = time.monotonic()
     phases: dict[str, float] = {}
     stdio = None if interactive else subprocess.DEVNULL
-    try:
-        qemu = subprocess.Popen(argv, stdin=stdio, stdout=stdio, stderr=subprocess.PIPE)
-    except FileNotFoundError:
-        raise LabError("qemu-system-x86_64 is missing: apt-get install qemu-system-x86") from None
+    if shutil.which(argv[0]) is None:
+        raise LabError("qemu-system-x86_64 is missing: apt-get install qemu-system-x86")
+    qemu = subprocess.Popen(  # the guest dies with us: a killed lab left QEMU running
+        tied(argv), stdin=stdio, stdout=stdio, stderr=subprocess.PIPE, env=tied_env()
+    )
     qmp: Qmp | None = None
     try:
         try:

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from notmyfault.base.lifetime import die_with_parent, tied_env
 from notmyfault.unwind.frames import Frame, PythonFrame
 
 EVAL_FRAMES = ("_PyEval_EvalFrameDefault",)
@@ -77,7 +78,7 @@ def read_python_stacks(core_path: str, executable: str, with_locals: bool = Fals
     if with_locals:
         cmd.append("--locals")
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=TIME_LIMIT, check=False)
+        done = subprocess.run(cmd, capture_output=True, timeout=TIME_LIMIT, check=False, env=tied_env())
     except subprocess.TimeoutExpired:
         return PythonStacks((), f"reading them took more than {TIME_LIMIT:.0f} s")
     except OSError as e:
@@ -196,4 +197,5 @@ def main(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
+    die_with_parent()  # a killed analysis takes its pystack with it
     sys.exit(main(sys.argv[1:]))
