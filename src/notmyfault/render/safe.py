@@ -17,6 +17,8 @@ def terminal_safe(text: str) -> str:
 def printable(text: str) -> str:
     """A string from a dump made safe for a terminal: control characters as \\xNN escapes, and bytes
     that were not UTF-8 (decoded with surrogateescape) as the \\xNN of the byte, as gdb shows them."""
+    if text.isprintable():  # the common case, at C speed (a 10,000-thread page took 7 s char by char)
+        return text
     return "".join(c if c.isprintable() else _escape(c) for c in text)
 
 

@@ -84,6 +84,10 @@ def qualified_name(die: Any) -> str | None:
     return _scope_prefix(target) + name
 
 
+MAX_CACHED = 1 << 16
+"""Answers kept per file (see ``InlineChains._tails``)."""
+
+
 class InlineChains:
     """The DWARF of one ELF file, read on demand; see the module's docstring."""
 
@@ -95,6 +99,9 @@ class InlineChains:
         self._dwarf: Any = elf.get_dwarf_info() if elf.has_dwarf_info() else None
         self._aranges: Any = self._dwarf.get_aranges() if self._dwarf is not None else None
         self._ranges: Any = None
+        self._tails: dict[tuple[int, frozenset[str]], list[str] | None] = {}
+        """tail_calls' answers: the threads of a process share their call sites (10,000 threads
+        walked the same DIEs 10,000 times, 8 s)."""
 
     def close(self) -> None:
         """Close the file."""
@@ -185,6 +192,16 @@ class InlineChains:
         followed for up to ``MAX_TAIL_CALLS`` steps, must lead to the callee by one path only. The
         functions on that path, outermost last; [] when the call reached the callee directly; None
         when the debug info does not say (no call site, no origin, several paths)."""
+        key = (return_address, frozenset(callee))
+        if key not in self._tails:
+            found = self._tail_calls(return_address, callee)
+            if len(self._tails) >= MAX_CACHED:
+                return found
+            self._tails[key] = found
+        found = self._tails[key]
+        return None if found is None else list(found)
+
+    def _tail_calls(self, return_address: int, callee: set[str]) -> list[str] | None:
         try:
             cu = self._unit(return_address - 1, any_language=True, limit=MAX_CALL_SITE_UNIT)
             if cu is None:
