@@ -15,7 +15,15 @@ from typing import Any
 import click
 
 import notmyfault
-from notmyfault.cli.common import emit_json, fail, note, output_error, parse_size_option, regular_file
+from notmyfault.cli.common import (
+    echo_safe,
+    emit_json,
+    fail,
+    note,
+    output_error,
+    parse_size_option,
+    regular_file,
+)
 
 EXIT_INTERNAL = 3
 
@@ -198,7 +206,7 @@ def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> Non
         page = text()
         if truncation is not None and truncation_line(truncation) not in page:
             page = f"{truncation_line(truncation)}\n\n{page}"
-        click.echo(terminal_safe(page))
+        echo_safe(terminal_safe(page))
 
 
 @click.command()

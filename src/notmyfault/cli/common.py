@@ -48,6 +48,14 @@ def output_error(e: BaseException) -> bool:
     return isinstance(e, OSError) and e.filename is None and e.errno in _OUTPUT_ERRNOS
 
 
+def echo_safe(text: str) -> None:
+    """Print ``text`` on stdout, escaped for the terminal (the one way the commands print a page: paths
+    from the command line, names from dumps and messages can all hold escapes)."""
+    from notmyfault.render.safe import terminal_safe
+
+    click.echo(terminal_safe(text))
+
+
 def note(message: str) -> None:
     """Print a line of news to stderr, escaped for the terminal (it can name a file from a dump)."""
     from notmyfault.render.safe import printable
@@ -182,7 +190,7 @@ def report_crash(run: Any, as_json: bool, lines: bool = False) -> None:
     if as_json:
         emit_json(crash_json(run), lines=lines)
     else:
-        click.echo(crash_text(run))
+        echo_safe(crash_text(run))
     if run.dump is None or run.dump.problem:
         sys.exit(EXIT_NO_DUMP)
 

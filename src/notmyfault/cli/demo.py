@@ -18,6 +18,7 @@ from notmyfault.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_NO_DUMP,
     dump_settings,
+    echo_safe,
     fail,
     run_watched,
 )
@@ -72,11 +73,11 @@ def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | Non
     parse_size_option("--rate", rate)
     pool, why = _pool(stop_bytes)
     settings = dump_settings(dump_dir)
-    click.echo(
+    echo_safe(
         f"notmyfault demo: Leak/second {rate}, {pool} pool, tag 'Leak', to {stop_at}; then High IRQL fault"
     )
     if why:
-        click.echo(f"notmyfault demo: {why}")
+        echo_safe(f"notmyfault demo: {why}")
     argv = [sys.executable, "-m", "notmyfault", "leak", "--pool", pool, "--rate", rate, "--stop-at", stop_at,
             "--tag", "Leak", "--then-crash", "high-irql", "--child"]  # fmt: skip
     try:
@@ -91,7 +92,7 @@ def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | Non
         )
     except CrashInterrupted as e:
         fail(str(e), EXIT_INTERRUPTED)
-    click.echo(crash_text(run))
+    echo_safe(crash_text(run))
     if run.dump is None:
         sys.exit(EXIT_NO_DUMP)
     try:
@@ -99,5 +100,5 @@ def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | Non
     except DumpError as e:
         fail(str(e))
     for section in report.sections:
-        click.echo(_heading(section.command))
-        click.echo(terminal_safe(section.text))
+        echo_safe(_heading(section.command))
+        echo_safe(terminal_safe(section.text))

@@ -21,7 +21,15 @@ from notmyfault.base import (
     signal_name,
     write_error,
 )
-from notmyfault.cli.common import DURATION, EXIT_NO_DUMP, FiniteRange, emit_json, fail, parse_size_option
+from notmyfault.cli.common import (
+    DURATION,
+    EXIT_NO_DUMP,
+    FiniteRange,
+    echo_safe,
+    emit_json,
+    fail,
+    parse_size_option,
+)
 from notmyfault.render.safe import printable
 
 
@@ -157,7 +165,7 @@ def dump(
             progress.done()
             written.append(result)
             if not as_json:
-                click.echo(_line(result))
+                echo_safe(_line(result))
             if result["died_after"] is not None:
                 error = _died_text(result)
                 break

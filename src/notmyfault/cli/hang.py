@@ -12,6 +12,7 @@ from notmyfault.cli.common import (
     DURATION,
     EXIT_NO_DUMP,
     dump_settings,
+    echo_safe,
     emit_json,
     fail,
     report_crash,
@@ -64,8 +65,8 @@ def hang(
             )
         else:
             for h in HANGS:
-                click.echo(f"{h.name:<11} {h.summary} (state {h.state}; {', '.join(h.functions)})")
-                click.echo(f"{'':<11} analog: {h.analog}")
+                echo_safe(f"{h.name:<11} {h.summary} (state {h.state}; {', '.join(h.functions)})")
+                echo_safe(f"{'':<11} analog: {h.analog}")
         return
     if hang_type is None:
         fail("give a hang type: deadlock, spin or unkillable ('notmyfault hang --list')")
@@ -136,10 +137,10 @@ def _hang_child(
                 lines=True,
             )
         else:
-            click.echo(f"notmyfault: pid {pid} hangs ({name}: {entry.summary})")
-            click.echo(f"notmyfault: take a dump: {hint}")
+            echo_safe(f"notmyfault: pid {pid} hangs ({name}: {entry.summary})")
+            echo_safe(f"notmyfault: take a dump: {hint}")
             after = f"; the watchdog crashes it in {crash_after:g} s" if crash_after else ""
-            click.echo(f"notmyfault: Ctrl-C releases it{after}")
+            echo_safe(f"notmyfault: Ctrl-C releases it{after}")
         sys.stdout.flush()
 
     try:
@@ -161,7 +162,7 @@ def _hang_child(
                 lines=True,
             )
         else:
-            click.echo(f"notmyfault: released: pid {pid} and everything it started were killed")
+            echo_safe(f"notmyfault: released: pid {pid} and everything it started were killed")
         return
     if run.child.signal is None:
         code = run.child.exit_code
@@ -175,6 +176,6 @@ def _hang_child(
             }
             emit_json(event, lines=True)
         else:
-            click.echo(f"notmyfault: the hang ended: pid {run.child.pid} exited with code {code}")
+            echo_safe(f"notmyfault: the hang ended: pid {run.child.pid} exited with code {code}")
         sys.exit(0 if code == 0 else EXIT_NO_DUMP)
     report_crash(run, as_json, lines=True)

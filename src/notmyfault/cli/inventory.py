@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from notmyfault.cli.common import emit_json, fail
+from notmyfault.cli.common import echo_safe, emit_json, fail
 from notmyfault.render import SCHEMA_VERSION
 
 store_option = click.option(
@@ -144,15 +144,15 @@ def list_crashes(
         emit_json({"schema_version": SCHEMA_VERSION, "kind": "crash-list", "crashes": rows})
         return
     if not rows:
-        click.echo(
+        echo_safe(
             "No kept crashes found (systemd-coredump, the journal, apport, notmyfault's dump directory)."
         )
         return
-    click.echo(
+    echo_safe(
         f"{'ID':>3}  {'TIME':19}  {'PID':>7}  {'SIG':8}  {'COREFILE':8}  {'SIZE':>10}  {'SOURCE':16}  EXE"
     )
     for row in rows:
-        click.echo(_text_line(row))
+        echo_safe(_text_line(row))
 
 
 @click.command()
@@ -195,11 +195,11 @@ def info(store: str, crash_dir: str, dump_dir: str | None, journal: Any, ident: 
         "note",
     ):
         if row[key] is not None:
-            click.echo(f"{key.replace('_iso', '').replace('_name', ''):>12}: {printable(str(row[key]))}")
+            echo_safe(f"{key.replace('_iso', '').replace('_name', ''):>12}: {printable(str(row[key]))}")
     if row.get("verdict"):
         v = row["verdict"]
-        click.echo(f"{'verdict':>12}: {v['class'] or '?'} {v['blamed'] or ''}".rstrip())
+        echo_safe(f"{'verdict':>12}: {v['class'] or '?'} {v['blamed'] or ''}".rstrip())
         if v["error"]:
-            click.echo(f"{'':>12}  {printable(v['error'])}")
+            echo_safe(f"{'':>12}  {printable(v['error'])}")
         elif c.path:
-            click.echo(f"\n'notmyfault analyze {printable(c.path)}' shows the whole page.")
+            echo_safe(f"\n'notmyfault analyze {printable(c.path)}' shows the whole page.")

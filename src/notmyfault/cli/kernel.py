@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from notmyfault.cli.common import emit_json, fail, parse_size_option
+from notmyfault.cli.common import echo_safe, emit_json, fail, note, parse_size_option
 from notmyfault.faults import KERNEL_CRASHES as CRASHES
 from notmyfault.faults import KERNEL_HANGS as HANGS
 from notmyfault.faults import POOLS, Request
@@ -55,7 +55,7 @@ def _say(as_json: bool, kind: str, text: str, **fields: object) -> None:
     if as_json:
         emit_json({"schema_version": SCHEMA_VERSION, "kind": kind, **fields})
     else:
-        click.echo(text)
+        echo_safe(text)
 
 
 def _kdump_json() -> dict[str, object]:
@@ -132,11 +132,11 @@ def status(as_json: bool) -> None:
         emit_json({"schema_version": SCHEMA_VERSION, "kind": "kernel-status", "kdump": _kdump_json(), "loaded": _loaded(),
                    "leaked_bytes": leaked, "blocks": blocks})  # fmt: skip
         return
-    click.echo(_kdump_line())
+    echo_safe(_kdump_line())
     if leaked is None:
-        click.echo("myfault: not loaded")
+        echo_safe("myfault: not loaded")
         return
-    click.echo(f"myfault: loaded; leaked {leaked} bytes in {blocks} blocks")
+    echo_safe(f"myfault: loaded; leaked {leaked} bytes in {blocks} blocks")
 
 
 @kernel.command()
@@ -154,7 +154,7 @@ def free(as_json: bool) -> None:
 
 def _guard(what: str, yes: bool) -> None:
     """Refuse to hurt this machine unless asked explicitly; say whether a vmcore would be kept."""
-    click.echo(_kdump_line(), err=True)
+    note(_kdump_line())
     if not yes:
         fail(f"{what} would take down this machine's kernel: add {YES} to mean it (or use 'notmyfault lab')")
     if not _loaded():

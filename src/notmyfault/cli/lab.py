@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from notmyfault.base import WriteFailed
-from notmyfault.cli.common import EXIT_INTERRUPTED, emit_json, fail, interruptible, note
+from notmyfault.cli.common import EXIT_INTERRUPTED, echo_safe, emit_json, fail, interruptible, note
 from notmyfault.cli.kernel import code_option, leak_options, leak_request_from, parse_code
 from notmyfault.faults import KERNEL_CRASHES as CRASHES
 from notmyfault.faults import KERNEL_HANGS as HANGS
@@ -102,7 +102,7 @@ def fetch(release: str | None, as_json: bool) -> None:
         emit_json({"schema_version": SCHEMA_VERSION, "kind": "lab-kit", "release": kit.release, "root": str(kit.root),
                    "vmlinuz": str(kit.vmlinuz), "vmlinux": str(kit.vmlinux)})  # fmt: skip
     else:
-        click.echo(f"{kit.release}: {kit.root}")
+        echo_safe(f"{kit.release}: {kit.root}")
 
 
 # The scenario: the words after `lab run --`, parsed by their own small command set.
@@ -213,7 +213,7 @@ def run(
     if not steps:
         return  # --help of the scenario was printed
     if not any(s.fault for s in steps):
-        click.echo("lab: the scenario has no fault: the NMI button will end it with a panic", err=True)
+        note("lab: the scenario has no fault: the NMI button will end it with a panic")
     _run(
         steps,
         release,
@@ -278,12 +278,12 @@ def _run(
     except KeyboardInterrupt:
         fail("interrupted: the guest was stopped", EXIT_INTERRUPTED)
     phases = ", ".join(f"{k} {v:.1f} s" for k, v in result.outcome.phases.items())
-    click.echo(f"lab: {kit.release} under {result.accel}: {phases}", err=True)
+    note(f"lab: {kit.release} under {result.accel}: {phases}")
     if result.outcome.console.exists():
-        click.echo(f"lab: console log: {result.outcome.console}", err=True)
+        note(f"lab: console log: {result.outcome.console}")
     if result.vmcore is None:
         fail("the guest stopped without a panic: no vmcore", 1)
-    click.echo(f"lab: vmcore: {result.vmcore} ({os.path.getsize(result.vmcore) >> 20} MiB)", err=True)
+    note(f"lab: vmcore: {result.vmcore} ({os.path.getsize(result.vmcore) >> 20} MiB)")
     if as_json:
         _emit_run(kit, result, analysis)
         return

@@ -16,6 +16,7 @@ from notmyfault.cli.common import (
     FiniteRange,
     SignalFlag,
     dump_settings,
+    echo_safe,
     emit_json,
     fail,
     note,
@@ -348,11 +349,11 @@ def _list_held(as_json: bool) -> None:
         emit_json({"schema_version": SCHEMA_VERSION, "kind": "held", "leaks": rows})
         return
     if not rows:
-        click.echo("no persistent leaks are held")
+        echo_safe("no persistent leaks are held")
         return
-    click.echo(f"{'tag':<6} {'pool':<8} {'objects':>8} {'blocks':>8} {'bytes':>12}  age")
+    echo_safe(f"{'tag':<6} {'pool':<8} {'objects':>8} {'blocks':>8} {'bytes':>12}  age")
     for r in rows:
-        click.echo(
+        echo_safe(
             f"{r['tag']:<6} {r['pool']:<8} {r['objects']:>8} {r['blocks']:>8} {format_size(r['bytes']):>12}  "
             f"{r['oldest_age_s']:.0f} s ({r['kind']})"
         )
@@ -383,4 +384,4 @@ def cleanup(tag: str | None, as_json: bool) -> None:
         )
         return
     what = f" tagged '{tag}'" if tag else ""
-    click.echo(f"freed {len(removed)} persistent objects{what}, {format_size(total)}")
+    echo_safe(f"freed {len(removed)} persistent objects{what}, {format_size(total)}")

@@ -23,6 +23,7 @@ from notmyfault.cli.common import (
     EXIT_OUTPUT,
     STOP_SIGNALS,
     dump_settings,
+    echo_safe,
     emit_json,
     fail,
     note,
@@ -127,7 +128,7 @@ def crash(
         if as_json:
             emit_json(catalog_json())
         else:
-            click.echo(catalog_text(verbose))
+            echo_safe(catalog_text(verbose))
         return
     if crash_type is None:
         if signal_ is None:
@@ -217,14 +218,14 @@ def _crash_here(
         if as_json:
             emit_json(message)
         else:
-            click.echo(f"notmyfault: crashing this process (pid {os.getpid()}) with {name} now")
-            click.echo(f"notmyfault: {verdict.summary}")
+            echo_safe(f"notmyfault: crashing this process (pid {os.getpid()}) with {name} now")
+            echo_safe(f"notmyfault: {verdict.summary}")
             if expected:
-                click.echo(f"notmyfault: the kernel will write {expected}")
+                echo_safe(f"notmyfault: the kernel will write {expected}")
             for old in replaces:
-                click.echo(f"notmyfault: warning: this replaces the dump already at {old}")
+                echo_safe(f"notmyfault: warning: this replaces the dump already at {old}")
             for prob in verdict.problems:
-                click.echo(f"notmyfault: problem: {prob}")
+                echo_safe(f"notmyfault: problem: {prob}")
         sys.stdout.flush()
     hold = bytearray(b"\xa5") * ballast if ballast else None
     try:
@@ -279,7 +280,7 @@ def dumpconfig(dump_dir: str | None, pattern: str | None, as_json: bool) -> None
     if as_json:
         emit_json(dumpconfig_json(settings, verdict))
     else:
-        click.echo(dumpconfig_text(settings, verdict))
+        echo_safe(dumpconfig_text(settings, verdict))
 
 
 def _register() -> None:
@@ -325,7 +326,7 @@ def main() -> None:
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, raise_keyboard_interrupt)
     if not _stdout_open():
-        click.echo("notmyfault: error: stdout is closed: give it a file or a pipe (>/dev/null)", err=True)
+        note("notmyfault: error: stdout is closed: give it a file or a pipe (>/dev/null)")
         sys.exit(EXIT_OUTPUT)
     try:
         code = cli.main(prog_name="notmyfault", standalone_mode=False)
@@ -348,7 +349,7 @@ def main() -> None:
         # an import, in a class body's __set_name__, comes out as RuntimeError("Error calling ...")
         if not (isinstance(e, click.Abort) or _caused_by_interrupt(e)):
             raise
-        click.echo("notmyfault: interrupted", err=True)
+        note("notmyfault: interrupted")
         sys.exit(EXIT_INTERRUPTED)
     finally:
         _forget_interrupted_string_exec()
@@ -369,7 +370,7 @@ def _output_failed(e: OSError | None) -> None:
             e = flushed
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the interpreter's own flush at exit
     if not isinstance(e, BrokenPipeError):
-        click.echo(f"notmyfault: error: cannot write the output: {e.strerror}", err=True)
+        note(f"notmyfault: error: cannot write the output: {e.strerror}")
     sys.exit(EXIT_OUTPUT)
 
 

@@ -20,9 +20,11 @@ from notmyfault.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_NO_DUMP,
+    echo_safe,
     emit_json,
     fail,
     interruptible,
+    note,
     parse_size_option,
 )
 from notmyfault.render import SCHEMA_VERSION
@@ -312,18 +314,18 @@ def ingest(
             emit_json({"schema_version": SCHEMA_VERSION, "kind": "triage-ingest", **summary})
         else:
             for path, error in result.unreadable:
-                click.echo(terminal_safe(f"cannot read {path}: {error}"), err=True)
+                note(terminal_safe(f"cannot read {path}: {error}"))
             for path in result.not_dumps + (result.skipped if verbose else []):
-                click.echo(terminal_safe(f"skipped {path}: not a core dump, minidump or Windows kernel dump"))
+                echo_safe(terminal_safe(f"skipped {path}: not a core dump, minidump or Windows kernel dump"))
             if result.skipped and not verbose:
-                click.echo(f"{len(result.skipped)} files skipped: not dumps (--verbose names them)")
-            click.echo(
+                echo_safe(f"{len(result.skipped)} files skipped: not dumps (--verbose names them)")
+            echo_safe(
                 f"{result.found} dumps found ({result.duplicates} duplicate files, {result.known} already stored); "
                 f"{result.analysed} analysed, {result.failed} failed, {result.stored} stored in {result.seconds:.1f} s"
                 + (" (interrupted: run it again to do the rest)" if result.interrupted else "")
             )
             if result.failed:
-                click.echo("see 'notmyfault triage show failed' for why")
+                echo_safe("see 'notmyfault triage show failed' for why")
     if result.interrupted:
         sys.exit(EXIT_INTERRUPTED)
     if result.unreadable:  # what could be read is stored; the rest is not 'no dump'
@@ -390,30 +392,30 @@ def buckets(
         )
         return
     if not found:
-        click.echo(
+        echo_safe(
             "no buckets match"
             if any((exe, build_id, since, search))
             else "no buckets yet: 'notmyfault triage ingest PATH' stores dumps"
         )
     else:
-        click.echo(f"{'id':<10}  {'count':>5}  {'share':>6}  {'first seen':<19}  {'last seen':<19}  bucket")
+        echo_safe(f"{'id':<10}  {'count':>5}  {'share':>6}  {'first seen':<19}  {'last seen':<19}  bucket")
         for b in found:
             share = f"{100 * b.count / total:.1f}%" if total else "-"
-            click.echo(
+            echo_safe(
                 terminal_safe(
                     f"{b.id:<10}  {b.count:>5}  {share:>6}  {b.first_seen[:19]:<19}  {b.last_seen[:19]:<19}  {b.key}"
                 )
             )
             for path in b.examples:
-                click.echo(terminal_safe(f"{'':<10}  {'':>5}  {'':>6}  e.g. {path}"))
+                echo_safe(terminal_safe(f"{'':<10}  {'':>5}  {'':>6}  e.g. {path}"))
             if b.count > len(b.examples) and b.examples:
-                click.echo(
+                echo_safe(
                     f"{'':<10}  {'':>5}  {'':>6}  ... and {b.count - len(b.examples)} more: 'notmyfault triage show {b.id}'"
                 )
     if failed:
-        click.echo(f"{failed} dumps could not be analysed: 'notmyfault triage show failed'")
+        echo_safe(f"{failed} dumps could not be analysed: 'notmyfault triage show failed'")
     if truncated:
-        click.echo(f"{truncated} dumps are truncated (not counted here): 'notmyfault triage show truncated'")
+        echo_safe(f"{truncated} dumps are truncated (not counted here): 'notmyfault triage show truncated'")
 
 
 @triage.command()
@@ -434,7 +436,7 @@ def show(bucket: str, db_url: str, as_json: bool) -> None:
                     again = (
                         " (stopped, not unreadable: the next ingest tries it again once)" if transient else ""
                     )
-                    click.echo(terminal_safe(f"{path}: {error}{again}"))
+                    echo_safe(terminal_safe(f"{path}: {error}{again}"))
             return
         members = db.members(bucket)
     if not members:
@@ -449,12 +451,10 @@ def show(bucket: str, db_url: str, as_json: bool) -> None:
             }
         )
         return
-    click.echo(terminal_safe(members[0]["bucket"]))
+    echo_safe(terminal_safe(members[0]["bucket"]))
     for m in members:
         when = (m["crash_time"] or m["file_time"] or "")[:19]
-        click.echo(
-            terminal_safe(f"  {when}  pid {m['pid'] or '-':<7}  {m['blamed'] or '?':<40}  {m['path']}")
-        )
+        echo_safe(terminal_safe(f"  {when}  pid {m['pid'] or '-':<7}  {m['blamed'] or '?':<40}  {m['path']}"))
 
 
 @triage.command()
@@ -477,7 +477,7 @@ def rebucket(db_url: str, rules_path: str | None, as_json: bool) -> None:
             }
         )
     else:
-        click.echo(f"{changed} dumps changed bucket; {count} buckets now")
+        echo_safe(f"{changed} dumps changed bucket; {count} buckets now")
 
 
 @triage.command()
@@ -520,7 +520,7 @@ def explain(dump: str, rules_path: str | None, as_json: bool) -> None:
         lines.append(f"     module  {s.frame.module or '-'}")
         lines.append(f"     why     {s.rule}")
     lines += ["", f"SIGNATURE: {sig}", f"BUCKET_ID: {bucket}"]
-    click.echo(terminal_safe("\n".join(lines)))
+    echo_safe(terminal_safe("\n".join(lines)))
 
 
 @triage.command()
@@ -594,4 +594,4 @@ def report(
             }
         )
     else:
-        click.echo(f"wrote {printable(html_path)}")
+        echo_safe(f"wrote {printable(html_path)}")
