@@ -981,3 +981,25 @@ def test_a_program_run_tied_dies_with_its_parent() -> None:
 def _state(pid: int) -> str | None:
     text = _read_or_empty(Path(f"/proc/{pid}/stat"))
     return text.rpartition(")")[2].split()[0] if text else None
+
+
+def test_a_dump_directory_with_escapes_is_shown_escaped(tmp_path: Path) -> None:
+    """The crash report, dumpconfig and dump PID name the dump directory the user gave: printed raw,
+    its escapes reached the terminal."""
+    hostile = tmp_path / "dumps\x1b]0;owned\x07"
+    hostile.mkdir()
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        runs = [
+            run_nmf("crash", "abort", "--dump-dir", str(hostile)),
+            run_nmf("dumpconfig", env={"NOTMYFAULT_DUMP_DIR": str(hostile)}),
+            run_nmf("dump", str(sleeper.pid), "--dump-dir", str(hostile)),
+        ]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    for r in runs:
+        assert r.returncode == 0, r.stderr
+        assert "dumps\\x1b]0;owned\\x07" in r.stdout, r.stdout
+        assert "\x1b" not in r.stdout + r.stderr
+        assert "\x07" not in r.stdout + r.stderr
