@@ -17,7 +17,7 @@ when the dump is closed or the process exits (or, when the process was killed,
 by its parent or the next run).  Writing stops, with a one-line error, before it
 would leave less than ``FREE_FLOOR`` bytes free, or go past the size an ELF
 core's own headers give, or past ``max_unpacked()``; a stream that does not
-start as a dump does is refused at its first bytes.
+start as a dump is refused at its first bytes.
 """
 
 from __future__ import annotations
