@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from notmyfault.analysis.signature import DEFAULT_RULES, failure_kind
-from notmyfault.triage.db import MIGRATIONS, Database
+from notmyfault.triage.db import COLUMNS, MIGRATIONS, Database
 from notmyfault.triage.record import ANALYSIS_VERSION
 from tests.build_crashers import BUGS, build, crash_all
 from tests.build_crashers import CATALOG_BUCKETS as CATALOG
@@ -497,7 +497,7 @@ def test_a_failed_row_a_concurrent_ingest_stored_is_not_retried(tmp_path: Path) 
     from notmyfault.triage.db import now
 
     with Database(str(tmp_path / "t.db")) as d:
-        earlier = {c: None for c in d_columns()} | {
+        earlier = dict.fromkeys(COLUMNS) | {
             "hash": "a" * 64, "analysis_version": "v", "path": "/x", "size": 1, "ingested_at": now(),
             "status": "failed", "error": "stopped", "transient": 1,
         }  # fmt: skip
@@ -512,12 +512,6 @@ def test_a_failed_row_a_concurrent_ingest_stored_is_not_retried(tmp_path: Path) 
         assert d.insert(earlier | {"error": "retried"}, replaces=1)  # the retry replaces it, counting
         assert d.failed_attempts(["a" * 64, "b" * 64], "v") == {"a" * 64: 2, "b" * 64: 1}
         assert not d.insert(earlier | {"error": "late"}, replaces=1)  # another retried it first
-
-
-def d_columns() -> tuple[str, ...]:
-    from notmyfault.triage.db import COLUMNS
-
-    return COLUMNS
 
 
 CONCURRENT_BUGS = ("null-read", "divide", "double-free")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         write_error,
         write_file,
     )
-    from notmyfault.base.lifetime import PARENT_ENV, die_with_parent
+    from notmyfault.base.lifetime import PARENT_ENV, die_with_parent, ended
     from notmyfault.base.sigcodes import Stopped, parse_signal, signal_name
     from notmyfault.base.units import format_size, parse_size
     from notmyfault.base.utf8 import storable
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "PARENT_ENV": "notmyfault.base.lifetime:PARENT_ENV",
     "die_with_parent": "notmyfault.base.lifetime:die_with_parent",
+    "ended": "notmyfault.base.lifetime:ended",
     "SafeFile": "notmyfault.base.files:SafeFile",
     "WriteFailed": "notmyfault.base.files:WriteFailed",
     "check_destination": "notmyfault.base.files:check_destination",
@@ -55,6 +56,7 @@ __all__ = [
     "check_destination",
     "check_directory",
     "die_with_parent",
+    "ended",
     "format_size",
     "parse_signal",
     "parse_size",

@@ -19,6 +19,8 @@ import tempfile
 from types import TracebackType
 from typing import BinaryIO
 
+from notmyfault.base.lifetime import ended
+
 TEMP_PREFIX = ".notmyfault-tmp-"
 """How our temporary files start: the writer's pid follows, then a random part."""
 
@@ -95,15 +97,6 @@ def write_error(path: str, e: OSError) -> WriteFailed:
     return WriteFailed(f"cannot write {path}: {e.strerror or e}{hint}")
 
 
-def _dead(pid: int) -> bool:
-    """True if ``pid`` is gone or a zombie (a process that ended, not yet reaped by its parent)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] in "ZXx"
-    except (OSError, IndexError):
-        return True
-
-
 def reap_stale(directory: str) -> list[str]:
     """Remove the temporary files that killed runs of notmyfault left in ``directory``: only regular
     files of this user whose writer (the pid in the name) is gone. Returns the paths removed."""
@@ -114,7 +107,7 @@ def reap_stale(directory: str) -> list[str]:
         return []
     for name in names:
         m = _TEMP.match(name) or _LEGACY.match(name)
-        if not m or int(m.group(1)) == os.getpid() or not _dead(int(m.group(1))):
+        if not m or int(m.group(1)) == os.getpid() or not ended(int(m.group(1))):
             continue
         path = os.path.join(directory, name)
         with contextlib.suppress(OSError):
@@ -239,7 +232,7 @@ def private_temp_dir(kind: str) -> str:
     with contextlib.suppress(OSError):
         for name in os.listdir(base):
             head = name[len(prefix) :].split("-", 1)[0] if name.startswith(prefix) else ""
-            if head.isdigit() and int(head) != os.getpid() and _dead(int(head)):
+            if head.isdigit() and int(head) != os.getpid() and ended(int(head)):
                 _remove_ours(os.path.join(base, name))
     return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=base)
 

@@ -17,6 +17,16 @@ PARENT_ENV = "NOTMYFAULT_PARENT"
 """Set by a parent to its pid for the children it starts: they die with it (see die_with_parent)."""
 
 
+def ended(pid: int) -> bool:
+    """True if process ``pid`` is gone or a zombie (it exited; its parent has not reaped it yet): its
+    memory and its part are gone. ``kill(pid, 0)`` says a zombie is alive."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] in "ZXx"
+    except (OSError, IndexError):
+        return True
+
+
 def die_with_parent() -> None:
     """If a notmyfault parent started this process (``$NOTMYFAULT_PARENT``), have the kernel SIGKILL
     it when that parent dies, so that a hang, a leak, a crash-to-be or an analysis never outlives a

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from notmyfault.base.lifetime import ended
+
 PTRACE_GETREGSET = 0x4204
 PTRACE_GETSIGINFO = 0x4202
 PTRACE_SEIZE = 0x4206
@@ -513,12 +515,6 @@ def file_note(maps: list[Mapping]) -> bytes:
     return head + ranges + names
 
 
-def _dead(pid: int) -> bool:
-    """True if ``pid`` is gone or a zombie (its memory freed): a read of it failed because it died."""
-    fields = stat_fields(f"/proc/{pid}/stat")
-    return not fields or fields[0] in "ZXx"
-
-
 def write_core(
     pid: int,
     out: BinaryIO,
@@ -596,7 +592,7 @@ def write_core(
         for at in range(m.start, m.start + size, CHUNK):
             n = min(CHUNK, m.start + size - at)
             if not read_into(pid, at, buf, n):  # some page unreadable: page by page, zeros for those
-                if _dead(pid):
+                if ended(pid):
                     died = time.monotonic() - started
                     break
                 for p in range(at, at + n, PAGE):
@@ -613,7 +609,7 @@ def write_core(
             break
         if bad:
             skipped.append(f"{m.start:#x}-{m.end:#x} {m.path}".rstrip())
-    if died is None and _dead(pid):  # died during the last reads: zeros may stand for its memory
+    if died is None and ended(pid):  # died during the last reads: zeros may stand for its memory
         died = time.monotonic() - started
     end = data_off + done if died is not None else off
     out.truncate(end)

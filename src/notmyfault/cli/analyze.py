@@ -193,7 +193,6 @@ def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> Non
     """JSON (escaped by the encoder), or the page with every control character escaped; either says
     whether the dump is truncated (``truncated``, ``truncation``; a WARNING line on top of the page)."""
     from notmyfault.render.analysis import truncation_line
-    from notmyfault.render.safe import terminal_safe
 
     truncation = _TRUNCATION.get()
     if as_json:
@@ -206,7 +205,7 @@ def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> Non
         page = text()
         if truncation is not None and truncation_line(truncation) not in page:
             page = f"{truncation_line(truncation)}\n\n{page}"
-        echo_safe(terminal_safe(page))
+        echo_safe(page)
 
 
 @click.command()

@@ -22,7 +22,6 @@ from notmyfault.cli.common import (
     fail,
     run_watched,
 )
-from notmyfault.render.safe import terminal_safe
 
 SEED_RATE, SEED_STOP = "1000KB", "200MB"
 FAST_RATE, FAST_STOP = "100MB", "200MB"
@@ -101,4 +100,4 @@ def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | Non
         fail(str(e))
     for section in report.sections:
         echo_safe(_heading(section.command))
-        echo_safe(terminal_safe(section.text))
+        echo_safe(section.text)

@@ -248,17 +248,10 @@ def _leak_here(
 def _say_what_outlives(plan: Any) -> None:
     """Kernel-pool (and --persist) blocks are System V objects: they outlive a process killed with
     SIGKILL, which frees nothing. Say so at the start, and name what ended runs left."""
-    from notmyfault.base import format_size
+    from notmyfault.base import ended, format_size
     from notmyfault.faults import Pool, held, mine
 
-    def alive(pid: int) -> bool:  # a zombie is dead: its memory and its part are gone
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rpartition(")")[2].split()[0] not in "ZXx"
-        except (OSError, IndexError):
-            return False
-
-    left = [o for o in mine(held()) if not alive(o.header.pid)]
+    left = [o for o in mine(held()) if ended(o.header.pid)]
     if left:
         note(
             f"notmyfault: note: {len(left)} System V objects ({format_size(sum(o.bytes for o in left))}) "

@@ -28,7 +28,7 @@ from notmyfault.cli.common import (
     parse_size_option,
 )
 from notmyfault.render import SCHEMA_VERSION
-from notmyfault.render.safe import printable, terminal_safe
+from notmyfault.render.safe import printable
 
 
 def _default_db() -> str:
@@ -314,9 +314,9 @@ def ingest(
             emit_json({"schema_version": SCHEMA_VERSION, "kind": "triage-ingest", **summary})
         else:
             for path, error in result.unreadable:
-                note(terminal_safe(f"cannot read {path}: {error}"))
+                note(f"cannot read {path}: {error}")
             for path in result.not_dumps + (result.skipped if verbose else []):
-                echo_safe(terminal_safe(f"skipped {path}: not a core dump, minidump or Windows kernel dump"))
+                echo_safe(f"skipped {path}: not a core dump, minidump or Windows kernel dump")
             if result.skipped and not verbose:
                 echo_safe(f"{len(result.skipped)} files skipped: not dumps (--verbose names them)")
             echo_safe(
@@ -402,12 +402,10 @@ def buckets(
         for b in found:
             share = f"{100 * b.count / total:.1f}%" if total else "-"
             echo_safe(
-                terminal_safe(
-                    f"{b.id:<10}  {b.count:>5}  {share:>6}  {b.first_seen[:19]:<19}  {b.last_seen[:19]:<19}  {b.key}"
-                )
+                f"{b.id:<10}  {b.count:>5}  {share:>6}  {b.first_seen[:19]:<19}  {b.last_seen[:19]:<19}  {b.key}"
             )
             for path in b.examples:
-                echo_safe(terminal_safe(f"{'':<10}  {'':>5}  {'':>6}  e.g. {path}"))
+                echo_safe(f"{'':<10}  {'':>5}  {'':>6}  e.g. {path}")
             if b.count > len(b.examples) and b.examples:
                 echo_safe(
                     f"{'':<10}  {'':>5}  {'':>6}  ... and {b.count - len(b.examples)} more: 'notmyfault triage show {b.id}'"
@@ -436,7 +434,7 @@ def show(bucket: str, db_url: str, as_json: bool) -> None:
                     again = (
                         " (stopped, not unreadable: the next ingest tries it again once)" if transient else ""
                     )
-                    echo_safe(terminal_safe(f"{path}: {error}{again}"))
+                    echo_safe(f"{path}: {error}{again}")
             return
         members = db.members(bucket)
     if not members:
@@ -451,10 +449,10 @@ def show(bucket: str, db_url: str, as_json: bool) -> None:
             }
         )
         return
-    echo_safe(terminal_safe(members[0]["bucket"]))
+    echo_safe(members[0]["bucket"])
     for m in members:
         when = (m["crash_time"] or m["file_time"] or "")[:19]
-        echo_safe(terminal_safe(f"  {when}  pid {m['pid'] or '-':<7}  {m['blamed'] or '?':<40}  {m['path']}"))
+        echo_safe(f"  {when}  pid {m['pid'] or '-':<7}  {m['blamed'] or '?':<40}  {m['path']}")
 
 
 @triage.command()
@@ -520,7 +518,7 @@ def explain(dump: str, rules_path: str | None, as_json: bool) -> None:
         lines.append(f"     module  {s.frame.module or '-'}")
         lines.append(f"     why     {s.rule}")
     lines += ["", f"SIGNATURE: {sig}", f"BUCKET_ID: {bucket}"]
-    echo_safe(terminal_safe("\n".join(lines)))
+    echo_safe("\n".join(lines))
 
 
 @triage.command()

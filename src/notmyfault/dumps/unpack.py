@@ -156,24 +156,27 @@ class _SparseWriter:
         self.out, self.source, self.directory, self.size = out, source, directory, 0
         self.zero = bytes(4096)
         self.limit = max_unpacked()
-        self.head = bytearray()
+        self.head: bytearray | None = bytearray()
+        """The stream's first bytes, until its size is learnt from them (then None)."""
         self.implied: int | None = None
         self._check_space()  # before the first byte, then every 64 MiB
 
     def _learn(self, data: bytes) -> None:
         """Refuse a stream that is no dump, and bound one whose headers give its size."""
-        self.head += data[: HEAD - len(self.head)]
-        if len(self.head) < len(DUMP_MAGICS[-1]) and len(self.head) < HEAD:
+        head = self.head
+        assert head is not None
+        head += data[: HEAD - len(head)]
+        if len(head) < len(DUMP_MAGICS[-1]) and len(head) < HEAD:
             return
-        if not self.head.startswith(DUMP_MAGICS):
+        if not head.startswith(DUMP_MAGICS):
             raise DumpError(
-                f"{self.source} does not unpack to a dump (it starts with {bytes(self.head[:8]).hex(' ')}): "
+                f"{self.source} does not unpack to a dump (it starts with {bytes(head[:8]).hex(' ')}): "
                 "refused (a decompression bomb?)"
             )
-        size = implied_size(bytes(self.head))
-        if size == _MORE and len(self.head) < HEAD:
+        size = implied_size(bytes(head))
+        if size == _MORE and len(head) < HEAD:
             return
-        self.head = bytearray(b"done")  # learnt: kept no longer
+        self.head = None  # learnt: kept no longer
         if size is not None and size >= 0:
             self.implied = size
             self.limit = min(self.limit, size)
@@ -181,7 +184,7 @@ class _SparseWriter:
     def write(self, data: bytes) -> None:
         if not data:
             return
-        if self.head != b"done":
+        if self.head is not None:
             self._learn(data)
         self.size += len(data)
         if self.size > self.limit:
