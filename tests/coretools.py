@@ -144,12 +144,23 @@ def gdb_path() -> str:
 
 
 def _gdb_script(
-    core: str | os.PathLike[str], script: str, marker: str, exe: str | None
+    core: str | os.PathLike[str], script: str, marker: str, exe: str | None, gdb: str | None = None
 ) -> list[dict[str, object]]:
-    """Run tests/SCRIPT inside gdb on ``core`` and return the JSON it prints after ``marker``."""
+    """Run tests/SCRIPT inside gdb (or ``gdb``, such as gdb-multiarch) on ``core`` and return the JSON
+    it prints after ``marker``."""
     exe = exe or os.path.realpath(sys.executable)
-    cmd = [gdb_path(), "-batch", "-nx", "-ex", "set pagination off", exe, str(core), "-x", str(HERE / script)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    cmd = [
+        gdb or gdb_path(),
+        "-batch",
+        "-nx",
+        "-ex",
+        "set pagination off",
+        exe,
+        str(core),
+        "-x",
+        str(HERE / script),
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     for line in out.stdout.splitlines():
         if line.startswith(marker):
             return json.loads(line[len(marker) :])
@@ -189,6 +200,14 @@ def innermost_own_frame(frames: list[dict[str, object]]) -> str | None:
 def gdb_threads(core: str | os.PathLike[str], exe: str | None = None) -> list[dict[str, object]]:
     """Every thread of the core with its frame names, innermost first (from gdb)."""
     return _gdb_script(core, "gdb_threads.py", "THREADS=", exe)
+
+
+def gdb_stacks(
+    core: str | os.PathLike[str], exe: str | None = None, gdb: str | None = None
+) -> list[dict[str, object]]:
+    """Every thread's whole stack as gdb walks it: tid, frames (pc, name, kind), and why it stopped
+    (``gdb``: another gdb, gdb-multiarch for a core of another architecture)."""
+    return _gdb_script(core, "gdb_stacks.py", "STACKS=", exe, gdb)
 
 
 def pool_blocks(

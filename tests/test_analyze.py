@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -78,12 +80,37 @@ def test_stack_trash_frames_are_found_by_scanning(catalog_dumps: dict[str, str])
 
 
 def test_stack_overflow_names_the_recursion(catalog_dumps: dict[str, str]) -> None:
-    a = _analyze(catalog_dumps["stack-overflow"])
+    """The whole stack of a stack overflow is walked (past drgn's 1,024 frames and our old cap of
+    512): the recursion's depth and the stack's frame count equal eu-stack's (-n 0: no limit), the
+    outermost frames are main's callers, and the JSON says how many frames it left out."""
+    path = catalog_dumps["stack-overflow"]
+    a = _analyze(path)
     note = next(n for n in a["notes"] if "recurses" in n)
-    assert note.startswith("myfault_stack_overflow recurses: about ")
-    depth = int(note.split("about ")[1].split()[0])
-    assert 20_000 < depth < 8 * 1024 * 1024 // 192  # an 8 MiB stack of frames of at least 192 bytes
+    assert note.startswith("myfault_stack_overflow recurses: ")
+    depth = int(note.split("recurses: ")[1].split()[0].replace(",", ""))
+    out = subprocess.run(
+        ["eu-stack", "-n", "0", "--core", path], capture_output=True, text=True, timeout=600, check=False
+    )
+    listed = re.findall(r"^#\d+\s+0x([0-9a-f]+)\s+(\S+)", out.stdout, re.M)
+    theirs = [name for _pc, name in listed]
+    assert depth == sum(1 for name in theirs if name == "myfault_stack_overflow") > 20_000
+    total = a["frames_total"]
+    assert total >= len(theirs)  # and the inline frames
+    assert a["frames_elided"] == {"from": 500, "to": total - 501, "count": total - 1000}
+    outer = [f["function"] for f in a["frames"][-6:]]
+    assert outer[-3:] == ["__libc_start_call_main", "__libc_start_main_impl", "_start"]
     assert all(f["function"] == "myfault_stack_overflow" for f in a["frames"][:100])
+    r, stacks = run_json("stack", path, "--max-frames", "0")
+    assert r.returncode == 0, r.stderr
+    thread = stacks["threads"][0]
+    assert thread["frames_total"] == len(thread["frames"]) == total
+    assert thread["frames_elided"] is None
+    assert thread["walk_stopped"] is None
+    physical = [int(f["pc"], 16) for f in thread["frames"] if f["trust"] not in ("inline", "tail call")]
+    assert physical == [int(pc, 16) for pc, _name in listed]  # every frame's pc, as eu-stack walks
+    text = run_nmf("stack", path).stdout
+    assert f"... {total - 1000:,} frames not shown (#500 to #{total - 501};" in text
+    assert "!_start+" in text.rstrip().splitlines()[-1]
 
 
 def test_frames_match_gdb(catalog_dumps: dict[str, str]) -> None:

@@ -31,11 +31,10 @@ from notmyfault.unwind.elf import (
     code_bytes,
     load_program,
     signal_context,
-    stack_depth,
-    thread_frames,
+    thread_walk,
 )
 from notmyfault.unwind.frames import Frame, PythonFrame
-from notmyfault.unwind.isa import capstone_for
+from notmyfault.unwind.isa import capstone_for, code_arch
 from notmyfault.unwind.names import base_name
 from notmyfault.unwind.python import PythonStacks, PythonThread, merge, read_python_stacks, runs_python
 
@@ -88,6 +87,8 @@ class CrashAnalysis:
     frames: tuple[Frame, ...]
     notes: tuple[str, ...] = field(default=())
     missing: tuple[str, ...] = field(default=())
+    other_builds: tuple[str, ...] = field(default=())
+    """Of ``missing``, the modules whose file here is another build (see the notes)."""
     """Modules whose files or debug information could not be found."""
     deadlock: tuple[LockWait, ...] = field(default=())
     """The threads of a mutex wait cycle, when the dump shows one."""
@@ -200,12 +201,15 @@ def _abort_message(program: Program) -> str | None:
     return text.decode(errors="surrogateescape").strip() or None
 
 
-def decode(core: ElfCore, pc: int, sysroot: str | None = None) -> Instruction | None:
-    """Decode the instruction at ``pc`` with capstone (from the dump, or the mapped file)."""
+def decode(
+    core: ElfCore, pc: int, sysroot: str | None = None, regs: dict[str, int] | None = None
+) -> Instruction | None:
+    """Decode the instruction at ``pc`` with capstone (from the dump, or the mapped file), in the
+    instruction set that ``regs`` say runs (32-bit ARM's Thumb)."""
     data = code_bytes(core, pc, 16, sysroot)
     if not data:
         return None
-    return decode_bytes(data, pc, core.arch)
+    return decode_bytes(data, pc, code_arch(core.arch, regs or {}))
 
 
 def decode_bytes(data: bytes, pc: int, arch: str) -> Instruction | None:
@@ -226,7 +230,7 @@ def decode_bytes(data: bytes, pc: int, arch: str) -> Instruction | None:
                         access = "write"
                     elif op.access & capstone.CS_AC_READ and access is None:
                         access = "read"
-        except capstone.CsError:
+        except (capstone.CsError, AttributeError):  # operand details capstone gives not for every arch
             pass
         if arch in ("x86_64", "x32", "i386", "x86") and _x86_store(insn):
             access = "write"
@@ -238,12 +242,22 @@ def decode_bytes(data: bytes, pc: int, arch: str) -> Instruction | None:
                 access = "write"
             elif mnemonic.startswith(("pop", "ret", "leave")):
                 access = "read"
-        if access is None and arch == "aarch64":
+        if access is None and arch in ("aarch64", "arm", "thumb"):
+            # their loads and stores: ld*/st* (and 32-bit ARM's push and pop)
+            access = (
+                "write"
+                if insn.mnemonic.startswith(("st", "push"))
+                else "read"
+                if insn.mnemonic.startswith(("ld", "pop"))
+                else None
+            )
+        if access is None and arch in ("ppc64le", "ppc64", "s390x") and insn.op_str.count("(") == 1:
+            # a load or store: their mnemonics start with st (stores) or l (loads) on both
             access = (
                 "write"
                 if insn.mnemonic.startswith("st")
                 else "read"
-                if insn.mnemonic.startswith("ld")
+                if insn.mnemonic.startswith("l")
                 else None
             )
         return Instruction(insn.address, f"{insn.mnemonic} {insn.op_str}".strip(), insn.size, access)
@@ -276,11 +290,12 @@ def operand_address(data: bytes, pc: int, arch: str, regs: dict[str, int]) -> in
     has no memory operand or a register it needs is not known (a segment base such as fs)."""
     import capstone
 
-    md = capstone_for(arch)
+    arch = code_arch(arch, regs)
+    md = capstone_for(arch) if arch in OPERAND_ARCHES else None
     if md is None:
         return None
     md.detail = True
-    mask = (1 << (64 if arch in ("x86_64", "aarch64") else 32)) - 1
+    mask = (1 << (32 if arch in ("x32", "i386", "x86", "arm", "thumb") else 64)) - 1
     for insn in md.disasm(data, pc):
         try:
             for op in insn.operands:
@@ -290,21 +305,29 @@ def operand_address(data: bytes, pc: int, arch: str, regs: dict[str, int]) -> in
                 if getattr(mem, "segment", 0):
                     return None  # fs:/gs: relative: the segment base is not in the registers
                 total = mem.disp
-                for reg, scale in ((mem.base, 1), (mem.index, getattr(mem, "scale", 1) or 1)):
+                for reg, scale in ((mem.base, 1), (getattr(mem, "index", 0), getattr(mem, "scale", 1) or 1)):
                     if not reg:
                         continue
                     name = insn.reg_name(reg)
-                    value = (
-                        insn.address + insn.size if name in ("rip", "eip") else _register(name, regs, arch)
-                    )
+                    if name in ("rip", "eip"):
+                        value: int | None = insn.address + insn.size
+                    elif name == "pc" and arch in ("arm", "thumb"):  # reads as the instruction's + 8 (+ 4)
+                        value = (insn.address + (4 if arch == "thumb" else 8)) & ~3
+                    else:
+                        value = _register(name, regs, arch)
                     if value is None:
                         return None
                     total += value * scale
                 return int(total) & mask
-        except capstone.CsError:
+        except (capstone.CsError, AttributeError):
             return None
         return None
     return None
+
+
+OPERAND_ARCHES = ("x86_64", "x32", "i386", "x86", "aarch64", "arm", "thumb", "ppc64le", "ppc64", "s390x")
+"""The instruction sets whose memory operands ``operand_address`` computes (capstone's base, index,
+scale and displacement)."""
 
 
 def _register(name: str, regs: dict[str, int], arch: str) -> int | None:
@@ -323,6 +346,11 @@ def _register(name: str, regs: dict[str, int], arch: str) -> int | None:
             return regs[alias]
         if name.startswith("w") and "x" + name[1:] in regs:
             return regs["x" + name[1:]] & 0xFFFFFFFF
+    if arch in ("arm", "thumb"):
+        alias = {"sb": "r9", "sl": "r10", "r11": "fp", "r12": "ip", "r13": "sp", "r14": "lr"}.get(name, name)
+        return regs.get(alias)
+    if arch == "s390x" and name.isdigit():  # capstone names s390x's general registers by number
+        return regs.get(f"r{name}")
     return None
 
 
@@ -360,9 +388,14 @@ def _in_stack_guard(core: ElfCore, addr: int, sp: int | None) -> bool:
 
 
 def _wild_pc(core: ElfCore, pc: int | None) -> bool:
-    """Whether the pc is outside every executable mapping."""
-    seg = core.segment_at(pc) if pc is not None else None
-    return pc is not None and (seg is None or not seg.flags & PF_X)
+    """Whether the pc is outside every executable mapping (of a core without memory segments, which
+    cannot tell: outside every mapped file that NT_FILE lists)."""
+    if pc is None:
+        return False
+    if not core.segments:
+        return core.has_file_note and core.file_at(pc) is None
+    seg = core.segment_at(pc)
+    return seg is None or not seg.flags & PF_X
 
 
 def _segv_class(
@@ -550,23 +583,34 @@ def _recursion(frames: tuple[Frame, ...]) -> tuple[str, int] | None:
     for f in frames:
         if f.function != name:
             break
-        depth += 1
+        depth += f.how not in ("inline", "tail call")
     return (name, depth) if depth >= 8 else None
 
 
-def _recursion_note(core: ElfCore, frames: tuple[Frame, ...], name: str, sp: int | None, unwound: int) -> str:
-    """How deep the recursion goes: drgn stops unwinding at 1024 frames, so the depth is
-    estimated from the stack itself: the stack used, over one recursive frame's size."""
+def _command_line(core: ElfCore) -> str | None:
+    """The command line: the arguments whole from the initial stack where the dump holds it, else
+    NT_PRPSINFO's (the kernel keeps their first 80 bytes there). Where the process rewrote its
+    argv strings (as setproctitle does) the stack holds the new ones: NT_PRPSINFO's are taken when
+    they are not where the stack's begin."""
+    proc = core.process
+    short = proc.args if proc else None
+    args = core.arguments
+    if not args:
+        return short
+    whole = " ".join(args)
+    if short is not None and not whole.startswith(short.rstrip()):
+        return short
+    return whole
+
+
+def _recursion_note(frames: tuple[Frame, ...], name: str, depth: int) -> str:
+    """How deep the recursion goes: its frames (the whole stack is walked) and the size of one."""
     f1, f2 = frames[1], frames[2]
-    seg = core.segment_at(f1.sp) if f1.sp is not None else None
-    if seg is None or sp is None or f1.sp is None or f2.sp is None or f2.sp <= f1.sp:
-        return f"{name} recurses: at least {unwound} frames deep"
-    size = f2.sp - f1.sp
-    used = seg.end - sp
-    return (
-        f"{name} recurses: about {used // size} frames deep ({size} bytes each over {used} bytes of stack; "
-        f"{unwound} frames unwound)"
+    size = (
+        f" ({f2.sp - f1.sp} bytes each)" if f1.sp is not None and f2.sp is not None and f2.sp > f1.sp else ""
     )
+    total = sum(1 for f in frames if f.how not in ("inline", "tail call"))
+    return f"{name} recurses: {depth:,} frames deep{size}, {total:,} frames in all"
 
 
 def python_stacks(
@@ -631,7 +675,8 @@ def analyze(
     program = program or load_program(core, exe, sysroot)
     sig = core.siginfo
     crashed = core.threads[0]
-    frames = tuple(thread_frames(program, core, crashed.tid))
+    walk = thread_walk(program, core, crashed.tid)
+    frames = tuple(walk.frames)
     stacks = python_stacks(core, program, exe, sysroot, python_locals)
     pythread = stacks.thread(crashed.tid) if stacks else None
     python_notes: list[str] = []
@@ -647,7 +692,7 @@ def analyze(
         frames = merged or frames
     pc = crashed.pc
     code = code_bytes(core, pc, 16, sysroot) if pc is not None else None  # read once: decoded twice below
-    insn = decode_bytes(code, pc, core.arch) if code and pc is not None else None
+    insn = decode_bytes(code, pc, code_arch(core.arch, crashed.regs)) if code and pc is not None else None
     access, source = None, "not known"
     if (
         sig is not None
@@ -665,6 +710,8 @@ def analyze(
         computed = operand_address(code, pc, core.arch, crashed.regs)
     crash_class, notes = classify(core, sig, pc, crashed.sp, access, abort, computed)
     notes += python_notes
+    if walk.stopped:
+        notes.append(walk.stopped)
     proc = core.process
     sign_from = 0
     reraised = _reraised(core, program, sig, proc.pid if proc else crashed.tid, frames, sysroot)
@@ -675,9 +722,20 @@ def analyze(
     if crash_class == "STACK_OVERFLOW":
         rec = _recursion(frames)
         if rec:
-            notes.append(_recursion_note(core, frames, rec[0], crashed.sp, stack_depth(program, crashed.tid)))
+            notes.append(_recursion_note(frames, *rec))
     if crash_class == "STACK_CORRUPTION" and any(f.how == "scan" for f in frames):
         notes.append("frames after the first were found by scanning the stack for return addresses")
+    for other in program.other_builds:
+        differs = (
+            f"{other.path} is not the build that ran: its build-id is {other.build_id or 'none'}, the dump's "
+            f"{other.dump_build_id}"
+        )
+        notes.append(
+            f"{differs}; it was used as asked (--exe), so {base_name(other.module)}'s names and lines may be wrong"
+            if other.used
+            else f"{differs}; it was not used, so {base_name(other.module)}'s frames are named from the dump alone "
+            "(give the build that ran: --exe, --sysroot or debuginfod)"
+        )
     if len(frames) == 1 and program.missing:
         lost = [m for m in program.missing if m == frames[0].module] or list(program.missing)
         notes.append(
@@ -716,7 +774,7 @@ def analyze(
         arch=core.arch,
         pid=proc.pid if proc else crashed.tid,
         executable=executable,
-        command_line=proc.args if proc else None,
+        command_line=_command_line(core),
         uid=proc.uid if proc else None,
         crashed_tid=crashed.tid,
         signal=sig.signo if sig else crashed.cursig or None,
@@ -745,6 +803,7 @@ def analyze(
         frames=frames,
         notes=tuple(notes),
         missing=program.missing,
+        other_builds=tuple(o.module for o in program.other_builds if not o.used),
         python=pythread,
         python_error=stacks.error if stacks else None,
         blamed_python=blamed_python,

@@ -61,6 +61,8 @@ class ThreadStack:
     """With the Python frames of a CPython process merged in (``Frame.python``) where they were read."""
     python: PythonThread | None = None
     """The thread's Python stack, when the dump is of a CPython process and it runs Python."""
+    stopped: str | None = None
+    """Why the walk stopped short of the stack's end (a limit), if it did."""
 
 
 @dataclass(frozen=True)
@@ -406,6 +408,7 @@ class Dump:
         False. Vmcores: the crashed task's (or task ``tid``'s, or every task's)."""
         r = self.reader
         stacks: list[tuple[int, list[Frame]]]
+        stopped: dict[int, str | None] = {}
         pystacks: PythonStacks | None = None
         if isinstance(r, Vmcore):
             from notmyfault.kernel.vmcore import task_stacks
@@ -428,17 +431,19 @@ class Dump:
 
                 stacks = [(t, fp_chain_frames(r, by_tid[t], self.symbols)) for t in chosen]
             else:
-                from notmyfault.unwind.elf import thread_frames
+                from notmyfault.unwind.elf import thread_walk
 
                 program = self._loaded()
-                stacks = [(t, thread_frames(program, r, t)) for t in chosen]
+                walks = [(t, thread_walk(program, r, t)) for t in chosen]
+                stacks = [(t, w.frames) for t, w in walks]
+                stopped = {t: w.stopped for t, w in walks}
                 if python:
                     pystacks = python_stacks(r, program, self.exe, self.sysroot, python_locals)
         out = []
         for t, fs in stacks:
             py = pystacks.thread(t) if pystacks else None
             merged = (merge(fs, py) or tuple(fs)) if py else tuple(fs)
-            out.append(ThreadStack(t, tuple(merged), py))
+            out.append(ThreadStack(t, tuple(merged), py, stopped.get(t)))
         return Stacks(tuple(out), pystacks.error if pystacks else None)
 
     def frames(self, tid: int | None = None, python: bool = True) -> tuple[Frame, ...]:
@@ -474,7 +479,7 @@ class Dump:
                 except UnreadableMemory:
                     insn = None
         else:
-            insn = decode(r, t.pc, self.sysroot) if t.pc is not None else None
+            insn = decode(r, t.pc, self.sysroot, t.regs) if t.pc is not None else None
             mapping = r.file_at(t.pc) if t.pc is not None else None
             where = f"in {mapping.path}" if mapping else None
         return Registers(t, insn, where)

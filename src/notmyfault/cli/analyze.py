@@ -68,6 +68,16 @@ json_option = click.option(
 )
 
 
+max_frames_option = click.option(
+    "--max-frames",
+    type=click.IntRange(0),
+    default=1000,
+    show_default=True,
+    help="Frames of a stack shown: the innermost and outermost half, and a line for those between "
+    "(0: every one).",
+)
+
+
 def side_options(f: Any) -> Any:
     """--native / --python: which frames a stack of a CPython process shows (default: both)."""
     f = click.option(
@@ -225,6 +235,7 @@ def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> Non
     "ELF cores: read from the initial stack; minidumps: Breakpad's environment stream.",
 )
 @side_options
+@max_frames_option
 @json_option
 def analyze(
     core: str,
@@ -237,6 +248,7 @@ def analyze(
     side: str,
     as_json: bool,
     symbols_urls: tuple[str, ...] = (),
+    max_frames: int = 1000,
 ) -> None:
     """The !analyze -v page: crash class, arguments, faulting instruction, stack, and Probably caused by.
 
@@ -251,13 +263,15 @@ def analyze(
         result = dump.analysis(python_locals=verbose)
         if env is None:
             _emit(
-                as_json, lambda: analysis_json(result, verbose), lambda: analysis_text(result, verbose, side)
+                as_json,
+                lambda: analysis_json(result, verbose, max_frames),
+                lambda: analysis_text(result, verbose, side),
             )
         else:
             shown = env
             _emit(
                 as_json,
-                lambda: {**analysis_json(result, verbose), "environment": shown},
+                lambda: {**analysis_json(result, verbose, max_frames), "environment": shown},
                 lambda: "\n".join(
                     [analysis_text(result, verbose, side), "", "ENVIRONMENT:"]
                     + [f"  {printable(v)}" for v in shown]
@@ -278,6 +292,7 @@ def analyze(
     "-v", "--verbose", is_flag=True, help="Python frames: the reprs of their arguments and locals too."
 )
 @side_options
+@max_frames_option
 @json_option
 def stack(
     core: str,
@@ -291,6 +306,7 @@ def stack(
     side: str,
     as_json: bool,
     symbols_urls: tuple[str, ...] = (),
+    max_frames: int = 1000,
 ) -> None:
     """kvL: the stack of the crashing thread (or --thread TID, or --all), and how each frame was found.
 
@@ -299,7 +315,7 @@ def stack(
     Kernel vmcores: the crashed task's stack (or --thread PID, or --all tasks).
     """
     from notmyfault.render import SCHEMA_VERSION
-    from notmyfault.render.analysis import frame_json, python_thread_json, stack_text
+    from notmyfault.render.analysis import frames_json, python_thread_json, stack_text
     from notmyfault.render.safe import terminal_safe
 
     with opened(core, True, debug_files, exe, sysroot, symbols, symbols_urls) as dump:
@@ -320,14 +336,16 @@ def stack(
                 "threads": [
                     {
                         "tid": s.tid,
-                        "frames": [frame_json(f, verbose) for f in s.frames],
+                        **frames_json(s.frames, verbose, max_frames),
+                        "walk_stopped": s.stopped,
                         "python": python_thread_json(s.python, verbose),
                     }
                     for s in stacks.threads
                 ],
             },
             lambda: "\n\n".join(
-                stack_text(s.tid, list(s.frames), s.python, side, verbose) for s in stacks.threads
+                stack_text(s.tid, list(s.frames), s.python, side, verbose, s.stopped, max_frames)
+                for s in stacks.threads
             ),
         )
 

@@ -41,11 +41,33 @@ I386_REGS = (
     "eflags", "esp", "ss",
 )  # fmt: skip
 AARCH64_REGS = (*tuple(f"x{i}" for i in range(31)), "sp", "pc", "pstate")
+PPC64_REGS = (
+    *tuple(f"r{i}" for i in range(32)), "nip", "msr", "orig_gpr3", "ctr", "lr", "xer", "cr", "softe", "trap",
+    "dar", "dsisr", "result",
+)  # fmt: skip
+"""struct pt_regs of powerpc (arch/powerpc/include/uapi/asm/ptrace.h), the ELF_NGREG words of pr_reg."""
+S390X_REGS = ("pswm", "pswa", *tuple(f"r{i}" for i in range(16)))
+"""s390_regs (arch/s390/include/uapi/asm/ptrace.h): the PSW's mask and address, then r0-r15; the
+access registers after them are four bytes each and left out."""
+ARM_REGS = (*tuple(f"r{i}" for i in range(11)), "fp", "ip", "sp", "lr", "pc", "cpsr", "orig_r0")
+"""32-bit ARM's pt_regs (arch/arm/include/uapi/asm/ptrace.h): r0-r15 (r11 fp, r12 ip, r13 sp, r14
+lr, r15 pc), cpsr, orig_r0; the names are gdb's."""
+RISCV64_REGS = (
+    "pc", "ra", "sp", "gp", "tp", "t0", "t1", "t2", "s0", "s1", *tuple(f"a{i}" for i in range(8)),
+    *tuple(f"s{i}" for i in range(2, 12)), "t3", "t4", "t5", "t6",
+)  # fmt: skip
+"""struct user_regs_struct of riscv (arch/riscv/include/uapi/asm/ptrace.h): pc, then x1-x31 by their
+ABI names (s0 is the frame pointer)."""
 
 ARCHES: dict[str, tuple[str, tuple[str, ...], str, str, str]] = {
-    # e_machine: (arch name, register names, pc, sp, frame pointer)
+    # e_machine: (arch name, register names, pc, sp, frame pointer), each register a word of the
+    # core's ELF class
     "EM_X86_64": ("x86_64", X86_64_REGS, "rip", "rsp", "rbp"),
     "EM_AARCH64": ("aarch64", AARCH64_REGS, "pc", "sp", "x29"),
+    "EM_PPC64": ("ppc64", PPC64_REGS, "nip", "r1", "r31"),
+    "EM_S390": ("s390x", S390X_REGS, "pswa", "r15", "r11"),
+    "EM_ARM": ("arm", ARM_REGS, "pc", "sp", "fp"),
+    "EM_RISCV": ("riscv64", RISCV64_REGS, "pc", "sp", "s0"),
 }
 
 PF_X, PF_W, PF_R = 1, 2, 4
@@ -226,8 +248,8 @@ class ElfCore:
             raise
         except (ELFError, ConstructError, struct.error, ValueError, KeyError, OSError, IndexError) as e:
             raise DumpError(f"{self.path} is a corrupt ELF core: {e}") from None
-        if not segments:
-            raise DumpError(f"{self.path} holds no memory segments (PT_LOAD): a truncated or empty core")
+        if not segments and not self._note_ranges:
+            raise DumpError(f"{self.path} holds no memory segments (PT_LOAD) and no notes: an empty core")
         notes = sum(size for _, size in self._note_ranges)
         if notes > MAX_NOTES:  # checked before anyone (drgn too) reads them
             raise DumpError(
@@ -241,9 +263,9 @@ class ElfCore:
                 "(their notes are CORE's and LINUX's); analyse it on its own system (gdb, lldb)"
             )
         self.segments = tuple(sorted(segments, key=lambda s: s.vaddr))
-        self.expected_size = max(s.offset + s.filesz for s in self.segments)
+        self.expected_size = max((s.offset + s.filesz for s in self.segments), default=self.size)
         """How long the file should be: the end of its last segment's data."""
-        self.truncated = self.expected_size > self.size
+        self.truncated = self.expected_size > self.size or not self.segments
         """True when the file ends before its last segment does (a cut-off core)."""
 
     @property
@@ -251,6 +273,12 @@ class ElfCore:
         """None for a whole core; else one line saying what is missing (gdb warns likewise)."""
         if not self.truncated:
             return None
+        if not self.segments:
+            return (
+                "the core holds no memory (no PT_LOAD segments, as a core cut after its notes or written "
+                "with every mapping filtered out): only its notes can be read (threads, registers, signal, "
+                "mapped files), no stack beyond the registers' frame"
+            )
         cut = [s for s in self.segments if s.offset + s.filesz > self.size]
         missing = sum(min(s.filesz, s.offset + s.filesz - self.size) for s in cut)
         return (
@@ -291,17 +319,20 @@ class ElfCore:
 
     @property
     def arch(self) -> str:
-        """The architecture name (x86_64, aarch64, or the ELF machine for others)."""
+        """The architecture name (x86_64, aarch64, ppc64le, s390x, arm, riscv64, i386, x32; the ELF
+        machine for others)."""
         if self.machine == "EM_386":
             return "i386"
         if self.machine == "EM_X86_64" and self.elfclass == 32:
             return "x32"
+        if self.machine == "EM_PPC64":
+            return "ppc64le" if self.little_endian else "ppc64"
         return ARCHES[self.machine][0] if self.machine in ARCHES else self.machine
 
     @property
     def stack_word(self) -> int:
         """Bytes in a saved frame pointer or return address on the stack (x32 runs in 64-bit mode)."""
-        return 4 if self.machine == "EM_386" else (8 if self.machine in ARCHES else (self.elfclass // 8))
+        return 4 if self.machine == "EM_386" else (8 if self.machine == "EM_X86_64" else (self.elfclass // 8))
 
     def _other_system(self) -> str | None:
         """The operating system whose kernel wrote the core, when its notes name one that is not Linux
@@ -413,9 +444,12 @@ class ElfCore:
         """(register names, register size, pc, sp, frame pointer) of pr_reg, where decoded."""
         if self.machine == "EM_386" and self.elfclass == 32:
             return I386_REGS, 4, "eip", "esp", "ebp"
-        if self.machine in ARCHES:  # x86_64 and aarch64; x32 keeps x86_64's 8-byte registers
+        if self.machine in ARCHES:  # x32 keeps x86_64's 8-byte registers
             _, names, pc_name, sp_name, fp_name = ARCHES[self.machine]
-            return names, 8, pc_name, sp_name, fp_name
+            word = 8 if self.machine == "EM_X86_64" else self.elfclass // 8
+            if self.machine in ("EM_S390", "EM_RISCV", "EM_PPC64") and self.elfclass != 64:
+                return None  # their 32-bit forms (s390, riscv32, ppc32) are not read
+            return names, word, pc_name, sp_name, fp_name
         return None
 
     @cached_property
@@ -469,13 +503,11 @@ class ElfCore:
         return {} if raw is None else parse_auxv(raw, self._word, self._e)
 
     @cached_property
-    def environment(self) -> list[str] | None:
-        """The process's environment strings (``NAME=value``), as /proc/PID/environ gives them: the
-        strings the kernel copied at exec, between the last argument's and the executable's name
-        (AT_EXECFN) at the top of the initial stack.  The arguments are found from the stack's
-        exec-time layout (argc, argv[], NULL, envp[], NULL, then the auxiliary vector, which the
-        core's NT_AUXV holds byte for byte).  None when the dump lacks that stack.  It may hold
-        secrets: the analyzer shows it only when asked."""
+    def _initial_stack(self) -> tuple[list[str], list[str]] | None:
+        """The arguments and environment strings the kernel copied at exec to the top of the initial
+        stack, below the executable's name (AT_EXECFN).  They are found from the stack's exec-time
+        layout (argc, argv[], NULL, envp[], NULL, then the auxiliary vector, which the core's NT_AUXV
+        holds byte for byte).  None when the dump lacks that stack."""
         raw = self._auxv_note
         execfn = self.auxv.get(AT_EXECFN)
         seg = self.segment_at(execfn) if execfn else None
@@ -507,7 +539,29 @@ class ElfCore:
         start = area.find(b"\0", argv[-1] - low)  # the end of the last argument
         if start < 0:
             return None
-        return [v.decode(errors="surrogateescape") for v in area[start + 1 :].split(b"\0") if v]
+
+        def string(p: int) -> str:
+            stop = area.find(b"\0", p - low)
+            return area[p - low : stop if stop >= 0 else len(area)].decode(errors="surrogateescape")
+
+        env = [v.decode(errors="surrogateescape") for v in area[start + 1 :].split(b"\0") if v]
+        return [string(p) for p in argv], env
+
+    @property
+    def arguments(self) -> list[str] | None:
+        """The process's arguments (argv), whole, as the kernel copied them at exec (the core's
+        NT_PRPSINFO keeps only their first 80 bytes); None when the dump lacks that stack."""
+        found = self._initial_stack
+        return None if found is None else found[0]
+
+    @property
+    def environment(self) -> list[str] | None:
+        """The process's environment strings (``NAME=value``), as /proc/PID/environ gives them: the
+        strings between the last argument's and the executable's name at the top of the initial
+        stack (``_initial_stack``).  None when the dump lacks that stack.  It may hold secrets: the
+        analyzer shows it only when asked."""
+        found = self._initial_stack
+        return None if found is None else found[1]
 
     def locate(self, recorded: str) -> str | None:
         """A file on this machine for a path the core records: under each of ``search_roots``

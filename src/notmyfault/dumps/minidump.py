@@ -93,6 +93,14 @@ _AMD64 = {
 _AMD64_SIZE = 1232
 _ARM64 = {**{f"x{i}": 8 + 8 * i for i in range(29)}, "fp": 240, "lr": 248, "sp": 256, "pc": 264}
 _ARM64_SIZE = 912
+"""Windows' ARM64_NT_CONTEXT (and Breakpad's MDRawContextARM64): the V registers from 272, FPCR and
+FPSR after them at 784."""
+_ARM64_CRASHPAD_SIZE = 792
+"""Crashpad's MinidumpContextARM64: the same registers, then FPSR and FPCR at 272, the V registers after."""
+_ARM64_OLD_SIZE = 796
+"""Breakpad's old MDRawContextARM64_Old (context flags 0x80000000 | parts, a 64-bit field; packed to
+4 bytes): the same x0-x28, fp, lr, sp and pc, then CPSR at 272, FPSR and FPCR at 276, the V registers."""
+_ARM64_OLD_FLAG = 0x80000000
 
 
 class ContextLayout(NamedTuple):
@@ -114,18 +122,40 @@ CONTEXT_LAYOUTS = {
 """The Windows CONTEXT layouts (minidumps and kernel dumps share them)."""
 
 
+def context_size(arch: str, data: bytes) -> int | None:
+    """How long the CONTEXT record that ``data`` starts with is for ``arch`` (an arm64 record is one
+    of three layouts, told apart by its flags and size); None for an unknown architecture."""
+    layout = CONTEXT_LAYOUTS.get(arch)
+    if layout is None:
+        return None
+    if arch == "aarch64" and len(data) >= 4:
+        flags = int.from_bytes(data[:4], "little")
+        if flags & _ARM64_OLD_FLAG:
+            return _ARM64_OLD_SIZE
+        return _ARM64_SIZE if len(data) >= _ARM64_SIZE else _ARM64_CRASHPAD_SIZE
+    return layout.size
+
+
 def decode_context(arch: str, data: bytes) -> dict[str, int]:
     """The registers in a CONTEXT record of ``arch`` ({} for an unknown architecture or a short record)."""
     layout = CONTEXT_LAYOUTS.get(arch)
-    if layout is None or len(data) < layout.size:
+    size = context_size(arch, data)
+    if layout is None or size is None or len(data) < size:
         return {}
     out = {name: int.from_bytes(data[at : at + layout.word], "little") for name, at in layout.offsets.items()}
     if arch == "x86_64":
         out["eflags"] = int.from_bytes(data[68:72], "little")
     if arch == "aarch64":
-        out["cpsr"] = int.from_bytes(data[4:8], "little")
-        out["fpcr"] = int.from_bytes(data[784:788], "little")  # after the 32 128-bit V registers
-        out["fpsr"] = int.from_bytes(data[788:792], "little")
+
+        def u32(at: int) -> int:
+            return int.from_bytes(data[at : at + 4], "little")
+
+        if size == _ARM64_OLD_SIZE:
+            out.update(cpsr=u32(272), fpsr=u32(276), fpcr=u32(280))
+        elif size == _ARM64_CRASHPAD_SIZE:
+            out.update(cpsr=u32(4), fpsr=u32(272), fpcr=u32(276))
+        else:  # after the 32 128-bit V registers
+            out.update(cpsr=u32(4), fpcr=u32(784), fpsr=u32(788))
     return out
 
 
@@ -345,9 +375,10 @@ class Minidump(MappedDump):
 
     def _context(self, size: int, rva: int) -> dict[str, int]:
         layout = CONTEXT_LAYOUTS.get(self.arch)
-        if layout is None or size < layout.size:
+        if layout is None or size < 4:
             return {}
-        return decode_context(self.arch, self._bytes(rva, layout.size, "a thread context"))
+        data = self._bytes(rva, min(size, max(layout.size, _ARM64_SIZE)), "a thread context")
+        return decode_context(self.arch, data)
 
     @cached_property
     def exception(self) -> ExceptionRecord | None:

@@ -68,7 +68,7 @@ def decode_many(data: bytes, address: int, arch: str, count: int, syntax: str = 
     md = capstone_for(arch)
     if md is None:
         raise UnknownTarget(f"disassembly of {arch} is not supported yet")
-    if syntax == "att" and arch != "aarch64":
+    if syntax == "att" and arch in ("x86_64", "x32", "i386", "x86"):
         md.syntax = capstone.CS_OPT_SYNTAX_ATT
     out = []
     for insn in md.disasm(data, address):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from notmyfault.analysis.crash import CrashAnalysis, Instruction
@@ -180,7 +180,13 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False, side: str = "both") -
     out += _blame_lines(a)
     out += _report_lines(a)
     if a.missing and verbose:
-        out.append("MISSING: " + ", ".join(os.path.basename(m) for m in a.missing))
+        out.append(
+            "MISSING: "
+            + ", ".join(
+                os.path.basename(m) + (" (another build is here)" if m in a.other_builds else "")
+                for m in a.missing
+            )
+        )
     return "\n".join(out)
 
 
@@ -270,9 +276,9 @@ def truncation_line(truncation: str) -> str:
     return f"WARNING: {truncation}."
 
 
-def analysis_json(a: CrashAnalysis, verbose: bool = False) -> dict[str, Any]:
+def analysis_json(a: CrashAnalysis, verbose: bool = False, limit: int | None = 1000) -> dict[str, Any]:
     """The analysis as the JSON contract's ``analysis`` object (``verbose``: with the Python frames'
-    arguments and locals)."""
+    arguments and locals; ``limit``: the frames shown, see ``shown``)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "analysis",
@@ -336,15 +342,69 @@ def analysis_json(a: CrashAnalysis, verbose: bool = False) -> dict[str, Any]:
         "bucket": a.bucket,
         "program": a.program,
         "signature": a.signature,
-        "frames": [frame_json(f, verbose) for f in a.frames],
+        **frames_json(a.frames, verbose, limit),
         "notes": list(a.notes),
         "report": a.report or None,
         "missing": list(a.missing),
+        "other_builds": list(a.other_builds),
         "deadlock": [
             {"tid": w.tid, "mutex": hexa(w.mutex), "owner": w.owner, "function": w.function}
             for w in a.deadlock
         ],
     }
+
+
+MAX_SHOWN = 1000
+"""Frames of one stack shown by default: the innermost and the outermost half of them, and between
+them a line that says how many are left out (a stack overflow's walk reaches main through
+hundreds of thousands). ``--max-frames 0`` shows every one."""
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The frames of a stack that are shown: the innermost ``head``, the outermost ``tail``, and how
+    many lie between them unshown (``elided``; the frames keep their indexes)."""
+
+    head: Sequence[Frame]
+    tail: Sequence[Frame]
+    elided: int
+
+    @property
+    def frames(self) -> list[Frame]:
+        """The frames shown, innermost first."""
+        return [*self.head, *self.tail]
+
+    def marker(self) -> str:
+        """The line that stands for the frames left out."""
+        first, last = self.head[-1].index + 1, self.tail[0].index - 1
+        return f"... {self.elided:,} frames not shown (#{first} to #{last}; --max-frames 0 shows every one)"
+
+    def json(self, total: int) -> dict[str, Any]:
+        """``frames_total`` and ``frames_elided`` (null, or the first and last index left out and how many)."""
+        elided = (
+            None
+            if not self.elided
+            else {"from": self.head[-1].index + 1, "to": self.tail[0].index - 1, "count": self.elided}
+        )
+        return {"frames_total": total, "frames_elided": elided}
+
+
+def shown(frames: Sequence[Frame], limit: int | None = MAX_SHOWN) -> Shown:
+    """The frames to show of a stack: all when they are at most ``limit`` (or ``limit`` is 0 or
+    None), else the innermost and outermost ``limit // 2`` each."""
+    if not limit or len(frames) <= limit:
+        return Shown(frames, (), 0)
+    half = max(1, limit // 2)
+    return Shown(frames[:half], frames[-half:], len(frames) - 2 * half)
+
+
+def frames_json(
+    frames: Sequence[Frame], verbose: bool = False, limit: int | None = MAX_SHOWN
+) -> dict[str, Any]:
+    """A stack's ``frames`` as JSON (those ``shown`` with ``limit``), ``frames_total`` and
+    ``frames_elided``."""
+    part = shown(frames, limit)
+    return {"frames": [frame_json(f, verbose) for f in part.frames], **part.json(len(frames))}
 
 
 def stack_text(
@@ -353,13 +413,22 @@ def stack_text(
     python: PythonThread | None = None,
     side: str = "both",
     verbose: bool = False,
+    stopped: str | None = None,
+    limit: int | None = MAX_SHOWN,
 ) -> str:
-    """One thread's stack (with its Python frames, for a thread of a CPython process)."""
+    """One thread's stack (with its Python frames, for a thread of a CPython process); ``limit``
+    frames at most (see ``shown``), and why the walk stopped short if it did."""
     gil = " (holds the GIL)" if python is not None and python.holds_gil else ""
     lines = [f"Thread {tid}{gil}:"]
     if side != "python":
         lines.append("#    sp               pc               location")
-    lines += stack_lines(frames, python, side, verbose)
+    part = shown(frames, limit)
+    lines += stack_lines(part.head, python, side, verbose)
+    if part.elided:
+        lines.append(part.marker())
+        lines += stack_lines(part.tail, None, side, verbose)
+    if stopped:
+        lines.append(f"... {stopped}")
     return "\n".join(lines)
 
 

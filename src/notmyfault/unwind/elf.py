@@ -11,11 +11,12 @@ stack-scan frames are).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -28,8 +29,28 @@ from notmyfault.unwind.names import is_mangled
 
 SCAN_BYTES = 64 * 1024
 SCAN_FRAMES = 16
-MAX_FRAMES = 512
-"""Frames symbolised per thread; a deeper stack (a runaway recursion) is cut there."""
+WALK_LIMIT = 1_000_000
+"""Frames a walk follows at most: far past any real stack (an 8 MiB stack of the smallest x86_64
+frames holds 524,288); a walk that reaches it stops and says so (``Walk.stopped``)."""
+DRGN_TRACE = 1024
+"""drgn unwinds at most this many frames (inline ones included) in one stack trace; a deeper stack
+is walked on from the registers of a frame near that end (``_traces``)."""
+
+
+@dataclass(frozen=True)
+class OtherBuild:
+    """A module whose file on this machine is not the build that ran: its build-id differs from the
+    one the dump records, so it was not used (gdb warns and uses it; its symbols would be wrong)."""
+
+    module: str
+    """The path the dump records."""
+    path: str
+    """The file found at that path (or under the sysroot)."""
+    build_id: str | None
+    """The file's build-id (None: it has none)."""
+    dump_build_id: str
+    used: bool = False
+    """True where it was used all the same, because it was asked for (``--exe``)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +59,8 @@ class Program:
 
     prog: Any
     missing: tuple[str, ...]
+    other_builds: tuple[OtherBuild, ...] = ()
+    """The missing modules whose file is here, but another build of it."""
 
 
 def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = None) -> Program:
@@ -87,9 +110,48 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
         missing = [m.name for m in prog.modules() if m.wants_loaded_file() or m.wants_debug_file()]
     except Exception as e:  # broken debug info: go on with what loaded, and say so
         missing = [f"(debug info failed to load: {type(e).__name__}: {e})"]
-    program = Program(prog, tuple(missing))
+    others = _other_builds(prog, core) if missing else ()
+    if exe:
+        others += _asked_build(prog, exe)
+    program = Program(prog, tuple(missing), others)
     report_debuginfod(program)
     return program
+
+
+def _asked_build(prog: Any, exe: str) -> tuple[OtherBuild, ...]:
+    """The executable given with ``--exe``, if it is not the build that ran (used as asked)."""
+    from notmyfault.dumps.buildid import file_build_id
+
+    try:
+        main = prog.main_module()
+    except LookupError:
+        return ()
+    wanted = getattr(main, "build_id", None)
+    if not wanted:
+        return ()
+    ours = wanted.hex() if isinstance(wanted, bytes) else str(wanted)
+    theirs = file_build_id(exe)
+    return () if theirs == ours else (OtherBuild(str(main.name), exe, theirs, ours, used=True),)
+
+
+def _other_builds(prog: Any, core: ElfCore) -> tuple[OtherBuild, ...]:
+    """The modules drgn found no file for while a file lies at their path: another build (drgn's
+    finders take only a file whose build-id is the dump's)."""
+    from notmyfault.dumps.buildid import file_build_id
+
+    out = []
+    for m in prog.modules():
+        wanted = getattr(m, "build_id", None)
+        if not m.name or not wanted or not m.wants_loaded_file():
+            continue
+        path = core.locate(str(m.name))
+        if path is None:
+            continue
+        theirs = file_build_id(path)
+        ours = wanted.hex() if isinstance(wanted, bytes) else str(wanted)
+        if theirs != ours:
+            out.append(OtherBuild(str(m.name), path, theirs, ours))
+    return tuple(out)
 
 
 DEBUGINFOD_ENV = "NOTMYFAULT_DEBUGINFOD"
@@ -290,25 +352,141 @@ process share their outer frames (10,000 threads made 300,000 lookups of a few d
 MAX_CACHED_SYMBOLS = 1 << 20
 
 
+@dataclass(frozen=True)
+class Walk:
+    """A thread's frames, innermost first, and why the walk stopped short of the stack's end (None
+    when it ran to the end: the outermost frame, or a return address no code lies at)."""
+
+    frames: list[Frame]
+    stopped: str | None = None
+
+
 def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
     """The frames of thread ``tid``, innermost first; scanned frames follow a wild pc."""
+    return thread_walk(program, core, tid).frames
+
+
+# drgn's register names in the order of the kernel's struct pt_regs (arch/x86/include/uapi/asm/ptrace.h),
+# which drgn's stack_trace() takes as a thread's registers: a walk goes on from them past DRGN_TRACE
+_PT_REGS = {
+    "x86_64": (
+        "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi",
+        "rdi", "orig_rax", "rip", "cs", "rflags", "rsp", "ss",
+    ),
+    "aarch64": (*(f"x{i}" for i in range(31)), "sp", "pc", "pstate"),  # struct user_pt_regs
+}  # fmt: skip
+
+
+def _traces(prog: Any, core: ElfCore, trace: Any) -> Iterator[Any]:
+    """drgn's frames of ``trace`` and on over the whole stack, innermost first.
+
+    drgn stops at DRGN_TRACE frames. The walk goes on from the last concrete frame whose return
+    address lies in the function that made the call (after a call to a function that never
+    returns it lies in the next one, whose unwind rules are not the caller's): its registers are
+    given to drgn again (``_trace_from``), and of the new trace the frames that drgn makes again at
+    that pc (the concrete one and those inlined there) are skipped. On architectures without
+    ``_PT_REGS`` the walk ends at DRGN_TRACE."""
+    skip = 0
+    while True:
+        n = len(trace)
+        cut = None
+        if n >= DRGN_TRACE and core.arch in _PT_REGS:
+            cut = next((k for k in range(n - 1, 0, -1) if _restartable(prog, trace[k])), None)
+        for k in range(skip, n if cut is None else cut + 1):
+            yield trace[k]
+        if cut is None:
+            return
+        try:
+            trace = _trace_from(prog, core, {str(r): int(v) for r, v in trace[cut].registers().items()})
+        except LookupError:
+            return
+        if trace is None:
+            return
+        skip = next((k + 1 for k in range(len(trace)) if not trace[k].is_inline), len(trace))
+
+
+def _trace_from(prog: Any, core: ElfCore, regs: dict[str, int]) -> Any | None:
+    """drgn's stack trace from the registers ``regs`` (drgn's names; those missing are 0), given to
+    it as the kernel's struct pt_regs, which its ``stack_trace()`` takes for a thread; None on an
+    architecture without ``_PT_REGS`` or where drgn refuses them."""
+    import drgn
+
+    names = _PT_REGS.get(core.arch)
+    if names is None:
+        return None
+    regs_type = prog.cache.get(_PT_REGS_TYPE)
+    if regs_type is None:
+        word = prog.int_type("unsigned long", 8, False)
+        regs_type = prog.struct_type(
+            "pt_regs", 8 * len(names), [drgn.TypeMember(word, r, 64 * i) for i, r in enumerate(names)]
+        )
+        prog.cache[_PT_REGS_TYPE] = regs_type
+    values = struct.pack(f"<{len(names)}Q", *(regs.get(r, 0) & (2**64 - 1) for r in names))
+    try:
+        return prog.stack_trace(drgn.Object.from_bytes_(prog, regs_type, values))
+    except Exception:  # drgn refuses these registers
+        return None
+
+
+_PT_REGS_TYPE = "notmyfault.pt_regs"
+"""The key in a drgn Program's ``cache`` of the struct pt_regs type ``_trace_from`` made."""
+
+
+def _restartable(prog: Any, frame: Any) -> bool:
+    """True for a concrete frame at a return address that the function making the call holds
+    (pc - 1 and pc in one symbol): drgn can unwind it again as if it were interrupted there."""
+    if frame.is_inline or frame.interrupted:
+        return False
+    try:
+        pc = frame.pc
+    except LookupError:
+        return False
+    before, here = _symbol(prog, pc, return_address=True), _symbol(prog, pc)
+    return before[0] is not None and before[0] == here[0] and (before[1] or 0) > 0
+
+
+def thread_walk(program: Program, core: ElfCore, tid: int) -> Walk:
+    """The frames of thread ``tid`` over its whole stack, innermost first; scanned frames follow a
+    wild pc.
+
+    The walk ends where the unwinders' invariants say the stack ends (as gdb's does): a return
+    address of 0, or one where no code lies (``[unmapped] 0x1`` past ``_start`` is no frame); a
+    caller whose stack pointer is below its callee's, or a frame identical to the one before it
+    (a loop). A signal frame's registers are exempt (a handler may run on another stack). Only
+    ``WALK_LIMIT`` stops it short, and says so."""
     prog = program.prog
     frames: list[Frame] = []
     raw: list[str | None] = []  # each frame's ELF symbol as the file has it (mangled or not)
     inlined: list[bool] = []  # whether drgn made each frame from an inline record
-    try:
-        trace = prog.thread(tid).stack_trace()
-    except Exception:
-        trace = None
-    if trace is not None:
-        for i, f in enumerate(trace):
-            if i >= MAX_FRAMES:
-                break
+    stopped: str | None = None
+    physical: tuple[int, int | None] | None = None  # the last concrete frame's pc and sp
+    last: Any = None  # the last drgn frame taken
+    thumb_mask = ~1 if core.arch == "arm" else -1
+
+    def take(trace: Iterator[Any], first_how: str | None = None) -> str | None:
+        """Append the frames of ``trace`` (the first one's trust ``first_how`` when given: a frame
+        whose registers we made, at a return address); why a limit stopped it, if one did."""
+        nonlocal physical, last
+        for k, f in enumerate(_guarded(trace)):
+            i = len(frames)
+            if i >= WALK_LIMIT:
+                return f"the walk stopped at {WALK_LIMIT:,} frames: the stack goes on past them"
             try:
-                pc = f.pc
+                pc = f.pc & thumb_mask  # a 32-bit ARM return address's bit 0 says Thumb: not the address
             except LookupError:  # drgn knows no pc for this frame: the trace ends here
                 break
-            name, offset = _symbol(prog, pc, return_address=not f.interrupted)
+            try:
+                sp = f.sp
+            except LookupError:  # drgn could not recover it for this frame
+                sp = None
+            made = first_how is not None and k == 0
+            interrupted = bool(f.interrupted) and not made
+            if not f.is_inline:
+                if i > 0 and not interrupted and _walk_ends(core, pc, sp, physical):
+                    break
+                physical = (pc, sp)
+            last = f
+            name, offset = _symbol(prog, pc, return_address=not interrupted)
             raw.append(name)
             inlined.append(bool(f.is_inline))
             # the function as the debug info names it (as gdb does), else the ELF symbol; but a
@@ -323,19 +501,32 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
                 pass
             # an interrupted frame's registers come from a context: the core's, or a signal frame's;
             # the functions inlined at its pc (drgn marks them interrupted too) are inline frames
-            how = "inline" if f.is_inline else ("context" if i == 0 or f.interrupted else "unwound")
-            try:
-                sp = f.sp
-            except LookupError:  # drgn could not recover it for this frame
-                sp = None
+            how = "inline" if f.is_inline else ("context" if i == 0 or interrupted else "unwound")
+            if made and not f.is_inline:
+                how = first_how or how
             module, base = _module_of(prog, pc)
             frames.append(Frame(i, pc, sp, module, name, offset, file, line, how, base))
+        return None
+
+    try:
+        first = prog.thread(tid).stack_trace()
+    except Exception:  # drgn cannot unwind this thread
+        first = None
+    if first is not None:
+        stopped = take(_traces(prog, core, first))
+        if stopped is None and core.arch not in _PT_REGS and len(frames) >= DRGN_TRACE:
+            stopped = f"drgn unwinds {DRGN_TRACE} frames at most on {core.arch}: the stack goes on past them"
+        resumed = _past_wild_pc(program, core, frames, last) if stopped is None else None
+        if resumed is None and stopped is None:
+            resumed = _past_leaf(program, core, frames, last)
+        if resumed is not None:
+            stopped = take(_traces(prog, core, resumed[0]), resumed[1])
     if not frames:
         # drgn cannot unwind this core (it refuses i386; x32's registers are too short for it):
         # the registers, then our own frame-pointer walk, else a stack scan
         state = next((t for t in core.threads if t.tid == tid), None)
         if state is None or state.pc is None:
-            return []
+            return Walk([])
         name, offset = _symbol(prog, state.pc)
         module, base = _module_of(prog, state.pc)
         if module is None:
@@ -343,18 +534,90 @@ def thread_frames(program: Program, core: ElfCore, tid: int) -> list[Frame]:
         frames.append(Frame(0, state.pc, state.sp, module, name, offset, None, None, "context", base))
         walked = frame_pointer_frames(program, core, state.fp, start_index=1)
         frames.extend(walked or scan_frames(program, core, state.sp, start_index=1))
-        return _mark_code(core, frames)
+        return Walk(_mark_code(core, frames))
     frames, raw, inlined = _tail_calls(prog, core, frames, raw, inlined)
     frames = _qualified_inlines(prog, frames, raw, inlined)
     frames = _named_trampolines(_without_guesses(core, frames))
-    if frames and frames[-1].module is None and frames[-1].how == "context":
+    if _at_wild_pc(frames):
         # the walk ended at an interrupted pc in no module (a call through a bad pointer), the core's
-        # or a signal frame's: the return addresses on the stack above it go on
+        # or a signal frame's, and drgn could not go on from a return address: those on the stack go on
         frames.extend(scan_frames(program, core, frames[-1].sp, start_index=len(frames)))
     caller = leaf_caller(program, core, frames)
     if caller is not None:
         frames = [frames[0], caller, *(replace(f, index=f.index + 1) for f in frames[1:])]
-    return _mark_code(core, frames)
+    return Walk(_mark_code(core, frames), stopped)
+
+
+def _at_wild_pc(frames: list[Frame]) -> bool:
+    """True if the last frame is an interrupted pc in no module (the core's or a signal frame's)."""
+    return bool(frames) and frames[-1].module is None and frames[-1].how == "context"
+
+
+def _past_wild_pc(program: Program, core: ElfCore, frames: list[Frame], last: Any) -> tuple[Any, str] | None:
+    """Where drgn stopped at a wild pc (a call through a bad pointer: no module, no unwind rules),
+    a trace from its caller and that frame's trust: on x86_64 the return address nearest above sp
+    that follows a call (the word the call pushed, when the target ran nothing), with sp just past
+    it; on arm64 the link register. The rest of the stack is then unwound by its CFI, as gdb does,
+    instead of scanned."""
+    if not _at_wild_pc(frames) or last is None:
+        return None
+    try:
+        regs = {str(r): int(v) for r, v in last.registers().items()}
+    except LookupError:
+        return None
+    if core.arch == "x86_64":
+        found = scan_frames(program, core, frames[-1].sp, start_index=0, limit=1)
+        if not found or found[0].sp is None:
+            return None
+        regs.update(rip=found[0].pc, rsp=found[0].sp + 8)
+        how = "scan"
+    elif core.arch == "aarch64" and "x30" in regs:
+        if not _executable(core, regs["x30"]) or not follows_call(core, regs["x30"]):
+            return None
+        regs["pc"] = regs["x30"]
+        how = "return address in lr"
+    else:
+        return None
+    trace = _trace_from(program.prog, core, regs)
+    return (trace, how) if trace is not None and len(trace) else None
+
+
+def _past_leaf(program: Program, core: ElfCore, frames: list[Frame], last: Any) -> tuple[Any, str] | None:
+    """Where drgn's walk ended at frame 0 in a module (its unwind rules there gave no caller, as in
+    clone3 between the system call and the return), a trace from the return address still at sp
+    (``leaf_return``), as gdb's prologue analysis finds the caller."""
+    if len(frames) != 1 or last is None or frames[0].module is None:
+        return None
+    ret = leaf_return(core, frames[0])
+    if ret is None or frames[0].sp is None:
+        return None
+    try:
+        regs = {str(r): int(v) for r, v in last.registers().items()}
+    except LookupError:
+        return None
+    regs.update(rip=ret, rsp=frames[0].sp + 8)
+    trace = _trace_from(program.prog, core, regs)
+    return (trace, "return address at sp") if trace is not None and len(trace) else None
+
+
+def _guarded(frames: Iterator[Any]) -> Iterator[Any]:
+    """``frames``, ended quietly where drgn fails to go on (a trace it cannot make is no frame)."""
+    try:
+        yield from frames
+    except Exception:  # drgn's errors past the first trace: the walk ends with what it found
+        return
+
+
+def _walk_ends(core: ElfCore, pc: int, sp: int | None, callee: tuple[int, int | None] | None) -> bool:
+    """True where an unwound frame (a return address, not a signal frame's registers) is past the
+    stack's end: a return address of 0 or one where no code lies, a stack pointer below the
+    callee's, or the callee's own pc and sp again (gdb: "previous frame inner to this frame",
+    "previous frame identical to this frame")."""
+    if pc == 0 or not _executable(core, pc):
+        return True
+    if callee is None or sp is None or callee[1] is None:
+        return False
+    return sp < callee[1] or (pc, sp) == callee
 
 
 TAIL_CALL_DEPTH = 16
@@ -519,8 +782,6 @@ def signal_context(program: Program, tid: int) -> tuple[int, int | None, dict[st
     except Exception:
         return None
     for i, f in enumerate(trace):
-        if i >= MAX_FRAMES:
-            break
         if i == 0 or not f.interrupted or f.is_inline:
             continue
         try:
@@ -541,12 +802,13 @@ def _named_trampolines(frames: list[Frame]) -> list[Frame]:
     """Each frame without a name right above a frame that a signal interrupted (its registers from a
     signal frame) is the signal trampoline the handler returns to: named ``SIGNAL_TRAMPOLINE``."""
     out = list(frames)
-    for i, f in enumerate(frames[:-1]):
-        if f.function or f.module is None:
-            continue
-        below = next((g for g in frames[i + 1 :] if g.how != "inline"), None)
-        if below is not None and below.how == "context":
+    below: Frame | None = None  # the next frame outward that is not an inline one
+    for i in range(len(frames) - 1, -1, -1):
+        f = frames[i]
+        if not f.function and f.module is not None and below is not None and below.how == "context":
             out[i] = replace(f, function=SIGNAL_TRAMPOLINE, offset=None)
+        if f.how != "inline":
+            below = f
     return out
 
 
@@ -594,19 +856,35 @@ def leaf_caller(program: Program, core: ElfCore, frames: list[Frame]) -> Frame |
     if core.arch != "x86_64" or len(frames) < 2 or frames[1].how not in ("unwound", "frame pointer"):
         return None
     top = frames[0]
-    if top.sp is None or top.offset is None or top.offset > LEAF_PROLOGUE:
-        return None
-    try:
-        (ret,) = struct.unpack("<Q", core.read(top.sp, 8))
-    except UnreadableMemory:
-        return None
-    if ret == frames[1].pc or not _executable(core, ret) or _moves_sp(core, top.pc - top.offset, top.offset):
+    ret = leaf_return(core, top)
+    if ret is None or ret == frames[1].pc or top.sp is None:
         return None
     name, offset = _symbol(program.prog, ret, return_address=True)
     module, base = _module_of(program.prog, ret)
     if module is None:
         module, base = _file_module(core, ret)
     return Frame(1, ret, top.sp + 8, module, name, offset, None, None, "return address at sp", base)
+
+
+def leaf_return(core: ElfCore, top: Frame) -> int | None:
+    """The return address still at sp when frame 0 (x86_64) has moved no stack pointer: a pc where
+    no code lies ran no instruction at all (a call through a wild pointer), and a function stopped
+    within LEAF_PROLOGUE bytes of its start whose code up to the pc moves no rsp (a leaf, or a
+    system call's wrapper) has pushed nothing; None otherwise, or if that word is no code."""
+    if core.arch != "x86_64" or top.sp is None:
+        return None
+    nowhere = top.module is None and not _executable(core, top.pc)
+    if not nowhere and (top.offset is None or top.offset > LEAF_PROLOGUE):
+        return None
+    try:
+        (ret,) = struct.unpack("<Q", core.read(top.sp, 8))
+    except UnreadableMemory:
+        return None
+    if not _executable(core, ret):
+        return None
+    if not nowhere and (top.offset is None or _moves_sp(core, top.pc - top.offset, top.offset)):
+        return None
+    return int(ret)
 
 
 def _moves_sp(core: ElfCore, start: int, size: int) -> bool:
@@ -673,24 +951,19 @@ def frame_pointer_frames(program: Program, core: ElfCore, fp: int | None, start_
     return out
 
 
-def stack_depth(program: Program, tid: int) -> int:
-    """How many frames drgn unwinds for thread ``tid`` (all of them, uncut)."""
-    try:
-        return len(program.prog.thread(tid).stack_trace())
-    except Exception:
-        return 0
-
-
 def _executable(core: ElfCore, addr: int) -> bool:
     seg = core.segment_at(addr)
     return seg is not None and bool(seg.flags & PF_X)
 
 
-def scan_frames(program: Program, core: ElfCore, sp: int | None, start_index: int) -> list[Frame]:
+def scan_frames(
+    program: Program, core: ElfCore, sp: int | None, start_index: int, limit: int = SCAN_FRAMES
+) -> list[Frame]:
     """Frames found by scanning the stack upward from ``sp`` for return addresses.
 
     A word counts when it points into an executable mapping, inside a known
-    function but not at its first byte (a return address lands after a call).
+    function but not at its first byte, just after a call instruction (a return
+    address lands after a call: ``follows_call``).
     """
     if sp is None:
         return []
@@ -710,15 +983,49 @@ def scan_frames(program: Program, core: ElfCore, sp: int | None, start_index: in
         if not _executable(core, word):
             continue
         name, offset = _symbol(prog, word, return_address=True)
-        if name is None or not offset:
+        if name is None or not offset or not follows_call(core, word):
             continue
         module, base = _module_of(prog, word)
         out.append(
             Frame(start_index + len(out), word, sp + step * i, module, name, offset, None, None, "scan", base)
         )
-        if len(out) >= SCAN_FRAMES:
+        if len(out) >= limit:
             break
     return out
+
+
+_CALL_LENGTHS = {"x86_64": (5, 2, 3, 6, 7, 4, 8, 9), "i386": (5, 2, 3, 6, 7, 4), "x32": (5, 2, 3, 6, 7, 4)}
+"""x86 call instructions' lengths, the likeliest first: call rel32, call through a register, through
+memory with a displacement or SIB byte, with a REX prefix."""
+
+
+_disassembler = functools.cache(capstone_for)
+
+
+def follows_call(core: ElfCore, address: int) -> bool:
+    """True if the instruction just before ``address`` is a call, so that ``address`` can be a
+    return address (x86: one of the call forms ends there; arm64: BL or BLR). Other
+    architectures, and code that cannot be read, are not checked (True)."""
+    if core.arch == "aarch64":
+        code = code_bytes(core, address - 4, 4)
+        if code is None or len(code) < 4:
+            return True
+        insn = int.from_bytes(code, "little")
+        return insn & 0xFC000000 == 0x94000000 or insn & 0xFFFFFC1F == 0xD63F0000
+    lengths = _CALL_LENGTHS.get(core.arch)
+    if lengths is None:
+        return True
+    code = code_bytes(core, address - max(lengths), max(lengths))
+    if code is None or len(code) < max(lengths):
+        return True
+    md = _disassembler(core.arch)
+    if md is None:
+        return True
+    for n in lengths:
+        insns = list(md.disasm(code[-n:], address - n, 1))
+        if insns and insns[0].size == n and insns[0].mnemonic.startswith("call"):
+            return True
+    return False
 
 
 def code_bytes(core: ElfCore, pc: int, size: int = 16, sysroot: str | None = None) -> bytes | None:

@@ -35,7 +35,6 @@ from notmyfault.unwind.frames import Frame
 from notmyfault.unwind.symfile import SymbolFile, WinRecord
 from notmyfault.unwind.windows import Symbols, frame_at, symbol_file
 
-MAX_FRAMES = 256
 SCAN_WORDS = 40
 """Words a scan looks through; four times as many from a frame found by its context (or by CFI)."""
 
@@ -195,7 +194,10 @@ class Walker:
         how = "context"
         out = [frame_at(self.md, 0, regs[arch.pc], regs[arch.sp], how, self.symbols)]
         callee_params = 0
-        while len(out) < MAX_FRAMES:
+        # no cap but the stack's own size: each caller's sp must climb inside the thread's stack
+        # memory, a word at least, so a real walk ends before one frame per stack word (a cap of
+        # 256 cut a deep recursion silently)
+        while len(out) <= thread.stack_size // word:
             instruction = regs[arch.pc] - (0 if how == "context" else 1)
             params, callee_params = callee_params, 0  # only a STACK WIN step hands its size on
             if (found := self._by_cfi(regs, instruction, read, params)) is not None:

@@ -21,7 +21,9 @@ from notmyfault.dumps.windump import Thread as KernelThread
 from notmyfault.unwind.frames import Frame
 from notmyfault.unwind.symfile import SymbolFile, SymbolStore, load_sym, sym_path
 
-MAX_FRAMES = 64
+MAX_FRAMES = 4096
+"""A frame-pointer chain is followed this far at most: a Windows kernel stack (24 KiB on x64, 12 KiB on
+x86) holds at most 1,536 frames of two words, so no real chain is cut by it."""
 
 
 Symbols = str | SymbolStore | None

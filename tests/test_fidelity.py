@@ -1,0 +1,183 @@
+"""Stack walks that hold beyond our corpus (issue 28): where a walk ends, frames past a wild pc,
+the whole of a deep stack, and the whole command line, each checked against gdb or eu-stack on
+real cores of generated programs (bench/frame_matrix.py's short form)."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_bench, run_json, run_nmf
+from tests.coretools import build_id, unlimited_cores
+
+pytestmark = pytest.mark.skipif(
+    Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
+    reason="needs the plain 'core' pattern",
+)
+
+
+def test_frames_equal_gdbs_on_the_short_matrix() -> None:
+    """frames.c's walker-shaped crashes (deep and runaway recursion, alloca, longjmp, a fault in a
+    handler on the thread's stack and on a sigaltstack, calls through NULL and to an unmapped
+    address, a libc callback, blocked threads, abort) built two ways: every frame of every thread
+    has gdb's pc, and eu-stack's where eu-stack walks (it cannot go past a call through NULL)."""
+    result = run_bench("frame_matrix.py", "--quick", timeout=1500)
+    assert result["missing"] == []
+    assert result["cores"] >= 20
+    gdb = result["oracles"]["gdb"]
+    assert gdb["agree"] == gdb["frames"], result["disagreements"]
+    assert gdb["frames"] > 15_000  # the runaway recursions' frames, walked to the end
+    assert gdb["name_agreement"] >= 0.99, result["disagreements"]
+    eu = result["oracles"]["eu-stack"]
+    assert eu["frame_agreement"] >= 0.99, result["disagreements"]
+
+
+LONG_ARGS = ["--first-option=" + "a" * 60, "--second=" + "b" * 70, "third argument with spaces", "x" * 200]
+
+
+def test_command_line_is_whole(tmp_path: Path) -> None:
+    """COMMAND_LINE is every argument, read from the initial stack, not the kernel's first 80 bytes
+    (NT_PRPSINFO's pr_psargs); the arguments are the ones the program was given."""
+    src = tmp_path / "die.c"
+    src.write_text("int main(void) { *(volatile int *)0 = 1; return 0; }\n")
+    exe = tmp_path / "die"
+    subprocess.run(["gcc", "-g", "-O0", "-o", str(exe), str(src)], check=True)
+    r = subprocess.run([str(exe), *LONG_ARGS], cwd=tmp_path, preexec_fn=unlimited_cores, check=False)
+    assert r.returncode == -11
+    r, a = run_json("analyze", str(tmp_path / "core"))
+    assert r.returncode == 0, r.stderr
+    assert a["process"]["command_line"] == " ".join([str(exe), *LONG_ARGS])
+    assert len(a["process"]["command_line"]) > 300
+
+
+def test_another_build_on_disk_is_named(tmp_path: Path) -> None:
+    """The executable was rebuilt after the crash: the analysis says that the file here is another
+    build (both build-ids, as eu-readelf reads them), that it was not used, and -v marks it in
+    MISSING; given with --exe it is used as asked, and the note says its names may be wrong."""
+    src = tmp_path / "p.c"
+    src.write_text("void f(int *p) { *p = 1; }\nint main(void) { f(0); return 0; }\n")
+    exe = tmp_path / "p"
+    subprocess.run(["gcc", "-g", "-O0", "-o", str(exe), str(src)], check=True)
+    ran = build_id(exe)
+    r = subprocess.run([str(exe)], cwd=tmp_path, preexec_fn=unlimited_cores, check=False)
+    assert r.returncode == -11
+    src.write_text(
+        '#include <stdio.h>\nvoid f(int *p) { *p = 2; puts("x"); }\nint main(void) { f(0); return 0; }\n'
+    )
+    subprocess.run(["gcc", "-g", "-O0", "-o", str(exe), str(src)], check=True)
+    now = build_id(exe)
+    assert now != ran
+    core = str(tmp_path / "core")
+    r, a = run_json("analyze", core)
+    assert r.returncode == 0, r.stderr
+    note = next(n for n in a["notes"] if "is not the build that ran" in n)
+    assert note.startswith(
+        f"{exe} is not the build that ran: its build-id is {now}, the dump's {ran}; it was not used"
+    )
+    assert a["other_builds"] == [str(exe)]
+    assert a["frames"][0]["function"] is None  # its symbols are not taken for the build that ran
+    text = run_nmf("analyze", "-v", core).stdout
+    assert "MISSING: p (another build is here)" in text
+    r, a = run_json("analyze", "--exe", str(exe), core)
+    assert any(
+        n.endswith("it was used as asked (--exe), so p's names and lines may be wrong") for n in a["notes"]
+    )
+    assert a["other_builds"] == []
+
+
+def _notes_only(core: Path, out: Path) -> None:
+    """``core`` without its memory: only its PT_NOTE program header kept, the file cut after the notes
+    (as a writer that filtered every mapping out, or a copy cut short, leaves it). Parsed here with
+    struct, independently of the reader under test."""
+    data = bytearray(core.read_bytes())
+    phoff = struct.unpack_from("<Q", data, 0x20)[0]
+    size, count = struct.unpack_from("<HH", data, 0x36)
+    notes = [bytes(data[phoff + i * size : phoff + (i + 1) * size]) for i in range(count)]
+    notes = [h for h in notes if struct.unpack_from("<I", h, 0)[0] == 4]  # PT_NOTE
+    for i, h in enumerate(notes):
+        data[phoff + i * size : phoff + (i + 1) * size] = h
+    struct.pack_into("<H", data, 0x38, len(notes))
+    end = max(struct.unpack_from("<Q", h, 8)[0] + struct.unpack_from("<Q", h, 32)[0] for h in notes)
+    out.write_bytes(bytes(data[:end]))
+
+
+def test_a_core_of_notes_only_shows_its_registers(tmp_path: Path) -> None:
+    """A core without memory segments is read, not refused: every view says first that it holds no
+    memory, the registers equal the whole core's, and the crash is classed from the signal and the
+    code on disk (not 'outside every mapping': NT_FILE still maps the pc)."""
+    src = tmp_path / "w.c"
+    src.write_text("void f(int *p) { *p = 1; }\nint main(void) { f(0); return 0; }\n")
+    exe = tmp_path / "w"
+    subprocess.run(["gcc", "-g", "-O0", "-o", str(exe), str(src)], check=True)
+    r = subprocess.run([str(exe)], cwd=tmp_path, preexec_fn=unlimited_cores, check=False)
+    assert r.returncode == -11
+    whole, cut = tmp_path / "core", tmp_path / "notes.core"
+    _notes_only(whole, cut)
+    _, full_regs = run_json("regs", str(whole))
+    r, regs = run_json("regs", str(cut))
+    assert r.returncode == 0, r.stderr
+    assert regs["registers"] == full_regs["registers"]
+    for command in ("regs", "analyze", "stack", "modules"):
+        first = [
+            line for line in run_nmf(command, str(cut)).stdout.splitlines() if line and line[0] not in "* "
+        ]
+        assert first[0].startswith("WARNING: the core holds no memory (no PT_LOAD segments"), (command, first)
+    r, a = run_json("analyze", str(cut))
+    assert a["truncated"] is True
+    assert a["crash_class"] == "NULL_POINTER_WRITE"
+    assert a["frames"][0]["function"] == "f"
+
+
+def _arm64_minidump(context: bytes) -> bytes:
+    """A minidump of one arm64 thread whose CONTEXT record is ``context``: header, stream directory,
+    system info (ARM64, Linux), a thread list; laid out by the format's document, not our reader."""
+    header_size, entry = 32, 12
+    sysinfo_at = header_size + 2 * entry
+    sysinfo = struct.pack("<HHHBBIIIIIHH", 12, 8, 0, 2, 1, 5, 10, 0, 0x8201, 0, 0, 0) + bytes(24)
+    threads_at = sysinfo_at + len(sysinfo)
+    context_at = threads_at + 4 + 48
+    thread = struct.pack("<IIIIQQIIII", 775, 0, 0, 0, 0, 0, 0, 0, len(context), context_at)
+    threads = struct.pack("<I", 1) + thread
+    head = struct.pack("<4sIIIIIQ", b"MDMP", 0xA793, 2, header_size, 0, 0, 0)
+    directory = struct.pack("<III", 7, len(sysinfo), sysinfo_at) + struct.pack(
+        "<III", 3, len(threads), threads_at
+    )
+    return head + directory + sysinfo + threads + context
+
+
+ARM64_VALUES = {
+    **{f"x{i}": 0x1000 + i for i in range(29)},
+    "fp": 0x7FF0,
+    "lr": 0x4010,
+    "sp": 0x7F00,
+    "pc": 0x4000,
+}
+
+
+@pytest.mark.parametrize(("layout", "size"), [("breakpad-old", 796), ("crashpad", 792), ("windows", 912)])
+def test_every_arm64_context_layout_gives_the_registers(layout: str, size: int, tmp_path: Path) -> None:
+    """The three arm64 CONTEXT layouts writers use (Breakpad's old one, flags 0x80000006 in a 64-bit
+    field; Crashpad's 792 bytes; Windows' 912) give the same x0-x28, fp, lr, sp, pc, and each its
+    CPSR, FPSR and FPCR from where its layout keeps them."""
+    ctx = bytearray(size)
+    regs = [ARM64_VALUES[f"x{i}"] for i in range(29)] + [ARM64_VALUES[k] for k in ("fp", "lr", "sp", "pc")]
+    struct.pack_into("<33Q", ctx, 8, *regs)
+    if layout == "breakpad-old":
+        struct.pack_into("<Q", ctx, 0, 0x80000006)
+        struct.pack_into("<III", ctx, 272, 0x60000000, 0x11, 0x22)
+    elif layout == "crashpad":
+        struct.pack_into("<II", ctx, 0, 0x400007, 0x60000000)
+        struct.pack_into("<II", ctx, 272, 0x11, 0x22)
+    else:
+        struct.pack_into("<II", ctx, 0, 0x400007, 0x60000000)
+        struct.pack_into("<II", ctx, 784, 0x22, 0x11)
+    dump = tmp_path / "arm64.dmp"
+    dump.write_bytes(_arm64_minidump(bytes(ctx)))
+    r, data = run_json("regs", str(dump))
+    assert r.returncode == 0, r.stderr
+    got = {k: int(v, 16) for k, v in data["registers"].items()}
+    assert {k: got[k] for k in ARM64_VALUES} == ARM64_VALUES
+    assert (got["cpsr"], got["fpsr"], got["fpcr"]) == (0x60000000, 0x11, 0x22)
