@@ -25,7 +25,8 @@ goes, as eu-stack and we do) and with ``eu-stack``, thread by thread, frame by f
 - **names**: where the pcs agree and the oracle names the function, the names agree (glibc's
   aliases such as ``__GI___libc_write``/``write`` compared bare).
 
-Prints the agreement per oracle, per axis value and per case, with every disagreeing stack
+A frame is **wrong** where both list one at that position with different pcs (a walk that stops
+early misses frames but gets none wrong). Prints the agreement per oracle, per axis value and per case, with every disagreeing stack
 (``--show``); exits 1 when agreement with gdb is under ``--min`` (0.99).
 
 Run: python bench/frame_matrix.py [--full] [--cross] [--only c,c++,rust] [--show] [--keep DIR] [--json]
@@ -195,7 +196,8 @@ def make_core(argv: list[str], cwd: Path, arch: str) -> Path | None:
     (qemu's own, not the core of qemu that the kernel writes after it)."""
     cwd.mkdir(parents=True, exist_ok=True)
     if arch != "x86_64":
-        argv = [CROSS[arch][1], *(["-L", AARCH64_SYSROOT] if arch == "aarch64" else []), *argv]
+        sysroot = ["-L", AARCH64_SYSROOT] if arch == "aarch64" else []
+        argv = [CROSS[arch][1], "-s", str(STACK_LIMIT), *sysroot, *argv]  # qemu's guest stack: its own
     env = {k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"}
     env.update(LC_ALL="C", RUST_BACKTRACE="0")
     proc = subprocess.Popen(
@@ -308,7 +310,7 @@ def _without_parameters(name: str) -> str:
 
 def compare(mine: dict[int, list[dict[str, Any]]], theirs: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
     """Frame and name agreement of one core: counts, and the first difference of each thread."""
-    frames = agree = names = names_agree = 0
+    frames = agree = names = names_agree = wrong = 0
     diffs = []
     for tid in sorted(set(mine) | set(theirs)):
         a, b = mine.get(tid, []), theirs.get(tid, [])
@@ -318,6 +320,7 @@ def compare(mine: dict[int, list[dict[str, Any]]], theirs: dict[int, list[dict[s
         for i in range(n):
             ok = i < len(a) and i < len(b) and a[i]["pc"] == b[i]["pc"]
             agree += ok
+            wrong += not ok and i < len(a) and i < len(b)  # a frame both list, at another pc
             if not ok and first is None:
                 first = i
             if ok and b[i]["name"]:
@@ -337,7 +340,14 @@ def compare(mine: dict[int, list[dict[str, Any]]], theirs: dict[int, list[dict[s
                     "theirs": [f"{f['pc']:#x} {f['name']}" for f in b[show]] + [f"({len(b)} frames)"],
                 }
             )
-    return {"frames": frames, "agree": agree, "names": names, "names_agree": names_agree, "diffs": diffs}
+    return {
+        "frames": frames,
+        "agree": agree,
+        "wrong": wrong,
+        "names": names,
+        "names_agree": names_agree,
+        "diffs": diffs,
+    }
 
 
 def main() -> int:
@@ -362,6 +372,7 @@ def main() -> int:
     per_case: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     shown: list[dict[str, Any]] = []
     missing: list[str] = []
+    oracle_failures: list[str] = []
     cores = 0
     try:
         arches = set(filter(None, args.arch.split(",")))
@@ -387,10 +398,13 @@ def main() -> int:
                     mine = ours(core, exe, sysroot)
                     oracles = {"eu-stack": eu_stack(core, exe, sysroot)}
                     if b.arch == "x86_64" or shutil.which("gdb-multiarch"):
-                        oracles["gdb"] = gdb(core, exe, b.arch)
+                        try:
+                            oracles["gdb"] = gdb(core, exe, b.arch)
+                        except (AssertionError, subprocess.TimeoutExpired) as e:  # gdb gave no stacks
+                            oracle_failures.append(f"gdb: {label}: {str(e).splitlines()[0][:200]}")
                     for oracle, theirs in oracles.items():
                         result = compare(mine, theirs)
-                        for key in ("frames", "agree", "names", "names_agree"):
+                        for key in ("frames", "agree", "wrong", "names", "names_agree"):
                             totals[oracle][key] += result[key]
                             if oracle == ("gdb" if "gdb" in oracles else "eu-stack"):
                                 for axis, value in asdict(b).items():
@@ -420,8 +434,12 @@ def main() -> int:
             for o, t in totals.items()
         },
         "per_axis": {k: round(share(v), 4) for k, v in sorted(per_axis.items())},
+        "per_arch": {
+            k.split("=", 1)[1]: dict(v) for k, v in sorted(per_axis.items()) if k.startswith("arch=")
+        },
         "per_case": {k: round(share(v), 4) for k, v in sorted(per_case.items()) if share(v) < 1.0},
         "missing": missing,
+        "oracle_failures": oracle_failures,
         "disagreements": shown,
     }
     if args.json:
@@ -438,6 +456,8 @@ def main() -> int:
             print(f"  below 100%: {k} {v:.2%}")
         for m in missing:
             print(f"  no core: {m}")
+        for m in oracle_failures:
+            print(f"  oracle failed: {m}")
         if args.show:
             for s in shown:
                 for d in s["diffs"]:

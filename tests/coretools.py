@@ -160,7 +160,7 @@ def _gdb_script(
         "-x",
         str(HERE / script),
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     for line in out.stdout.splitlines():
         if line.startswith(marker):
             return json.loads(line[len(marker) :])

@@ -5,7 +5,7 @@ import json
 
 import gdb  # type: ignore[import-not-found]
 
-LIMIT = 200000
+LIMIT = 50000
 KINDS = {
     gdb.NORMAL_FRAME: "normal",
     gdb.INLINE_FRAME: "inline",

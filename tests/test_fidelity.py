@@ -4,6 +4,7 @@ real cores of generated programs (bench/frame_matrix.py's short form)."""
 
 from __future__ import annotations
 
+import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -181,3 +182,27 @@ def test_every_arm64_context_layout_gives_the_registers(layout: str, size: int, 
     got = {k: int(v, 16) for k, v in data["registers"].items()}
     assert {k: got[k] for k in ARM64_VALUES} == ARM64_VALUES
     assert (got["cpsr"], got["fpsr"], got["fpcr"]) == (0x60000000, 0x11, 0x22)
+
+
+@pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("gdb-multiarch", "qemu-ppc64le", "powerpc64le-linux-gnu-gcc")),
+    reason="needs gdb-multiarch, qemu-user and Debian's cross compilers (./dev test installs them)",
+)
+def test_other_architectures_against_gdb_multiarch() -> None:
+    """frames.c built static for ppc64le, s390x and 32-bit ARM (Thumb-2), crashed under qemu-user:
+    on ppc64le every frame has gdb-multiarch's pc (a call through NULL included: the link register
+    gives the caller, and drgn goes on); on s390x too but past a call through a bad pointer, where
+    drgn does not go on from the link register's frame; on ARM drgn reads no .ARM.exidx unwind
+    tables, so its walks end early. On none is a frame it lists wrong."""
+    cases = "nest,alloca,vla,longjmp,qsort,call-null,call-wild"
+    result = run_bench(
+        "frame_matrix.py", "--quick", "--cross", "--arch", "ppc64le,s390x,arm", "--cases", cases, timeout=1200
+    )
+    arches = result["per_arch"]
+    assert set(arches) == {"ppc64le", "s390x", "arm"}, result["missing"]
+    assert arches["ppc64le"]["agree"] == arches["ppc64le"]["frames"] > 30, result["disagreements"]
+    assert arches["s390x"]["agree"] >= 0.85 * arches["s390x"]["frames"], result["disagreements"]
+    # the innermost frames of each (23 of 40 here): the crash and its callers
+    assert arches["arm"]["agree"] >= 20
+    for arch in arches:
+        assert arches[arch]["wrong"] == 0, (arch, result["disagreements"])

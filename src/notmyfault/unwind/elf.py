@@ -538,7 +538,10 @@ def thread_walk(program: Program, core: ElfCore, tid: int) -> Walk:
     frames, raw, inlined = _tail_calls(prog, core, frames, raw, inlined)
     frames = _qualified_inlines(prog, frames, raw, inlined)
     frames = _named_trampolines(_without_guesses(core, frames))
-    if _at_wild_pc(frames):
+    linked = _link_caller(program, core, frames, tid)
+    if linked is not None:
+        frames = [frames[0], linked, *(replace(f, index=f.index + 1) for f in frames[1:])]
+    elif _at_wild_pc(frames):
         # the walk ended at an interrupted pc in no module (a call through a bad pointer), the core's
         # or a signal frame's, and drgn could not go on from a return address: those on the stack go on
         frames.extend(scan_frames(program, core, frames[-1].sp, start_index=len(frames)))
@@ -598,6 +601,28 @@ def _past_leaf(program: Program, core: ElfCore, frames: list[Frame], last: Any) 
     regs.update(rip=ret, rsp=frames[0].sp + 8)
     trace = _trace_from(program.prog, core, regs)
     return (trace, "return address at sp") if trace is not None and len(trace) else None
+
+
+LINK_REGISTERS = {"ppc64le": "lr", "ppc64": "lr", "s390x": "r14", "arm": "lr"}
+"""Where a call leaves its return address, on the architectures whose walk drgn cannot resume
+(arm64's is resumed by ``_past_wild_pc``)."""
+
+
+def _link_caller(program: Program, core: ElfCore, frames: list[Frame], tid: int) -> Frame | None:
+    """The caller of a frame 0 at a pc where no code lies (a call through a bad pointer ran nothing),
+    from the link register the call set, where drgn's walk does not already give it as frame 1."""
+    register = LINK_REGISTERS.get(core.arch)
+    if register is None or not frames or frames[0].module is not None or _executable(core, frames[0].pc):
+        return None
+    state = next((t for t in core.threads if t.tid == tid), None)
+    ret = state.regs.get(register) if state is not None else None
+    if ret is not None and core.arch == "arm":
+        ret &= ~1  # the Thumb bit
+    if ret is None or not _executable(core, ret) or (len(frames) > 1 and frames[1].pc == ret):
+        return None
+    name, offset = _symbol(program.prog, ret, return_address=True)
+    module, base = _module_of(program.prog, ret)
+    return Frame(1, ret, frames[0].sp, module, name, offset, None, None, "return address in lr", base)
 
 
 def _guarded(frames: Iterator[Any]) -> Iterator[Any]:
