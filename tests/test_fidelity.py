@@ -4,6 +4,7 @@ real cores of generated programs (bench/frame_matrix.py's short form)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
 import subprocess
@@ -13,6 +14,8 @@ import pytest
 
 from tests.conftest import run_bench, run_json, run_nmf
 from tests.coretools import build_id, unlimited_cores
+
+BENCH_BUGS = Path(__file__).resolve().parent.parent / "bench" / "bugs"
 
 pytestmark = pytest.mark.skipif(
     Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
@@ -206,3 +209,57 @@ def test_other_architectures_against_gdb_multiarch() -> None:
     assert arches["arm"]["agree"] >= 20
     for arch in arches:
         assert arches[arch]["wrong"] == 0, (arch, result["disagreements"])
+
+
+@pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("gdb-multiarch", "qemu-aarch64", "aarch64-linux-gnu-gcc")),
+    reason="needs gdb-multiarch, qemu-user and the aarch64 cross compiler (./dev test installs them)",
+)
+def test_a_deep_arm64_stack_is_walked_to_its_end(tmp_path: Path) -> None:
+    """Past drgn's 1,024 frames on arm64 too (its registers given back as struct user_pt_regs): a
+    runaway recursion in a 1 MiB stack under qemu-aarch64 has as many frames as gdb-multiarch
+    walks, the last of them _start."""
+    exe = tmp_path / "frames"
+    subprocess.run(
+        ["aarch64-linux-gnu-gcc", "-O2", "-g", "-static", "-w", "-o", str(exe), str(BENCH_BUGS / "frames.c")],
+        check=True,
+    )
+    r = subprocess.run(
+        ["qemu-aarch64", "-s", str(1 << 20), str(exe), "runaway", "0"],
+        cwd=tmp_path,
+        preexec_fn=unlimited_cores,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    assert r.returncode != 0
+    core = next(tmp_path.glob("qemu_*.core"))
+    r, stacks = run_json("stack", "--json", "--max-frames", "0", "--exe", str(exe), str(core))
+    assert r.returncode == 0, r.stderr
+    thread = stacks["threads"][0]
+    physical = [f for f in thread["frames"] if f["trust"] not in ("inline", "tail call")]
+    out = subprocess.run(
+        [
+            "gdb-multiarch",
+            "-batch",
+            "-nx",
+            str(exe),
+            str(core),
+            "-ex",
+            "set backtrace past-main on",
+            "-ex",
+            "bt -1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    ).stdout
+    last = re.findall(r"^#(\d+)\s+0x([0-9a-f]+) in (\S+)", out, re.M)[-1]
+    assert len(physical) == int(last[0]) + 1 > 5000
+    assert (
+        (physical[-1]["pc"], physical[-1]["function"])
+        == (hex(int(last[1], 16)), last[2])
+        == (physical[-1]["pc"], "_start")
+    )
+    assert thread["walk_stopped"] is None

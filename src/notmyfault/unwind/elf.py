@@ -375,6 +375,7 @@ _PT_REGS = {
     ),
     "aarch64": (*(f"x{i}" for i in range(31)), "sp", "pc", "pstate"),  # struct user_pt_regs
 }  # fmt: skip
+_PC = {"x86_64": "rip", "aarch64": "pc"}
 
 
 def _traces(prog: Any, core: ElfCore, trace: Any) -> Iterator[Any]:
@@ -397,9 +398,11 @@ def _traces(prog: Any, core: ElfCore, trace: Any) -> Iterator[Any]:
         if cut is None:
             return
         try:
-            trace = _trace_from(prog, core, {str(r): int(v) for r, v in trace[cut].registers().items()})
+            regs = {str(r): int(v) for r, v in trace[cut].registers().items()}
+            regs[_PC[core.arch]] = int(trace[cut].pc)
         except LookupError:
             return
+        trace = _trace_from(prog, core, regs)
         if trace is None:
             return
         skip = next((k + 1 for k in range(len(trace)) if not trace[k].is_inline), len(trace))
