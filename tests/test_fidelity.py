@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_bench, run_json, run_nmf
-from tests.coretools import build_id, unlimited_cores
+from tests.coretools import build_id, gdb_stacks, unlimited_cores
 
 BENCH_BUGS = Path(__file__).resolve().parent.parent / "bench" / "bugs"
 
@@ -263,3 +263,72 @@ def test_a_deep_arm64_stack_is_walked_to_its_end(tmp_path: Path) -> None:
         == (physical[-1]["pc"], "_start")
     )
     assert thread["walk_stopped"] is None
+
+
+PLUGIN_HOST = r"""
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+typedef int (*plugin_fn)(int);
+__attribute__((noinline, visibility("hidden"))) int dispatch(plugin_fn f, int x) { return f(x) + 1; }
+__attribute__((noinline)) int run_plugin(unsigned long address, int x) {
+    return dispatch((plugin_fn)address, x) * 3;
+}
+"""
+
+PLUGIN_MAIN = r"""
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+int run_plugin(unsigned long address, int x);
+static void on_segv(int sig) { (void)sig; abort(); }
+int main(int argc, char **argv) {
+    if (argc > 2) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_segv;
+        sigaction(SIGSEGV, &sa, 0);
+    }
+    return run_plugin(strtoul(argv[1], 0, 0), argc);
+}
+"""
+
+
+@pytest.mark.parametrize("handler", [False, True], ids=["plain", "in-handler"])
+@pytest.mark.parametrize("address", ["0", "8", "0x7000"])
+def test_a_call_through_a_bad_pointer_from_a_stripped_library(
+    handler: bool, address: str, tmp_path: Path
+) -> None:
+    """A call through a bad pointer from a function a stripped library keeps hidden (no symbol names
+    its return address, as libffi's ffi_call_unix64 under ctypes): the caller is the word the call
+    pushed at sp, named or not, and the walk goes on from it by the library's CFI: every pc is gdb's,
+    with and without a SIGSEGV handler that aborts (a signal frame between)."""
+    (tmp_path / "host.c").write_text(PLUGIN_HOST)
+    (tmp_path / "main.c").write_text(PLUGIN_MAIN)
+    subprocess.run(
+        ["gcc", "-O2", "-fPIC", "-shared", "-s", "-o", "libhost.so", "host.c"], cwd=tmp_path, check=True
+    )
+    subprocess.run(
+        ["gcc", "-O2", "-g", "-o", "main", "main.c", "-L.", "-lhost", "-Wl,-rpath,$ORIGIN"],
+        cwd=tmp_path,
+        check=True,
+    )
+    argv = [str(tmp_path / "main"), address] + (["handler"] if handler else [])
+    r = subprocess.run(argv, cwd=tmp_path, preexec_fn=unlimited_cores, check=False, capture_output=True)
+    assert r.returncode == (-6 if handler else -11), r
+    core = tmp_path / "core"
+    r, stacks = run_json("stack", "--json", str(core))
+    assert r.returncode == 0, r.stderr
+    ours = [
+        int(f["pc"], 16) for f in stacks["threads"][0]["frames"] if f["trust"] not in ("inline", "tail call")
+    ]
+    theirs = [
+        f["pc"]
+        for f in gdb_stacks(core, str(tmp_path / "main"))[0]["frames"]
+        if f["kind"] not in ("inline", "tailcall")
+    ]
+    assert ours == theirs
+    host = [f for f in stacks["threads"][0]["frames"] if (f["module"] or "").endswith("/libhost.so")]
+    assert [f["function"] for f in host] == [None, "run_plugin"]
+    if address != "0":  # drgn goes on from a pc of 0 itself
+        assert host[0]["trust"] == "return address at sp"

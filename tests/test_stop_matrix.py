@@ -54,10 +54,27 @@ def child_done(_events: list[dict[str, object]], pid: int, seen: dict[str, objec
     return bool(seen.get("child")) and not kids
 
 
+def catches(pid: int) -> set[int]:
+    """The signals process ``pid`` has handlers for (SigCgt in /proc/PID/status)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return set()
+    for line in status.splitlines():
+        if line.startswith("SigCgt:"):
+            mask = int(line.split()[1], 16)
+            return {n for n in range(1, 65) if mask & (1 << (n - 1))}
+    return set()
+
+
 def starting(seconds: float) -> Ready:
-    """Ready ``seconds`` after the start: the command is up (its handlers are set) and preparing."""
+    """Ready once the command is up (its stop handlers are set: a signal before then meets the
+    interpreter's defaults, however long a loaded machine takes to get there) and ``seconds``
+    after its start: preparing."""
 
     def ready(_events: list[dict[str, object]], pid: int, _seen: dict[str, object]) -> bool:
+        if not {int(s) for s in SIGNALS} <= catches(pid):
+            return False
         ticks = os.sysconf("SC_CLK_TCK")
         f = stat_fields(pid)
         if f is None:

@@ -561,9 +561,9 @@ def _at_wild_pc(frames: list[Frame]) -> bool:
 
 def _past_wild_pc(program: Program, core: ElfCore, frames: list[Frame], last: Any) -> tuple[Any, str] | None:
     """Where drgn stopped at a wild pc (a call through a bad pointer: no module, no unwind rules),
-    a trace from its caller and that frame's trust: on x86_64 the return address nearest above sp
-    that follows a call (the word the call pushed, when the target ran nothing), with sp just past
-    it; on arm64 the link register. The rest of the stack is then unwound by its CFI, as gdb does,
+    a trace from its caller and that frame's trust: on x86_64 the word at sp when it follows a call
+    (the call pushed it and the target ran nothing), else the nearest named return address above
+    sp, with sp just past it; on arm64 the link register. The rest of the stack is then unwound by its CFI, as gdb does,
     instead of scanned."""
     if not _at_wild_pc(frames) or last is None:
         return None
@@ -572,11 +572,18 @@ def _past_wild_pc(program: Program, core: ElfCore, frames: list[Frame], last: An
     except LookupError:
         return None
     if core.arch == "x86_64":
-        found = scan_frames(program, core, frames[-1].sp, start_index=0, limit=1)
-        if not found or found[0].sp is None:
-            return None
-        regs.update(rip=found[0].pc, rsp=found[0].sp + 8)
-        how = "scan"
+        # the word the call pushed is at sp (the target ran nothing), named or not (a stripped
+        # library's hidden function has no symbol); else the nearest named return address above
+        ret = leaf_return(core, frames[-1])
+        if ret is not None and follows_call(core, ret) and frames[-1].sp is not None:
+            regs.update(rip=ret, rsp=frames[-1].sp + 8)
+            how = "return address at sp"
+        else:
+            found = scan_frames(program, core, frames[-1].sp, start_index=0, limit=1)
+            if not found or found[0].sp is None:
+                return None
+            regs.update(rip=found[0].pc, rsp=found[0].sp + 8)
+            how = "scan"
     elif core.arch == "aarch64" and "x30" in regs:
         if not _executable(core, regs["x30"]) or not follows_call(core, regs["x30"]):
             return None
