@@ -121,13 +121,15 @@ def test_kernel_status_as_json() -> None:
 
 def test_help_texts_say_what_commands_do_not_where_they_come_from() -> None:
     """No help text speaks of 'the seed' (our design document's name for the walkthrough)."""
-    from click import Group
+    from click import Context, Group
 
     from notmyfault.cli.main import cli
 
     def helps(group: Group, prefix: list[str]) -> list[list[str]]:
         out = [prefix]
-        for name, command in group.commands.items():
+        ctx = Context(group)
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
             if isinstance(command, Group):
                 out += helps(command, [*prefix, name])
             else:
@@ -182,3 +184,45 @@ def test_analyze_and_triage_file_every_corpus_dump_in_one_bucket(tmp_path: Path)
     for path, bucket in rows.items():
         _, a = run_json("analyze", path)
         assert a["bucket"] == bucket, path
+
+
+def _modules_after(*argv: str) -> set[str]:
+    """The modules a ``notmyfault ARGV`` run had imported when it ended."""
+    probe = (
+        "import sys\n"
+        "from notmyfault.cli.entry import main\n"
+        f"sys.argv = ['notmyfault', *{list(argv)!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "finally:\n"
+        "    print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    return set(r.stderr.split())
+
+
+def test_start_up_imports_only_what_the_command_needs() -> None:
+    """--version imports no command-line library at all; one command's --help imports its own
+    module, not every other command's, nor drgn, capstone or pyelftools (issue 26)."""
+    version = _modules_after("--version")
+    assert "click" not in version
+    assert {m for m in version if m.startswith("notmyfault.")} == {
+        "notmyfault.base",
+        "notmyfault.base.lazy",
+        "notmyfault.base.sigcodes",
+        "notmyfault.cli",
+        "notmyfault.cli.entry",
+        "notmyfault.cli.stops",
+    }
+    assert "typing" not in version
+    stack = _modules_after("stack", "--help")
+    assert "notmyfault.cli.analyze" in stack
+    assert (
+        not {"notmyfault.cli.triage", "notmyfault.cli.lab", "notmyfault.cli.leak", "notmyfault.cli.ui"}
+        & stack
+    )
+    assert not {"drgn", "capstone", "elftools"} & stack

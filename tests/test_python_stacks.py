@@ -221,3 +221,17 @@ def test_native_and_python_switches_and_locals(crashed: tuple[Path, Path, Path])
     r = run_nmf("stack", str(core), "--native", "--python")
     assert r.returncode == 0  # the last switch wins, as click's flag values do
     assert json.loads(run_nmf("stack", str(core), "--json").stdout)["threads"][0]["python"]["holds_gil"]
+
+
+def test_native_reads_no_python_frames(crashed: tuple[Path, Path, Path]) -> None:
+    """--native: the Python frames are not read at all (no reader started, none in JSON either)."""
+    _, _, core = crashed
+    r, stack = run_json("stack", "--native", str(core))
+    assert r.returncode == 0, r.stderr
+    assert stack["threads"][0]["python"] is None
+    assert all(not f["python"] for f in stack["threads"][0]["frames"])
+    r, a = run_json("analyze", "--native", str(core))
+    assert r.returncode == 0, r.stderr
+    assert a["python_caller"] is None
+    r, a = run_json("analyze", str(core))
+    assert a["python_caller"] is not None

@@ -66,7 +66,7 @@ def test_a_stop_during_a_finalizer_is_not_lost(signo: signal.Signals) -> None:
     script = f"""
 import os, signal, sys, time
 from notmyfault.base import Stopped
-from notmyfault.cli.common import raise_interrupt, raise_keyboard_interrupt
+from notmyfault.cli.stops import raise_interrupt, raise_keyboard_interrupt
 signal.signal(signal.SIGTERM, raise_interrupt)
 signal.signal(signal.SIGINT, raise_keyboard_interrupt)
 class Child:

@@ -16,9 +16,9 @@ The names exported here (from ``notmyfault.api``) are the public API; so are the
 ``notmyfault.ui`` and ``notmyfault.base``. Every other module is internal.
 """
 
-from typing import TYPE_CHECKING
-
 from notmyfault.base.lazy import lazy_exports
+
+TYPE_CHECKING = False  # typing is not imported for it: `import notmyfault` stays cheap
 
 __version__ = "0.1.0"
 

@@ -28,6 +28,7 @@ from notmyfault.dumps.elfcore import PF_X, ElfCore, SigInfo
 from notmyfault.dumps.unpack import REPORT_FIELDS
 from notmyfault.unwind.elf import (
     Program,
+    Walk,
     code_bytes,
     load_program,
     signal_context,
@@ -36,7 +37,14 @@ from notmyfault.unwind.elf import (
 from notmyfault.unwind.frames import Frame, PythonFrame
 from notmyfault.unwind.isa import capstone_for, code_arch
 from notmyfault.unwind.names import base_name
-from notmyfault.unwind.python import PythonStacks, PythonThread, merge, read_python_stacks, runs_python
+from notmyfault.unwind.python import (
+    PythonStacks,
+    PythonThread,
+    is_eval_frame,
+    merge,
+    read_python_stacks,
+    runs_python,
+)
 
 NULL_PAGE = 4096
 STACK_GUARD_REACH = 1024 * 1024 + 64 * 1024
@@ -619,10 +627,15 @@ def python_stacks(
     exe: str | None = None,
     sysroot: str | None = None,
     with_locals: bool = False,
+    walked: Sequence[tuple[int, Walk]] = (),
 ) -> PythonStacks | None:
-    """The Python stacks of every thread, if the core is one of a CPython process (None if not)."""
+    """The Python stacks of every thread, if the core is one of a CPython process whose ``walked``
+    threads run Python (None if not): one of them has an eval-loop frame, or a walk stopped short of
+    its end (the eval loop may be past it). Without ``walked``, whenever the process ran CPython."""
     modules = [f.path for f in core.files] or [str(m.name) for m in _modules(program)]
     if not runs_python(modules):
+        return None
+    if walked and not any(w.stopped is not None or any(map(is_eval_frame, w.frames)) for _, w in walked):
         return None
     interpreter = exe or executable_path(core, program)
     if not interpreter:
@@ -669,15 +682,18 @@ def analyze(
     sysroot: str | None = None,
     program: Program | None = None,
     python_locals: bool = False,
+    python: bool = True,
 ) -> CrashAnalysis:
     """Analyse ``core``: the ``!analyze -v`` page as a result object (``python_locals``: read the
-    reprs of each Python frame's arguments and locals too)."""
+    reprs of each Python frame's arguments and locals too; ``python`` False: no Python frames)."""
     program = program or load_program(core, exe, sysroot)
     sig = core.siginfo
     crashed = core.threads[0]
     walk = thread_walk(program, core, crashed.tid)
     frames = tuple(walk.frames)
-    stacks = python_stacks(core, program, exe, sysroot, python_locals)
+    stacks = (
+        python_stacks(core, program, exe, sysroot, python_locals, [(crashed.tid, walk)]) if python else None
+    )
     pythread = stacks.thread(crashed.tid) if stacks else None
     python_notes: list[str] = []
     if stacks is not None and stacks.error:

@@ -209,7 +209,7 @@ class Dump:
         self.sysroot = sysroot
         self.symbols = symbols
         self._program: Any = None
-        self._analysis: dict[bool, CrashAnalysis] = {}
+        self._analysis: dict[tuple[bool, bool], CrashAnalysis] = {}
 
     def __enter__(self) -> Dump:
         return self
@@ -272,10 +272,12 @@ class Dump:
             return self.reader.prog
         return self._loaded().prog
 
-    def analysis(self, python_locals: bool = False) -> CrashAnalysis:
+    def analysis(self, python_locals: bool = False, *, python: bool = True) -> CrashAnalysis:
         """``!analyze -v``: the crash class, its arguments, the faulting instruction, the stack, and who
-        is probably to blame (``python_locals``: the reprs of Python frames' locals too)."""
-        if python_locals not in self._analysis:
+        is probably to blame (``python_locals``: the reprs of Python frames' locals too; ``python``
+        False: a CPython process's Python frames are not read, the native ones alone are shown)."""
+        key = (python_locals, python)
+        if key not in self._analysis:
             r = self.reader
             if isinstance(r, Vmcore):
                 from notmyfault.kernel.vmcore import analyze_vmcore
@@ -292,9 +294,11 @@ class Dump:
             else:
                 from notmyfault.analysis.crash import analyze
 
-                result = analyze(r, self.exe, self.sysroot, self._loaded(), python_locals=python_locals)
-            self._analysis[python_locals] = result
-        return self._analysis[python_locals]
+                result = analyze(
+                    r, self.exe, self.sysroot, self._loaded(), python_locals=python_locals, python=python
+                )
+            self._analysis[key] = result
+        return self._analysis[key]
 
     def provenance(self, top_frames: int = 32) -> Provenance:
         """The version and build-ids of what crashed: the build-ids of the modules of the crashing
@@ -438,7 +442,7 @@ class Dump:
                 stacks = [(t, w.frames) for t, w in walks]
                 stopped = {t: w.stopped for t, w in walks}
                 if python:
-                    pystacks = python_stacks(r, program, self.exe, self.sysroot, python_locals)
+                    pystacks = python_stacks(r, program, self.exe, self.sysroot, python_locals, walks)
         out = []
         for t, fs in stacks:
             py = pystacks.thread(t) if pystacks else None

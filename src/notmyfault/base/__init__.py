@@ -5,9 +5,9 @@ the one safe way to write a file (``files``) and children that die with their pa
 May import: nothing.
 """
 
-from typing import TYPE_CHECKING
-
 from notmyfault.base.lazy import lazy_exports
+
+TYPE_CHECKING = False  # typing is not imported for it: `import notmyfault` stays cheap
 
 if TYPE_CHECKING:
     from notmyfault.base.files import (

@@ -260,7 +260,7 @@ def analyze(
 
     with opened(core, True, debug_files, exe, sysroot, symbols, symbols_urls) as dump:
         env = dump.environment() if show_env else None
-        result = dump.analysis(python_locals=verbose)
+        result = dump.analysis(python_locals=verbose, python=side != "native")
         if env is None:
             _emit(
                 as_json,
@@ -319,7 +319,7 @@ def stack(
     from notmyfault.render.safe import terminal_safe
 
     with opened(core, True, debug_files, exe, sysroot, symbols, symbols_urls) as dump:
-        stacks = dump.stacks(tid, all_threads, python=side != "native" or as_json, python_locals=verbose)
+        stacks = dump.stacks(tid, all_threads, python=side != "native", python_locals=verbose)
         if stacks.python_error and not as_json:
             click.echo(
                 terminal_safe(

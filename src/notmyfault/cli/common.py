@@ -15,6 +15,8 @@ from typing import Any, ClassVar, NoReturn
 
 import click
 
+from notmyfault.cli.stops import STOP_SIGNALS, raise_interrupt
+
 MAX_SIZE = 1 << 60
 """The largest size an option takes (1 EiB): beyond any machine, below what overflows an off_t."""
 
@@ -83,51 +85,6 @@ def _storable(obj: Any) -> Any:
     return obj
 
 
-def _in_finalizer(frame: Any) -> bool:
-    """True if ``frame`` runs inside an object's ``__del__``: an exception raised there is printed
-    as "Exception ignored" and lost."""
-    while frame is not None:
-        if frame.f_code.co_name == "__del__":
-            return True
-        frame = frame.f_back
-    return False
-
-
-def _again_soon(signum: int) -> None:
-    """Send ``signum`` to this process again in a moment, from a thread: sent from the handler
-    itself, it would be handled at once, inside the same finalizer, without end."""
-    import threading
-
-    t = threading.Timer(0.01, os.kill, (os.getpid(), signum))
-    t.daemon = True
-    t.start()
-
-
-def raise_interrupt(signum: int, frame: Any) -> None:
-    """A signal handler that turns SIGTERM or SIGHUP into a KeyboardInterrupt (Stopped), as Ctrl-C is.
-
-    A signal that comes while a finalizer runs (``Popen.__del__`` as the collector frees a finished
-    child) is sent again instead, to be handled once the finalizer is done: raised inside it, the
-    stop would be printed as "Exception ignored" with a traceback, and lost."""
-    if _in_finalizer(frame):
-        _again_soon(signum)
-        return
-    from notmyfault.base import Stopped
-
-    raise Stopped(signum)
-
-
-def raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    """Python's own Ctrl-C handler (KeyboardInterrupt), but a Ctrl-C that comes while a finalizer
-    runs is sent again to be handled after it (see ``raise_interrupt``): raised inside one, it was
-    lost, and a command stopped while starting ran on (a spin hang, for ever, on a loaded machine).
-    The window puts Python's own back (asyncio takes over Ctrl-C only from that one)."""
-    if _in_finalizer(frame):
-        _again_soon(signum)
-        return
-    raise KeyboardInterrupt
-
-
 def parse_size_option(name: str, text: str) -> int:
     """Parse a size option, or fail with a one-line error naming the option."""
     from notmyfault.base import parse_size
@@ -151,10 +108,6 @@ def dump_settings(dump_dir: str | None) -> Any:
             f"cannot write the dump directory {settings.dump_dir}: give --dump-dir a directory you can write"
         )
     return settings
-
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-"""Signals that stop a command as Ctrl-C does: a kill, a closed terminal or a dropped ssh session."""
 
 
 @contextmanager

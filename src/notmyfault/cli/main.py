@@ -8,8 +8,8 @@ interrupted (Ctrl-C or SIGTERM).
 from __future__ import annotations
 
 import glob
+import importlib
 import os
-import signal
 import sys
 
 import click
@@ -21,18 +21,16 @@ from notmyfault.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_NO_DUMP,
     EXIT_OUTPUT,
-    STOP_SIGNALS,
     dump_settings,
     echo_safe,
     emit_json,
     fail,
     note,
     output_error,
-    raise_interrupt,
-    raise_keyboard_interrupt,
     report_crash,
     run_watched,
 )
+from notmyfault.cli.stops import install as install_stops
 from notmyfault.render import SCHEMA_VERSION
 
 
@@ -47,7 +45,49 @@ def _catalog_epilog() -> str:
     )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+LAZY_COMMANDS = {
+    "analyze": "notmyfault.cli.analyze:analyze",
+    "cleanup": "notmyfault.cli.leak:cleanup",
+    "demo": "notmyfault.cli.demo:demo",
+    "disasm": "notmyfault.cli.analyze:disasm",
+    "dump": "notmyfault.cli.dump:dump",
+    "hang": "notmyfault.cli.hang:hang",
+    "info": "notmyfault.cli.inventory:info",
+    "kernel": "notmyfault.cli.kernel:kernel",
+    "lab": "notmyfault.cli.lab:lab",
+    "leak": "notmyfault.cli.leak:leak",
+    "list": "notmyfault.cli.inventory:list_crashes",
+    "modules": "notmyfault.cli.analyze:modules",
+    "poolused": "notmyfault.cli.analyze:poolused",
+    "regs": "notmyfault.cli.analyze:regs",
+    "search": "notmyfault.cli.analyze:search",
+    "shell": "notmyfault.cli.shell:shell",
+    "stack": "notmyfault.cli.analyze:stack",
+    "triage": "notmyfault.cli.triage:triage",
+    "ui": "notmyfault.cli.ui:ui",
+    "vm": "notmyfault.cli.analyze:vm",
+}
+"""The subcommands defined in other modules, and where: each module is imported when its command
+runs (or for --help's list), so that one command does not pay for every other's imports."""
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands in ``LAZY_COMMANDS`` are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command's name, the lazy ones included, sorted."""
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command named ``cmd_name``, its module imported now if it is a lazy one."""
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            module, _, name = LAZY_COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), name)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="notmyfault")
 def cli() -> None:
     """notmyfault: crash, hang and leak on purpose inside the native module myfault, and capture the dump."""
@@ -283,48 +323,13 @@ def dumpconfig(dump_dir: str | None, pattern: str | None, as_json: bool) -> None
         echo_safe(dumpconfig_text(settings, verdict))
 
 
-def _register() -> None:
-    from notmyfault.cli.analyze import COMMANDS
-    from notmyfault.cli.demo import demo
-    from notmyfault.cli.dump import dump
-    from notmyfault.cli.hang import hang
-    from notmyfault.cli.inventory import info, list_crashes
-    from notmyfault.cli.kernel import kernel
-    from notmyfault.cli.lab import lab
-    from notmyfault.cli.leak import cleanup, leak
-    from notmyfault.cli.shell import shell
-    from notmyfault.cli.triage import triage
-    from notmyfault.cli.ui import ui
-
-    cli.add_command(leak)
-    cli.add_command(cleanup)
-    cli.add_command(hang)
-    cli.add_command(dump)
-    cli.add_command(demo)
-    cli.add_command(ui)
-    cli.add_command(triage)
-    cli.add_command(lab)
-    cli.add_command(kernel)
-    cli.add_command(list_crashes)
-    cli.add_command(info)
-    cli.add_command(shell)
-    for command in COMMANDS:
-        cli.add_command(command)
-
-
-_register()
-
-
 def main() -> None:
     """Entry point of the ``notmyfault`` console script.
 
     One stop path for every command: SIGTERM and SIGHUP are made to raise KeyboardInterrupt
     (Stopped) from here on, as Ctrl-C does, and an interruption that no command handled ends with
     one line and exit 130 (click's own handling would print "Aborted!" and exit 1)."""
-    for signo in STOP_SIGNALS:
-        signal.signal(signo, raise_interrupt)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, raise_keyboard_interrupt)
+    install_stops()  # already set by the entry point (cli.entry); again for python -m and callers
     if not _stdout_open():
         note("notmyfault: error: stdout is closed: give it a file or a pipe (>/dev/null)")
         sys.exit(EXIT_OUTPUT)

@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from notmyfault.cli.common import DUMP_DIR_HELP, dump_settings, fail, raise_keyboard_interrupt
+from notmyfault.cli.common import DUMP_DIR_HELP, dump_settings, fail
+from notmyfault.cli.stops import raise_keyboard_interrupt
 
 
 @click.command()

@@ -8,9 +8,9 @@ The names below are this package's public face (see docs/api.md); its modules ar
 May import: faults, capture, dumps, base.
 """
 
-from typing import TYPE_CHECKING
-
 from notmyfault.base.lazy import lazy_exports
+
+TYPE_CHECKING = False  # typing is not imported for it: a face stays cheap
 
 if TYPE_CHECKING:
     from notmyfault.lab.kit import KitError, check_host, fetch

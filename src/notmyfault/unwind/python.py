@@ -22,6 +22,7 @@ When the two counts differ (the native unwind stopped early), the Python frames 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import os
@@ -40,6 +41,9 @@ INTERPRETER_MODULES = ("python", "python3*", "libpython3*.so*")
 """The module file names that make a core one of a CPython process."""
 TIME_LIMIT = 60.0
 """Seconds the child reading the Python frames may take."""
+MEMORY_LIMIT = 1 << 30
+"""Bytes of data (heap and private mappings: RLIMIT_DATA) the child may take; the core itself is
+mapped read-only and does not count."""
 
 
 @dataclass(frozen=True)
@@ -186,8 +190,15 @@ def main(argv: Sequence[str]) -> int:
     if len(argv) < 2:
         print("usage: python -m notmyfault.unwind.python CORE EXECUTABLE [--locals]", file=sys.stderr)
         return 2
+    import resource
+
+    with contextlib.suppress(ValueError, OSError):  # a lower hard limit stays
+        resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_LIMIT, resource.getrlimit(resource.RLIMIT_DATA)[1]))
     try:
         data = _read_in_child(argv[0], argv[1], "--locals" in argv[2:])
+    except MemoryError:
+        print(f"pystack: it needed more than {MEMORY_LIMIT >> 20} MiB", file=sys.stderr)
+        return 1
     except Exception as e:
         message = " ".join(str(e).split()) or type(e).__name__
         print(f"pystack: {message}", file=sys.stderr)

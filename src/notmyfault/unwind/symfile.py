@@ -15,9 +15,6 @@ import bisect
 import ntpath
 import os
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -301,6 +298,8 @@ class SymbolStore:
                 return found
         if not self.urls or not self.cache or (debug_file, debug_id) in self.missed:
             return None
+        import urllib.parse  # only when a symbol server is asked: urllib costs 20 ms of every start
+
         target = sym_path(self.cache, debug_file, debug_id)
         rel = os.path.relpath(target, self.cache)
         for url in self.urls:
@@ -310,6 +309,9 @@ class SymbolStore:
         return None
 
     def _fetch(self, url: str, target: str) -> bool:
+        import urllib.error
+        import urllib.request
+
         if not url.startswith(("http://", "https://")):
             return False
         if self.say:

@@ -1,0 +1,35 @@
+"""The ``notmyfault`` console script's entry point.
+
+It sets the stop handlers before anything else is imported (a SIGTERM while the command starts is
+a stop like any other, not the interpreter's default death), answers ``--version`` without importing
+the command line, then hands over to ``cli.main``. At the end it freezes the objects the command
+made so that the interpreter's last collection at exit does not walk them all again.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from notmyfault.cli.stops import install
+
+
+def main() -> None:
+    """Run ``notmyfault`` with ``sys.argv``."""
+    install()
+    if sys.argv[1:] == ["--version"]:
+        from notmyfault import __version__
+
+        sys.stdout.write(f"notmyfault, version {__version__}\n")
+        return
+    try:
+        from notmyfault.cli.main import main as run
+
+        run()
+    finally:
+        import gc
+
+        gc.freeze()  # the collection at exit skips a frozen heap: it freed nothing a process needs
+
+
+if __name__ == "__main__":
+    main()
