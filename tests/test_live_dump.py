@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import gone, run_json, run_nmf
 from tests.coretools import by_thread, unlimited_cores
+from tests.coretools import gdb_stacks as gdb_walks
 from tests.test_hang import HangProc, _tasks, _wait_for
 
 pytestmark = pytest.mark.crash
@@ -335,7 +336,8 @@ def test_a_thread_in_d_state_is_named(dump_dir: Path) -> None:
 
 
 def test_gdbs_gcore_is_a_live_dump_too(tmp_path: Path) -> None:
-    """gdb's gcore records the SIGSTOP it attached with: no process died of it."""
+    """gdb's gcore records the SIGSTOP it attached with: no process died of it. Its core leaves out
+    the read-only mappings of files: the walk still goes through their code, every pc gdb's."""
     target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         time.sleep(0.3)
@@ -353,3 +355,14 @@ def test_gdbs_gcore_is_a_live_dump_too(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert a["crash_class"] == "LIVE_DUMP"
     assert a["python_caller"]["function"] == "<module>"
+    # gcore leaves out the read-only mappings of files, code included: a return address there is
+    # still code, and the walk goes on to the end, as gdb's does
+    r, s = run_json("stack", str(core))
+    ours = [int(f["pc"], 16) for f in s["threads"][0]["frames"] if f["trust"] not in ("inline", "tail call")]
+    theirs = [
+        f["pc"]
+        for f in gdb_walks(core, os.path.realpath(sys.executable))[0]["frames"]
+        if f["kind"] not in ("inline", "tailcall")
+    ]
+    assert ours == theirs
+    assert s["threads"][0]["frames"][-1]["function"] == "_start"

@@ -85,3 +85,34 @@ def test_sigterm_to_parent_kills_child_and_cleans_up(tmp_path) -> None:
     assert "Traceback" not in err
     assert gone(child)
     assert list(dump_dir.iterdir()) == []
+
+
+def test_a_stop_before_the_core_is_filed_keeps_it(tmp_path, monkeypatch) -> None:
+    """A stop that comes after the child died and before its core was filed (a window a loaded
+    machine hits: the stop matrix's crash-analysing case lost its dump) leaves the core in the dump
+    directory, not removed with the staging directory. The stop is made to come there."""
+    import resource
+
+    import notmyfault.capture.watch as watch
+    from notmyfault.base import Stopped
+    from notmyfault.capture.config import probe
+
+    if Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core":
+        pytest.skip("needs the plain 'core' pattern")
+
+    def stopped(*_args: object) -> None:
+        raise Stopped(15)
+
+    monkeypatch.setattr(watch, "locate", stopped)
+    old = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    try:
+        with pytest.raises(Stopped):
+            watch.crash_in_child(
+                [sys.executable, "-c", "import os; os.abort()"], probe(str(tmp_path)), "abort", timeout=60
+            )
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, old)
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["core.adopted"]
+    assert (tmp_path / "core.adopted").read_bytes()[:4] == b"\x7fELF"

@@ -44,6 +44,7 @@ from notmyfault.unwind.python import (
     merge,
     read_python_stacks,
     runs_python,
+    starts_thread,
 )
 
 NULL_PAGE = 4096
@@ -630,12 +631,15 @@ def python_stacks(
     walked: Sequence[tuple[int, Walk]] = (),
 ) -> PythonStacks | None:
     """The Python stacks of every thread, if the core is one of a CPython process whose ``walked``
-    threads run Python (None if not): one of them has an eval-loop frame, or a walk stopped short of
-    its end (the eval loop may be past it). Without ``walked``, whenever the process ran CPython."""
+    threads may run Python (None if not): one of them has an eval-loop frame, or does not end at a
+    thread's first function (the eval loop may be past where the walk stopped). Without ``walked``,
+    whenever the process ran CPython."""
     modules = [f.path for f in core.files] or [str(m.name) for m in _modules(program)]
     if not runs_python(modules):
         return None
-    if walked and not any(w.stopped is not None or any(map(is_eval_frame, w.frames)) for _, w in walked):
+    if walked and not any(
+        any(map(is_eval_frame, w.frames)) or not starts_thread(w.frames) for _, w in walked
+    ):
         return None
     interpreter = exe or executable_path(core, program)
     if not interpreter:

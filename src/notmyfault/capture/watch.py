@@ -515,8 +515,25 @@ def crash_in_child(
         dump, reason, notes = locate(child, settings, staging, label, start_time)
         locate_s = time.monotonic() - t0
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        if _keep_cores(Path(staging), dump_dir):
+            shutil.rmtree(staging, ignore_errors=True)
     return CrashRun(label, child, dump, reason, verdict, locate_s, tuple(adopted) + notes)
+
+
+def _keep_cores(staging: Path, dump_dir: Path) -> bool:
+    """Move the cores still in ``staging`` into ``dump_dir`` (as ``NAME.adopted``) before it is
+    removed: a stop that comes after the child died and before its core was filed must not take the
+    dump with it (after a filed core there is none left). False if one could not be moved: the
+    directory then stays, for the next run to adopt (``adopt_orphans``)."""
+    try:
+        for f in sorted(staging.iterdir()):
+            if _our_core(f):
+                os.replace(f, _unique(dump_dir / f"{f.name}.adopted"))
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 STAGING = ".incoming-"

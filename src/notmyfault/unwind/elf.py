@@ -987,8 +987,13 @@ def frame_pointer_frames(program: Program, core: ElfCore, fp: int | None, start_
 
 
 def _executable(core: ElfCore, addr: int) -> bool:
+    """True if code may lie at ``addr``: an executable segment holds it, or, where the writer listed no
+    segment there (gdb's gcore leaves out the read-only mappings of files, their code included), a
+    mapped file does (the kernel lists every mapping, so for its cores the segment decides)."""
     seg = core.segment_at(addr)
-    return seg is not None and bool(seg.flags & PF_X)
+    if seg is not None:
+        return bool(seg.flags & PF_X)
+    return core.file_at(addr) is not None
 
 
 def scan_frames(

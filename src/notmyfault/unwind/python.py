@@ -157,6 +157,16 @@ def is_eval_frame(frame: Frame) -> bool:
     return frame.how != "inline" and frame.function in EVAL_FRAMES
 
 
+THREAD_STARTS = ("_start", "start_thread", "clone", "clone3", "__clone", "__clone3", "thread_start")
+"""The functions a thread's stack begins with (the program's entry point; glibc's and musl's thread
+start): a walk that ends at one of them walked the whole stack."""
+
+
+def starts_thread(frames: Sequence[Frame]) -> bool:
+    """True if the outermost of ``frames`` is a function a thread's stack begins with."""
+    return bool(frames) and frames[-1].function in THREAD_STARTS
+
+
 def merge(native: Sequence[Frame], thread: PythonThread) -> tuple[Frame, ...] | None:
     """The native frames with each eval frame carrying the Python frames it runs (innermost first;
     carried by the innermost of the functions inlined at its pc, so they print above them); None when the native stack's eval frames and the Python stack's runs do not match one to one."""
