@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from elftools.elf.elffile import ELFFile
 
@@ -208,6 +209,18 @@ def gdb_stacks(
     """Every thread's whole stack as gdb walks it: tid, frames (pc, name, kind), and why it stopped
     (``gdb``: another gdb, gdb-multiarch for a core of another architecture)."""
     return _gdb_script(core, "gdb_stacks.py", "STACKS=", exe, gdb)
+
+
+def physical_pcs(thread: dict[str, Any]) -> list[int]:
+    """The pcs of a thread of ``stack --json``, without its inline and tail-call frames (they share a
+    pc with a physical one): what gdb's and eu-stack's walks list."""
+    return [int(f["pc"], 16) for f in thread["frames"] if f["trust"] not in ("inline", "tail call")]
+
+
+def gdb_physical_pcs(core: str | os.PathLike[str], exe: str) -> list[int]:
+    """The pcs of the first thread gdb walks in ``core``, without its inline and tail-call frames."""
+    frames = gdb_stacks(core, exe)[0]["frames"]
+    return [int(f["pc"]) for f in frames if f["kind"] not in ("inline", "tailcall")]  # type: ignore[attr-defined]
 
 
 def pool_blocks(

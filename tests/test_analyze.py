@@ -16,7 +16,7 @@ from notmyfault.analysis.signature import failure_kind
 from notmyfault.faults.catalog import CATALOG, Access, CrashType
 from tests.build_crashers import CATALOG_BUCKETS
 from tests.conftest import CORPUS, run_json, run_nmf
-from tests.coretools import gdb_frames, read_core
+from tests.coretools import gdb_frames, physical_pcs, read_core
 from tests.leakutil import seed_scenario
 
 CRASHES = [c for c in CATALOG if not c.takes_signal]
@@ -106,8 +106,9 @@ def test_stack_overflow_names_the_recursion(catalog_dumps: dict[str, str]) -> No
     assert thread["frames_total"] == len(thread["frames"]) == total
     assert thread["frames_elided"] is None
     assert thread["walk_stopped"] is None
-    physical = [int(f["pc"], 16) for f in thread["frames"] if f["trust"] not in ("inline", "tail call")]
-    assert physical == [int(pc, 16) for pc, _name in listed]  # every frame's pc, as eu-stack walks
+    assert physical_pcs(thread) == [
+        int(pc, 16) for pc, _name in listed
+    ]  # every frame's pc, as eu-stack walks
     text = run_nmf("stack", path).stdout
     assert f"... {total - 1000:,} frames not shown (#500 to #{total - 501};" in text
     assert "!_start+" in text.rstrip().splitlines()[-1]

@@ -16,7 +16,7 @@ from typing import IO
 
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import UnreadableMemory
-from notmyfault.dumps.linkmap import NT_GNU_BUILD_ID, notes_in
+from notmyfault.dumps.linkmap import NT_GNU_BUILD_ID, header_tables, notes_in
 
 
 def stream_build_id(stream: IO[bytes]) -> str | None:
@@ -30,13 +30,7 @@ def stream_build_id(stream: IO[bytes]) -> str | None:
         head = _read(stream, 0, 64)
         if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
             return None
-        wide, order = head[4] == 2, "<" if head[5] == 1 else ">"
-        if wide:
-            phoff, shoff = struct.unpack_from(order + "QQ", head, 32)
-            phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", head, 54)
-        else:
-            phoff, shoff = struct.unpack_from(order + "II", head, 28)
-            phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", head, 42)
+        wide, order, phoff, phentsize, phnum, shoff, shentsize, shnum = header_tables(head)
         parts: list[tuple[int, int, int]] = []  # (offset, size, alignment) of each note area
         table = _read(stream, phoff, phentsize * min(phnum, MAX_HEADERS)) if phoff and phentsize else b""
         for i in range(len(table) // phentsize if phentsize else 0):
@@ -76,7 +70,7 @@ def _build_id_in(stream: IO[bytes], parts: list[tuple[int, int, int]], order: st
     """The GNU build-id in the note areas ``parts`` (offset, size, alignment) of ``stream``."""
     for offset, size, align in parts:
         data = _read(stream, offset, min(size, MAX_NOTES))
-        for name, ntype, desc in _aligned_notes(data, order, 8 if align == 8 else 4):
+        for name, ntype, desc in notes_in(data, order, 8 if align == 8 else 4):
             # only the GNU owner's: a kernel's Xen notes reuse type 3 for something else
             if ntype == NT_GNU_BUILD_ID and name == b"GNU":
                 return desc.hex()
@@ -92,18 +86,6 @@ MAX_NOTES = 1 << 20
 def _read(stream: IO[bytes], offset: int, size: int) -> bytes:
     stream.seek(offset)
     return stream.read(size)
-
-
-def _aligned_notes(data: bytes, order: str, align: int) -> Iterator[tuple[bytes, int, bytes]]:
-    """The notes (name, type, desc) of a note area whose name and desc are padded to ``align``."""
-    at = 0
-    while at + 12 <= len(data):
-        namesz, descsz, ntype = struct.unpack_from(order + "III", data, at)
-        desc_at = at + 12 + ((namesz + align - 1) & -align)
-        if desc_at + descsz > len(data):
-            return
-        yield data[at + 12 : at + 12 + namesz].rstrip(b"\0"), ntype, data[desc_at : desc_at + descsz]
-        at = desc_at + ((descsz + align - 1) & -align)
 
 
 @lru_cache(maxsize=256)

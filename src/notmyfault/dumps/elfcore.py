@@ -626,11 +626,18 @@ class ElfCore:
         return tuple(out)
 
     def file_at(self, addr: int) -> FileMapping | None:
-        """The mapped file that holds ``addr``, if any."""
-        for f in self.files:
-            if f.start <= addr < f.end:
-                return f
+        """The mapped file that holds ``addr``, if any (mappings do not overlap: the one that starts
+        last at or below ``addr`` is the only one that can; a stack scan asks for every word)."""
+        starts, ordered = self._files_by_start
+        i = bisect.bisect_right(starts, addr) - 1
+        if i >= 0 and addr < ordered[i].end:
+            return ordered[i]
         return None
+
+    @cached_property
+    def _files_by_start(self) -> tuple[list[int], list[FileMapping]]:
+        ordered = sorted(self.files, key=lambda f: f.start)
+        return [f.start for f in ordered], ordered
 
     @cached_property
     def _starts(self) -> list[int]:

@@ -36,16 +36,32 @@ MAX_DYNAMIC = 1024
 MAX_PHDRS = 256
 
 
-def notes_in(data: bytes, order: str = "<") -> Iterator[tuple[bytes, int, bytes]]:
-    """The ELF notes (name, type, desc) in a note segment's bytes; a note cut short ends the walk."""
+def notes_in(data: bytes, order: str = "<", align: int = 4) -> Iterator[tuple[bytes, int, bytes]]:
+    """The ELF notes (name, type, desc) in a note segment's bytes, whose names and descs are padded
+    to ``align`` (4; 8 in a segment aligned to 8, as .note.gnu.property's); a note cut short ends
+    the walk."""
     at = 0
     while at + 12 <= len(data):
         namesz, descsz, ntype = struct.unpack_from(order + "III", data, at)
-        desc_at = at + 12 + ((namesz + 3) & ~3)
+        desc_at = at + 12 + ((namesz + align - 1) & -align)
         if desc_at + descsz > len(data):
             return
         yield data[at + 12 : at + 12 + namesz].rstrip(b"\0"), ntype, data[desc_at : desc_at + descsz]
-        at = desc_at + ((descsz + 3) & ~3)
+        at = desc_at + ((descsz + align - 1) & -align)
+
+
+def header_tables(head: bytes) -> tuple[bool, str, int, int, int, int, int, int]:
+    """From an ELF header (``head``, its first 64 bytes, or 52 of a 32-bit one): whether it is
+    64-bit, its struct byte order, and where its tables are: (wide, order, phoff, phentsize, phnum,
+    shoff, shentsize, shnum)."""
+    wide, order = head[4] == 2, "<" if head[5] == 1 else ">"
+    if wide:
+        phoff, shoff = struct.unpack_from(order + "QQ", head, 32)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", head, 54)
+    else:
+        phoff, shoff = struct.unpack_from(order + "II", head, 28)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", head, 42)
+    return wide, order, phoff, phentsize, phnum, shoff, shentsize, shnum
 
 
 def parse_auxv(raw: bytes, word: int, order: str = "<") -> dict[int, int]:

@@ -38,6 +38,7 @@ from typing import IO, Any
 
 from notmyfault.base import format_size, private_temp_dir
 from notmyfault.dumps.errors import DumpError
+from notmyfault.dumps.linkmap import header_tables
 
 ZSTD, LZ4, XZ, GZIP = b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18", b"\xfd7zXZ\x00", b"\x1f\x8b"
 APPORT = b"ProblemType:"
@@ -77,13 +78,7 @@ def implied_size(head: bytes) -> int | None:
         return None
     if len(head) < 64:
         return _MORE
-    wide, order = head[4] == 2, "<" if head[5] == 1 else ">"
-    if wide:
-        phoff, shoff = struct.unpack_from(order + "QQ", head, 32)
-        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", head, 54)
-    else:
-        phoff, shoff = struct.unpack_from(order + "II", head, 28)
-        phentsize, phnum, shentsize, shnum = struct.unpack_from(order + "HHHH", head, 42)
+    wide, order, phoff, phentsize, phnum, shoff, shentsize, shnum = header_tables(head)
     if phnum == 0xFFFF or (phnum and phentsize < (56 if wide else 32)):
         return None
     table_end = phoff + phnum * phentsize
