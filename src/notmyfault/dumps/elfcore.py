@@ -11,11 +11,13 @@ leaves them as bytes.
 
 from __future__ import annotations
 
+import array
 import bisect
 import contextlib
 import mmap
 import os
 import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -526,9 +528,11 @@ class ElfCore:
             return None
         at, w = area.rfind(raw), self._word
         big = self._e == ">"
-        words = [
-            int.from_bytes(area[i : i + w], "big" if big else "little") for i in range(at % w, max(at, 0), w)
-        ]
+        words = array.array("Q" if w == 8 else "I")  # the words below the auxiliary vector
+        if at > 0:
+            words.frombytes(area[at % w : at])
+            if big != (sys.byteorder == "big"):
+                words.byteswap()
         end = len(words)  # the auxiliary vector's index
 
         def points_in(value: int) -> bool:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from notmyfault.analysis.crash import CrashAnalysis, Instruction, decode_bytes
@@ -30,7 +30,7 @@ from notmyfault.analysis.deadlock import LockWait
 from notmyfault.dumps import origin
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.vmcore import Vmcore
-from notmyfault.unwind.frames import Frame
+from notmyfault.unwind.frames import Frame, renumbered
 
 KERNEL_MODULE = "vmlinux"
 USER_TOP = 0x0000_8000_0000_0000
@@ -402,7 +402,7 @@ def _analyze_from_log(vm: Vmcore, notes: list[str]) -> CrashAnalysis:
                 None,
                 "trap frame (kernel log)",
             )
-            frames = (top, *(replace(f, index=f.index + 1) for f in frames))
+            frames = tuple(renumbered((top, *frames)))
     klass = classify(facts, regs.get("rflags"))
     blamed = _first_module_frame(frames)
     pc = regs.get("rip")

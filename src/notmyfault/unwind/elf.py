@@ -23,7 +23,7 @@ from typing import Any
 from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import PF_X, ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
-from notmyfault.unwind.frames import Frame
+from notmyfault.unwind.frames import Frame, renumbered
 from notmyfault.unwind.isa import capstone_for
 from notmyfault.unwind.names import is_mangled
 
@@ -543,14 +543,14 @@ def thread_walk(program: Program, core: ElfCore, tid: int) -> Walk:
     frames = _named_trampolines(_without_guesses(core, frames))
     linked = _link_caller(program, core, frames, tid)
     if linked is not None:
-        frames = [frames[0], linked, *(replace(f, index=f.index + 1) for f in frames[1:])]
+        frames = renumbered([frames[0], linked, *frames[1:]])
     elif _at_wild_pc(frames):
         # the walk ended at an interrupted pc in no module (a call through a bad pointer), the core's
         # or a signal frame's, and drgn could not go on from a return address: those on the stack go on
         frames.extend(scan_frames(program, core, frames[-1].sp, start_index=len(frames)))
     caller = leaf_caller(program, core, frames)
     if caller is not None:
-        frames = [frames[0], caller, *(replace(f, index=f.index + 1) for f in frames[1:])]
+        frames = renumbered([frames[0], caller, *frames[1:]])
     return Walk(_mark_code(core, frames), stopped)
 
 
@@ -753,7 +753,7 @@ def _tail_calls(
         keep(range(start, j + 1))
         callee, start = j, j + 1
     keep(range(start, len(frames)))
-    return [replace(f, index=i) for i, f in enumerate(out_f)], out_r, out_i
+    return renumbered(out_f), out_r, out_i
 
 
 _RUST_SYMBOL = re.compile(r"^(_ZN.*17h[0-9a-f]{16}E|_R)")
@@ -806,7 +806,7 @@ def _qualified_inlines(
             out.extend(group)
         group = []
     out.extend(group)
-    return [replace(f, index=i) for i, f in enumerate(out)]
+    return renumbered(out)
 
 
 def signal_context(program: Program, tid: int) -> tuple[int, int | None, dict[str, int]] | None:

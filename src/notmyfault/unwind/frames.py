@@ -7,7 +7,8 @@ imports them and none imports another for its types.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from notmyfault.unwind.names import demangle, short_name
 
@@ -120,3 +121,9 @@ class Frame:
         if self.code and not self.module:
             return f"[{CODE_KINDS.get(self.code, self.code)}] {self.pc:#x}"
         return self.symbolic()
+
+
+def renumbered(frames: Iterable[Frame]) -> list[Frame]:
+    """``frames`` with each one's ``index`` its place in the list; a frame already at its place is
+    kept as it is (a deep stack of 100,000 frames is copied only past where one was put in)."""
+    return [f if f.index == i else replace(f, index=i) for i, f in enumerate(frames)]
