@@ -391,6 +391,18 @@ class Dump:
             )
         return list(env)
 
+    def home_directory(self) -> str | None:
+        """The ``HOME`` of the process's environment: the home directory of the user who crashed,
+        which triage redacts wherever a stored path starts with it; None where the dump holds no
+        environment or no absolute ``HOME`` below the root."""
+        try:
+            env = self.environment()
+        except DumpError:
+            return None
+        home = next((v[5:] for v in env if v.startswith("HOME=")), None)  # as getenv: the first
+        home = home.rstrip("/") if home else None
+        return home if home and home.startswith("/") else None
+
     def _thread_ids(self, tid: int | None, all_threads: bool) -> list[int]:
         tids = self.thread_ids
         if not tids:

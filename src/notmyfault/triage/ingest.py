@@ -205,7 +205,8 @@ def ingest(
             row = row_for(path, digest, answer, rules, host)
             result.analysed += 1
             result.failed += row["status"] == "failed"
-            result.stored += db.insert(redact_row(row, redactions), retried.get(digest))
+            home = answer["fields"].get("home") if answer.get("ok") else None
+            result.stored += db.insert(redact_row(row, redactions, home), retried.get(digest))
             if answer.get("seconds") is not None:
                 result.analysis_seconds.append(float(answer["seconds"]))
             result.maxrss_kb = max(result.maxrss_kb, int(answer.get("maxrss_kb") or 0))
