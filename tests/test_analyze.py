@@ -293,6 +293,10 @@ def test_search_finds_the_tag_in_myfault(seed_core: tuple[str, dict, dict]) -> N
         f.seek(offset)
         assert f.read(4) == b"Leak"
     _, everywhere = run_json("search", path, "4c65616b", "--hex")
+    r, none = run_json("search", path, "no-such-bytes-9c41e7")  # as grep: nothing found, exit 1
+    assert (r.returncode, none["hits"]) == (1, [])
+    r = run_nmf("search", path, "no-such-bytes-9c41e7")
+    assert (r.returncode, r.stdout, r.stderr) == (1, "no hits\n", "")
     in_blocks = [h for h in everywhere["hits"] if h["source"] == "dump" and h["module"] is None]
     assert len(in_blocks) >= limit["blocks"]  # every block header carries the tag
 

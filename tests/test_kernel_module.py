@@ -107,6 +107,8 @@ def test_initramfs_is_a_newc_archive_busybox_reads(tmp_path: Path) -> None:
         (["kernel", "leak", "--stop-at", "1MB"], "add --yes-crash-this-machine"),
         (["kernel", "leak", "--stop-at", "100TB", "--yes-crash-this-machine"], "below the safety floor"),
         (["kernel", "leak", "--rate", "x"], "--rate: cannot read size 'x'"),
+        # a missing prerequisite is bad input (exit 2), as everywhere
+        (["kernel", "build", "--kdir", "/nonexistent/build"], "no kernel headers at /nonexistent/build"),
     ],
 )
 def test_bad_requests_get_one_line(args: list[str], message: str) -> None:

@@ -129,6 +129,11 @@ def test_every_bug_lands_in_its_own_bucket_and_a_rerun_skips_everything(fleet: F
     _, members = run_json("triage", "show", bucket["id"], "--db", db)
     assert len(members["dumps"]) == bucket["count"] == 2 * RUNS  # parse_header: its read and its write
     assert all(fleet.expected[m["path"]] == bucket["bucket"] for m in members["dumps"])
+    none = run_nmf("triage", "show", "truncated", "--db", db)  # an empty list still says so
+    assert (none.returncode, none.stdout) == (0, "no truncated dumps: every stored dump is whole\n")
+    assert run_json("triage", "show", "truncated", "--db", db)[1]["dumps"] == []
+    one = run_nmf("triage", "show", "failed", "--db", db).stdout.splitlines()
+    assert [line.split(":")[0] for line in one] == [str(fleet.bad / "core.truncated")]
 
 
 def _build_id(path: Path) -> str:
@@ -717,3 +722,9 @@ def test_bad_input_gets_one_line(tmp_path: Path) -> None:
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert r.stderr.count("\n") == 1, (args, r.stderr)
         assert words in r.stderr, (args, r.stderr)
+    (tmp_path / "empty").mkdir()  # nothing failed: said, not an empty page
+    assert (
+        run_nmf("triage", "ingest", str(tmp_path / "empty"), "--db", str(tmp_path / "e.db")).returncode == 0
+    )
+    r = run_nmf("triage", "show", "failed", "--db", str(tmp_path / "e.db"))
+    assert (r.returncode, r.stdout) == (0, "no failed dumps: every stored dump was analysed\n")

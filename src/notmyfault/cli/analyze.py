@@ -7,6 +7,7 @@ an unexpected failure inside the analysis exits 3 with one line naming it.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -16,6 +17,7 @@ import click
 
 import notmyfault
 from notmyfault.cli.common import (
+    EXIT_NO_MATCH,
     echo_safe,
     emit_json,
     fail,
@@ -493,7 +495,9 @@ def vm(core: str, top: int, debug_files: tuple[str, ...], as_json: bool) -> None
 def search(
     core: str, pattern: str, module: str | None, as_hex: bool, debug_files: tuple[str, ...], as_json: bool
 ) -> None:
-    """s -a: find a string (or --hex bytes) in the dump and in the mapped files it left out."""
+    """s -a: find a string (or --hex bytes) in the dump and in the mapped files it left out.
+
+    Exits 1 when nothing is found (as grep does), 0 with a hit."""
     from notmyfault.render.memory import search_json, search_text
 
     try:
@@ -505,6 +509,8 @@ def search(
     with opened(core, True, debug_files) as dump:
         hits = dump.search(needle, module)
         _emit(as_json, lambda: search_json(needle, hits), lambda: search_text(hits))
+    if not hits:
+        sys.exit(EXIT_NO_MATCH)
 
 
 @click.command()

@@ -21,6 +21,8 @@ MAX_SIZE = 1 << 60
 """The largest size an option takes (1 EiB): beyond any machine, below what overflows an off_t."""
 
 EXIT_NO_DUMP = 1
+EXIT_NO_MATCH = 1
+"""``search`` found nothing: grep's convention, so that a script can test for a hit."""
 EXIT_OUTPUT = 1
 """The output could not be written: stdout full, broken or closed."""
 EXIT_BAD_INPUT = 2

@@ -10,6 +10,7 @@ import click
 from notmyfault.cli.common import (
     DUMP_DIR_HELP,
     DURATION,
+    EXIT_INTERRUPTED,
     EXIT_NO_DUMP,
     dump_settings,
     echo_safe,
@@ -52,7 +53,7 @@ def hang(
     """Hang a child process inside myfault: deadlock, spin, or unkillable (d-state).
 
     Prints the hung PID and how to take a dump of it. Ctrl-C or SIGTERM
-    releases the hang (the child and all it started are killed). If the child
+    releases the hang (the child and all it started are killed; exit 130). If the child
     dies instead (--crash-after, or a signal you send it), the dump it left is
     reported as for 'notmyfault crash'.
     """
@@ -163,7 +164,7 @@ def _hang_child(
             )
         else:
             echo_safe(f"notmyfault: released: pid {pid} and everything it started were killed")
-        return
+        sys.exit(EXIT_INTERRUPTED)  # as every command a stop ends (leak, dump, crash)
     if run.child.signal is None:
         code = run.child.exit_code
         if as_json:

@@ -81,11 +81,13 @@ def kernel() -> None:
 @json_option
 def build(kdir: str | None, as_json: bool) -> None:
     """Build myfault.ko against the headers of the running kernel (or --kdir)."""
-    from notmyfault.faults import KernelError, default_kdir
+    from notmyfault.faults import KernelError, KernelHeadersMissing, default_kdir
     from notmyfault.faults import build_kernel_module as kbuild
 
     try:
         ko = kbuild(Path(kdir) if kdir else default_kdir(), _build_dir())
+    except KernelHeadersMissing as e:
+        fail(str(e))  # a missing prerequisite: exit 2, as for every other
     except KernelError as e:
         fail(str(e), 1)
     _say(as_json, "kernel-build", str(ko), module=str(ko))

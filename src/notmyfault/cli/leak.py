@@ -325,7 +325,7 @@ def _list_held(as_json: bool) -> None:
     objs = held()
     by_tag: dict[tuple[str, str], list[Any]] = {}
     for o in objs:
-        by_tag.setdefault((o.header.tag, o.header.pool.name.lower()), []).append(o)
+        by_tag.setdefault((o.header.tag, o.header.pool.pool_option), []).append(o)
     rows = [
         {
             "tag": t,

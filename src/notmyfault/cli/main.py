@@ -1,8 +1,8 @@
 """The ``notmyfault`` command line: a thin front end over faults, capture and render.
 
 Exit codes: 0 the fault left a dump (or the command succeeded); 1 the fault
-happened but no dump exists (the reason is printed); 2 bad input; 130
-interrupted (Ctrl-C or SIGTERM).
+happened but no dump exists (the reason is printed), or ``search`` found nothing
+(as grep); 2 bad input; 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations

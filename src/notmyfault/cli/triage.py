@@ -430,6 +430,9 @@ def show(bucket: str, db_url: str, as_json: bool) -> None:
                 emit_json({"schema_version": SCHEMA_VERSION, "kind": f"triage-{bucket}",
                            "dumps": [{"path": p, "error": e, "transient": t} for p, e, t in failures]})  # fmt: skip
             else:
+                if not failures:
+                    echo_safe("no failed dumps: every stored dump was analysed"
+                              if bucket == "failed" else "no truncated dumps: every stored dump is whole")  # fmt: skip
                 for path, error, transient in failures:
                     again = (
                         " (stopped, not unreadable: the next ingest tries it again once)" if transient else ""

@@ -97,6 +97,10 @@ class KernelError(Exception):
     """A one-line reason why building, loading or driving myfault.ko failed."""
 
 
+class KernelHeadersMissing(KernelError):
+    """The kernel headers a build needs are not installed: a missing prerequisite, not a failed build."""
+
+
 def send(request: Request, device: str = DEVICE) -> tuple[int, int]:
     """Send ``request`` to the loaded module; return the leaked (bytes, blocks) it reports."""
     try:
@@ -122,7 +126,7 @@ def default_kdir(release: str | None = None) -> Path:
 def build(kdir: Path, out: Path) -> Path:
     """Build myfault.ko with kbuild against the headers in ``kdir``; return the module's path."""
     if not (kdir / "Makefile").exists():
-        raise KernelError(
+        raise KernelHeadersMissing(
             f"no kernel headers at {kdir}: install them (Debian: apt-get install linux-headers-"
             f"{kdir.parent.name})"
         )

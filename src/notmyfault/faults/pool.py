@@ -37,6 +37,12 @@ class PoolCode(IntEnum):
     NONPAGED = 2
     KERNEL = 3
     SHARED = 4
+    """A persistent paged leak's block (``--pool paged --persist``: a System V shm segment)."""
+
+    @property
+    def pool_option(self) -> str:
+        """The ``--pool`` a block of this code was leaked with (a shared block's is ``paged``)."""
+        return "paged" if self is PoolCode.SHARED else self.name.lower()
 
 
 @dataclass(frozen=True)
