@@ -3,6 +3,7 @@ our analyzer as they read the kernel's core of the same process; its triggers un
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -50,7 +51,10 @@ def test_a_hung_deadlock_dumped_live_reads_as_the_kernels_core(dump_dir: Path) -
     ours = dump_dir / "live.core"
     r, out = run_json("dump", str(h.pid), "-o", str(ours))
     assert r.returncode == 0, r.stderr
+    assert (out["schema_version"], out["kind"]) == (3, "live-dumps")
     (d,) = out["dumps"]
+    assert abs(d["time"] - time.time()) < 600
+    assert dt.datetime.fromisoformat(d["time_iso"]).timestamp() == pytest.approx(d["time"], abs=1e-3)
     assert d["path"] == str(ours)
     assert d["threads"] == len(before) == 4
     assert d["killed"] is False

@@ -30,6 +30,7 @@ from notmyfault.cli.common import (
     fail,
     parse_size_option,
 )
+from notmyfault.render import SCHEMA_VERSION
 from notmyfault.render.safe import printable
 
 
@@ -175,7 +176,8 @@ def dump(
     finally:
         progress.done()
     if as_json:
-        emit_json({"kind": "live_dumps", "pid": pid, "dumps": written, "error": error})
+        emit_json({"schema_version": SCHEMA_VERSION, "kind": "live-dumps", "pid": pid, "dumps": written,
+                   "error": error})  # fmt: skip
         if error:
             sys.exit(EXIT_NO_DUMP)
     elif error:
@@ -254,6 +256,7 @@ def _one(
             final = f.commit(final, replace=bool(output))
     finally:
         attached.detach(kill=kill)  # whatever failed before the core was begun (a second call: no-op)
+    finished = time.time()
     return {
         "path": final,
         "pid": pid,
@@ -266,7 +269,8 @@ def _one(
         "signal": core.signal,
         "unreadable": core.skipped,
         "killed": kill,
-        "time": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "time": round(finished, 6),  # seconds since the epoch, as every time in the JSON contract
+        "time_iso": dt.datetime.fromtimestamp(finished, dt.timezone.utc).isoformat(),
         "complete": core.died_after is None,
         "memory": core.memory,
         "held": core.held,
