@@ -68,7 +68,7 @@ def test_analysis_of_every_catalog_crash(entry: CrashType, catalog_dumps: dict[s
     if entry.outcome.abort_message:
         assert entry.outcome.abort_message in a["abort_message"]
     assert a["frames"][0]["trust"] == "context"
-    assert a["schema_version"] == 3
+    assert a["schema_version"] == 4
 
 
 def test_stack_trash_frames_are_found_by_scanning(catalog_dumps: dict[str, str]) -> None:

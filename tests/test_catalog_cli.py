@@ -117,7 +117,7 @@ def test_crash_list_text_and_json() -> None:
         assert c.summary in r.stdout
     assert "SIGSEGV/SEGV_MAPERR INVALID_MEMORY_READ, blames myfault_high_irql" in r.stdout
     _r2, data = run_json("crash", "--list")
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == 4
     assert data["kind"] == "catalog"
     assert [t["name"] for t in data["crash_types"]] == [c.name for c in CATALOG]
     assert data["crash_types"][0]["number"] == 1

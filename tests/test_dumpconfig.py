@@ -21,7 +21,7 @@ def test_real_settings_match_proc(dump_dir: Path) -> None:
     r, data = run_json("dumpconfig", "--dump-dir", str(dump_dir))
     assert r.returncode == 0
     assert data["kind"] == "dumpconfig"
-    assert data["schema_version"] == 3
+    assert data["schema_version"] == 4
     assert data["core_pattern"]["raw"] == Path("/proc/sys/kernel/core_pattern").read_text().rstrip("\n")
     assert data["core_uses_pid"] == bool(int(Path("/proc/sys/kernel/core_uses_pid").read_text()))
     assert data["core_pipe_limit"] == int(Path("/proc/sys/kernel/core_pipe_limit").read_text())

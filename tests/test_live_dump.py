@@ -51,7 +51,7 @@ def test_a_hung_deadlock_dumped_live_reads_as_the_kernels_core(dump_dir: Path) -
     ours = dump_dir / "live.core"
     r, out = run_json("dump", str(h.pid), "-o", str(ours))
     assert r.returncode == 0, r.stderr
-    assert (out["schema_version"], out["kind"]) == (3, "live-dumps")
+    assert (out["schema_version"], out["kind"]) == (4, "live-dumps")
     (d,) = out["dumps"]
     assert abs(d["time"] - time.time()) < 600
     assert dt.datetime.fromisoformat(d["time_iso"]).timestamp() == pytest.approx(d["time"], abs=1e-3)

@@ -545,7 +545,7 @@ def test_a_read_only_database_can_be_read(small_db: Path, tmp_path: Path) -> Non
         (["leak", "--interval", "nan"], "is not a number in the range"),
         (["hang", "spin", "--threads", "100000"], "is not in the range 1<=x<=1024"),
         (["hang", "spin", "--threads", "0"], "is not in the range"),
-        (["triage", "buckets", "--since", ""], "is not a date"),
+        (["triage", "buckets", "--since", ""], "is not a time"),
         (["vm", "core", "--top", "-1"], "is not in the range x>=1"),
         (["poolused", "core", "--top", "0"], "is not in the range x>=1"),
         (["leak", "--rate", "99999999999999999999TB"], "give at most 1EiB"),

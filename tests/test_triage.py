@@ -187,14 +187,18 @@ def test_filters_breakdowns_and_analyze_agree(fleet: Fleet, database: str) -> No
     assert names("--build-id", build_id[:8].upper()) == crashers
     assert names("--since", "2999-01-01") == set()
     assert names("--since", "2000-01-01T00:00") == set(fleet.buckets)
+    assert (
+        names("--since", "1 day ago") == names("--since", "-1d") == set(fleet.buckets)
+    )  # journalctl's forms
+    assert names("--since", "tomorrow") == names("--since", "+1h") == set()
     assert names("--search", "PARSE_header") == {k for k in crashers if "parse_header" in k}
     assert names("--search", "%") == names("--search", "_x_") == set()  # literal, not LIKE wildcards
     text = run_nmf("triage", "buckets", "--db", db, "--exe", "crashers", "--examples", "2").stdout
     assert text.count(f"... and {runs - 2} more: 'notmyfault triage show ") == len(crashers) - 1
     assert text.count(f"... and {2 * runs - 2} more: 'notmyfault triage show ") == 1  # parse_header
     for args, words in (
-        (("--since", "garbage"), "is not a date"),
-        (("--since", "2026-13-45"), "is not a date"),
+        (("--since", "garbage"), "is not a time"),
+        (("--since", "2026-13-45"), "is not a time"),
         (("--build-id", "xyz"), "hexadecimal"),
     ):
         r = run_nmf("triage", "buckets", "--db", db, *args)

@@ -1,6 +1,7 @@
 """The leaves every layer may use: sizes (``units``), signal and si_code names (``sigcodes``),
 process capabilities (``caps``), text that can be stored whatever bytes a dump held (``utf8``) and
-the one safe way to write a file (``files``) and children that die with their parent (``lifetime``).
+the one safe way to write a file (``files``), children that die with their parent (``lifetime``)
+and times as people write them (``when``).
 
 May import: nothing.
 """
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from notmyfault.base.sigcodes import Stopped, parse_signal, signal_name
     from notmyfault.base.units import format_size, parse_size
     from notmyfault.base.utf8 import storable
+    from notmyfault.base.when import parse_when
 
 _EXPORTS = {
     "PARENT_ENV": "notmyfault.base.lifetime:PARENT_ENV",
@@ -45,6 +47,7 @@ _EXPORTS = {
     "parse_size": "notmyfault.base.units:parse_size",
     "signal_name": "notmyfault.base.sigcodes:signal_name",
     "storable": "notmyfault.base.utf8:storable",
+    "parse_when": "notmyfault.base.when:parse_when",
 }
 """Each public name, and the module that defines it (imported on first use)."""
 
@@ -60,6 +63,7 @@ __all__ = [
     "format_size",
     "parse_signal",
     "parse_size",
+    "parse_when",
     "private_temp_dir",
     "reap_stale",
     "remove_temp_dirs_of",

@@ -14,11 +14,17 @@ Four sources, each read as its writer leaves it:
   notes (pid, signal, executable).
 
 A journal entry and the stored file it names are one crash.
+
+Each crash has a stable ID (``KeptCrash.id``), made from when it happened and its pid, so that an
+ID names the same crash however many come after it. A core cut short is said to be (``truncated``):
+from the core's own headers where it lies uncompressed, from the journal's ``COREDUMP_TRUNCATED``
+where systemd-coredump cut it; a compressed stored core is not unpacked to find out (null).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import json
 import os
@@ -61,6 +67,21 @@ class KeptCrash:
     """Whether the dump is there to read."""
     note: str | None = None
     """Why no dump is there, when the record says."""
+    truncated: bool | None = None
+    """Whether the dump is cut short (None: not known, as for a compressed core)."""
+    truncation: str | None = None
+    """What a cut-short dump is missing, one line."""
+
+    @property
+    def id(self) -> str:
+        """A stable ID: 8 hex digits of a hash of when the crash happened (to the microsecond) and
+        its pid, or of its dump's path when the record lacks either. New crashes never change it;
+        a stored core and its journal entry, or the entry alone once the core is gone, share it."""
+        if self.time is not None and self.pid is not None:
+            key = f"{round(self.time * 1e6)}:{self.pid}"
+        else:
+            key = f"{self.source}:{self.path or self.executable}:{self.time}"
+        return hashlib.sha256(key.encode()).hexdigest()[:8]
 
     @property
     def signal_name(self) -> str | None:
@@ -85,6 +106,21 @@ def _int(value: str | None) -> int | None:
         return None
 
 
+def _core_truncation(path: str) -> tuple[bool | None, str | None]:
+    """Whether the uncompressed ELF core at ``path`` is cut short, and what it misses (its
+    headers say how long it should be); (None, None) for another file or one that cannot be read."""
+    from notmyfault.dumps import DumpError, ElfCore, open_dump
+
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"\x7fELF":
+                return None, None
+        with open_dump(path, ElfCore) as core:
+            return bool(core.truncated), core.truncation
+    except (OSError, DumpError):
+        return None, None
+
+
 def systemd_store(directory: str = SYSTEMD_STORE) -> list[KeptCrash]:
     """The cores systemd-coredump stored in ``directory``."""
     out = []
@@ -107,6 +143,8 @@ def systemd_store(directory: str = SYSTEMD_STORE) -> list[KeptCrash]:
                     path,
                     os.path.getsize(path),
                     True,
+                    None,
+                    *_core_truncation(path),
                 )
             )
     return out
@@ -131,6 +169,7 @@ def journal_entries(lines: Iterable[str]) -> list[KeptCrash]:
         path = field("COREDUMP_FILENAME")
         present = bool(path and os.path.isfile(path))
         usec = _int(field("COREDUMP_TIMESTAMP")) or _int(field("__REALTIME_TIMESTAMP"))
+        cut = field("COREDUMP_TRUNCATED") == "1"
         note = None
         if not present:
             note = "the core was not stored (systemd-coredump's Storage=none, or over its size limits)"
@@ -148,6 +187,10 @@ def journal_entries(lines: Iterable[str]) -> list[KeptCrash]:
                 os.path.getsize(path) if present and path else None,
                 present,
                 note,
+                True if cut else None,
+                "systemd-coredump cut the core short (over its ProcessSizeMax or ExternalSizeMax)"
+                if cut
+                else None,
             )
         )
     return out
@@ -234,6 +277,9 @@ def our_dumps(directory: str) -> list[KeptCrash]:
                             path,
                             os.path.getsize(path),
                             True,
+                            None,
+                            bool(core.truncated),
+                            core.truncation,
                         )
                     )
             except DumpError:
@@ -267,6 +313,9 @@ def inventory(
                 twin.path,
                 twin.size,
                 twin.present,
+                None,
+                True if twin.truncated or entry.truncated else twin.truncated,
+                twin.truncation or entry.truncation,
             )
         else:
             merged.append(entry)

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import datetime
+import os
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -37,19 +39,48 @@ journal_option = click.option(
     help="Read the journal's coredump entries from this 'journalctl -o json' export (- for stdin) "
     "instead of running journalctl.",
 )
-since_option = click.option("--since", metavar="DATE", help="Only crashes from this time on (ISO 8601).")
+since_option = click.option(
+    "--since",
+    metavar="TIME",
+    help="Only crashes from this time on, as journalctl takes it: 2026-11-01, '2026-11-01 12:00', "
+    "today, yesterday, '1 hour ago', -2d, @EPOCH (local time unless a zone is given).",
+)
 
 
 def _since(text: str | None) -> float | None:
+    from notmyfault.base import parse_when
+
     if text is None:
         return None
     try:
-        when = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        fail(f"--since {text!r}: give an ISO 8601 date or time, e.g. 2026-11-01 or 2026-11-01T12:00")
-    if when.tzinfo is None:
-        when = when.astimezone()
-    return when.timestamp()
+        return parse_when(text)
+    except ValueError as e:
+        fail(f"--since {e}")
+
+
+def _matches(c: Any, match: str) -> bool:
+    """Whether crash ``c`` is the one ``match`` names, as coredumpctl matches: its ID, its pid (a
+    number), its dump's path or its executable's path (with a '/'), or its executable's name."""
+    if match == c.id:
+        return True
+    if match.isdigit():
+        return bool(c.pid == int(match))
+    if "/" in match:
+        return bool(match in (c.path, c.executable))
+    return bool(c.executable) and os.path.basename(c.executable) == match
+
+
+def _find(kept: list[Any], ident: str) -> Any | None:
+    """The newest crash ``ident`` names: its ID (or an ID's unique prefix of 4 digits or more), a
+    pid, a path, or an executable's name."""
+    exact = next((c for c in kept if _matches(c, ident)), None)
+    if exact is not None:
+        return exact
+    if len(ident) >= 4 and all(ch in "0123456789abcdef" for ch in ident):
+        by_prefix = [c for c in kept if c.id.startswith(ident)]
+        if len(by_prefix) == 1:
+            return by_prefix[0]
+    return None
 
 
 def _kept(store: str, crash_dir: str, dump_dir: str | None, journal: Any, since: str | None) -> list[Any]:
@@ -60,23 +91,15 @@ def _kept(store: str, crash_dir: str, dump_dir: str | None, journal: Any, since:
     return inventory(store, crash_dir, dump_dir or default_dump_dir(), lines, _since(since))
 
 
-def _verdict(path: str) -> dict[str, Any]:
-    """The one-line verdict of a kept dump: its class and what the blame rule picked."""
-    import notmyfault
-
-    try:
-        with notmyfault.open(path) as dump:
-            if dump.kind not in ("elf-core", "minidump"):
-                return {"class": None, "blamed": None, "error": "not a process dump"}
-            a = dump.analysis()
-    except notmyfault.DumpError as e:
-        return {"class": None, "blamed": None, "error": str(e)}
-    return {"class": a.crash_class, "blamed": a.blamed.location() if a.blamed else None, "error": None}
+def _verdict(analysis: Any, error: str | None) -> dict[str, Any]:
+    """The one-line verdict of a kept dump: its class and what the blame rule picked, or why none."""
+    blamed = analysis.blamed.location() if analysis is not None and analysis.blamed else None
+    return {"class": analysis.crash_class if analysis is not None else None, "blamed": blamed, "error": error}
 
 
-def _row(i: int, c: Any, verdict: dict[str, Any] | None) -> dict[str, Any]:
+def _row(c: Any, verdict: dict[str, Any] | None) -> dict[str, Any]:
     row = {
-        "id": i,
+        "id": c.id,
         "source": c.source,
         "time": c.time,
         "time_iso": datetime.datetime.fromtimestamp(c.time).astimezone().isoformat(timespec="seconds")
@@ -90,6 +113,8 @@ def _row(i: int, c: Any, verdict: dict[str, Any] | None) -> dict[str, Any]:
         "path": c.path,
         "size": c.size,
         "present": c.present,
+        "truncated": c.truncated,
+        "truncation": c.truncation,
         "note": c.note,
     }
     if verdict is not None:
@@ -103,9 +128,9 @@ def _text_line(row: dict[str, Any]) -> str:
 
     when = (row["time_iso"] or "?")[:19].replace("T", " ")
     size = format_size(row["size"]) if row["size"] is not None else "-"
-    present = "present" if row["present"] else "missing"
+    present = ("truncated" if row["truncated"] else "present") if row["present"] else "missing"
     line = (
-        f"{row['id']:>3}  {when:19}  {row['pid'] or '-':>7}  {row['signal_name'] or '-':8}  {present:8}"
+        f"{row['id']:8}  {when:19}  {row['pid'] or '-':>7}  {row['signal_name'] or '-':8}  {present:8}"
         f"  {size:>10}  {row['source']:16}  {printable(row['executable'] or '?')}"
     )
     verdict = row.get("verdict")
@@ -117,6 +142,7 @@ def _text_line(row: dict[str, Any]) -> str:
 
 
 @click.command("list")
+@click.argument("matches", metavar="[MATCH]...", nargs=-1)
 @store_option
 @crash_dir_option
 @dump_dir_option
@@ -125,6 +151,7 @@ def _text_line(row: dict[str, Any]) -> str:
 @click.option("--verdict", is_flag=True, help="Also analyse each present dump: its class and blamed frame.")
 @click.option("--json", "as_json", is_flag=True, help="JSON output (docs/json-schema.md).")
 def list_crashes(
+    matches: tuple[str, ...],
     store: str,
     crash_dir: str,
     dump_dir: str | None,
@@ -134,12 +161,12 @@ def list_crashes(
     as_json: bool,
 ) -> None:
     """The crashes this machine kept, newest first: systemd-coredump's store and journal entries, apport's
-    reports, notmyfault's dumps (like coredumpctl list).  'notmyfault info ID' shows one."""
+    reports, notmyfault's dumps (like coredumpctl list).  Each MATCH keeps the crashes it names: an
+    ID, a pid, a path, or an executable's name.  IDs are stable: 'notmyfault info ID' shows one."""
     kept = _kept(store, crash_dir, dump_dir, journal, since)
-    rows = [
-        _row(i, c, _verdict(c.path) if verdict and c.present and c.path else None)
-        for i, c in enumerate(kept, 1)
-    ]
+    if matches:
+        kept = [c for c in kept if any(_matches(c, m) for m in matches)]
+    rows = [_row(c, _verdict_of(c.path) if verdict and c.present and c.path else None) for c in kept]
     if as_json:
         emit_json({"schema_version": SCHEMA_VERSION, "kind": "crash-list", "crashes": rows})
         return
@@ -149,7 +176,7 @@ def list_crashes(
         )
         return
     echo_safe(
-        f"{'ID':>3}  {'TIME':19}  {'PID':>7}  {'SIG':8}  {'COREFILE':8}  {'SIZE':>10}  {'SOURCE':16}  EXE"
+        f"{'ID':8}  {'TIME':19}  {'PID':>7}  {'SIG':8}  {'COREFILE':9}  {'SIZE':>10}  {'SOURCE':16}  EXE"
     )
     for row in rows:
         echo_safe(_text_line(row))
@@ -163,24 +190,27 @@ def list_crashes(
 @journal_option
 @click.option("--json", "as_json", is_flag=True, help="JSON output (docs/json-schema.md).")
 def info(store: str, crash_dir: str, dump_dir: str | None, journal: Any, ident: str, as_json: bool) -> None:
-    """One kept crash (ID from 'notmyfault list', a pid, or the dump's path) with its analysis."""
-    kept = _kept(store, crash_dir, dump_dir, journal, None)
-    numbered = list(enumerate(kept, 1))
-    # an ID (up to three digits) or a path first; else a pid: the newest crash with it
-    found = next(
-        ((i, c) for i, c in numbered if (len(ident) < 4 and ident == str(i)) or ident == c.path), None
-    )
-    if found is None and ident.isdigit():
-        found = next(((i, c) for i, c in numbered if c.pid == int(ident)), None)
-    if found is None:
-        fail(f"no kept crash {ident!r}: give an ID from 'notmyfault list', a pid or a dump's path")
-    i, c = found
-    row = _row(i, c, _verdict(c.path) if c.present and c.path else None)
-    if as_json:
-        emit_json({"schema_version": SCHEMA_VERSION, "kind": "crash-info", **row})
-        return
+    """One kept crash (its ID from 'notmyfault list' or a unique prefix of it, a pid, a path, or an
+    executable's name: the newest crash it names) with its analysis: the record, then the
+    '!analyze' page of its dump (JSON: ``analysis``)."""
+    c = _find(_kept(store, crash_dir, dump_dir, journal, None), ident)
+    if c is None:
+        fail(
+            f"no kept crash {ident!r}: give an ID from 'notmyfault list', a pid, a path or an executable's name"
+        )
+    from notmyfault.render.analysis import analysis_json, analysis_text, truncation_line
     from notmyfault.render.safe import printable
 
+    render = analysis_json if as_json else analysis_text
+    analysis, body, error = _analysis(c.path, render) if c.present and c.path else (None, None, None)
+    verdict = _verdict(analysis, error) if analysis is not None or error is not None else None
+    row = {**_row(c, None), "verdict": verdict}  # null without a dump to read
+    if as_json:
+        emit_json({"schema_version": SCHEMA_VERSION, "kind": "crash-info", **row, "analysis": body})
+        return
+
+    if row["truncation"]:  # every view of a truncated dump says so first
+        echo_safe(truncation_line(row["truncation"]) + "\n")
     for key in (
         "id",
         "source",
@@ -192,14 +222,35 @@ def info(store: str, crash_dir: str, dump_dir: str | None, journal: Any, ident: 
         "path",
         "size",
         "present",
+        "truncated",
         "note",
     ):
         if row[key] is not None:
             echo_safe(f"{key.replace('_iso', '').replace('_name', ''):>12}: {printable(str(row[key]))}")
-    if row.get("verdict"):
-        v = row["verdict"]
-        echo_safe(f"{'verdict':>12}: {v['class'] or '?'} {v['blamed'] or ''}".rstrip())
-        if v["error"]:
-            echo_safe(f"{'':>12}  {printable(v['error'])}")
-        elif c.path:
-            echo_safe(f"\n'notmyfault analyze {printable(c.path)}' shows the whole page.")
+    if verdict is not None:
+        echo_safe(f"{'verdict':>12}: {verdict['class'] or '?'} {verdict['blamed'] or ''}".rstrip())
+        if error:
+            echo_safe(f"{'':>12}  {printable(error)}")
+    if body is not None:
+        echo_safe("\n" + body)
+
+
+def _verdict_of(path: str) -> dict[str, Any]:
+    """The verdict of the kept dump at ``path``."""
+    analysis, _, error = _analysis(path)
+    return _verdict(analysis, error)
+
+
+def _analysis(path: str, render: Callable[[Any], Any] | None = None) -> tuple[Any, Any, str | None]:
+    """The analysis of a kept dump, ``render`` of it (made while the dump is open), and why there is
+    none (one line)."""
+    import notmyfault
+
+    try:
+        with notmyfault.open(path) as dump:
+            if dump.kind not in ("elf-core", "minidump"):
+                return None, None, "not a process dump"
+            a = dump.analysis()
+            return a, render(a) if render is not None else None, None
+    except notmyfault.DumpError as e:
+        return None, None, str(e)

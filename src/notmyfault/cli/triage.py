@@ -70,7 +70,8 @@ def filter_options(f: Any) -> Any:
             click.option(
                 "--since",
                 metavar="DATE",
-                help="Only dumps from this time on (ISO 8601, e.g. 2026-11-01; UTC).",
+                help="Only dumps from this time on, as journalctl takes it: 2026-11-01, yesterday, "
+                "'1 hour ago', -2d, @EPOCH (UTC unless a zone is given).",
             ),
             click.option(
                 "--search",

@@ -8,5 +8,5 @@
 May import: api, kernel, memory, analysis, unwind, dumps, capture, faults, base.
 """
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Version of the JSON contract in docs/json-schema.md; bumped on incompatible changes."""

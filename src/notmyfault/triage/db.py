@@ -155,17 +155,21 @@ def _like(text: str) -> str:
 
 
 def parse_since(text: str) -> str:
-    """A --since value (ISO 8601 date or time; UTC when it names no zone) as the stored form of
-    times (UTC, ISO 8601), so that stored times compare with it; ValueError if it is no date."""
+    """A --since value (journalctl's forms, ``base.when``: ISO 8601, ``yesterday``, ``1 hour ago``;
+    UTC when it names no zone) as the stored form of times (UTC, ISO 8601), so that stored times
+    compare with it; ValueError if it is no time."""
+    from notmyfault.base import parse_when
+
     try:
-        t = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
+        seconds = parse_when(text, zone=dt.timezone.utc)
+    except ValueError as e:
+        raise ValueError(f"--since {e}") from None
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat()
+    except (ValueError, OverflowError, OSError):  # before the year 1 or after 9999
         raise ValueError(
-            f"--since {text!r} is not a date: give ISO 8601, e.g. 2026-11-01 or 2026-11-01T12:00"
+            f"--since {text!r} is out of range: give a time between the years 1 and 9999"
         ) from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(dt.timezone.utc).isoformat()
 
 
 def _create_private(path: str) -> None:
