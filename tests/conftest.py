@@ -25,7 +25,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     if os.environ.get(REQUIRE_SHARED):
         raise pytest.UsageError(f"{SHARED} is missing, and {REQUIRE_SHARED} asks for the tests that read it")
-    skip = pytest.mark.skip(reason=f"needs {SHARED} (the corpus and the seed), which a plain clone does not have")
+    skip = pytest.mark.skip(
+        reason=f"needs {SHARED} (the corpus and the seed), which a plain clone does not have"
+    )
     for item in items:
         if item.get_closest_marker("shared") is not None:
             item.add_marker(skip)

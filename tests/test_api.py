@@ -67,7 +67,7 @@ def test_the_api_says_what_analyze_prints(core: str) -> None:
         ][: len(dump.frames(python=False))]
 
 
-@pytest.mark.skipif(not CORPUS.exists(), reason="../shared/corpus is not here (a plain clone)")
+@pytest.mark.shared
 def test_every_kind_of_dump_opens() -> None:
     """A minidump, a Windows kernel dump and a Linux vmcore's kind; each answers with its own views or
     one line."""

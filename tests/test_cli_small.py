@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import CORPUS, run_json, run_nmf
 
 
@@ -35,6 +37,7 @@ def test_read_only_triage_commands_do_not_create_a_database(tmp_path: Path) -> N
     assert not (tmp_path / "typo").exists()
 
 
+@pytest.mark.shared
 def test_timeouts_take_units_and_triage_commands_take_json(tmp_path: Path) -> None:
     db = str(tmp_path / "t.db")
     dumps = CORPUS / "breakpad-minidump2"
@@ -51,6 +54,7 @@ def test_timeouts_take_units_and_triage_commands_take_json(tmp_path: Path) -> No
     assert report["bytes"] == (tmp_path / "r.html").stat().st_size
 
 
+@pytest.mark.shared
 def test_triage_ingest_draws_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     import pty
 
@@ -138,12 +142,16 @@ def test_help_texts_say_what_commands_do_not_where_they_come_from() -> None:
 
     commands = helps(cli, [])
     assert len(commands) > 30
+    about = run_nmf("--help").stdout.split("Options:")[0]  # the tool's description names all it does
+    for name in sorted({words[0] for words in commands if words}):
+        assert name in about, name
     for words in commands:
         r = run_nmf(*words, "--help")
         assert r.returncode == 0, words
         assert "seed" not in r.stdout.lower(), words
 
 
+@pytest.mark.shared
 def test_wrong_values_exit_2_with_the_reason(tmp_path: Path) -> None:
     """Values the issue found accepted (crash --timeout inf|0|nan, search --module nosuch with exit 0,
     disasm -n -5 as exit 3, 'a bug of ours') are bad input: exit 2, saying which value and why."""
@@ -165,6 +173,7 @@ def test_wrong_values_exit_2_with_the_reason(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())  # nothing crashed, nothing written
 
 
+@pytest.mark.shared
 def test_analyze_and_triage_file_every_corpus_dump_in_one_bucket(tmp_path: Path) -> None:
     """The one signature (issue 16): for dumps nobody here wrote (Breakpad, Crashpad and Windows
     minidumps, a Windows triage dump, ELF cores of gdb's, drgn's and elfutils' test programs, a

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import CORPUS, run_json
 
-pytestmark = pytest.mark.skipif(not (CORPUS / "MANIFEST.tsv").exists(), reason="../shared/corpus is not here")
+pytestmark = pytest.mark.shared
 
 
 def _elf_cores() -> list[tuple[str, Path]]:

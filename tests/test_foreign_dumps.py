@@ -31,7 +31,7 @@ from tests.coretools import crash_program, gdb_frames
 
 RUST = CORPUS / "rust-minidump"
 NULL_READ = CORPUS / "breakpad-linux_null_read_av"
-pytestmark = pytest.mark.skipif(not RUST.exists(), reason="../shared/corpus is not here")
+pytestmark = pytest.mark.shared
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "peer_agreement.py"
 
 

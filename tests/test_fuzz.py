@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CORPUS
-
 pytestmark = pytest.mark.usefixtures("cpu_hogs")  # they must hold on a machine at full load
 
 FUZZER = Path(__file__).with_name("fuzz_reader.py")
@@ -30,7 +28,7 @@ SHORT = {
 """Inputs per kind in CI."""
 
 
-@pytest.mark.skipif(not CORPUS.exists(), reason="../shared/corpus is not here")
+@pytest.mark.shared
 @pytest.mark.parametrize(("kind", "count"), SHORT.items())
 def test_readers_survive_mutations(kind: str, count: int) -> None:
     """sym: mutated Breakpad symbol files (each is parsed whole, up to 800 KB) walking two dumps;

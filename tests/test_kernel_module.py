@@ -119,6 +119,7 @@ def test_bad_requests_get_one_line(args: list[str], message: str) -> None:
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.shared
 def test_a_vmcore_is_refused_by_process_only_paths_and_a_process_core_is_not_a_vmcore(tmp_path: Path) -> None:
     from notmyfault.dumps import DumpError, ElfCore
     from notmyfault.dumps.vmcore import Vmcore, is_vmcore

@@ -19,7 +19,7 @@ from tests.conftest import CORPUS, run_json, run_nmf
 
 MD2 = CORPUS / "breakpad-minidump2"
 DUMP = MD2 / "minidump2.dmp"
-pytestmark = pytest.mark.skipif(not DUMP.exists(), reason="../shared/corpus is not here")
+pytestmark = pytest.mark.shared
 
 
 def _stackwalk() -> str:
@@ -189,6 +189,29 @@ def test_every_corpus_minidump_agrees_with_a_second_reader() -> None:
             assert [(m.name, m.base, m.size) for m in md.modules] == [
                 (m.name, m.baseaddress, m.size) for m in theirs.modules.modules
             ]
+
+
+def test_every_minidump_page_says_what_it_knows_and_no_none() -> None:
+    """The page of every corpus minidump names the system and CPU (minidump-stackwalk's figures:
+    tools/peer_agreement.py checks each field) and prints no Python None for a field the dump
+    lacks (an old Breakpad writer's si_code, a minidump's uid): it leaves the field out."""
+    dumps = sorted(CORPUS.glob("breakpad-*/*.dmp"))
+    assert len(dumps) >= 50
+    for path in dumps:
+        r = run_nmf("analyze", str(path))
+        assert r.returncode == 0, (path.name, r.stderr)
+        assert not re.search(r"\bNone\b", r.stdout), path.name
+        lines = r.stdout.splitlines()
+        assert any(line.startswith("OS: ") for line in lines), path.name
+        assert any(line.startswith("CPU: ") for line in lines), path.name
+    page = run_nmf("analyze", str(CORPUS / "breakpad-linux_null_read_av" / "linux_null_read_av.dmp")).stdout
+    assert "Arg4: SIGSEGV (11)\n" in page  # no si_code recorded: none shown
+    assert "PROCESS: pid 11506, thread 11506, x86_64\n" in page  # no uid recorded
+    assert "OS: Linux 3.3.8-gcg-201308121035 #2 SMP Mon Aug 12 10:38:28 PDT 2013\n" in page
+    assert "CPU: x86_64, family 6 model 45 stepping 7, 1 CPU\n" in page
+    assert (
+        "CPU: x86, GenuineIntel family 6 model 13 stepping 8, 1 CPU\n" in run_nmf("analyze", str(DUMP)).stdout
+    )
 
 
 def test_bad_minidumps_get_one_line(tmp_path: Path) -> None:

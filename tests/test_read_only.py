@@ -18,6 +18,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.mark.shared
 def test_read_only_commands_create_nothing(tmp_path: Path) -> None:
     (tmp_path / "build").mkdir()
     core = str(null_write_core(tmp_path / "build"))

@@ -37,6 +37,7 @@ def test_shell_answers_with_drgn_and_the_helpers(tmp_path: Path) -> None:
     assert "analyze(), stack(tid=None)" in out.stdout + out.stderr  # the banner names the helpers
 
 
+@pytest.mark.shared
 def test_shell_refuses_dumps_drgn_does_not_read() -> None:
     r = run_nmf("shell", str(CORPUS / "rust-minidump" / "test.dmp"), input="")
     assert r.returncode == 2

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import CORPUS, run_json, run_nmf
 
 RUST = CORPUS / "rust-minidump"
-pytestmark = pytest.mark.skipif(not RUST.exists(), reason="../shared/corpus is not here")
+pytestmark = pytest.mark.shared
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

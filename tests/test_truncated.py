@@ -151,6 +151,7 @@ def _grow_notes(src: Path, dst: Path, size: int) -> None:
     raise AssertionError("no PT_NOTE")
 
 
+@pytest.mark.shared
 def test_a_crafted_3_gb_note_is_refused_at_once(tmp_path: Path) -> None:
     """A sparse 3 GB PT_NOTE took analyze past 10 minutes and 5 GB of memory (drgn read it all)."""
     from tests.conftest import CORPUS

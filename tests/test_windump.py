@@ -32,7 +32,7 @@ from tests.windump_synth import (
 )
 
 TRIAGE = CORPUS / "rizin-dmp-triage_arm64" / "triage_arm64.dmp"
-needs_corpus = pytest.mark.skipif(not TRIAGE.exists(), reason="../shared/corpus is not here")
+needs_corpus = pytest.mark.shared
 
 
 def _expected() -> str:
@@ -372,6 +372,7 @@ def test_the_seeds_own_machine_a_32_bit_full_dump(pae: bool, tmp_path: Path) -> 
 SEED = Path(__file__).resolve().parents[1].parent / "shared" / "seed" / "000_2e462ef5e0c6ac09.txt"
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("pae", [True, False])
 def test_vm_reads_the_counters_where_the_kdbg_points(pae: bool, tmp_path: Path) -> None:
     """The seed's machine: !vm's counters come from the variables the KDBG names, read through the

@@ -158,6 +158,10 @@ def debug_id(value: str | None) -> str | None:
     return value.upper()
 
 
+CPU_NAMES = {"x86_64": "amd64", "aarch64": "arm64"}
+"""Our architectures' names as minidump-stackwalk spells them."""
+
+
 def compare_stackwalk(
     t: Tally, snap: str, dump: Path, symbols: Path | None, theirs: dict[str, Any] | None = None
 ) -> None:
@@ -193,6 +197,16 @@ def compare_stackwalk(
             t.check(f"{snap}: crash address", ours_address, hexint(crash["address"]))
         t.check(f"{snap}: crashing thread", a["crashed_tid"], theirs["crashing_thread"]["thread_id"])
     t.check(f"{snap}: pid", a["process"]["pid"], theirs["pid"])
+    system, their_system = a["system"] or {}, theirs["system_info"]
+    t.check(f"{snap}: os", system.get("os"), their_system["os"])
+    t.check(f"{snap}: os version", system.get("os_version"), their_system["os_ver"])
+    t.check(
+        f"{snap}: cpu arch",
+        CPU_NAMES.get(system.get("cpu_arch"), system.get("cpu_arch")),
+        their_system["cpu_arch"],
+    )
+    t.check(f"{snap}: cpu info", system.get("cpu_info"), their_system["cpu_info"])
+    t.check(f"{snap}: cpu count", system.get("cpu_count"), their_system["cpu_count"])
     t.check(f"{snap}: thread count", len(stacks["threads"]), theirs["thread_count"])
     ours_threads = {th["tid"]: th["frames"] for th in stacks["threads"]}
     their_mods = {m["filename"]: m for m in theirs["modules"]}

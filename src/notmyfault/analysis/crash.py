@@ -64,6 +64,21 @@ class Instruction:
     """read, write or None: what it does to memory, from the decoder."""
 
 
+@dataclass(frozen=True)
+class SystemFacts:
+    """The machine and system that wrote a dump, where the dump records them (a minidump's system
+    info stream): as minidump-stackwalk prints them."""
+
+    os: str
+    """Linux, Windows NT, Mac OS X, ..."""
+    os_version: str | None
+    cpu_arch: str
+    """Our architecture's name (x86_64, aarch64, x86, arm)."""
+    cpu_info: str | None
+    """The CPU's family, model and stepping (x86; with the vendor on x86 where the dump has it)."""
+    cpu_count: int | None
+
+
 @dataclass(frozen=True, kw_only=True)
 class CrashAnalysis:
     """Everything ``notmyfault analyze`` says about a dump (keyword arguments only; what a dump
@@ -131,6 +146,8 @@ class CrashAnalysis:
     that made the call (``blamed`` is then the innermost system frame, as the native rule says)."""
     python_callee: str | None = None
     """What ``blamed_python`` called: the library's Python function (ctypes.string_at), or the native one."""
+    system: SystemFacts | None = None
+    """The machine and system that wrote the dump, where it records them (minidumps)."""
 
     @property
     def program(self) -> str:

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from notmyfault.analysis.blame import choose
 from notmyfault.analysis.classes import CRASH_CLASSES
-from notmyfault.analysis.crash import CrashAnalysis, decode_bytes, operand_address
+from notmyfault.analysis.crash import CrashAnalysis, SystemFacts, decode_bytes, operand_address
 from notmyfault.analysis.wincodes import decode_exception, refine_class
 from notmyfault.base.sigcodes import si_code_name
 from notmyfault.dumps import origin
@@ -112,4 +112,13 @@ def analyze_minidump(md: Minidump, symbols: Symbols = None) -> CrashAnalysis:
         exception_name=None if linux or decoded is None else decoded.name,
         exception_parameters=() if linux or exc is None else exc.parameters,
         exception_address=None if linux or exc is None else exc.address,
+        system=_system(md),
     )
+
+
+def _system(md: Minidump) -> SystemFacts | None:
+    """The dump's system info stream as the analysis gives it."""
+    si = md.system_info
+    if si is None:
+        return None
+    return SystemFacts(si.os, si.version or None, si.arch, si.cpu_info or None, si.processors)

@@ -81,6 +81,9 @@ class Registers:
     """The dump's thread (or a vmcore's trap frame): ``regs``, ``pc`` and ``tid``."""
     instruction: Instruction | None
     where: str | None
+    extended: dict[str, int] = field(default_factory=dict)
+    """The floating-point and vector registers, where the dump keeps them (ELF cores of x86_64:
+    x87, SSE, AVX; of aarch64: v0-v31, fpsr, fpcr): ``dumps.fpregs``."""
 
 
 @dataclass(frozen=True)
@@ -498,7 +501,8 @@ class Dump:
             insn = decode(r, t.pc, self.sysroot, t.regs) if t.pc is not None else None
             mapping = r.file_at(t.pc) if t.pc is not None else None
             where = f"in {mapping.path}" if mapping else None
-        return Registers(t, insn, where)
+        extended = r.extended_registers(t.tid) if isinstance(r, ElfCore) else {}
+        return Registers(t, insn, where, extended)
 
     def _need_types(self, command: str) -> Vmcore:
         """A vmcore whose kernel types (the debug vmlinux) were found; DumpError without them."""

@@ -355,11 +355,18 @@ def stack(
 @click.command()
 @core_argument
 @click.option("--thread", "tid", type=click.IntRange(1), help="This thread (default: the one that crashed).")
+@click.option(
+    "--all",
+    "all_",
+    is_flag=True,
+    help="Also the floating-point and vector registers (x87, SSE, AVX; aarch64's v0-v31), as gdb's "
+    "'info all-registers' and WinDbg's rM.",
+)
 @sysroot_option
 @debug_option
 @json_option
 def regs(
-    core: str, tid: int | None, sysroot: str | None, debug_files: tuple[str, ...], as_json: bool
+    core: str, tid: int | None, all_: bool, sysroot: str | None, debug_files: tuple[str, ...], as_json: bool
 ) -> None:
     """.trap: general registers, flags decoded, and the instruction at the program counter.
 
@@ -369,10 +376,11 @@ def regs(
 
     with opened(core, True, debug_files, sysroot=sysroot) as dump:
         r = dump.registers(tid)
+        extended = r.extended if all_ else None
         _emit(
             as_json,
-            lambda: regs_json(r.thread, r.instruction),
-            lambda: regs_text(r.thread, r.instruction, r.where),
+            lambda: regs_json(r.thread, r.instruction, extended),
+            lambda: regs_text(r.thread, r.instruction, r.where, extended),
         )
 
 

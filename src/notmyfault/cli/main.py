@@ -90,7 +90,17 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="notmyfault")
 def cli() -> None:
-    """notmyfault: crash, hang and leak on purpose inside the native module myfault, and capture the dump."""
+    """notmyfault: a fault lab for Linux. Crash, hang and leak on purpose inside the native module
+    myfault (crash, hang, leak and cleanup; the machine's kernel in host mode or a QEMU guest: kernel, lab),
+    capture the dump and say where it is (dumpconfig, dump PID, list, info), then tell the story
+    from the dump alone as WinDbg did (analyze, stack, regs, vm, poolused, search, disasm, modules,
+    shell, ui), for one dump or a fleet of them (triage). 'notmyfault demo' runs the whole
+    story: a tagged leak, a crash in myfault, the dump's analysis.
+
+    \b
+    Exit codes: 0 done; 1 the fault left no whole dump, search found nothing,
+    or an output could not be written; 2 bad input or a missing prerequisite;
+    130 interrupted (Ctrl-C, SIGTERM, SIGHUP)."""
 
 
 @cli.command(epilog=_catalog_epilog())

@@ -33,6 +33,8 @@ _PR_SIGPEND = 16
 _PR_SIGHOLD = 24
 _PR_PID = 32
 _PR_REG = 112
+NT_X86_XSTATE = 0x202
+"""The XSAVE area's note (pyelftools leaves its type a number)."""
 
 X86_64_REGS = (
     "r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx", "rdx", "rsi", "rdi",
@@ -447,6 +449,32 @@ class ElfCore:
         if not out:
             raise DumpError(f"{self.path} has no thread state (NT_PRSTATUS): not a process core, or corrupt")
         return tuple(out)
+
+    def extended_registers(self, tid: int) -> dict[str, int]:
+        """Thread ``tid``'s floating-point and vector registers (``dumps.fpregs``: x87, SSE and AVX
+        on x86_64; v0-v31, fpsr and fpcr on aarch64), from the notes that follow its NT_PRSTATUS;
+        {} where the core has none or the architecture's are not decoded."""
+        from notmyfault.dumps.fpregs import aarch64_registers, x86_64_registers
+
+        mine = False
+        found: dict[object, bytes] = {}
+        for _name, ntype, desc in self._note_list:
+            if ntype == "NT_PRSTATUS":
+                if mine:
+                    break
+                mine = (
+                    isinstance(desc, bytes)
+                    and len(desc) > _PR_PID + 4
+                    and self.elfclass == 64
+                    and (struct.unpack_from(self._e + "i", desc, _PR_PID)[0] == tid)
+                )
+            elif mine and isinstance(desc, bytes) and ntype in ("NT_FPREGSET", NT_X86_XSTATE):
+                found.setdefault(ntype, desc)
+        if self.machine == "EM_X86_64":
+            return x86_64_registers(found.get("NT_FPREGSET"), found.get(NT_X86_XSTATE))
+        if self.machine == "EM_AARCH64":
+            return aarch64_registers(found.get("NT_FPREGSET"), self._e == ">")
+        return {}
 
     def _register_layout(self) -> tuple[tuple[str, ...], int, str, str, str] | None:
         """(register names, register size, pc, sp, frame pointer) of pr_reg, where decoded."""

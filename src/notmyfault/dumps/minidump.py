@@ -193,6 +193,20 @@ class SystemInfo:
         return PLATFORMS.get(self.platform_id, f"platform {self.platform_id:#x}")
 
     @property
+    def version(self) -> str:
+        """The operating system's version as minidump-stackwalk prints it: major.minor.build and
+        the CSD version (Windows' service pack, macOS' build). Breakpad's Linux writer leaves 0.0.0
+        and puts uname's 'sysname release version machine' in the CSD version: then the release
+        and the version."""
+        major, minor, build = self.os_version
+        csd = self.csd_version.strip()
+        words = csd.split(" ")
+        linux = self.platform_id in (0x8201, 0x8203)  # Linux and Android: one writer
+        if linux and (major, minor, build) == (0, 0, 0) and len(words) >= 3:
+            return " ".join(words[1:-1])
+        return f"{major}.{minor}.{build}" + (f" {csd}" if csd else "")
+
+    @property
     def cpu_info(self) -> str:
         """As Breakpad prints it: 'GenuineIntel family 6 model 13 stepping 8'."""
         if self.arch not in ("x86", "x86_64"):
@@ -360,7 +374,10 @@ class Minidump(MappedDump):
             "<HHHBBIIIII", at, "the system info"
         )
         vendor = None
-        if arch in (0, 9):  # X86CpuInfo's vendor id; other writers leave the union's other member there
+        # the CPU_INFORMATION union is X86CpuInfo (with the vendor id) for an x86 processor, and
+        # x86 on Win64; for every other one, amd64 too, it is OtherCpuInfo (as Breakpad and
+        # rust-minidump read it; Breakpad's Linux writer fills the vendor id even for amd64)
+        if arch in (0, 0x8000):
             raw = self._bytes(at + 32, 12, "the CPU vendor").rstrip(b"\0")
             vendor = raw.decode("ascii") if raw and raw.isascii() and raw.isalnum() else None
         return SystemInfo(

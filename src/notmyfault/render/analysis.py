@@ -148,7 +148,8 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False, side: str = "both") -
     elif a.signal is None:
         out.append("Arg4: no signal")
     else:
-        out.append(f"Arg4: {a.signal_name} ({a.signal}), si_code {a.si_code_name} ({a.si_code})")
+        code = f", si_code {a.si_code_name or 'unnamed'} ({a.si_code})" if a.si_code is not None else ""
+        out.append(f"Arg4: {a.signal_name} ({a.signal}){code}")
     if a.sender_pid is not None:
         out.append(f"      sent by pid {a.sender_pid}")
     if a.blocked_signals:
@@ -171,7 +172,20 @@ def analysis_text(a: CrashAnalysis, verbose: bool = False, side: str = "both") -
         out.append(f"{a.instruction.address:016x} {a.instruction.text}")
     else:
         out.append("(the instruction cannot be read: no code at that address in the dump or on disk)")
-    out += ["", f"PROCESS: pid {a.pid}, uid {a.uid}, thread {a.crashed_tid}, {a.arch}"]
+    known = (
+        ("pid", a.pid),
+        ("uid", a.uid),
+        ("thread", a.crashed_tid),
+    )  # what the dump does not record: left out
+    out += ["", "PROCESS: " + ", ".join([f"{k} {v}" for k, v in known if v is not None] + [a.arch])]
+    if a.system is not None:
+        out.append(f"OS: {a.system.os}" + (f" {a.system.os_version}" if a.system.os_version else ""))
+        cpus = (
+            f"{a.system.cpu_count} CPU{'s' if a.system.cpu_count != 1 else ''}"
+            if a.system.cpu_count
+            else None
+        )
+        out.append("CPU: " + ", ".join(x for x in (a.system.cpu_arch, a.system.cpu_info, cpus) if x))
     if a.command_line:
         out.append(f"COMMAND_LINE: {a.command_line}")
     if a.executable:
@@ -314,6 +328,15 @@ def analysis_json(a: CrashAnalysis, verbose: bool = False, limit: int | None = 1
         },
         "arch": a.arch,
         "process": {"pid": a.pid, "uid": a.uid, "executable": a.executable, "command_line": a.command_line},
+        "system": None
+        if a.system is None
+        else {
+            "os": a.system.os,
+            "os_version": a.system.os_version,
+            "cpu_arch": a.system.cpu_arch,
+            "cpu_info": a.system.cpu_info,
+            "cpu_count": a.system.cpu_count,
+        },
         "crashed_tid": a.crashed_tid,
         "crash_class": a.crash_class,
         "description": a.description,
@@ -449,13 +472,16 @@ class HasRegisters(Protocol):
         ...
 
 
-def regs_text(t: HasRegisters, insn: Instruction | None, where: str | None) -> str:
-    """``.trap``: registers, flags decoded, the instruction at the program counter."""
+def regs_text(
+    t: HasRegisters, insn: Instruction | None, where: str | None, extended: dict[str, int] | None = None
+) -> str:
+    """``.trap``: registers (all the thread's general ones: fs_base and gs_base too), flags decoded,
+    the instruction at the program counter; with ``extended`` (``regs --all``, as gdb's ``info
+    all-registers`` and WinDbg's ``rM``), the floating-point and vector registers after them."""
     cursig = getattr(t, "cursig", None)
     lines = [f"Thread {t.tid}" + (f" (signal {cursig}):" if cursig is not None else ":")]
-    wide = "eip" not in t.regs  # 32-bit x86 registers are 8 digits wide, and its segments mean something
-    hidden = ("fs_base", "gs_base", "ds", "es", "fs", "gs") if wide else ()
-    items = [(k, v) for k, v in t.regs.items() if k not in hidden]
+    wide = "eip" not in t.regs  # 32-bit x86 registers are 8 digits wide
+    items = list(t.regs.items())
     for i in range(0, len(items), 3):
         lines.append("  ".join(f"{k:>8}={v:0{16 if wide else 8}x}" for k, v in items[i : i + 3]))
     if "eflags" in t.regs:
@@ -469,18 +495,56 @@ def regs_text(t: HasRegisters, insn: Instruction | None, where: str | None) -> s
     if where:
         lines.append(where)
     lines.append(f"{insn.address:016x} {insn.text}" if insn else "(no instruction at the program counter)")
+    if extended is not None:
+        lines += ["", *_extended_lines(extended)]
     return "\n".join(lines)
 
 
-def regs_json(t: HasRegisters, insn: Instruction | None) -> dict[str, Any]:
-    """Registers as JSON."""
-    return {
+_WIDTHS = {"st": 20, "xmm": 32, "ymm": 64, "v": 32}
+"""Hex digits of a vector or x87 register, by its name's letters."""
+
+
+def _extended_lines(regs: dict[str, int]) -> list[str]:
+    """The floating-point and vector registers: the x87 control words on one line, then a register
+    a line (st0-st7 with their values), the rest three to a line."""
+    from notmyfault.dumps.fpregs import extended_value
+
+    if not regs:
+        return ["(the dump keeps no floating-point or vector registers for this thread)"]
+    lines: list[str] = []
+    control = [k for k in ("fctrl", "fstat", "ftag", "fop") if k in regs]
+    if control:
+        lines.append("  ".join(f"{k}={regs[k]:04x}" for k in control))
+        lines.append("  ".join(f"{k}={regs[k]:016x}" for k in ("fip", "fdp") if k in regs))
+    small = [
+        k
+        for k in regs
+        if k not in control and k not in ("fip", "fdp") and k.rstrip("0123456789") not in _WIDTHS
+    ]
+    if small:
+        lines.append("  ".join(f"{k}={regs[k]:08x}" for k in small))
+    for k, v in regs.items():
+        kind = k.rstrip("0123456789")
+        if kind in _WIDTHS:
+            shown = f"{k:>5}={v:0{_WIDTHS[kind]}x}"
+            lines.append(shown + (f"  {extended_value(v):.17g}" if kind == "st" else ""))
+    return lines
+
+
+def regs_json(
+    t: HasRegisters, insn: Instruction | None, extended: dict[str, int] | None = None
+) -> dict[str, Any]:
+    """Registers as JSON (``extended``: with ``regs --all``, ``extended_registers``)."""
+    out = {
         "schema_version": SCHEMA_VERSION,
         "kind": "registers",
         "tid": t.tid,
         "registers": {k: hexa(v) for k, v in t.regs.items()},
         "instruction": _insn(insn),
     }
+    if extended is not None:
+        out["extended_registers"] = {k: hexa(v) for k, v in extended.items()}
+    return out
 
 
 def pool_text(usage: list[TagUsage], top: int | None, heap: HeapResult | None = None) -> str:
