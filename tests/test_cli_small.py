@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CORPUS, run_json, run_nmf
+from tests.coretools import null_write_core
 
 
 def test_bash_completion_completes_commands_and_options() -> None:
@@ -85,6 +86,70 @@ def test_triage_ingest_draws_a_progress_bar_on_a_terminal_only(tmp_path: Path) -
     assert "4 dumps found" in text
     plain = run_nmf("triage", "ingest", *dumps, "--db", str(tmp_path / "u.db"))
     assert "\x1b" not in plain.stdout + plain.stderr  # no terminal: no bar
+
+
+def _on_a_terminal(args: list[str], rows: int, env: dict[str, str]) -> tuple[int, str]:
+    """Run notmyfault with a pseudo-terminal of ``rows`` rows as its stdin, stdout and stderr."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, 120, 0, 0))
+    base = {k: v for k, v in os.environ.items() if k not in ("LINES", "COLUMNS", "PAGER", "NOTMYFAULT_PAGER")}
+    proc = subprocess.Popen([sys.executable, "-m", "notmyfault", *args], stdin=slave, stdout=slave, stderr=slave,
+                            env={**base, "TERM": "xterm", **env})  # fmt: skip
+    os.close(slave)
+    seen = b""
+    try:
+        while chunk := os.read(master, 65536):
+            seen += chunk
+    except OSError:  # the terminal's other end closed: the child is gone
+        pass
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    return proc.wait(60), seen.decode(errors="replace").replace("\r\n", "\n")
+
+
+@pytest.mark.skipif(
+    Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
+    reason="needs the plain 'core' pattern",
+)
+def test_long_pages_go_through_the_pager_on_a_terminal_only(tmp_path: Path) -> None:
+    """A page taller than the terminal goes through $NOTMYFAULT_PAGER (else $PAGER, else less), as
+    git's and journalctl's do; not with --no-pager, not with PAGER=cat, not when it fits, not
+    when stdout is no terminal."""
+    core = str(null_write_core(tmp_path))
+    page = run_nmf("analyze", core).stdout
+    assert page.count("\n") > 20
+    pager = tmp_path / "pager"
+    kept = tmp_path / "paged"
+    pager.write_text(f'#!/bin/sh\necho "LESS=$LESS" > {kept}.env\ncat > {kept}\n')
+    pager.chmod(0o755)
+    for name in ("NOTMYFAULT_PAGER", "PAGER"):
+        kept.unlink(missing_ok=True)
+        code, shown = _on_a_terminal(["analyze", core], 20, {name: str(pager)})
+        assert code == 0, shown
+        assert kept.read_text() == page, name  # the whole page, through the pager
+        assert "Probably caused by" not in shown, name  # and nothing of it straight to the terminal
+        assert (tmp_path / "paged.env").read_text() == "LESS=FRX\n"
+    for args, rows, env in (
+        (["--no-pager", "analyze", core], 20, {"PAGER": str(pager)}),
+        (["analyze", core], 20, {"PAGER": "cat"}),
+        (["analyze", core], 200, {"PAGER": str(pager)}),  # it fits
+        (["analyze", core], 20, {"PAGER": str(tmp_path / "nosuch")}),  # no such pager: printed
+    ):
+        kept.unlink(missing_ok=True)
+        code, shown = _on_a_terminal(args, rows, env)
+        assert code == 0, shown
+        assert not kept.exists(), (args, env)
+        assert "Probably caused by" in shown, (args, env)
+    r = run_nmf("analyze", core, env={"PAGER": str(pager)})  # a pipe: never paged
+    assert r.stdout == page
+    assert not kept.exists()
 
 
 def test_lab_fetch_says_how_far_the_download_is(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import click
 import notmyfault
 from notmyfault.cli.common import (
     EXIT_NO_MATCH,
-    echo_safe,
+    echo_page,
     emit_json,
     fail,
     note,
@@ -217,7 +217,7 @@ def _emit(as_json: bool, obj: Callable[[], Any], text: Callable[[], str]) -> Non
         page = text()
         if truncation is not None and truncation_line(truncation) not in page:
             page = f"{truncation_line(truncation)}\n\n{page}"
-        echo_safe(page)
+        echo_page(page)
 
 
 @click.command()

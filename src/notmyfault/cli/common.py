@@ -60,6 +60,67 @@ def echo_safe(text: str) -> None:
     click.echo(terminal_safe(text))
 
 
+PAGER_ENV = "NOTMYFAULT_PAGER"
+"""The pager for long pages, before ``PAGER`` (empty or ``cat``: none), as ``GIT_PAGER`` is git's."""
+_pager_off = False
+
+
+def no_pager() -> None:
+    """Print every page straight to stdout from here on (``notmyfault --no-pager``)."""
+    global _pager_off
+    _pager_off = True
+
+
+def _pager() -> list[str] | None:
+    """The pager's command line where a page should go through one: stdout is a terminal, it was
+    not turned off, and the command named (``NOTMYFAULT_PAGER``, ``PAGER``, else ``less``) exists."""
+    import shlex
+    import shutil
+
+    if _pager_off or not sys.stdout.isatty():
+        return None
+    named = os.environ.get(PAGER_ENV, os.environ.get("PAGER", "less"))
+    try:
+        argv = shlex.split(named)
+    except ValueError:
+        return None
+    if not argv or argv[0] == "cat" or shutil.which(argv[0]) is None:
+        return None
+    return argv
+
+
+def echo_page(text: str) -> None:
+    """Print a page as ``echo_safe`` does; one taller than the terminal goes through the pager on a
+    terminal (as git and journalctl do: ``less`` with ``LESS=FRX`` unless LESS is set; Ctrl-C, q or
+    the pager's end return to the shell)."""
+    import shutil
+    import subprocess
+
+    from notmyfault.render.safe import terminal_safe
+
+    argv = _pager()
+    safe = terminal_safe(text)
+    if argv is None or safe.count("\n") + 1 < shutil.get_terminal_size().lines:
+        click.echo(safe)
+        return
+    sys.stdout.flush()
+    env = dict(os.environ)
+    env.setdefault("LESS", "FRX")
+    pager = subprocess.Popen(argv, stdin=subprocess.PIPE, env=env)
+    try:
+        assert pager.stdin is not None
+        try:
+            pager.stdin.write((safe + "\n").encode(errors="replace"))
+            pager.stdin.close()
+        except BrokenPipeError:  # the reader quit before the end: nothing more to show
+            pass
+        pager.wait()
+    except KeyboardInterrupt:
+        pager.terminate()
+        pager.wait()
+        raise
+
+
 def note(message: str) -> None:
     """Print a line of news to stderr, escaped for the terminal (it can name a file from a dump)."""
     from notmyfault.render.safe import printable

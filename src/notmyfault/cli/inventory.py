@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from notmyfault.cli.common import echo_safe, emit_json, fail
+from notmyfault.cli.common import echo_page, echo_safe, emit_json, fail
 from notmyfault.render import SCHEMA_VERSION
 
 store_option = click.option(
@@ -209,8 +209,9 @@ def info(store: str, crash_dir: str, dump_dir: str | None, journal: Any, ident: 
         emit_json({"schema_version": SCHEMA_VERSION, "kind": "crash-info", **row, "analysis": body})
         return
 
+    lines = []
     if row["truncation"]:  # every view of a truncated dump says so first
-        echo_safe(truncation_line(row["truncation"]) + "\n")
+        lines.append(truncation_line(row["truncation"]) + "\n")
     for key in (
         "id",
         "source",
@@ -226,13 +227,14 @@ def info(store: str, crash_dir: str, dump_dir: str | None, journal: Any, ident: 
         "note",
     ):
         if row[key] is not None:
-            echo_safe(f"{key.replace('_iso', '').replace('_name', ''):>12}: {printable(str(row[key]))}")
+            lines.append(f"{key.replace('_iso', '').replace('_name', ''):>12}: {printable(str(row[key]))}")
     if verdict is not None:
-        echo_safe(f"{'verdict':>12}: {verdict['class'] or '?'} {verdict['blamed'] or ''}".rstrip())
+        lines.append(f"{'verdict':>12}: {verdict['class'] or '?'} {verdict['blamed'] or ''}".rstrip())
         if error:
-            echo_safe(f"{'':>12}  {printable(error)}")
+            lines.append(f"{'':>12}  {printable(error)}")
     if body is not None:
-        echo_safe("\n" + body)
+        lines.append("\n" + body)
+    echo_page("\n".join(lines))
 
 
 def _verdict_of(path: str) -> dict[str, Any]:

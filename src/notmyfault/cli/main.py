@@ -25,6 +25,7 @@ from notmyfault.cli.common import (
     echo_safe,
     emit_json,
     fail,
+    no_pager,
     note,
     output_error,
     report_crash,
@@ -87,8 +88,21 @@ class LazyGroup(click.Group):
         return self.commands.get(cmd_name)
 
 
+def _no_pager(_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        no_pager()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="notmyfault")
+@click.option(
+    "--no-pager",
+    is_flag=True,
+    expose_value=False,
+    callback=_no_pager,
+    help="Print long pages straight to the terminal (by default one taller than the terminal goes "
+    "through $NOTMYFAULT_PAGER, $PAGER or less).",
+)
 def cli() -> None:
     """notmyfault: a fault lab for Linux. Crash, hang and leak on purpose inside the native module
     myfault (crash, hang, leak and cleanup; the machine's kernel in host mode or a QEMU guest: kernel, lab),
