@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CORPUS, run_json, run_nmf
+from tests.conftest import CORPUS, REPO, run_json, run_nmf
 from tests.coretools import null_write_core
 
 
@@ -150,6 +150,47 @@ def test_long_pages_go_through_the_pager_on_a_terminal_only(tmp_path: Path) -> N
     r = run_nmf("analyze", core, env={"PAGER": str(pager)})  # a pipe: never paged
     assert r.stdout == page
     assert not kept.exists()
+
+
+def test_the_man_page_is_current_and_names_every_command() -> None:
+    """man/notmyfault.1 is what the commands make of themselves now (regenerate it with
+    'python -m notmyfault.cli.manpage > man/notmyfault.1'), and man renders it with a section per
+    command and every option of each."""
+    import shutil
+
+    from click import Context, Group
+
+    from notmyfault.cli.main import cli
+    from notmyfault.cli.manpage import manpage
+
+    kept = (REPO / "man" / "notmyfault.1").read_text()
+    assert kept == manpage(cli), (
+        "man/notmyfault.1 is stale: python -m notmyfault.cli.manpage > man/notmyfault.1"
+    )
+    if shutil.which("man") is None:
+        pytest.skip("no man here to render it")
+    r = subprocess.run(["man", "-l", str(REPO / "man" / "notmyfault.1")], capture_output=True, text=True,
+                       env={**os.environ, "MANWIDTH": "100", "MAN_KEEP_FORMATTING": ""}, timeout=60, check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    page = r.stdout
+    for section in ("NAME", "SYNOPSIS", "DESCRIPTION", "COMMANDS", "ENVIRONMENT", "EXIT STATUS"):
+        assert f"\n{section}\n" in page, section
+
+    def walk(group: Group, prefix: list[str]) -> None:
+        ctx = Context(group)
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None
+            if isinstance(command, Group):
+                walk(command, [*prefix, name])
+                continue
+            assert f"\n   notmyfault {' '.join([*prefix, name])}\n" in page, name
+            for option in command.params:
+                for flag in getattr(option, "opts", []) if not getattr(option, "hidden", False) else []:
+                    if flag.startswith("--"):
+                        assert flag in page, (name, flag)
+
+    walk(cli, [])
 
 
 def test_lab_fetch_says_how_far_the_download_is(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from notmyfault.faults.leak import memlock_allows
 from notmyfault.memory.pool import pool_usage
 from notmyfault.ui.app import NotMyfaultApp
 from notmyfault.ui.jobs import ChildJob
-from tests.conftest import gone, run_nmf
+from tests.conftest import CORPUS, gone, run_nmf
 
 pytestmark = pytest.mark.usefixtures("cpu_hogs")  # they must hold on a machine at full load
 
@@ -371,6 +371,89 @@ def test_ui_opens_an_existing_dump(tmp_path: Path, dump_dir: Path) -> None:
     run(go)
     r = run_nmf("ui", str(tmp_path / "nw.c"))
     assert r.returncode == 2  # no terminal: one line, before anything else
+
+
+FOREIGN = {
+    "minidump": (CORPUS / "breakpad-linux_null_read_av" / "linux_null_read_av.dmp", "NULL_POINTER_READ",
+                 "null_read_av+0x2170", "is a minidump: it holds no system memory counters"),
+    "windows-kernel": (CORPUS / "rizin-dmp-triage_arm64" / "triage_arm64.dmp", None, "ntoskrnl+0x",
+                       "Virtual Memory Usage"),
+}  # fmt: skip
+"""Dumps the window did not make and no ELF core: what the analysis, the stack and !vm show."""
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("kind", list(FOREIGN))
+def test_ui_opens_a_minidump_and_a_windows_kernel_dump(kind: str, dump_dir: Path) -> None:
+    """Every dump the analyzer reads, the window reads (windbg -z FILE): each tab shows its
+    section, or why this format has none."""
+    path, crash_class, frame, vm = FOREIGN[kind]
+
+    async def go() -> None:
+        app = NotMyfaultApp(str(dump_dir), open_path=str(path))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: app.report is not None)
+            assert active(app) == "analysis"
+            a = app.report.analysis  # type: ignore[union-attr]
+            assert a.dump_kind == ("minidump" if kind == "minidump" else "windows-kernel")
+            if crash_class:
+                assert a.crash_class == crash_class
+            assert str(path) in text_of(app, "analysis-where")
+            assert frame in text_of(app, "text-stack")
+            assert vm in text_of(app, "text-vm")
+            assert "Thread" in text_of(app, "text-trap")
+            await pilot.press("q")
+
+    run(go)
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("kind", ["elf-core", *FOREIGN])
+def test_ui_dump_in_a_terminal_opens_every_kind(kind: str, tmp_path: Path, dump_dir: Path) -> None:
+    """The real command on a pseudo-terminal, 'notmyfault ui DUMP' for an ELF core, a minidump and
+    a Windows kernel dump: the window draws the analysis and the blamed frame, and q ends it with exit 0."""
+    if kind == "elf-core":
+        from tests.coretools import null_write_core
+
+        path, frame = null_write_core(tmp_path), "nw!store"
+    else:
+        path, frame = FOREIGN[kind][0], FOREIGN[kind][2]
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the window on the pty
+        os.environ["TERM"] = "xterm-256color"
+        os.execv(
+            sys.executable, [sys.executable, "-m", "notmyfault", "ui", str(path), "--dump-dir", str(dump_dir)]
+        )
+    screen = bytearray()
+    try:
+        deadline = time.monotonic() + 60
+        while b"Probably caused by" not in screen:
+            assert time.monotonic() < deadline, (
+                f"the window did not show the analysis: {bytes(screen[-500:])!r}"
+            )
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    screen.extend(os.read(fd, 65536))
+                except OSError:
+                    break
+        os.write(fd, b"q")
+        end = time.monotonic() + 15
+        while True:
+            assert time.monotonic() < end, "q did not end the window"
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            with contextlib.suppress(OSError):
+                if select.select([fd], [], [], 0.1)[0]:
+                    os.read(fd, 65536)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert frame.encode() in screen  # the dump's own blamed frame, drawn in the window
 
 
 def test_ui_needs_a_terminal() -> None:

@@ -102,6 +102,17 @@ def test_wheel_and_sdist_carry_what_runs_and_the_licenses(installed: Installed) 
         members = sd.getnames()
     for f in KERNEL_FILES:
         assert any(m.endswith(f"src/notmyfault/native/kernel/{f}") for m in members), f
+    assert any(m.endswith("man/notmyfault.1") for m in members)
+    # notmyfault(1), installed beside the script, where man finds it from PATH
+    page = installed.root / "venv" / "share" / "man" / "man1" / "notmyfault.1"
+    assert page.read_text() == (REPO / "man" / "notmyfault.1").read_text()
+    if shutil.which("man"):
+        env = {**os.environ, "PATH": f"{installed.bin}:{os.environ['PATH']}"}
+        env.pop("MANPATH", None)
+        found = subprocess.run(
+            ["man", "-w", "notmyfault"], capture_output=True, text=True, env=env, check=False
+        )
+        assert found.stdout.strip() == str(page), found.stderr
 
 
 def test_installed_wheel_runs_every_command(installed: Installed) -> None:

@@ -28,10 +28,8 @@ def ui(dump: str | None, dump_dir: str | None) -> None:
     if dump is not None:
         import notmyfault
 
-        try:
-            notmyfault.open_core(
-                dump
-            ).close()  # a bad file is one line here, not a window that shows an error
+        try:  # any dump the analyzer reads; a bad file is one line here, not a window that shows an error
+            notmyfault.open(dump).close()
         except notmyfault.DumpError as e:
             fail(str(e))
     dump_settings(dump_dir)

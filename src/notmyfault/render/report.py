@@ -8,7 +8,9 @@ the dump once, runs each analysis and formats it with the text renderers.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from notmyfault.analysis.crash import CrashAnalysis
 
@@ -46,54 +48,66 @@ class DumpReport:
 
 
 def dump_report(path: str, tag: str | None = None, frames: int = 12) -> DumpReport:
-    """Analyse the dump at ``path``: ``!analyze -v``, ``.trap``, ``kvL``, ``!vm``, ``!poolused``, ``lmvm``.
+    """Analyse the dump at ``path`` (any format the analyzer reads: an ELF core, a minidump, a
+    Windows kernel dump, a vmcore): ``!analyze -v``, ``.trap``, ``kvL``, ``!vm``, ``!poolused``,
+    ``lmvm``. A section the dump's format cannot give says why, in its place.
 
     With ``tag`` (a pool tag such as ``Leak``), a search for it in myfault's
     module is added, as the seed did to find who owns the tag (in the whole
     dump when myfault does not hold it, the first SEARCH_SHOWN hits).  Raises
     DumpError for a dump that cannot be read.
     """
-    from notmyfault.api import DumpError, open_core
+    from notmyfault.api import DumpError
+    from notmyfault.api import open as open_dump
     from notmyfault.render.analysis import analysis_text, pool_text, regs_text, stack_text
-    from notmyfault.render.memory import modules_text, search_text, vm_text
+    from notmyfault.render.kernel import kernel_vm_text, slab_text
+    from notmyfault.render.memory import modules_text, search_text, vm_text, windows_vm_text
 
-    with open_core(path) as dump:
+    def attempt(make: Callable[[], str]) -> str:
+        try:
+            return make()
+        except DumpError as e:  # what this format does not hold, or an architecture not decoded
+            return str(e)
+
+    with open_dump(path) as dump:
         result = dump.analysis()
         sections = [Section("analyze", f"!analyze -v    ({os.path.basename(path)})", "Analysis",
                             analysis_text(result))]  # fmt: skip
         tids = dump.thread_ids
-        tid = result.crashed_tid if result.crashed_tid in tids else tids[0]
-        try:
+        tid = result.crashed_tid if result.crashed_tid in tids or not tids else tids[0]
+
+        def trap() -> str:
             regs = dump.registers(tid)
-            trap = regs_text(regs.thread, regs.instruction, None)
-        except DumpError as e:  # an architecture whose registers are not decoded
-            trap = str(e)
-        sections.append(Section("trap", ".trap", "Registers", trap))
-        sections.append(
-            Section(
-                "stack",
-                "kvL",
-                "Stack",
-                stack_text(
-                    tid,
-                    list(result.frames[:frames]),
-                    None if any(f.python for f in result.frames) else result.python,
-                ),
+            return regs_text(regs.thread, regs.instruction, None)
+
+        sections.append(Section("trap", ".trap", "Registers", attempt(trap)))
+        python = None if any(f.python for f in result.frames) else result.python
+        stack = stack_text(tid or 0, list(result.frames[:frames]), python)
+        sections.append(Section("stack", "kvL", "Stack", stack))
+        pools: Any = None
+        try:  # glibc's heap is walked once: !vm's heap line, and !poolused when nothing is tagged
+            pools = dump.pools()
+        except DumpError as e:
+            no_pools = str(e)
+
+        def memory() -> str:
+            m = (
+                dump.memory(top=5, pools=pools)
+                if pools is not None and pools.kind == "process"
+                else dump.memory(5)
             )
-        )
-        pools = (
-            dump.pools()
-        )  # glibc's heap is walked once: !vm's heap line, and !poolused when nothing is tagged
-        memory = dump.memory(top=5, pools=pools)
-        sections.append(Section("vm", "!vm", "Memory", vm_text(memory.summary)))
-        sections.append(
-            Section(
-                "poolused",
-                "!poolused /t 3 2",
-                "Pool",
-                pool_text(pools.usage, 3, None if pools.usage else pools.heap),
-            )
-        )
+            if m.kind == "linux":
+                return kernel_vm_text(m.summary)
+            return windows_vm_text(m.summary) if m.kind == "windows" else vm_text(m.summary)
+
+        sections.append(Section("vm", "!vm", "Memory", attempt(memory)))
+        if pools is None:
+            pooled = no_pools
+        elif pools.kind == "kernel":
+            pooled = slab_text(pools.slabs, pools.vmallocs, 3)
+        else:
+            pooled = pool_text(pools.usage, 3, None if pools.usage else pools.heap)
+        sections.append(Section("poolused", "!poolused /t 3 2", "Pool", pooled))
         if tag:
             command = f's -a myfault "{tag}"'
             try:
@@ -108,8 +122,12 @@ def dump_report(path: str, tag: str | None = None, frames: int = 12) -> DumpRepo
             sections.append(Section("search", command, "Search", text))
         try:
             myfault = dump.modules("myfault").modules
-        except DumpError:  # a core of another program: the section says there is no such module
+        except DumpError:  # a dump of another program: the section says there is no such module
             myfault = []
-        mods = modules_text(myfault, details=True)
+        mods = (
+            modules_text(myfault, details=True)
+            if myfault
+            else f"no module named myfault in this dump ('notmyfault modules {path}' lists its modules)"
+        )
         sections.append(Section("modules", "lmvm myfault", "Module", mods))
     return DumpReport(path, result, tuple(sections))
