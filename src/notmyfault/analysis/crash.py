@@ -704,13 +704,15 @@ def analyze(
     program: Program | None = None,
     python_locals: bool = False,
     python: bool = True,
+    native_locals: bool = False,
 ) -> CrashAnalysis:
     """Analyse ``core``: the ``!analyze -v`` page as a result object (``python_locals``: read the
-    reprs of each Python frame's arguments and locals too; ``python`` False: no Python frames)."""
+    reprs of each Python frame's arguments and locals too; ``python`` False: no Python frames;
+    ``native_locals``: each native frame's arguments and locals from DWARF)."""
     program = program or load_program(core, exe, sysroot)
     sig = core.siginfo
     crashed = core.threads[0]
-    walk = thread_walk(program, core, crashed.tid)
+    walk = thread_walk(program, core, crashed.tid, native_locals)
     frames = tuple(walk.frames)
     stacks = (
         python_stacks(core, program, exe, sysroot, python_locals, [(crashed.tid, walk)]) if python else None

@@ -212,7 +212,7 @@ class Dump:
         self.sysroot = sysroot
         self.symbols = symbols
         self._program: Any = None
-        self._analysis: dict[tuple[bool, bool], CrashAnalysis] = {}
+        self._analysis: dict[tuple[bool, bool, bool], CrashAnalysis] = {}
 
     def __enter__(self) -> Dump:
         return self
@@ -275,11 +275,14 @@ class Dump:
             return self.reader.prog
         return self._loaded().prog
 
-    def analysis(self, python_locals: bool = False, *, python: bool = True) -> CrashAnalysis:
+    def analysis(
+        self, python_locals: bool = False, *, python: bool = True, native_locals: bool = False
+    ) -> CrashAnalysis:
         """``!analyze -v``: the crash class, its arguments, the faulting instruction, the stack, and who
         is probably to blame (``python_locals``: the reprs of Python frames' locals too; ``python``
-        False: a CPython process's Python frames are not read, the native ones alone are shown)."""
-        key = (python_locals, python)
+        False: a CPython process's Python frames are not read, the native ones alone are shown;
+        ``native_locals``: ELF cores' native frames carry their arguments and locals from DWARF)."""
+        key = (python_locals, python, native_locals)
         if key not in self._analysis:
             r = self.reader
             if isinstance(r, Vmcore):
@@ -298,8 +301,9 @@ class Dump:
                 from notmyfault.analysis.crash import analyze
 
                 result = analyze(
-                    r, self.exe, self.sysroot, self._loaded(), python_locals=python_locals, python=python
-                )
+                    r, self.exe, self.sysroot, self._loaded(), python_locals=python_locals, python=python,
+                    native_locals=native_locals,
+                )  # fmt: skip
             self._analysis[key] = result
         return self._analysis[key]
 
@@ -421,10 +425,13 @@ class Dump:
         *,
         python: bool = True,
         python_locals: bool = False,
+        native_locals: bool = False,
     ) -> Stacks:
         """``kvL``: the stack of the crashing thread (or ``tid``, or every thread), each frame with how
         it was found (its trust); a CPython process's Python frames merged in unless ``python`` is
-        False. Vmcores: the crashed task's (or task ``tid``'s, or every task's)."""
+        False (``python_locals``: with their arguments' and locals' reprs; ``native_locals``: ELF
+        cores' native frames with their arguments and locals from DWARF, as gdb's ``bt full``).
+        Vmcores: the crashed task's (or task ``tid``'s, or every task's)."""
         r = self.reader
         stacks: list[tuple[int, list[Frame]]]
         stopped: dict[int, str | None] = {}
@@ -453,7 +460,7 @@ class Dump:
                 from notmyfault.unwind.elf import thread_walk
 
                 program = self._loaded()
-                walks = [(t, thread_walk(program, r, t)) for t in chosen]
+                walks = [(t, thread_walk(program, r, t, native_locals)) for t in chosen]
                 stacks = [(t, w.frames) for t, w in walks]
                 stopped = {t: w.stopped for t, w in walks}
                 if python:

@@ -262,7 +262,7 @@ def analyze(
 
     with opened(core, True, debug_files, exe, sysroot, symbols, symbols_urls) as dump:
         env = dump.environment() if show_env else None
-        result = dump.analysis(python_locals=verbose, python=side != "native")
+        result = dump.analysis(python_locals=verbose, python=side != "native", native_locals=verbose)
         if env is None:
             _emit(
                 as_json,
@@ -291,7 +291,13 @@ def analyze(
 @debug_option
 @debuginfod_option
 @click.option(
-    "-v", "--verbose", is_flag=True, help="Python frames: the reprs of their arguments and locals too."
+    "-v",
+    "--verbose",
+    "--locals",
+    "verbose",
+    is_flag=True,
+    help="Each frame's arguments and locals too: native ones from DWARF as gdb's 'bt full' prints "
+    "them, Python ones as their reprs.",
 )
 @side_options
 @max_frames_option
@@ -321,7 +327,9 @@ def stack(
     from notmyfault.render.safe import terminal_safe
 
     with opened(core, True, debug_files, exe, sysroot, symbols, symbols_urls) as dump:
-        stacks = dump.stacks(tid, all_threads, python=side != "native", python_locals=verbose)
+        stacks = dump.stacks(
+            tid, all_threads, python=side != "native", python_locals=verbose, native_locals=verbose
+        )
         if stacks.python_error and not as_json:
             click.echo(
                 terminal_safe(

@@ -55,6 +55,10 @@ def stack_lines(
                 merged = True
         if side != "python":
             out.append(frame_line(f))
+            if verbose:  # as gdb's bt full: the arguments (its frame line's), then a line per local
+                if f.arguments:
+                    out.append("      (" + ", ".join(f"{n}={v}" for n, v in f.arguments) + ")")
+                out += [f"        {name} = {value}" for name, value in f.locals]
     if python is not None and not merged and python.frames and side != "native":
         out.append("PYTHON_STACK (not merged: see the notes):" if side == "both" else "")
         for p in python.frames:
@@ -94,6 +98,14 @@ def frame_json(f: Frame, verbose: bool = False) -> dict[str, Any]:
         "line": f.line,
         "trust": f.how,
         "python": [python_json(p, verbose) for p in f.python],
+        **(
+            {
+                "arguments": [{"name": n, "value": v} for n, v in f.arguments],
+                "locals": [{"name": n, "value": v} for n, v in f.locals],
+            }
+            if verbose
+            else {}
+        ),
     }
 
 

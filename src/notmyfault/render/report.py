@@ -70,7 +70,7 @@ def dump_report(path: str, tag: str | None = None, frames: int = 12) -> DumpRepo
             return str(e)
 
     with open_dump(path) as dump:
-        result = dump.analysis()
+        result = dump.analysis(native_locals=True)  # the stack shows each frame's arguments and locals
         sections = [Section("analyze", f"!analyze -v    ({os.path.basename(path)})", "Analysis",
                             analysis_text(result))]  # fmt: skip
         tids = dump.thread_ids
@@ -82,7 +82,7 @@ def dump_report(path: str, tag: str | None = None, frames: int = 12) -> DumpRepo
 
         sections.append(Section("trap", ".trap", "Registers", attempt(trap)))
         python = None if any(f.python for f in result.frames) else result.python
-        stack = stack_text(tid or 0, list(result.frames[:frames]), python)
+        stack = stack_text(tid or 0, list(result.frames[:frames]), python, verbose=True)
         sections.append(Section("stack", "kvL", "Stack", stack))
         pools: Any = None
         try:  # glibc's heap is walked once: !vm's heap line, and !poolused when nothing is tagged

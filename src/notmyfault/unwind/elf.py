@@ -26,12 +26,16 @@ from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.unwind.frames import Frame, renumbered
 from notmyfault.unwind.isa import capstone_for
 from notmyfault.unwind.names import is_mangled
+from notmyfault.unwind.variables import frame_variables
 
 SCAN_BYTES = 64 * 1024
 SCAN_FRAMES = 16
 WALK_LIMIT = 1_000_000
 """Frames a walk follows at most: far past any real stack (an 8 MiB stack of the smallest x86_64
 frames holds 524,288); a walk that reaches it stops and says so (``Walk.stopped``)."""
+VARIABLE_FRAMES = 1000
+"""Frames whose arguments and locals a walk reads when asked, at most (the views show 1,000; a
+35,000-frame recursion is not read 35,000 times)."""
 DRGN_TRACE = 1024
 """drgn unwinds at most this many frames (inline ones included) in one stack trace; a deeper stack
 is walked on from the registers of a frame near that end (``_traces``)."""
@@ -448,7 +452,7 @@ def _restartable(prog: Any, frame: Any) -> bool:
     return before[0] is not None and before[0] == here[0] and (before[1] or 0) > 0
 
 
-def thread_walk(program: Program, core: ElfCore, tid: int) -> Walk:
+def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = False) -> Walk:
     """The frames of thread ``tid`` over its whole stack, innermost first; scanned frames follow a
     wild pc.
 
@@ -456,7 +460,8 @@ def thread_walk(program: Program, core: ElfCore, tid: int) -> Walk:
     address of 0, or one where no code lies (``[unmapped] 0x1`` past ``_start`` is no frame); a
     caller whose stack pointer is below its callee's, or a frame identical to the one before it
     (a loop). A signal frame's registers are exempt (a handler may run on another stack). Only
-    ``WALK_LIMIT`` stops it short, and says so."""
+    ``WALK_LIMIT`` stops it short, and says so. With ``variables``, each frame drgn made carries
+    its arguments and locals (``unwind.variables``)."""
     prog = program.prog
     frames: list[Frame] = []
     raw: list[str | None] = []  # each frame's ELF symbol as the file has it (mangled or not)
@@ -465,6 +470,9 @@ def thread_walk(program: Program, core: ElfCore, tid: int) -> Walk:
     physical: tuple[int, int | None] | None = None  # the last concrete frame's pc and sp
     last: Any = None  # the last drgn frame taken
     thumb_mask = ~1 if core.arch == "arm" else -1
+
+    def read(address: int, size: int) -> bytes | None:
+        return code_bytes(core, address, size)
 
     def take(trace: Iterator[Any], first_how: str | None = None) -> str | None:
         """Append the frames of ``trace`` (the first one's trust ``first_how`` when given: a frame
@@ -508,7 +516,10 @@ def thread_walk(program: Program, core: ElfCore, tid: int) -> Walk:
             if made and not f.is_inline:
                 how = first_how or how
             module, base = _module_of(prog, pc)
-            frames.append(Frame(i, pc, sp, module, name, offset, file, line, how, base))
+            wanted = variables and i < VARIABLE_FRAMES
+            arguments, local = frame_variables(prog, f, read) if wanted else ((), ())
+            frames.append(Frame(i, pc, sp, module, name, offset, file, line, how, base,
+                                arguments=arguments, locals=local))  # fmt: skip
         return None
 
     try:

@@ -96,6 +96,11 @@ class Frame:
     (executable, in a mapped file that is no module), ``non-executable`` or ``unmapped``."""
     python: tuple[PythonFrame, ...] = ()
     """For an eval-loop frame of a CPython process: the Python frames it runs, innermost first."""
+    arguments: tuple[tuple[str, str], ...] = ()
+    """When asked for (``stack -v``): the function's arguments from DWARF, (name, value as gdb
+    prints it), in declaration order (``unwind.variables``)."""
+    locals: tuple[tuple[str, str], ...] = ()
+    """When asked for: the locals in scope at the frame's pc, as ``arguments``."""
 
     def __post_init__(self) -> None:
         """Demangle the function's name (C++, Rust, Swift), keeping the raw one beside it."""
