@@ -33,13 +33,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def json_objects(stdout: str) -> list[dict[str, Any]]:
+    """The JSON objects a --json command printed: one, or one a line (JSON Lines)."""
+    try:
+        whole = json.loads(stdout)
+        return [whole] if isinstance(whole, dict) else []
+    except json.JSONDecodeError:
+        pass
+    out = []
+    for line in stdout.splitlines():
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            out.append(obj)
+    return out
+
+
+def _record(args: tuple[str, ...], stdout: str) -> None:
+    """Where NOTMYFAULT_RECORD_JSON names a file, append every JSON object a command printed."""
+    path = os.environ.get("NOTMYFAULT_RECORD_JSON")
+    if not path or "--json" not in args:
+        return
+    with open(path, "a") as f:
+        for obj in json_objects(stdout):
+            f.write(json.dumps({"argv": list(args), "obj": obj}) + "\n")
+
+
 def run_nmf(
     *args: str, check_json: bool = False, timeout: float = 180, **kw: Any
 ) -> subprocess.CompletedProcess[str]:
     """Run the notmyfault command (as ``python -m notmyfault``) and return what it did."""
     env = dict(os.environ)
     env.update(kw.pop("env", {}))
-    return subprocess.run(
+    r = subprocess.run(
         [sys.executable, "-m", "notmyfault", *args],
         capture_output=True,
         text=True,
@@ -48,6 +76,8 @@ def run_nmf(
         check=False,
         **kw,
     )
+    _record(args, r.stdout)
+    return r
 
 
 def run_bench(script: str, *args: str, timeout: float) -> dict[str, Any]:
