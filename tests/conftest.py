@@ -77,7 +77,27 @@ def run_nmf(
         **kw,
     )
     _record(args, r.stdout)
+    if "--json" in args and r.returncode in (0, 1):
+        check_contract(r.stdout)
     return r
+
+
+def check_contract(stdout: str) -> None:
+    """Every JSON object a command printed validates against its kind's published schema
+    (notmyfault/schemas/KIND.json): the contract, checked on everything the tests run."""
+    import jsonschema
+
+    from notmyfault.render.contract import schema
+
+    for obj in json_objects(stdout):
+        kind = obj.get("kind")
+        assert isinstance(kind, str), f"a --json object without a kind: {str(obj)[:200]}"
+        try:
+            contract = schema(kind)
+        except KeyError:
+            raise AssertionError(f"no published schema for kind {kind!r} (src/notmyfault/schemas)") from None
+        errors = sorted(jsonschema.Draft202012Validator(contract).iter_errors(obj), key=str)
+        assert not errors, f"{kind}: {errors[0].message} at {list(errors[0].absolute_path)}"
 
 
 def run_bench(script: str, *args: str, timeout: float) -> dict[str, Any]:

@@ -4,6 +4,7 @@ everywhere."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -191,6 +192,64 @@ def test_the_man_page_is_current_and_names_every_command() -> None:
                         assert flag in page, (name, flag)
 
     walk(cli, [])
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every notmyfault command line in the README's shell blocks, as words (comments dropped,
+    'a; b' split, 'analyze|regs|...' spread into one line per command)."""
+    import shlex
+
+    blocks: list[list[str]] = []
+    language: str | None = None  # inside a fenced block: its language ("" for none)
+    for line in (REPO / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            language = line[3:].strip() if language is None else None
+            if language is not None:
+                blocks.append([])
+        elif language in ("sh", ""):
+            blocks[-1].append(line)
+    lines: list[list[str]] = []
+    for block in blocks:
+        for raw in block:
+            for part in re.split(r";\s*", raw.split(" # ")[0].split("  #")[0]):
+                if not part.strip().startswith(("notmyfault ", "python -m notmyfault")):
+                    continue
+                words = shlex.split(part.replace("[", " ").replace("]", " ").replace("...", " "))
+                if words[:3] == ["python", "-m", "notmyfault"]:
+                    words = ["notmyfault", *words[3:]]
+                if len(words) < 2 or words[0] != "notmyfault" or words[1].endswith(":"):
+                    continue  # not a command line (the demo's sample output: 'notmyfault demo: ...')
+                if len(words) > 1 and "|" in words[1]:
+                    lines += [["notmyfault", name, *words[2:]] for name in words[1].split("|")]
+                else:
+                    lines.append(words)
+    return lines
+
+
+def test_every_command_and_option_the_readme_shows_exists() -> None:
+    """The README's command lines name commands and options the tool has (a renamed or dropped
+    option fails here, not in a reader's shell)."""
+    from click import Context, Group
+
+    from notmyfault.cli.main import cli
+
+    lines = _readme_commands()
+    assert len(lines) > 40
+    for words in lines:
+        command, ctx, rest = cli, Context(cli), words[1:]
+        options = {o for p in cli.params for o in getattr(p, "opts", [])}
+        while rest and isinstance(command, Group) and not rest[0].startswith("-"):
+            sub = command.get_command(ctx, rest[0])
+            assert sub is not None, (words, rest[0])
+            command, ctx, rest = sub, Context(sub), rest[1:]
+            options |= {
+                o for p in sub.params for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])
+            }
+        for word in rest:
+            if word == "--":
+                break  # what follows goes to the guest's command
+            if word.startswith("-") and len(word) > 1 and not word[1:].replace(".", "").isdigit():
+                assert word.split("=")[0] in options, (" ".join(words), word)
 
 
 def test_lab_fetch_says_how_far_the_download_is(tmp_path: Path) -> None:

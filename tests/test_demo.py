@@ -46,6 +46,35 @@ def test_demo_tells_the_seed_story(dump_dir: Path) -> None:
     assert len(list(dump_dir.glob("core.*"))) == 1
 
 
+def test_demo_as_json_lines(dump_dir: Path) -> None:
+    """--json: the start, the crash object, then the report (its sections' text, and the analysis
+    object); nothing else on stdout."""
+    import json
+
+    r = run_nmf("demo", "--stop-at", "16MB", "--dump-dir", str(dump_dir), "--json", timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    started, crash, report = (json.loads(line) for line in r.stdout.splitlines())
+    assert (started["kind"], started["event"], started["stop_at"], started["tag"]) == (
+        "demo",
+        "started",
+        "16MB",
+        "Leak",
+    )
+    assert (crash["kind"], crash["crash_type"]) == ("crash", "leak-then-high-irql")
+    assert (report["kind"], report["event"], report["dump"]) == ("demo", "report", crash["dump"]["path"])
+    assert [x["key"] for x in report["sections"]] == [
+        "analyze",
+        "trap",
+        "stack",
+        "vm",
+        "poolused",
+        "search",
+        "modules",
+    ]
+    assert report["analysis"]["blamed"]["function"] == "myfault_high_irql"
+    assert "Probably caused by : myfault." in report["sections"][0]["text"]
+
+
 def test_demo_bad_options() -> None:
     r = run_nmf("demo", "--exact", "--rate", "5MB")
     assert r.returncode == 2

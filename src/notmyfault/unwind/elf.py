@@ -26,7 +26,7 @@ from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.unwind.frames import Frame, renumbered
 from notmyfault.unwind.isa import capstone_for
 from notmyfault.unwind.names import is_mangled
-from notmyfault.unwind.variables import frame_variables
+from notmyfault.unwind.variables import Callers, frame_variables
 
 SCAN_BYTES = 64 * 1024
 SCAN_FRAMES = 16
@@ -470,9 +470,7 @@ def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = Fal
     physical: tuple[int, int | None] | None = None  # the last concrete frame's pc and sp
     last: Any = None  # the last drgn frame taken
     thumb_mask = ~1 if core.arch == "arm" else -1
-
-    def read(address: int, size: int) -> bytes | None:
-        return code_bytes(core, address, size)
+    drgn_frames: list[Any] = []  # with ``variables``: drgn's frame of each of ``frames``, in step
 
     def take(trace: Iterator[Any], first_how: str | None = None) -> str | None:
         """Append the frames of ``trace`` (the first one's trust ``first_how`` when given: a frame
@@ -516,10 +514,9 @@ def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = Fal
             if made and not f.is_inline:
                 how = first_how or how
             module, base = _module_of(prog, pc)
-            wanted = variables and i < VARIABLE_FRAMES
-            arguments, local = frame_variables(prog, f, read) if wanted else ((), ())
-            frames.append(Frame(i, pc, sp, module, name, offset, file, line, how, base,
-                                arguments=arguments, locals=local))  # fmt: skip
+            if variables and i <= VARIABLE_FRAMES:
+                drgn_frames.append(f)  # each frame's arguments and locals are read once the walk is done
+            frames.append(Frame(i, pc, sp, module, name, offset, file, line, how, base))
         return None
 
     try:
@@ -549,6 +546,8 @@ def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = Fal
         walked = frame_pointer_frames(program, core, state.fp, start_index=1)
         frames.extend(walked or scan_frames(program, core, state.sp, start_index=1))
         return Walk(_mark_code(core, frames))
+    if variables:
+        frames = _with_variables(prog, core, tid, frames, drgn_frames)
     frames, raw, inlined = _tail_calls(prog, core, frames, raw, inlined)
     frames = _qualified_inlines(prog, frames, raw, inlined)
     frames = _named_trampolines(_without_guesses(core, frames))
@@ -563,6 +562,31 @@ def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = Fal
     if caller is not None:
         frames = renumbered([frames[0], caller, *frames[1:]])
     return Walk(_mark_code(core, frames), stopped)
+
+
+def _with_variables(
+    prog: Any, core: ElfCore, tid: int, frames: list[Frame], drgn_frames: list[Any]
+) -> list[Frame]:
+    """``frames`` with the arguments and locals of the first ``VARIABLE_FRAMES`` (``drgn_frames``
+    are drgn's frames of them, in step), arguments' entry values from their callers' call sites."""
+    from notmyfault.unwind.inlines import chains
+
+    def dwarf(pc: int) -> tuple[Any, int] | None:
+        found = _debug_file(prog, pc)
+        table = chains(found[0]) if found is not None else None
+        return (table, found[1]) if table is not None and found is not None else None
+
+    def read(address: int, size: int) -> bytes | None:
+        return code_bytes(core, address, size)
+
+    concrete = [f for f in drgn_frames if not f.is_inline]
+    place = {id(f): k for k, f in enumerate(concrete)}
+    callers = Callers(core.arch, concrete, dwarf, core.extended_registers(tid), read)
+    out = list(frames)
+    for i, f in enumerate(drgn_frames[:VARIABLE_FRAMES]):
+        arguments, local = frame_variables(prog, f, read, callers, place.get(id(f), 0))
+        out[i] = replace(out[i], arguments=arguments, locals=local)
+    return out
 
 
 def _at_wild_pc(frames: list[Frame]) -> bool:

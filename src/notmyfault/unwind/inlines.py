@@ -99,6 +99,7 @@ class InlineChains:
         self._dwarf: Any = elf.get_dwarf_info() if elf.has_dwarf_info() else None
         self._aranges: Any = self._dwarf.get_aranges() if self._dwarf is not None else None
         self._ranges: Any = None
+        self._locations: Any = None
         self._tails: dict[tuple[int, frozenset[str]], list[str] | None] = {}
         """tail_calls' answers: the threads of a process share their call sites (10,000 threads
         walked the same DIEs 10,000 times, 8 s)."""
@@ -291,6 +292,148 @@ class InlineChains:
             else:
                 out += [[function, *p] for p in self._tail_paths(cu, target, wanted, depth - 1)]
         return out
+
+    def parameter_registers(self, address: int) -> dict[str, tuple[int, bool, list[Any] | None]] | None:
+        """For the function whose code holds the file address ``address`` (a frame's pc, or a
+        return address minus one), each formal parameter whose location at the function's entry
+        is a register (gdb asks there where a parameter arrived): name -> (DWARF register number,
+        whether its location at ``address`` is that register's entry value, ``DW_OP_entry_value``;
+        that location's operations, None where it has none). None when no unit of at most
+        ``MAX_CALL_SITE_UNIT`` bytes covers the address."""
+        try:
+            cu = self._unit(address, any_language=True, limit=MAX_CALL_SITE_UNIT)
+            if cu is None:
+                return None
+            function = next(
+                (d for d in reversed(list(self._scopes(cu, address))) if d.tag == "DW_TAG_subprogram"), None
+            )
+            if function is None:
+                return None
+            entry = function.attributes.get("DW_AT_low_pc")
+            start = entry.value if entry is not None else None
+            out: dict[str, tuple[int, bool, list[Any] | None]] = {}
+            for child in function.iter_children():
+                if child.tag != "DW_TAG_formal_parameter" or "DW_AT_location" not in child.attributes:
+                    continue
+                name = _name(child, "DW_AT_name")
+                origin = _ref(child, "DW_AT_abstract_origin")
+                name = name or (_name(origin, "DW_AT_name") if origin is not None else None)
+                if not name or start is None:
+                    continue
+                at_entry = self._location_at(cu, child, start)
+                arrived = _register_of(at_entry) if at_entry is not None else None
+                if arrived is None or arrived[1]:
+                    continue
+                here = self._location_at(cu, child, address)
+                now = _register_of(here) if here is not None else None
+                out[name] = (arrived[0], now == (arrived[0], True), here)
+            return out
+        except Exception:  # DWARF pyelftools cannot read: no entry values
+            return None
+
+    def call_site_values(self, return_address: int) -> dict[int, list[Any]] | None:
+        """The call site that returns to the file address ``return_address``: for each parameter
+        it passed, the DWARF register it passed it in -> the expression (pyelftools' operations)
+        that gives its value in the caller (``DW_AT_call_value``); None without such a site."""
+        try:
+            cu = self._unit(return_address - 1, any_language=True, limit=MAX_CALL_SITE_UNIT)
+            site = self._call_site(cu, return_address) if cu is not None else None
+            if cu is None or site is None:
+                return None
+            from elftools.dwarf.dwarf_expr import DWARFExprParser
+
+            parser = DWARFExprParser(cu.structs)
+            out: dict[int, list[Any]] = {}
+            for child in site.iter_children():
+                if child.tag not in ("DW_TAG_call_site_parameter", "DW_TAG_GNU_call_site_parameter"):
+                    continue
+                where, value = (
+                    child.attributes.get("DW_AT_location"),
+                    (
+                        child.attributes.get("DW_AT_call_value")
+                        or child.attributes.get("DW_AT_GNU_call_site_value")
+                    ),
+                )
+                if where is None or value is None or not isinstance(where.value, list):
+                    continue
+                found = _register_of(parser.parse_expr(where.value))
+                if found is not None:
+                    out[found[0]] = parser.parse_expr(value.value)
+            return out
+        except Exception:
+            return None
+
+    def frame_base(self, address: int) -> list[Any] | None:
+        """The operations of ``DW_AT_frame_base`` of the function whose code holds the file address
+        ``address`` (``DW_OP_fbreg`` offsets are from it); None where the DWARF does not say."""
+        try:
+            cu = self._unit(address, any_language=True, limit=MAX_CALL_SITE_UNIT)
+            if cu is None:
+                return None
+            function = next(
+                (d for d in reversed(list(self._scopes(cu, address))) if d.tag == "DW_TAG_subprogram"), None
+            )
+            attr = function.attributes.get("DW_AT_frame_base") if function is not None else None
+            if attr is None or not isinstance(attr.value, list):
+                return None
+            from elftools.dwarf.dwarf_expr import DWARFExprParser
+
+            return list(DWARFExprParser(cu.structs).parse_expr(attr.value))
+        except Exception:
+            return None
+
+    def _location_at(self, cu: Any, die: Any, address: int) -> list[Any] | None:
+        """The operations of ``die``'s location at the file address ``address``; None where its
+        location list has no entry for it."""
+        from elftools.dwarf.dwarf_expr import DWARFExprParser
+        from elftools.dwarf.locationlists import LocationParser
+
+        if self._locations is None:
+            self._locations = LocationParser(self._dwarf.location_lists())
+        attr = die.attributes["DW_AT_location"]
+        loc = self._locations.parse_from_attribute(attr, cu.header.version, die)
+        parser = DWARFExprParser(cu.structs)
+        if hasattr(loc, "loc_expr"):
+            return list(parser.parse_expr(loc.loc_expr))
+        top = cu.get_top_DIE().attributes.get("DW_AT_low_pc")
+        base = top.value if top is not None else 0
+        for entry in loc:
+            if hasattr(entry, "base_address"):
+                base = entry.base_address
+                continue
+            if not hasattr(entry, "loc_expr"):
+                continue
+            begin, end = entry.begin_offset, entry.end_offset
+            if not getattr(entry, "is_absolute", False):
+                begin, end = begin + base, end + base
+            if begin <= address < end:
+                return list(parser.parse_expr(entry.loc_expr))
+        return None
+
+
+def register_number(op: Any) -> int | None:
+    """The DWARF register a register operation names (``DW_OP_reg5``, ``DW_OP_regx 17``,
+    ``DW_OP_regval_type 17 <type>``); None for any other operation."""
+    name = op.op_name
+    if name in ("DW_OP_regx", "DW_OP_regval_type", "DW_OP_GNU_regval_type"):
+        return int(op.args[0])
+    found = re.fullmatch(r"DW_OP_reg(\d+)", name)
+    return int(found.group(1)) if found else None
+
+
+def _register_of(ops: list[Any]) -> tuple[int, bool] | None:
+    """(register, entry) for a location that is a register (``DW_OP_regN``, ``DW_OP_regx``) or the
+    value a register held at entry (``DW_OP_entry_value(DW_OP_regN), DW_OP_stack_value``)."""
+    if len(ops) == 1 and ops[0].op_name != "DW_OP_regval_type":  # a value, not a location
+        number = register_number(ops[0])
+        return (number, False) if number is not None else None
+    if len(ops) == 2 and ops[0].op_name in ("DW_OP_entry_value", "DW_OP_GNU_entry_value"):
+        inner = ops[0].args[-1] if ops[0].args else None
+        if ops[1].op_name != "DW_OP_stack_value" or not isinstance(inner, list) or len(inner) != 1:
+            return None
+        number = register_number(inner[0])
+        return (number, True) if number is not None else None
+    return None
 
 
 MAX_CALL_SITE_UNIT = 1 << 20
