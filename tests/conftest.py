@@ -77,8 +77,8 @@ def run_nmf(
         **kw,
     )
     _record(args, r.stdout)
-    if "--json" in args and r.returncode in (0, 1):
-        check_contract(r.stdout)
+    if "--json" in args and r.returncode in (0, 1) and not os.environ.get("NOTMYFAULT_RECORD_JSON"):
+        check_contract(r.stdout)  # (a recording run drafts the schemas: tools/json_schemas.py)
     return r
 
 

@@ -53,7 +53,10 @@ def test_demo_as_json_lines(dump_dir: Path) -> None:
 
     r = run_nmf("demo", "--stop-at", "16MB", "--dump-dir", str(dump_dir), "--json", timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    started, crash, report = (json.loads(line) for line in r.stdout.splitlines())
+    lines = [json.loads(line) for line in r.stdout.splitlines()]  # every line is JSON
+    started, crash, report = lines[0], lines[-2], lines[-1]
+    assert {x["kind"] for x in lines[1:-2]} == {"leak"}  # the leak's own events between
+    assert any(x["event"] == "limit" for x in lines[1:-2])  # it leaked to its limit, then crashed
     assert (started["kind"], started["event"], started["stop_at"], started["tag"]) == (
         "demo",
         "started",

@@ -91,6 +91,7 @@ def test_wheel_and_sdist_carry_what_runs_and_the_licenses(installed: Installed) 
         assert f"notmyfault/native/kernel/{f}" in names
     assert any(n.endswith(".dist-info/licenses/LICENSES/GPL-2.0-only.txt") for n in names)
     assert any(n.startswith("notmyfault/native/myfault.") and n.endswith(".so") for n in names)
+    assert {"notmyfault/schemas/analysis.json", "notmyfault/schemas/crash.json"} <= names  # the JSON contract
     meta = (
         zipfile.ZipFile(installed.wheel)
         .read(next(n for n in names if n.endswith(".dist-info/METADATA")))

@@ -5,7 +5,8 @@
 
 One schema per ``kind`` (JSON Schema 2020-12): ``schema_version`` and ``kind`` as constants; at the
 top level the keys every object of the kind had are required; each field's type is the union of
-the types seen, and null, since the contract lets any field be null; objects whose keys are data
+the types seen, and null, since the contract lets any field be null (events, kinds with an
+``event`` field, require only it: each event has its own fields); objects whose keys are data
 (paths, registers of one architecture) say only what their values are. A schema in the output
 directory that a person has edited is kept: only kinds without one are written (``--force``
 rewrites them all). The schemas are the contract (docs/json-schema.md), reviewed and edited by
@@ -86,8 +87,11 @@ class Shape:
 
 
 def draft(kind: str, shape: Shape, version: int) -> dict[str, Any]:
-    """The whole schema file of ``kind``."""
+    """The whole schema file of ``kind`` (a kind of JSON Lines events, with ``event``, requires
+    only that: each event has its own fields)."""
     body = shape.schema(top=True)
+    if "event" in shape.keys:
+        body["required"] = ["event"]
     props = body.get("properties", {})
     props["schema_version"] = {"const": version}
     props["kind"] = {"const": kind}

@@ -59,7 +59,8 @@ def _pool(stop_at: int) -> tuple[str, str | None]:
     "--json",
     "as_json",
     is_flag=True,
-    help="JSON Lines: the demo's start, the crash object, then the report's sections and the analysis.",
+    help="JSON Lines: the demo's start, the leak's events, the crash object, then the report's sections "
+    "and the analysis.",
 )
 def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | None, as_json: bool) -> None:
     """Leak nonpaged memory tagged Leak, crash in myfault with high-irql, then analyse the dump section by
@@ -92,7 +93,8 @@ def demo(exact: bool, rate: str | None, stop_at: str | None, dump_dir: str | Non
         if why:
             echo_safe(f"notmyfault demo: {why}")
     argv = [sys.executable, "-m", "notmyfault", "leak", "--pool", pool, "--rate", rate, "--stop-at", stop_at,
-            "--tag", "Leak", "--then-crash", "high-irql", "--child"]  # fmt: skip
+            "--tag", "Leak", "--then-crash", "high-irql", "--child",
+            *(["--json"] if as_json else [])]  # fmt: skip
     try:
         run = run_watched(
             argv,

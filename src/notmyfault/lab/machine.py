@@ -266,18 +266,29 @@ def run_guest(
         # the kdump first: QEMU 7.2 fails a flattened dump written after another dump
         dumps = ([(kdump, "kdump-zlib")] if kdump is not None else []) + [(vmcore, "elf")]
         for path, fmt in dumps:
-            if path.exists():
-                path.unlink()
-            qmp.execute("dump-guest-memory", paging=False, protocol=f"file:{path}", detach=True, format=fmt)
-            while True:
-                ev = qmp.event(120)
-                if ev is None:
-                    raise LabError(f"QEMU did not finish writing the {fmt} vmcore within 120 s")
-                if ev.get("event") == "DUMP_COMPLETED":
-                    data = ev.get("data")
-                    if isinstance(data, dict) and data.get("error"):
-                        raise LabError(f"QEMU could not write the {fmt} vmcore: {data['error']}")
+            # QEMU sends DUMP_COMPLETED from the dump's thread before that thread closes its file:
+            # a second dump started at once can have its file closed under it ("Bad file
+            # descriptor", seen on a loaded machine). Such a dump is written again, once.
+            for attempt in (1, 2):
+                if path.exists():
+                    path.unlink()
+                qmp.execute(
+                    "dump-guest-memory", paging=False, protocol=f"file:{path}", detach=True, format=fmt
+                )
+                error = None
+                while True:
+                    ev = qmp.event(120)
+                    if ev is None:
+                        raise LabError(f"QEMU did not finish writing the {fmt} vmcore within 120 s")
+                    if ev.get("event") == "DUMP_COMPLETED":
+                        data = ev.get("data")
+                        error = data.get("error") if isinstance(data, dict) else None
+                        break
+                if error is None:
                     break
+                if attempt == 2:
+                    raise LabError(f"QEMU could not write the {fmt} vmcore: {error}")
+                time.sleep(1.0)
         phases["dump"] = time.monotonic() - panic_at
         return Outcome(True, vmcore, console, nmi_sent, phases)
     finally:

@@ -60,7 +60,7 @@ def slab_json(slabs: list[SlabUsage], vmallocs: list[VmallocUsage]) -> dict[str,
     """``!poolused`` of a vmcore as JSON."""
     return {
         "schema_version": SCHEMA_VERSION,
-        "kind": "kernel_pools",
+        "kind": "kernel-pools",
         "slab_caches": [
             {
                 "name": s.name,
