@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import check_contract
+
 MY_KEY_PREFIX = 0x6D79
 
 
@@ -49,6 +51,7 @@ class LeakProc:
             if line.strip():
                 self.events.append(json.loads(line))
         assert "Traceback" not in err, err
+        check_contract("\n".join(json.dumps(e) for e in self.events))  # every event, by its kind's schema
         return self.proc.returncode
 
     def event(self, name: str) -> dict[str, Any]:

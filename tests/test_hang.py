@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import gone, proc_state, run_nmf
+from tests.conftest import check_contract, gone, proc_state, run_nmf
 from tests.coretools import gdb_threads
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -34,6 +34,8 @@ class HangProc:
     def finish(self, timeout: float = 60) -> list[dict]:
         out, err = self.proc.communicate(timeout=timeout)
         assert "Traceback" not in err, err
+        check_contract(out)  # every event, by its kind's schema
+        check_contract(json.dumps(self.started))
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 

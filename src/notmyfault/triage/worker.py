@@ -112,7 +112,11 @@ class WarmWorker:
             if not line:  # the process died with this dump in hand
                 code = self._reap()
                 how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-                if code == 1 and self.memory_limit is not None:  # an error no handler could catch
+                # under a memory limit, an error no handler could catch (exit 1), or a native
+                # library that used the NULL a failed allocation returned, or aborted on it (seen:
+                # SIGSEGV on a loaded CI machine): most likely the limit, and said so
+                oom = code == 1 or -code in (signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT)
+                if oom and self.memory_limit is not None:
                     return {
                         "ok": False,
                         "error": f"the analysis process died ({how}) under its memory limit "
