@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
     Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
     reason="needs the plain 'core' pattern",
 )
-PROGRAMS = 4
+PROGRAMS = 5
 """Programs generated here, at -O0 and at -O2; bench/native_locals.py runs the long form."""
 
 
@@ -50,6 +50,9 @@ def _scalar(rng: random.Random, kind: str) -> str:
     raise AssertionError(kind)
 
 
+STRINGS = ["abc", "hello world", "x", r"it's \"q\" \\ \n\001"]
+"""The strings ``const char *`` arguments point to, as C literals' bodies (quotes, a backslash,
+control characters: gdb escapes them its way)."""
 SCALARS = [
     "int",
     "long",
@@ -84,7 +87,7 @@ def program(seed: int, depth: int = 3) -> str:
             if kind == "int *":
                 value = "&cell"
             elif kind == "const char *":
-                value = f'"{rng.choice(["abc", "hello world", "x"])}"'
+                value = '"' + rng.choice(STRINGS) + '"'
             elif kind == "handler":
                 value = "on_signal"
             else:

@@ -49,7 +49,7 @@ def _char(code: int) -> str:
 
 def _string(data: bytes) -> str:
     """Bytes up to the first NUL as a gdb string literal."""
-    text = "".join('\\"' if b == 34 else _char(b) for b in data)
+    text = "".join('\\"' if b == 34 else "'" if b == 39 else _char(b) for b in data)  # gdb: "it's"
     return f'"{text}"'
 
 
