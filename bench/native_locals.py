@@ -38,25 +38,17 @@ def compare(seed: int, opt: str, root: Path) -> tuple[int, list[str]]:
     for name, (args, local) in theirs.items():
         if name not in ours or not (name.startswith("f") or name == "main"):
             continue
-        mine = [(a["name"], a["value"]) for a in ours[name]["arguments"]]
-        mine_locals = [(v["name"], v["value"]) for v in ours[name]["locals"]]
-        for pair, gdb_pair in zip(mine, args, strict=False):
-            if gdb_pair[1] != "...":
+        where = f"{opt} seed {seed} {name}"
+        for what, gdb_pairs in (("arguments", args), ("locals", local)):
+            mine = [(v["name"], v["value"]) for v in ours[name][what]]
+            for pair, gdb_pair in zip(mine, gdb_pairs, strict=False):
+                if gdb_pair[1] == "...":  # gdb shows a structure argument so in the frame line
+                    continue
                 compared += 1
                 if pair != gdb_pair:
-                    wrong.append(
-                        f"{opt} seed {seed} {name} argument {gdb_pair[0]}: ours {pair[1]!r}, gdb {gdb_pair[1]!r}"
-                    )
-        if len(mine) != len(args):
-            wrong.append(f"{opt} seed {seed} {name}: {len(mine)} arguments, gdb {len(args)}")
-        for pair, gdb_pair in zip(mine_locals, local, strict=False):
-            compared += 1
-            if pair != gdb_pair:
-                wrong.append(
-                    f"{opt} seed {seed} {name} local {gdb_pair[0]}: ours {pair[1]!r}, gdb {gdb_pair[1]!r}"
-                )
-        if len(mine_locals) != len(local):
-            wrong.append(f"{opt} seed {seed} {name}: {len(mine_locals)} locals, gdb {len(local)}")
+                    wrong.append(f"{where} {what} {gdb_pair[0]}: ours {pair[1]!r}, gdb {gdb_pair[1]!r}")
+            if len(mine) != len(gdb_pairs):
+                wrong.append(f"{where}: {len(mine)} {what}, gdb {len(gdb_pairs)}")
     return compared, wrong
 
 

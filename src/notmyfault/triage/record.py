@@ -29,7 +29,7 @@ def analyze_path(path: str) -> dict[str, Any]:
         a = dump.analysis()
         facts = dump.provenance(TOP_FRAMES)
         fields = _fields(a, facts.crash_time, facts.build_ids, analysis_text(a))
-        # the home directory is used to redact the row, never stored (triage.redact.home_rule)
+        # the home directory is used to redact the row, never stored (triage.redact.with_home)
         fields.update(build_id=facts.build_id, version=facts.version, home=dump.home_directory())
         return fields
 

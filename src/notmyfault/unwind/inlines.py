@@ -293,25 +293,31 @@ class InlineChains:
                 out += [[function, *p] for p in self._tail_paths(cu, target, wanted, depth - 1)]
         return out
 
-    def parameter_registers(self, address: int) -> dict[str, tuple[int, bool, list[Any] | None]] | None:
+    def _function_at(self, address: int) -> tuple[Any, Any] | None:
+        """The unit (of at most ``MAX_CALL_SITE_UNIT`` bytes) and the innermost subprogram DIE whose
+        code holds the file address ``address``; None where none does."""
+        cu = self._unit(address, any_language=True, limit=MAX_CALL_SITE_UNIT)
+        if cu is None:
+            return None
+        function = next(
+            (d for d in reversed(list(self._scopes(cu, address))) if d.tag == "DW_TAG_subprogram"), None
+        )
+        return (cu, function) if function is not None else None
+
+    def parameter_registers(self, address: int) -> dict[str, tuple[int, list[Any] | None]] | None:
         """For the function whose code holds the file address ``address`` (a frame's pc, or a
         return address minus one), each formal parameter whose location at the function's entry
         is a register (gdb asks there where a parameter arrived): name -> (DWARF register number,
-        whether its location at ``address`` is that register's entry value, ``DW_OP_entry_value``;
-        that location's operations, None where it has none). None when no unit of at most
-        ``MAX_CALL_SITE_UNIT`` bytes covers the address."""
+        the operations of its location at ``address``, None where it has none). None when no unit
+        of at most ``MAX_CALL_SITE_UNIT`` bytes covers the address."""
         try:
-            cu = self._unit(address, any_language=True, limit=MAX_CALL_SITE_UNIT)
-            if cu is None:
+            found = self._function_at(address)
+            if found is None:
                 return None
-            function = next(
-                (d for d in reversed(list(self._scopes(cu, address))) if d.tag == "DW_TAG_subprogram"), None
-            )
-            if function is None:
-                return None
+            cu, function = found
             entry = function.attributes.get("DW_AT_low_pc")
             start = entry.value if entry is not None else None
-            out: dict[str, tuple[int, bool, list[Any] | None]] = {}
+            out: dict[str, tuple[int, list[Any] | None]] = {}
             for child in function.iter_children():
                 if child.tag != "DW_TAG_formal_parameter" or "DW_AT_location" not in child.attributes:
                     continue
@@ -324,9 +330,7 @@ class InlineChains:
                 arrived = _register_of(at_entry) if at_entry is not None else None
                 if arrived is None or arrived[1]:
                     continue
-                here = self._location_at(cu, child, address)
-                now = _register_of(here) if here is not None else None
-                out[name] = (arrived[0], now == (arrived[0], True), here)
+                out[name] = (arrived[0], self._location_at(cu, child, address))
             return out
         except Exception:  # DWARF pyelftools cannot read: no entry values
             return None
@@ -367,13 +371,11 @@ class InlineChains:
         """The operations of ``DW_AT_frame_base`` of the function whose code holds the file address
         ``address`` (``DW_OP_fbreg`` offsets are from it); None where the DWARF does not say."""
         try:
-            cu = self._unit(address, any_language=True, limit=MAX_CALL_SITE_UNIT)
-            if cu is None:
+            found = self._function_at(address)
+            if found is None:
                 return None
-            function = next(
-                (d for d in reversed(list(self._scopes(cu, address))) if d.tag == "DW_TAG_subprogram"), None
-            )
-            attr = function.attributes.get("DW_AT_frame_base") if function is not None else None
+            cu, function = found
+            attr = function.attributes.get("DW_AT_frame_base")
             if attr is None or not isinstance(attr.value, list):
                 return None
             from elftools.dwarf.dwarf_expr import DWARFExprParser

@@ -341,7 +341,7 @@ def frame_variables(
         parameters = {p.name for p in prog.function(frame.name).type_.parameters}
     except Exception:  # no such function object (a symbol without DWARF): none is an argument
         parameters = set()
-    registers: dict[str, tuple[int, bool, list[Any] | None]] = {}
+    registers: dict[str, tuple[int, list[Any] | None]] = {}
     bias = 0
     if callers is not None and parameters and not frame.is_inline:
         found = callers.dwarf(frame.pc)
@@ -363,7 +363,7 @@ def frame_variables(
         if callers is not None and obj is not None and name in registers:
             bits = callers.entry_value(k, registers[name][0])
             entry = _typed(prog, obj, bits, read) if bits is not None else None
-            here = registers[name][2]
+            here = registers[name][1]
             if text == "<optimized out>" and here is not None:
                 # drgn knows no caller-saved register past frame 0 (gdb takes the inner frame's),
                 # nor evaluates every DW_OP_entry_value: the location is evaluated here as gdb does
