@@ -78,18 +78,110 @@ def run_nmf(
     )
     _record(args, r.stdout)
     if "--json" in args and r.returncode in (0, 1) and not os.environ.get("NOTMYFAULT_RECORD_JSON"):
-        check_contract(r.stdout)  # (a recording run drafts the schemas: tools/json_schemas.py)
+        check_contract(r.stdout, args)  # (a recording run drafts the schemas: tools/json_schemas.py)
     return r
 
 
-def check_contract(stdout: str) -> None:
+VALIDATED: set[str] = set()
+"""The commands ("triage buckets") whose --json output this run validated against the schemas."""
+
+NOT_RUN_HERE = {
+    "kernel build": "builds myfault.ko against this machine's kernel headers",
+    "kernel load": "inserts myfault.ko into this machine's kernel",
+    "kernel unload": "removes myfault.ko from this machine's kernel",
+    "kernel free": "frees what myfault.ko leaked in this machine's kernel",
+    "kernel leak": "leaks this machine's kernel memory",
+}
+"""The --json commands the suite does not run, and why: they act on the kernel of the machine the
+tests run on (the lab runs the same requests in a guest, through myfaultctl)."""
+
+
+def command_path(args: tuple[str, ...] | list[str]) -> str:
+    """The command words of a command line ("triage buckets" of ``triage buckets --db X --json``)."""
+    import click
+
+    from notmyfault.cli.main import cli
+
+    words: list[str] = []
+    group: click.Command = cli
+    for arg in args:
+        if not isinstance(group, click.Group):
+            break
+        sub = group.get_command(click.Context(group), arg)
+        if sub is None:
+            if arg.startswith("-"):
+                continue
+            break
+        words.append(arg)
+        group = sub
+    return " ".join(words)
+
+
+def json_commands() -> list[str]:
+    """Every command of the tool that takes --json."""
+    import click
+
+    from notmyfault.cli.main import cli
+
+    found: list[str] = []
+
+    def walk(cmd: click.Command, path: list[str]) -> None:
+        if isinstance(cmd, click.Group):
+            ctx = click.Context(cmd)
+            for name in cmd.list_commands(ctx):
+                sub = cmd.get_command(ctx, name)
+                if sub is not None:
+                    walk(sub, [*path, name])
+        elif any("--json" in p.opts for p in cmd.params if isinstance(p, click.Option)):
+            found.append(" ".join(path))
+
+    walk(cli, [])
+    return found
+
+
+_SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _SKIPPED.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Where the whole suite ran with nothing skipped (CI), every command that takes --json must have
+    had its output validated against the schemas by some test: a command no test runs with --json
+    fails the run, by name."""
+    config = session.config
+    whole = (
+        os.environ.get(REQUIRE_SHARED)
+        and not _SKIPPED
+        and not config.option.keyword
+        and not config.option.markexpr
+        and not config.option.deselect
+        and [Path(a).resolve() for a in config.args] == [REPO / "tests"]
+        and not config.option.lf
+    )
+    if not whole or exitstatus != 0:
+        return
+    missing = [c for c in json_commands() if c not in VALIDATED and c not in NOT_RUN_HERE]
+    if missing:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        line = "no test validated the --json output of: " + ", ".join(missing) + " (tests/conftest.py)"
+        if reporter is not None:
+            reporter.write_line("FAILED " + line, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def check_contract(stdout: str, args: tuple[str, ...] | list[str] = ()) -> None:
     """Every JSON object a command printed validates against its kind's published schema
-    (notmyfault/schemas/KIND.json): the contract, checked on everything the tests run."""
+    (notmyfault/schemas/KIND.json): the contract, checked on everything the tests run. ``args``, the
+    command's line, counts the command as validated (VALIDATED) when it printed any."""
     import jsonschema
 
     from notmyfault.render.contract import schema
 
-    for obj in json_objects(stdout):
+    objects = json_objects(stdout)
+    for obj in objects:
         kind = obj.get("kind")
         assert isinstance(kind, str), f"a --json object without a kind: {str(obj)[:200]}"
         try:
@@ -98,6 +190,8 @@ def check_contract(stdout: str) -> None:
             raise AssertionError(f"no published schema for kind {kind!r} (src/notmyfault/schemas)") from None
         errors = sorted(jsonschema.Draft202012Validator(contract).iter_errors(obj), key=str)
         assert not errors, f"{kind}: {errors[0].message} at {list(errors[0].absolute_path)}"
+    if objects and args:
+        VALIDATED.add(command_path(args))
 
 
 def run_bench(script: str, *args: str, timeout: float) -> dict[str, Any]:

@@ -51,7 +51,9 @@ class LeakProc:
             if line.strip():
                 self.events.append(json.loads(line))
         assert "Traceback" not in err, err
-        check_contract("\n".join(json.dumps(e) for e in self.events))  # every event, by its kind's schema
+        check_contract(
+            "\n".join(json.dumps(e) for e in self.events), ["leak"]
+        )  # every event, by its kind's schema
         return self.proc.returncode
 
     def event(self, name: str) -> dict[str, Any]:
