@@ -58,6 +58,14 @@ def test_peer_agreement_every_source() -> None:
     r = subprocess.run([sys.executable, str(TOOL)], capture_output=True, text=True, check=False, timeout=600)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1].split()[3] == "100.00%"
+    # the figures the README and docs/peer-agreement.md quote are this run's
+    total = sum(t.compared for t in tallies.values())
+    repo = TOOL.parent.parent
+    for doc in (repo / "README.md", repo / "docs" / "peer-agreement.md"):
+        assert f"{total} of {total}" in " ".join(doc.read_text().split()), doc.name
+    per_source = " ".join((repo / "docs" / "peer-agreement.md").read_text().split())
+    for t in tallies.values():
+        assert f"{t.compared}/{t.compared}" in per_source, t.source
 
 
 def test_x86_stack_win_walk_equals_minidump_stackwalk() -> None:
