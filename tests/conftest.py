@@ -148,11 +148,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Where the whole suite ran with nothing skipped (CI), every command that takes --json must have
-    had its output validated against the schemas by some test: a command no test runs with --json
-    fails the run, by name."""
+    """Where the whole suite ran with nothing skipped (CI; or NOTMYFAULT_JSON_COVERAGE=always), every
+    command that takes --json must have had its output validated against the schemas by some test:
+    a command no test runs with --json fails the run, by name."""
     config = session.config
-    whole = (
+    whole = os.environ.get("NOTMYFAULT_JSON_COVERAGE") == "always" or (
         os.environ.get(REQUIRE_SHARED)
         and not _SKIPPED
         and not config.option.keyword
@@ -160,16 +160,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         and not config.option.deselect
         and [Path(a).resolve() for a in config.args] == [REPO / "tests"]
         and not config.option.lf
+        and not config.option.collectonly
     )
     if not whole or exitstatus != 0:
         return
-    missing = [c for c in json_commands() if c not in VALIDATED and c not in NOT_RUN_HERE]
+    commands = json_commands()
+    missing = [c for c in commands if c not in VALIDATED and c not in NOT_RUN_HERE]
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
     if missing:
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
         line = "no test validated the --json output of: " + ", ".join(missing) + " (tests/conftest.py)"
         if reporter is not None:
+            reporter.ensure_newline()
             reporter.write_line("FAILED " + line, red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None:
+        reporter.write_line(
+            f"JSON contract: the output of all {len(commands) - len(NOT_RUN_HERE)} commands that take --json"
+            f" was validated ({len(NOT_RUN_HERE)} act on this machine's kernel and are not run)"
+        )
 
 
 def check_contract(stdout: str, args: tuple[str, ...] | list[str] = ()) -> None:
