@@ -158,8 +158,8 @@ class CrashAnalysis:
     def sign_stack(self) -> list[SignFrame]:
         """The frames the signature reads (and triage stores), innermost first, Python frames included."""
         if self.sign_frames is not None:
-            return sign_frames(self.sign_frames)[:SIGN_DEPTH]
-        return sign_frames(self.frames, self.python)[:SIGN_DEPTH]
+            return sign_frames(self.sign_frames, limit=SIGN_DEPTH)
+        return sign_frames(self.frames, self.python, limit=SIGN_DEPTH)
 
     @cached_property
     def signature(self) -> str:
@@ -184,8 +184,11 @@ class CrashAnalysis:
         return f"{base_name(self.blamed.module or '?')} ( {self.blamed.location()} )"
 
 
-def sign_frames(frames: Sequence[Frame], python: PythonThread | None = None) -> list[SignFrame]:
-    """What the signature rule reads of each frame: its name, its module's file name, its offset.
+def sign_frames(
+    frames: Sequence[Frame], python: PythonThread | None = None, limit: int | None = None
+) -> list[SignFrame]:
+    """What the signature rule reads of each frame: its name, its module's file name, its offset;
+    the first ``limit`` of them (all when None).
 
     A Python frame comes just before the eval-loop frame that runs it, named ``module.function``
     for the interpreter's library (ctypes.string_at, in the irrelevant module ``<python library>``)
@@ -194,6 +197,8 @@ def sign_frames(frames: Sequence[Frame], python: PythonThread | None = None) -> 
     out: list[SignFrame] = []
     merged = False
     for f in frames:
+        if limit is not None and len(out) >= limit:  # a deep stack: what follows is never read
+            return out[:limit]
         for p in f.python:
             out.append(_python_sign_frame(p))
             merged = True
@@ -206,7 +211,7 @@ def sign_frames(frames: Sequence[Frame], python: PythonThread | None = None) -> 
         )
     if python is not None and not merged:
         out.extend(_python_sign_frame(p) for p in python.frames)
-    return out
+    return out if limit is None else out[:limit]
 
 
 def _python_sign_frame(p: PythonFrame) -> SignFrame:

@@ -23,6 +23,7 @@ from typing import Any
 from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import PF_X, ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
+from notmyfault.unwind.debugcache import keep_decompressed, offer_cached
 from notmyfault.unwind.frames import Frame, renumbered
 from notmyfault.unwind.isa import capstone_for
 from notmyfault.unwind.names import is_mangled
@@ -104,6 +105,7 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
     if exe:
         with contextlib.suppress(LookupError):
             prog.main_module().try_file(exe, force=True)
+    offer_cached(prog)  # debug files this user's earlier analyses kept decompressed
     asked = _debuginfod(prog)
     missing: list[str] = []
     try:
@@ -114,6 +116,7 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
         missing = [m.name for m in prog.modules() if m.wants_loaded_file() or m.wants_debug_file()]
     except Exception as e:  # broken debug info: go on with what loaded, and say so
         missing = [f"(debug info failed to load: {type(e).__name__}: {e})"]
+    keep_decompressed(prog)
     others = _other_builds(prog, core) if missing else ()
     if exe:
         others += _asked_build(prog, exe)
@@ -471,6 +474,8 @@ def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = Fal
     last: Any = None  # the last drgn frame taken
     thumb_mask = ~1 if core.arch == "arm" else -1
     drgn_frames: list[Any] = []  # with ``variables``: drgn's frame of each of ``frames``, in step
+    at_pc: dict[tuple[int, bool, bool], tuple[Any, ...]] = {}  # a concrete frame's facts, by its pc
+    executable: dict[int, bool] = {}  # whether code may lie at an address, by address
 
     def take(trace: Iterator[Any], first_how: str | None = None) -> str | None:
         """Append the frames of ``trace`` (the first one's trust ``first_how`` when given: a frame
@@ -489,31 +494,42 @@ def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = Fal
             except LookupError:  # drgn could not recover it for this frame
                 sp = None
             made = first_how is not None and k == 0
-            interrupted = bool(f.interrupted) and not made
+            drgn_interrupted = bool(f.interrupted)
+            interrupted = drgn_interrupted and not made
             if not f.is_inline:
-                if i > 0 and not interrupted and _walk_ends(core, pc, sp, physical):
+                if i > 0 and not interrupted and _walk_ends(core, pc, sp, physical, executable):
                     break
                 physical = (pc, sp)
             last = f
-            name, offset = _symbol(prog, pc, return_address=not interrupted)
-            raw.append(name)
+            # what a concrete frame's pc alone decides is looked up once per pc (a deep recursion
+            # repeats a few pcs thousands of times); an inline frame's depends on its depth too
+            key = (pc, drgn_interrupted, interrupted)
+            hit = None if f.is_inline else at_pc.get(key)
+            if hit is None:
+                symbol, offset = _symbol(prog, pc, return_address=not interrupted)
+                name = symbol
+                # the function as the debug info names it (as gdb does), else the ELF symbol; but a
+                # mangled (C++, Rust) symbol names the outer function fully, where DWARF's name is bare
+                if f.is_inline or not (name and is_mangled(name)):
+                    name = f.function_name or name
+                file = line = None
+                try:
+                    src = f.source()
+                    file, line = src[0], src[1]
+                except LookupError:
+                    pass
+                module, base = _module_of(prog, pc)
+                hit = (symbol, name, offset, file, line, module, base)
+                if not f.is_inline:
+                    at_pc[key] = hit
+            symbol, name, offset, file, line, module, base = hit
+            raw.append(symbol)
             inlined.append(bool(f.is_inline))
-            # the function as the debug info names it (as gdb does), else the ELF symbol; but a
-            # mangled (C++, Rust) symbol names the outer function fully, where DWARF's name is bare
-            if f.is_inline or not (name and is_mangled(name)):
-                name = f.function_name or name
-            file = line = None
-            try:
-                src = f.source()
-                file, line = src[0], src[1]
-            except LookupError:
-                pass
             # an interrupted frame's registers come from a context: the core's, or a signal frame's;
             # the functions inlined at its pc (drgn marks them interrupted too) are inline frames
             how = "inline" if f.is_inline else ("context" if i == 0 or interrupted else "unwound")
             if made and not f.is_inline:
                 how = first_how or how
-            module, base = _module_of(prog, pc)
             if variables and i <= VARIABLE_FRAMES:
                 drgn_frames.append(f)  # each frame's arguments and locals are read once the walk is done
             frames.append(Frame(i, pc, sp, module, name, offset, file, line, how, base))
@@ -678,12 +694,25 @@ def _guarded(frames: Iterator[Any]) -> Iterator[Any]:
         return
 
 
-def _walk_ends(core: ElfCore, pc: int, sp: int | None, callee: tuple[int, int | None] | None) -> bool:
+def _walk_ends(
+    core: ElfCore,
+    pc: int,
+    sp: int | None,
+    callee: tuple[int, int | None] | None,
+    known: dict[int, bool] | None = None,
+) -> bool:
     """True where an unwound frame (a return address, not a signal frame's registers) is past the
     stack's end: a return address of 0 or one where no code lies, a stack pointer below the
     callee's, or the callee's own pc and sp again (gdb: "previous frame inner to this frame",
-    "previous frame identical to this frame")."""
-    if pc == 0 or not _executable(core, pc):
+    "previous frame identical to this frame"). ``known`` memoises where code lies, by address."""
+    if pc == 0:
+        return True
+    code = known.get(pc) if known is not None else None
+    if code is None:
+        code = _executable(core, pc)
+        if known is not None:
+            known[pc] = code
+    if not code:
         return True
     if callee is None or sp is None or callee[1] is None:
         return False
@@ -769,9 +798,11 @@ def _tail_calls(
     callee: int | None = None  # the index of the last concrete frame seen
     start = 0  # where the current group (inlined frames, then their concrete frame) begins
     for j, f in enumerate(frames):
+        if j >= TAIL_CALL_DEPTH:  # past the frames looked at: the rest is kept as it is
+            break
         if j < len(inlined) and inlined[j]:
             continue
-        if callee is not None and f.how == "unwound" and f.module is not None and j < TAIL_CALL_DEPTH:
+        if callee is not None and f.how == "unwound" and f.module is not None:
             names = {n for n in (frames[callee].function, raw[callee] if callee < len(raw) else None) if n}
             target = _direct_call_target(core, f.pc)
             called = _symbol(prog, target)[0] if target is not None else None

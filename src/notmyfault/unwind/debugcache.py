@@ -1,0 +1,307 @@
+"""Debug files kept decompressed, by build-id, so that each dump does not inflate them again.
+
+Distributions ship their debug files with compressed DWARF (``SHF_COMPRESSED`` sections: Debian's
+``libc6-dbg`` and ``-dbgsym`` packages, Fedora's, what debuginfod serves; ``gcc -gz`` does the same
+to a program). drgn inflates every such section each time it loads the file: for glibc's debug
+file, 12 MB of DWARF and 70 ms of a 90 ms analysis of a small core. The first analysis that loads
+such a file writes an uncompressed copy, ``$XDG_CACHE_HOME/notmyfault/debug/BUILD-ID.debug``; later
+analyses (a triage worker's next dump, the next ``analyze``) hand drgn that copy, which drgn
+accepts only if its build-id is the one the module wants.
+
+The copy is the original file, unchanged, followed by each compressed section's inflated bytes and
+a new section header table that points at them (the flag cleared, the alignment the compression
+header gives): every offset of the original, its program headers' too, stays valid. The cache is
+bounded (:data:`CACHE_LIMIT`, least recently used files go first) and skipped when the disk is
+short of space; ``NOTMYFAULT_DEBUG_CACHE=0`` turns it off.
+
+May import: base.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from notmyfault.base.files import SafeFile, WriteFailed, check_directory
+
+ENV = "NOTMYFAULT_DEBUG_CACHE"
+"""0: neither read nor write the cache."""
+CACHE_LIMIT = 1 << 30
+"""The cache's size bound: past it, the least recently used copies are removed."""
+KEEP_FREE = 1 << 30
+"""No copy is written on a filesystem with less than this free."""
+MAX_INFLATED = 1 << 30
+"""A debug file whose sections would inflate past this is not copied."""
+SHF_COMPRESSED = 0x800
+SHT_NOBITS = 8
+ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD = 1, 2
+CHUNK = 1 << 20
+SUPPLEMENTARY = {b".gnu_debugaltlink", b".debug_sup"}
+"""A debug file with one of these leans on a supplementary file (dwz's) that its own directory
+finds: it is not copied away from there."""
+
+
+def cache_directory() -> str | None:
+    """Where the copies are kept; None when the cache is off."""
+    if os.environ.get(ENV) == "0":
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "notmyfault", "debug")
+
+
+def _build_id(module: Any) -> str | None:
+    raw = getattr(module, "build_id", None)
+    if not raw:
+        return None
+    text = raw.hex() if isinstance(raw, bytes) else str(raw)
+    return text.lower() if all(c in "0123456789abcdefABCDEF" for c in text) else None
+
+
+def offer_cached(prog: Any) -> None:
+    """Give each module of ``prog`` that wants a debug file its decompressed copy, if one is kept
+    (drgn checks the copy's build-id; a copy of another build is ignored)."""
+    directory = cache_directory()
+    if directory is None or not os.path.isdir(directory):
+        return
+    for module in prog.modules():
+        bid = _build_id(module)
+        if not bid:
+            continue
+        with contextlib.suppress(Exception):
+            if not module.wants_debug_file():
+                continue
+        path = os.path.join(directory, f"{bid}.debug")
+        if os.path.isfile(path):
+            with contextlib.suppress(Exception):
+                module.try_file(path)
+                if module.debug_file_path == path:
+                    with contextlib.suppress(OSError):
+                        os.utime(path)  # recently used: evicted last
+
+
+def keep_decompressed(prog: Any) -> list[str]:
+    """Write a decompressed copy of each debug file ``prog`` loaded that has compressed sections
+    and none kept yet. Returns the copies written; a failure writes nothing and is not an error
+    (the cache only saves time)."""
+    directory = cache_directory()
+    if directory is None:
+        return []
+    written: list[str] = []
+    for module in prog.modules():
+        bid = _build_id(module)
+        source = getattr(module, "debug_file_path", None)
+        if not bid or not source or os.path.dirname(source) == directory:
+            continue
+        dest = os.path.join(directory, f"{bid}.debug")
+        if os.path.exists(dest):
+            continue
+        with contextlib.suppress(OSError, ValueError, struct.error, WriteFailed):
+            if write_decompressed(source, dest):
+                written.append(dest)
+    if written:
+        _evict(directory)
+    return written
+
+
+class _Elf:
+    """An ELF file's header fields and section headers, as far as decompression needs them."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        ident = f.read(64)
+        if len(ident) < 52 or ident[:4] != b"\x7fELF" or ident[4] not in (1, 2) or ident[5] not in (1, 2):
+            raise ValueError("not an ELF file")
+        self.is64 = ident[4] == 2
+        self.endian = "<" if ident[5] == 1 else ">"
+        e = self.endian
+        if self.is64:
+            (self.shoff,) = struct.unpack_from(e + "Q", ident, 0x28)
+            self.shoff_at, self.shoff_fmt = 0x28, e + "Q"
+            self.shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", ident, 0x3A)
+            self.sh_fmt = e + "IIQQQQIIQQ"
+        else:
+            (self.shoff,) = struct.unpack_from(e + "I", ident, 0x20)
+            self.shoff_at, self.shoff_fmt = 0x20, e + "I"
+            self.shentsize, shnum, shstrndx = struct.unpack_from(e + "HHH", ident, 0x2E)
+            self.sh_fmt = e + "IIIIIIIIII"
+        if self.shoff == 0 or self.shentsize < struct.calcsize(self.sh_fmt):
+            raise ValueError("no section headers")
+        f.seek(self.shoff)
+        first = f.read(self.shentsize)
+        if len(first) < self.shentsize:
+            raise ValueError("section headers past the end")
+        if shnum == 0:  # more than 0xff00 sections: the count is section 0's sh_size
+            shnum = struct.unpack_from(self.sh_fmt, first)[5]
+        if not 0 < shnum <= 1 << 20:
+            raise ValueError("bad section count")
+        table = first + f.read(self.shentsize * (shnum - 1))
+        if len(table) < self.shentsize * shnum:
+            raise ValueError("section headers past the end")
+        self.raw = table
+        self.sections = [
+            list(struct.unpack_from(self.sh_fmt, table, i * self.shentsize)) for i in range(shnum)
+        ]
+        if shstrndx == 0xFFFF:  # SHN_XINDEX: the index is section 0's sh_link
+            shstrndx = self.sections[0][6]
+        self.names: list[bytes] = [b""] * shnum
+        if 0 < shstrndx < shnum and self.sections[shstrndx][5] <= 1 << 24:
+            f.seek(self.sections[shstrndx][4])
+            strings = f.read(self.sections[shstrndx][5])
+            for i, sh in enumerate(self.sections):
+                end = strings.find(b"\0", sh[0])
+                self.names[i] = strings[sh[0] : end] if 0 <= sh[0] < len(strings) and end >= 0 else b""
+
+    def compressed(self) -> list[int]:
+        """The indexes of the sections with compressed contents."""
+        return [i for i, s in enumerate(self.sections) if s[2] & SHF_COMPRESSED and s[1] != SHT_NOBITS]
+
+    def chdr(self, f: BinaryIO, index: int) -> tuple[int, int, int, int]:
+        """Section ``index``'s compression header: (type, inflated size, alignment, header size)."""
+        offset = self.sections[index][4]
+        f.seek(offset)
+        if self.is64:
+            kind, _, size, align = struct.unpack(self.endian + "IIQQ", f.read(24))
+            return kind, size, align, 24
+        kind, size, align = struct.unpack(self.endian + "III", f.read(12))
+        return kind, size, align, 12
+
+
+def compressed_sections(path: str) -> int:
+    """How many sections of the ELF file ``path`` are compressed (0 for none, or for no ELF file)."""
+    try:
+        with open(path, "rb") as f:
+            return len(_Elf(f).compressed())
+    except (OSError, ValueError, struct.error):
+        return 0
+
+
+def _inflate(f: BinaryIO, kind: int, length: int, expected: int) -> Iterator[bytes]:
+    """The inflated bytes of ``length`` compressed bytes at ``f``'s position, in chunks; ValueError
+    unless they come to ``expected`` bytes exactly (a corrupt stream included)."""
+    import zstandard
+
+    try:
+        yield from _inflated(f, kind, length, expected)
+    except (zlib.error, zstandard.ZstdError) as e:
+        raise ValueError(f"corrupt compressed section: {e}") from None
+
+
+def _inflated(f: BinaryIO, kind: int, length: int, expected: int) -> Iterator[bytes]:
+    if kind == ELFCOMPRESS_ZLIB:
+        z = zlib.decompressobj()
+        total, left = 0, length
+        while left > 0:
+            chunk = f.read(min(CHUNK, left))
+            if not chunk:
+                raise ValueError("compressed section past the end of the file")
+            left -= len(chunk)
+            out = z.decompress(chunk, CHUNK)
+            while out:
+                total += len(out)
+                if total > expected:
+                    raise ValueError("section inflates past its declared size")
+                yield out
+                out = z.decompress(z.unconsumed_tail, CHUNK) if z.unconsumed_tail else b""
+        tail = z.flush()
+        total += len(tail)
+        if tail:
+            yield tail
+        if total != expected or not z.eof:
+            raise ValueError("section does not inflate to its declared size")
+    elif kind == ELFCOMPRESS_ZSTD:
+        import zstandard
+
+        limited: Any = _Limited(f, length)  # read() is all the reader asks of it
+        reader = zstandard.ZstdDecompressor().stream_reader(limited, read_across_frames=True)
+        total = 0
+        while chunk := reader.read(CHUNK):
+            total += len(chunk)
+            if total > expected:
+                raise ValueError("section inflates past its declared size")
+            yield chunk
+        if total != expected:
+            raise ValueError("section does not inflate to its declared size")
+    else:
+        raise ValueError(f"unknown compression {kind}")
+
+
+class _Limited:
+    """``length`` bytes of ``f`` from its position, as a readable stream."""
+
+    def __init__(self, f: BinaryIO, length: int) -> None:
+        self.f, self.left = f, length
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.f.read(n)
+        self.left -= len(data)
+        return data
+
+
+def write_decompressed(source: str, dest: str) -> bool:
+    """Write ``source`` to ``dest`` with its compressed sections inflated (see the module's
+    docstring); False (nothing written) when it has none, leans on a supplementary file, or would
+    inflate past MAX_INFLATED.
+    Raises ValueError for a malformed file, OSError or WriteFailed for an unwritable cache."""
+    with open(source, "rb") as f:
+        elf = _Elf(f)
+        todo = elf.compressed()
+        if not todo or SUPPLEMENTARY & set(elf.names):
+            return False
+        headers = {i: elf.chdr(f, i) for i in todo}
+        if sum(h[1] for h in headers.values()) > MAX_INFLATED:
+            return False
+        directory = os.path.dirname(dest)
+        check_directory(directory)
+        st = os.statvfs(directory)
+        if st.f_bavail * st.f_frsize < KEEP_FREE + sum(h[1] for h in headers.values()):
+            return False
+        with SafeFile(dest) as out:
+            f.seek(0)
+            while chunk := f.read(CHUNK):
+                out.file.write(chunk)
+            end = out.file.tell()
+            sections = [list(s) for s in elf.sections]
+            for i in todo:
+                kind, size, align, header = headers[i]
+                align = max(align, 1)
+                pad = -end % align
+                out.file.write(b"\0" * pad)
+                end += pad
+                f.seek(sections[i][4] + header)
+                for part in _inflate(f, kind, sections[i][5] - header, size):
+                    out.file.write(part)
+                sections[i][2] &= ~SHF_COMPRESSED
+                sections[i][4], sections[i][5], sections[i][8] = end, size, align
+                end += size
+            pad = -end % 8
+            out.file.write(b"\0" * pad)
+            shoff = end + pad
+            table = bytearray(elf.raw)
+            for i in todo:
+                struct.pack_into(elf.sh_fmt, table, i * elf.shentsize, *sections[i])
+            out.file.write(table)
+            out.file.seek(elf.shoff_at)
+            out.file.write(struct.pack(elf.shoff_fmt, shoff))
+            out.file.seek(0, os.SEEK_END)
+    return True
+
+
+def _evict(directory: str) -> None:
+    """Remove the least recently used copies until the cache is within CACHE_LIMIT."""
+    entries = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            if entry.name.endswith(".debug") and entry.is_file(follow_symlinks=False):
+                st = entry.stat(follow_symlinks=False)
+                entries.append((st.st_mtime, st.st_size, entry.path))
+    total = sum(size for _, size, _ in entries)
+    for _, size, path in sorted(entries):
+        if total <= CACHE_LIMIT:
+            break
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            total -= size

@@ -1,0 +1,168 @@
+"""Debug files kept decompressed by build-id (unwind/debugcache.py): the copy reads, to binutils'
+readelf, exactly as the compressed original does, for zlib and zstd, 64- and 32-bit, little- and
+big-endian; an analysis through the copy gives the same page as one without it; a corrupt section
+leaves nothing behind; the cache is bounded and can be turned off."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from notmyfault.unwind import debugcache
+from notmyfault.unwind.debugcache import compressed_sections, write_decompressed
+from tests.conftest import run_nmf
+from tests.coretools import NULL_WRITE_SOURCE, build_id, crash_program
+
+SOURCE = """
+struct point { int x, y; };
+static int scale(struct point *p, int k) { return p->x * k + p->y; }
+int main(int argc, char **argv) { struct point p = { argc, 2 }; return scale(&p, 3) > 100; }
+"""
+
+
+def readelf_dwarf(path: Path) -> str:
+    """binutils' readelf's view of the DWARF (it inflates compressed sections itself), without the
+    lines that name the file or a section's offset in it."""
+    out = subprocess.run(
+        ["readelf", "--debug-dump=info,abbrev,line,str,aranges", "-W", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return "\n".join(line for line in out.splitlines() if str(path) not in line)
+
+
+def sections(path: Path) -> dict[str, str]:
+    """Section name -> its flags column, from readelf."""
+    out = subprocess.run(["readelf", "-S", "-W", str(path)], capture_output=True, text=True, check=True)
+    found = {}
+    for line in out.stdout.splitlines():
+        if "] ." in line:
+            fields = line.split("]", 1)[1].split()
+            found[fields[0]] = " ".join(fields[6:-3]) if len(fields) > 9 else ""
+    return found
+
+
+def _build(tmp: Path, compiler: str, flags: list[str], name: str) -> Path:
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} is not installed (./dev setup installs it)")
+    (tmp / "s.c").write_text(SOURCE)
+    out = tmp / name
+    subprocess.run([compiler, "-g", "-O1", *flags, str(tmp / "s.c"), "-o", str(out)], check=True)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("compiler", "flags", "compression"),
+    [
+        ("gcc", [], "zlib"),  # x86_64 executable
+        ("gcc", [], "zstd"),
+        ("arm-linux-gnueabihf-gcc", ["-c"], "zlib"),  # 32-bit, relocatable
+        ("s390x-linux-gnu-gcc", ["-c"], "zstd"),  # big-endian
+    ],
+)
+def test_the_copy_reads_as_the_compressed_original(
+    tmp_path: Path, compiler: str, flags: list[str], compression: str
+) -> None:
+    plain = _build(tmp_path, compiler, flags, "plain")
+    packed = tmp_path / "packed"
+    objcopy = compiler.replace("gcc", "objcopy")  # the target's own binutils
+    subprocess.run([objcopy, f"--compress-debug-sections={compression}", str(plain), str(packed)], check=True)
+    assert compressed_sections(packed) >= 3
+    assert "C" in sections(packed)[".debug_info"]
+    copy = tmp_path / "cache" / "copy.debug"
+    assert write_decompressed(str(packed), str(copy))
+    assert compressed_sections(copy) == 0
+    assert "C" not in sections(copy)[".debug_info"]
+    assert readelf_dwarf(copy) == readelf_dwarf(packed) == readelf_dwarf(plain)
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    # elfutils reads it too, and it keeps the original's build-id (what drgn checks)
+    subprocess.run(["eu-readelf", "-S", str(copy)], check=True, capture_output=True)
+    if not flags:
+        assert build_id(copy) == build_id(packed)
+    # a file with nothing compressed is not copied
+    assert not write_decompressed(str(plain), str(tmp_path / "cache" / "plain.debug"))
+    assert not (tmp_path / "cache" / "plain.debug").exists()
+
+
+def test_a_debug_file_with_a_supplementary_file_is_not_copied(tmp_path: Path) -> None:
+    """dwz's .gnu_debugaltlink (and DWARF 5's .debug_sup) name a file found from the debug file's
+    own directory: a copy elsewhere would lose it, so none is made."""
+    plain = _build(tmp_path, "gcc", [], "plain")
+    packed = tmp_path / "packed"
+    subprocess.run(["objcopy", "--compress-debug-sections=zlib", str(plain), str(packed)], check=True)
+    link = tmp_path / "link"
+    link.write_bytes(b"../../.dwz/x86_64-linux-gnu/libc6.debug\0" + bytes(20))
+    alt = tmp_path / "alt"
+    subprocess.run(["objcopy", f"--add-section=.gnu_debugaltlink={link}", str(packed), str(alt)], check=True)
+    assert compressed_sections(alt) >= 3
+    assert write_decompressed(str(packed), str(tmp_path / "cache" / "a.debug"))
+    assert not write_decompressed(str(alt), str(tmp_path / "cache" / "b.debug"))
+    assert sorted(os.listdir(tmp_path / "cache")) == ["a.debug"]
+
+
+def test_a_corrupt_section_writes_nothing(tmp_path: Path) -> None:
+    plain = _build(tmp_path, "gcc", [], "plain")
+    packed = tmp_path / "packed"
+    subprocess.run(["objcopy", "--compress-debug-sections=zlib", str(plain), str(packed)], check=True)
+    out = subprocess.run(["readelf", "-S", "-W", str(packed)], capture_output=True, text=True, check=True)
+    line = next(x for x in out.stdout.splitlines() if ".debug_info" in x)
+    offset = int(line.split("]", 1)[1].split()[3], 16)
+    data = bytearray(packed.read_bytes())
+    data[offset + 30 : offset + 60] = b"\xff" * 30  # past the compression header: the zlib stream
+    packed.write_bytes(bytes(data))
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match="corrupt compressed section"):
+        write_decompressed(str(packed), str(cache / "x.debug"))
+    assert os.listdir(cache) == []
+
+
+def test_an_analysis_through_the_cache_is_the_same_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A program built with compressed DWARF (gcc -gz): the first analysis keeps its copy, the second
+    reads through it (drgn's debug file is the copy), and both pages (frames with their source
+    lines) are the same; with the cache off nothing is written."""
+    from notmyfault.dumps import open_dump
+    from notmyfault.unwind.elf import load_program
+
+    (tmp_path / "nw.c").write_text(NULL_WRITE_SOURCE)
+    exe = tmp_path / "nw"
+    core = crash_program(["gcc", "-g", "-O1", "-gz=zlib", "nw.c", "-o", str(exe)], exe, tmp_path)
+    cache = tmp_path / "xdg"
+    env = {"XDG_CACHE_HOME": str(cache), "NOTMYFAULT_DEBUG_CACHE": "1"}
+    first = run_nmf("stack", str(core), "--json", env=env)
+    kept = cache / "notmyfault" / "debug" / f"{build_id(exe)}.debug"
+    assert kept.is_file()
+    assert compressed_sections(kept) == 0
+    second = run_nmf("stack", str(core), "--json", env=env)
+    assert first.returncode == second.returncode == 0, second.stderr
+    assert first.stdout == second.stdout
+    assert '"function": "store"' in first.stdout
+    assert '"line": 2' in first.stdout
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.delenv("NOTMYFAULT_DEBUG_CACHE", raising=False)
+    with open_dump(str(core)) as dump:
+        program = load_program(dump)
+        assert program.prog.main_module().debug_file_path == str(kept)
+    off = tmp_path / "off"
+    run_nmf("stack", str(core), "--json", env={"XDG_CACHE_HOME": str(off), "NOTMYFAULT_DEBUG_CACHE": "0"})
+    assert not (off / "notmyfault").exists()
+
+
+def test_the_cache_keeps_within_its_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "debug"
+    directory.mkdir()
+    for i, name in enumerate(["old", "mid", "new"]):
+        path = directory / f"{name}.debug"
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    (directory / "other").write_bytes(b"y" * 5000)  # not a copy: never removed
+    monkeypatch.setattr(debugcache, "CACHE_LIMIT", 2000)
+    debugcache._evict(str(directory))
+    assert sorted(os.listdir(directory)) == ["mid.debug", "new.debug", "other"]
