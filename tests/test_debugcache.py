@@ -153,6 +153,14 @@ def test_an_analysis_through_the_cache_is_the_same_page(
     off = tmp_path / "off"
     run_nmf("stack", str(core), "--json", env={"XDG_CACHE_HOME": str(off), "NOTMYFAULT_DEBUG_CACHE": "0"})
     assert not (off / "notmyfault").exists()
+    # a command that only reads writes no copy (tests/test_read_only.py); triage's workers do
+    fresh = tmp_path / "fresh"
+    env = {"XDG_CACHE_HOME": str(fresh)}
+    assert run_nmf("stack", str(core), env=env).returncode == 0
+    assert not (fresh / "notmyfault").exists()
+    r = run_nmf("triage", "ingest", str(core), "--db", str(tmp_path / "t.db"), env=env)
+    assert r.returncode == 0, r.stderr
+    assert (fresh / "notmyfault" / "debug" / kept.name).is_file()
 
 
 def test_the_cache_keeps_within_its_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

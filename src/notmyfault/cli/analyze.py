@@ -18,6 +18,7 @@ import click
 import notmyfault
 from notmyfault.cli.common import (
     EXIT_NO_MATCH,
+    allow_quick_exit,
     echo_page,
     emit_json,
     fail,
@@ -179,6 +180,7 @@ def opened(
     except notmyfault.DumpError as e:
         fail(str(e))
     token = _TRUNCATION.set(dump.truncation)
+    allow_quick_exit()  # a page of a dump: nothing outlives the output
     try:
         yield dump
     except notmyfault.DumpError as e:

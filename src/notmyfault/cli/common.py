@@ -34,6 +34,33 @@ DUMP_DIR_HELP = (
 )
 
 
+_QUICK_EXIT = [False]
+
+
+def allow_quick_exit() -> None:
+    """Say that this command only read a dump and printed: it leaves no thread, child or open file
+    behind, so main may end the process as soon as the output is out (:func:`quick_exit`)."""
+    _QUICK_EXIT[0] = True
+
+
+def quick_exit(code: int) -> None:
+    """Where :func:`allow_quick_exit` was said, end the process now with ``code``: the atexit
+    handlers run (unpacked dumps are removed) and the output is flushed, then ``os._exit`` skips
+    the interpreter's teardown (collecting and freeing, module by module, every object an analysis
+    made: 30 to 45 ms of a small core's 0.3 s). Otherwise return."""
+    if not _QUICK_EXIT[0]:
+        return
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            return  # main's own path says what failed
+    os._exit(code)
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     """Print a one-line error and exit with ``code``. The message is escaped for the terminal: it
     often holds a path from the command line or a name from a dump, either of which can hold escapes."""

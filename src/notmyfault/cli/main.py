@@ -28,6 +28,7 @@ from notmyfault.cli.common import (
     no_pager,
     note,
     output_error,
+    quick_exit,
     report_crash,
     run_watched,
 )
@@ -360,14 +361,17 @@ def main() -> None:
     try:
         code = cli.main(prog_name="notmyfault", standalone_mode=False)
         _output_failed(None)  # a full disk or a broken device answers at the flush: here, not at exit
+        quick_exit(code if isinstance(code, int) else 0)
     except click.ClickException as e:
         from notmyfault.render.safe import printable
 
         e.message = printable(e.message)  # type: ignore[misc]  # it can quote a path or a value
         e.show()
         sys.exit(e.exit_code)
-    except SystemExit:  # a command's own exit code: what it printed must still reach its reader
+    except SystemExit as e:  # a command's own exit code: what it printed must still reach its reader
         _output_failed(None)
+        if isinstance(e.code, int):
+            quick_exit(e.code)
         raise
     except OSError as e:
         if not output_error(e):

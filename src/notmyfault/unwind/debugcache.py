@@ -6,13 +6,15 @@ to a program). drgn inflates every such section each time it loads the file: for
 file, 12 MB of DWARF and 70 ms of a 90 ms analysis of a small core. The first analysis that loads
 such a file writes an uncompressed copy, ``$XDG_CACHE_HOME/notmyfault/debug/BUILD-ID.debug``; later
 analyses (a triage worker's next dump, the next ``analyze``) hand drgn that copy, which drgn
-accepts only if its build-id is the one the module wants.
+accepts only if its build-id is the one the module wants. Copies are written where
+``NOTMYFAULT_DEBUG_CACHE=1`` (triage's workers set it: ingesting writes anyway); a command that
+only reads a dump uses the copies it finds and writes none (reading leaves nothing behind).
 
 The copy is the original file, unchanged, followed by each compressed section's inflated bytes and
 a new section header table that points at them (the flag cleared, the alignment the compression
 header gives): every offset of the original, its program headers' too, stays valid. The cache is
 bounded (:data:`CACHE_LIMIT`, least recently used files go first) and skipped when the disk is
-short of space; ``NOTMYFAULT_DEBUG_CACHE=0`` turns it off.
+short of space; ``NOTMYFAULT_DEBUG_CACHE=0`` turns it off, reading included.
 
 May import: base.
 """
@@ -29,7 +31,7 @@ from typing import Any, BinaryIO
 from notmyfault.base.files import SafeFile, WriteFailed, check_directory
 
 ENV = "NOTMYFAULT_DEBUG_CACHE"
-"""0: neither read nor write the cache."""
+"""0: neither read nor write the cache; 1: read it and write to it; unset: read it only."""
 CACHE_LIMIT = 1 << 30
 """The cache's size bound: past it, the least recently used copies are removed."""
 KEEP_FREE = 1 << 30
@@ -84,11 +86,11 @@ def offer_cached(prog: Any) -> None:
 
 
 def keep_decompressed(prog: Any) -> list[str]:
-    """Write a decompressed copy of each debug file ``prog`` loaded that has compressed sections
-    and none kept yet. Returns the copies written; a failure writes nothing and is not an error
+    """Where NOTMYFAULT_DEBUG_CACHE=1, write a decompressed copy of each debug file ``prog`` loaded
+    that has compressed sections and none kept yet. Returns the copies written; a failure writes nothing and is not an error
     (the cache only saves time)."""
     directory = cache_directory()
-    if directory is None:
+    if directory is None or os.environ.get(ENV) != "1":
         return []
     written: list[str] = []
     for module in prog.modules():
