@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from notmyfault.analysis.crash import CrashAnalysis, Instruction, decode, decode_bytes, python_stacks
 from notmyfault.analysis.signature import (
@@ -31,19 +31,21 @@ from notmyfault.analysis.signature import (
 from notmyfault.dumps import (
     KERNEL_DUMP_COMMANDS,
     MINIDUMP_COMMANDS,
-    AnyDump,
     DumpError,
     ElfCore,
-    Minidump,
     UnreadableMemory,
-    Vmcore,
-    WindowsKernelDump,
+    is_minidump,
+    is_vmcore_reader,
+    is_windows_kernel_dump,
     open_dump,
 )
 from notmyfault.memory.search import Hit
 from notmyfault.unwind.frames import Frame
 from notmyfault.unwind.python import PythonStacks, PythonThread, merge
 from notmyfault.unwind.symfile import SymbolStore
+
+if TYPE_CHECKING:
+    from notmyfault.dumps import AnyDump, Minidump, Vmcore, WindowsKernelDump
 
 Kind = Literal["elf-core", "vmcore", "minidump", "windows-kernel-dump"]
 """What a dump is."""
@@ -179,7 +181,7 @@ def open(
     what is fetched. Raises :class:`DumpError` with one line for anything that is no dump it reads.
     """
     reader = open_dump(path)
-    if isinstance(reader, Vmcore):
+    if is_vmcore_reader(reader):
         reader.extra_paths = list(debug_files)
     source: str | SymbolStore | None = symbols
     if symbol_urls:
@@ -229,11 +231,11 @@ class Dump:
     @property
     def kind(self) -> Kind:
         """``elf-core``, ``vmcore``, ``minidump`` or ``windows-kernel-dump``."""
-        if isinstance(self.reader, Vmcore):
+        if is_vmcore_reader(self.reader):
             return "vmcore"
-        if isinstance(self.reader, Minidump):
+        if is_minidump(self.reader):
             return "minidump"
-        if isinstance(self.reader, WindowsKernelDump):
+        if is_windows_kernel_dump(self.reader):
             return "windows-kernel-dump"
         return "elf-core"
 
@@ -250,12 +252,12 @@ class Dump:
     @property
     def thread_ids(self) -> list[int]:
         """The dump's threads (tasks of a vmcore are not listed here), the crashing one first."""
-        if isinstance(self.reader, Vmcore):
+        if is_vmcore_reader(self.reader):
             return []
         return [t.tid for t in self.reader.threads]
 
     def _process(self, what: str) -> ElfCore:
-        if not isinstance(self.reader, ElfCore) or isinstance(self.reader, Vmcore):
+        if not isinstance(self.reader, ElfCore) or is_vmcore_reader(self.reader):
             raise DumpError(f"{self.path}: {what} reads ELF process cores only")
         return self.reader
 
@@ -271,7 +273,7 @@ class Dump:
     def drgn_program(self) -> Any:
         """drgn's ``Program`` over an ELF core (its debug information loaded) or a Linux vmcore, for
         the questions the views do not answer; raises DumpError for other dumps."""
-        if isinstance(self.reader, Vmcore):
+        if is_vmcore_reader(self.reader):
             return self.reader.prog
         return self._loaded().prog
 
@@ -285,15 +287,15 @@ class Dump:
         key = (python_locals, python, native_locals)
         if key not in self._analysis:
             r = self.reader
-            if isinstance(r, Vmcore):
+            if is_vmcore_reader(r):
                 from notmyfault.kernel.vmcore import analyze_vmcore
 
                 result = analyze_vmcore(r)
-            elif isinstance(r, Minidump):
+            elif is_minidump(r):
                 from notmyfault.analysis.minidump import analyze_minidump
 
                 result = analyze_minidump(r, self.symbols)
-            elif isinstance(r, WindowsKernelDump):
+            elif is_windows_kernel_dump(r):
                 from notmyfault.kernel.windows import analyze_kernel_dump
 
                 result = analyze_kernel_dump(r)
@@ -321,7 +323,7 @@ class Dump:
         on_stack = {f.module for f in a.frames[:top_frames] if f.module}
         names = {short_name(m) for m in on_stack}
         build_ids: dict[str, str] = {}
-        if isinstance(r, Minidump):
+        if is_minidump(r):
             for m in r.modules:
                 if m.code_id and short_name(m.name) in names:
                     build_ids.setdefault(short_name(m.name), m.code_id)
@@ -331,9 +333,9 @@ class Dump:
                 (first.code_id or None) if first else None,
                 build_ids,
             )
-        if isinstance(r, Vmcore):
+        if is_vmcore_reader(r):
             return Provenance(r.release or None, None, {})
-        if isinstance(r, WindowsKernelDump):
+        if is_windows_kernel_dump(r):
             for d in r.drivers:
                 if short_name(d.name) in names:
                     build_ids.setdefault(short_name(d.name), d.code_id)
@@ -387,7 +389,7 @@ class Dump:
         """The process's environment (it may hold secrets: show it only when asked). ELF cores: from
         the initial stack; minidumps: Breakpad's environment stream."""
         r = self.reader
-        if isinstance(r, Vmcore | WindowsKernelDump):
+        if is_vmcore_reader(r) or is_windows_kernel_dump(r):
             raise DumpError(
                 f"{self.path}: --show-environment reads process dumps (ELF cores, minidumps) only"
             )
@@ -436,7 +438,7 @@ class Dump:
         stacks: list[tuple[int, list[Frame]]]
         stopped: dict[int, str | None] = {}
         pystacks: PythonStacks | None = None
-        if isinstance(r, Vmcore):
+        if is_vmcore_reader(r):
             from notmyfault.kernel.vmcore import task_stacks
 
             try:
@@ -446,13 +448,13 @@ class Dump:
         else:
             chosen = self._thread_ids(tid, all_threads)
             by_tid: dict[int, Any] = {t.tid: t for t in r.threads}
-            if isinstance(r, Minidump):
+            if is_minidump(r):
                 from notmyfault.unwind.minidump import Walker
 
                 walker = Walker(r, self.symbols)
                 # the dump writer's own thread is listed, not walked (its stack is the writer's)
                 stacks = [(t, [] if t == r.dump_thread_id else walker.frames(by_tid[t])) for t in chosen]
-            elif isinstance(r, WindowsKernelDump):
+            elif is_windows_kernel_dump(r):
                 from notmyfault.unwind.windows import fp_chain_frames
 
                 stacks = [(t, fp_chain_frames(r, by_tid[t], self.symbols)) for t in chosen]
@@ -480,7 +482,7 @@ class Dump:
         """``.trap``: a thread's registers and the instruction at its program counter (the crashing
         thread by default). Vmcores: the crashed task's trap frame."""
         r = self.reader
-        if isinstance(r, Vmcore):
+        if is_vmcore_reader(r):
             from notmyfault.kernel.vmcore import trap_frame
 
             try:
@@ -496,7 +498,7 @@ class Dump:
         if not t.regs:
             raise DumpError(f"registers of {r.arch} dumps are not decoded yet")
         insn, where = None, None
-        if isinstance(r, Minidump | WindowsKernelDump):
+        if is_minidump(r) or is_windows_kernel_dump(r):
             module = r.module_at(t.pc) if t.pc is not None else None
             where = f"in {module.name}" if module else None
             if t.pc is not None:
@@ -513,7 +515,7 @@ class Dump:
 
     def _need_types(self, command: str) -> Vmcore:
         """A vmcore whose kernel types (the debug vmlinux) were found; DumpError without them."""
-        assert isinstance(self.reader, Vmcore)
+        assert is_vmcore_reader(self.reader)
         if not self.reader.has_types():
             raise DumpError(
                 f"{command} on a vmcore needs the kernel's debug information: give --debug-file vmlinux "
@@ -524,12 +526,12 @@ class Dump:
 
     def _not_windows(self, command: str) -> None:
         r = self.reader
-        if isinstance(r, Minidump):
+        if is_minidump(r):
             raise DumpError(
                 f"{self.path} is a minidump: {MINIDUMP_COMMANDS} read minidumps; {command} reads Linux "
                 "process cores and vmcores"
             )
-        if isinstance(r, WindowsKernelDump):
+        if is_windows_kernel_dump(r):
             raise DumpError(
                 f"{self.path} is a Windows kernel crash dump: {KERNEL_DUMP_COMMANDS} read those; {command} "
                 "reads Linux process cores and vmcores"
@@ -538,7 +540,7 @@ class Dump:
     def pools(self) -> Pools:
         """``!poolused``: tagged leak blocks by tag with count and bytes, and glibc's main heap; vmcores:
         slab caches (a cache named after the tag is the tag's nonpaged pool) and vmalloc by caller."""
-        if isinstance(self.reader, Vmcore):
+        if is_vmcore_reader(self.reader):
             from notmyfault.kernel.kmem import slab_usage, vmalloc_usage
 
             vm = self._need_types("poolused")
@@ -556,7 +558,7 @@ class Dump:
         from notmyfault.unwind.names import module_matches
 
         r = self.reader
-        if isinstance(r, Vmcore):
+        if is_vmcore_reader(r):
             from notmyfault.kernel.kmem import kernel_modules
 
             self._need_types("modules")
@@ -564,7 +566,7 @@ class Dump:
             if name is not None and not kmods:
                 raise DumpError(f"no module named {name!r} is loaded in the dump")
             return Modules("kernel", kmods)
-        if isinstance(r, WindowsKernelDump):
+        if is_windows_kernel_dump(r):
             drivers = [d for d in r.drivers if name is None or module_matches(d.name, name)]
             if not r.drivers:
                 why = r.module_list_problem or "its memory is not read (see 'notmyfault analyze')"
@@ -575,7 +577,7 @@ class Dump:
                 raise DumpError(f"no module named {name!r} in the dump")
             found = {d.base: r.image(d).version for d in drivers} if versions or name is not None else {}
             return Modules("drivers", drivers, found)
-        if isinstance(r, Minidump):
+        if is_minidump(r):
             mini = [m for m in r.modules if name is None or module_matches(m.name, name)]
             if name is not None and not mini:
                 names = ", ".join(sorted({m.name for m in r.modules}))
@@ -598,15 +600,15 @@ class Dump:
         mappings and the warnings; kernel dumps: the kernel's memory counters. ``pools``: what
         :meth:`pools` found already (a process core's heap is then not walked again)."""
         r = self.reader
-        if isinstance(r, Vmcore):
+        if is_vmcore_reader(r):
             from notmyfault.kernel.kmem import kernel_vm
 
             return Memory("linux", kernel_vm(self._need_types("vm")))
-        if isinstance(r, WindowsKernelDump):
+        if is_windows_kernel_dump(r):
             from notmyfault.kernel.winvm import windows_vm
 
             return Memory("windows", windows_vm(r))
-        if isinstance(r, Minidump):
+        if is_minidump(r):
             raise DumpError(f"{self.path} is a minidump: it holds no system memory counters for !vm")
         from notmyfault.memory.pool import pool_usage
         from notmyfault.memory.vm import vm_summary
@@ -626,7 +628,7 @@ class Dump:
         if not pattern:
             raise DumpError("give a non-empty pattern")
         r = self.reader
-        if isinstance(r, Vmcore):
+        if is_vmcore_reader(r):
             from notmyfault.kernel.kmem import kernel_search
 
             self._need_types("search")
@@ -640,7 +642,7 @@ class Dump:
             raise DumpError(
                 f"--module {module!r}: the dump holds no such module ('notmyfault modules {self.path}' lists them)"
             )
-        if isinstance(r, Minidump | WindowsKernelDump):
+        if is_minidump(r) or is_windows_kernel_dump(r):
             return search_memory(r, pattern, module)
         return search(r, pattern, module)
 
@@ -652,12 +654,12 @@ class Dump:
         r = self.reader
         text = target if isinstance(target, str) else hex(target)
         try:
-            if isinstance(r, Vmcore):
+            if is_vmcore_reader(r):
                 from notmyfault.kernel.vmcore import kernel_disasm
 
                 insns, where = kernel_disasm(r, text, count, syntax)
                 return Disassembly(insns, where)
-            if isinstance(r, Minidump | WindowsKernelDump):
+            if is_minidump(r) or is_windows_kernel_dump(r):
                 return self._disassemble_memory(r, text, count, syntax)
             return self._disassemble_core(r, text, count, syntax)
         except UnknownTarget as e:

@@ -19,18 +19,37 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from notmyfault.dumps.elfcore import ElfCore
+from notmyfault.base.lazy import lazy_exports
+from notmyfault.dumps.elfcore import ElfCore, is_vmcore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
-from notmyfault.dumps.minidump import MAGIC as MINIDUMP_MAGIC
-from notmyfault.dumps.minidump import Minidump
 from notmyfault.dumps.unpack import decompressed, origin, packing_of, remove_unpacked, report_fields, unpack
-from notmyfault.dumps.vmcore import Vmcore, is_vmcore
-from notmyfault.dumps.windump import MAGIC32, MAGIC64, WindowsKernelDump
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # narrows both ways (typing's own from Python 3.13)
+
+    from notmyfault.dumps.minidump import Minidump
+    from notmyfault.dumps.vmcore import Vmcore
+    from notmyfault.dumps.windump import WindowsKernelDump
+
+# The readers of the other kinds load on first use: opening an ELF core (the common case, and a
+# command's start-up) imports neither the minidump nor the Windows readers (20 ms).
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Minidump": "notmyfault.dumps.minidump:Minidump",
+        "Vmcore": "notmyfault.dumps.vmcore:Vmcore",
+        "WindowsKernelDump": "notmyfault.dumps.windump:WindowsKernelDump",
+    },
+)
+
+MINIDUMP_MAGIC = b"MDMP"
+"""A minidump's first bytes (dumps.minidump.MAGIC)."""
+MAGIC32, MAGIC64 = b"PAGEDUMP", b"PAGEDU64"
+"""A Windows kernel dump's first bytes, 32- and 64-bit (dumps.windump)."""
 
 __all__ = [
-    "AnyDump",
     "DumpError",
     "ElfCore",
     "Minidump",
@@ -38,6 +57,9 @@ __all__ = [
     "Vmcore",
     "WindowsKernelDump",
     "is_dump",
+    "is_minidump",
+    "is_vmcore_reader",
+    "is_windows_kernel_dump",
     "open_dump",
     "origin",
     "report_fields",
@@ -78,30 +100,52 @@ def _packed(path: str | os.PathLike[str], opener: Callable[[str], Any]) -> Any:
     return dump
 
 
-AnyDump = ElfCore | Minidump | WindowsKernelDump | Vmcore
-"""What :func:`open_dump` returns: one reader per kind of dump."""
-_D = TypeVar("_D", ElfCore, Minidump, WindowsKernelDump, Vmcore)
+if TYPE_CHECKING:
+    AnyDump = ElfCore | Minidump | WindowsKernelDump | Vmcore
+    """What :func:`open_dump` returns: one reader per kind of dump."""
+_D = TypeVar("_D", "ElfCore", "Minidump", "WindowsKernelDump", "Vmcore")
+
+
+def _is(reader: object, module: str, name: str) -> bool:
+    """Whether ``reader`` is an instance of ``module.name``, without importing ``module``."""
+    return any(c.__name__ == name and c.__module__ == module for c in type(reader).__mro__)
+
+
+def is_minidump(reader: object) -> TypeIs[Minidump]:
+    """``isinstance(reader, Minidump)``, without loading the minidump reader."""
+    return _is(reader, "notmyfault.dumps.minidump", "Minidump")
+
+
+def is_windows_kernel_dump(reader: object) -> TypeIs[WindowsKernelDump]:
+    """``isinstance(reader, WindowsKernelDump)``, without loading the Windows reader."""
+    return _is(reader, "notmyfault.dumps.windump", "WindowsKernelDump")
+
+
+def is_vmcore_reader(reader: object) -> TypeIs[Vmcore]:
+    """``isinstance(reader, Vmcore)``, without loading the vmcore reader."""
+    return _is(reader, "notmyfault.dumps.vmcore", "Vmcore")
+
 
 MINIDUMP_COMMANDS = "analyze, stack, regs, modules, search and disasm"
 KERNEL_DUMP_COMMANDS = "analyze, stack, regs, modules, vm, search and disasm"
 VMCORE_COMMANDS = "analyze, stack, regs, vm, poolused, modules, search and disasm"
 _REFUSED = {
-    Minidump: f"a minidump: {MINIDUMP_COMMANDS} read minidumps, this one reads ELF process cores",
-    WindowsKernelDump: f"a Windows kernel crash dump: {KERNEL_DUMP_COMMANDS} read those, this one reads ELF process cores",
-    Vmcore: f"a Linux kernel vmcore: {VMCORE_COMMANDS} read those",
+    "Minidump": f"a minidump: {MINIDUMP_COMMANDS} read minidumps, this one reads ELF process cores",
+    "WindowsKernelDump": f"a Windows kernel crash dump: {KERNEL_DUMP_COMMANDS} read those, this one reads ELF process cores",
+    "Vmcore": f"a Linux kernel vmcore: {VMCORE_COMMANDS} read those",
 }
-"""What a command that reads only ELF process cores says of the other kinds."""
+"""What a command that reads only ELF process cores says of the other kinds (by reader)."""
 
 
-def _kind_of(magic: bytes) -> type[AnyDump] | None:
-    """The reader for a file that starts with ``magic`` (ELF: a process core until its notes say
-    vmcore), or None for no dump this package reads."""
+def _kind_of(magic: bytes) -> str | None:
+    """The name of the reader for a file that starts with ``magic`` (ELF: a process core until its
+    notes say vmcore), or None for no dump this package reads."""
     if magic.startswith(MINIDUMP_MAGIC):
-        return Minidump
+        return "Minidump"
     if magic[:8] in (MAGIC32, MAGIC64):
-        return WindowsKernelDump
+        return "WindowsKernelDump"
     if magic.startswith(b"\x7fELF"):
-        return ElfCore
+        return "ElfCore"
     return None
 
 
@@ -121,18 +165,25 @@ def open_dump(path: str | os.PathLike[str], kind: type[Any] | None = None) -> An
     if packing_of(magic):
         return _packed(path, lambda unpacked: open_dump(unpacked, kind) if kind else open_dump(unpacked))  # type: ignore[no-any-return]
     found = _kind_of(magic)
-    if kind is not None and found is not None and found is not kind and found in _REFUSED:
+    wanted = kind.__name__ if kind is not None else None
+    if wanted is not None and found is not None and found != wanted and found in _REFUSED:
         raise DumpError(f"{os.fspath(path)} is {_REFUSED[found]}")
-    if found is Minidump:
+    if found == "Minidump":
+        from notmyfault.dumps.minidump import Minidump
+
         return Minidump(os.fspath(path))
-    if found is WindowsKernelDump:
+    if found == "WindowsKernelDump":
+        from notmyfault.dumps.windump import WindowsKernelDump
+
         return WindowsKernelDump(os.fspath(path))
     core = ElfCore(path)  # an ELF core, or no dump at all: ElfCore says which in one line
     if not is_vmcore(core):
         return core
-    if kind is not None and kind is not Vmcore:
+    if wanted is not None and wanted != "Vmcore":
         core.close()
-        raise DumpError(f"{os.fspath(path)} is {_REFUSED[Vmcore]}")
+        raise DumpError(f"{os.fspath(path)} is {_REFUSED['Vmcore']}")
+    from notmyfault.dumps.vmcore import Vmcore
+
     return Vmcore(path, core)
 
 

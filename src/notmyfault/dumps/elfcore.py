@@ -740,3 +740,11 @@ class ElfCore:
         lo = start - start % page
         with contextlib.suppress(OSError, ValueError):
             self._map.madvise(mmap.MADV_DONTNEED, lo, end - lo)
+
+
+def is_vmcore(core: ElfCore) -> bool:
+    """Whether an ELF core carries a VMCOREINFO note (a kernel vmcore, not a process core)."""
+    try:
+        return any(name == "VMCOREINFO" for name, _t, _d in core._note_list)
+    except DumpError:
+        return False

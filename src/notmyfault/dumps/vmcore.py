@@ -15,19 +15,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from notmyfault.dumps.elfcore import ElfCore
+from notmyfault.dumps.elfcore import ElfCore, is_vmcore
 from notmyfault.dumps.errors import DumpError
 from notmyfault.dumps.unpack import discard, origin
 
 NOTE = "VMCOREINFO"
-
-
-def is_vmcore(core: ElfCore) -> bool:
-    """Whether an ELF core carries a VMCOREINFO note (a kernel vmcore, not a process core)."""
-    try:
-        return any(name == NOTE for name, _t, _d in core._note_list)
-    except DumpError:
-        return False
 
 
 class Vmcore:

@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from notmyfault.dumps import is_minidump
 from notmyfault.dumps.buildid import file_usable
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import UnreadableMemory
-from notmyfault.dumps.minidump import Minidump
-from notmyfault.dumps.windump import WindowsKernelDump
 from notmyfault.unwind.names import module_matches, short_name
+
+if TYPE_CHECKING:
+    from notmyfault.dumps.minidump import Minidump
+    from notmyfault.dumps.windump import WindowsKernelDump
 
 MAX_HITS = 10_000
 
@@ -85,7 +89,7 @@ def has_module(dump: ElfCore | Minidump | WindowsKernelDump, module: str) -> boo
     """True if ``module`` (a short name, file name or path) names one of the dump's modules."""
     if isinstance(dump, ElfCore):
         paths = [f.path for f in dump.files]
-    elif isinstance(dump, Minidump):
+    elif is_minidump(dump):
         paths = [m.name for m in dump.modules]
     else:
         paths = [d.name for d in dump.drivers]
