@@ -233,3 +233,36 @@ def test_the_native_sources_have_a_folder_of_their_own() -> None:
     assert {p.name for p in (PACKAGE / "native" / "kernel").iterdir()} >= {"myfault.c", "Kbuild"}
     assert not list(PACKAGE.glob("*.[ch]"))
     assert sorted(p.name for p in PACKAGE.glob("*.py")) == ["__init__.py", "__main__.py"]
+
+
+def test_an_elf_core_loads_no_reader_of_another_kind(tmp_path: Path) -> None:
+    """Opening and analysing an ELF process core imports neither the minidump, the Windows nor the
+    vmcore reader (notmyfault.dumps loads them on first use: start-up time); and the magic numbers
+    the opener sniffs are the readers' own."""
+    import subprocess
+    import sys
+
+    from notmyfault.dumps import MAGIC32, MAGIC64, MINIDUMP_MAGIC, minidump, windump
+    from tests.coretools import null_write_core
+
+    assert (MINIDUMP_MAGIC, MAGIC32, MAGIC64) == (minidump.MAGIC, windump.MAGIC32, windump.MAGIC64)
+    core = null_write_core(tmp_path)
+    code = (
+        "import sys, notmyfault\n"
+        f"with notmyfault.open({str(core)!r}) as d:\n"
+        "    d.analysis().bucket\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('notmyfault.dumps.')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded = set(out.stdout.split())
+    assert "notmyfault.dumps.elfcore" in loaded
+    assert loaded.isdisjoint(
+        {
+            "notmyfault.dumps.minidump",
+            "notmyfault.dumps.windump",
+            "notmyfault.dumps.pe",
+            "notmyfault.dumps.vmcore",
+        }
+    )
