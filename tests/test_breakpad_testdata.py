@@ -16,6 +16,7 @@ import pytest
 
 import notmyfault
 from notmyfault.analysis.wincodes import FAST_FAIL, decode_exception
+from notmyfault.dumps.minidump import Minidump
 from tests.conftest import run_json
 
 REPO = Path(__file__).resolve().parent.parent
@@ -220,7 +221,7 @@ def padded(data: bytes) -> bytes:
 def facts(path: Path) -> tuple[object, ...]:
     with notmyfault.open(path) as d:
         md = d.reader
-        assert isinstance(md, notmyfault.api.dump.Minidump)
+        assert isinstance(md, Minidump)
         return (
             [(t.tid, t.pc, t.sp, t.stack_start, t.stack_size) for t in md.threads],
             [(m.name, m.base, m.size, m.debug_id, m.code_id) for m in md.modules],
