@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         private_temp_dir,
         reap_stale,
         remove_temp_dirs_of,
+        user_cache_dir,
         write_error,
         write_file,
     )
@@ -39,6 +40,7 @@ _EXPORTS = {
     "private_temp_dir": "notmyfault.base.files:private_temp_dir",
     "reap_stale": "notmyfault.base.files:reap_stale",
     "remove_temp_dirs_of": "notmyfault.base.files:remove_temp_dirs_of",
+    "user_cache_dir": "notmyfault.base.files:user_cache_dir",
     "write_error": "notmyfault.base.files:write_error",
     "write_file": "notmyfault.base.files:write_file",
     "Stopped": "notmyfault.base.sigcodes:Stopped",
@@ -69,6 +71,7 @@ __all__ = [
     "remove_temp_dirs_of",
     "signal_name",
     "storable",
+    "user_cache_dir",
     "write_error",
     "write_file",
 ]

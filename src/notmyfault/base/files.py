@@ -223,6 +223,11 @@ def write_file(path: str, data: bytes | str) -> str:
         return f.commit()
 
 
+def user_cache_dir() -> str:
+    """The user's cache directory: $XDG_CACHE_HOME, else ~/.cache."""
+    return os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+
+
 def private_temp_dir(kind: str) -> str:
     """A new directory of this process for temporary files of ``kind`` (``$TMPDIR/notmyfault-KIND-
     PID-XXXXXXXX``, mode 0700). Those that ended processes left (a worker killed at its timeout, a

@@ -19,6 +19,7 @@ from enum import Enum
 from pathlib import Path
 
 from notmyfault.base.caps import CAP_SYS_RESOURCE, has_capability
+from notmyfault.base.files import user_cache_dir
 from notmyfault.capture.pattern import CorePattern, Handler, PatternKind, parse_pattern
 
 PROC_KERNEL = Path("/proc/sys/kernel")
@@ -128,8 +129,7 @@ def state_dir() -> str:
 def cache_dir() -> str:
     """notmyfault's per-user cache (what can be fetched or built again): $XDG_CACHE_HOME/notmyfault
     (~/.cache/notmyfault)."""
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "notmyfault")
+    return os.path.join(user_cache_dir(), "notmyfault")
 
 
 def default_dump_dir() -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -107,8 +108,10 @@ _D = TypeVar("_D", "ElfCore", "Minidump", "WindowsKernelDump", "Vmcore")
 
 
 def _is(reader: object, module: str, name: str) -> bool:
-    """Whether ``reader`` is an instance of ``module.name``, without importing ``module``."""
-    return any(c.__name__ == name and c.__module__ == module for c in type(reader).__mro__)
+    """``isinstance(reader, module.name)``, without importing ``module``: a reader of a module
+    nobody loaded cannot be this one."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(reader, getattr(loaded, name))
 
 
 def is_minidump(reader: object) -> TypeIs[Minidump]:

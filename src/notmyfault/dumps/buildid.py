@@ -19,6 +19,11 @@ from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.linkmap import NT_GNU_BUILD_ID, header_tables, notes_in
 
 
+def build_id_text(value: object) -> str:
+    """A build-id as hex text, however a reader holds it (drgn's modules give bytes)."""
+    return value.hex() if isinstance(value, bytes) else str(value)
+
+
 def stream_build_id(stream: IO[bytes]) -> str | None:
     """The GNU build-id of the ELF file in ``stream``: from its PT_NOTE segments, else its SHT_NOTE
     sections (a relocatable object such as a kernel module has no segments; a Go program's PT_NOTE

@@ -16,7 +16,7 @@ header gives): every offset of the original, its program headers' too, stays val
 bounded (:data:`CACHE_LIMIT`, least recently used files go first) and skipped when the disk is
 short of space; ``NOTMYFAULT_DEBUG_CACHE=0`` turns it off, reading included.
 
-May import: base.
+May import: dumps, base.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from notmyfault.base.files import SafeFile, WriteFailed, check_directory
+from notmyfault.base.files import SafeFile, WriteFailed, check_directory, user_cache_dir
+from notmyfault.dumps.buildid import build_id_text
 
 ENV = "NOTMYFAULT_DEBUG_CACHE"
 """0: neither read nor write the cache; 1: read it and write to it; unset: read it only."""
@@ -51,15 +52,15 @@ def cache_directory() -> str | None:
     """Where the copies are kept; None when the cache is off."""
     if os.environ.get(ENV) == "0":
         return None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "notmyfault", "debug")
+    return os.path.join(user_cache_dir(), "notmyfault", "debug")
 
 
 def _build_id(module: Any) -> str | None:
+    """The module's build-id as hex, fit to name a file (None for none, or for other text)."""
     raw = getattr(module, "build_id", None)
     if not raw:
         return None
-    text = raw.hex() if isinstance(raw, bytes) else str(raw)
+    text = build_id_text(raw)
     return text.lower() if all(c in "0123456789abcdefABCDEF" for c in text) else None
 
 

@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from notmyfault.dumps.buildid import file_usable
+from notmyfault.base.files import user_cache_dir
+from notmyfault.dumps.buildid import build_id_text, file_build_id, file_usable
 from notmyfault.dumps.elfcore import PF_X, ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.unwind.debugcache import keep_decompressed, offer_cached
@@ -127,8 +128,6 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
 
 def _asked_build(prog: Any, exe: str) -> tuple[OtherBuild, ...]:
     """The executable given with ``--exe``, if it is not the build that ran (used as asked)."""
-    from notmyfault.dumps.buildid import file_build_id
-
     try:
         main = prog.main_module()
     except LookupError:
@@ -136,7 +135,7 @@ def _asked_build(prog: Any, exe: str) -> tuple[OtherBuild, ...]:
     wanted = getattr(main, "build_id", None)
     if not wanted:
         return ()
-    ours = wanted.hex() if isinstance(wanted, bytes) else str(wanted)
+    ours = build_id_text(wanted)
     theirs = file_build_id(exe)
     return () if theirs == ours else (OtherBuild(str(main.name), exe, theirs, ours, used=True),)
 
@@ -144,8 +143,6 @@ def _asked_build(prog: Any, exe: str) -> tuple[OtherBuild, ...]:
 def _other_builds(prog: Any, core: ElfCore) -> tuple[OtherBuild, ...]:
     """The modules drgn found no file for while a file lies at their path: another build (drgn's
     finders take only a file whose build-id is the dump's)."""
-    from notmyfault.dumps.buildid import file_build_id
-
     out = []
     for m in prog.modules():
         wanted = getattr(m, "build_id", None)
@@ -155,7 +152,7 @@ def _other_builds(prog: Any, core: ElfCore) -> tuple[OtherBuild, ...]:
         if path is None:
             continue
         theirs = file_build_id(path)
-        ours = wanted.hex() if isinstance(wanted, bytes) else str(wanted)
+        ours = build_id_text(wanted)
         if theirs != ours:
             out.append(OtherBuild(str(m.name), path, theirs, ours))
     return tuple(out)
@@ -172,8 +169,7 @@ def debuginfod_cache() -> str:
     """Where libdebuginfod keeps what it fetched (by build-id: each file is fetched once)."""
     if os.environ.get("DEBUGINFOD_CACHE_PATH"):
         return os.environ["DEBUGINFOD_CACHE_PATH"]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "debuginfod_client")
+    return os.path.join(user_cache_dir(), "debuginfod_client")
 
 
 def _debuginfod(prog: Any) -> bool:
@@ -215,7 +211,7 @@ def _await_other_fetches(prog: Any) -> None:
         build_id = getattr(m, "build_id", None)
         if not build_id or not m.wants_debug_file():
             continue
-        where = os.path.join(cache, build_id.hex() if isinstance(build_id, bytes) else str(build_id))
+        where = os.path.join(cache, build_id_text(build_id))
         final = os.path.join(where, "debuginfo")
         while not os.path.exists(final) and _in_flight(where) and time.monotonic() < deadline:
             time.sleep(0.1)
