@@ -180,6 +180,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         )
 
 
+def check_page(text: str, where: str) -> None:
+    """A JSON page a server sent (``where``: what sent it): checked against its kind's schema, or
+    recorded where NOTMYFAULT_RECORD_JSON asks for the schemas' drafts."""
+    if os.environ.get("NOTMYFAULT_RECORD_JSON"):
+        _record((where, "--json"), text)
+    else:
+        check_contract(text)
+
+
 def check_contract(stdout: str, args: tuple[str, ...] | list[str] = ()) -> None:
     """Every JSON object a command printed validates against its kind's published schema
     (notmyfault/schemas/KIND.json): the contract, checked on everything the tests run. ``args``, the

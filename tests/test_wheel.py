@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import time
+import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -92,6 +96,12 @@ def test_wheel_and_sdist_carry_what_runs_and_the_licenses(installed: Installed) 
     assert any(n.endswith(".dist-info/licenses/LICENSES/GPL-2.0-only.txt") for n in names)
     assert any(n.startswith("notmyfault/native/myfault.") and n.endswith(".so") for n in names)
     assert {"notmyfault/schemas/analysis.json", "notmyfault/schemas/crash.json"} <= names  # the JSON contract
+    web = {
+        "notmyfault/web/templates/buckets.html",
+        "notmyfault/web/templates/crash.html",
+        "notmyfault/web/static/style.css",
+    }
+    assert web <= names  # serve's pages
     meta = (
         zipfile.ZipFile(installed.wheel)
         .read(next(n for n in names if n.endswith(".dist-info/METADATA")))
@@ -165,6 +175,62 @@ def test_installed_wheel_runs_every_command(installed: Installed) -> None:
         installed.run("triage", "report", "--html", str(installed.work / "r.html"), "--db", db).returncode
         == 0
     )
+
+
+def test_installed_wheel_serves_and_takes_uploads(installed: Installed) -> None:
+    """With the serve extra, the installed serve answers an installed submit and shows the crash
+    on its pages (templates and styles from the wheel); without it, serve says what to install."""
+    store, db = installed.work / "store", installed.work / "serve.db"
+    bare = installed.run("serve", "--port", "0", "--store", str(store), "--db", str(db))
+    if bare.returncode == 2:  # the bare wheel: no web stack yet
+        assert "pip install 'notmyfault[serve]'" in bare.stderr
+        subprocess.run(
+            [str(installed.bin / "python"), "-m", "pip", "install", "-q", f"{installed.wheel}[serve]"],
+            check=True,
+            capture_output=True,
+        )
+    status = installed.json("collect", "--store", str(store))
+    assert status["crashes"] == 0
+    assert status["installed"] is False
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(NO_PROXY="*", no_proxy="*")
+    server = subprocess.Popen(
+        [str(installed.bin / "notmyfault"), "serve", "--port", "0", "--store", str(store), "--db", str(db)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()  # the bound port, once it listens (or EOF if it failed)
+        url = line.split()[1].rstrip("/") if line.startswith("serving ") else ""
+        assert url, (line, server.stderr.read() if server.stderr else "")
+        dump = installed.json("crash", "null-deref")["dump"]["path"]
+        sent = subprocess.run(
+            [str(installed.bin / "notmyfault"), "submit", dump, "--url", url + "/submit", "-a", "ver=9", "--json"],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        crash_id = json.loads(sent.stdout)["crash_id"]
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        deadline = time.monotonic() + 180
+        crash = None
+        while crash is None:
+            try:
+                with opener.open(f"{url}/api/crash/{crash_id}", timeout=30) as r:
+                    crash = json.load(r)["crash"]
+            except urllib.error.HTTPError as e:  # 404 until it is processed
+                if e.code != 404 or time.monotonic() > deadline:
+                    pytest.fail(f"crash {crash_id}: {e.code} {e.read()[:300]!r}")
+                time.sleep(0.3)
+        assert crash["crash_class"] == "NULL_POINTER_WRITE"
+        assert crash["version"] == "9"
+        with opener.open(f"{url}/crash/{crash_id}", timeout=30) as r:
+            page = r.read().decode()
+        assert "myfault_null_deref" in page
+        with opener.open(f"{url}/static/style.css", timeout=30) as r:
+            assert b"table" in r.read()
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=60)
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="the lab needs QEMU")

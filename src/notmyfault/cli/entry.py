@@ -21,6 +21,10 @@ def main() -> None:
 
         sys.stdout.write(f"notmyfault, version {__version__}\n")
         return
+    if sys.argv[1:3] == ["collect", "--from-kernel"]:  # the core_pattern handler: no command line to load
+        from notmyfault.pipeline import from_kernel
+
+        sys.exit(from_kernel(sys.argv[3:]))
     try:
         from notmyfault.cli.main import main as run
 

@@ -59,6 +59,9 @@ LAZY_COMMANDS = {
     "lab": "notmyfault.cli.lab:lab",
     "leak": "notmyfault.cli.leak:leak",
     "list": "notmyfault.cli.inventory:list_crashes",
+    "collect": "notmyfault.cli.pipeline:collect",
+    "serve": "notmyfault.cli.pipeline:serve",
+    "submit": "notmyfault.cli.pipeline:submit",
     "modules": "notmyfault.cli.analyze:modules",
     "poolused": "notmyfault.cli.analyze:poolused",
     "regs": "notmyfault.cli.analyze:regs",
@@ -109,8 +112,9 @@ def cli() -> None:
     myfault (crash, hang, leak and cleanup; the machine's kernel in host mode or a QEMU guest: kernel, lab),
     capture the dump and say where it is (dumpconfig, dump PID, list, info), then tell the story
     from the dump alone as WinDbg did (analyze, stack, regs, vm, poolused, search, disasm, modules,
-    shell, ui), for one dump or a fleet of them (triage). 'notmyfault demo' runs the whole
-    story: a tagged leak, a crash in myfault, the dump's analysis.
+    shell, ui), for one dump or a fleet of them (triage), as crashes arrive (collect from the
+    kernel, submit and serve: a collector for uploads and a live web UI). 'notmyfault demo' runs
+    the whole story: a tagged leak, a crash in myfault, the dump's analysis.
 
     \b
     Exit codes: 0 done; 1 the fault left no whole dump, search found nothing,

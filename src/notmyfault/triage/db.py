@@ -92,6 +92,25 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE dumps ADD COLUMN attempts INTEGER
         """,
     ),
+    (
+        4,
+        """
+        CREATE TABLE crashes (
+            id TEXT PRIMARY KEY,
+            hash TEXT,
+            source TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            crash_time TEXT,
+            product TEXT,
+            version TEXT,
+            annotations TEXT,
+            meta TEXT,
+            processed_at TEXT NOT NULL
+        );
+        CREATE INDEX crashes_hash ON crashes (hash);
+        CREATE INDEX crashes_received ON crashes (received_at)
+        """,
+    ),
 )
 """(version, SQL): ``{id}`` is the dialect's auto-increment key; statements are split on ';'."""
 
@@ -269,7 +288,8 @@ class Database:
         """Close the connection."""
         self.conn.close()
 
-    def _sql(self, sql: str) -> str:
+    def sql(self, sql: str) -> str:
+        """``sql`` written with ``?`` placeholders, in this database's dialect."""
         return sql.replace("?", "%s") if self.postgres else sql
 
     @contextmanager
@@ -291,7 +311,7 @@ class Database:
     def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement in its own transaction; return its rows."""
         with self.transaction() as cur:
-            cur.execute(self._sql(sql), tuple(args))
+            cur.execute(self.sql(sql), tuple(args))
             return list(cur.fetchall()) if cur.description else []
 
     def migrate(self) -> list[int]:
@@ -313,7 +333,7 @@ class Database:
                     if statement.strip():
                         cur.execute(statement)
                 cur.execute(
-                    self._sql("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"),
+                    self.sql("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"),
                     (version, now()),
                 )
                 done.append(version)
@@ -383,7 +403,7 @@ class Database:
         with self.transaction(exclusive=True) as cur:
             # a failed row of this dump and version is replaced by the new analysis, counting the attempt
             cur.execute(
-                self._sql(
+                self.sql(
                     "SELECT COALESCE(attempts, 1) FROM dumps WHERE hash = ? AND analysis_version = ? "
                     "AND status = 'failed'"
                 ),
@@ -392,18 +412,18 @@ class Database:
             before = [r for r in cur.fetchall() if replaces is not None and int(r[0]) == replaces]
             if before:
                 cur.execute(
-                    self._sql(
+                    self.sql(
                         "DELETE FROM dumps WHERE hash = ? AND analysis_version = ? AND status = 'failed'"
                     ),
                     key,
                 )
             attempts = int(before[0][0]) + 1 if before else 1
             values = [attempts if c == "attempts" else row.get(c) for c in COLUMNS]
-            cur.execute(self._sql(sql), [storable(v) if isinstance(v, str) else v for v in values])
+            cur.execute(self.sql(sql), [storable(v) if isinstance(v, str) else v for v in values])
             inserted = bool(cur.rowcount)
             if inserted:
                 cur.execute(
-                    self._sql("DELETE FROM dumps WHERE hash = ? AND analysis_version <> ?"),
+                    self.sql("DELETE FROM dumps WHERE hash = ? AND analysis_version <> ?"),
                     (row["hash"], row["analysis_version"]),
                 )
             return inserted
@@ -533,7 +553,7 @@ class Database:
                 if key != old:
                     changed += 1
                 cur.execute(
-                    self._sql(
+                    self.sql(
                         "UPDATE dumps SET program = ?, signature = ?, bucket = ?, bucket_id = ?, rules = ? WHERE id = ?"
                     ),
                     (prog, sig, key, bucket_id(key), rules.stamp(), rid),

@@ -1,0 +1,97 @@
+"""``notmyfault submit``: upload a dump to a collector as a Breakpad or Crashpad client does
+(multipart form data, the dump in ``upload_file_minidump`` or ``upload_file_core``, annotations as
+fields, the body gzip-compressed), and read back the crash id (``CrashID=bp-ID``)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import tempfile
+import urllib.error
+import urllib.request
+import uuid
+from typing import BinaryIO
+
+from notmyfault.pipeline.upload import CORE_FIELD, MDMP, MINIDUMP_FIELD
+
+_ANSWER = re.compile(r"CrashID=bp-([0-9a-f-]+)")
+
+
+class SubmitFailed(Exception):
+    """The upload did not go through: one line saying why; ``status`` is the HTTP status if any."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _form(out: BinaryIO, boundary: str, dump: str, field: str, annotations: list[tuple[str, str]]) -> None:
+    b = boundary.encode()
+    for key, value in annotations:
+        out.write(b"--" + b + b"\r\n")
+        out.write(f'Content-Disposition: form-data; name="{_quote(key)}"\r\n\r\n'.encode())
+        out.write(value.encode() + b"\r\n")
+    out.write(b"--" + b + b"\r\n")
+    out.write(
+        f'Content-Disposition: form-data; name="{field}"; filename="{_quote(os.path.basename(dump))}"\r\n'.encode()
+    )
+    out.write(b"Content-Type: application/octet-stream\r\n\r\n")
+    with open(dump, "rb") as f:
+        while chunk := f.read(1 << 20):
+            out.write(chunk)
+    out.write(b"\r\n--" + b + b"--\r\n")
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def submit_dump(
+    dump: str,
+    url: str,
+    annotations: list[tuple[str, str]],
+    token: str | None = None,
+    gzipped: bool = True,
+    timeout: float = 60.0,
+) -> str:
+    """Upload ``dump`` to ``url``; the crash id the collector gave. SubmitFailed otherwise."""
+    if not url.startswith(("http://", "https://")):
+        raise SubmitFailed(f"--url {url!r} is not an http:// or https:// URL")
+    try:
+        with open(dump, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise SubmitFailed(f"cannot read {dump}: {e.strerror}") from None
+    field = MINIDUMP_FIELD if head == MDMP else CORE_FIELD
+    boundary = uuid.uuid4().hex
+    with tempfile.TemporaryFile() as body:
+        if gzipped:
+            with gzip.GzipFile(fileobj=body, mode="wb", compresslevel=6) as z:
+                _form(z, boundary, dump, field, annotations)  # type: ignore[arg-type]
+        else:
+            _form(body, boundary, dump, field, annotations)
+        size = body.tell()
+        body.seek(0)
+        request = urllib.request.Request(url, data=body, method="POST")
+        request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+        request.add_header("Content-Length", str(size))
+        if gzipped:
+            request.add_header("Content-Encoding", "gzip")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                text = response.read(4096).decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            reason = e.read(1000).decode(errors="replace").strip().splitlines()
+            raise SubmitFailed(
+                f"the collector refused it: {e.code} {reason[0] if reason else e.reason}", e.code
+            ) from None
+        except (urllib.error.URLError, OSError) as e:
+            why = getattr(e, "reason", None) or e
+            raise SubmitFailed(f"cannot reach {url}: {why}") from None
+    m = _ANSWER.search(text)
+    if not m:
+        raise SubmitFailed(f"the collector answered without a crash id: {text[:200]!r}")
+    return m.group(1)
