@@ -288,3 +288,31 @@ def test_a_pattern_the_kernel_would_cut_is_refused(kernel_settings: dict[str, st
     assert r.returncode == 2
     assert "over the kernel's 127" in r.stderr
     assert _read(PATTERN) == before
+
+
+def test_collected_crashes_are_processed_and_shown_by_serve(
+    store: Path, crasher: Path, tmp_path: Path
+) -> None:
+    """The whole pipeline: the kernel hands a crash to collect, serve processes the store, and the
+    crash page tells its story, the secret on its command line redacted."""
+    from tests.test_serve import serving
+
+    install(store)
+    p = subprocess.Popen([str(crasher), "null", "--password", "hunter2"], cwd=tmp_path)
+    p.wait(timeout=120)
+    (cid,) = crashes(store)
+    with serving(store, tmp_path / "t.db") as s:
+        s.settled(1)
+        crash = s.api(f"/crash/{cid}")["crash"]
+        assert crash["source"] == "kernel"
+        assert crash["crash_class"] == "NULL_POINTER_WRITE"
+        assert crash["blamed"] == "crasher!write_through_null+0x0"
+        assert crash["meta"]["pid"] == p.pid
+        assert crash["meta"]["command_line"] == f"{crasher} null --password <redacted>"
+        assert "hunter2" not in json.dumps(crash)
+        _, page = s.get(f"/crash/{cid}")
+        assert "write_through_null" in page
+        assert "hunter2" not in page
+        buckets = s.api("/buckets")["buckets"]
+        assert [b["count"] for b in buckets] == [1]
+        assert not (store / "queue" / cid).exists(), "processed: off the queue"

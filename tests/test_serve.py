@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from tests.conftest import CORPUS, check_page, run_nmf
+from tests.conftest import CORPUS, check_page, fresh_database, run_nmf
 
 pytestmark = pytest.mark.shared
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -42,7 +42,7 @@ class Server:
     url: str
     process: subprocess.Popen[str]
     store: Path
-    db: Path
+    db: Path | str
 
     def get(self, path: str, accept: str | None = None) -> tuple[int, Any]:
         request = urllib.request.Request(self.url + path, headers={"Accept": accept} if accept else {})
@@ -73,7 +73,7 @@ class Server:
 
 
 @contextmanager
-def serving(store: Path, db: Path, *options: str) -> Iterator[Server]:
+def serving(store: Path, db: Path | str, *options: str) -> Iterator[Server]:
     """``notmyfault serve`` on a free loopback port; killed (with its workers) when done."""
     p = subprocess.Popen(
         [
@@ -499,3 +499,32 @@ def test_collected_cores_and_the_submit_client(tmp_path: Path) -> None:
         assert r.returncode == 2
         assert "refused" in r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_serve_on_postgresql_with_a_dask_scheduler(postgres: str, tmp_path: Path) -> None:
+    """The fleet setup the README gives: the database on PostgreSQL, the analyses on a Dask cluster.
+    Every crash is recorded, with the analysis the analyzer gives its dump."""
+    from distributed import LocalCluster
+
+    db = fresh_database(postgres, "t_serve")
+    dumps = minidumps()[::6]
+    with (
+        LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster,
+        serving(tmp_path / "store", db, "--scheduler", cluster.scheduler_address) as s,
+    ):
+        ids = {}
+        for i, d in enumerate(dumps):
+            code, body = curl_upload(s.url, d, "prod=Pg", f"ver={1 + i % 2}")
+            assert code == 200, body
+            ids[ANSWER.match(body).group(1)] = d  # type: ignore[union-attr]
+        s.settled(len(ids))
+        listing = s.api("/buckets")
+        assert listing["total"] + len(s.api("/status")["failed"]) == len(ids)
+        assert listing["facets"]["versions"] == ["1", "2"]
+        for cid, d in ids.items():
+            crash = s.api(f"/crash/{cid}")["crash"]
+            expect = json.loads(run_nmf("analyze", "--json", str(d)).stdout)
+            assert (crash["crash_class"], crash["signature"]) == (
+                expect["crash_class"],
+                expect["signature"],
+            ), d

@@ -6,19 +6,15 @@ bucket, with exact counts, on SQLite, on a real PostgreSQL server and on a Dask 
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,7 +24,7 @@ from notmyfault.triage.db import COLUMNS, MIGRATIONS, Database
 from notmyfault.triage.record import ANALYSIS_VERSION
 from tests.build_crashers import BUGS, build, crash_all
 from tests.build_crashers import CATALOG_BUCKETS as CATALOG
-from tests.conftest import children, proc_state, run_json, run_nmf, session
+from tests.conftest import children, fresh_database, proc_state, run_json, run_nmf, session
 
 pytestmark = pytest.mark.skipif(
     Path("/proc/sys/kernel/core_pattern").read_text().strip() != "core",
@@ -77,7 +73,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "triage.db")
     name = "t_" + re.sub(r"\W", "_", request.node.name.split("[")[0])[-40:]
-    return _fresh(request.getfixturevalue("postgres"), name)
+    return fresh_database(request.getfixturevalue("postgres"), name)
 
 
 def _table(db_url: str) -> list[tuple[str, str, str]]:
@@ -568,48 +564,6 @@ def _count(db: str) -> int:
         return 0
     with Database(db) as d:
         return d.count()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[str]:
-    """A PostgreSQL server of our own on loopback (initdb in a temporary directory), as its URL."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        pytest.fail("PostgreSQL is not installed: ./dev test installs it (Debian: postgresql)")
-    bindir = Path(found[-1]).parent
-    home = Path(tempfile.mkdtemp(prefix="nmf-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root
-        shutil.chown(home, "postgres", "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = home / "data", _free_port()
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
-                   check=True, capture_output=True)  # fmt: skip
-    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(home / "log"),
-                    "-w", "start"], check=True, capture_output=True)  # fmt: skip
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       check=False, capture_output=True)  # fmt: skip
-        shutil.rmtree(home, ignore_errors=True)
-
-
-def _fresh(url: str, name: str) -> str:
-    """A new database ``name`` on the server at ``url``."""
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
-    return url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def test_the_schema_is_migrated_once(database: str) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from notmyfault.base.utf8 import storable
 from notmyfault.triage.db import Database, _like, now
+from notmyfault.triage.redact import DEFAULT_REDACTIONS, Redaction, redact
 
 WHEN = "COALESCE(c.crash_time, c.received_at)"
 VERSION = "COALESCE(c.version, d.version)"
@@ -74,8 +75,29 @@ class CrashFilter:
         }
 
 
-def record_crash(db: Database, crash_id: str, digest: str | None, meta: dict[str, Any]) -> bool:
-    """Store a processed crash (its dump's row is stored already, by hash); False if it was there."""
+def redacted_meta(meta: dict[str, Any], rules: tuple[Redaction, ...] = DEFAULT_REDACTIONS) -> dict[str, Any]:
+    """A collected crash's metadata as stored: its command line (joined, as a page shows it) and
+    its paths redacted by ``rules`` as triage redacts a dump's row (triage.redact)."""
+    out = dict(meta)
+    args = out.pop("cmdline", None)
+    if isinstance(args, list):
+        out["command_line"] = redact(" ".join(str(a) for a in args), rules, "command_line")
+    for key in ("exe", "cgroup"):
+        if isinstance(out.get(key), str):
+            out[key] = redact(out[key], rules, "paths")
+    return out
+
+
+def record_crash(
+    db: Database,
+    crash_id: str,
+    digest: str | None,
+    meta: dict[str, Any],
+    rules: tuple[Redaction, ...] = DEFAULT_REDACTIONS,
+) -> bool:
+    """Store a processed crash (its dump's row is stored already, by hash), its metadata redacted
+    (``redacted_meta``); False if it was there."""
+    meta = redacted_meta(meta, rules)
     sql = (
         "INSERT INTO crashes (id, hash, source, received_at, crash_time, product, version, annotations, meta,"
         " processed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
