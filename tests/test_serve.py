@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from tests.conftest import CORPUS, check_page, fresh_database, run_nmf
+from tests.conftest import CORPUS, check_page, fresh_database, run_bench, run_nmf
 
 pytestmark = pytest.mark.shared
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -528,3 +528,18 @@ def test_serve_on_postgresql_with_a_dask_scheduler(postgres: str, tmp_path: Path
                 expect["crash_class"],
                 expect["signature"],
             ), d
+
+
+def test_the_load_bench_loses_nothing_across_a_sigkill() -> None:
+    """bench/serve_load.py's short form: 100 uploads at 25/s, the server SIGKILLed after 2 s and
+    started again; every acknowledged upload is in the database."""
+    out = run_bench(
+        "serve_load.py", "--rate", "25", "--seconds", "4", "--kill-at", "2", "--drain", "300", timeout=600
+    )
+    assert out["uploads"] == 100
+    assert out["killed_at"] is not None
+    assert out["acknowledged"] == 100
+    assert out["lost"] == 0
+    assert out["queued_left"] == 0
+    assert out["recorded"] == 100 + out["sent_twice"]
+    assert out["p50_ms"] is not None

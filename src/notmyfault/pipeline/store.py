@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -42,6 +43,8 @@ CRASH_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 Socorro's collector makes them (so that ids sort into days)."""
 ORPHAN_SECONDS = 3600.0
 """How old a queue entry whose crash never arrived must be before it is removed."""
+USAGE_RESCAN = 60.0
+"""How long the store trusts its count of the bytes it holds before it counts the files again."""
 DROP_LOG_MAX = 4 << 20
 """dropped.jsonl stops growing at this size (a storm of drops cannot fill the disk either)."""
 GiB = 1 << 30
@@ -153,8 +156,9 @@ class Store:
     # -- limits -------------------------------------------------------------------------------
 
     def admit(self, program: str, rate: int, interval: float, now: float | None = None) -> None:
-        """Count one crash of ``program`` against the rate limit (``rate`` crashes per ``interval``
-        seconds); Dropped if it is over."""
+        """Count one crash of ``program`` against the rate limit: at most ``rate`` crashes in a
+        window of ``interval`` seconds that starts with the first crash after the last window (as
+        journald's RateLimitIntervalSec and RateLimitBurst); Dropped past it, until the window ends."""
         now = time.time() if now is None else now
         path = os.path.join(self.root, ".rate.json")
         with self.locked():
@@ -163,15 +167,20 @@ class Store:
                     table: dict[str, list[float]] = json.load(f)
             except (OSError, ValueError):
                 table = {}
-            table = {k: [t for t in v if now - t < interval] for k, v in table.items()}
-            table = {k: v for k, v in table.items() if v}
-            recent = table.setdefault(program, [])
-            if len(recent) >= rate:
+            # each program: [when its window began, crashes in it]; windows that ended are forgotten
+            table = {
+                k: v
+                for k, v in table.items()
+                if isinstance(v, list) and len(v) == 2 and now - v[0] < interval
+            }
+            began, count = table.get(program, [now, 0])
+            if count >= rate:
                 raise Dropped(
-                    f"rate limit: {len(recent)} crashes of {program} in the last {interval:g} s (at most {rate})"
+                    f"rate limit: {int(count)} crashes of {program} in the {interval:g} s since"
+                    f" {time.strftime('%H:%M:%S', time.gmtime(began))} UTC (at most {rate})"
                 )
-            recent.append(now)
-            temp = f"{path}.{os.getpid()}"
+            table[program] = [began, count + 1]
+            temp = f"{path}.{os.getpid()}.{threading.get_ident()}"
             with open(temp, "w", encoding="utf-8") as f:
                 json.dump(table, f)
             os.replace(temp, path)
@@ -199,19 +208,54 @@ class Store:
             raise Dropped(
                 f"quota: the dump ({size} bytes) is larger than the store's max use ({max_use} bytes)"
             )
-        used = self.usage()
+        used = self.cached_usage()
+        if used + size <= max_use and self._free() - size >= keep_free:
+            return
         queued = set(self.queued())
         oldest = sorted(
             (d for d in self._crash_dirs() if os.path.basename(d) not in queued),
             key=lambda d: os.stat(d).st_mtime,
         )
-        while used + size > max_use or self._free() - size < keep_free:
-            if not oldest:
-                raise Dropped(
-                    f"quota: the store holds {used} bytes of max use {max_use}, and {self._free()} bytes"
-                    f" are free of the {keep_free} to keep free; no processed crash is left to remove"
-                )
-            used -= self._forget_dump(oldest.pop(0))
+        try:
+            while used + size > max_use or self._free() - size < keep_free:
+                if not oldest:
+                    raise Dropped(
+                        f"quota: the store holds {used} bytes of max use {max_use}, and {self._free()} bytes"
+                        f" are free of the {keep_free} to keep free; no processed crash is left to remove"
+                    )
+                used -= self._forget_dump(oldest.pop(0))
+        finally:
+            self.record_usage(used)
+
+    def cached_usage(self) -> int:
+        """What the stored crashes take, as the store keeps count of it (call with the lock held):
+        counted again from the files when the count is missing or older than USAGE_RESCAN seconds
+        (files removed by hand are noticed then)."""
+        try:
+            with open(os.path.join(self.root, ".usage.json"), encoding="utf-8") as f:
+                cached = json.load(f)
+            if time.time() - float(cached["at"]) < USAGE_RESCAN:
+                return int(cached["bytes"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        used = self.usage()
+        self.record_usage(used, rescanned=True)
+        return used
+
+    def record_usage(self, used: int, rescanned: bool = False) -> None:
+        """Keep ``used`` as the store's count of its bytes (call with the lock held)."""
+        path = os.path.join(self.root, ".usage.json")
+        at = time.time()
+        if not rescanned:  # keep the time of the last count from the files
+            with (
+                contextlib.suppress(OSError, ValueError, KeyError, TypeError),
+                open(path, encoding="utf-8") as f,
+            ):
+                at = float(json.load(f)["at"])
+        temp = f"{path}.{os.getpid()}.{threading.get_ident()}"
+        with open(temp, "w", encoding="utf-8") as f:
+            json.dump({"bytes": used, "at": at}, f)
+        os.replace(temp, path)
 
     def _free(self) -> int:
         st = os.statvfs(self.root)
@@ -369,11 +413,13 @@ class PendingCrash:
             with self.store.locked():
                 size = sum(e.stat().st_blocks * 512 for e in os.scandir(self.path))
                 self.store.room(size, limits)
+                used = self.store.cached_usage()
                 queue_entry = os.path.join(self.store.queue, self.id)
                 os.close(os.open(queue_entry, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
                 _fsync_dir(self.store.queue)
                 os.rename(self.path, os.path.join(self.store.crashes, self.id))
                 _fsync_dir(self.store.crashes)
+                self.store.record_usage(used + size)
             self.done = True
             return self.id
         finally:
