@@ -316,3 +316,46 @@ def test_collected_crashes_are_processed_and_shown_by_serve(
         buckets = s.api("/buckets")["buckets"]
         assert [b["count"] for b in buckets] == [1]
         assert not (store / "queue" / cid).exists(), "processed: off the queue"
+
+
+def test_a_host_forwards_what_it_collected_to_a_central_serve(
+    store: Path, crasher: Path, tmp_path: Path
+) -> None:
+    """The fleet: collect on a host, ``submit --store`` to the central collector, which analyses the
+    cores; each forwarded crash leaves the host's queue, and a second run sends nothing again."""
+    from tests.test_serve import serving
+
+    install(store)
+    pids = []
+    for mode in ("null", "abort"):
+        p = subprocess.Popen([str(crasher), mode], cwd=tmp_path)
+        p.wait(timeout=120)
+        pids.append(p.pid)
+    local = crashes(store)
+    env = {"NO_PROXY": "*", "no_proxy": "*"}
+    with serving(tmp_path / "central", tmp_path / "central.db") as s:
+        r = run_nmf("submit", "--store", str(store), "--url", s.url + "/submit", "--json", env=env)
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["sent"] == 2
+        assert out["failed"] == []
+        assert out["queued"] == 0
+        again = json.loads(
+            run_nmf("submit", "--store", str(store), "--url", s.url + "/submit", "--json", env=env).stdout
+        )
+        assert again["sent"] == 0
+        s.settled(2)
+        remote = {}
+        for cid in local:
+            forwarded = json.loads((store / "crashes" / cid / "meta.json").read_text())["forwarded"]
+            remote[cid] = s.api(f"/crash/{forwarded['crash_id']}")["crash"]
+        for cid, meta in local.items():
+            crash = remote[cid]
+            assert crash["annotations"]["collected_id"] == cid
+            assert crash["annotations"]["pid"] == str(meta["pid"])
+            assert crash["annotations"]["exe"] == str(crasher)
+            assert crash["crash_time"] == meta["time"]
+            assert crash["program"] == "crasher"
+            assert "cmdline" not in crash["annotations"], "the command line stays on the host"
+        by_pid = {int(c["annotations"]["pid"]): c["crash_class"] for c in remote.values()}
+        assert by_pid == {pids[0]: "NULL_POINTER_WRITE", pids[1]: "ABORT"}

@@ -313,7 +313,7 @@ def serve(
 
 
 @click.command()
-@click.argument("dump", type=click.Path(dir_okay=False))
+@click.argument("dump", type=click.Path(dir_okay=False), required=False)
 @click.option("--url", required=True, help="The collector's submit URL (http://host:8765/submit).")
 @click.option(
     "--annotation",
@@ -322,6 +322,17 @@ def serve(
     multiple=True,
     metavar="KEY=VALUE",
     help="An annotation (prod=, ver=, guid= ...); repeatable.",
+)
+@click.option(
+    "--store",
+    "store_root",
+    metavar="DIR",
+    help="Instead of DUMP: forward every crash 'collect' kept in this store and has not forwarded yet.",
+)
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="With --store: keep forwarding new crashes (every 5 s) until Ctrl-C or SIGTERM.",
 )
 @click.option(
     "--token", envvar="NOTMYFAULT_UPLOAD_TOKEN", help="The upload token (default: $NOTMYFAULT_UPLOAD_TOKEN)."
@@ -342,18 +353,30 @@ def serve(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def submit(
-    dump: str,
+    dump: str | None,
     url: str,
     annotations: tuple[str, ...],
+    store_root: str | None,
+    follow: bool,
     token: str | None,
     gzipped: bool,
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Upload DUMP (a minidump, or an ELF core, plain or zstd) to a collector, as a Breakpad or
-    Crashpad client does; prints the crash id it answers."""
+    """Upload DUMP (a minidump, or an ELF core, plain or zstd) to a collector ('notmyfault serve',
+    or any Breakpad/Socorro collector), as a Breakpad or Crashpad client does; prints the crash id it
+    answers. With --store, forward the crashes 'collect' kept on this host instead (each taken off
+    the store's queue once the collector has it)."""
     from notmyfault.pipeline import SubmitFailed, submit_dump
 
+    if (dump is None) == (store_root is None):
+        fail("give a DUMP to upload, or --store DIR to forward a store's crashes")
+    if follow and store_root is None:
+        fail("--follow goes with --store")
+    if store_root is not None:
+        _forward(store_root, url, token, gzipped, timeout, follow, as_json)
+        return
+    assert dump is not None
     pairs = []
     for a in annotations:
         key, sep, value = a.partition("=")
@@ -368,3 +391,36 @@ def submit(
         emit_json({"schema_version": SCHEMA_VERSION, "kind": "submit", "crash_id": crash_id, "url": url})
     else:
         click.echo(f"CrashID=bp-{crash_id}")
+
+
+def _forward(
+    store_root: str, url: str, token: str | None, gzipped: bool, timeout: float, follow: bool, as_json: bool
+) -> None:
+    """submit --store: forward, once or until stopped."""
+    import time
+
+    from notmyfault.cli.common import interruptible
+    from notmyfault.pipeline import Store, forward
+
+    store = Store(os.path.abspath(store_root))
+    if not os.path.isdir(store.crashes):
+        fail(f"--store {store_root}: no crash store there (collect --install makes one)")
+    total_sent, last_failed = 0, []
+    with interruptible():
+        while True:
+            sent, failed = forward(store, url, token, gzipped, timeout)
+            total_sent += len(sent)
+            last_failed = failed
+            for local, remote in sent:
+                if not as_json:
+                    click.echo(f"{local} -> CrashID=bp-{remote}")
+            for local, why in failed:
+                note(f"{local} not forwarded: {printable(why)}")
+            if not follow:
+                break
+            time.sleep(5)
+    if as_json:
+        emit_json({"schema_version": SCHEMA_VERSION, "kind": "submit-forward", "url": url, "sent": total_sent,
+                   "failed": [{"id": i, "error": e} for i, e in last_failed], "queued": len(store.queued())})  # fmt: skip
+    if last_failed:
+        sys.exit(1)

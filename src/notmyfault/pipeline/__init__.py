@@ -17,7 +17,7 @@ from notmyfault.base.lazy import lazy_exports
 TYPE_CHECKING = False  # typing is not imported for it: a face stays cheap
 
 if TYPE_CHECKING:
-    from notmyfault.pipeline.client import SubmitFailed, submit_dump
+    from notmyfault.pipeline.client import SubmitFailed, forward, submit_dump
     from notmyfault.pipeline.collect import default_store, from_kernel, install, status, uninstall
     from notmyfault.pipeline.process import Processor
     from notmyfault.pipeline.store import CRASH_ID, Dropped, Limits, Store
@@ -44,6 +44,7 @@ _EXPORTS = {
     "Upload": "notmyfault.pipeline.upload:Upload",
     "UploadLimits": "notmyfault.pipeline.upload:UploadLimits",
     "default_store": "notmyfault.pipeline.collect:default_store",
+    "forward": "notmyfault.pipeline.client:forward",
     "from_kernel": "notmyfault.pipeline.collect:from_kernel",
     "install": "notmyfault.pipeline.collect:install",
     "receive": "notmyfault.pipeline.upload:receive",
@@ -65,6 +66,7 @@ __all__ = [
     "UploadLimits",
     "check_annotations",
     "default_store",
+    "forward",
     "from_kernel",
     "install",
     "receive",

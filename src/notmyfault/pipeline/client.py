@@ -1,6 +1,7 @@
 """``notmyfault submit``: upload a dump to a collector as a Breakpad or Crashpad client does
 (multipart form data, the dump in ``upload_file_minidump`` or ``upload_file_core``, annotations as
-fields, the body gzip-compressed), and read back the crash id (``CrashID=bp-ID``)."""
+fields, the body gzip-compressed), and read back the crash id (``CrashID=bp-ID``); with a store,
+forward the crashes ``collect`` kept on this host to a central collector."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import urllib.request
 import uuid
 from typing import BinaryIO
 
+from notmyfault.pipeline.store import Store
 from notmyfault.pipeline.upload import CORE_FIELD, MDMP, MINIDUMP_FIELD
 
 _ANSWER = re.compile(r"CrashID=bp-([0-9a-f-]+)")
@@ -95,3 +97,37 @@ def submit_dump(
     if not m:
         raise SubmitFailed(f"the collector answered without a crash id: {text[:200]!r}")
     return m.group(1)
+
+
+FORWARDED_FIELDS = ("host", "exe", "pid", "host_pid", "signal", "time", "uid", "build_id", "source")
+"""What a forwarded crash's metadata sends as annotations (not its command line: that stays on the
+host, where only root reads the store)."""
+
+
+def forward(
+    store: Store, url: str, token: str | None = None, gzipped: bool = True, timeout: float = 60.0
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Upload every crash the store holds queued to the collector at ``url`` and take it off the
+    queue once the collector acknowledged it (its metadata records where it went). Returns
+    ((local id, remote id) of those sent, (local id, why) of those that were not: they stay queued)."""
+    sent, failed = [], []
+    for crash_id in store.ready():
+        meta = store.meta(crash_id)
+        path = store.dump_path(crash_id)
+        if path is None:
+            failed.append((crash_id, "its dump was removed to keep the store under its limits"))
+            continue
+        exe = meta.get("exe") or meta.get("comm") or "?"
+        annotations = [("prod", os.path.basename(str(exe))), ("collected_id", crash_id)]
+        annotations += [(k, str(meta[k])) for k in FORWARDED_FIELDS if meta.get(k) is not None]
+        try:
+            remote = submit_dump(path, url, annotations, token, gzipped, timeout)
+        except SubmitFailed as e:
+            failed.append((crash_id, str(e)))
+            if e.status is None:  # the collector is unreachable: the rest would fail the same way
+                break
+            continue
+        store.update_meta(crash_id, {"forwarded": {"url": url, "crash_id": remote}})
+        store.processed(crash_id)
+        sent.append((crash_id, remote))
+    return sent, failed

@@ -372,6 +372,12 @@ class Store:
         except (OSError, ValueError):
             raise KeyError(crash_id) from None
 
+    def update_meta(self, crash_id: str, fields: dict[str, Any]) -> None:
+        """Add ``fields`` to a stored crash's metadata (atomically)."""
+        meta = self.meta(crash_id)
+        with self.locked():
+            _write_json(os.path.join(self.crashes, crash_id, "meta.json"), {**meta, **fields})
+
     def dump_path(self, crash_id: str) -> str | None:
         """The stored dump of a crash, or None (removed to keep the store under its limits)."""
         name = self.meta(crash_id).get("dump")

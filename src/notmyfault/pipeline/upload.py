@@ -88,6 +88,21 @@ def first(annotations: dict[str, str], keys: tuple[str, ...]) -> str | None:
     return None
 
 
+def crash_time(annotations: dict[str, str]) -> str | None:
+    """When the crash happened, where the client said: ``time`` (ISO 8601, as ``submit --store``
+    forwards it) or Breakpad's ``CrashTime`` (seconds since the epoch); UTC ISO 8601, or None."""
+    text = annotations.get("time") or annotations.get("CrashTime") or ""
+    try:
+        if text.isdigit():
+            when = dt.datetime.fromtimestamp(int(text), dt.timezone.utc)
+        else:
+            when = dt.datetime.fromisoformat(text)
+            when = when.replace(tzinfo=when.tzinfo or dt.timezone.utc).astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return when.isoformat()
+
+
 @dataclass(frozen=True)
 class Upload:
     """A checked upload, ready to store."""
@@ -183,6 +198,8 @@ def receive(store: Store, dump: BinaryIO, upload: Upload, limits: UploadLimits) 
             "annotations": upload.annotations,
             "product": product,
             "version": first(upload.annotations, VERSION_KEYS),
+            "time": crash_time(upload.annotations),
+            "host": upload.annotations.get("host"),
             "attachments": list(upload.attachments),
             "raw_size": raw,
             "size": os.path.getsize(path),
