@@ -211,7 +211,27 @@ def test_every_corpus_minidump_uploaded_with_curl_is_kept_processed_and_browsabl
     assert v2["total"] == sum(
         1 for cid, d in ids.items() if dumps.index(d) % 3 == 0 and cid not in {f["id"] for f in failed}
     )
+    # the filters: each narrows every figure, and together they cover the whole
+    for b in total["buckets"]:
+        assert sum(b["per_day"]) == b["count"], (
+            "every upload is of today: the sparkline's last days hold them"
+        )
+        assert b["per_day"][-1] > 0
+    classes = {b["crash_class"] for b in total["buckets"]}
+    assert sum(server.api(f"/buckets?class={c}")["total"] for c in classes) == total["total"]
+    for c in classes:
+        assert {b["crash_class"] for b in server.api(f"/buckets?class={c}")["buckets"]} == {c}
+    assert server.api("/buckets?program=CorpusApp")["total"] == total["total"]
+    assert server.api("/buckets?program=nothing")["total"] == 0
+    assert server.api("/buckets?since=1+hour+ago")["total"] == total["total"]
+    assert server.api("/buckets?since=2099-01-01")["total"] == 0
+    status, bad = server.get("/api/buckets?since=whenever")
+    assert status == 400
+    assert "--since" in bad["error"] or "since" in bad["error"]
     top = total["buckets"][0]
+    status, as_json = server.get(f"/bucket/{top['bucket_id']}", accept="application/json")
+    assert status == 200
+    assert as_json["kind"] == "serve-bucket"
     bucket = server.api(f"/bucket/{top['bucket_id']}")
     assert bucket["bucket"]["count"] == top["count"] == len(bucket["crashes"])
     assert {c["id"] for c in bucket["crashes"]} <= set(ids)
@@ -409,6 +429,32 @@ def test_hostile_uploads_get_a_4xx_with_a_reason(tmp_path: Path) -> None:
         assert not list((s.store / "crashes").iterdir())
         assert not list((s.store / "incoming").iterdir())
         assert s.api("/status")["crashes"] == 0
+
+
+def test_a_core_that_cannot_be_analysed_is_listed_and_keeps_its_raw_dump(
+    server: Server, tmp_path: Path
+) -> None:
+    core = next(p for p in sorted(CORPUS.rglob("*")) if p.is_file() and p.read_bytes()[:4] == b"\x7fELF"
+                and p.read_bytes()[16] == 4)  # fmt: skip
+    cut = tmp_path / "cut.core"
+    cut.write_bytes(core.read_bytes()[:3000])
+    code, body = curl_upload(server.url, cut, "prod=Cut", field="upload_file_core")
+    assert code == 200, body
+    cid = ANSWER.match(body).group(1)  # type: ignore[union-attr]
+    server.settled(1)
+    (failed,) = server.api("/status")["failed"]
+    assert failed["id"] == cid
+    assert failed["status"] in ("failed", "truncated")
+    assert failed["error"]
+    assert server.api("/buckets")["total"] == 0
+    crash = server.api(f"/crash/{cid}")
+    assert crash["has_dump"] is True
+    stored = (
+        zstandard.ZstdDecompressor()
+        .stream_reader((server.store / "crashes" / cid / "core.zst").read_bytes(), read_across_frames=True)
+        .read()
+    )
+    assert stored == cut.read_bytes()
 
 
 def test_uploads_need_the_token_when_one_is_set(tmp_path: Path) -> None:

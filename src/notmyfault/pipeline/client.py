@@ -5,11 +5,13 @@ forward the crashes ``collect`` kept on this host to a central collector."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import http.client
 import os
 import re
 import tempfile
-import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from typing import BinaryIO
@@ -49,6 +51,46 @@ def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
 
 
+def _connection(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
+    """A connection for ``url`` (through the proxy the environment names for it, as urllib would
+    choose it) and the request target to send."""
+    parts = urllib.parse.urlsplit(url)
+    secure = parts.scheme == "https"
+    host, port = parts.hostname or "", parts.port or (443 if secure else 80)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.netloc):
+        p = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        if secure:  # CONNECT through the proxy, then TLS to the collector
+            tunnel = http.client.HTTPSConnection(p.hostname or "", p.port or 80, timeout=timeout)
+            tunnel.set_tunnel(host, port)
+            return tunnel, target
+        return http.client.HTTPConnection(p.hostname or "", p.port or 80, timeout=timeout), url
+    cls = http.client.HTTPSConnection if secure else http.client.HTTPConnection
+    return cls(host, port, timeout=timeout), target
+
+
+def _post(url: str, body: BinaryIO, headers: dict[str, str], timeout: float) -> tuple[int, str]:
+    """POST ``body`` to ``url``: the status and the answer's text. A collector may answer before it
+    has read the whole body (a refusal: too large, no such path) and close: that answer is read."""
+    try:
+        conn, target = _connection(url, timeout)
+    except (ValueError, OSError) as e:
+        raise SubmitFailed(f"cannot reach {url}: {e}") from None
+    try:
+        # a collector that answers early and closes (a refusal) breaks the send: its answer is read
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            conn.request("POST", target, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read(4096).decode(errors="replace")
+    except (OSError, http.client.HTTPException) as e:
+        raise SubmitFailed(f"cannot reach {url}: {getattr(e, 'strerror', None) or e}") from None
+    finally:
+        conn.close()
+
+
 def submit_dump(
     dump: str,
     url: str,
@@ -75,24 +117,15 @@ def submit_dump(
             _form(body, boundary, dump, field, annotations)
         size = body.tell()
         body.seek(0)
-        request = urllib.request.Request(url, data=body, method="POST")
-        request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
-        request.add_header("Content-Length", str(size))
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(size)}
         if gzipped:
-            request.add_header("Content-Encoding", "gzip")
+            headers["Content-Encoding"] = "gzip"
         if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                text = response.read(4096).decode(errors="replace")
-        except urllib.error.HTTPError as e:
-            reason = e.read(1000).decode(errors="replace").strip().splitlines()
-            raise SubmitFailed(
-                f"the collector refused it: {e.code} {reason[0] if reason else e.reason}", e.code
-            ) from None
-        except (urllib.error.URLError, OSError) as e:
-            why = getattr(e, "reason", None) or e
-            raise SubmitFailed(f"cannot reach {url}: {why}") from None
+            headers["Authorization"] = f"Bearer {token}"
+        status, text = _post(url, body, headers, timeout)
+    if status != 200:
+        lines = text.strip().splitlines()
+        raise SubmitFailed(f"the collector refused it: {status} {lines[0][:300] if lines else ''}", status)
     m = _ANSWER.search(text)
     if not m:
         raise SubmitFailed(f"the collector answered without a crash id: {text[:200]!r}")

@@ -265,6 +265,8 @@ class Store:
         """Remove the dump of a processed crash (its metadata stays, marked); the bytes freed."""
         freed = 0
         meta_path = os.path.join(crash, "meta.json")
+        if {e.name for e in os.scandir(crash)} <= {"meta.json"}:
+            return 0  # its dump is gone already
         try:
             with open(meta_path, encoding="utf-8") as f:
                 meta = json.load(f)
