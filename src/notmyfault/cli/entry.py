@@ -1,8 +1,9 @@
 """The ``notmyfault`` console script's entry point.
 
 It sets the stop handlers before anything else is imported (a SIGTERM while the command starts is
-a stop like any other, not the interpreter's default death), answers ``--version`` without importing
-the command line, then hands over to ``cli.main``. At the end it freezes the objects the command
+a stop like any other, not the interpreter's default death), answers ``--version`` and runs the
+core_pattern handler (``collect --from-kernel``: the kernel holds the dying process until it ends)
+without importing the command line, then hands over to ``cli.main``. At the end it freezes the objects the command
 made so that the interpreter's last collection at exit does not walk them all again.
 """
 
@@ -22,9 +23,13 @@ def main() -> None:
         sys.stdout.write(f"notmyfault, version {__version__}\n")
         return
     if sys.argv[1:3] == ["collect", "--from-kernel"]:  # the core_pattern handler: no command line to load
+        import os
+
         from notmyfault.pipeline import from_kernel
 
-        sys.exit(from_kernel(sys.argv[3:]))
+        code = from_kernel(sys.argv[3:])
+        sys.stderr.flush()
+        os._exit(code)  # nothing to tear down: the kernel waits for this process to end
     try:
         from notmyfault.cli.main import main as run
 

@@ -80,18 +80,14 @@ def _link(path: str) -> str | None:
 
 def process_facts(host_pid: int) -> dict[str, Any]:
     """What /proc says of the crashing process (read while it still exists): executable, command
-    line, name, its pid namespace (and whether it is another than ours: a container) and cgroup."""
+    line, name, its pid namespace (and whether it is another than ours: a container) and cgroup:
+    cheap reads, done before the rate limit decides (see :func:`exe_build_id`)."""
     proc = f"/proc/{host_pid}"
     exe = _link(f"{proc}/exe")
     cmdline = _read(f"{proc}/cmdline")
     comm = _read(f"{proc}/comm")
     ns = _link(f"{proc}/ns/pid")
     cgroup = _read(f"{proc}/cgroup", 4096)
-    build_id = None
-    if exe is not None:
-        from notmyfault.dumps.buildid import file_build_id
-
-        build_id = file_build_id(f"{proc}/exe")  # the file it ran, even if deleted or in a container
     return {
         "exe": exe.removesuffix(" (deleted)") if exe else None,
         "cmdline": [a.decode(errors="replace") for a in cmdline.split(b"\0")[:-1]] if cmdline else None,
@@ -99,8 +95,15 @@ def process_facts(host_pid: int) -> dict[str, Any]:
         "pid_namespace": ns,
         "other_namespace": ns is not None and ns != _link("/proc/self/ns/pid"),
         "cgroup": cgroup.decode(errors="replace").strip() if cgroup else None,
-        "build_id": build_id,
     }
+
+
+def exe_build_id(host_pid: int) -> str | None:
+    """The build id of the file the process runs (``/proc/PID/exe``: the file itself, even if it was
+    deleted or lies in a container's file system). Read only for a crash that is kept."""
+    from notmyfault.dumps.buildid import file_build_id
+
+    return file_build_id(f"/proc/{host_pid}/exe")
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,7 @@ def from_kernel(argv: list[str], core: BinaryIO | None = None) -> int:
         store.admit(meta["exe"] or meta["comm"] or "?", limits.rate, limits.interval)
         with store.locked():
             store.room(0, limits)  # full of unprocessed crashes: drop this one before reading it
+        meta["build_id"] = exe_build_id(k.host_pid) if meta["exe"] else None
         with store.begin(k.time) as pending:
             raw, size, digest = compress_into(
                 core or sys.stdin.buffer, pending.file("core.zst"), limits.max_raw
