@@ -116,9 +116,10 @@ def create_app(settings: Settings) -> Starlette:
     stop = threading.Event()
 
     def db() -> Database:
-        if reads.db is None:
-            reads.db = Database(settings.db_url)
-        return reads.db
+        mine = reads.db
+        if mine is None or getattr(mine.conn, "closed", False) or getattr(mine.conn, "broken", False):
+            mine = reads.db = Database(settings.db_url)  # first use here, or PostgreSQL dropped the last
+        return mine
 
     def wants_json(request: Request) -> bool:
         accept = request.headers.get("accept", "")
@@ -280,7 +281,18 @@ def create_app(settings: Settings) -> Starlette:
         Route("/submit", submit, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
+
+    async def failed(request: Request, exc: Exception) -> Response:
+        # the database gone (PostgreSQL restarting), a store on a full disk: a page that says so
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        return error(request, 503, f"the page cannot be made now: {reason}")
+
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={Exception: failed},
+    )
 
 
 class SecurityHeaders:
