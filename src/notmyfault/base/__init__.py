@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from notmyfault.base.lifetime import PARENT_ENV, die_with_parent, ended
     from notmyfault.base.sigcodes import Stopped, parse_signal, signal_name
     from notmyfault.base.units import format_size, parse_size
-    from notmyfault.base.utf8 import storable
+    from notmyfault.base.utf8 import storable, storable_tree
     from notmyfault.base.when import parse_when
 
 _EXPORTS = {
@@ -49,6 +49,7 @@ _EXPORTS = {
     "parse_size": "notmyfault.base.units:parse_size",
     "signal_name": "notmyfault.base.sigcodes:signal_name",
     "storable": "notmyfault.base.utf8:storable",
+    "storable_tree": "notmyfault.base.utf8:storable_tree",
     "parse_when": "notmyfault.base.when:parse_when",
 }
 """Each public name, and the module that defines it (imported on first use)."""
@@ -71,6 +72,7 @@ __all__ = [
     "remove_temp_dirs_of",
     "signal_name",
     "storable",
+    "storable_tree",
     "user_cache_dir",
     "write_error",
     "write_file",

@@ -6,6 +6,8 @@ a hash of the text refuse."""
 
 from __future__ import annotations
 
+from typing import Any
+
 
 def storable(text: str) -> str:
     """``text`` as valid UTF-8: the bytes a string held that were not UTF-8 (surrogateescape's
@@ -16,6 +18,18 @@ def storable(text: str) -> str:
     except UnicodeEncodeError:
         return "".join(escape_surrogate(c) if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
     return text
+
+
+def storable_tree(obj: Any) -> Any:
+    """A JSON-like value (dicts, lists, tuples, scalars) with every string in it, keys included,
+    made :func:`storable`; tuples become lists."""
+    if isinstance(obj, str):
+        return storable(obj)
+    if isinstance(obj, dict):
+        return {storable_tree(k): storable_tree(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [storable_tree(v) for v in obj]
+    return obj
 
 
 def escape_surrogate(c: str) -> str:

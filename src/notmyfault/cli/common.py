@@ -159,20 +159,10 @@ def emit_json(obj: Any, lines: bool = False) -> None:
     """Print ``obj`` as JSON on stdout: indented, or on one line (JSON Lines) with ``lines``.  Strings
     are kept exact, but for the bytes of a dump's strings that were not UTF-8, which become \\xNN
     (a lone surrogate, as ``\\udcff``, is refused by strict JSON readers)."""
-    obj = _storable(obj)
+    from notmyfault.base import storable_tree
+
+    obj = storable_tree(obj)
     click.echo(json.dumps(obj) if lines else json.dumps(obj, indent=2))
-
-
-def _storable(obj: Any) -> Any:
-    from notmyfault.base import storable
-
-    if isinstance(obj, str):
-        return storable(obj)
-    if isinstance(obj, dict):
-        return {_storable(k): _storable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_storable(v) for v in obj]
-    return obj
 
 
 def parse_size_option(name: str, text: str) -> int:

@@ -40,7 +40,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from notmyfault import __version__
-from notmyfault.base import storable
+from notmyfault.base import storable_tree
 from notmyfault.pipeline import (
     CRASH_ID,
     DUMP_FIELDS,
@@ -129,7 +129,9 @@ def create_app(settings: Settings) -> Starlette:
 
     def page(request: Request, kind: str, data: dict[str, Any], template: str, status: int = 200) -> Response:
         if wants_json(request):
-            return JSONResponse(_storable({"schema_version": SCHEMA_VERSION, "kind": kind, **data}), status)
+            return JSONResponse(
+                storable_tree({"schema_version": SCHEMA_VERSION, "kind": kind, **data}), status
+            )
         html = env.get_template(template).render(
             request=request, version=__version__, days=spark_days(), **data
         )
@@ -319,16 +321,6 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, sending)
-
-
-def _storable(obj: Any) -> Any:
-    if isinstance(obj, str):
-        return storable(obj)
-    if isinstance(obj, dict):
-        return {str(k): _storable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_storable(v) for v in obj]
-    return obj
 
 
 def _authorized(request: Request, token: str | None) -> bool:
