@@ -359,3 +359,22 @@ def test_a_host_forwards_what_it_collected_to_a_central_serve(
             assert "cmdline" not in crash["annotations"], "the command line stays on the host"
         by_pid = {int(c["annotations"]["pid"]): c["crash_class"] for c in remote.values()}
         assert by_pid == {pids[0]: "NULL_POINTER_WRITE", pids[1]: "ABORT"}
+
+
+def test_install_without_root_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root, to run it as another user (setpriv)")
+    before = _read(PATTERN)
+    store = tmp_path / "nobody-store"
+    tmp_path.chmod(0o777)
+    r = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", NMF, "collect", "--install", "--store", str(store)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr == (
+        "notmyfault: error: cannot write /proc/sys/kernel/core_pattern: run as root (the kernel's dump settings"
+        " are the machine's)\n"
+    )
+    assert not store.exists()
+    assert _read(PATTERN) == before

@@ -285,6 +285,11 @@ def install(
     a path the pattern cannot hold."""
     store = Store(store_root)
     pattern = pattern_for(os.path.abspath(executable), store.root)
+    for path in SETTINGS:
+        if not os.access(path, os.W_OK):
+            raise PermissionError(
+                f"cannot write {path}: run as root (the kernel's dump settings are the machine's)"
+            )
     current = {path: _read_setting(path) for path in SETTINGS}
     saved = os.path.join(store.root, "installed.json")
     previous = current
