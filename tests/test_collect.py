@@ -361,12 +361,13 @@ def test_a_host_forwards_what_it_collected_to_a_central_serve(
         assert by_pid == {pids[0]: "NULL_POINTER_WRITE", pids[1]: "ABORT"}
 
 
-def test_install_without_root_says_so_and_writes_nothing(tmp_path: Path) -> None:
+def test_install_without_root_says_so_and_writes_nothing() -> None:
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root, to run it as another user (setpriv)")
     before = _read(PATTERN)
-    store = tmp_path / "nobody-store"
-    tmp_path.chmod(0o777)
+    short = Path(tempfile.mkdtemp(prefix="nmf-", dir="/tmp"))  # the pattern holds 127 characters
+    short.chmod(0o777)
+    store = short / "s"
     r = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", NMF, "collect", "--install", "--store", str(store)],
         capture_output=True, text=True, timeout=120, check=False,
@@ -378,3 +379,4 @@ def test_install_without_root_says_so_and_writes_nothing(tmp_path: Path) -> None
     )
     assert not store.exists()
     assert _read(PATTERN) == before
+    shutil.rmtree(short)
