@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -308,6 +309,7 @@ def test_collected_crashes_are_processed_and_shown_by_serve(
         assert crash["crash_class"] == "NULL_POINTER_WRITE"
         assert crash["blamed"] == "crasher!write_through_null+0x0"
         assert crash["meta"]["pid"] == p.pid
+        assert crash["host"] == socket.gethostname()
         assert crash["meta"]["command_line"] == f"{crasher} null --password <redacted>"
         assert "hunter2" not in json.dumps(crash)
         _, page = s.get(f"/crash/{cid}")
@@ -356,6 +358,7 @@ def test_a_host_forwards_what_it_collected_to_a_central_serve(
             assert crash["annotations"]["exe"] == str(crasher)
             assert crash["crash_time"] == meta["time"]
             assert crash["program"] == "crasher"
+            assert crash["host"] == meta["host"] == socket.gethostname()
             assert "cmdline" not in crash["annotations"], "the command line stays on the host"
         by_pid = {int(c["annotations"]["pid"]): c["crash_class"] for c in remote.values()}
         assert by_pid == {pids[0]: "NULL_POINTER_WRITE", pids[1]: "ABORT"}

@@ -48,16 +48,21 @@ class Processor:
             except KeyError:
                 continue
         paths = {cid: self.store.dump_path(cid) for cid in metas}
+        by_host: dict[str | None, set[str]] = {}
+        for crash_id, path in paths.items():
+            if path is not None:  # the machine it crashed on: collect's, or what an upload says
+                host = metas[crash_id].get("host")
+                by_host.setdefault(host if isinstance(host, str) else None, set()).add(path)
         with Database(self.db_url) as db:
-            todo = sorted({p for p in paths.values() if p is not None})
-            if todo:
+            for host, todo in by_host.items():
                 ingest_dumps(
                     db,
-                    todo,
+                    sorted(todo),
                     workers=self.workers,
                     scheduler=self.scheduler,
                     timeout=self.timeout,
                     memory_limit=self.memory_limit,
+                    host=host,
                 )
             done = 0
             for crash_id, meta in metas.items():
