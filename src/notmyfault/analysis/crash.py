@@ -668,7 +668,7 @@ def python_stacks(
         return PythonStacks((), "the core does not say which interpreter ran (give --exe)")
     if sysroot and not exe:
         interpreter = os.path.join(sysroot, interpreter.lstrip("/"))
-    return read_python_stacks(core.path, interpreter, with_locals)
+    return read_python_stacks(core, interpreter, with_locals)
 
 
 def _modules(program: Program) -> list[Any]:

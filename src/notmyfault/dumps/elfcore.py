@@ -273,6 +273,11 @@ class ElfCore:
         """True when the file ends before its last segment does (a cut-off core)."""
 
     @property
+    def note_ranges(self) -> tuple[tuple[int, int], ...]:
+        """Where each PT_NOTE segment lies in the file: (offset, size)."""
+        return tuple(self._note_ranges)
+
+    @property
     def truncation(self) -> str | None:
         """None for a whole core; else one line saying what is missing (gdb warns likewise)."""
         if not self.truncated:
@@ -301,7 +306,8 @@ class ElfCore:
         """
         e = self._e
         h = self._elf.header
-        phoff, phentsize, phnum = int(h["e_phoff"]), int(h["e_phentsize"]), int(h["e_phnum"])
+        phoff, phentsize = int(h["e_phoff"]), int(h["e_phentsize"])
+        phnum = int(self._elf.num_segments())  # PN_XNUM: a process with 65,535 mappings or more
         if self.elfclass == 64:
             fmt, fields = e + "IIQQQQQQ", (0, 1, 2, 3, 5, 6)  # type flags offset vaddr (paddr) filesz memsz
         else:

@@ -28,12 +28,15 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from notmyfault.base.lifetime import die_with_parent, tied_env
+from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.unwind.frames import Frame, PythonFrame
+from notmyfault.unwind.pycore import BUDGET, reduce_core
 
 EVAL_FRAMES = ("_PyEval_EvalFrameDefault",)
 """The native functions that run Python frames (CPython 3.8 to 3.13)."""
@@ -74,10 +77,27 @@ def runs_python(modules: Sequence[str | None]) -> bool:
     )
 
 
-def read_python_stacks(core_path: str, executable: str, with_locals: bool = False) -> PythonStacks:
-    """Every thread's Python frames in the core at ``core_path`` of ``executable``, read in a child."""
+def read_python_stacks(core: ElfCore, executable: str, with_locals: bool = False) -> PythonStacks:
+    """Every thread's Python frames in ``core`` of ``executable``, read in a child (from a reduced
+    copy of a large core: ``unwind.pycore``)."""
     if not os.path.isfile(executable):
         return PythonStacks((), f"the interpreter {executable} is not here (give --exe)")
+    with tempfile.TemporaryDirectory(prefix="notmyfault-python-") as scratch:
+        try:
+            reduced = reduce_core(core, scratch)
+        except OSError:  # no room for the copy: the whole core, as before
+            reduced = None
+        stacks = _read(reduced.path if reduced else core.path, executable, with_locals)
+    if stacks.error and reduced and reduced.over_budget:
+        return PythonStacks(
+            stacks.threads,
+            f"{stacks.error} (the reader was given the core's reachable memory, {reduced.kept_bytes >> 20} "
+            f"MiB, less {reduced.over_budget} segments past its budget of {BUDGET >> 20} MiB)",
+        )
+    return stacks
+
+
+def _read(core_path: str, executable: str, with_locals: bool) -> PythonStacks:
     cmd = [sys.executable, "-m", "notmyfault.unwind.python", core_path, executable]
     if with_locals:
         cmd.append("--locals")
