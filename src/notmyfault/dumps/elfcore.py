@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.dumps.linkmap import AT_EXECFN, LoadedImage, image_at, loaded_images, parse_auxv
@@ -89,9 +89,9 @@ environment and auxiliary vector are looked for: they are bounded by the kernel'
 quarter of an 8 MiB stack, and 32 pages of each string)."""
 
 
-@dataclass(frozen=True)
-class Segment:
-    """A PT_LOAD segment: memory of the process at the time of the dump."""
+class Segment(NamedTuple):
+    """A PT_LOAD segment: memory of the process at the time of the dump (a named tuple: a leak's core
+    has tens of thousands, and a frozen dataclass took a third of the time of opening one)."""
 
     vaddr: int
     memsz: int

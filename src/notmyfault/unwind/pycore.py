@@ -96,39 +96,56 @@ def reachable(core: ElfCore, budget: int = BUDGET) -> tuple[list[Segment], int]:
     shift = GRANULE_BYTE
     if sum((segments[i].filesz >> (8 * shift)) + 2 for i in candidates) > MAX_GRANULES:
         shift += 1  # 16 MiB granules: the table stays small however big the core
+    bits = 8 * shift
 
     def granules(s: Segment) -> range:
-        return range(s.vaddr >> (8 * shift), ((s.vaddr + s.filesz - 1) >> (8 * shift)) + 1)
+        return range(s.vaddr >> bits, ((s.vaddr + s.filesz - 1) >> bits) + 1)
 
-    table: dict[int, list[int]] = {}
+    keys: set[int] = set()  # the candidates' granules, each keyed by its low 32 bits
+    aliased: dict[int, list[int]] = {}  # the candidates whose granules do not fit 32 bits, by key
     for i in candidates:
-        for g in granules(segments[i]):
-            table.setdefault(g & KEY_MASK, []).append(i)
+        g = granules(segments[i])
+        if g.stop <= KEY_MASK:
+            keys.update(g)
+        else:
+            for h in g:
+                keys.add(h & KEY_MASK)
+                aliased.setdefault(h & KEY_MASK, []).append(i)
+    order = [segments[i].vaddr for i in candidates]
+    decided = set(kept)
     over = 0
+
+    def overlapping(key: int) -> list[int]:
+        """The undecided candidates in the granule ``key`` (and in those it aliases)."""
+        lo, hi = key << bits, (key + 1) << bits
+        j = bisect.bisect_left(order, hi) - 1
+        found = []
+        while j >= 0 and segments[candidates[j]].vaddr + segments[candidates[j]].filesz > lo:
+            found.append(candidates[j])
+            j -= 1
+        return [i for i in (*found, *aliased.get(key, ())) if i not in decided]
+
     with open(core.path, "rb") as src:  # read, not mapped: the scanned pages stay out of our resident set
-        while queue and table:
+        while queue and keys:
             s = segments[queue.popleft()]
             for at in range(0, s.filesz, CHUNK):
-                if not table:
+                if not keys:
                     break
                 data = os.pread(src.fileno(), min(CHUNK, s.filesz - at), s.offset + at)
                 n = len(data) // 8
                 if not n:
                     continue
                 # each word's bytes shift..shift+3 (its granule, less the bits no user address has),
-                # copied out at C speed by a strided view
-                keys = memoryview(data)[shift : shift + 8 * n - 4].cast("I")[::2]
-                for g in table.keys() & set(keys):
-                    for i in table.pop(g, ()):
-                        if i in kept:
-                            continue
+                # copied out at C speed by a strided view and looked up at C speed
+                words = memoryview(data)[shift : shift + 8 * n - 4].cast("I")[::2]
+                for key in keys & set(words):
+                    keys.discard(key)
+                    for i in overlapping(key):
+                        decided.add(i)
                         t = segments[i]
-                        for h in granules(t):
-                            others = table.get(h & KEY_MASK)
-                            if others is not None:
-                                others[:] = [j for j in others if j != i]
-                                if not others:
-                                    del table[h & KEY_MASK]
+                        inner = granules(t)
+                        if inner.stop <= KEY_MASK:
+                            keys.difference_update(inner[1:-1])  # the ends may hold a neighbour
                         if used + t.filesz > budget:
                             over += 1
                             continue
