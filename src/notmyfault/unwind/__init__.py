@@ -6,7 +6,8 @@
 - ``minidump``: minidumps, walked as minidump-stackwalk walks them, with Breakpad symbols
   (``symfile``: symbol files and symbol servers);
 - ``windows``: frame-pointer walks of Windows dumps; ``pe``: x64 unwind data of PE images;
-- ``python``: the Python frames of a CPython process (pystack, in a child process);
+- ``python``: the Python frames of a CPython process (pystack, in a child process: ``pyreader``;
+  a large core's reachable part copied for it: ``pycore``);
 - ``inlines``: the qualified names of the functions inlined at a pc, from DWARF (C++, Rust);
 - ``names``: demangled function names and WinDbg's short module names; ``isa``: capstone per
   architecture.

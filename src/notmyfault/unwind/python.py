@@ -10,7 +10,7 @@ drgn could do the same by reading ``_PyRuntime`` and ``_PyInterpreterFrame`` wit
 but those need the interpreter's DWARF, which a distribution's build does not ship: we would have to
 keep every version's structure offsets ourselves, which is pystack's whole job.
 
-pystack runs in a child process (``python -m notmyfault.unwind.python``) with a time limit: its
+pystack runs in a child process (``python -m notmyfault.unwind.pyreader``) with a time limit: its
 engine is C++ over memory read from an untrusted dump, and a crash or a hang there must end the
 child, not the analysis. What the child cannot read becomes a note, never a failure.
 
@@ -22,7 +22,6 @@ When the two counts differ (the native unwind stopped early), the Python frames 
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import json
 import os
@@ -31,12 +30,14 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from notmyfault.base.lifetime import die_with_parent, tied_env
-from notmyfault.dumps.elfcore import ElfCore
+from notmyfault.base.lifetime import tied_env
 from notmyfault.unwind.frames import Frame, PythonFrame
 from notmyfault.unwind.pycore import BUDGET, reduce_core
+
+if TYPE_CHECKING:
+    from notmyfault.dumps.elfcore import ElfCore
 
 EVAL_FRAMES = ("_PyEval_EvalFrameDefault",)
 """The native functions that run Python frames (CPython 3.8 to 3.13)."""
@@ -44,9 +45,6 @@ INTERPRETER_MODULES = ("python", "python3*", "libpython3*.so*")
 """The module file names that make a core one of a CPython process."""
 TIME_LIMIT = 60.0
 """Seconds the child reading the Python frames may take."""
-MEMORY_LIMIT = 1 << 30
-"""Bytes of data (heap and private mappings: RLIMIT_DATA) the child may take; the core itself is
-mapped read-only and does not count."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +96,7 @@ def read_python_stacks(core: ElfCore, executable: str, with_locals: bool = False
 
 
 def _read(core_path: str, executable: str, with_locals: bool) -> PythonStacks:
-    cmd = [sys.executable, "-m", "notmyfault.unwind.python", core_path, executable]
+    cmd = [sys.executable, "-m", "notmyfault.unwind.pyreader", core_path, executable]
     if with_locals:
         cmd.append("--locals")
     try:
@@ -139,37 +137,6 @@ def _from_json(data: dict[str, Any]) -> PythonStacks:
             for t in data["threads"]
         )
     )
-
-
-def _read_in_child(core_path: str, executable: str, with_locals: bool) -> dict[str, Any]:
-    """The child's work: pystack over the core, as JSON (innermost frame first)."""
-    from pystack.engine import NativeReportingMode, get_process_threads_for_core
-
-    threads = get_process_threads_for_core(
-        core_path, executable, native_mode=NativeReportingMode.OFF, locals=with_locals
-    )
-    out: list[dict[str, Any]] = []
-    for t in threads:
-        frames: list[dict[str, Any]] = []
-        carry = False
-        for f in t.all_frames:
-            entry = bool(f.is_entry) or carry
-            if f.is_shim:  # 3.12+: a frame the C stack owns marks a run: its mark goes to the next real one
-                carry = entry
-                continue
-            carry = False
-            frames.append(
-                {
-                    "function": f.code.scope,
-                    "file": f.code.filename,
-                    "line": f.code.location.lineno,
-                    "arguments": list(f.arguments.items()) if with_locals else [],
-                    "locals": list(f.locals.items()) if with_locals else [],
-                    "entry": entry,
-                }
-            )
-        out.append({"tid": t.tid, "gil": bool(t.holds_the_gil), "frames": frames[::-1]})
-    return {"threads": out}
 
 
 def is_eval_frame(frame: Frame) -> bool:
@@ -213,30 +180,3 @@ def caller(frames: Sequence[Frame], python: PythonThread | None) -> PythonFrame 
         if f.python:
             return f.python[0]
     return python.frames[0] if python and python.frames else None
-
-
-def main(argv: Sequence[str]) -> int:
-    """``python -m notmyfault.unwind.python CORE EXECUTABLE [--locals]``: JSON on stdout."""
-    if len(argv) < 2:
-        print("usage: python -m notmyfault.unwind.python CORE EXECUTABLE [--locals]", file=sys.stderr)
-        return 2
-    import resource
-
-    with contextlib.suppress(ValueError, OSError):  # a lower hard limit stays
-        resource.setrlimit(resource.RLIMIT_DATA, (MEMORY_LIMIT, resource.getrlimit(resource.RLIMIT_DATA)[1]))
-    try:
-        data = _read_in_child(argv[0], argv[1], "--locals" in argv[2:])
-    except MemoryError:
-        print(f"pystack: it needed more than {MEMORY_LIMIT >> 20} MiB", file=sys.stderr)
-        return 1
-    except Exception as e:
-        message = " ".join(str(e).split()) or type(e).__name__
-        print(f"pystack: {message}", file=sys.stderr)
-        return 1
-    json.dump(data, sys.stdout, ensure_ascii=True)
-    return 0
-
-
-if __name__ == "__main__":
-    die_with_parent()  # a killed analysis takes its pystack with it
-    sys.exit(main(sys.argv[1:]))
