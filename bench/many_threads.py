@@ -5,12 +5,15 @@ peak RSS of each process (wait4's ru_maxrss):
 
 - ``notmyfault dump PID -o CORE`` (stopping every thread, then writing the core);
 - ``notmyfault stack --all --native CORE``, ``gdb -batch -ex 'thread apply all bt' EXE CORE`` and
-  ``eu-stack --core CORE -e EXE`` on that core.
+  ``eu-stack --core CORE -e EXE`` on that core;
+- ``notmyfault analyze CORE`` (the page: the first thread's stack, every thread's for the deadlock
+  check) and ``gdb -batch -ex bt -ex 'info registers' EXE CORE``.
 
-Prints one JSON object with the figures and the ratios to gdb and eu-stack (issue 25 measured
-10,001 threads: dump 24.2 s -> 2.2 s; stack --all on a CPython core 48.8 s -> 19.4 s).
+The commands on the core run interleaved, ``--runs`` times (median). Prints one JSON object with the
+figures and the ratios to gdb and eu-stack (issue 25 measured 10,001 threads: dump 24.2 s -> 2.2 s;
+stack --all on a CPython core 48.8 s -> 19.4 s; issue 26 asks analyze at gdb's speed on 200).
 
-Run: python bench/many_threads.py [--threads N].
+Run: python bench/many_threads.py [--threads N] [--runs N].
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,6 +67,7 @@ def measure(cmd: list[str]) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=10_000)
+    ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
     nmf = [sys.executable, "-m", "notmyfault"]
     with tempfile.TemporaryDirectory(prefix="nmf-threads-") as tmp:
@@ -86,12 +91,28 @@ def main() -> None:
             runs["gdb"] = ["gdb", "-nx", "-batch", "-ex", "thread apply all bt", str(exe), str(core)]
         if shutil.which("eu-stack"):
             runs["eu-stack"] = ["eu-stack", f"--core={core}", "-e", str(exe)]
-        stacks = {name: measure(cmd) for name, cmd in runs.items()}
-        out["stack_all"] = {n: {"seconds": round(s, 2), "rss_mb": round(m)} for n, (s, m) in stacks.items()}
-        ours = stacks["notmyfault"][0]
-        out["ratio"] = {
-            f"notmyfault/{n}": round(ours / s, 2) for n, (s, _) in stacks.items() if n != "notmyfault"
-        }
+        pages = {"notmyfault": [*nmf, "analyze", str(core)]}
+        if shutil.which("gdb"):
+            pages["gdb"] = ["gdb", "-nx", "-batch", "-ex", "bt", "-ex", "info registers", str(exe), str(core)]
+        times: dict[str, list[tuple[float, float]]] = {}
+        for _ in range(args.runs):  # interleaved: every tool sees the same machine
+            for kind, table in (("stack_all", runs), ("analyze", pages)):
+                for name, cmd in table.items():
+                    times.setdefault(f"{kind}/{name}", []).append(measure(cmd))
+        for kind, table in (("stack_all", runs), ("analyze", pages)):
+            med = {
+                n: (
+                    statistics.median(t for t, _ in times[f"{kind}/{n}"]),
+                    max(m for _, m in times[f"{kind}/{n}"]),
+                )
+                for n in table
+            }
+            out[kind] = {n: {"seconds": round(t, 3), "rss_mb": round(m)} for n, (t, m) in med.items()}
+            ours = med["notmyfault"][0]
+            out[f"{kind}_ratio"] = {
+                f"notmyfault/{n}": round(ours / t, 2) for n, (t, _) in med.items() if n != "notmyfault"
+            }
+        out["runs"] = args.runs
     print(json.dumps(out, indent=2))
 
 

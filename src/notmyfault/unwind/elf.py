@@ -821,14 +821,24 @@ def _tail_calls(
 _RUST_SYMBOL = re.compile(r"^(_ZN.*17h[0-9a-f]{16}E|_R)")
 
 
+def _written_in_c(prog: Any) -> bool:
+    """Whether the program's main function is C's (drgn's ``Program.language``, from its DWARF): a
+    C++ program's own functions may have no mangled symbol at all (all of them inlined into main)."""
+    try:
+        return str(prog.language.name) == "C"
+    except Exception:
+        return False
+
+
 def _qualified_inlines(
     prog: Any, frames: list[Frame], raw: list[str | None], inlined: list[bool]
 ) -> list[Frame]:
     """Each frame's inlined functions with their qualified names (``unwind.inlines``): drgn names an
     inlined C++ frame by its bare DWARF name (``at``) and shows none in Rust's units. A frame (with
     the inlined ones drgn put before it, all at one pc) is re-read from DWARF when drgn gave an
-    inlined frame an unqualified name or its symbol is Rust's; otherwise it is left alone."""
-    from notmyfault.unwind.inlines import chains
+    inlined frame an unqualified name or its symbol is Rust's; otherwise it is left alone. A C program's
+    module whose symbols are all C's (``names_namespaces``) is not re-read: C has no namespaces."""
+    from notmyfault.unwind.inlines import chains, names_namespaces
 
     out: list[Frame] = []
     group: list[Frame] = []
@@ -841,8 +851,11 @@ def _qualified_inlines(
             g.function and "::" not in re.split(r"[<(]", g.function, maxsplit=1)[0] for g in group[:-1]
         )
         names = None
-        if f.module is not None and (bare or (symbol and _RUST_SYMBOL.match(symbol))):
+        rust = bool(symbol and _RUST_SYMBOL.match(symbol))
+        if f.module is not None and (bare or rust):
             debug = _debug_file(prog, f.pc)
+            if debug is not None and not rust and _written_in_c(prog) and not names_namespaces(debug[0]):
+                debug = None  # C's inlined functions: drgn's names are the names
             if debug is not None:
                 path, bias = debug
                 table = chains(path)
