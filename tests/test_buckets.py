@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from notmyfault.analysis.crash import decode_bytes
+from notmyfault.analysis.decode import decode_bytes
 from notmyfault.analysis.signature import DEFAULT_RULES, SignFrame, load_rules, program, signature
 from tests.conftest import run_bench, run_json, run_nmf
 

@@ -266,3 +266,29 @@ def test_an_elf_core_loads_no_reader_of_another_kind(tmp_path: Path) -> None:
             "notmyfault.dumps.vmcore",
         }
     )
+
+
+@pytest.mark.shared
+def test_a_minidump_loads_no_process_core_machinery() -> None:
+    """Analysing a minidump imports neither drgn, pyelftools, the process core's analyzer nor its
+    deadlock check: the result type and the instruction decoder every
+    analyzer shares live apart (analysis.result, analysis.decode); a minidump's start-up was 0.25 s
+    with them, 0.17 s without."""
+    import subprocess
+    import sys
+
+    dump = Path(__file__).resolve().parents[2] / "shared/corpus/breakpad-testdata/linux_raise_sigabrt.dmp"
+    code = (
+        "import sys, notmyfault\n"
+        f"with notmyfault.open({str(dump)!r}) as d:\n"
+        "    a = d.analysis()\n"
+        "    a.bucket, d.stacks()\n"
+        "print(' '.join(sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded = set(out.stdout.split())
+    assert "notmyfault.analysis.minidump" in loaded
+    heavy = {"drgn", "_drgn", "elftools", "notmyfault.analysis.crash", "notmyfault.analysis.deadlock"}
+    assert loaded.isdisjoint(heavy), loaded & heavy

@@ -6,22 +6,16 @@ import contextlib
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from notmyfault.analysis.blame import choose, is_system_module
 from notmyfault.analysis.classes import CRASH_CLASSES
-from notmyfault.analysis.deadlock import LockWait, find_deadlock
+from notmyfault.analysis.deadlock import find_deadlock
+from notmyfault.analysis.decode import decode_bytes, operand_address
+from notmyfault.analysis.result import CrashAnalysis, Instruction
 from notmyfault.analysis.signature import (
     DEFAULT_RULES,
-    PYTHON_LIBRARY,
-    SIGN_DEPTH,
-    SignFrame,
-    bucket_key,
-    signature,
 )
-from notmyfault.analysis.signature import program as program_name
 from notmyfault.base.sigcodes import si_code_name, signal_name
 from notmyfault.dumps import origin, report_fields
 from notmyfault.dumps.elfcore import PF_X, ElfCore, SigInfo
@@ -35,7 +29,7 @@ from notmyfault.unwind.elf import (
     thread_walk,
 )
 from notmyfault.unwind.frames import Frame, PythonFrame
-from notmyfault.unwind.isa import capstone_for, code_arch
+from notmyfault.unwind.isa import code_arch
 from notmyfault.unwind.names import base_name
 from notmyfault.unwind.python import (
     PythonStacks,
@@ -50,172 +44,6 @@ from notmyfault.unwind.python import (
 NULL_PAGE = 4096
 STACK_GUARD_REACH = 1024 * 1024 + 64 * 1024
 """How far below a stack mapping a fault still counts as hitting its guard (stack_guard_gap is 1 MiB)."""
-
-
-@dataclass(frozen=True)
-class Instruction:
-    """A decoded instruction."""
-
-    address: int
-    text: str
-    """Mnemonic and operands (Intel syntax on x86)."""
-    size: int
-    access: str | None
-    """read, write or None: what it does to memory, from the decoder."""
-
-
-@dataclass(frozen=True)
-class SystemFacts:
-    """The machine and system that wrote a dump, where the dump records them (a minidump's system
-    info stream): as minidump-stackwalk prints them."""
-
-    os: str
-    """Linux, Windows NT, Mac OS X, ..."""
-    os_version: str | None
-    cpu_arch: str
-    """Our architecture's name (x86_64, aarch64, x86, arm)."""
-    cpu_info: str | None
-    """The CPU's family, model and stepping (x86; with the vendor on x86 where the dump has it)."""
-    cpu_count: int | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class CrashAnalysis:
-    """Everything ``notmyfault analyze`` says about a dump (keyword arguments only; what a dump
-    kind does not record is left at its default)."""
-
-    path: str
-    arch: str
-    pid: int | None = None
-    executable: str | None = None
-    command_line: str | None = None
-    uid: int | None = None
-    crashed_tid: int | None = None
-    signal: int | None = None
-    signal_name: str | None = None
-    si_code: int | None = None
-    si_code_name: str | None = None
-    fault_address: int | None = None
-    sender_pid: int | None = None
-    access: str | None = None
-    access_source: str = "not known"
-    """How the access kind was found: the signal, the instruction, or not known."""
-    fault_pc: int | None = None
-    instruction: Instruction | None = None
-    blocked_signals: tuple[str, ...] = ()
-    crash_class: str
-    description: str
-    blamed: Frame | None
-    blame_reason: str
-    abort_message: str | None = None
-    frames: tuple[Frame, ...]
-    notes: tuple[str, ...] = field(default=())
-    missing: tuple[str, ...] = field(default=())
-    other_builds: tuple[str, ...] = field(default=())
-    """Of ``missing``, the modules whose file here is another build (see the notes)."""
-    """Modules whose files or debug information could not be found."""
-    deadlock: tuple[LockWait, ...] = field(default=())
-    """The threads of a mutex wait cycle, when the dump shows one."""
-    dump_kind: str = "elf-core"
-    """elf-core, minidump or windows-kernel."""
-    exception_code: int | None = None
-    """Windows minidumps: the NTSTATUS exception code (Linux minidumps: the signal, as ``signal``);
-    Windows kernel dumps: the bug check code."""
-    exception_name: str | None = None
-    exception_parameters: tuple[int, ...] = field(default=())
-    exception_address: int | None = None
-    """Minidumps of Windows and macOS: the exception record's own address (where the exception was
-    raised: for most exceptions the instruction's address; minidump-stackwalk's crash address unless
-    the exception names the memory it touched)."""
-    argument_notes: tuple[str, ...] = field(default=())
-    """Windows kernel dumps: what each bug check parameter means."""
-    report: dict[str, str] = field(default_factory=dict)
-    """For a core unpacked from an apport report: the report's fields (ExecutablePath, Package, ...)."""
-    truncated: str | None = None
-    """None for a whole dump; else what its reader found missing (the file ends too early)."""
-    sign_frames: tuple[Frame, ...] | None = None
-    """The stack the signature is taken from where it is not ``frames``: for a deadlock, the stack
-    of the cycle's first thread."""
-    python: PythonThread | None = None
-    """A CPython process: the crashed thread's Python stack (innermost first), also merged into
-    ``frames`` where it matches them (each eval-loop frame carries the Python frames it runs)."""
-    python_error: str | None = None
-    """A CPython process whose Python frames could not be read: why."""
-    blamed_python: PythonFrame | None = None
-    """When every native frame is the interpreter's or the C library's: the program's Python frame
-    that made the call (``blamed`` is then the innermost system frame, as the native rule says)."""
-    python_callee: str | None = None
-    """What ``blamed_python`` called: the library's Python function (ctypes.string_at), or the native one."""
-    system: SystemFacts | None = None
-    """The machine and system that wrote the dump, where it records them (minidumps)."""
-
-    @property
-    def program(self) -> str:
-        """The program the bucket is scoped by (python3, bash, crashers; linux or windows for a kernel)."""
-        return program_name(self.dump_kind, self.executable)
-
-    @cached_property
-    def sign_stack(self) -> list[SignFrame]:
-        """The frames the signature reads (and triage stores), innermost first, Python frames included."""
-        if self.sign_frames is not None:
-            return sign_frames(self.sign_frames, limit=SIGN_DEPTH)
-        return sign_frames(self.frames, self.python, limit=SIGN_DEPTH)
-
-    @cached_property
-    def signature(self) -> str:
-        """The crash signature by the built-in rules (notmyfault.analysis.signature)."""
-        return signature(self.sign_stack)
-
-    @property
-    def bucket(self) -> str:
-        """BUCKET_ID: ``CLASS:program:signature``, the same bucket ``triage`` files the dump in."""
-        return bucket_key(
-            self.crash_class, self.program, self.signature, self.signal_name or self.exception_name
-        )
-
-    @property
-    def probably_caused_by(self) -> str:
-        """The WinDbg line: 'myfault.cpython-311-x86_64-linux-gnu.so ( myfault!myfault_high_irql+0x2c )'."""
-        if self.blamed_python is not None:
-            callee = f"{self.python_callee} called from " if self.python_callee else ""
-            return f"{callee}{self.blamed_python.where()}"
-        if self.blamed is None:
-            return "unknown (no frame in a known module)"
-        return f"{base_name(self.blamed.module or '?')} ( {self.blamed.location()} )"
-
-
-def sign_frames(
-    frames: Sequence[Frame], python: PythonThread | None = None, limit: int | None = None
-) -> list[SignFrame]:
-    """What the signature rule reads of each frame: its name, its module's file name, its offset;
-    the first ``limit`` of them (all when None).
-
-    A Python frame comes just before the eval-loop frame that runs it, named ``module.function``
-    for the interpreter's library (ctypes.string_at, in the irrelevant module ``<python library>``)
-    and ``function`` in its file's name (app.py) for the program's own; a Python stack that could not
-    be merged follows the native frames."""
-    out: list[SignFrame] = []
-    merged = False
-    for f in frames:
-        if limit is not None and len(out) >= limit:  # a deep stack: what follows is never read
-            return out[:limit]
-        for p in f.python:
-            out.append(_python_sign_frame(p))
-            merged = True
-        out.append(
-            SignFrame(
-                f.function,
-                base_name(f.module) if f.module else None,
-                f.pc - f.module_base if f.module and f.module_base is not None else None,
-            )
-        )
-    if python is not None and not merged:
-        out.extend(_python_sign_frame(p) for p in python.frames)
-    return out if limit is None else out[:limit]
-
-
-def _python_sign_frame(p: PythonFrame) -> SignFrame:
-    return SignFrame(p.qualified, PYTHON_LIBRARY if p.stdlib else base_name(p.file), None)
 
 
 def _abort_message(program: Program) -> str | None:
@@ -241,148 +69,6 @@ def decode(
     if not data:
         return None
     return decode_bytes(data, pc, code_arch(core.arch, regs or {}))
-
-
-def decode_bytes(data: bytes, pc: int, arch: str) -> Instruction | None:
-    """Decode the first instruction of ``data`` (machine code at ``pc`` for ``arch``) with capstone,
-    with the memory access it makes."""
-    import capstone  # type: ignore[import-untyped]
-
-    md = capstone_for(arch)
-    if md is None:
-        return None
-    md.detail = True
-    for insn in md.disasm(data, pc):
-        access = None
-        try:
-            for op in insn.operands:
-                if op.type == getattr(capstone, "CS_OP_MEM", 3):
-                    if op.access & capstone.CS_AC_WRITE:
-                        access = "write"
-                    elif op.access & capstone.CS_AC_READ and access is None:
-                        access = "read"
-        except (capstone.CsError, AttributeError):  # operand details capstone gives not for every arch
-            pass
-        if arch in ("x86_64", "x32", "i386", "x86") and _x86_store(insn):
-            access = "write"
-        if access is None and arch in ("x86_64", "x32", "i386", "x86"):
-            # implicit stack accesses have no memory operand: a stack overflow often faults on a
-            # push or a call (the return address), which write; pop, ret and leave read
-            mnemonic = insn.mnemonic
-            if mnemonic.startswith(("push", "call", "enter")):
-                access = "write"
-            elif mnemonic.startswith(("pop", "ret", "leave")):
-                access = "read"
-        if access is None and arch in ("aarch64", "arm", "thumb"):
-            # their loads and stores: ld*/st* (and 32-bit ARM's push and pop)
-            access = (
-                "write"
-                if insn.mnemonic.startswith(("st", "push"))
-                else "read"
-                if insn.mnemonic.startswith(("ld", "pop"))
-                else None
-            )
-        if access is None and arch in ("ppc64le", "ppc64", "s390x") and insn.op_str.count("(") == 1:
-            # a load or store: their mnemonics start with st (stores) or l (loads) on both
-            access = (
-                "write"
-                if insn.mnemonic.startswith("st")
-                else "read"
-                if insn.mnemonic.startswith("l")
-                else None
-            )
-        return Instruction(insn.address, f"{insn.mnemonic} {insn.op_str}".strip(), insn.size, access)
-    return None
-
-
-X86_STORES = re.compile(
-    r"v?(p?mov|movnt|extract|pextr|maskmov|p?scatter|p?compress)\w*|fn?st\w*|fistt?p?|fbstp|stmxcsr|vstmxcsr"
-)
-"""x86 instructions that write their first operand when it is memory: capstone 5 marks the memory
-operand of SSE, AVX and AVX-512 stores (``movups xmmword ptr [rdi], xmm0``, ``vmovups zmmword ptr
-[rax], zmm2``, as glibc's memset runs them) as read."""
-
-
-def _x86_store(insn: Any) -> bool:
-    """True if ``insn`` (x86, with details) stores to a memory first operand."""
-    import capstone
-
-    try:
-        ops = insn.operands
-    except capstone.CsError:
-        return False
-    mem = getattr(capstone, "CS_OP_MEM", 3)
-    return bool(ops) and ops[0].type == mem and X86_STORES.fullmatch(insn.mnemonic.split()[-1]) is not None
-
-
-def operand_address(data: bytes, pc: int, arch: str, regs: dict[str, int]) -> int | None:
-    """The address the first memory operand of the instruction at ``pc`` refers to, computed from the
-    registers (base + index * scale + displacement; pc-relative on x86_64); None when the instruction
-    has no memory operand or a register it needs is not known (a segment base such as fs)."""
-    import capstone
-
-    arch = code_arch(arch, regs)
-    md = capstone_for(arch) if arch in OPERAND_ARCHES else None
-    if md is None:
-        return None
-    md.detail = True
-    mask = (1 << (32 if arch in ("x32", "i386", "x86", "arm", "thumb") else 64)) - 1
-    for insn in md.disasm(data, pc):
-        try:
-            for op in insn.operands:
-                if op.type != getattr(capstone, "CS_OP_MEM", 3):
-                    continue
-                mem = op.mem
-                if getattr(mem, "segment", 0):
-                    return None  # fs:/gs: relative: the segment base is not in the registers
-                total = mem.disp
-                for reg, scale in ((mem.base, 1), (getattr(mem, "index", 0), getattr(mem, "scale", 1) or 1)):
-                    if not reg:
-                        continue
-                    name = insn.reg_name(reg)
-                    if name in ("rip", "eip"):
-                        value: int | None = insn.address + insn.size
-                    elif name == "pc" and arch in ("arm", "thumb"):  # reads as the instruction's + 8 (+ 4)
-                        value = (insn.address + (4 if arch == "thumb" else 8)) & ~3
-                    else:
-                        value = _register(name, regs, arch)
-                    if value is None:
-                        return None
-                    total += value * scale
-                return int(total) & mask
-        except (capstone.CsError, AttributeError):
-            return None
-        return None
-    return None
-
-
-OPERAND_ARCHES = ("x86_64", "x32", "i386", "x86", "aarch64", "arm", "thumb", "ppc64le", "ppc64", "s390x")
-"""The instruction sets whose memory operands ``operand_address`` computes (capstone's base, index,
-scale and displacement)."""
-
-
-def _register(name: str, regs: dict[str, int], arch: str) -> int | None:
-    """A register's value by capstone's name (32-bit views of 64-bit registers included)."""
-    if name in regs:
-        return regs[name]
-    if arch == "x86_64" and name.startswith("e") and "r" + name[1:] in regs:
-        return regs["r" + name[1:]] & 0xFFFFFFFF
-    if arch == "x86_64" and name.endswith("d") and name[:-1] in regs:  # r8d
-        return regs[name[:-1]] & 0xFFFFFFFF
-    if arch == "aarch64":
-        if name in ("xzr", "wzr"):
-            return 0
-        alias = {"fp": "x29", "lr": "x30"}.get(name, name)
-        if alias in regs:
-            return regs[alias]
-        if name.startswith("w") and "x" + name[1:] in regs:
-            return regs["x" + name[1:]] & 0xFFFFFFFF
-    if arch in ("arm", "thumb"):
-        alias = {"sb": "r9", "sl": "r10", "r11": "fp", "r12": "ip", "r13": "sp", "r14": "lr"}.get(name, name)
-        return regs.get(alias)
-    if arch == "s390x" and name.isdigit():  # capstone names s390x's general registers by number
-        return regs.get(f"r{name}")
-    return None
 
 
 def _blocked(mask: int) -> tuple[str, ...]:

@@ -15,7 +15,8 @@ from dataclasses import replace
 
 from notmyfault.analysis.blame import choose
 from notmyfault.analysis.classes import CRASH_CLASSES
-from notmyfault.analysis.crash import CrashAnalysis, SystemFacts, decode_bytes, operand_address
+from notmyfault.analysis.decode import decode_bytes, operand_address
+from notmyfault.analysis.result import CrashAnalysis, SystemFacts
 from notmyfault.analysis.wincodes import decode_exception, refine_class
 from notmyfault.base.sigcodes import si_code_name
 from notmyfault.dumps import origin

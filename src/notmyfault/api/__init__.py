@@ -12,7 +12,7 @@ Everything under ``notmyfault`` that this package and the faces of the other pac
 May import: kernel, memory, analysis, unwind, dumps, base.
 """
 
-from notmyfault.analysis.crash import CrashAnalysis, Instruction
+from notmyfault.analysis.result import CrashAnalysis, Instruction
 from notmyfault.analysis.signature import (
     DEFAULT_RULES,
     Rules,

@@ -19,7 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
-from notmyfault.analysis.crash import CrashAnalysis, Instruction, decode, decode_bytes, python_stacks
+from notmyfault.analysis.decode import decode_bytes
+from notmyfault.analysis.result import CrashAnalysis, Instruction
 from notmyfault.analysis.signature import (
     DEFAULT_RULES,
     Rules,
@@ -466,6 +467,8 @@ class Dump:
                 stacks = [(t, w.frames) for t, w in walks]
                 stopped = {t: w.stopped for t, w in walks}
                 if python:
+                    from notmyfault.analysis.crash import python_stacks
+
                     pystacks = python_stacks(r, program, self.exe, self.sysroot, python_locals, walks)
         out = []
         for t, fs in stacks:
@@ -507,6 +510,8 @@ class Dump:
                 except UnreadableMemory:
                     insn = None
         else:
+            from notmyfault.analysis.crash import decode
+
             insn = decode(r, t.pc, self.sysroot, t.regs) if t.pc is not None else None
             mapping = r.file_at(t.pc) if t.pc is not None else None
             where = f"in {mapping.path}" if mapping else None

@@ -25,8 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from notmyfault.analysis.crash import CrashAnalysis, Instruction, decode_bytes
 from notmyfault.analysis.deadlock import LockWait
+from notmyfault.analysis.decode import decode_bytes
+from notmyfault.analysis.result import CrashAnalysis, Instruction
 from notmyfault.dumps import origin
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.vmcore import Vmcore

@@ -14,7 +14,8 @@ import ntpath
 import struct
 from dataclasses import replace
 
-from notmyfault.analysis.crash import CrashAnalysis, decode_bytes
+from notmyfault.analysis.decode import decode_bytes
+from notmyfault.analysis.result import CrashAnalysis
 from notmyfault.analysis.wincodes import ACCESS_KINDS
 from notmyfault.dumps import origin
 from notmyfault.dumps.errors import UnreadableMemory

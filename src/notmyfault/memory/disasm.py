@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from notmyfault.analysis.crash import Instruction
+from notmyfault.analysis.result import Instruction
 from notmyfault.dumps.elfcore import ElfCore
 from notmyfault.dumps.errors import UnreadableMemory
 from notmyfault.dumps.minidump import Minidump

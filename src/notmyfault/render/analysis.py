@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from notmyfault.analysis.crash import CrashAnalysis, Instruction
+from notmyfault.analysis.result import CrashAnalysis, Instruction
 from notmyfault.base.units import format_size
 from notmyfault.memory.heap import HeapResult
 from notmyfault.memory.pool import TagUsage

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from notmyfault.analysis.crash import Instruction
+from notmyfault.analysis.result import Instruction
 from notmyfault.base.units import format_size
 from notmyfault.dumps.minidump import Image, Module
 from notmyfault.dumps.windump import Driver

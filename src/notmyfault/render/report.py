@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from notmyfault.analysis.crash import CrashAnalysis
+from notmyfault.analysis.result import CrashAnalysis
 
 SEARCH_SHOWN = 20
 """How many search hits a report lists."""
