@@ -9,7 +9,8 @@ database each time:
 - ``notmyfault analyze --json`` once per dump on a sample (the start-up a batch saves).
 
 Prints dumps/s, the mean analysis time per dump inside the warm workers next to a cold
-``notmyfault analyze``, and the peak RSS of an analysis process. On 2 cores, two workers cannot
+``notmyfault analyze``, and the peak RSS of an analysis process; where one worker's time went, by
+kind of dump; and dumps/s for 1 and 2 workers on the small C cores alone (no deep recursion). On 2 cores, two workers cannot
 double the rate: the parent hashes and stores while they analyse.
 
 Run: python bench/triage_speed.py [--runs N] [--keep DIR].
@@ -55,6 +56,29 @@ def ingest(fleet: Path, db: Path, *extra: str) -> dict[str, Any]:
     return out
 
 
+def kinds(db: Path) -> None:
+    """Where one worker's time went: the analysis seconds the database stores, by kind of dump."""
+    import sqlite3
+
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT crash_class, executable, seconds FROM dumps").fetchall()
+    groups: dict[str, list[float]] = {}
+    for crash_class, executable, seconds in rows:
+        if "python" in os.path.basename(executable or ""):
+            kind = "CPython cores"
+        elif crash_class == "STACK_OVERFLOW":
+            kind = "deep recursions (C)"
+        else:
+            kind = "other small C cores"
+        groups.setdefault(kind, []).append(float(seconds or 0))
+    total = sum(sum(v) for v in groups.values())
+    for kind, values in sorted(groups.items(), key=lambda kv: -sum(kv[1])):
+        print(
+            f"  {kind:<22} {len(values):>4} dumps, {statistics.mean(values) * 1000:7.1f} ms each in the worker, "
+            f"{sum(values) / total:4.0%} of its analysis time"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=20, help="cores per C bug (default 20: 140 cores)")
@@ -93,6 +117,21 @@ def main() -> None:
     print(
         f"per dump in a batch (1 worker, wall / dumps): {one:.3f} s against {statistics.mean(cold):.3f} s for a cold "
         f"'notmyfault analyze': {statistics.mean(cold) / one:.1f}x"
+    )
+    kinds(root / "w1.db")
+    small = root / "small"  # the small C cores without the deep recursions: issue 26's "small cores"
+    small.mkdir(exist_ok=True)
+    for p in sorted((fleet / "crashers").rglob("core*")):
+        if not p.parent.name.startswith("recurse"):
+            target = small / f"{p.parent.name}.core"
+            if not target.exists():
+                os.link(p, target)
+    count = sum(1 for _ in small.iterdir())
+    one_small = ingest(small, root / "s1.db", "--workers", "1")
+    two_small = ingest(small, root / "s2.db", "--workers", "2")
+    print(
+        f"small C cores alone ({count}, no deep recursion): 1 worker {count / one_small['wall']:.1f} dumps/s, "
+        f"2 workers {count / two_small['wall']:.1f} dumps/s ({one_small['wall'] / two_small['wall']:.2f}x)"
     )
     if not args.keep:
         subprocess.run(["rm", "-rf", str(root)], check=False)
