@@ -247,3 +247,23 @@ def test_a_small_core_is_read_whole(tmp_path: Path) -> None:
     assert sum(s.filesz for s in core.segments) <= REDUCE_ABOVE
     assert reduce_core(core, str(tmp_path)) is None
     assert not (tmp_path / "python.core").exists()
+
+
+def test_the_copy_is_removed_and_so_is_a_killed_run_s(
+    crashed: tuple[Path, Path, dict], tmp_path: Path
+) -> None:
+    """The reduced core lives in a private directory of the analysis (``base.files.private_temp_dir``):
+    removed when the frames are read, and one that a killed run left is removed by the next run."""
+    _, core, _ = crashed
+    private = tmp_path / "tmp"
+    private.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = private / f"notmyfault-python-{dead.pid}-abcd1234"
+    stale.mkdir()
+    (stale / "python.core").write_bytes(bytes(4096))
+    r, a = run_json("analyze", str(core), env={"TMPDIR": str(private)})
+    assert r.returncode == 0, r.stderr
+    assert a["python_error"] is None
+    assert a["blamed_python"]["function"] == "parse"
+    assert list(private.iterdir()) == []

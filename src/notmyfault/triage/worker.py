@@ -150,7 +150,11 @@ class WarmWorker:
                 with contextlib.suppress(OSError):
                     stream.close()
         code = proc.wait()
-        remove_temp_dirs_of("unpacked", proc.pid)  # killed, it removed nothing: its unpacked dumps
+        for kind in (
+            "unpacked",
+            "python",
+        ):  # killed, it removed nothing: its unpacked dumps, its reduced core
+            remove_temp_dirs_of(kind, proc.pid)
         return code
 
     def _kill(self) -> None:

@@ -25,13 +25,14 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from notmyfault.base import private_temp_dir
 from notmyfault.base.lifetime import tied_env
 from notmyfault.unwind.frames import Frame, PythonFrame
 from notmyfault.unwind.pycore import BUDGET, reduce_core
@@ -43,6 +44,8 @@ EVAL_FRAMES = ("_PyEval_EvalFrameDefault",)
 """The native functions that run Python frames (CPython 3.8 to 3.13)."""
 INTERPRETER_MODULES = ("python", "python3*", "libpython3*.so*")
 """The module file names that make a core one of a CPython process."""
+SCRATCH = "python"
+"""The kind of private temporary directory the reduced core is written in (``base.files``)."""
 TIME_LIMIT = 60.0
 """Seconds the child reading the Python frames may take."""
 
@@ -80,12 +83,15 @@ def read_python_stacks(core: ElfCore, executable: str, with_locals: bool = False
     copy of a large core: ``unwind.pycore``)."""
     if not os.path.isfile(executable):
         return PythonStacks((), f"the interpreter {executable} is not here (give --exe)")
-    with tempfile.TemporaryDirectory(prefix="notmyfault-python-") as scratch:
+    scratch = private_temp_dir(SCRATCH)  # a killed analysis's copy is removed by the next one
+    try:
         try:
             reduced = reduce_core(core, scratch)
         except OSError:  # no room for the copy: the whole core, as before
             reduced = None
         stacks = _read(reduced.path if reduced else core.path, executable, with_locals)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     if stacks.error and reduced and reduced.over_budget:
         return PythonStacks(
             stacks.threads,
