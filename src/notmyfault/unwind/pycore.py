@@ -155,14 +155,20 @@ def reachable(core: ElfCore, budget: int = BUDGET) -> tuple[list[Segment], int]:
     return [segments[i] for i in sorted(kept)], over
 
 
+def worth_reducing(core: ElfCore) -> bool:
+    """Whether the Python frame reader should get a reduced copy of ``core``: a whole 64-bit
+    little-endian core with more than ``REDUCE_ABOVE`` bytes of memory."""
+    if core.elfclass != 64 or not core.little_endian or sys.byteorder != "little" or core.truncated:
+        return False
+    return sum(s.filesz for s in core.segments) > REDUCE_ABOVE
+
+
 def reduce_core(core: ElfCore, directory: str, budget: int = BUDGET) -> Reduction | None:
     """A reduced copy of ``core`` in ``directory`` for the Python frame reader; None when it is not
-    worth one (a small core, or one that is not 64-bit little-endian) or nothing would be left out."""
-    if core.elfclass != 64 or not core.little_endian or sys.byteorder != "little" or core.truncated:
+    worth one (``worth_reducing``) or nothing would be left out."""
+    if not worth_reducing(core):
         return None
     total = sum(s.filesz for s in core.segments)
-    if total <= REDUCE_ABOVE:
-        return None
     keep, over = reachable(core, budget)
     if len(keep) == len([s for s in core.segments if s.memsz]):
         return None

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from notmyfault.base import private_temp_dir
 from notmyfault.base.lifetime import tied_env
 from notmyfault.unwind.frames import Frame, PythonFrame
-from notmyfault.unwind.pycore import BUDGET, reduce_core
+from notmyfault.unwind.pycore import BUDGET, Reduction, reduce_core, worth_reducing
 
 if TYPE_CHECKING:
     from notmyfault.dumps.elfcore import ElfCore
@@ -83,15 +83,19 @@ def read_python_stacks(core: ElfCore, executable: str, with_locals: bool = False
     copy of a large core: ``unwind.pycore``)."""
     if not os.path.isfile(executable):
         return PythonStacks((), f"the interpreter {executable} is not here (give --exe)")
-    scratch = private_temp_dir(SCRATCH)  # a killed analysis's copy is removed by the next one
+    reduced: Reduction | None = None
+    scratch: str | None = None
     try:
-        try:
-            reduced = reduce_core(core, scratch)
-        except OSError:  # no room for the copy: the whole core, as before
-            reduced = None
+        if worth_reducing(core):
+            try:
+                scratch = private_temp_dir(SCRATCH)  # a killed analysis's copy is removed by the next
+                reduced = reduce_core(core, scratch)
+            except OSError:  # no room for the copy: the whole core, as before
+                reduced = None
         stacks = _read(reduced.path if reduced else core.path, executable, with_locals)
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     if stacks.error and reduced and reduced.over_budget:
         return PythonStacks(
             stacks.threads,
