@@ -25,7 +25,14 @@ from functools import cached_property
 from typing import Any, NamedTuple
 
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
-from notmyfault.dumps.linkmap import AT_EXECFN, LoadedImage, image_at, loaded_images, parse_auxv
+from notmyfault.dumps.linkmap import (
+    AT_EXECFN,
+    LoadedImage,
+    header_tables,
+    image_at,
+    loaded_images,
+    parse_auxv,
+)
 from notmyfault.dumps.unpack import discard
 
 # Offsets in struct elf_prstatus on 64-bit Linux (the same on x86_64 and aarch64).
@@ -267,12 +274,10 @@ class ElfCore:
         self.elfclass = 32 if head[4] == 1 else 64
         self.little_endian = head[5] == 1
         self._e = "<" if self.little_endian else ">"
-        layout = self._e + ("HHIQQQIHHHHHH" if self.elfclass == 64 else "HHIIIIIHHHHHH")
-        if self.size < 16 + struct.calcsize(layout):
+        if self.size < (64 if self.elfclass == 64 else 52):
             raise DumpError(f"{self.path} is too short for its ELF header: a corrupt ELF core")
-        etype, machine, _v, _entry, phoff, shoff, _f, _eh, phentsize, phnum, _she, _shn, _shs = (
-            struct.unpack_from(layout, self._map, 16)
-        )
+        etype, machine = struct.unpack_from(self._e + "HH", self._map, 16)
+        _, _, phoff, phentsize, phnum, shoff, _, _ = header_tables(self._map[:64])
         if etype != ET_CORE:
             kind = ELF_TYPES.get(etype, f"{etype:#x}")
             raise DumpError(f"{self.path} is an ELF file of type {kind}, not a core dump (ET_CORE)")

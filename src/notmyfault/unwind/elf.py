@@ -840,10 +840,9 @@ def _qualified_inlines(
     module whose symbols are all C's (``names_namespaces``) is not re-read: C has no namespaces."""
     from notmyfault.unwind.inlines import chains, names_namespaces
 
+    # nothing to re-read: a 30,000-frame recursion is not looked at 30,000 times
     if not any(inlined) and not any(_RUST_SYMBOL.match(s) for s in set(raw) if s):
-        return renumbered(
-            frames
-        )  # nothing to re-read: a 30,000-frame recursion is not looked at 30,000 times
+        return renumbered(frames)
     out: list[Frame] = []
     group: list[Frame] = []
     for i, f in enumerate(frames):

@@ -503,18 +503,15 @@ def names_namespaces(path: str) -> bool:
     analysis. True when it cannot tell (no symbol table, or not ELF): the DWARF is read, as before."""
     import struct
 
+    from notmyfault.dumps.linkmap import header_tables
+
     try:
         with open(path, "rb") as f:
             head = f.read(64)
-            if head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
+            if len(head) < 52 or head[:4] != b"\x7fELF" or head[4] not in (1, 2) or head[5] not in (1, 2):
                 return True
-            e = "<" if head[5] == 1 else ">"
-            if head[4] == 2:
-                shoff, shentsize, shnum = struct.unpack_from(e + "Q10xHH", head, 40)
-                shdr, size = e + "IIQQQQIIQQ", 64
-            else:
-                shoff, shentsize, shnum = struct.unpack_from(e + "I10xHH", head, 32)
-                shdr, size = e + "IIIIIIIIII", 40
+            wide, e, _, _, _, shoff, shentsize, shnum = header_tables(head)
+            shdr, size = (e + "IIQQQQIIQQ", 64) if wide else (e + "IIIIIIIIII", 40)
             if not shoff or shentsize < size or not 0 < shnum <= 1 << 16:
                 return True
             f.seek(shoff)

@@ -33,7 +33,8 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 
-from notmyfault.dumps.elfcore import ElfCore, Segment
+from notmyfault.dumps.elfcore import PN_XNUM, ElfCore, Segment
+from notmyfault.dumps.linkmap import AT_SYSINFO_EHDR, PT_LOAD, PT_NOTE
 
 REDUCE_ABOVE = 64 << 20
 """Bytes of memory in a core above which the Python frame reader gets a reduced one."""
@@ -52,9 +53,6 @@ CHUNK = 1 << 20
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
-PT_LOAD, PT_NOTE = 1, 4
-AT_SYSINFO_EHDR = 33
-PN_XNUM = 0xFFFF
 
 
 @dataclass(frozen=True)
