@@ -256,16 +256,22 @@ def ours(core: Path, exe: Path, sysroot: str | None) -> dict[int, list[dict[str,
 
 def gdb(core: Path, exe: Path, arch: str) -> dict[int, list[dict[str, Any]]]:
     """gdb's physical frames per thread (gdb-multiarch's for another architecture); an outermost
-    frame at pc 0 is gdb's end of the stack (powerpc's back chain ends so), not a frame."""
+    frame at pc 0 is gdb's end of the stack (powerpc's back chain ends so), not a frame; so is a
+    frame at pc 0 right after a signal trampoline (gdb-multiarch reads no signal frame of
+    qemu-arm's: what it lists past it is not the interrupted code)."""
     stacks = gdb_stacks(core, str(exe), None if arch == "x86_64" else shutil.which("gdb-multiarch"))
-    return {
-        int(t["tid"]): [  # type: ignore[call-overload]
-            {"pc": f["pc"], "name": TRAMPOLINE if f["kind"] == "sigtramp" else f["name"]}
-            for f in t["frames"]  # type: ignore[attr-defined]
-            if f["kind"] not in ("inline", "tailcall") and not (f is t["frames"][-1] and f["pc"] == 0)  # type: ignore[index]
-        ]
-        for t in stacks
-    }
+    out: dict[int, list[dict[str, Any]]] = {}
+    for t in stacks:
+        frames: list[dict[str, Any]] = []
+        listed = t["frames"]  # type: ignore[index]
+        for k, f in enumerate(listed):  # type: ignore[arg-type]
+            if f["kind"] in ("inline", "tailcall"):
+                continue
+            if f["pc"] == 0 and (k == len(listed) - 1 or (frames and frames[-1]["name"] == TRAMPOLINE)):  # type: ignore[arg-type]
+                break
+            frames.append({"pc": f["pc"], "name": TRAMPOLINE if f["kind"] == "sigtramp" else f["name"]})
+        out[int(t["tid"])] = frames  # type: ignore[call-overload]
+    return out
 
 
 def eu_stack(core: Path, exe: Path, sysroot: str | None) -> dict[int, list[dict[str, Any]]]:

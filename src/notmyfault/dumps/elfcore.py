@@ -28,6 +28,7 @@ from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.dumps.linkmap import (
     AT_EXECFN,
     LoadedImage,
+    copy_build_id,
     header_tables,
     image_at,
     loaded_images,
@@ -657,9 +658,58 @@ class ElfCore:
         candidates += [recorded] if os.path.isabs(recorded) else [os.path.join(here, recorded), recorded]
         return next((c for c in candidates if os.path.isfile(c)), None)
 
-    def image_at(self, addr: int) -> tuple[tuple[tuple[int, int, int], ...], bytes | None]:
-        """The ranges and build-id of the ELF image whose header the dump holds at ``addr``."""
-        return image_at(self, addr, self._word, self._e)
+    def image_at(
+        self, addr: int, path: str | None = None
+    ) -> tuple[tuple[tuple[int, int, int], ...], bytes | None]:
+        """The ranges and build-id of the ELF image whose header the dump holds at ``addr``; with the
+        ``path`` of its file, only if its segments land where NT_FILE maps that file (see
+        ``linkmap.image_at``)."""
+        mappings = None
+        if path is not None:
+            mappings = [(f.start, f.end, f.file_offset) for f in self.files if f.path == path]
+        return image_at(self, addr, self._word, self._e, mappings)
+
+    def copy_build_id(self, path: str) -> bytes | None:
+        """The build-id that a copy of ``path``'s first page in the dump names (its mappings at file
+        offset 0), for a module placed without its header."""
+        for f in self.files:
+            if (
+                f.path == path
+                and f.file_offset == 0
+                and (found := copy_build_id(self, f.start, self._word, self._e))
+            ):
+                return found
+        return None
+
+    def file_runs(self, path: str) -> list[tuple[int, int]]:
+        """The address ranges over which NT_FILE maps ``path``: each run of its consecutive mappings
+        (in address order, with no other file's mapping between them) is one loaded image of it,
+        from its first mapping's start to its last one's end."""
+        runs: list[tuple[int, int]] = []
+        ordered = self._files_by_start[1]
+        i = 0
+        while i < len(ordered):
+            if ordered[i].path != path:
+                i += 1
+                continue
+            start = ordered[i].start
+            while i + 1 < len(ordered) and ordered[i + 1].path == path:
+                i += 1
+            runs.append((start, ordered[i].end))
+            i += 1
+        return runs
+
+    @cached_property
+    def linked_images(self) -> tuple[LoadedImage, ...]:
+        """The executable, libraries and vDSO the process's memory shows (the auxiliary vector and the
+        dynamic loader's link map), whether or not the core has NT_FILE: where a core left a library's
+        headers out, the link map still names it (as gdb lists it)."""
+        exe = self.process.command if self.process else None
+        try:
+            found = loaded_images(self, self.auxv, self._word, self._e, exe, self.locate)
+        except (UnreadableMemory, struct.error, ValueError):
+            return ()
+        return tuple(found)
 
     @cached_property
     def has_file_note(self) -> bool:
@@ -670,14 +720,7 @@ class ElfCore:
     def images(self) -> tuple[LoadedImage, ...]:
         """For a core without NT_FILE: the executable, libraries and vDSO found in its memory
         (the auxiliary vector and the link map); () when the core has NT_FILE."""
-        if self.has_file_note:
-            return ()
-        exe = self.process.command if self.process else None
-        try:
-            found = loaded_images(self, self.auxv, self._word, self._e, exe, self.locate)
-        except (UnreadableMemory, struct.error, ValueError):
-            return ()
-        return tuple(found)
+        return () if self.has_file_note else self.linked_images
 
     @cached_property
     def files(self) -> tuple[FileMapping, ...]:

@@ -20,7 +20,7 @@ corrupt link map ends the walk instead of hanging it.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -28,6 +28,7 @@ from notmyfault.dumps.errors import UnreadableMemory
 
 AT_PHDR, AT_PHENT, AT_PHNUM, AT_BASE, AT_ENTRY, AT_EXECFN, AT_SYSINFO_EHDR = 3, 4, 5, 7, 9, 31, 33
 PT_LOAD, PT_DYNAMIC, PT_NOTE, PT_PHDR = 1, 2, 4, 6
+ET_EXEC = 2
 NT_GNU_BUILD_ID = 3
 DT_NULL, DT_DEBUG = 0, 21
 PAGE = 4096
@@ -180,13 +181,13 @@ class _Reader:
     def build_id(
         self, phdrs: list[tuple[int, int, int, int, int, int]], bias: int, by_offset: bool = False
     ) -> bytes | None:
-        """The GNU build-id in the image's PT_NOTE (read at its address, or its file offset); None where
-        the notes are not readable."""
+        """The GNU build-id in the image's PT_NOTE (read at its address, or at its file offset past
+        ``bias`` where a copy of the file's first page lies); None where the notes are not readable."""
         for p_type, _f, off, vaddr, filesz, _m in phdrs:
             if p_type != PT_NOTE or filesz > 65536:
                 continue
             try:
-                data = self.mem.read(off if by_offset else vaddr + bias, filesz)
+                data = self.mem.read(bias + off if by_offset else vaddr + bias, filesz)
             except UnreadableMemory:
                 continue
             for name, ntype, desc in notes_in(data, self.order):
@@ -283,20 +284,59 @@ def loaded_images(
 
 
 def image_at(
-    mem: Memory, addr: int, word: int, order: str
+    mem: Memory,
+    addr: int,
+    word: int,
+    order: str,
+    mappings: Sequence[tuple[int, int, int]] | None = None,
 ) -> tuple[tuple[tuple[int, int, int], ...], bytes | None]:
     """The ranges and build-id of the ELF image whose header is in memory at ``addr`` (loaded there:
-    its first PT_LOAD starts at ``addr``); ((), None) when no ELF header is there."""
+    its first PT_LOAD starts at ``addr``); ((), None) when no ELF header is there, or when the header
+    cannot be the image's own: an ET_EXEC placed anywhere but at its link address, or, given the
+    ``mappings`` (start, end, file offset) of the image's file, a PT_LOAD that lands on no mapping of
+    the file at the file offset it names (drgn's and the loaders' check: a small program linked
+    without separate code, or any program under 64 KiB pages, maps its first page again for its
+    data, and a header read there is a copy one page too high)."""
     r = _Reader(mem, word, order)
     try:
         phdrs = r.header_phdrs(addr)
+        (e_type,) = struct.unpack(order + "H", mem.read(addr + 16, 2))
     except (UnreadableMemory, struct.error):
         return (), None
     if not phdrs:
         return (), None
     first = min((v for t, _f, o, v, _fs, _m in phdrs if t == PT_LOAD and o == 0), default=0)
     bias = (addr - (first & ~(PAGE - 1))) & ((1 << (8 * word)) - 1)
+    if e_type == ET_EXEC and bias:
+        return (), None
+    if mappings is not None and not fits_mappings(phdrs, bias, mappings):
+        return (), None
     return _ranges(phdrs, bias, word), r.build_id(phdrs, bias)
+
+
+def copy_build_id(mem: Memory, addr: int, word: int, order: str) -> bytes | None:
+    """The build-id in the notes of the ELF header at ``addr``, read as a copy of the file's first
+    page (notes at their file offsets): a header that is not the image's place still names its build."""
+    r = _Reader(mem, word, order)
+    try:
+        phdrs = r.header_phdrs(addr)
+    except (UnreadableMemory, struct.error):
+        return None
+    return r.build_id(phdrs, addr, by_offset=True) if phdrs else None
+
+
+def fits_mappings(
+    phdrs: list[tuple[int, int, int, int, int, int]], bias: int, mappings: Sequence[tuple[int, int, int]]
+) -> bool:
+    """Whether every PT_LOAD with file contents, moved by ``bias``, starts inside one of the file's
+    ``mappings`` (start, end, file offset) at the file offset it names."""
+    for p_type, _f, off, vaddr, filesz, _m in phdrs:
+        if p_type != PT_LOAD or not filesz:
+            continue
+        at = vaddr + bias
+        if not any(start <= at < end and offset + (at - start) == off for start, end, offset in mappings):
+            return False
+    return True
 
 
 def _libraries(r: _Reader, dynamic: int, vdso: LoadedImage | None, locate: Locate) -> list[LoadedImage]:
@@ -345,6 +385,9 @@ def _image_at(
             phdrs = r.header_phdrs(base)
         except UnreadableMemory:
             continue
-        if phdrs:
-            return _ranges(phdrs, bias, r.word), r.build_id(phdrs, bias)
+        if phdrs:  # a header below the bias is a copy of the file's first page: notes by offset
+            build = r.build_id(phdrs, bias) or (
+                r.build_id(phdrs, base, by_offset=True) if base != bias else None
+            )
+            return _ranges(phdrs, bias, r.word), build
     return None

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,6 +24,7 @@ from notmyfault.base.files import user_cache_dir
 from notmyfault.dumps.buildid import build_id_text, file_build_id, file_usable
 from notmyfault.dumps.elfcore import PF_X, ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
+from notmyfault.dumps.linkmap import LoadedImage
 from notmyfault.unwind.debugcache import keep_decompressed, offer_cached
 from notmyfault.unwind.frames import Frame, renumbered
 from notmyfault.unwind.isa import capstone_for
@@ -32,6 +33,9 @@ from notmyfault.unwind.variables import Callers, frame_variables
 
 SCAN_BYTES = 64 * 1024
 SCAN_FRAMES = 16
+FP_FRAMES = 1 << 20
+"""The most frames our own frame-pointer walk takes (each must climb the stack, so a walk ends long
+before on any real stack; one that reaches it says so)."""
 WALK_LIMIT = 1_000_000
 """Frames a walk follows at most: far past any real stack (an 8 MiB stack of the smallest x86_64
 frames holds 524,288); a walk that reaches it stops and says so (``Walk.stopped``)."""
@@ -95,9 +99,10 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
     with contextlib.suppress(Exception):
         prog.create_loaded_modules()
     if not core.has_file_note:
-        _create_modules(prog, core, exe)
+        _create_modules(prog, core, exe, core.images)
     else:
         _fill_ranges(prog, core)
+        _add_unlisted(prog, core, exe)
     if sysroot:
         for module in prog.modules():
             candidate = os.path.join(sysroot, module.name.lstrip("/"))
@@ -262,28 +267,76 @@ def report_debuginfod(program: Program) -> None:
 def _fill_ranges(prog: Any, core: ElfCore) -> None:
     """Give the modules drgn listed without an address range (it could not place them, as when
     their file is missing) the range and build-id of the ELF header that a mapping of their path's
-    first page (NT_FILE) shows in the dump."""
+    first page (NT_FILE) shows in the dump, where that header's segments land where NT_FILE maps the
+    file (a copy of the first page mapped again for the data is not the image's place); without
+    such a header, and with no file at the path for drgn to place the module by, the range over
+    which NT_FILE maps the file."""
     for module in prog.modules():
         if module.address_ranges or not module.name:
             continue
-        heads = (f.start for f in core.files if f.path == module.name and f.file_offset == 0)
-        ranges, build_id = next((found for at in heads if (found := core.image_at(at))[0]), ((), None))
-        if not ranges:
+        name = str(module.name)
+        heads = (f.start for f in core.files if f.path == name and f.file_offset == 0)
+        ranges, build_id = next((found for at in heads if (found := core.image_at(at, name))[0]), ((), None))
+        spans = [(start, end) for start, end, _off in ranges]
+        if not spans and core.locate(name) is None:
+            spans, build_id = core.file_runs(name)[:1], core.copy_build_id(name)
+        if not spans:
             continue
         with contextlib.suppress(Exception):  # drgn may refuse a range for a module kind: leave it
-            module.address_ranges = [(start, end) for start, end, _off in ranges]
+            module.address_ranges = spans
             if build_id and not module.build_id:
                 module.build_id = build_id
 
 
-def _create_modules(prog: Any, core: ElfCore, exe: str | None) -> None:
-    """Give drgn the modules of a core without NT_FILE, as its memory shows them (dumps/linkmap.py):
-    drgn finds little there by itself (the vDSO at most).  An image with a dynamic section is made a shared-library
-    module even when it is the executable: drgn then takes its load bias from that section's
-    address (it cannot work out a main module's bias in such a core); a static one an extra module
-    with a single range, whose bias drgn takes from the range's start."""
+def _unlisted_code(prog: Any, core: ElfCore) -> list[str]:
+    """The files NT_FILE maps executable that no module of drgn's covers: drgn lists a library only
+    where the core holds its ELF header (a core written with coredump_filter's bit 4 off, or under
+    64 KiB pages, may hold none)."""
     known = [module_span(m) for m in prog.modules()]
-    for img in core.images:
+    named = {str(m.name) for m in prog.modules()}  # drgn places its main module from the file later
+    out: list[str] = []
+    for f in core.files:
+        seg = core.segment_at(f.start)
+        if seg is None or not seg.flags & PF_X or f.path in out or f.path in named:
+            continue
+        if not any(lo is not None and hi is not None and lo <= f.start < hi for lo, hi in known):
+            out.append(f.path)
+    return out
+
+
+def _add_unlisted(prog: Any, core: ElfCore, exe: str | None) -> None:
+    """Give drgn the libraries of a core with NT_FILE whose headers the core left out: those the
+    dynamic loader's link map names (as gdb lists them), then any other file mapped executable, over
+    the range NT_FILE maps it (as eu-unstrip and Breakpad take a module from the mappings)."""
+    if not _unlisted_code(prog, core):
+        return
+    _create_modules(prog, core, exe, [img for img in core.linked_images if img.kind == "shared"])
+    for path in _unlisted_code(prog, core):
+        runs = core.file_runs(path)
+        if not runs:
+            continue
+        heads = (f.start for f in core.files if f.path == path and f.file_offset == 0)
+        _ranges, build_id = next((image for at in heads if (image := core.image_at(at, path))[0]), ((), None))
+        build_id = build_id or core.copy_build_id(path)
+        with contextlib.suppress(Exception):  # a module drgn will not take is left out
+            module = prog.extra_module(path, runs[0][0], create=True)
+            module.address_ranges = runs[:1]
+            if build_id:
+                module.build_id = build_id
+            found = core.locate(path)
+            if found is not None and file_usable(core, path, found):
+                module.try_file(found)
+
+
+def _create_modules(prog: Any, core: ElfCore, exe: str | None, images: Sequence[LoadedImage]) -> None:
+    """Give drgn the modules of ``images``, as the core's memory shows them (dumps/linkmap.py): for
+    a core without NT_FILE drgn finds little there by itself (the vDSO at most).  An image with a
+    dynamic section is made a shared-library module even when it is the executable: drgn then
+    takes its load bias from that section's address (it cannot work out a main module's bias in
+    such a core); a static one an extra module with a single range, whose bias drgn takes from the
+    range's start."""
+    known = [module_span(m) for m in prog.modules()]
+    for img in images:
         start = img.ranges[0][0] if img.ranges else None
         if start is None or any(lo is not None and hi is not None and lo <= start < hi for lo, hi in known):
             continue  # drgn found this one itself (the vDSO, from the auxiliary vector)
@@ -344,11 +397,15 @@ def _symbol(prog: Any, pc: int, return_address: bool = False) -> tuple[str | Non
             hit = (sym.name.split("@", 1)[0], sym.address)  # clock_nanosleep@GLIBC_2.2.5 -> clock_nanosleep
         except (LookupError, OverflowError):
             hit = None
+        if hit is not None and _MAPPING_SYMBOL.match(hit[0]):
+            hit = None  # an ARM/AArch64 mapping symbol marks code or data, it names no function
         if len(cache) < MAX_CACHED_SYMBOLS:
             cache[at] = hit
     return (hit[0], pc - hit[1]) if hit is not None else (None, None)
 
 
+_MAPPING_SYMBOL = re.compile(r"\$[atdx](\..*)?$")
+"""The ELF for the Arm Architecture's mapping symbols ($a, $t, $d; AArch64's $x and $d)."""
 _SYMBOL_CACHE = "notmyfault.symbols"
 """The key in a drgn Program's ``cache`` (a dict drgn keeps for its users) of its symbol lookups by address: the threads of a
 process share their outer frames (10,000 threads made 300,000 lookups of a few dozen addresses, 21 s)."""
@@ -377,8 +434,19 @@ _PT_REGS = {
         "rdi", "orig_rax", "rip", "cs", "rflags", "rsp", "ss",
     ),
     "aarch64": (*(f"x{i}" for i in range(31)), "sp", "pc", "pstate"),  # struct user_pt_regs
+    "arm": (*(f"r{i}" for i in range(16)), "cpsr", "orig_r0"),  # uregs[18], 32-bit words
+    "ppc64le": (
+        *(f"r{i}" for i in range(32)), "nip", "msr", "orig_gpr3", "ctr", "lr", "xer", "ccr", "softe",
+        "trap", "dar", "dsisr", "result",
+    ),
+    "s390x": ("args0", "pswm", "pswa", *(f"r{i}" for i in range(16))),  # args[1], psw, gprs[16]
 }  # fmt: skip
-_PC = {"x86_64": "rip", "aarch64": "pc"}
+_PT_REGS["ppc64"] = _PT_REGS["ppc64le"]
+_PC = {"x86_64": "rip", "aarch64": "pc", "arm": "r15", "ppc64le": "nip", "ppc64": "nip", "s390x": "pswa"}
+_PT_REGS_WORD = {"arm": 4}
+"""The size of struct pt_regs' words where it is not 8 bytes."""
+_PT_REGS_ORDER = {"s390x": ">", "ppc64": ">"}
+"""The byte order of struct pt_regs where it is big-endian."""
 
 
 def _traces(prog: Any, core: ElfCore, trace: Any) -> Iterator[Any]:
@@ -420,14 +488,20 @@ def _trace_from(prog: Any, core: ElfCore, regs: dict[str, int]) -> Any | None:
     names = _PT_REGS.get(core.arch)
     if names is None:
         return None
+    size = _PT_REGS_WORD.get(core.arch, 8)
     regs_type = prog.cache.get(_PT_REGS_TYPE)
     if regs_type is None:
-        word = prog.int_type("unsigned long", 8, False)
+        word = prog.int_type("unsigned long", size, False)
         regs_type = prog.struct_type(
-            "pt_regs", 8 * len(names), [drgn.TypeMember(word, r, 64 * i) for i, r in enumerate(names)]
+            "pt_regs",
+            size * len(names),
+            [drgn.TypeMember(word, r, 8 * size * i) for i, r in enumerate(names)],
         )
         prog.cache[_PT_REGS_TYPE] = regs_type
-    values = struct.pack(f"<{len(names)}Q", *(regs.get(r, 0) & (2**64 - 1) for r in names))
+    if "ccr" in names and "ccr" not in regs:  # drgn gives powerpc's condition register as cr0-cr7
+        regs = {**regs, "ccr": sum((regs.get(f"cr{i}", 0) & 0xF) << (4 * (7 - i)) for i in range(8))}
+    fmt = f"{_PT_REGS_ORDER.get(core.arch, '<')}{len(names)}{'I' if size == 4 else 'Q'}"
+    values = struct.pack(fmt, *(regs.get(r, 0) & ((1 << (8 * size)) - 1) for r in names))
     try:
         return prog.stack_trace(drgn.Object.from_bytes_(prog, regs_type, values))
     except Exception:  # drgn refuses these registers
@@ -491,7 +565,8 @@ def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = Fal
                 sp = None
             made = first_how is not None and k == 0
             drgn_interrupted = bool(f.interrupted)
-            interrupted = drgn_interrupted and not made
+            # a made frame is a return address unless its registers are a whole context (a signal return)
+            interrupted = (drgn_interrupted and not made) or (made and first_how == "context")
             if not f.is_inline:
                 if i > 0 and not interrupted and _walk_ends(core, pc, sp, physical, executable):
                     break
@@ -509,11 +584,16 @@ def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = Fal
                 if f.is_inline or not (name and is_mangled(name)):
                     name = f.function_name or name
                 file = line = None
-                try:
-                    src = f.source()
-                    file, line = src[0], src[1]
-                except LookupError:
-                    pass
+                if not f.is_inline and not interrupted and (made or thumb_mask != -1):
+                    # drgn looks a return address's line up at pc - 1 only for the frames it unwound
+                    # itself, and with ARM's Thumb bit still set: the call's line is at (pc & ~1) - 1
+                    file, line = source_line(prog, pc, return_address=True)
+                else:
+                    try:
+                        src = f.source()
+                        file, line = src[0], src[1]
+                    except LookupError:
+                        pass
                 module, base = _module_of(prog, pc)
                 hit = (symbol, name, offset, file, line, module, base)
                 if not f.is_inline:
@@ -544,6 +624,19 @@ def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = Fal
             resumed = _past_leaf(program, core, frames, last)
         if resumed is not None:
             stopped = take(_traces(prog, core, resumed[0]), resumed[1])
+        while stopped is None and last is not None and len(frames) < WALK_LIMIT:
+            # where drgn's walk ends, the caller's registers by a rule drgn does not know (ARM's
+            # EHABI tables, a signal trampoline's frame, the link register): drgn goes on from them
+            resume = _resume_registers(program, core, frames, last)
+            trace = _trace_from(prog, core, resume[0]) if resume is not None else None
+            if trace is None or resume is None:
+                break
+            if resume[1] == "context" and frames[-1].function is None:
+                frames[-1] = replace(frames[-1], function=SIGNAL_TRAMPOLINE, offset=None)
+            before = len(frames)
+            stopped = take(_traces(prog, core, trace), resume[1])
+            if len(frames) == before:
+                break
     if not frames:
         # drgn cannot unwind this core (it refuses i386; x32's registers are too short for it):
         # the registers, then our own frame-pointer walk, else a stack scan
@@ -554,10 +647,14 @@ def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = Fal
         module, base = _module_of(prog, state.pc)
         if module is None:
             module, base = _file_module(core, state.pc)
-        frames.append(Frame(0, state.pc, state.sp, module, name, offset, None, None, "context", base))
+        file, line = source_line(prog, state.pc)
+        frames.append(Frame(0, state.pc, state.sp, module, name, offset, file, line, "context", base))
         walked = frame_pointer_frames(program, core, state.fp, start_index=1)
         frames.extend(walked or scan_frames(program, core, state.sp, start_index=1))
-        return Walk(_mark_code(core, frames))
+        cut = None
+        if len(walked) >= FP_FRAMES:
+            cut = f"the frame-pointer walk stops at {FP_FRAMES:,} frames: the stack goes on past them"
+        return Walk(_mark_code(core, frames), cut)
     if variables:
         frames = _with_variables(prog, core, tid, frames, drgn_frames)
     frames, raw, inlined = _tail_calls(prog, core, frames, raw, inlined)
@@ -658,6 +755,147 @@ def _past_leaf(program: Program, core: ElfCore, frames: list[Frame], last: Any) 
     regs.update(rip=ret, rsp=frames[0].sp + 8)
     trace = _trace_from(program.prog, core, regs)
     return (trace, "return address at sp") if trace is not None and len(trace) else None
+
+
+def _resume_registers(
+    program: Program, core: ElfCore, frames: list[Frame], last: Any
+) -> tuple[dict[str, int], str] | None:
+    """The registers (drgn's names) of the caller of the last of ``frames`` (drgn's frame ``last``),
+    where drgn's walk ended there, and that caller's trust: on ARM by the EHABI tables
+    (``_exidx_caller``); at an s390x signal trampoline from the signal frame it returns through
+    (``_s390x_sigreturn``); for a frame 0 where no code lies (a call through a bad pointer ran
+    nothing), from the link register the call set."""
+    frame = frames[-1]
+    if core.arch == "arm":
+        return _exidx_caller(program, core, frame, last)
+    if (
+        core.arch == "s390x"
+        and frame.sp is not None
+        and (context := _s390x_sigreturn(core, frame.pc, frame.sp))
+    ):
+        return context, "context"
+    register = LINK_REGISTERS.get(core.arch)
+    if register is None or len(frames) != 1 or frame.how != "context" or _executable(core, frame.pc):
+        return None
+    try:
+        regs = {str(r): int(v) for r, v in last.registers().items()}
+    except LookupError:
+        return None
+    if register not in regs or core.arch not in _PC:
+        return None
+    regs[_PC[core.arch]] = regs[register]
+    return regs, "return address in lr"
+
+
+S390_SVC_SIGRETURN, S390_SVC_RT_SIGRETURN = b"\x0a\x77", b"\x0a\xad"
+"""The s390x signal trampolines' one instruction: svc 119 and svc 173."""
+S390_SIGNAL_FRAMESIZE = 160
+"""The callee's save area at the start of an s390x signal frame (arch/s390/kernel/signal.c)."""
+S390_RT_MCONTEXT = 336
+"""Where an rt_sigframe holds the interrupted registers: 160 bytes, svc_insn, siginfo (128 bytes,
+8-aligned: at 168), then the ucontext's flags, link and stack (40 bytes) before uc_mcontext."""
+
+
+def _s390x_sigreturn(core: ElfCore, pc: int, sp: int) -> dict[str, int] | None:
+    """The interrupted registers (drgn's names) of the signal frame at ``sp`` that the trampoline at
+    ``pc`` returns through (the kernel's layout, which qemu-user follows): a sigframe's sigcontext
+    points at its _sigregs; an rt_sigframe holds them in its ucontext. _sigregs starts with the
+    PSW (mask, address) and the 16 general registers."""
+    try:
+        insn = core.read(pc, 2)
+        if insn == S390_SVC_SIGRETURN:
+            (regs_at,) = struct.unpack(">Q", core.read(sp + S390_SIGNAL_FRAMESIZE + 8, 8))
+        elif insn == S390_SVC_RT_SIGRETURN:
+            regs_at = sp + S390_RT_MCONTEXT
+        else:
+            return None
+        values = struct.unpack(">18Q", core.read(regs_at, 18 * 8))
+    except (UnreadableMemory, struct.error):
+        return None
+    regs = {f"r{i}": v for i, v in enumerate(values[2:])}
+    regs.update(pswm=values[0], pswa=values[1])
+    return regs
+
+
+def _exidx_caller(
+    program: Program, core: ElfCore, frame: Frame, last: Any
+) -> tuple[dict[str, int], str] | None:
+    """The registers (drgn's names) of the caller of ``frame``, drgn's frame ``last``, by the
+    EHABI table of the module holding its pc (looked up at pc - 1 for a return address), and the
+    caller frame's trust: "context" where the table restored a whole interrupted context (a signal
+    return), else "unwound"; for a frame 0 where no code lies (a call through a bad pointer ran
+    nothing), the link register's caller."""
+    from notmyfault.unwind import armexidx
+
+    try:
+        regs = {str(r): int(v) for r, v in last.registers().items()}
+    except LookupError:
+        return None
+    if frame.sp is None:
+        return None
+    numbered = {i: regs[f"r{i}"] for i in range(16) if f"r{i}" in regs}
+    numbered.update({armexidx.SP: frame.sp, armexidx.PC: frame.pc})
+    if frame.index == 0 and frame.how == "context" and not _executable(core, frame.pc):
+        if armexidx.LR not in numbered:
+            return None
+        caller: tuple[dict[int, int], bool] | None = ({**numbered, armexidx.PC: numbered[armexidx.LR]}, False)
+    else:
+        found = _exidx_table(program.prog, frame.pc)
+        if found is None:
+            return None
+        table, bias = found
+        at = frame.pc - bias - (0 if frame.how == "context" else 1)
+        ops = table.opcodes(at)
+
+        def read(addr: int) -> int | None:
+            try:
+                return int(struct.unpack("<I", core.read(addr, 4))[0])
+            except UnreadableMemory:
+                return None
+
+        if ops is not None:
+            caller = armexidx.unwind(ops, numbered, read)
+        else:
+            # no entry covers it (glibc's abort comes before the index), or the entry says it cannot
+            # be unwound (EXIDX_CANTUNWIND: glibc's start_thread): its prologue, as gdb then reads it
+            _name, offset = _symbol(program.prog, frame.pc, return_address=frame.how != "context")
+            if not offset:
+                return None
+            code = table.read(frame.pc - offset - bias, offset)
+            pushed = armexidx.thumb_prologue(code, frame.pc - offset, frame.pc) if code else None
+            if pushed is None:
+                return None
+            regs_after = armexidx.prologue_caller(pushed, numbered, read)
+            caller = (regs_after, False) if regs_after is not None else None
+    if caller is None:
+        return None
+    regs_after, whole = caller
+    pc = regs_after[armexidx.PC]
+    out = {f"r{i}": v for i, v in regs_after.items()}
+    out.update(r15=pc & ~1, cpsr=0x30 if pc & 1 else 0x10)  # user mode; T: Thumb
+    return out, "context" if whole else "unwound"
+
+
+def _exidx_table(prog: Any, pc: int) -> tuple[Any, int] | None:
+    """The EHABI table of the module holding ``pc`` and its load bias (read once per file)."""
+    from notmyfault.unwind import armexidx
+
+    try:
+        m = prog.module(pc)
+        path, bias = m.loaded_file_path, m.loaded_file_bias
+    except (LookupError, AttributeError):
+        return None
+    if not path or bias is None:
+        return None
+    tables: dict[str, Any] = prog.cache.setdefault(_EXIDX_TABLES, {})
+    if path not in tables:
+        tables[path] = armexidx.read_table(str(path))
+    table = tables[path]
+    return (table, int(bias)) if table is not None else None
+
+
+_EXIDX_TABLES = "notmyfault.exidx"
+"""The key in a drgn Program's ``cache`` of the EHABI tables read, by file."""
 
 
 LINK_REGISTERS = {"ppc64le": "lr", "ppc64": "lr", "s390x": "r14", "arm": "lr"}
@@ -1028,12 +1266,26 @@ def _file_module(core: ElfCore, pc: int) -> tuple[str | None, int | None]:
     return f.path, core.file_base(f.path)
 
 
+def source_line(prog: Any, pc: int, return_address: bool = False) -> tuple[str | None, int | None]:
+    """The source file and line of ``pc`` (of the call before it, for a return address, as gdb
+    looks it up) from the module's DWARF line table, where drgn has it: the walks drgn does not do
+    (i386, x32) name their lines this way."""
+    try:
+        found = prog.source_location(pc - 1 if return_address else pc)
+    except (LookupError, ValueError, OverflowError):
+        return None, None
+    if not len(found):
+        return None, None
+    where = found[0]
+    return (str(where.filename), int(where.line)) if where.filename and where.line else (None, None)
+
+
 def frame_pointer_frames(program: Program, core: ElfCore, fp: int | None, start_index: int) -> list[Frame]:
     """Frames found by following saved frame pointers: [fp] is the caller's fp, [fp + word] the return address."""
     word = core.stack_word
     fmt = "<I" if word == 4 else "<Q"
     out: list[Frame] = []
-    while fp and len(out) < 64:
+    while fp and len(out) < FP_FRAMES:
         try:
             saved, ret = struct.unpack(fmt[0] + fmt[1] * 2, core.read(fp, 2 * word))
         except UnreadableMemory:
@@ -1044,6 +1296,7 @@ def frame_pointer_frames(program: Program, core: ElfCore, fp: int | None, start_
         module, base = _module_of(program.prog, ret)
         if module is None:
             module, base = _file_module(core, ret)
+        file, line = source_line(program.prog, ret, return_address=True)
         out.append(
             Frame(
                 start_index + len(out),
@@ -1052,8 +1305,8 @@ def frame_pointer_frames(program: Program, core: ElfCore, fp: int | None, start_
                 module,
                 name,
                 offset,
-                None,
-                None,
+                file,
+                line,
                 "frame pointer",
                 base,
             )
