@@ -259,7 +259,8 @@ def gdb(core: Path, exe: Path, arch: str) -> dict[int, list[dict[str, Any]]]:
     frame at pc 0 is gdb's end of the stack (powerpc's back chain ends so), not a frame; so is a
     frame at pc 0 right after a signal trampoline (gdb-multiarch reads no signal frame of
     qemu-arm's: what it lists past it is not the interrupted code)."""
-    stacks = gdb_stacks(core, str(exe), None if arch == "x86_64" else shutil.which("gdb-multiarch"))
+    offset = pie_offset(core, exe) if arch != "x86_64" else None
+    stacks = gdb_stacks(core, str(exe), None if arch == "x86_64" else shutil.which("gdb-multiarch"), offset)
     out: dict[int, list[dict[str, Any]]] = {}
     for t in stacks:
         frames: list[dict[str, Any]] = []
@@ -269,9 +270,28 @@ def gdb(core: Path, exe: Path, arch: str) -> dict[int, list[dict[str, Any]]]:
                 continue
             if f["pc"] == 0 and (k == len(listed) - 1 or (frames and frames[-1]["name"] == TRAMPOLINE)):  # type: ignore[arg-type]
                 break
+            if offset is not None and frames and frames[-1]["name"] is None:
+                break  # gdb unwound past a frame in no file it loaded (it reads no link map here): no oracle
             frames.append({"pc": f["pc"], "name": TRAMPOLINE if f["kind"] == "sigtramp" else f["name"]})
         out[int(t["tid"])] = frames  # type: ignore[call-overload]
     return out
+
+
+def pie_offset(core: Path, exe: Path) -> int | None:
+    """Where qemu-user loaded a PIE executable (AT_ENTRY less the file's entry point), for gdb: it
+    places a PIE by NT_FILE, which qemu's cores lack, and without it names and unwinds nothing of
+    the program. None for a fixed-address executable."""
+    header = subprocess.run(["readelf", "-hW", str(exe)], capture_output=True, text=True, check=False).stdout
+    if "DYN (" not in header:
+        return None
+    notes = subprocess.run(
+        ["eu-readelf", "-n", str(core)], capture_output=True, text=True, check=False
+    ).stdout
+    entry = re.search(r"Entry point address:\s+0x([0-9a-f]+)", header)
+    at_entry = re.search(r"^\s+ENTRY: 0x([0-9a-f]+)", notes, re.M)
+    if entry is None or at_entry is None:
+        return None
+    return int(at_entry.group(1), 16) - int(entry.group(1), 16)
 
 
 def eu_stack(core: Path, exe: Path, sysroot: str | None) -> dict[int, list[dict[str, Any]]]:
@@ -403,16 +423,19 @@ def main() -> int:
                     cores += 1
                     mine = ours(core, exe, sysroot)
                     oracles = {"eu-stack": eu_stack(core, exe, sysroot)}
-                    if b.arch == "x86_64" or shutil.which("gdb-multiarch"):
+                    wants_gdb = b.arch == "x86_64" or bool(shutil.which("gdb-multiarch"))
+                    if wants_gdb:
                         try:
                             oracles["gdb"] = gdb(core, exe, b.arch)
                         except (AssertionError, subprocess.TimeoutExpired) as e:  # gdb gave no stacks
                             oracle_failures.append(f"gdb: {label}: {str(e).splitlines()[0][:200]}")
+                    # a core gdb gave no stacks for is listed as such, not judged by eu-stack alone
+                    judge = "gdb" if wants_gdb else "eu-stack"
                     for oracle, theirs in oracles.items():
                         result = compare(mine, theirs)
                         for key in ("frames", "agree", "wrong", "names", "names_agree"):
                             totals[oracle][key] += result[key]
-                            if oracle == ("gdb" if "gdb" in oracles else "eu-stack"):
+                            if oracle == judge:
                                 for axis, value in asdict(b).items():
                                     per_axis[f"{axis}={value}"][key] += result[key]
                                 per_case[f"{program} {case}"][key] += result[key]

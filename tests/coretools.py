@@ -145,22 +145,21 @@ def gdb_path() -> str:
 
 
 def _gdb_script(
-    core: str | os.PathLike[str], script: str, marker: str, exe: str | None, gdb: str | None = None
+    core: str | os.PathLike[str],
+    script: str,
+    marker: str,
+    exe: str | None,
+    gdb: str | None = None,
+    load_offset: int | None = None,
 ) -> list[dict[str, object]]:
     """Run tests/SCRIPT inside gdb (or ``gdb``, such as gdb-multiarch) on ``core`` and return the JSON
-    it prints after ``marker``."""
+    it prints after ``marker``. ``load_offset``: where a PIE executable was loaded, for a core that
+    does not say (gdb relocates a PIE by NT_FILE, which qemu-user's cores lack)."""
     exe = exe or os.path.realpath(sys.executable)
-    cmd = [
-        gdb or gdb_path(),
-        "-batch",
-        "-nx",
-        "-ex",
-        "set pagination off",
-        exe,
-        str(core),
-        "-x",
-        str(HERE / script),
-    ]
+    files = [exe, str(core)]
+    if load_offset is not None:
+        files = ["-ex", f"symbol-file -o {load_offset:#x} {exe}", "-c", str(core)]
+    cmd = [gdb or gdb_path(), "-batch", "-nx", "-ex", "set pagination off", *files, "-x", str(HERE / script)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     for line in out.stdout.splitlines():
         if line.startswith(marker):
@@ -204,11 +203,15 @@ def gdb_threads(core: str | os.PathLike[str], exe: str | None = None) -> list[di
 
 
 def gdb_stacks(
-    core: str | os.PathLike[str], exe: str | None = None, gdb: str | None = None
+    core: str | os.PathLike[str],
+    exe: str | None = None,
+    gdb: str | None = None,
+    load_offset: int | None = None,
 ) -> list[dict[str, object]]:
     """Every thread's whole stack as gdb walks it: tid, frames (pc, name, kind), and why it stopped
-    (``gdb``: another gdb, gdb-multiarch for a core of another architecture)."""
-    return _gdb_script(core, "gdb_stacks.py", "STACKS=", exe, gdb)
+    (``gdb``: another gdb, gdb-multiarch for a core of another architecture; ``load_offset``: see
+    ``_gdb_script``)."""
+    return _gdb_script(core, "gdb_stacks.py", "STACKS=", exe, gdb, load_offset)
 
 
 def physical_pcs(thread: dict[str, Any]) -> list[int]:

@@ -74,6 +74,8 @@ def _gdb(exe: Path, core: Path) -> dict[str, int]:
     assert len(values) == 32, out
     for i in range(16):
         got[f"xmm{i}"] = int(values[2 * i], 16)
+        if "<unavailable>" in values[2 * i + 1]:
+            continue  # gdb finds this kernel's NT_X86_XSTATE "too small" (a layout newer than it knows)
         low, high = (int(v, 16) for v in values[2 * i + 1].strip("{}").split(", "))
         got[f"ymm{i}"] = high << 128 | low
     return got
@@ -86,7 +88,8 @@ def test_regs_all_equals_gdb(core: tuple[Path, Path]) -> None:
     assert r.returncode == 0, r.stderr
     ours = {k: int(v, 16) for k, v in out["extended_registers"].items()}
     assert {k: ours[k] for k in theirs} == theirs
-    assert len(theirs) == 8 + 5 + 32
+    # ymm as gdb reads them where it can read the xstate note: our ymm are checked below either way
+    assert len(theirs) in (8 + 5 + 16, 8 + 5 + 32)
     # the values the program loaded, by the rules, not only as gdb reads them
     pattern = bytes((i * 7 + 3) & 0xFF for i in range(16 * 32))
     assert ours["ymm5"] == int.from_bytes(pattern[160:192], "little")

@@ -127,6 +127,54 @@ def test_the_seeds_bugcheck_d1_blames_myfault(bits: int, tmp_path: Path) -> None
     assert int(mods["modules"][1]["start"], 16) == synth.drivers[1][1]
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_an_x64_triage_stack_without_frame_pointers_is_walked_by_the_drivers_ranges(
+    seed: int, tmp_path: Path
+) -> None:
+    """x64 kernel code keeps no frame-pointer chain, and a triage dump holds no driver image to
+    unwind by: the saved call stack is scanned for words inside the drivers' ranges (every one of
+    them, in order, each frame's sp the word's address + 8), past locals that are no addresses, a
+    driver's base address, and values just past a driver's end."""
+    import random
+
+    rng = random.Random(seed)
+    synth = seed_d1(64)
+    nt, nt_size = synth.drivers[0][1], synth.drivers[0][2]
+    myfault, myfault_size = synth.drivers[1][1], synth.drivers[1][2]
+    synth.code, synth.params = 0x1000007E, (0xC0000005, myfault + 0x334C, 0x11, 0x22)
+    synth.pc = myfault + 0x334C
+    words: list[int] = []
+    returns: list[int] = []
+    for _ in range(rng.randrange(12, 30)):
+        for _ in range(rng.randrange(0, 5)):  # locals and saved registers: no address of a driver
+            words.append(
+                rng.choice(
+                    [
+                        0,
+                        rng.randrange(1 << 32),
+                        myfault,
+                        nt + nt_size,
+                        0xFFFFE00000000000 + rng.randrange(1 << 20),
+                    ]
+                )
+            )
+        base, size = rng.choice([(nt, nt_size), (myfault, myfault_size)])
+        ret = base + rng.randrange(1, size)
+        returns.append(ret)
+        words.append(ret)
+    synth.stack_words = words
+    dump = synth.write(tmp_path / "triage7e.dmp")
+    _r, stacks = run_json("stack", str(dump))
+    frames = stacks["threads"][0]["frames"]
+    top = 0xFFFFE00000100000
+    expected_sp = [top + 8 * (i + 1) for i, w in enumerate(words) if w in returns]
+    assert [int(f["pc"], 16) for f in frames] == [synth.pc, *returns]
+    assert [f["trust"] for f in frames] == ["context"] + ["scan"] * len(returns)
+    assert [int(f["sp"], 16) for f in frames[1:]] == expected_sp
+    _r, page = run_json("analyze", str(dump))
+    assert any("scanning the saved call stack" in n for n in page["notes"])
+
+
 @pytest.mark.parametrize("code", sorted(c for c, b in BUGCHECKS.items() if b.code_arg is not None))
 def test_every_bugcheck_with_a_code_argument_blames_the_driver_it_names(code: int, tmp_path: Path) -> None:
     synth = seed_d1(64)

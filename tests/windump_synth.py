@@ -29,6 +29,9 @@ class SynthDump:
     top_of_stack: int = 0
     dump_type: int = 4
     processors: int = 2
+    stack_words: list[int] | None = None
+    """The call stack's words from the context's sp up, as an x64 kernel leaves them (no frame-pointer
+    chain: the frame pointer is 0); None: the chain through ``returns``."""
 
     def write(self, path: Path) -> Path:
         """Write the dump to ``path``."""
@@ -44,6 +47,9 @@ class SynthDump:
             saved = top + 0x20 * (i + 1) if i + 1 < len(self.returns) else 0
             struct.pack_into(f"<{w}{w}", stack, at, saved, ret)
         fp, sp = top, top - 0x10
+        if self.stack_words is not None:
+            stack = bytearray(struct.pack(f"<{len(self.stack_words)}{w}", *self.stack_words))
+            fp, sp = 0, top
         body = bytearray(strings_at + 0x1000)
         if b64:
             body[0:8] = b"PAGEDU64"

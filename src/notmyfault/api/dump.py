@@ -456,9 +456,9 @@ class Dump:
                 # the dump writer's own thread is listed, not walked (its stack is the writer's)
                 stacks = [(t, [] if t == r.dump_thread_id else walker.frames(by_tid[t])) for t in chosen]
             elif is_windows_kernel_dump(r):
-                from notmyfault.unwind.windows import fp_chain_frames
+                from notmyfault.kernel.windows import kernel_frames
 
-                stacks = [(t, fp_chain_frames(r, by_tid[t], self.symbols)) for t in chosen]
+                stacks = [(t, list(kernel_frames(r, by_tid[t], [], self.symbols))) for t in chosen]
             else:
                 from notmyfault.unwind.elf import thread_walk
 
