@@ -154,3 +154,37 @@ def test_every_entry_decodes_as_readelf_lists_it(tmp_path: Path) -> None:
     # and a word read from the file through the PT_LOADs is the file's own
     first_load = table.loads[0]
     assert table.word(first_load[0]) == struct.unpack_from("<I", exe.read_bytes(), first_load[1])[0]
+
+
+# glibc's __libc_message: push {r1, r2, r3}; ldr r1, [pc, #404]; stmdb sp!, {r4-sl, lr}; mov.w r8, #0;
+# ldr r2, [pc, #396]; sub sp, #28; add r7, sp, #8 (its body moves sp again: the CFA is r7's)
+LIBC_MESSAGE = bytes.fromhex("0eb465492de9f0474ff00008634a87b002af")
+
+
+def test_the_prologue_gives_the_cfa_from_the_frame_pointer_it_set_up() -> None:
+    found = armexidx.thumb_prologue(LIBC_MESSAGE, 0x1000, 0x1000 + len(LIBC_MESSAGE))
+    assert found is not None
+    depth, saved, frame = found
+    assert depth == 12 + 32 + 28
+    assert frame == (7, depth - 8)  # r7 = sp + 8 once everything was pushed: the CFA is r7 + 64
+    assert (saved[14], saved[4], saved[1]) == (16, 44, 12)  # distances below the CFA
+    cfa = STACK + 0x100
+    regs = armexidx.prologue_caller(
+        found, {SP: STACK - 0x40, 7: cfa - 64, LR: 1}, _memory(cfa - 64, list(range(64)))
+    )
+    assert regs is not None
+    assert regs[SP] == cfa
+    assert regs[PC] == regs[LR] == (64 - 16) // 4  # the word 16 bytes below the CFA
+    # before the frame pointer is set up, sp decides
+    early = armexidx.thumb_prologue(LIBC_MESSAGE, 0x1000, 0x1000 + 10)
+    assert early is not None
+    assert (early[0], early[2]) == (12 + 32, None)
+
+
+def test_a_leaf_returns_through_lr_only_as_the_innermost_frame() -> None:
+    found = armexidx.thumb_prologue(bytes.fromhex("01200122"), 0x2000, 0x2004)  # movs r0, #1; movs r2, #1
+    assert found == (0, {}, None)
+    assert armexidx.prologue_caller(found, {SP: STACK, LR: 0x4321}, READ) is None
+    leaf = armexidx.prologue_caller(found, {SP: STACK, LR: 0x4321}, READ, leaf=True)
+    assert leaf is not None
+    assert (leaf[PC], leaf[SP]) == (0x4321, STACK)

@@ -263,19 +263,24 @@ PROLOGUE_INSNS = 48
 """How many instructions from a function's start the prologue analysis reads at most."""
 
 
-def thumb_prologue(code: bytes, start: int, pc: int) -> tuple[int, dict[int, int]] | None:
-    """What a Thumb-2 function that starts at ``start`` (its ``code`` from there) has pushed by
-    ``pc``, as gdb's prologue analysis reads it for a function the index does not cover: the bytes
-    its stack pointer went down, and where each saved register lies relative to the stack pointer
-    at ``pc``. Reads ``push``/``stmdb sp!``, ``vpush`` and ``sub sp, #imm`` up to ``pc`` or the
-    first branch; None where it finds no saved link register."""
+def thumb_prologue(
+    code: bytes, start: int, pc: int
+) -> tuple[int, dict[int, int], tuple[int, int] | None] | None:
+    """What a Thumb-2 function that starts at ``start`` (its ``code`` from there) has done to its
+    stack by ``pc``, as gdb's prologue analysis reads it for a function the index does not cover:
+    the bytes its stack pointer went down, where each register it saved lies (its distance below
+    the caller's stack pointer, the CFA), and, where it set up a frame pointer (``add r7, sp, #n``
+    or ``mov r7, sp``: the body may move sp again), that register and the CFA's distance above it.
+    Reads ``push``/``stmdb sp!``, ``vpush`` and ``sub sp, #imm`` up to ``pc`` or the first branch;
+    None where capstone decodes nothing."""
     from notmyfault.unwind.isa import capstone_for
 
     md = capstone_for("thumb")
     if md is None:
         return None
     depth = 0
-    saved: dict[int, int] = {}  # register -> depth at which it was stored (its slot is sp + total - depth)
+    saved: dict[int, int] = {}
+    frame: tuple[int, int] | None = None
     for count, insn in enumerate(md.disasm(code, start)):
         if insn.address >= pc or count >= PROLOGUE_INSNS:
             break
@@ -297,13 +302,46 @@ def thumb_prologue(code: bytes, start: int, pc: int) -> tuple[int, dict[int, int
                 depth += int(ops.rsplit("#", 1)[1], 0)
             except ValueError:
                 return None
-        elif mnemonic.startswith(("b", "cb", "pop", "ldm")) or (
-            mnemonic in ("mov", "add") and ops.startswith("sp")
+        elif mnemonic in ("add", "addw", "mov") and (ops.startswith("r7, sp, #") or ops == "r7, sp"):
+            try:
+                frame = (7, depth - (int(ops.rsplit("#", 1)[1], 0) if "#" in ops else 0))
+            except ValueError:
+                return None
+        elif (
+            _is_branch(mnemonic)
+            or mnemonic in ("pop", "ldm")
+            or (mnemonic in ("mov", "add") and ops.startswith("sp"))
         ):
             break  # a branch, an epilogue, or sp set from elsewhere: the prologue is over
-    if LR not in saved:
-        return None
-    return depth, {reg: depth - at for reg, at in saved.items()}
+    return depth, saved, frame
+
+
+_CONDITIONS = (
+    "eq",
+    "ne",
+    "cs",
+    "hs",
+    "cc",
+    "lo",
+    "mi",
+    "pl",
+    "vs",
+    "vc",
+    "hi",
+    "ls",
+    "ge",
+    "lt",
+    "gt",
+    "le",
+    "al",
+)
+
+
+def _is_branch(mnemonic: str) -> bool:
+    """Whether a Thumb-2 mnemonic (capstone's, without its width suffix) is a branch."""
+    if mnemonic in ("b", "bl", "blx", "bx", "cbz", "cbnz", "tbb", "tbh"):
+        return True
+    return mnemonic[:1] == "b" and mnemonic[1:] in _CONDITIONS
 
 
 _NAMED = {"sb": 9, "sl": 10, "fp": 11, "ip": 12, "sp": 13, "lr": 14, "pc": 15}
@@ -326,19 +364,30 @@ def _register_list(ops: str, prefix: str = "r") -> list[int] | None:
 
 
 def prologue_caller(
-    found: tuple[int, dict[int, int]], regs: dict[int, int], read: ReadWord
+    found: tuple[int, dict[int, int], tuple[int, int] | None],
+    regs: dict[int, int],
+    read: ReadWord,
+    leaf: bool = False,
 ) -> dict[int, int] | None:
-    """The caller's registers from a frame's ``regs`` by what ``thumb_prologue`` found."""
-    depth, slots = found
-    sp = regs.get(SP)
-    if sp is None:
+    """The caller's registers from a frame's ``regs`` by what ``thumb_prologue`` found: the CFA from
+    the frame pointer it set up, else from sp; the saved registers read below it. A function that
+    saved no link register returns through lr itself: taken only for a ``leaf`` frame (the
+    innermost, whose lr nothing has overwritten since the call)."""
+    depth, saved, frame = found
+    if frame is not None and frame[0] in regs:
+        cfa = regs[frame[0]] + frame[1]
+    elif SP in regs:
+        cfa = regs[SP] + depth
+    else:
         return None
     out = dict(regs)
-    for reg, offset in slots.items():
-        value = read(sp + offset)
+    for reg, below in saved.items():
+        value = read(cfa - below)
         if value is None:
             return None
         out[reg] = value
-    out[SP] = (sp + depth) & 0xFFFFFFFF
+    if LR not in saved and not leaf:
+        return None
+    out[SP] = cfa & 0xFFFFFFFF
     out[PC] = out[LR]
     return out

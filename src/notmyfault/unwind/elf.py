@@ -865,7 +865,8 @@ def _exidx_caller(
             pushed = armexidx.thumb_prologue(code, frame.pc - offset, frame.pc) if code else None
             if pushed is None:
                 return None
-            regs_after = armexidx.prologue_caller(pushed, numbered, read)
+            leaf = frame.index == 0 and frame.how == "context"
+            regs_after = armexidx.prologue_caller(pushed, numbered, read, leaf)
             caller = (regs_after, False) if regs_after is not None else None
     if caller is None:
         return None
