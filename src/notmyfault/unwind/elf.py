@@ -617,6 +617,11 @@ def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = Fal
         first = None
     if first is not None:
         stopped = take(_traces(prog, core, first))
+        if stopped is None and _guessed_past_lr(core, frames, first):
+            # drgn guessed past a wild pc's caller (by a frame record the caller had not yet
+            # written): the link register names the caller, as gdb takes it (``_past_wild_pc``)
+            del frames[1:], raw[1:], inlined[1:], drgn_frames[1:]
+            last, physical = first[0], (frames[0].pc, frames[0].sp)
         if stopped is None and core.arch not in _PT_REGS and len(frames) >= DRGN_TRACE:
             stopped = f"drgn unwinds {DRGN_TRACE} frames at most on {core.arch}: the stack goes on past them"
         resumed = _past_wild_pc(program, core, frames, last) if stopped is None else None
@@ -701,6 +706,24 @@ def _with_variables(
 def _at_wild_pc(frames: list[Frame]) -> bool:
     """True if the last frame is an interrupted pc in no module (the core's or a signal frame's)."""
     return bool(frames) and frames[-1].module is None and frames[-1].how == "context"
+
+
+def _guessed_past_lr(core: ElfCore, frames: list[Frame], trace: Any) -> bool:
+    """True for an arm64 walk whose frame 0 is a pc where no code lies and whose frame 1 is not the
+    link register's return address while that one is code: a call through a bad pointer ran nothing,
+    so lr is the caller, and drgn's frame 1 is a guess."""
+    if (
+        core.arch != "aarch64"
+        or len(frames) < 2
+        or not _at_wild_pc(frames[:1])
+        or _executable(core, frames[0].pc)
+    ):
+        return False
+    try:
+        lr = int(trace[0].registers()["x30"])
+    except (LookupError, KeyError, IndexError):
+        return False
+    return frames[1].pc != lr and _executable(core, lr) and follows_call(core, lr)
 
 
 def _past_wild_pc(program: Program, core: ElfCore, frames: list[Frame], last: Any) -> tuple[Any, str] | None:
