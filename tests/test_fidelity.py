@@ -359,6 +359,42 @@ def test_arm_frames_have_gdbs_functions_and_lines(tmp_path: Path) -> None:
         assert ours[i]["line"] == line, (i, ours[i], theirs[i])
 
 
+@pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("qemu-aarch64", "aarch64-linux-gnu-gcc")),
+    reason="needs qemu-user and the aarch64 cross compiler (./dev test installs them)",
+)
+@pytest.mark.parametrize("link", ["-pie", "-static"])
+def test_an_arm64_call_through_a_wild_pointer_resumes_at_the_link_register(link: str, tmp_path: Path) -> None:
+    """A call through a bad pointer ran nothing: the link register is its caller's return address,
+    PIE or static, whatever drgn guesses past it (in a PIE's qemu core the text is not dumped, and
+    drgn guessed __libc_start_main there, skipping call_wild and main)."""
+    exe = tmp_path / "frames"
+    subprocess.run(
+        ["aarch64-linux-gnu-gcc", "-O2", "-g", link, "-w", "-o", str(exe), str(BENCH_BUGS / "frames.c")],
+        check=True,
+    )
+    subprocess.run(
+        ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(exe), "call-wild", "0"],
+        cwd=tmp_path,
+        preexec_fn=unlimited_cores,
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    core = next(tmp_path.glob("qemu_*.core"))
+    _r, regs = run_json("regs", str(core))
+    _r, stacks = run_json("stack", "--sysroot", "/usr/aarch64-linux-gnu", "--exe", str(exe), str(core))
+    frames = stacks["threads"][0]["frames"]
+    assert frames[0]["module"] is None
+    assert (int(frames[1]["pc"], 16), frames[1]["function"]) == (
+        int(regs["registers"]["x30"], 16),
+        "call_wild",
+    )
+    assert frames[1]["trust"] == "return address in lr"
+    assert frames[2]["function"] == "main"
+    assert frames[-1]["function"] == "_start"
+
+
 PLUGIN_HOST = r"""
 #include <signal.h>
 #include <stdlib.h>
