@@ -629,7 +629,7 @@ def thread_walk(program: Program, core: ElfCore, tid: int, variables: bool = Fal
             resumed = _past_leaf(program, core, frames, last)
         if resumed is not None:
             stopped = take(_traces(prog, core, resumed[0]), resumed[1])
-        while stopped is None and last is not None and len(frames) < WALK_LIMIT:
+        while stopped is None and last is not None:  # take() stops at WALK_LIMIT, and says so
             # where drgn's walk ends, the caller's registers by a rule drgn does not know (ARM's
             # EHABI tables, a signal trampoline's frame, the link register): drgn goes on from them
             resume = _resume_registers(program, core, frames, last)
