@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,18 +19,47 @@ from tests.coretools import gdb_threads
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+_RUNNING: list[HangProc] = []
+"""Every hang a test started, killed after it by ``_reap_hangs`` (a failed assertion leaves a spinning
+child otherwise, which then starves every test after it)."""
+
+
+@pytest.fixture(autouse=True)
+def _reap_hangs() -> Iterator[None]:
+    try:
+        yield
+    finally:
+        while _RUNNING:
+            _RUNNING.pop().kill()
+
+
 class HangProc:
     def __init__(self, *args: str) -> None:
+        self.pid = 0
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "notmyfault", "hang", *args, "--json"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
+        _RUNNING.append(self)
         assert self.proc.stdout is not None
         self.started = json.loads(self.proc.stdout.readline())
         assert self.started["event"] == "started"
         self.pid = self.started["pid"]
+
+    def kill(self) -> None:
+        """SIGKILL the command and its hanging child, if they still run (the child only while its
+        command line is still ours: its pid may have been reused)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+        if self.pid:
+            try:
+                if b"hang" in Path(f"/proc/{self.pid}/cmdline").read_bytes():
+                    os.kill(self.pid, signal.SIGKILL)
+            except (OSError, ProcessLookupError):
+                pass
 
     def finish(self, timeout: float = 60) -> list[dict]:
         out, err = self.proc.communicate(timeout=timeout)
