@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import gone, run_json, run_nmf
 from tests.coretools import by_thread, gdb_physical_pcs, physical_pcs, unlimited_cores
-from tests.test_hang import HangProc, _tasks, _wait_for
+from tests.test_hang import HangProc, _reap_hangs, _tasks, _wait_for  # noqa: F401 (_reap_hangs: autouse, kills leftovers)
 
 pytestmark = pytest.mark.crash
 CORE_PATTERN_IS_CORE = Path("/proc/sys/kernel/core_pattern").read_text().strip() == "core"
