@@ -279,6 +279,16 @@ def crash_program(build: list[str], exe: Path, cwd: Path, signal: int = 11) -> P
     return core
 
 
+FRAMES_C = Path(__file__).resolve().parent.parent / "bench" / "bugs" / "frames.c"
+"""The frame matrix's crashing program (deep and runaway recursion, signal frames, wild calls...)."""
+
+
+def build_frames(cc: str, exe: Path, link: str = "-static") -> Path:
+    """bench/bugs/frames.c built with ``cc`` at -O2 with debug info (``link``: -static or -pie) as ``exe``."""
+    subprocess.run([cc, "-O2", "-g", link, "-w", "-o", str(exe), str(FRAMES_C)], check=True)
+    return exe
+
+
 def null_write_core(directory: Path, flags: tuple[str, ...] = ("-g", "-O1")) -> Path:
     """The core of NULL_WRITE_SOURCE built with gcc ``flags`` in ``directory`` (as ``nw``)."""
     (directory / "nw.c").write_text(NULL_WRITE_SOURCE)

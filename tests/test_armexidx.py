@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from notmyfault.unwind import armexidx
+from tests.coretools import build_frames
 
-BENCH_BUGS = Path(__file__).resolve().parent.parent / "bench" / "bugs"
 SP, LR, PC = armexidx.SP, armexidx.LR, armexidx.PC
 
 
@@ -113,17 +113,7 @@ def test_random_opcodes_never_raise() -> None:
 @pytest.mark.skipif(not shutil.which("arm-linux-gnueabihf-gcc"), reason="needs the ARM cross compiler")
 def test_every_entry_decodes_as_readelf_lists_it(tmp_path: Path) -> None:
     exe = tmp_path / "frames"
-    build = [
-        "arm-linux-gnueabihf-gcc",
-        "-O2",
-        "-g",
-        "-static",
-        "-w",
-        "-o",
-        str(exe),
-        str(BENCH_BUGS / "frames.c"),
-    ]
-    subprocess.run(build, check=True)
+    build_frames("arm-linux-gnueabihf-gcc", exe)
     listing = subprocess.run(["readelf", "-u", str(exe)], capture_output=True, text=True, check=True).stdout
     table = armexidx.read_table(str(exe))
     assert table is not None

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_bench, run_json, run_nmf
-from tests.coretools import build_id, gdb_physical_pcs, physical_pcs, unlimited_cores
+from tests.coretools import build_frames, build_id, gdb_physical_pcs, physical_pcs, unlimited_cores
 
 BENCH_BUGS = Path(__file__).resolve().parent.parent / "bench" / "bugs"
 
@@ -217,9 +217,7 @@ def test_other_architectures_against_gdb_multiarch() -> None:
 
 def _runaway_core(tmp_path: Path, cc: str, qemu: str) -> tuple[Path, Path]:
     exe = tmp_path / "frames"
-    subprocess.run(
-        [cc, "-O2", "-g", "-static", "-w", "-o", str(exe), str(BENCH_BUGS / "frames.c")], check=True
-    )
+    build_frames(cc, exe)
     r = subprocess.run(
         [qemu, "-s", str(1 << 20), str(exe), "runaway", "0"],
         cwd=tmp_path,
@@ -301,19 +299,7 @@ def test_arm_frames_have_gdbs_functions_and_lines(tmp_path: Path) -> None:
     EHABI tables), has gdb-multiarch's pc, function and source line (a return address's line is
     the call's: looked up at the return address, Thumb bit cleared, minus one)."""
     exe = tmp_path / "frames"
-    subprocess.run(
-        [
-            "arm-linux-gnueabihf-gcc",
-            "-O2",
-            "-g",
-            "-static",
-            "-w",
-            "-o",
-            str(exe),
-            str(BENCH_BUGS / "frames.c"),
-        ],
-        check=True,
-    )
+    build_frames("arm-linux-gnueabihf-gcc", exe)
     subprocess.run(
         ["qemu-arm", str(exe), "qsort", "0"],
         cwd=tmp_path,
@@ -369,10 +355,7 @@ def test_an_arm64_call_through_a_wild_pointer_resumes_at_the_link_register(link:
     PIE or static, whatever drgn guesses past it (in a PIE's qemu core the text is not dumped, and
     drgn guessed __libc_start_main there, skipping call_wild and main)."""
     exe = tmp_path / "frames"
-    subprocess.run(
-        ["aarch64-linux-gnu-gcc", "-O2", "-g", link, "-w", "-o", str(exe), str(BENCH_BUGS / "frames.c")],
-        check=True,
-    )
+    build_frames("aarch64-linux-gnu-gcc", exe, link)
     subprocess.run(
         ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(exe), "call-wild", "0"],
         cwd=tmp_path,
