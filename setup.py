@@ -1,4 +1,5 @@
-"""Build the native module ``notmyfault.native.myfault`` (the analog of myfault.sys).
+"""Build the native modules ``notmyfault.native.myfault`` (the analog of myfault.sys) and
+``notmyfault.native.scan`` (the analyzer's pointer scan).
 
 Everything else about the package is in pyproject.toml; this file exists only
 because the C extension needs compile flags and a clear message when the
@@ -97,7 +98,13 @@ setup(
             sources=[f"{NATIVE}/myfault.c", f"{NATIVE}/myfault_pool.c", f"{NATIVE}/myfault_hang.c"],
             depends=[f"{NATIVE}/myfault.h"],
             extra_compile_args=CFLAGS,
-        )
+        ),
+        # the analyzer's pointer scan (unwind.pycore): no fault, so built for speed
+        Extension(
+            "notmyfault.native.scan",
+            sources=[f"{NATIVE}/scan.c"],
+            extra_compile_args=["-O2", "-g", "-Wall", "-Wextra"],
+        ),
     ],
     cmdclass={"build_ext": CheckedBuildExt},
 )

@@ -229,6 +229,7 @@ def test_the_native_sources_have_a_folder_of_their_own() -> None:
         "myfault.h",
         "myfault_hang.c",
         "myfault_pool.c",
+        "scan.c",
     ]
     assert {p.name for p in (PACKAGE / "native" / "kernel").iterdir()} >= {"myfault.c", "Kbuild"}
     assert not list(PACKAGE.glob("*.[ch]"))

@@ -160,11 +160,11 @@ def opened(
 ) -> Iterator[notmyfault.Dump]:
     """Open a dump (with ``minidumps``, a minidump, a Windows kernel dump or a vmcore too); turn every
     failure into a one-line error."""
-    from notmyfault.capture import cache_dir
-
     urls = _symbol_urls(symbols_urls)
     try:
         if minidumps:
+            from notmyfault.capture import cache_dir
+
             dump = notmyfault.open(
                 path,
                 exe=exe,

@@ -14,5 +14,5 @@
 
 Internal: scripts use ``notmyfault.open(...)`` (``notmyfault.api``).
 
-May import: dumps, base.
+May import: dumps, native, base.
 """

@@ -115,11 +115,14 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
     asked = _debuginfod(prog)
     missing: list[str] = []
     try:
-        prog.load_default_debug_info()
-    except drgn.MissingDebugInfoError:
-        if asked:
-            _await_other_fetches(prog)
+        # each module's files, found as load_default_debug_info finds them; unlike it, this indexes
+        # no DWARF up front: drgn indexes what a lookup needs when it is made (half of a small
+        # analysis's loading, most of it libc's debug info that no frame on the stack looks at)
+        prog.load_module_debug_info(*prog.modules())
         missing = [m.name for m in prog.modules() if m.wants_loaded_file() or m.wants_debug_file()]
+        if missing and asked:
+            _await_other_fetches(prog)
+            missing = [m.name for m in prog.modules() if m.wants_loaded_file() or m.wants_debug_file()]
     except Exception as e:  # broken debug info: go on with what loaded, and say so
         missing = [f"(debug info failed to load: {type(e).__name__}: {e})"]
     keep_decompressed(prog)

@@ -14,8 +14,10 @@ own: the same notes, and only the segments a reader of the interpreter's state c
 
 A word is tested by the 64 KiB granule it falls in: a granule that a candidate segment only partly
 covers keeps that segment whole, and so does a word that is no pointer but looks like one, so the
-test can keep a segment too many, never one too few. The
-segments kept are bounded by a budget in bytes: past it, a reachable segment is left out (the reader
+test can keep a segment too many, never one too few. The scan goes in waves (the segments the last
+wave reached, in file order) and each wave is one pass of ``notmyfault.native.scan`` over the file:
+done word by word in Python it was most of what ``analyze`` spent on a 2 GB core. The segments
+kept are bounded by a budget in bytes: past it, a reachable segment is left out (the reader
 then says what it could not read; it never reads zeros in its place, since a left-out segment is
 absent from the new core, not empty).
 
@@ -30,11 +32,12 @@ import bisect
 import os
 import struct
 import sys
-from collections import deque
+from array import array
 from dataclasses import dataclass
 
 from notmyfault.dumps.elfcore import PN_XNUM, ElfCore, Segment
 from notmyfault.dumps.linkmap import AT_SYSINFO_EHDR, PT_LOAD, PT_NOTE
+from notmyfault.native import scan
 
 REDUCE_ABOVE = 64 << 20
 """Bytes of memory in a core above which the Python frame reader gets a reduced one."""
@@ -48,7 +51,7 @@ KEY_MASK = 0xFFFF_FFFF
 """A granule is keyed by 32 bits of it: a word's higher bits, zero in a user address, are not
 looked at, so a word that is no pointer may keep a segment, and a pointer always does."""
 CHUNK = 1 << 20
-"""Bytes of a segment read and scanned at a time."""
+"""Bytes copied at a time where the kernel cannot copy (``_copy``)."""
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")
@@ -76,20 +79,20 @@ def reachable(core: ElfCore, budget: int = BUDGET) -> tuple[list[Segment], int]:
     segments = [s for s in core.segments if s.memsz]
     starts = [s.vaddr for s in segments]
     vdso = core.auxv.get(AT_SYSINFO_EHDR)
-    roots = {i for i, s in enumerate(segments) if vdso is not None and s.vaddr <= vdso < s.end}
+    roots: set[int] = set()
+    for at in (vdso, *(t.sp for t in core.threads)):  # the vDSO's segment, each thread's stack's
+        i = bisect.bisect_right(starts, at) - 1 if at is not None else -1
+        if i >= 0 and at is not None and at < segments[i].end:
+            roots.add(i)
     for f in core.files:  # the segments each mapped file overlaps
         i = max(bisect.bisect_right(starts, f.start) - 1, 0)
         while i < len(segments) and segments[i].vaddr < f.end:
             if segments[i].end > f.start:
                 roots.add(i)
             i += 1
-    for sp in (t.sp for t in core.threads if t.sp is not None):
-        i = bisect.bisect_right(starts, sp) - 1
-        if i >= 0 and sp < segments[i].end:
-            roots.add(i)
     kept = set(roots)  # indices into segments
     used = sum(segments[i].filesz for i in roots)
-    queue = deque(sorted(i for i in roots if segments[i].filesz))
+    queue = sorted(i for i in roots if segments[i].filesz)
     candidates = [i for i in range(len(segments)) if i not in kept and segments[i].filesz]
     shift = GRANULE_BYTE
     if sum((segments[i].filesz >> (8 * shift)) + 2 for i in candidates) > MAX_GRANULES:
@@ -102,10 +105,12 @@ def reachable(core: ElfCore, budget: int = BUDGET) -> tuple[list[Segment], int]:
     keys: set[int] = set()  # the candidates' granules, each keyed by its low 32 bits
     aliased: dict[int, list[int]] = {}  # the candidates whose granules do not fit 32 bits, by key
     for i in candidates:
-        g = granules(segments[i])
-        if g.stop <= KEY_MASK:
-            keys.update(g)
+        s = segments[i]
+        first, last = s.vaddr >> bits, (s.vaddr + s.filesz - 1) >> bits
+        if last < KEY_MASK:
+            keys.update(range(first, last + 1))
         else:
+            g = range(first, last + 1)
             for h in g:
                 keys.add(h & KEY_MASK)
                 aliased.setdefault(h & KEY_MASK, []).append(i)
@@ -124,32 +129,29 @@ def reachable(core: ElfCore, budget: int = BUDGET) -> tuple[list[Segment], int]:
         return [i for i in (*found, *aliased.get(key, ())) if i not in decided]
 
     with open(core.path, "rb") as src:  # read, not mapped: the scanned pages stay out of our resident set
-        while queue and keys:
-            s = segments[queue.popleft()]
-            for at in range(0, s.filesz, CHUNK):
-                if not keys:
-                    break
-                data = os.pread(src.fileno(), min(CHUNK, s.filesz - at), s.offset + at)
-                n = len(data) // 8
-                if not n:
-                    continue
-                # each word's bytes shift..shift+3 (its granule, less the bits no user address has),
-                # copied out at C speed by a strided view and looked up at C speed
-                words = memoryview(data)[shift : shift + 8 * n - 4].cast("I")[::2]
-                for key in keys & set(words):
-                    keys.discard(key)
-                    for i in overlapping(key):
-                        decided.add(i)
-                        t = segments[i]
-                        inner = granules(t)
-                        if inner.stop <= KEY_MASK:
-                            keys.difference_update(inner[1:-1])  # the ends may hold a neighbour
-                        if used + t.filesz > budget:
-                            over += 1
-                            continue
-                        kept.add(i)
-                        used += t.filesz
-                        queue.append(i)
+        while queue and keys:  # a wave: every segment reached by the last one, scanned in one pass
+            wave = sorted(queue, key=lambda i: segments[i].offset)
+            queue.clear()
+            skips = [-segments[i].vaddr % 8 for i in wave]  # words aligned in memory, not in the file
+            ranges = [
+                (segments[i].offset + k, segments[i].filesz - k) for i, k in zip(wave, skips, strict=True)
+            ]
+            for key in scan.granules(src.fileno(), ranges, shift, array("I", keys)):
+                if key not in keys:
+                    continue  # an earlier hit of this wave decided its granule
+                keys.discard(key)
+                for i in overlapping(key):
+                    decided.add(i)
+                    t = segments[i]
+                    inner = granules(t)
+                    if inner.stop <= KEY_MASK:
+                        keys.difference_update(inner[1:-1])  # the ends may hold a neighbour
+                    if used + t.filesz > budget:
+                        over += 1
+                        continue
+                    kept.add(i)
+                    used += t.filesz
+                    queue.append(i)
     return [segments[i] for i in sorted(kept)], over
 
 
