@@ -7,14 +7,19 @@ two other threads wait: one sleeps, one blocks on a lock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
+import notmyfault
+from notmyfault.dumps.elfcore import ElfCore
+from notmyfault.unwind.python import read_python_stacks, reader_started
 from tests.conftest import run_json, run_nmf
 from tests.coretools import by_thread, unlimited_cores
 
@@ -235,3 +240,56 @@ def test_native_reads_no_python_frames(crashed: tuple[Path, Path, Path]) -> None
     assert a["python_caller"] is None
     r, a = run_json("analyze", str(core))
     assert a["python_caller"] is not None
+
+
+def _readers() -> list[psutil.Process]:
+    """This process's children that are Python frame readers."""
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "notmyfault.unwind.pyreader" in p.cmdline():
+                out.append(p)
+    return out
+
+
+def test_a_reader_started_ahead_reads_what_a_cold_one_reads(crashed: tuple[Path, Path, Path]) -> None:
+    """The analysis hands its request to the reader it started before the walk (reader_started); a
+    reader started when asked (read_python_stacks alone) reads the same frames; neither outlives it."""
+    interpreter, _, core = crashed
+    with notmyfault.open(str(core)) as dump:
+        stacks = dump.stacks(all_threads=True)
+        warm = {t.tid: t.python for t in stacks.threads}
+        assert any(warm.values())
+        assert not _readers()
+    with ElfCore(str(core)) as elf:
+        cold = read_python_stacks(elf, str(interpreter))
+    assert cold.error is None
+    assert {t.tid: t for t in cold.threads} == {tid: t for tid, t in warm.items() if t is not None}
+    assert not _readers()
+
+
+def test_a_reader_that_is_not_needed_is_ended(crashed: tuple[Path, Path, Path]) -> None:
+    _, _, core = crashed
+    with ElfCore(str(core)) as elf:
+        with reader_started(elf):
+            (waiting,) = _readers()
+            assert "--wait" in waiting.cmdline()
+        assert not waiting.is_running()  # killed and reaped: no zombie left either
+        assert not _readers()
+
+
+def test_the_reader_s_request_line() -> None:
+    """--wait: end of input ends it with nothing read; a bad line or a file that is no core, one line."""
+    cmd = [sys.executable, "-m", "notmyfault.unwind.pyreader", "--wait"]
+    r = subprocess.run(cmd, input=b"", capture_output=True, timeout=60)
+    assert (r.returncode, r.stdout) == (0, b"")
+    r = subprocess.run(cmd, input=b"not json\n", capture_output=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == (
+        "pyreader: the request is not one JSON line with core, executable and locals"
+    )
+    request = json.dumps({"core": __file__, "executable": sys.executable, "locals": False}).encode()
+    r = subprocess.run(cmd, input=request + b"\n", capture_output=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.decode().startswith("pystack: "), r.stderr
+    assert len(r.stderr.decode().strip().splitlines()) == 1

@@ -11,6 +11,7 @@ the command-line front end prints as it is.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -302,11 +303,13 @@ class Dump:
                 result = analyze_kernel_dump(r)
             else:
                 from notmyfault.analysis.crash import analyze
+                from notmyfault.unwind.python import reader_started
 
-                result = analyze(
-                    r, self.exe, self.sysroot, self._loaded(), python_locals=python_locals, python=python,
-                    native_locals=native_locals,
-                )  # fmt: skip
+                with reader_started(r) if python else contextlib.nullcontext():
+                    result = analyze(
+                        r, self.exe, self.sysroot, self._loaded(), python_locals=python_locals,
+                        python=python, native_locals=native_locals,
+                    )  # fmt: skip
             self._analysis[key] = result
         return self._analysis[key]
 
@@ -461,15 +464,17 @@ class Dump:
                 stacks = [(t, list(kernel_frames(r, by_tid[t], [], self.symbols))) for t in chosen]
             else:
                 from notmyfault.unwind.elf import thread_walk
+                from notmyfault.unwind.python import reader_started
 
-                program = self._loaded()
-                walks = [(t, thread_walk(program, r, t, native_locals)) for t in chosen]
-                stacks = [(t, w.frames) for t, w in walks]
-                stopped = {t: w.stopped for t, w in walks}
-                if python:
-                    from notmyfault.analysis.crash import python_stacks
+                with reader_started(r) if python else contextlib.nullcontext():
+                    program = self._loaded()
+                    walks = [(t, thread_walk(program, r, t, native_locals)) for t in chosen]
+                    stacks = [(t, w.frames) for t, w in walks]
+                    stopped = {t: w.stopped for t, w in walks}
+                    if python:
+                        from notmyfault.analysis.crash import python_stacks
 
-                    pystacks = python_stacks(r, program, self.exe, self.sysroot, python_locals, walks)
+                        pystacks = python_stacks(r, program, self.exe, self.sysroot, python_locals, walks)
         out = []
         for t, fs in stacks:
             py = pystacks.thread(t) if pystacks else None

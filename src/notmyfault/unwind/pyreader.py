@@ -1,6 +1,10 @@
 """The child that reads a CPython core's Python frames: ``python -m notmyfault.unwind.pyreader CORE
 EXECUTABLE [--locals]`` prints them as JSON (``unwind.python`` starts it and reads its answer).
 
+``--wait`` instead: import pystack (50 ms), then read the request, one JSON line on standard input
+(``{"core": ..., "executable": ..., "locals": false}``); end of input ends the child with nothing
+read. ``unwind.python`` starts it so while the native stacks are still being walked.
+
 pystack's engine is C++ over memory read from an untrusted dump, so it runs here, in a process of its
 own, under a memory limit (and the parent's time limit): a crash or a hang ends this child, not the
 analysis. It imports nothing of notmyfault but what dies with the parent, so that it starts fast.
@@ -51,8 +55,26 @@ def read(core_path: str, executable: str, with_locals: bool) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Read the frames of ``argv``'s core; JSON on stdout, 0; else a line on stderr, 1 (2: usage)."""
+    if argv == ["--wait"]:
+        import pystack.engine  # noqa: F401  (imported while the parent still walks)
+
+        line = sys.stdin.readline()
+        if not line:
+            return 0  # not needed after all
+        try:
+            request = json.loads(line)
+            argv = [str(request["core"]), str(request["executable"])] + (
+                ["--locals"] if request["locals"] else []
+            )
+        except (ValueError, KeyError, TypeError):
+            print(
+                "pyreader: the request is not one JSON line with core, executable and locals", file=sys.stderr
+            )
+            return 2
     if len(argv) < 2:
-        print("usage: python -m notmyfault.unwind.pyreader CORE EXECUTABLE [--locals]", file=sys.stderr)
+        print(
+            "usage: python -m notmyfault.unwind.pyreader CORE EXECUTABLE [--locals] | --wait", file=sys.stderr
+        )
         return 2
     import resource
 

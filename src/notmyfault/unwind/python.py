@@ -12,7 +12,10 @@ keep every version's structure offsets ourselves, which is pystack's whole job.
 
 pystack runs in a child process (``python -m notmyfault.unwind.pyreader``) with a time limit: its
 engine is C++ over memory read from an untrusted dump, and a crash or a hang there must end the
-child, not the analysis. What the child cannot read becomes a note, never a failure.
+child, not the analysis. What the child cannot read becomes a note, never a failure. For the core
+of a CPython process the child is started ahead of need (``reader_started``): it imports pystack,
+a third of what the Python frames cost, on the other core while the native stacks are walked, and
+waits to be told which core to read; if the walk shows no Python, it is told nothing and ends.
 
 **Merging.** From CPython 3.11 one call of ``_PyEval_EvalFrameDefault`` runs a Python function and
 every pure-Python function it calls; the first frame of each call is marked as an *entry* frame.
@@ -28,7 +31,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +82,41 @@ def runs_python(modules: Sequence[str | None]) -> bool:
     )
 
 
+_started: dict[str, subprocess.Popen[bytes]] = {}
+"""The readers started ahead of need, by the path of the core they are for."""
+
+
+def _start() -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "notmyfault.unwind.pyreader", "--wait"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=tied_env(),
+    )  # fmt: skip
+
+
+@contextmanager
+def reader_started(core: ElfCore) -> Iterator[None]:
+    """Within this block, a reader child for ``core`` is started and waiting, if the core's mapped
+    files say it is a CPython process's (``read_python_stacks`` hands it the request); one that was
+    not used is ended at the block's end."""
+    if core.path in _started or not runs_python([f.path for f in core.files]):
+        yield
+        return
+    with suppress(OSError):  # one that cannot start is tried again when needed, and says why then
+        _started[core.path] = _start()
+    try:
+        yield
+    finally:
+        proc = _started.pop(core.path, None)
+        if proc is not None:
+            _end(proc)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """End a reader that was not used (it holds nothing: killed, not waited for to finish importing)."""
+    proc.kill()
+    proc.communicate()
+
+
 def read_python_stacks(core: ElfCore, executable: str, with_locals: bool = False) -> PythonStacks:
     """Every thread's Python frames in ``core`` of ``executable``, read in a child (from a reduced
     copy of a large core: ``unwind.pycore``)."""
@@ -92,7 +131,9 @@ def read_python_stacks(core: ElfCore, executable: str, with_locals: bool = False
                 reduced = reduce_core(core, scratch)
             except OSError:  # no room for the copy: the whole core, as before
                 reduced = None
-        stacks = _read(reduced.path if reduced else core.path, executable, with_locals)
+        stacks = _read(
+            reduced.path if reduced else core.path, executable, with_locals, _started.pop(core.path, None)
+        )
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -105,23 +146,31 @@ def read_python_stacks(core: ElfCore, executable: str, with_locals: bool = False
     return stacks
 
 
-def _read(core_path: str, executable: str, with_locals: bool) -> PythonStacks:
-    cmd = [sys.executable, "-m", "notmyfault.unwind.pyreader", core_path, executable]
-    if with_locals:
-        cmd.append("--locals")
+def _read(
+    core_path: str, executable: str, with_locals: bool, proc: subprocess.Popen[bytes] | None = None
+) -> PythonStacks:
+    """The frames the reader child ``proc`` (started here when None) reads in ``core_path``."""
+    request = json.dumps({"core": core_path, "executable": executable, "locals": with_locals}) + "\n"
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=TIME_LIMIT, check=False, env=tied_env())
-    except subprocess.TimeoutExpired:
-        return PythonStacks((), f"reading them took more than {TIME_LIMIT:.0f} s")
+        proc = proc or _start()
     except OSError as e:
         return PythonStacks((), f"cannot run {sys.executable}: {e.strerror}")
-    if done.returncode != 0:
-        why = done.stderr.decode(errors="replace").strip().splitlines()
-        if done.returncode < 0:
-            return PythonStacks((), f"pystack died of signal {-done.returncode} on this dump")
-        return PythonStacks((), why[-1] if why else f"pystack exited {done.returncode}")
     try:
-        return _from_json(json.loads(done.stdout))
+        out, err = proc.communicate(request.encode(), timeout=TIME_LIMIT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return PythonStacks((), f"reading them took more than {TIME_LIMIT:.0f} s")
+    except OSError:  # it died before it read the request: its status says how
+        out, err = b"", b""
+        proc.wait()
+    if proc.returncode != 0:
+        why = err.decode(errors="replace").strip().splitlines()
+        if proc.returncode < 0:
+            return PythonStacks((), f"pystack died of signal {-proc.returncode} on this dump")
+        return PythonStacks((), why[-1] if why else f"pystack exited {proc.returncode}")
+    try:
+        return _from_json(json.loads(out))
     except (ValueError, KeyError, TypeError) as e:
         return PythonStacks((), f"pystack's answer could not be read: {e}")
 
