@@ -148,6 +148,13 @@ debug_option = click.option(
 )
 
 
+def _symbol_cache() -> str:
+    """Where symbol files fetched from symbol servers are kept."""
+    from notmyfault.capture import cache_dir
+
+    return os.path.join(cache_dir(), "symbols")
+
+
 @contextmanager
 def opened(
     path: str,
@@ -163,15 +170,13 @@ def opened(
     urls = _symbol_urls(symbols_urls)
     try:
         if minidumps:
-            from notmyfault.capture import cache_dir
-
             dump = notmyfault.open(
                 path,
                 exe=exe,
                 sysroot=sysroot,
                 symbols=symbols,
                 symbol_urls=urls,
-                symbol_cache=os.path.join(cache_dir(), "symbols"),
+                symbol_cache=_symbol_cache() if urls else None,
                 debug_files=debug_files,
                 say=note,
             )
