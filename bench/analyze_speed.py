@@ -116,6 +116,8 @@ def main() -> None:
     # PYTHONDONTWRITEBYTECODE would compile each one again in every process timed)
     compileall.compile_dir(os.path.dirname(notmyfault.__file__), quiet=1)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    # as on a machine where triage never ran: no decompressed debug files (unwind.debugcache)
+    os.environ.setdefault("NOTMYFAULT_DEBUG_CACHE", "0")
     for mb in args.core_mb:
         bench_size(mb, args.runs)
 

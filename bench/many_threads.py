@@ -76,6 +76,8 @@ def main() -> None:
     # PYTHONDONTWRITEBYTECODE would compile each one again in every process timed)
     compileall.compile_dir(os.path.dirname(notmyfault.__file__), quiet=1)
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    # as on a machine where triage never ran: no decompressed debug files (unwind.debugcache)
+    os.environ.setdefault("NOTMYFAULT_DEBUG_CACHE", "0")
     nmf = [sys.executable, "-m", "notmyfault"]
     with tempfile.TemporaryDirectory(prefix="nmf-threads-") as tmp:
         exe, core = Path(tmp) / "many", Path(tmp) / "core"

@@ -85,6 +85,8 @@ def main() -> None:
     args = ap.parse_args()
     compileall.compile_dir(os.path.dirname(notmyfault.__file__), quiet=1)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    # as on a machine where triage never ran: no decompressed debug files (unwind.debugcache)
+    env.setdefault("NOTMYFAULT_DEBUG_CACHE", "0")
     bindir = os.path.dirname(sys.executable)
     nmf = [os.path.join(bindir, "notmyfault")] if os.path.exists(os.path.join(bindir, "notmyfault")) else None
     nmf = nmf or [sys.executable, "-m", "notmyfault"]

@@ -132,6 +132,21 @@ def test_every_bug_lands_in_its_own_bucket_and_a_rerun_skips_everything(fleet: F
     assert [line.split(":")[0] for line in one] == [str(fleet.bad / "core.truncated")]
 
 
+def test_copies_of_a_dump_are_analysed_once_whatever_the_workers(fleet: Fleet, tmp_path: Path) -> None:
+    """Files are told apart by their content's hash (taken on as many threads as workers): two
+    copies of one dump beside another dump are two dumps to analyse, one duplicate."""
+    one, other = sorted(fleet.expected)[:2]
+    d = tmp_path / "copies"
+    d.mkdir()
+    for name, source in (("a.core", one), ("b.core", one), ("c.core", other)):
+        shutil.copyfile(source, d / name)
+    for workers in (1, 2):
+        out = _ingest(str(tmp_path / f"t{workers}.db"), str(d), workers=workers)
+        assert (out["found"], out["duplicates"], out["analysed"]) == (3, 1, 2)
+        table = _table(str(tmp_path / f"t{workers}.db"))
+        assert [p for p, _, _ in table] == [str(d / "a.core"), str(d / "c.core")]  # the first name of each
+
+
 def _build_id(path: Path) -> str:
     """The GNU build-id of an ELF file, read with pyelftools (not with notmyfault)."""
     from elftools.elf.elffile import ELFFile

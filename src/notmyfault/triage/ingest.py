@@ -189,45 +189,61 @@ def ingest(
     result = IngestResult()
     found, result.not_dumps, result.skipped, result.unreadable = discover(paths, recursive)
     result.found = len(found)
-    by_hash: dict[str, str] = {}
-    for p in found:
-        by_hash.setdefault(content_hash(p), p)
-    result.duplicates = len(found) - len(by_hash)
-    known = db.known(by_hash, ANALYSIS_VERSION, retry_failed, started)
-    result.known = len(known)
-    todo = [(p, h) for h, p in by_hash.items() if h not in known]
-    todo.sort()
-    retried = db.failed_attempts([h for _, h in todo], ANALYSIS_VERSION)
-    if on_start is not None:
-        on_start(len(todo))
+    pool = warm.PerThread(timeout, memory_limit, single_threaded=workers > 1) if scheduler is None else None
     try:
-        for path, digest, answer in _run(todo, workers, scheduler, timeout, memory_limit):
-            row = row_for(path, digest, answer, rules, host)
-            result.analysed += 1
-            result.failed += row["status"] == "failed"
-            home = answer["fields"].get("home") if answer.get("ok") else None
-            result.stored += db.insert(redact_row(row, redactions, home), retried.get(digest))
-            if answer.get("seconds") is not None:
-                result.analysis_seconds.append(float(answer["seconds"]))
-            result.maxrss_kb = max(result.maxrss_kb, int(answer.get("maxrss_kb") or 0))
-            if progress is not None:
-                progress(path, row)
-    except KeyboardInterrupt:
-        result.interrupted = True
+        if pool is not None and found:  # their start-up overlaps the hashing (a rerun kills them unused)
+            pool.start(min(max(1, workers), len(found)))
+        by_hash: dict[str, str] = {}
+        # hashed on as many threads as there are workers (hashlib lets go of the GIL): a serial pass
+        # over every file first would bound what a second worker can add
+        with cf.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hash") as hasher:
+            for p, digest in zip(found, hasher.map(content_hash, found), strict=True):
+                by_hash.setdefault(digest, p)
+        result.duplicates = len(found) - len(by_hash)
+        known = db.known(by_hash, ANALYSIS_VERSION, retry_failed, started)
+        result.known = len(known)
+        todo = [(p, h) for h, p in by_hash.items() if h not in known]
+        todo.sort()
+        retried = db.failed_attempts([h for _, h in todo], ANALYSIS_VERSION)
+        if on_start is not None:
+            on_start(len(todo))
+        try:
+            for path, digest, answer in _run(todo, workers, scheduler, timeout, memory_limit, pool):
+                row = row_for(path, digest, answer, rules, host)
+                result.analysed += 1
+                result.failed += row["status"] == "failed"
+                home = answer["fields"].get("home") if answer.get("ok") else None
+                result.stored += db.insert(redact_row(row, redactions, home), retried.get(digest))
+                if answer.get("seconds") is not None:
+                    result.analysis_seconds.append(float(answer["seconds"]))
+                result.maxrss_kb = max(result.maxrss_kb, int(answer.get("maxrss_kb") or 0))
+                if progress is not None:
+                    progress(path, row)
+        except KeyboardInterrupt:
+            result.interrupted = True
+    finally:
+        if pool is not None:
+            pool.close()
     result.seconds = time.monotonic() - t0
     return result
 
 
 def _run(
-    todo: list[tuple[str, str]], workers: int, scheduler: str | None, timeout: float, memory_limit: int | None
+    todo: list[tuple[str, str]],
+    workers: int,
+    scheduler: str | None,
+    timeout: float,
+    memory_limit: int | None,
+    pool: warm.PerThread | None,
 ) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """(path, hash, worker's answer) for every dump, as they finish."""
+    """(path, hash, worker's answer) for every dump, as they finish: on the Dask cluster at
+    ``scheduler``, else through ``pool``'s warm workers on ``workers`` threads (the caller closes it)."""
     if not todo:
         return
     if scheduler is not None:
         yield from _run_dask(todo, scheduler, timeout, memory_limit)
         return
-    pool = warm.PerThread(timeout, memory_limit, single_threaded=workers > 1)
+    assert pool is not None, "ingest makes the local pool whenever no scheduler is given"
     executor = cf.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="triage")
     futures: dict[cf.Future[dict[str, Any]], tuple[str, str]] = {}
     try:
@@ -240,7 +256,6 @@ def _run(
             fut.cancel()
         pool.stop()
         executor.shutdown(wait=True, cancel_futures=True)
-        pool.close()
 
 
 def _run_dask(
