@@ -14,6 +14,7 @@ process the analysis then names the Python frame that made the call
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,8 +57,9 @@ SKIP_MODULES: tuple[str, ...] = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_system_module(path: str | None) -> bool:
-    """True if the module at ``path`` matches the skip list."""
+    """True if the module at ``path`` matches the skip list (remembered: every thread's frames ask)."""
     if not path:
         return False
     name = base_name(path)

@@ -50,33 +50,53 @@ def _waiting(core: ElfCore, t: ThreadState) -> int | None:
 
 
 def find_deadlock(core: ElfCore, program: Program) -> tuple[LockWait, ...]:
-    """The threads of a wait-for cycle on pthread mutexes, in order; empty when there is none."""
-    waits: dict[int, LockWait] = {}
+    """The threads of a wait-for cycle on pthread mutexes, in order; empty when there is none.
+
+    The wait-for graph comes from registers and memory alone (each waiting thread's futex word and
+    its mutex's owner); only the threads on a cycle are walked, to confirm that each waits in a
+    lock function (a process of 10,000 threads waiting on one held mutex walks none of them)."""
+    owners: dict[int, tuple[int, int]] = {}  # tid -> (mutex, owner)
     for t in core.threads:
         mutex = _waiting(core, t)
         if mutex is None:
-            continue
-        frames = thread_frames(program, core, t.tid)
-        if not any(f.function and any(name in f.function for name in LOCK_FUNCTIONS) for f in frames[:8]):
             continue
         try:
             (owner,) = struct.unpack("<i", core.read(mutex + OWNER_OFFSET, 4))
         except UnreadableMemory:
             continue
-        own = next((f for f in frames if f.module and not is_system_module(f.module)), None)
-        waits[t.tid] = LockWait(t.tid, mutex, owner, own.function if own else None, own, tuple(frames))
-    for start in waits:
-        chain: list[LockWait] = []
+        owners[t.tid] = (mutex, owner)
+    checked: dict[int, LockWait | None] = {}
+
+    def lock_wait(tid: int) -> LockWait | None:
+        """Thread ``tid``'s wait, if its innermost frames are in a lock function."""
+        if tid not in checked:
+            frames = thread_frames(program, core, tid)
+            locking = any(f.function and any(n in f.function for n in LOCK_FUNCTIONS) for f in frames[:8])
+            own = next((f for f in frames if f.module and not is_system_module(f.module)), None)
+            mutex, owner = owners[tid]
+            checked[tid] = (
+                LockWait(tid, mutex, owner, own.function if own else None, own, tuple(frames))
+                if locking
+                else None
+            )
+        return checked[tid]
+
+    for start in owners:
+        chain: list[int] = []
         seen: set[int] = set()
         tid = start
-        while tid in waits and tid not in seen:
+        while tid in owners and tid not in seen:
             seen.add(tid)
-            chain.append(waits[tid])
-            tid = waits[tid].owner
-        if tid == start and len(chain) > 1:
+            chain.append(tid)
+            tid = owners[tid][1]
+        if tid != start or len(chain) < 2:
+            continue
+        waits = [lock_wait(t) for t in chain]
+        if all(w is not None for w in waits):
+            cycle = [w for w in waits if w is not None]
             # start the cycle at a canonical member, so the bucket does not depend on thread order
-            first = min(range(len(chain)), key=lambda i: _order(chain[i]))
-            return tuple(chain[first:] + chain[:first])
+            first = min(range(len(cycle)), key=lambda i: _order(cycle[i]))
+            return tuple(cycle[first:] + cycle[:first])
     return ()
 
 

@@ -15,7 +15,7 @@ engine is C++ over memory read from an untrusted dump, and a crash or a hang the
 child, not the analysis. What the child cannot read becomes a note, never a failure. For the core
 of a CPython process the child is started ahead of need (``reader_started``): it imports pystack,
 a third of what the Python frames cost, on the other core while the native stacks are walked, and
-waits to be told which core to read; if the walk shows no Python, it is told nothing and ends.
+waits to be told which core to read; if the walk shows no Python, it is killed unused.
 
 **Merging.** From CPython 3.11 one call of ``_PyEval_EvalFrameDefault`` runs a Python function and
 every pure-Python function it calls; the first frame of each call is marked as an *entry* frame.
