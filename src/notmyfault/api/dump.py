@@ -41,13 +41,13 @@ from notmyfault.dumps import (
     is_windows_kernel_dump,
     open_dump,
 )
-from notmyfault.memory.search import Hit
 from notmyfault.unwind.frames import Frame
 from notmyfault.unwind.python import PythonStacks, PythonThread, merge
-from notmyfault.unwind.symfile import SymbolStore
 
 if TYPE_CHECKING:
     from notmyfault.dumps import AnyDump, Minidump, Vmcore, WindowsKernelDump
+    from notmyfault.memory.search import Hit
+    from notmyfault.unwind.symfile import SymbolStore
 
 Kind = Literal["elf-core", "vmcore", "minidump", "windows-kernel-dump"]
 """What a dump is."""
@@ -187,6 +187,8 @@ def open(
         reader.extra_paths = list(debug_files)
     source: str | SymbolStore | None = symbols
     if symbol_urls:
+        from notmyfault.unwind.symfile import SymbolStore
+
         source = SymbolStore([symbols] if symbols else [], list(symbol_urls), symbol_cache, say=say)
     return Dump(reader, os.fspath(path), exe=exe, sysroot=sysroot, symbols=source)
 
