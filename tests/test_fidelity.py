@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import notmyfault
+from notmyfault.dumps.elfcore import ElfCore
 from tests.conftest import run_bench, run_json, run_nmf
 from tests.coretools import build_frames, build_id, gdb_physical_pcs, physical_pcs, unlimited_cores
 
@@ -376,6 +378,33 @@ def test_an_arm64_call_through_a_wild_pointer_resumes_at_the_link_register(link:
     assert frames[1]["trust"] == "return address in lr"
     assert frames[2]["function"] == "main"
     assert frames[-1]["function"] == "_start"
+
+
+@pytest.mark.skipif(
+    not all(shutil.which(t) for t in ("qemu-aarch64", "aarch64-linux-gnu-gcc")),
+    reason="needs qemu-user and the aarch64 cross compiler (./dev test installs them)",
+)
+def test_a_sysroot_counts_after_the_files_were_read(tmp_path: Path) -> None:
+    """A core without NT_FILE (qemu's) names its libraries by the link map, and finds them under the
+    sysroot: given after the mapped files were first read (the Python frame reader looks at them
+    before the program is loaded), the sysroot still finds libc, and the walk reaches _start."""
+    exe = tmp_path / "frames"
+    build_frames("aarch64-linux-gnu-gcc", exe, "-pie")
+    subprocess.run(
+        ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu", str(exe), "call-wild", "0"],
+        cwd=tmp_path, preexec_fn=unlimited_cores, capture_output=True, check=False, timeout=120,
+    )  # fmt: skip
+    core = next(tmp_path.glob("qemu_*.core"))
+    with ElfCore(str(core)) as elf:
+        assert "/lib/libc.so.6" not in {f.path for f in elf.files}  # not under / on this machine
+        elf.search_first("/usr/aarch64-linux-gnu")
+        assert "/lib/libc.so.6" in {f.path for f in elf.files}
+        assert "/lib/libc.so.6" in {i.path for i in elf.images}
+    with notmyfault.open(str(core), exe=str(exe), sysroot="/usr/aarch64-linux-gnu") as dump:
+        assert dump.reader.files  # read before the program is loaded, as the CLI's stack does
+        frames = dump.stacks().threads[0].frames
+        assert [f.function for f in frames[-2:]] == ["__libc_start_main", "_start"]
+        assert frames[-2].module == "/lib/libc.so.6"
 
 
 PLUGIN_HOST = r"""

@@ -649,6 +649,15 @@ class ElfCore:
         found = self._initial_stack
         return None if found is None else found[1]
 
+    def search_first(self, root: str) -> None:
+        """Look up the recorded paths under ``root`` (a sysroot) before anywhere else. What was
+        found by the earlier roots (the images, the files) is found again on next use."""
+        if root in self.search_roots:
+            return
+        self.search_roots.insert(0, root)
+        for cached in ("linked_images", "images", "files", "_files_by_start"):
+            self.__dict__.pop(cached, None)
+
     def locate(self, recorded: str) -> str | None:
         """A file on this machine for a path the core records: under each of ``search_roots``
         (a sysroot), then as recorded (a relative one beside the core first)."""

@@ -92,10 +92,8 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
         prog.set_core_dump(core.path)
     except Exception as e:  # whatever drgn cannot read is unusable input, said in one line
         raise DumpError(f"{core.path}: drgn cannot read this core ({type(e).__name__}: {e})") from None
-    if sysroot and not core.has_file_note and sysroot not in core.search_roots:
-        core.search_roots.insert(0, sysroot)
-        for cached in ("images", "files"):  # found again, now under the sysroot too
-            core.__dict__.pop(cached, None)
+    if sysroot and not core.has_file_note:
+        core.search_first(sysroot)
     with contextlib.suppress(Exception):
         prog.create_loaded_modules()
     if not core.has_file_note:
@@ -118,7 +116,7 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
         # each module's files, found as load_default_debug_info finds them; unlike it, this indexes
         # no DWARF up front: drgn indexes what a lookup needs when it is made (half of a small
         # analysis's loading, most of it libc's debug info that no frame on the stack looks at)
-        prog.load_module_debug_info(*prog.modules())
+        _load_files(prog)
         missing = [m.name for m in prog.modules() if m.wants_loaded_file() or m.wants_debug_file()]
         if missing and asked:
             _await_other_fetches(prog)
@@ -132,6 +130,22 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
     program = Program(prog, tuple(missing), others)
     report_debuginfod(program)
     return program
+
+
+def _load_files(prog: Any) -> None:
+    """Load every module's files, as ``load_default_debug_info`` does but without indexing their
+    DWARF: the main executable's file first names more modules (the dynamic loader's link map, which
+    a core without NT_FILE, qemu's, is read through), so they are looked for again until no new
+    module appears."""
+    count = -1
+    for _ in range(8):  # in practice two rounds: the executable, then what its link map names
+        modules = list(prog.modules())
+        if len(modules) == count:
+            return
+        count = len(modules)
+        prog.load_module_debug_info(*modules)
+        with contextlib.suppress(Exception):
+            prog.create_loaded_modules()
 
 
 def _asked_build(prog: Any, exe: str) -> tuple[OtherBuild, ...]:
