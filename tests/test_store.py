@@ -112,6 +112,27 @@ def test_what_a_killed_writer_leaves_is_cleaned_and_never_processed(tmp_path: Pa
     assert not Path(store.queue, orphan).exists()
 
 
+def test_a_writer_killed_between_queue_and_rename_leaves_no_queue_entry(tmp_path: Path) -> None:
+    """Killed after its queue entry was made and before the rename into crashes/ (the window a
+    SIGKILLed collector can hit): reaping its directory takes the queue entry with it, so nothing
+    waits an hour in the queue; another crash's entry is left alone."""
+    root = tmp_path / "s"
+    code = (
+        "import os, sys; from notmyfault.pipeline import Store; s = Store(sys.argv[1]); p = s.begin();"
+        "open(os.path.join(s.queue, p.id), 'w').close(); print(p.id, flush=True); os.kill(os.getpid(), 9)"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, check=False)
+    assert r.returncode == -9
+    crash_id = r.stdout.strip()
+    store = Store(str(root))
+    other = "0e8d5a4c-7b1f-4a31-9c2e-5d6f7a261207"  # queued by a live writer, not yet renamed
+    Path(store.queue, other).touch()
+    assert sorted(store.queued()) == sorted([crash_id, other])
+    assert store.reap_incoming() == 1
+    assert os.listdir(store.incoming) == []
+    assert store.queued() == [other]
+
+
 def test_a_crash_file_name_cannot_leave_its_directory(tmp_path: Path) -> None:
     store = Store(str(tmp_path / "s"))
     with store.begin() as pending:

@@ -313,16 +313,22 @@ class Store:
         return PendingCrash(self, crash_id, path)
 
     def reap_incoming(self, older_than: float = ORPHAN_SECONDS) -> int:
-        """Remove the crashes that writers killed mid-way left in ``incoming/``; how many."""
+        """Remove the crashes that writers killed mid-way left in ``incoming/``; how many. A writer
+        killed between queueing its crash and renaming it into ``crashes/`` left a queue entry
+        too: it goes with the directory (the crash was never acknowledged, so nothing is lost),
+        not an hour later as an orphan (``ready``)."""
         n = 0
         now = time.time()
         with contextlib.suppress(FileNotFoundError):
             for entry in os.scandir(self.incoming):
-                pid = entry.name.rpartition(".")[2]
+                crash_id, _, pid = entry.name.rpartition(".")
                 gone = pid.isdigit() and not os.path.exists(f"/proc/{pid}")
                 if gone or now - entry.stat(follow_symlinks=False).st_mtime > older_than:
                     shutil.rmtree(entry.path, ignore_errors=True)
                     n += 1
+                    if CRASH_ID.match(crash_id) and not os.path.isdir(os.path.join(self.crashes, crash_id)):
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(os.path.join(self.queue, crash_id))
         return n
 
     # -- reading ------------------------------------------------------------------------------
