@@ -1103,13 +1103,15 @@ _RUST_SYMBOL = re.compile(r"^(_ZN.*17h[0-9a-f]{16}E|_R)")
 def _written_in_c(prog: Any) -> bool:
     """Whether the program's main function is C's (drgn's ``Program.language``, from its DWARF): a
     C++ program's own functions may have no mangled symbol at all (all of them inlined into main)."""
-    cache = getattr(prog, "cache", {})  # drgn's per-program dict: asked once per thread otherwise
-    if "notmyfault.written_in_c" not in cache:
+    if _WRITTEN_IN_C not in prog.cache:  # drgn's per-program dict: asked once per thread otherwise
         try:
-            cache["notmyfault.written_in_c"] = str(prog.language.name) == "C"
+            prog.cache[_WRITTEN_IN_C] = str(prog.language.name) == "C"
         except Exception:
-            cache["notmyfault.written_in_c"] = False
-    return bool(cache["notmyfault.written_in_c"])
+            prog.cache[_WRITTEN_IN_C] = False
+    return bool(prog.cache[_WRITTEN_IN_C])
+
+
+_WRITTEN_IN_C = "notmyfault.written_in_c"
 
 
 def _qualified_inlines(

@@ -105,12 +105,10 @@ def reachable(core: ElfCore, budget: int = BUDGET) -> tuple[list[Segment], int]:
     keys: set[int] = set()  # the candidates' granules, each keyed by its low 32 bits
     aliased: dict[int, list[int]] = {}  # the candidates whose granules do not fit 32 bits, by key
     for i in candidates:
-        s = segments[i]
-        first, last = s.vaddr >> bits, (s.vaddr + s.filesz - 1) >> bits
-        if last < KEY_MASK:
-            keys.update(range(first, last + 1))
+        g = granules(segments[i])
+        if g.stop <= KEY_MASK:
+            keys.update(g)
         else:
-            g = range(first, last + 1)
             for h in g:
                 keys.add(h & KEY_MASK)
                 aliased.setdefault(h & KEY_MASK, []).append(i)
