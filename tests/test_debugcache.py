@@ -5,10 +5,14 @@ leaves nothing behind; the cache is bounded and can be turned off."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
+import struct
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -174,3 +178,153 @@ def test_the_cache_keeps_within_its_bound(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(debugcache, "CACHE_LIMIT", 2000)
     debugcache._evict(str(directory))
     assert sorted(os.listdir(directory)) == ["mid.debug", "new.debug", "other"]
+
+
+@pytest.fixture
+def in_memory(monkeypatch: pytest.MonkeyPatch) -> Iterator[debugcache._InMemory]:
+    """A fresh record of this process's in-memory copies; the files it made are closed after."""
+    fresh = debugcache._InMemory()
+    monkeypatch.setattr(debugcache, "_memory", fresh)
+    try:
+        yield fresh
+    finally:
+        debugcache._collect()  # reaps a child a failed test left
+        for path in fresh.paths.values():
+            os.close(int(path.rsplit("/", 1)[1]))
+
+
+def _debug_tree(tmp: Path, compression: str = "zlib") -> tuple[Path, str, Path]:
+    """A program's DWARF split off into ``tmp/debug/.build-id/ab/cdef….debug``, compressed, as a
+    distribution's -dbg package installs it: (the debug directory, the build-id, the debug file)."""
+    (tmp / "s.c").write_text(SOURCE)
+    exe = tmp / "prog"
+    subprocess.run(["gcc", "-g", "-O2", str(tmp / "s.c"), "-o", str(exe)], check=True)
+    bid = build_id(exe)
+    debug = tmp / "debug" / ".build-id" / bid[:2] / f"{bid[2:]}.debug"
+    debug.parent.mkdir(parents=True)
+    subprocess.run(
+        ["objcopy", "--only-keep-debug", f"--compress-debug-sections={compression}", str(exe), str(debug)],
+        check=True,
+    )
+    assert compressed_sections(debug) >= 3
+    return tmp / "debug", bid, debug
+
+
+def _tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("compression", ["zlib", "zstd"])
+def test_a_debug_file_is_inflated_in_memory_by_a_child(
+    tmp_path: Path, in_memory: debugcache._InMemory, compression: str
+) -> None:
+    """The copy a child makes reads, to readelf, as the compressed original; only location lists
+    stay compressed; nothing is written to disk; the child is gone once the copy is taken."""
+    import psutil
+
+    directory, bid, debug = _debug_tree(tmp_path, compression)
+    before = _tree(tmp_path)
+    assert debugcache.inflate_ahead([bid.upper(), bid], str(directory))
+    assert in_memory.child is not None
+    child = in_memory.child[0]
+    debugcache._collect()
+    assert in_memory.child is None
+    assert not psutil.pid_exists(child)
+    path = in_memory.paths[bid]
+    fd = int(path.rsplit("/", 1)[1])
+    copy = Path(f"/proc/{os.getpid()}/fd/{fd}")  # the same file, for readelf in another process
+    assert readelf_dwarf(copy) == readelf_dwarf(debug)
+    flags = sections(copy)
+    assert "C" not in flags[".debug_info"]
+    assert "C" not in flags[".debug_line"]
+    assert ("C" in flags[".debug_loclists"]) == ("C" in sections(debug)[".debug_loclists"])
+    assert _tree(tmp_path) == before
+    assert in_memory.size == os.fstat(fd).st_size
+    # asked again, nothing more is started: this process holds the copy
+    assert not debugcache.inflate_ahead([bid], str(directory))
+
+
+def test_nothing_is_inflated_in_memory_where_it_cannot_be(
+    tmp_path: Path, in_memory: debugcache._InMemory
+) -> None:
+    """No debug file for the build-id, text that is no build-id, a section whose compression header
+    claims fewer bytes than it inflates to: no copy, every memory file closed, no error."""
+    directory, bid, debug = _debug_tree(tmp_path)
+    assert not debugcache.inflate_ahead(["00" * 20, "not-hex", ""], str(directory))
+    # the first compressed section declares one byte less than it inflates to
+    with open(debug, "r+b") as f:
+        elf = debugcache._Elf(f)
+        first = elf.compressed()[0]
+        _kind, size, _, _ = elf.chdr(f, first)
+        f.seek(elf.sections[first][4] + 8)
+        f.write(struct.pack("<Q", size - 1))
+    assert debugcache.inflate_ahead([bid], str(directory))
+    pending = dict(in_memory.pending)
+    debugcache._collect()
+    assert in_memory.paths == {}
+    for fd in pending.values():
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            os.fstat(fd)
+
+
+def test_an_analysis_through_the_memory_copy_is_the_same(tmp_path: Path) -> None:
+    """glibc's debug file (Debian's libc6-dbg, compressed): an analysis that inflated it ahead in a
+    child hands drgn the copy (libc's debug file is a memory file) and gives the same frames, source
+    lines included, as one that did not."""
+    from tests.coretools import null_write_core
+
+    core = null_write_core(tmp_path)
+    script = """
+import json, sys, notmyfault
+from notmyfault.unwind import debugcache
+if sys.argv[2] == "off":
+    debugcache.inflate_ahead = lambda *a, **k: False
+dump = notmyfault.open_core(sys.argv[1])
+dump.prefetch()
+a = dump.analysis()
+from notmyfault.unwind.elf import _debug_file
+libc = [m for m in dump.drgn_program().modules() if "libc.so" in str(m.name)]
+found = _debug_file(dump.drgn_program(), [f.pc for f in a.frames if "libc" in (f.module or "")][0])
+print(json.dumps({
+    "frames": [(f.function, f.module, f.file, f.line, f.how) for f in a.frames],
+    "libc_debug": [str(m.debug_file_path) for m in libc],
+    "opened": found[0] if found else None,
+    "copies": sorted(debugcache._memory.paths),
+}))
+"""
+    runs = {}
+    for mode in ("on", "off"):
+        r = subprocess.run(
+            [sys.executable, "-c", script, str(core), mode],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "NOTMYFAULT_DEBUG_CACHE": "0"},
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        runs[mode] = json.loads(r.stdout)
+    if not runs["on"]["copies"]:
+        libc = runs["off"]["libc_debug"]
+        if not libc or libc == ["None"] or not compressed_sections(libc[0]):
+            pytest.skip("glibc's debug file is not installed compressed here (libc6-dbg)")
+    # drgn names the copy after its memory file; the analysis opens it through its descriptor
+    assert runs["on"]["libc_debug"][0].startswith("/memfd:"), runs["on"]
+    assert runs["on"]["opened"].startswith("/proc/self/fd/"), runs["on"]
+    assert runs["off"]["opened"] == runs["off"]["libc_debug"][0]
+    assert runs["off"]["copies"] == []
+    assert runs["on"]["frames"] == runs["off"]["frames"]
+    assert any(f[0] == "__libc_start_call_main" and f[3] for f in runs["on"]["frames"]), runs["on"]["frames"]
+
+
+def test_prefetch_takes_a_process_core_only(tmp_path: Path, in_memory: debugcache._InMemory) -> None:
+    """``notmyfault analyze`` and ``stack`` prefetch the first argument that is an ELF process core:
+    the executable given with --exe, a missing path, a directory and a text file are passed over."""
+    from notmyfault.api.dump import prefetch
+    from tests.coretools import null_write_core
+
+    core = null_write_core(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a dump\n")
+    for other in (tmp_path / "nw", tmp_path / "missing", tmp_path, tmp_path / "notes.txt"):
+        assert not prefetch(other), other
+    assert in_memory.child is None
+    assert prefetch(core)
+    r = run_nmf("analyze", "--exe", str(tmp_path / "nw"), str(core), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["bucket"].endswith(":store"), r.stdout

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         load_rules,
         open,
         open_core,
+        prefetch,
         program_name,
         signature_of,
     )
@@ -89,6 +90,7 @@ _API = (
     "load_rules",
     "open",
     "open_core",
+    "prefetch",
     "program_name",
     "signature_of",
 )
@@ -125,6 +127,7 @@ __all__ = [
     "load_rules",
     "open",
     "open_core",
+    "prefetch",
     "program_name",
     "signature_of",
 ]

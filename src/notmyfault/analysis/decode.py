@@ -4,32 +4,29 @@ its memory operand computes (the analyzers of every kind of dump share these).""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from notmyfault.analysis.result import Instruction
-from notmyfault.unwind.isa import capstone_for, code_arch
+from notmyfault.unwind.cslib import Decoded
+from notmyfault.unwind.isa import code_arch, disassembler
+
+AC_READ, AC_WRITE = 1, 2
+"""capstone's access bits (CS_AC_READ, CS_AC_WRITE)."""
 
 
 def decode_bytes(data: bytes, pc: int, arch: str) -> Instruction | None:
     """Decode the first instruction of ``data`` (machine code at ``pc`` for ``arch``) with capstone,
     with the memory access it makes."""
-    import capstone  # type: ignore[import-untyped]
-
-    md = capstone_for(arch)
+    md = disassembler(arch)
     if md is None:
         return None
-    md.detail = True
-    for insn in md.disasm(data, pc):
+    for insn in md.disasm(data, pc, 1, detail=True):
         access = None
-        try:
-            for op in insn.operands:
-                if op.type == getattr(capstone, "CS_OP_MEM", 3):
-                    if op.access & capstone.CS_AC_WRITE:
-                        access = "write"
-                    elif op.access & capstone.CS_AC_READ and access is None:
-                        access = "read"
-        except (capstone.CsError, AttributeError):  # operand details capstone gives not for every arch
-            pass
+        for op in insn.operands:
+            if op.memory and op.access is not None:
+                if op.access & AC_WRITE:
+                    access = "write"
+                elif op.access & AC_READ and access is None:
+                    access = "read"
         if arch in ("x86_64", "x32", "i386", "x86") and _x86_store(insn):
             access = "write"
         if access is None and arch in ("x86_64", "x32", "i386", "x86"):
@@ -70,55 +67,41 @@ operand of SSE, AVX and AVX-512 stores (``movups xmmword ptr [rdi], xmm0``, ``vm
 [rax], zmm2``, as glibc's memset runs them) as read."""
 
 
-def _x86_store(insn: Any) -> bool:
+def _x86_store(insn: Decoded) -> bool:
     """True if ``insn`` (x86, with details) stores to a memory first operand."""
-    import capstone
-
-    try:
-        ops = insn.operands
-    except capstone.CsError:
-        return False
-    mem = getattr(capstone, "CS_OP_MEM", 3)
-    return bool(ops) and ops[0].type == mem and X86_STORES.fullmatch(insn.mnemonic.split()[-1]) is not None
+    ops = insn.operands
+    return bool(ops) and ops[0].memory and X86_STORES.fullmatch(insn.mnemonic.split()[-1]) is not None
 
 
 def operand_address(data: bytes, pc: int, arch: str, regs: dict[str, int]) -> int | None:
     """The address the first memory operand of the instruction at ``pc`` refers to, computed from the
     registers (base + index * scale + displacement; pc-relative on x86_64); None when the instruction
     has no memory operand or a register it needs is not known (a segment base such as fs)."""
-    import capstone
-
     arch = code_arch(arch, regs)
-    md = capstone_for(arch) if arch in OPERAND_ARCHES else None
+    md = disassembler(arch) if arch in OPERAND_ARCHES else None
     if md is None:
         return None
-    md.detail = True
     mask = (1 << (32 if arch in ("x32", "i386", "x86", "arm", "thumb") else 64)) - 1
-    for insn in md.disasm(data, pc):
-        try:
-            for op in insn.operands:
-                if op.type != getattr(capstone, "CS_OP_MEM", 3):
+    for insn in md.disasm(data, pc, 1, detail=True):
+        for op in insn.operands:
+            if not op.memory:
+                continue
+            if op.segment:
+                return None  # fs:/gs: relative: the segment base is not in the registers
+            total = op.disp
+            for name, scale in ((op.base, 1), (op.index, op.scale or 1)):
+                if not name:
                     continue
-                mem = op.mem
-                if getattr(mem, "segment", 0):
-                    return None  # fs:/gs: relative: the segment base is not in the registers
-                total = mem.disp
-                for reg, scale in ((mem.base, 1), (getattr(mem, "index", 0), getattr(mem, "scale", 1) or 1)):
-                    if not reg:
-                        continue
-                    name = insn.reg_name(reg)
-                    if name in ("rip", "eip"):
-                        value: int | None = insn.address + insn.size
-                    elif name == "pc" and arch in ("arm", "thumb"):  # reads as the instruction's + 8 (+ 4)
-                        value = (insn.address + (4 if arch == "thumb" else 8)) & ~3
-                    else:
-                        value = _register(name, regs, arch)
-                    if value is None:
-                        return None
-                    total += value * scale
-                return int(total) & mask
-        except (capstone.CsError, AttributeError):
-            return None
+                if name in ("rip", "eip"):
+                    value: int | None = insn.address + insn.size
+                elif name == "pc" and arch in ("arm", "thumb"):  # reads as the instruction's + 8 (+ 4)
+                    value = (insn.address + (4 if arch == "thumb" else 8)) & ~3
+                else:
+                    value = _register(name, regs, arch)
+                if value is None:
+                    return None
+                total += value * scale
+            return int(total) & mask
         return None
     return None
 

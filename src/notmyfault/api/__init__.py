@@ -39,6 +39,7 @@ from notmyfault.api.dump import (
     limit_unpacked,
     open,
     open_core,
+    prefetch,
 )
 from notmyfault.dumps import DumpError, UnreadableMemory, is_dump
 from notmyfault.memory.search import Hit
@@ -76,6 +77,7 @@ __all__ = [
     "load_rules",
     "open",
     "open_core",
+    "prefetch",
     "program_name",
     "signature_of",
 ]

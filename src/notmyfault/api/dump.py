@@ -11,6 +11,7 @@ the command-line front end prints as it is.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 from collections.abc import Callable, Sequence
@@ -41,6 +42,7 @@ from notmyfault.dumps import (
     is_windows_kernel_dump,
     open_dump,
 )
+from notmyfault.dumps.elfcore import is_vmcore
 from notmyfault.unwind.frames import Frame
 from notmyfault.unwind.python import PythonStacks, PythonThread, merge
 
@@ -199,6 +201,46 @@ def open_core(path: str | os.PathLike[str], *, exe: str | None = None, sysroot: 
     return Dump(open_dump(path, ElfCore), os.fspath(path), exe=exe, sysroot=sysroot)
 
 
+def prefetch(path: str | os.PathLike[str]) -> bool:
+    """``Dump.prefetch`` from a path alone, for a front end to call before its own start-up: True if
+    the file there is an ELF process core (whose debug files are then being inflated). Anything else
+    (another dump, no file) starts nothing and says nothing: the command that opens it says what is
+    wrong."""
+    try:
+        with builtins.open(path, "rb") as f:
+            head = f.read(18)
+        if len(head) < 18 or head[:4] != b"\x7fELF" or head[5] not in (1, 2):
+            return False
+        if int.from_bytes(head[16:18], "little" if head[5] == 1 else "big") != ET_CORE:
+            return False
+        core = ElfCore(path)
+    except (OSError, DumpError):
+        return False
+    try:
+        if is_vmcore(core):
+            return False
+        _prefetch(core)
+    finally:
+        core.close()
+    return True
+
+
+ET_CORE = 4
+"""e_type of a core file."""
+
+
+def _prefetch(core: ElfCore) -> None:
+    """Start inflating the compressed debug files of ``core``'s modules (found by the build-ids that
+    the dump's copies of their ELF headers name)."""
+    from notmyfault.unwind.debugcache import inflate_ahead
+
+    try:
+        found = [core.copy_build_id(path) for path in dict.fromkeys(f.path for f in core.files)]
+    except Exception:  # only time is at stake: the analysis says itself what the core lacks
+        return
+    inflate_ahead(b.hex() for b in found if b)
+
+
 class Dump:
     """One opened dump. Close it (or use it as a context manager) to release the file."""
 
@@ -219,6 +261,7 @@ class Dump:
         self.symbols = symbols
         self._program: Any = None
         self._analysis: dict[tuple[bool, bool, bool], CrashAnalysis] = {}
+        self._prefetched = False
 
     def __enter__(self) -> Dump:
         return self
@@ -274,6 +317,18 @@ class Dump:
             self._program = load_program(core, self.exe, self.sysroot)
         return self._program
 
+    def prefetch(self) -> None:
+        """Start, in the background, what loading an ELF core's debug information will need: its
+        modules' compressed debug files, inflated in a child process beside the caller's next steps
+        (unwind.debugcache's ``inflate_ahead``). Call it right after opening a dump whose stacks will
+        be walked: the analysis and the stacks call it themselves, later. Once per dump; nothing for
+        other dumps."""
+        r = self.reader
+        if self._prefetched or self._program is not None or not isinstance(r, ElfCore) or is_vmcore_reader(r):
+            return
+        self._prefetched = True
+        _prefetch(r)
+
     def drgn_program(self) -> Any:
         """drgn's ``Program`` over an ELF core (its debug information loaded) or a Linux vmcore, for
         the questions the views do not answer; raises DumpError for other dumps."""
@@ -304,6 +359,7 @@ class Dump:
 
                 result = analyze_kernel_dump(r)
             else:
+                self.prefetch()
                 from notmyfault.analysis.crash import analyze
                 from notmyfault.unwind.python import reader_started
 
@@ -465,6 +521,7 @@ class Dump:
 
                 stacks = [(t, list(kernel_frames(r, by_tid[t], [], self.symbols))) for t in chosen]
             else:
+                self.prefetch()
                 from notmyfault.unwind.elf import thread_walk
                 from notmyfault.unwind.python import reader_started
 

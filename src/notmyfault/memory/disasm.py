@@ -9,7 +9,7 @@ from notmyfault.dumps.minidump import Minidump
 from notmyfault.dumps.vmcore import Vmcore
 from notmyfault.dumps.windump import WindowsKernelDump
 from notmyfault.unwind.elf import Program, code_bytes
-from notmyfault.unwind.isa import capstone_for
+from notmyfault.unwind.isa import disassembler
 
 MemoryDump = Minidump | WindowsKernelDump | Vmcore
 
@@ -63,16 +63,11 @@ def disassemble_memory(
 
 def decode_many(data: bytes, address: int, arch: str, count: int, syntax: str = "intel") -> list[Instruction]:
     """Up to ``count`` instructions of ``data`` (machine code of ``arch`` at ``address``)."""
-    import capstone  # type: ignore[import-untyped]
-
-    md = capstone_for(arch)
+    md = disassembler(arch)
     if md is None:
         raise UnknownTarget(f"disassembly of {arch} is not supported yet")
-    if syntax == "att" and arch in ("x86_64", "x32", "i386", "x86"):
-        md.syntax = capstone.CS_OPT_SYNTAX_ATT
-    out = []
-    for insn in md.disasm(data, address):
-        out.append(Instruction(insn.address, f"{insn.mnemonic} {insn.op_str}".strip(), insn.size, None))
-        if len(out) >= count:
-            break
-    return out
+    att = syntax == "att" and arch in ("x86_64", "x32", "i386", "x86")
+    return [
+        Instruction(insn.address, f"{insn.mnemonic} {insn.op_str}".strip(), insn.size, None)
+        for insn in md.disasm(data, address, count, att=att)
+    ]

@@ -273,9 +273,9 @@ def thumb_prologue(
     or ``mov r7, sp``: the body may move sp again), that register and the CFA's distance above it.
     Reads ``push``/``stmdb sp!``, ``vpush`` and ``sub sp, #imm`` up to ``pc`` or the first branch;
     None where capstone decodes nothing."""
-    from notmyfault.unwind.isa import capstone_for
+    from notmyfault.unwind.isa import disassembler
 
-    md = capstone_for("thumb")
+    md = disassembler("thumb")
     if md is None:
         return None
     depth = 0

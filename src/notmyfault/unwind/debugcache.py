@@ -10,9 +10,10 @@ accepts only if its build-id is the one the module wants. Copies are written whe
 ``NOTMYFAULT_DEBUG_CACHE=1`` (triage's workers set it: ingesting writes anyway); a command that
 only reads a dump uses the copies it finds and writes none (reading leaves nothing behind).
 
-The copy is the original file, unchanged, followed by each compressed section's inflated bytes and
-a new section header table that points at them (the flag cleared, the alignment the compression
-header gives): every offset of the original, its program headers' too, stays valid. The cache is
+The copy is the original file, where the compressed sections' bytes are left as a hole (no section
+points there any more), followed by each compressed section's inflated bytes and a new section
+header table that points at them (the flag cleared, the alignment the compression header gives):
+every other offset of the original, its program headers' too, stays valid. The cache is
 bounded (:data:`CACHE_LIMIT`, least recently used files go first) and skipped when the disk is
 short of space; ``NOTMYFAULT_DEBUG_CACHE=0`` turns it off, reading included.
 
@@ -24,8 +25,9 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 from notmyfault.base.files import SafeFile, WriteFailed, check_directory, user_cache_dir
@@ -43,6 +45,8 @@ SHF_COMPRESSED = 0x800
 SHT_NOBITS = 8
 ELFCOMPRESS_ZLIB, ELFCOMPRESS_ZSTD = 1, 2
 CHUNK = 1 << 20
+WHOLE = 1 << 30
+"""A piece size that takes any part of a debug file whole."""
 SUPPLEMENTARY = {b".gnu_debugaltlink", b".debug_sup"}
 """A debug file with one of these leans on a supplementary file (dwz's) that its own directory
 finds: it is not copied away from there."""
@@ -181,54 +185,72 @@ def compressed_sections(path: str) -> int:
         return 0
 
 
-def _inflate(f: BinaryIO, kind: int, length: int, expected: int) -> Iterator[bytes]:
-    """The inflated bytes of ``length`` compressed bytes at ``f``'s position, in chunks; ValueError
-    unless they come to ``expected`` bytes exactly (a corrupt stream included)."""
-    import zstandard
-
-    try:
-        yield from _inflated(f, kind, length, expected)
-    except (zlib.error, zstandard.ZstdError) as e:
-        raise ValueError(f"corrupt compressed section: {e}") from None
-
-
-def _inflated(f: BinaryIO, kind: int, length: int, expected: int) -> Iterator[bytes]:
+def _inflate(f: BinaryIO, kind: int, length: int, expected: int, whole: bool = False) -> Iterator[bytes]:
+    """The inflated bytes of ``length`` compressed bytes at ``f``'s position, in chunks of at most
+    CHUNK bytes (``whole``: zlib's in one piece, inflated in one call into a buffer of the declared
+    size, which is faster but bounds nothing: only for a process whose address space is limited);
+    ValueError unless they come to ``expected`` bytes exactly (a corrupt stream included)."""
     if kind == ELFCOMPRESS_ZLIB:
-        z = zlib.decompressobj()
-        total, left = 0, length
-        while left > 0:
-            chunk = f.read(min(CHUNK, left))
-            if not chunk:
-                raise ValueError("compressed section past the end of the file")
-            left -= len(chunk)
-            out = z.decompress(chunk, CHUNK)
-            while out:
-                total += len(out)
-                if total > expected:
-                    raise ValueError("section inflates past its declared size")
-                yield out
-                out = z.decompress(z.unconsumed_tail, CHUNK) if z.unconsumed_tail else b""
-        tail = z.flush()
-        total += len(tail)
-        if tail:
-            yield tail
-        if total != expected or not z.eof:
-            raise ValueError("section does not inflate to its declared size")
+        try:
+            yield from _inflated_zlib(f, length, expected, whole)
+        except zlib.error as e:
+            raise ValueError(f"corrupt compressed section: {e}") from None
     elif kind == ELFCOMPRESS_ZSTD:
         import zstandard
 
-        limited: Any = _Limited(f, length)  # read() is all the reader asks of it
-        reader = zstandard.ZstdDecompressor().stream_reader(limited, read_across_frames=True)
-        total = 0
-        while chunk := reader.read(CHUNK):
-            total += len(chunk)
-            if total > expected:
-                raise ValueError("section inflates past its declared size")
-            yield chunk
-        if total != expected:
-            raise ValueError("section does not inflate to its declared size")
+        try:
+            yield from _inflated_zstd(f, length, expected)
+        except zstandard.ZstdError as e:
+            raise ValueError(f"corrupt compressed section: {e}") from None
     else:
         raise ValueError(f"unknown compression {kind}")
+
+
+def _inflated_zlib(f: BinaryIO, length: int, expected: int, whole: bool) -> Iterator[bytes]:
+    if whole:
+        data = f.read(length)
+        if len(data) < length:
+            raise ValueError("compressed section past the end of the file")
+        out = zlib.decompress(data, bufsize=max(expected, 1))
+        if len(out) != expected:
+            raise ValueError("section does not inflate to its declared size")
+        yield out
+        return
+    z = zlib.decompressobj()
+    total, left = 0, length
+    while left > 0:
+        chunk = f.read(min(CHUNK, left))
+        if not chunk:
+            raise ValueError("compressed section past the end of the file")
+        left -= len(chunk)
+        out = z.decompress(chunk, CHUNK)
+        while out:
+            total += len(out)
+            if total > expected:
+                raise ValueError("section inflates past its declared size")
+            yield out
+            out = z.decompress(z.unconsumed_tail, CHUNK) if z.unconsumed_tail else b""
+    tail = z.flush()
+    total += len(tail)
+    if tail:
+        yield tail
+    if total != expected or not z.eof:
+        raise ValueError("section does not inflate to its declared size")
+
+
+def _inflated_zstd(f: BinaryIO, length: int, expected: int) -> Iterator[bytes]:
+    import zstandard
+
+    limited: Any = _Limited(f, length)  # read() is all the reader asks of it
+    reader = zstandard.ZstdDecompressor().stream_reader(limited, read_across_frames=True)
+    total = 0
+    while chunk := reader.read(CHUNK):
+        total += len(chunk)
+        if total > expected:
+            raise ValueError("section inflates past its declared size")
+        yield chunk
+    if total != expected:
+        raise ValueError("section does not inflate to its declared size")
 
 
 class _Limited:
@@ -251,11 +273,8 @@ def write_decompressed(source: str, dest: str) -> bool:
     Raises ValueError for a malformed file, OSError or WriteFailed for an unwritable cache."""
     with open(source, "rb") as f:
         elf = _Elf(f)
-        todo = elf.compressed()
-        if not todo or SUPPLEMENTARY & set(elf.names):
-            return False
-        headers = {i: elf.chdr(f, i) for i in todo}
-        if sum(h[1] for h in headers.values()) > MAX_INFLATED:
+        headers = _copyable(f, elf, MAX_INFLATED)
+        if headers is None:
             return False
         directory = os.path.dirname(dest)
         check_directory(directory)
@@ -263,34 +282,222 @@ def write_decompressed(source: str, dest: str) -> bool:
         if st.f_bavail * st.f_frsize < KEEP_FREE + sum(h[1] for h in headers.values()):
             return False
         with SafeFile(dest) as out:
-            f.seek(0)
-            while chunk := f.read(CHUNK):
-                out.file.write(chunk)
-            end = out.file.tell()
-            sections = [list(s) for s in elf.sections]
-            for i in todo:
-                kind, size, align, header = headers[i]
-                align = max(align, 1)
-                pad = -end % align
-                out.file.write(b"\0" * pad)
-                end += pad
-                f.seek(sections[i][4] + header)
-                for part in _inflate(f, kind, sections[i][5] - header, size):
-                    out.file.write(part)
-                sections[i][2] &= ~SHF_COMPRESSED
-                sections[i][4], sections[i][5], sections[i][8] = end, size, align
-                end += size
-            pad = -end % 8
-            out.file.write(b"\0" * pad)
-            shoff = end + pad
-            table = bytearray(elf.raw)
-            for i in todo:
-                struct.pack_into(elf.sh_fmt, table, i * elf.shentsize, *sections[i])
-            out.file.write(table)
-            out.file.seek(elf.shoff_at)
-            out.file.write(struct.pack(elf.shoff_fmt, shoff))
-            out.file.seek(0, os.SEEK_END)
+            _copy_inflated(f, elf, headers, out.file)
     return True
+
+
+def _copyable(
+    f: BinaryIO, elf: _Elf, limit: int, leave: frozenset[bytes] = frozenset()
+) -> dict[int, tuple[int, int, int, int]] | None:
+    """The compression headers of ``elf``'s compressed sections (but those named in ``leave``), by
+    section index; None when there are none, it leans on a supplementary file, or they would inflate
+    past ``limit`` bytes."""
+    todo = [i for i in elf.compressed() if elf.names[i] not in leave]
+    if not todo or SUPPLEMENTARY & set(elf.names):
+        return None
+    headers = {i: elf.chdr(f, i) for i in todo}
+    return headers if sum(h[1] for h in headers.values()) <= limit else None
+
+
+def _copy_inflated(
+    f: BinaryIO, elf: _Elf, headers: dict[int, tuple[int, int, int, int]], out: BinaryIO, whole: bool = False
+) -> None:
+    """Write to ``out`` (at its start) the file ``f`` but the compressed bytes of the sections of
+    ``headers``, then those sections inflated, and the section header table that points at them (see
+    the module's docstring); ``whole``: each part in one piece (see ``_inflate``)."""
+    chunk = WHOLE if whole else CHUNK
+    end = os.fstat(f.fileno()).st_size
+    sections = [list(s) for s in elf.sections]
+    pos = 0  # the bytes of the sections inflated below are left out: a hole, which reads as zeros
+    for start, stop in [
+        *sorted((sections[i][4], sections[i][4] + sections[i][5]) for i in headers),
+        (end, end),
+    ]:
+        f.seek(pos)
+        out.seek(pos)
+        left = start - pos
+        while left > 0 and (piece := f.read(min(chunk, left))):
+            out.write(piece)
+            left -= len(piece)
+        pos = max(pos, stop)
+    out.seek(end)
+    for i, (kind, size, align, header) in headers.items():
+        align = max(align, 1)
+        pad = -end % align
+        out.write(b"\0" * pad)
+        end += pad
+        f.seek(sections[i][4] + header)
+        for part in _inflate(f, kind, sections[i][5] - header, size, whole):
+            out.write(part)
+        sections[i][2] &= ~SHF_COMPRESSED
+        sections[i][4], sections[i][5], sections[i][8] = end, size, align
+        end += size
+    pad = -end % 8
+    out.write(b"\0" * pad)
+    shoff = end + pad
+    table = bytearray(elf.raw)
+    for i in headers:
+        struct.pack_into(elf.sh_fmt, table, i * elf.shentsize, *sections[i])
+    out.write(table)
+    out.seek(elf.shoff_at)
+    out.write(struct.pack(elf.shoff_fmt, shoff))
+    out.seek(0, os.SEEK_END)
+
+
+DEBUG_DIRECTORY = "/usr/lib/debug"
+"""Where distributions install debug files by build-id (``.build-id/ab/cdef….debug``), as drgn's
+default finder looks them up."""
+IN_MEMORY_LIMIT = 512 << 20
+"""How many bytes of inflated copies one process keeps in memory at most."""
+LOCATION_LISTS = frozenset({b".debug_loclists", b".debug_loc"})
+"""Sections that only a frame's arguments and locals need: an in-memory copy leaves them compressed
+(libelf inflates them itself if they are read)."""
+
+
+class _InMemory:
+    """The inflated copies this process holds in memory, and the child making more."""
+
+    def __init__(self) -> None:
+        self.paths: dict[str, str] = {}
+        """Build-id -> the path (``/proc/self/fd/N``) of its debug file's inflated copy."""
+        self.size = 0
+        self.pending: dict[str, int] = {}
+        """Build-id -> the memory file the child is filling."""
+        self.child: tuple[int, int] | None = None
+        """The child's pid and the read end of the pipe on which it names each copy it finished."""
+
+
+_memory = _InMemory()
+
+
+def inflate_ahead(build_ids: Iterable[str], directory: str = DEBUG_DIRECTORY) -> bool:
+    """Start inflating, in a child process, the compressed debug files that ``directory`` holds
+    for these build-ids (a dump's modules'), each into a file in memory that this process
+    made (``memfd``: nothing is written to disk, and it goes with the process). True if a child was
+    started.
+
+    The child runs on another core while this process goes on with its imports and opening the
+    program (a thread would not: each of its steps waits for the GIL); :func:`offer_in_memory`
+    waits for it and hands drgn the copies it finished. Nothing is started in a process with other
+    threads (forking one is not safe), for a build-id whose copy the disk cache keeps or this
+    process holds, or past :data:`IN_MEMORY_LIMIT`; whatever fails leaves drgn to inflate the
+    original itself, as without this."""
+    if _memory.child is not None or threading.active_count() != 1:
+        return False
+    kept = cache_directory()
+    todo: list[tuple[str, str, int]] = []
+    try:
+        for bid in dict.fromkeys(b.lower() for b in build_ids):
+            if len(bid) < 4 or bid in _memory.paths or not all(c in "0123456789abcdef" for c in bid):
+                continue
+            if kept and os.path.isfile(os.path.join(kept, f"{bid}.debug")):
+                continue  # offer_cached gives drgn that one
+            path = os.path.join(directory, ".build-id", bid[:2], f"{bid[2:]}.debug")
+            if os.path.isfile(path):
+                todo.append((bid, path, os.memfd_create(f"{bid}.debug", os.MFD_CLOEXEC)))
+        if not todo:
+            return False
+        done_r, done_w = os.pipe()
+    except OSError:
+        for _, _, fd in todo:
+            os.close(fd)
+        return False
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the child: fill the files, name each one finished, and leave without a trace
+        try:
+            os.close(done_r)
+            _inflate_in_child(todo, done_w, parent, IN_MEMORY_LIMIT - _memory.size)
+        finally:
+            os._exit(0)
+    os.close(done_w)
+    _memory.child = (pid, done_r)
+    _memory.pending.update((bid, fd) for bid, _, fd in todo)
+    return True
+
+
+def _inflate_in_child(todo: list[tuple[str, str, int]], done: int, parent: int, budget: int) -> None:
+    """The child's work: each debug file inflated into its memory file, its build-id written to
+    ``done`` when it is complete. Sections are inflated whole (zlib's fastest way), so the child's
+    address space is limited to what it has plus twice the ``budget``: a section that inflates past
+    its declared size ends in MemoryError, here, and no copy."""
+    import resource
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)  # a stop ends it at once: the parent's handlers are not its own
+    _die_with(parent)
+    with open("/proc/self/statm", "rb") as statm:
+        mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    resource.setrlimit(resource.RLIMIT_AS, (mapped + 2 * budget, resource.RLIM_INFINITY))
+    for bid, source, fd in todo:
+        with contextlib.suppress(OSError, ValueError, struct.error, MemoryError), open(source, "rb") as f:
+            elf = _Elf(f)
+            headers = _copyable(f, elf, budget - os.fstat(f.fileno()).st_size, LOCATION_LISTS)
+            if headers is None:
+                continue
+            with open(fd, "w+b", closefd=False) as out:
+                _copy_inflated(f, elf, headers, out, whole=True)
+                budget -= out.tell()
+            os.write(done, f"{bid}\n".encode())
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this process when ``parent`` ends (PR_SET_PDEATHSIG); if it has ended
+    already, end now."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def offer_in_memory(prog: Any) -> None:
+    """Wait for the child :func:`inflate_ahead` started, then give each module of ``prog`` that
+    wants a debug file its inflated copy in memory, if there is one (drgn checks the build-id)."""
+    _collect()
+    if not _memory.paths:
+        return
+    for module in prog.modules():
+        bid = _build_id(module)
+        path = _memory.paths.get(bid) if bid else None
+        if path is None:
+            continue
+        with contextlib.suppress(Exception):
+            if module.wants_debug_file():
+                module.try_file(path)
+
+
+def memory_copy(module: Any) -> str | None:
+    """Where this process opens the copy in memory that is ``module``'s debug file, if one is (drgn
+    names it after the memory file, ``/memfd:BUILD-ID.debug (deleted)``, which no open() finds)."""
+    bid = _build_id(module)
+    return _memory.paths.get(bid) if bid else None
+
+
+def _collect() -> None:
+    """Wait for the child, keep the copies it finished and close the others' files."""
+    if _memory.child is None:
+        return
+    pid, done_r = _memory.child
+    _memory.child = None
+    names = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(done_r, 4096):
+            names += chunk
+    os.close(done_r)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    finished = set(names.decode("ascii", "replace").split())
+    for bid, fd in _memory.pending.items():
+        if bid in finished:
+            _memory.paths[bid] = f"/proc/self/fd/{fd}"
+            _memory.size += os.fstat(fd).st_size
+        else:
+            os.close(fd)
+    _memory.pending.clear()
 
 
 def _evict(directory: str) -> None:

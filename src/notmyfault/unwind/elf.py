@@ -11,7 +11,6 @@ stack-scan frames are).
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import re
@@ -25,9 +24,9 @@ from notmyfault.dumps.buildid import build_id_text, file_build_id, file_usable
 from notmyfault.dumps.elfcore import PF_X, ElfCore
 from notmyfault.dumps.errors import DumpError, UnreadableMemory
 from notmyfault.dumps.linkmap import LoadedImage
-from notmyfault.unwind.debugcache import keep_decompressed, offer_cached
+from notmyfault.unwind.debugcache import keep_decompressed, memory_copy, offer_cached, offer_in_memory
 from notmyfault.unwind.frames import Frame, renumbered
-from notmyfault.unwind.isa import capstone_for
+from notmyfault.unwind.isa import disassembler
 from notmyfault.unwind.names import is_mangled
 from notmyfault.unwind.variables import Callers, frame_variables
 
@@ -110,6 +109,7 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
         with contextlib.suppress(LookupError):
             prog.main_module().try_file(exe, force=True)
     offer_cached(prog)  # debug files this user's earlier analyses kept decompressed
+    offer_in_memory(prog)  # those inflated while this process started (Dump.analysis, Dump.stacks)
     asked = _debuginfod(prog)
     missing: list[str] = []
     try:
@@ -1001,7 +1001,8 @@ reader look at)."""
 
 def _debug_file(prog: Any, pc: int) -> tuple[str, int] | None:
     """The debug file of the module at ``pc`` and its bias, if drgn found one (a file libdebuginfod
-    was still writing under a temporary name is read under its final one)."""
+    was still writing under a temporary name is read under its final one; a copy inflated in memory,
+    through this process's descriptor of it)."""
     try:
         m = prog.module(pc)
         path, bias = m.debug_file_path, m.debug_file_bias
@@ -1010,6 +1011,8 @@ def _debug_file(prog: Any, pc: int) -> tuple[str, int] | None:
     if not path or bias is None:
         return None
     path = str(path)
+    if path.startswith("/memfd:"):  # a copy inflated in memory (unwind.debugcache), by its memfd's name
+        path = memory_copy(m) or path
     if not os.path.exists(path) and _fetched(os.path.join(os.path.dirname(path), "debuginfo")):
         path = os.path.join(os.path.dirname(path), "debuginfo")
     return path, int(bias)
@@ -1291,7 +1294,7 @@ def _moves_sp(core: ElfCore, start: int, size: int) -> bool:
     code = code_bytes(core, start, size)
     if code is None or len(code) < size:
         return True
-    md = capstone_for("x86_64")
+    md = disassembler("x86_64")
     assert md is not None
     seen = 0
     for insn in md.disasm(code, start):
@@ -1416,9 +1419,6 @@ _CALL_LENGTHS = {"x86_64": (5, 2, 3, 6, 7, 4, 8, 9), "i386": (5, 2, 3, 6, 7, 4),
 memory with a displacement or SIB byte, with a REX prefix."""
 
 
-_disassembler = functools.cache(capstone_for)
-
-
 def follows_call(core: ElfCore, address: int) -> bool:
     """True if the instruction just before ``address`` is a call, so that ``address`` can be a
     return address (x86: one of the call forms ends there; arm64: BL or BLR). Other
@@ -1435,11 +1435,11 @@ def follows_call(core: ElfCore, address: int) -> bool:
     code = code_bytes(core, address - max(lengths), max(lengths))
     if code is None or len(code) < max(lengths):
         return True
-    md = _disassembler(core.arch)
+    md = disassembler(core.arch)
     if md is None:
         return True
     for n in lengths:
-        insns = list(md.disasm(code[-n:], address - n, 1))
+        insns = md.disasm(code[-n:], address - n, 1)
         if insns and insns[0].size == n and insns[0].mnemonic.startswith("call"):
             return True
     return False
