@@ -18,7 +18,7 @@ from notmyfault.dumps import open_dump
 from notmyfault.dumps import pe as pe_mod
 from notmyfault.dumps.windump import WindowsKernelDump
 from notmyfault.kernel.windows import analyze_kernel_dump
-from notmyfault.unwind.isa import capstone_for
+from notmyfault.unwind.isa import disassembler
 from notmyfault.unwind.pe import REGISTERS, x64_steps
 from tests import winfault
 from tests.conftest import run_nmf
@@ -120,7 +120,7 @@ def test_a_pc_in_a_prolog_undoes_only_what_was_done(
     rva = begin - winfault.MYFAULT
     text = pefile.PE(str(image)).get_memory_mapped_image()[rva : rva + 0x40]
     stops = [
-        i.address for i in capstone_for("x86_64").disasm(text, begin) if i.address - begin <= info.prolog_size
+        i.address for i in disassembler("x86_64").disasm(text, begin) if i.address - begin <= info.prolog_size
     ]
     expected = next(c for c in full.calls if c.function == function)
     for stop in stops:
