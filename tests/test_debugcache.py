@@ -288,6 +288,7 @@ found = _debug_file(dump.drgn_program(), [f.pc for f in a.frames if "libc" in (f
 print(json.dumps({
     "frames": [(f.function, f.module, f.file, f.line, f.how) for f in a.frames],
     "libc_debug": [str(m.debug_file_path) for m in libc],
+    "libc_build_id": libc[0].build_id.hex() if libc and libc[0].build_id else None,
     "opened": found[0] if found else None,
     "copies": sorted(debugcache._memory.paths),
 }))
@@ -311,6 +312,15 @@ print(json.dumps({
     assert runs["off"]["copies"] == []
     assert runs["on"]["frames"] == runs["off"]["frames"]
     assert any(f[0] == "__libc_start_call_main" and f[3] for f in runs["on"]["frames"]), runs["on"]["frames"]
+    # triage's workers keep the copy on disk: of the original, not of drgn's memory file
+    fresh = tmp_path / "fresh"
+    r = run_nmf(
+        "triage", "ingest", str(core), "--db", str(tmp_path / "t.db"), env={"XDG_CACHE_HOME": str(fresh)}
+    )
+    assert r.returncode == 0, r.stderr
+    kept = fresh / "notmyfault" / "debug" / f"{runs['on']['libc_build_id']}.debug"
+    assert kept.is_file()
+    assert compressed_sections(kept) == 0
 
 
 def test_prefetch_takes_a_process_core_only(tmp_path: Path, in_memory: debugcache._InMemory) -> None:

@@ -201,6 +201,10 @@ def open_core(path: str | os.PathLike[str], *, exe: str | None = None, sysroot: 
     return Dump(open_dump(path, ElfCore), os.fspath(path), exe=exe, sysroot=sysroot)
 
 
+ET_CORE = 4
+"""e_type of a core file."""
+
+
 def prefetch(path: str | os.PathLike[str]) -> bool:
     """``Dump.prefetch`` from a path alone, for a front end to call before its own start-up: True if
     the file there is an ELF process core (whose debug files are then being inflated). Anything else
@@ -223,10 +227,6 @@ def prefetch(path: str | os.PathLike[str]) -> bool:
     finally:
         core.close()
     return True
-
-
-ET_CORE = 4
-"""e_type of a core file."""
 
 
 def _prefetch(core: ElfCore) -> None:

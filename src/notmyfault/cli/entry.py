@@ -4,8 +4,9 @@ It sets the stop handlers before anything else is imported (a SIGTERM while the 
 a stop like any other, not the interpreter's default death), answers ``--version`` and runs the
 core_pattern handler (``collect --from-kernel``: the kernel holds the dying process until it ends)
 without importing the command line, starts inflating the debug files of the core that ``analyze``
-and ``stack`` will walk (beside the command line's imports), then hands over to ``cli.main``. At the end it freezes the objects the command
-made so that the interpreter's last collection at exit does not walk them all again.
+and ``stack`` will walk (beside the command line's imports), then hands over to ``cli.main``. At
+the end it freezes the objects the command made so that the interpreter's last collection at exit
+does not walk them all again.
 """
 
 from __future__ import annotations

@@ -92,8 +92,9 @@ def offer_cached(prog: Any) -> None:
 
 def keep_decompressed(prog: Any) -> list[str]:
     """Where NOTMYFAULT_DEBUG_CACHE=1, write a decompressed copy of each debug file ``prog`` loaded
-    that has compressed sections and none kept yet. Returns the copies written; a failure writes nothing and is not an error
-    (the cache only saves time)."""
+    that has compressed sections and none kept yet (of one inflated in memory, its original).
+    Returns the copies written; a failure writes nothing and is not an error (the cache only saves
+    time)."""
     directory = cache_directory()
     if directory is None or os.environ.get(ENV) != "1":
         return []
@@ -101,6 +102,8 @@ def keep_decompressed(prog: Any) -> list[str]:
     for module in prog.modules():
         bid = _build_id(module)
         source = getattr(module, "debug_file_path", None)
+        if source and str(source).startswith("/memfd:") and bid:  # inflated ahead: copy its original
+            source = _memory.origins.get(bid)
         if not bid or not source or os.path.dirname(source) == directory:
             continue
         dest = os.path.join(directory, f"{bid}.debug")
@@ -363,6 +366,8 @@ class _InMemory:
         self.size = 0
         self.pending: dict[str, int] = {}
         """Build-id -> the memory file the child is filling."""
+        self.origins: dict[str, str] = {}
+        """Build-id -> the debug file its copy was inflated from."""
         self.child: tuple[int, int] | None = None
         """The child's pid and the read end of the pipe on which it names each copy it finished."""
 
@@ -413,6 +418,7 @@ def inflate_ahead(build_ids: Iterable[str], directory: str = DEBUG_DIRECTORY) ->
     os.close(done_w)
     _memory.child = (pid, done_r)
     _memory.pending.update((bid, fd) for bid, _, fd in todo)
+    _memory.origins.update((bid, source) for bid, source, _ in todo)
     return True
 
 
