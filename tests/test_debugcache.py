@@ -338,3 +338,29 @@ def test_prefetch_takes_a_process_core_only(tmp_path: Path, in_memory: debugcach
     r = run_nmf("analyze", "--exe", str(tmp_path / "nw"), str(core), "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["bucket"].endswith(":store"), r.stdout
+
+
+def test_a_copy_whose_descriptor_was_taken_is_not_offered(
+    tmp_path: Path, in_memory: debugcache._InMemory
+) -> None:
+    """Other code closed the memory file's descriptor and a pipe took its number: the copy is
+    forgotten, so drgn is never handed the pipe (reading it would wait forever)."""
+    directory, bid, _ = _debug_tree(tmp_path)
+    assert debugcache.inflate_ahead([bid], str(directory))
+    debugcache._collect()
+
+    class Module:
+        build_id = bytes.fromhex(bid)
+
+    assert debugcache.memory_copy(Module()) == in_memory.paths[bid]
+    fd = int(in_memory.paths[bid].rsplit("/", 1)[1])
+    os.close(fd)
+    r, w = os.pipe()
+    try:
+        if fd not in (r, w):
+            os.dup2(r, fd)
+        assert debugcache.memory_copy(Module()) is None
+        assert bid not in in_memory.paths
+    finally:
+        for n in {r, w, fd}:
+            os.close(n)

@@ -467,8 +467,7 @@ def offer_in_memory(prog: Any) -> None:
     if not _memory.paths:
         return
     for module in prog.modules():
-        bid = _build_id(module)
-        path = _memory.paths.get(bid) if bid else None
+        path = memory_copy(module)
         if path is None:
             continue
         with contextlib.suppress(Exception):
@@ -478,9 +477,20 @@ def offer_in_memory(prog: Any) -> None:
 
 def memory_copy(module: Any) -> str | None:
     """Where this process opens the copy in memory that is ``module``'s debug file, if one is (drgn
-    names it after the memory file, ``/memfd:BUILD-ID.debug (deleted)``, which no open() finds)."""
+    names it after the memory file, ``/memfd:BUILD-ID.debug (deleted)``, which no open() finds).
+    A descriptor that is no longer the copy (closed by other code, its number taken by another
+    file: a pipe would block the reader) is forgotten, never offered."""
     bid = _build_id(module)
-    return _memory.paths.get(bid) if bid else None
+    path = _memory.paths.get(bid) if bid else None
+    if path is None:
+        return None
+    try:
+        ours = os.readlink(path) == f"/memfd:{bid}.debug (deleted)"
+    except OSError:
+        ours = False
+    if not ours:
+        del _memory.paths[bid]
+    return path if ours else None
 
 
 def _collect() -> None:
