@@ -482,7 +482,7 @@ def memory_copy(module: Any) -> str | None:
     file: a pipe would block the reader) is forgotten, never offered."""
     bid = _build_id(module)
     path = _memory.paths.get(bid) if bid else None
-    if path is None:
+    if bid is None or path is None:
         return None
     try:
         ours = os.readlink(path) == f"/memfd:{bid}.debug (deleted)"
