@@ -364,3 +364,28 @@ def test_a_copy_whose_descriptor_was_taken_is_not_offered(
     finally:
         for n in {r, w, fd}:
             os.close(n)
+
+
+def test_a_child_that_hangs_is_killed_and_nothing_is_offered(
+    tmp_path: Path, in_memory: debugcache._InMemory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child that never finishes (here: its work replaced by a sleep) does not hang its parent:
+    past COLLECT_SECONDS it is killed and reaped, and its memory files are closed."""
+    import time
+
+    import psutil
+
+    directory, bid, _ = _debug_tree(tmp_path)
+    monkeypatch.setattr(debugcache, "COLLECT_SECONDS", 0.5)
+    monkeypatch.setattr(debugcache, "_inflate_in_child", lambda *args: time.sleep(3600))
+    assert debugcache.inflate_ahead([bid], str(directory))
+    assert in_memory.child is not None
+    child = in_memory.child[0]
+    fd = in_memory.pending[bid]
+    started = time.monotonic()
+    debugcache._collect()
+    assert time.monotonic() - started < 30
+    assert not psutil.pid_exists(child)
+    assert in_memory.paths == {}
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)

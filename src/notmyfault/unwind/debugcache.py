@@ -23,9 +23,13 @@ May import: dumps, base.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import select
+import signal
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
@@ -407,12 +411,12 @@ def inflate_ahead(build_ids: Iterable[str], directory: str = DEBUG_DIRECTORY) ->
         for _, _, fd in todo:
             os.close(fd)
         return False
-    parent = os.getpid()
+    parent, prctl = os.getpid(), _prctl()
     pid = os.fork()
     if pid == 0:  # the child: fill the files, name each one finished, and leave without a trace
         try:
             os.close(done_r)
-            _inflate_in_child(todo, done_w, parent, IN_MEMORY_LIMIT - _memory.size)
+            _inflate_in_child(todo, done_w, parent, prctl, IN_MEMORY_LIMIT - _memory.size)
         finally:
             os._exit(0)
     os.close(done_w)
@@ -422,17 +426,18 @@ def inflate_ahead(build_ids: Iterable[str], directory: str = DEBUG_DIRECTORY) ->
     return True
 
 
-def _inflate_in_child(todo: list[tuple[str, str, int]], done: int, parent: int, budget: int) -> None:
+def _inflate_in_child(
+    todo: list[tuple[str, str, int]], done: int, parent: int, prctl: Any, budget: int
+) -> None:
     """The child's work: each debug file inflated into its memory file, its build-id written to
     ``done`` when it is complete. Sections are inflated whole (zlib's fastest way), so the child's
     address space is limited to what it has plus twice the ``budget``: a section that inflates past
     its declared size ends in MemoryError, here, and no copy."""
     import resource
-    import signal
 
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_DFL)  # a stop ends it at once: the parent's handlers are not its own
-    _die_with(parent)
+    _die_with(parent, prctl)
     with open("/proc/self/statm", "rb") as statm:
         mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     resource.setrlimit(resource.RLIMIT_AS, (mapped + 2 * budget, resource.RLIM_INFINITY))
@@ -448,16 +453,26 @@ def _inflate_in_child(todo: list[tuple[str, str, int]], done: int, parent: int, 
             os.write(done, f"{bid}\n".encode())
 
 
-def _die_with(parent: int) -> None:
-    """Have the kernel kill this process when ``parent`` ends (PR_SET_PDEATHSIG); if it has ended
-    already, end now."""
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+def _die_with(parent: int, prctl: Any) -> None:
+    """Have the kernel kill this process when ``parent`` ends (PR_SET_PDEATHSIG, through libc's
+    ``prctl`` as the parent resolved it: the child loads no library); if it has ended already, end
+    now."""
+    if prctl is not None:
+        with contextlib.suppress(OSError):
+            prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:
         os._exit(0)
+
+
+@functools.cache
+def _prctl() -> Any:
+    """libc's ``prctl``, resolved in this process (None where it cannot be)."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
 
 
 def offer_in_memory(prog: Any) -> None:
@@ -493,6 +508,11 @@ def memory_copy(module: Any) -> str | None:
     return path if ours else None
 
 
+COLLECT_SECONDS = 60.0
+"""How long the child may take, at most: past it, it is killed and the copies it finished are kept
+(inflating the 512 MiB limit takes a few seconds; a child that hangs must not hang its parent)."""
+
+
 def _collect() -> None:
     """Wait for the child, keep the copies it finished and close the others' files."""
     if _memory.child is None:
@@ -500,9 +520,17 @@ def _collect() -> None:
     pid, done_r = _memory.child
     _memory.child = None
     names = b""
+    deadline = time.monotonic() + COLLECT_SECONDS
+    poll = select.poll()
+    poll.register(done_r, select.POLLIN)
     with contextlib.suppress(OSError):
-        while chunk := os.read(done_r, 4096):
+        while (left := deadline - time.monotonic()) > 0 and poll.poll(left * 1000):
+            chunk = os.read(done_r, 4096)
+            if not chunk:
+                break
             names += chunk
+        else:
+            os.kill(pid, signal.SIGKILL)
     os.close(done_r)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
