@@ -5,6 +5,7 @@ leaves nothing behind; the cache is bounded and can be turned off."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -269,7 +270,7 @@ def test_nothing_is_inflated_in_memory_where_it_cannot_be(
 
 def test_an_analysis_through_the_memory_copy_is_the_same(tmp_path: Path) -> None:
     """glibc's debug file (Debian's libc6-dbg, compressed): an analysis that inflated it ahead in a
-    child hands drgn the copy (libc's debug file is a memory file) and gives the same frames, source
+    child (asked for: ``Dump.prefetch``; without it nothing is inflated ahead) hands drgn the copy (libc's debug file is a memory file) and gives the same frames, source
     lines included, as one that did not."""
     from tests.coretools import null_write_core
 
@@ -277,10 +278,9 @@ def test_an_analysis_through_the_memory_copy_is_the_same(tmp_path: Path) -> None
     script = """
 import json, sys, notmyfault
 from notmyfault.unwind import debugcache
-if sys.argv[2] == "off":
-    debugcache.inflate_ahead = lambda *a, **k: False
 dump = notmyfault.open_core(sys.argv[1])
-dump.prefetch()
+if sys.argv[2] == "on":  # an opt-in: the analysis alone forks nothing
+    dump.prefetch()
 a = dump.analysis()
 from notmyfault.unwind.elf import _debug_file
 libc = [m for m in dump.drgn_program().modules() if "libc.so" in str(m.name)]
@@ -389,3 +389,30 @@ def test_a_child_that_hangs_is_killed_and_nothing_is_offered(
     assert in_memory.paths == {}
     with pytest.raises(OSError, match="Bad file descriptor"):
         os.fstat(fd)
+
+
+def test_a_pipe_whose_number_was_taken_is_neither_read_nor_closed(
+    tmp_path: Path, in_memory: debugcache._InMemory
+) -> None:
+    """Other code closed the child's pipe and another pipe took its number (an event loop's wake-up
+    pipe, say): collecting the child reads nothing from it and leaves it open."""
+    import psutil
+
+    directory, bid, _ = _debug_tree(tmp_path)
+    assert debugcache.inflate_ahead([bid], str(directory))
+    assert in_memory.child is not None
+    child, done_r, _ = in_memory.child
+    os.close(done_r)
+    r, w = os.pipe()
+    try:
+        if done_r not in (r, w):
+            os.dup2(r, done_r)
+        os.write(w, b"wake")
+        debugcache._collect()
+        assert os.read(done_r, 16) == b"wake"
+        assert not psutil.pid_exists(child)
+        assert in_memory.paths == {}
+    finally:
+        for n in {r, w, done_r}:
+            with contextlib.suppress(OSError):
+                os.close(n)

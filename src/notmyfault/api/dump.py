@@ -320,9 +320,10 @@ class Dump:
     def prefetch(self) -> None:
         """Start, in the background, what loading an ELF core's debug information will need: its
         modules' compressed debug files, inflated in a child process beside the caller's next steps
-        (unwind.debugcache's ``inflate_ahead``). Call it right after opening a dump whose stacks will
-        be walked: the analysis and the stacks call it themselves, later. Once per dump; nothing for
-        other dumps."""
+        (unwind.debugcache's ``inflate_ahead``; the program's loading takes the copies). Call it right
+        after opening a dump whose stacks will be walked, before the process's other work; it is an
+        opt-in, not done by the analysis itself, as it forks (only a process of one thread). Once per
+        dump; nothing for other dumps."""
         r = self.reader
         if self._prefetched or self._program is not None or not isinstance(r, ElfCore) or is_vmcore_reader(r):
             return
@@ -359,7 +360,6 @@ class Dump:
 
                 result = analyze_kernel_dump(r)
             else:
-                self.prefetch()
                 from notmyfault.analysis.crash import analyze
                 from notmyfault.unwind.python import reader_started
 
@@ -521,7 +521,6 @@ class Dump:
 
                 stacks = [(t, list(kernel_frames(r, by_tid[t], [], self.symbols))) for t in chosen]
             else:
-                self.prefetch()
                 from notmyfault.unwind.elf import thread_walk
                 from notmyfault.unwind.python import reader_started
 

@@ -372,8 +372,9 @@ class _InMemory:
         """Build-id -> the memory file the child is filling."""
         self.origins: dict[str, str] = {}
         """Build-id -> the debug file its copy was inflated from."""
-        self.child: tuple[int, int] | None = None
-        """The child's pid and the read end of the pipe on which it names each copy it finished."""
+        self.child: tuple[int, int, int] | None = None
+        """The child's pid, the read end of the pipe on which it names each copy it finished, and
+        that pipe's inode (a descriptor whose number other code took since is not read)."""
 
 
 _memory = _InMemory()
@@ -420,7 +421,7 @@ def inflate_ahead(build_ids: Iterable[str], directory: str = DEBUG_DIRECTORY) ->
         finally:
             os._exit(0)
     os.close(done_w)
-    _memory.child = (pid, done_r)
+    _memory.child = (pid, done_r, os.fstat(done_r).st_ino)
     _memory.pending.update((bid, fd) for bid, _, fd in todo)
     _memory.origins.update((bid, source) for bid, source, _ in todo)
     return True
@@ -499,10 +500,7 @@ def memory_copy(module: Any) -> str | None:
     path = _memory.paths.get(bid) if bid else None
     if bid is None or path is None:
         return None
-    try:
-        ours = os.readlink(path) == f"/memfd:{bid}.debug (deleted)"
-    except OSError:
-        ours = False
+    ours = _names_copy(int(path.rsplit("/", 1)[1]), bid)
     if not ours:
         del _memory.paths[bid]
     return path if ours else None
@@ -517,8 +515,14 @@ def _collect() -> None:
     """Wait for the child, keep the copies it finished and close the others' files."""
     if _memory.child is None:
         return
-    pid, done_r = _memory.child
+    pid, done_r, inode = _memory.child
     _memory.child = None
+    pending, _memory.pending = _memory.pending, {}
+    if not _ours(done_r, inode):  # closed by other code, its number taken: neither read nor closed
+        with contextlib.suppress(ChildProcessError, ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        return
     names = b""
     deadline = time.monotonic() + COLLECT_SECONDS
     poll = select.poll()
@@ -535,13 +539,30 @@ def _collect() -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, 0)
     finished = set(names.decode("ascii", "replace").split())
-    for bid, fd in _memory.pending.items():
+    for bid, fd in pending.items():
+        if not _names_copy(fd, bid):
+            continue  # not the memory file any more: another file's now, left alone
         if bid in finished:
             _memory.paths[bid] = f"/proc/self/fd/{fd}"
             _memory.size += os.fstat(fd).st_size
         else:
             os.close(fd)
-    _memory.pending.clear()
+
+
+def _ours(fd: int, inode: int) -> bool:
+    """True if descriptor ``fd`` still names the file of that inode."""
+    try:
+        return os.fstat(fd).st_ino == inode
+    except OSError:
+        return False
+
+
+def _names_copy(fd: int, bid: str) -> bool:
+    """True if descriptor ``fd`` still names the memory file made for build-id ``bid``."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == f"/memfd:{bid}.debug (deleted)"
+    except OSError:
+        return False
 
 
 def _evict(directory: str) -> None:
