@@ -17,6 +17,11 @@ every other offset of the original, its program headers' too, stays valid. The c
 bounded (:data:`CACHE_LIMIT`, least recently used files go first) and skipped when the disk is
 short of space; ``NOTMYFAULT_DEBUG_CACHE=0`` turns it off, reading included.
 
+A command that only reads gets the same copies without writing: ``inflate_ahead`` (through
+``notmyfault.prefetch``, which ``analyze`` and ``stack`` call as they start) forks a child that
+inflates the debug files of the core's modules into memory files while the parent imports; drgn is
+handed those (``offer_in_memory``), location lists left compressed.
+
 May import: dumps, base.
 """
 
