@@ -44,7 +44,7 @@ int main(void) {
     C(CS_MODE_ARM); C(CS_MODE_32); C(CS_MODE_64); C(CS_MODE_THUMB); C(CS_MODE_BIG_ENDIAN);
     C(CS_MODE_RISCV64); C(CS_MODE_RISCVC); C(CS_OPT_SYNTAX); C(CS_OPT_DETAIL); C(CS_OPT_ON);
     C(CS_OPT_SYNTAX_ATT); C(X86_OP_MEM); C(ARM64_OP_MEM); C(ARM_OP_MEM); C(PPC_OP_MEM); C(SYSZ_OP_MEM);
-    C(RISCV_OP_MEM);
+    C(RISCV_OP_MEM); C(CS_AC_READ); C(CS_AC_WRITE);
     return 0;
 }
 """
@@ -97,6 +97,7 @@ def test_the_offsets_read_are_the_headers(tmp_path: Path) -> None:
     assert facts["CS_MODE_RISCVC"] == cslib.MODE_RISCVC
     assert (facts["CS_OPT_SYNTAX"], facts["CS_OPT_DETAIL"]) == (cslib.OPT_SYNTAX, cslib.OPT_DETAIL)
     assert (facts["CS_OPT_ON"], facts["CS_OPT_SYNTAX_ATT"]) == (cslib.OPT_ON, cslib.OPT_SYNTAX_ATT)
+    assert (facts["CS_AC_READ"], facts["CS_AC_WRITE"]) == (cslib.AC_READ, cslib.AC_WRITE)
 
 
 def _code_samples(rng: random.Random, count: int) -> list[bytes]:

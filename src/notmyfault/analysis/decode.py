@@ -6,11 +6,8 @@ from __future__ import annotations
 import re
 
 from notmyfault.analysis.result import Instruction
-from notmyfault.unwind.cslib import Decoded
+from notmyfault.unwind.cslib import AC_READ, AC_WRITE, Decoded
 from notmyfault.unwind.isa import code_arch, disassembler
-
-AC_READ, AC_WRITE = 1, 2
-"""capstone's access bits (CS_AC_READ, CS_AC_WRITE)."""
 
 
 def decode_bytes(data: bytes, pc: int, arch: str) -> Instruction | None:

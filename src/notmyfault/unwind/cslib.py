@@ -33,6 +33,8 @@ OPT_SYNTAX, OPT_DETAIL = 1, 2
 OPT_ON, OPT_SYNTAX_ATT = 3, 2
 OP_MEM = 3
 """The memory operand's type in every architecture's enum (X86_OP_MEM, ARM64_OP_MEM, ...)."""
+AC_READ, AC_WRITE = 1, 2
+"""An operand's access bits (CS_AC_READ, CS_AC_WRITE)."""
 DETAIL_ARCH = 96
 """offsetof(cs_detail, x86): where the architecture's part of the details starts."""
 

@@ -73,8 +73,13 @@ def _build_id(module: Any) -> str | None:
     raw = getattr(module, "build_id", None)
     if not raw:
         return None
-    text = build_id_text(raw)
-    return text.lower() if all(c in "0123456789abcdefABCDEF" for c in text) else None
+    text = build_id_text(raw).lower()
+    return text if _is_hex(text) else None
+
+
+def _is_hex(text: str) -> bool:
+    """True for lowercase hexadecimal text (a build-id fit to name a file)."""
+    return all(c in "0123456789abcdef" for c in text)
 
 
 def offer_cached(prog: Any) -> None:
@@ -403,7 +408,7 @@ def inflate_ahead(build_ids: Iterable[str], directory: str = DEBUG_DIRECTORY) ->
     todo: list[tuple[str, str, int]] = []
     try:
         for bid in dict.fromkeys(b.lower() for b in build_ids):
-            if len(bid) < 4 or bid in _memory.paths or not all(c in "0123456789abcdef" for c in bid):
+            if len(bid) < 4 or bid in _memory.paths or not _is_hex(bid):
                 continue
             if kept and os.path.isfile(os.path.join(kept, f"{bid}.debug")):
                 continue  # offer_cached gives drgn that one

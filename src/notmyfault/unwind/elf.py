@@ -109,7 +109,7 @@ def load_program(core: ElfCore, exe: str | None = None, sysroot: str | None = No
         with contextlib.suppress(LookupError):
             prog.main_module().try_file(exe, force=True)
     offer_cached(prog)  # debug files this user's earlier analyses kept decompressed
-    offer_in_memory(prog)  # those inflated while this process started (Dump.analysis, Dump.stacks)
+    offer_in_memory(prog)  # those inflated while this process started (notmyfault.prefetch)
     asked = _debuginfod(prog)
     missing: list[str] = []
     try:
